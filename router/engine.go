@@ -1,0 +1,86 @@
+// Package router is the pure decision engine of classroute: it decides
+// which regions may hold a workload, explains every refusal, and scores
+// and picks among the eligible. It imports no gRPC, etcd or cloud package.
+package router
+
+import (
+	"time"
+)
+
+// ReasonCode names the rule a region failed. Codes are stable API: add, never rename.
+type ReasonCode string
+
+// Reason codes, one per eligibility rule (DOMAIN.md §0), plus spread.
+const (
+	ReasonLevel         ReasonCode = "level"          // accredited level below the label's level
+	ReasonAccreditation ReasonCode = "accreditation"  // accreditation expired or revoked
+	ReasonControls      ReasonCode = "controls"       // a control (SCI, SAP, AEA, CUI category) not accredited
+	ReasonReleasability ReasonCode = "releasability"  // an operator nationality outside the label's releasability
+	ReasonPersonnel     ReasonCode = "personnel"      // personnel screening too low for the label or export control
+	ReasonResidency     ReasonCode = "residency"      // data would rest in a country not allowed
+	ReasonJurisdiction  ReasonCode = "jurisdiction"   // operator jurisdiction not allowed
+	ReasonCustomer      ReasonCode = "customer"       // region may not serve this tenant
+	ReasonNetworkDomain ReasonCode = "network-domain" // network domain cannot carry the level
+	ReasonCapability    ReasonCode = "capability"     // a required capability or storage tier missing
+	ReasonCapacity      ReasonCode = "capacity"       // not enough free capacity
+	ReasonHealth        ReasonCode = "health"         // region not active (draining, unhealthy, offline)
+	ReasonSpread        ReasonCode = "spread"         // eligible, but not chosen: the spread rules exclude it
+)
+
+// Reason is one failed rule with a human explanation.
+type Reason struct {
+	Code    ReasonCode
+	Message string
+}
+
+// RegionState is a region as a decision sees it: the record, what is
+// already used of it, and the revisions a commit must compare. The
+// revisions are opaque to the router.
+type RegionState struct {
+	Region *Region
+	// Used is the capacity already committed to placements.
+	Used Resources
+	// Rev and UsageRev are the store's revisions of the region record and
+	// of its usage record, read with the snapshot.
+	Rev, UsageRev int64
+}
+
+// Free is the capacity still available.
+func (s *RegionState) Free() Resources { return s.Region.Capacity.Sub(s.Used) }
+
+// Input is everything one decision reads.
+type Input struct {
+	// Workload must have passed ValidateWorkload; its Label is parsed.
+	Workload *Workload
+	// Tenant is the workload's tenant record.
+	Tenant *Tenant
+	// Regions is the snapshot of every region.
+	Regions []RegionState
+	// Now decides whether accreditations are in force.
+	Now time.Time
+}
+
+// Verdict is the decision for one region.
+type Verdict struct {
+	// Index of the region in Input.Regions.
+	Index    int
+	Eligible bool
+	// Reasons lists every failing rule (Plan) or only the first (Place).
+	Reasons []Reason
+	// Score of an eligible region; higher is better.
+	Score float64
+	// Chosen is true for regions picked for a replica.
+	Chosen bool
+}
+
+// Decision is the outcome of one decision.
+type Decision struct {
+	// Verdicts holds one verdict per region: chosen first (in replica
+	// order), then the other eligible by score, then the ineligible by key.
+	Verdicts []Verdict
+	// Chosen indexes Input.Regions, one per replica, best first. Empty when Err is set.
+	Chosen []int
+	// Err is nil, or wraps ErrNoEligibleRegion or ErrSpreadUnsatisfiable
+	// with a summary of why.
+	Err error
+}

@@ -1,0 +1,380 @@
+package router
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/classroute/classroute/router/label"
+)
+
+// Personnel is the screening of the people who operate a region, ordered
+// from least to most trusted.
+type Personnel uint8
+
+// Personnel screening levels (DOMAIN.md §5).
+const (
+	PersonnelNone              Personnel = iota // no screening asserted
+	PersonnelScreenedUSPersons                  // screened US persons (GovCloud, Azure Government; ITAR)
+	PersonnelUSPersonsADP                       // US persons with ADP/T3/T5 investigations (IL4/IL5)
+	PersonnelClearedSecret                      // citizens of the operating nations cleared to SECRET (IL6)
+	PersonnelClearedTopSecret                   // citizens of the operating nations cleared to TS/SCI
+)
+
+var personnelNames = [...]string{"none", "screened-us-persons", "us-persons-adp", "cleared-secret", "cleared-top-secret"}
+
+func (p Personnel) String() string { return enumString(personnelNames[:], int(p), "Personnel") }
+
+// MarshalText implements encoding.TextMarshaler.
+func (p Personnel) MarshalText() ([]byte, error) {
+	return enumMarshal(personnelNames[:], int(p), "personnel")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *Personnel) UnmarshalText(b []byte) error {
+	i, err := enumParse(personnelNames[:], string(b), "personnel")
+	*p = Personnel(i)
+	return err
+}
+
+// NetworkDomain is the network a region sits on. Each domain carries
+// data up to a ceiling level.
+type NetworkDomain uint8
+
+// Network domains.
+const (
+	DomainInternet  NetworkDomain = iota // public internet; commercial and GovCloud regions
+	DomainNIPRNet                        // DoD unclassified network, reached through a (B)CAP
+	DomainSIPRNet                        // SECRET network (Intelink-S)
+	DomainJWICS                          // TOP SECRET/SCI network (Intelink-TS)
+	DomainAirGapped                      // an air-gapped national network; its ceiling is the region's accreditation
+)
+
+var domainNames = [...]string{"internet", "niprnet", "siprnet", "jwics", "air-gapped"}
+
+func (d NetworkDomain) String() string { return enumString(domainNames[:], int(d), "NetworkDomain") }
+
+// Ceiling is the highest level the network domain may carry.
+func (d NetworkDomain) Ceiling() label.Level {
+	switch d {
+	case DomainSIPRNet:
+		return label.Secret
+	case DomainJWICS, DomainAirGapped:
+		return label.TopSecret
+	default:
+		return label.CUI
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d NetworkDomain) MarshalText() ([]byte, error) {
+	return enumMarshal(domainNames[:], int(d), "network domain")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *NetworkDomain) UnmarshalText(b []byte) error {
+	i, err := enumParse(domainNames[:], string(b), "network domain")
+	*d = NetworkDomain(i)
+	return err
+}
+
+// FedRAMP is a FedRAMP authorisation baseline.
+type FedRAMP uint8
+
+// FedRAMP baselines.
+const (
+	FedRAMPNone FedRAMP = iota
+	FedRAMPLow
+	FedRAMPModerate
+	FedRAMPHigh
+)
+
+var fedrampNames = [...]string{"none", "low", "moderate", "high"}
+
+func (f FedRAMP) String() string { return enumString(fedrampNames[:], int(f), "FedRAMP") }
+
+// MarshalText implements encoding.TextMarshaler.
+func (f FedRAMP) MarshalText() ([]byte, error) {
+	return enumMarshal(fedrampNames[:], int(f), "fedramp")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (f *FedRAMP) UnmarshalText(b []byte) error {
+	i, err := enumParse(fedrampNames[:], string(b), "fedramp")
+	*f = FedRAMP(i)
+	return err
+}
+
+// Status is the operational status of a region.
+type Status uint8
+
+// Region statuses. Only StatusActive regions take new placements.
+const (
+	StatusActive Status = iota
+	StatusDraining
+	StatusUnhealthy
+	StatusOffline
+)
+
+var statusNames = [...]string{"active", "draining", "unhealthy", "offline"}
+
+func (s Status) String() string { return enumString(statusNames[:], int(s), "Status") }
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Status) MarshalText() ([]byte, error) { return enumMarshal(statusNames[:], int(s), "status") }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Status) UnmarshalText(b []byte) error {
+	i, err := enumParse(statusNames[:], string(b), "status")
+	*s = Status(i)
+	return err
+}
+
+// ExportControl is the export-control regime a workload's data falls under.
+type ExportControl uint8
+
+// Export-control regimes.
+const (
+	ExportNone ExportControl = iota
+	ExportEAR
+	ExportITAR
+)
+
+var exportNames = [...]string{"none", "EAR", "ITAR"}
+
+func (e ExportControl) String() string { return enumString(exportNames[:], int(e), "ExportControl") }
+
+// MarshalText implements encoding.TextMarshaler.
+func (e ExportControl) MarshalText() ([]byte, error) {
+	return enumMarshal(exportNames[:], int(e), "export control")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (e *ExportControl) UnmarshalText(b []byte) error {
+	i, err := enumParse(exportNames[:], string(b), "export control")
+	*e = ExportControl(i)
+	return err
+}
+
+// Resources is an amount of compute.
+type Resources struct {
+	MilliCPU  int64 `json:"milli_cpu" yaml:"milli_cpu"`
+	MemoryMiB int64 `json:"memory_mib" yaml:"memory_mib"`
+	GPU       int64 `json:"gpu" yaml:"gpu"`
+}
+
+// Add returns r + o.
+func (r Resources) Add(o Resources) Resources {
+	return Resources{r.MilliCPU + o.MilliCPU, r.MemoryMiB + o.MemoryMiB, r.GPU + o.GPU}
+}
+
+// Sub returns r - o.
+func (r Resources) Sub(o Resources) Resources {
+	return Resources{r.MilliCPU - o.MilliCPU, r.MemoryMiB - o.MemoryMiB, r.GPU - o.GPU}
+}
+
+// Fits reports whether r fits within free.
+func (r Resources) Fits(free Resources) bool {
+	return r.MilliCPU <= free.MilliCPU && r.MemoryMiB <= free.MemoryMiB && r.GPU <= free.GPU
+}
+
+// Location is a point on the Earth in decimal degrees.
+type Location struct {
+	Lat float64 `json:"lat" yaml:"lat"`
+	Lon float64 `json:"lon" yaml:"lon"`
+}
+
+// Accreditation is what a region is authorised to hold.
+type Accreditation struct {
+	// MaxLevel is the highest level the region may hold.
+	MaxLevel label.Level `json:"max_level" yaml:"max_level"`
+	// Controls are the SCI, SAP, AEA and CUI specified controls the region is accredited for.
+	Controls []string `json:"controls,omitempty" yaml:"controls,omitempty"`
+	// ImpactLevel is the DoD Cloud Computing SRG impact level: 0 (none), 2, 4, 5 or 6.
+	ImpactLevel int `json:"impact_level,omitempty" yaml:"impact_level,omitempty"`
+	// FedRAMP is the FedRAMP baseline.
+	FedRAMP FedRAMP `json:"fedramp,omitempty" yaml:"fedramp,omitempty"`
+	// Frameworks names further authorisations (ICD 503, JSIG, ASD PROTECTED).
+	Frameworks []string `json:"frameworks,omitempty" yaml:"frameworks,omitempty"`
+	// Expires is when the authority to operate ends. The zero time is refused by validation.
+	Expires time.Time `json:"expires" yaml:"expires"`
+	// Revoked withdraws the accreditation whatever Expires says.
+	Revoked bool `json:"revoked,omitempty" yaml:"revoked,omitempty"`
+}
+
+// Region is a place a workload may run: one region of one provider.
+// Regions are values: never modify one after it is stored.
+type Region struct {
+	// Provider is the provider id ("aws", "azure", "ke-gov").
+	Provider string `json:"provider" yaml:"provider"`
+	// ID is the provider's own region id ("us-gov-west-1"). Region ids
+	// are unique only within a provider (AWS and Huawei both have
+	// af-south-1); Key joins the two.
+	ID string `json:"id" yaml:"id"`
+	// Name is a human-readable name.
+	Name string `json:"name,omitempty" yaml:"name,omitempty"`
+	// Country is the ISO 3166 trigraph of the country the data rests in.
+	Country string `json:"country" yaml:"country"`
+	// OperatorJurisdiction is the trigraph of the legal jurisdiction of the operator.
+	OperatorJurisdiction string `json:"operator_jurisdiction" yaml:"operator_jurisdiction"`
+	// OperatorNationalities are the nationalities of the people who operate the region.
+	OperatorNationalities []string `json:"operator_nationalities" yaml:"operator_nationalities"`
+	// Personnel is the screening of those people.
+	Personnel Personnel `json:"personnel" yaml:"personnel"`
+	// NetworkDomain is the network the region sits on.
+	NetworkDomain NetworkDomain `json:"network_domain" yaml:"network_domain"`
+	// Accreditation is what the region may hold.
+	Accreditation Accreditation `json:"accreditation" yaml:"accreditation"`
+	// Customers are the tenants the region may serve, as patterns:
+	// "*" (anyone), "USA" (any tenant of that nation), "USA/defense"
+	// (tenants of that nation and sector).
+	Customers []string `json:"customers" yaml:"customers"`
+	// Capabilities offered ("gpu", "ai-agents", ...).
+	Capabilities []string `json:"capabilities,omitempty" yaml:"capabilities,omitempty"`
+	// StorageTiers offered ("online", "nearline", "archive").
+	StorageTiers []string `json:"storage_tiers,omitempty" yaml:"storage_tiers,omitempty"`
+	// Capacity is the total capacity the region offers to classroute.
+	Capacity Resources `json:"capacity" yaml:"capacity"`
+	// Location is where the region is, for geographic separation and proximity.
+	Location Location `json:"location" yaml:"location"`
+	// Cost is a relative price index: 1.0 is the catalogue's reference.
+	Cost float64 `json:"cost" yaml:"cost"`
+	// Status is the operational status.
+	Status Status `json:"status" yaml:"status"`
+	// Illustrative marks catalogue data that rests on uncertain public
+	// facts ([U] in DOMAIN.md): operators must replace it.
+	Illustrative bool `json:"illustrative,omitempty" yaml:"illustrative,omitempty"`
+	// Notes says where the facts come from.
+	Notes string `json:"notes,omitempty" yaml:"notes,omitempty"`
+}
+
+// Key is the region's unique key, "provider/id".
+func (r *Region) Key() string { return r.Provider + "/" + r.ID }
+
+// Provider is a cloud vendor or national operator.
+type Provider struct {
+	ID           string `json:"id" yaml:"id"`
+	Name         string `json:"name" yaml:"name"`
+	Jurisdiction string `json:"jurisdiction" yaml:"jurisdiction"`
+	Notes        string `json:"notes,omitempty" yaml:"notes,omitempty"`
+}
+
+// Tenant is a customer of the platform: a ministry, an agency, a
+// military. A tenant's nation and sector decide which regions may serve it.
+type Tenant struct {
+	ID     string `json:"id" yaml:"id"`
+	Name   string `json:"name" yaml:"name"`
+	Nation string `json:"nation" yaml:"nation"`
+	// Sector is "civil", "defense", "intelligence" or "commercial".
+	Sector string `json:"sector" yaml:"sector"`
+}
+
+// Spread says how the replicas of a workload must be separated.
+type Spread struct {
+	// MinDistanceKm is the least great-circle distance between any two replicas.
+	MinDistanceKm float64 `json:"min_distance_km,omitempty" yaml:"min_distance_km,omitempty"`
+	// DistinctProviders puts every replica with a different provider.
+	DistinctProviders bool `json:"distinct_providers,omitempty" yaml:"distinct_providers,omitempty"`
+}
+
+// Preferences steer scoring among eligible regions; they never make an
+// ineligible region eligible.
+type Preferences struct {
+	// Providers are preferred providers, most preferred first.
+	Providers []string `json:"providers,omitempty" yaml:"providers,omitempty"`
+	// CostWeight is the weight of cost in the score, 0..1; the rest is
+	// shared by headroom, preference and proximity.
+	CostWeight float64 `json:"cost_weight,omitempty" yaml:"cost_weight,omitempty"`
+	// Near, when set, prefers regions close to this point.
+	Near *Location `json:"near,omitempty" yaml:"near,omitempty"`
+}
+
+// Workload is what a tenant asks classroute to place.
+type Workload struct {
+	Name   string `json:"name" yaml:"name"`
+	Tenant string `json:"tenant" yaml:"tenant"`
+	// Label is the parsed security label; Banner is its canonical form.
+	Label label.Label `json:"-" yaml:"-"`
+	// Banner is the canonical banner marking of Label.
+	Banner string `json:"label" yaml:"label"`
+	// AllowedCountries are the trigraphs where the data may rest; "*" means anywhere.
+	AllowedCountries []string `json:"allowed_storage_countries" yaml:"allowed_storage_countries"`
+	// AllowedJurisdictions, when set, are the operator jurisdictions allowed.
+	AllowedJurisdictions []string      `json:"allowed_jurisdictions,omitempty" yaml:"allowed_jurisdictions,omitempty"`
+	ExportControl        ExportControl `json:"export_control,omitempty" yaml:"export_control,omitempty"`
+	Capabilities         []string      `json:"capabilities,omitempty" yaml:"capabilities,omitempty"`
+	StorageTier          string        `json:"storage_tier,omitempty" yaml:"storage_tier,omitempty"`
+	// Resources are needed by each replica.
+	Resources   Resources   `json:"resources" yaml:"resources"`
+	Replicas    int         `json:"replicas" yaml:"replicas"`
+	Spread      Spread      `json:"spread,omitempty" yaml:"spread,omitempty"`
+	Preferences Preferences `json:"preferences,omitempty" yaml:"preferences,omitempty"`
+}
+
+func enumString(names []string, i int, typ string) string {
+	if i >= 0 && i < len(names) {
+		return names[i]
+	}
+	return fmt.Sprintf("%s(%d)", typ, i)
+}
+
+func enumMarshal(names []string, i int, what string) ([]byte, error) {
+	if i < 0 || i >= len(names) {
+		return nil, fmt.Errorf("invalid %s %d", what, i)
+	}
+	return []byte(names[i]), nil
+}
+
+func enumParse(names []string, s, what string) (int, error) {
+	for i, n := range names {
+		if strings.EqualFold(n, s) {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown %s %q (want one of %s)", what, s, strings.Join(names, ", "))
+}
+
+// PlacementState is the lifecycle state of a placement.
+type PlacementState uint8
+
+// Placement states. Later states (stranded, violation) are appended, never reordered.
+const (
+	PlacementPlaced PlacementState = iota
+	PlacementReleased
+)
+
+var placementStateNames = [...]string{"placed", "released"}
+
+func (s PlacementState) String() string {
+	return enumString(placementStateNames[:], int(s), "PlacementState")
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s PlacementState) MarshalText() ([]byte, error) {
+	return enumMarshal(placementStateNames[:], int(s), "placement state")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *PlacementState) UnmarshalText(b []byte) error {
+	i, err := enumParse(placementStateNames[:], string(b), "placement state")
+	*s = PlacementState(i)
+	return err
+}
+
+// Placement is a committed decision: a workload and the regions its replicas run in.
+// Placements are values: never modify one after it is stored.
+type Placement struct {
+	// ID is the client-chosen request id that made the placement.
+	ID       string   `json:"id"`
+	Tenant   string   `json:"tenant"`
+	Workload Workload `json:"workload"`
+	// Regions holds one region key per replica, best first.
+	Regions []string `json:"regions"`
+	// Scores holds the score of each chosen region.
+	Scores []float64      `json:"scores"`
+	State  PlacementState `json:"state"`
+	// DecidedAt is the etcd revision the decision read.
+	DecidedAt  int64     `json:"decided_at"`
+	CreatedAt  time.Time `json:"created_at"`
+	ReleasedAt time.Time `json:"released_at,omitzero"`
+}
