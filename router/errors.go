@@ -12,7 +12,43 @@ var (
 	ErrNoEligibleRegion = errors.New("no eligible region")
 	// ErrSpreadUnsatisfiable: enough regions are eligible, but no set of them satisfies the spread rules.
 	ErrSpreadUnsatisfiable = errors.New("spread rules cannot be satisfied")
+	// ErrNotFound: no object with that id.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: the daemon cannot vouch for its state (etcd
+	// unreachable, watch broken, cache stale, audit not written). It refuses
+	// rather than deciding on state it cannot trust.
+	ErrUnavailable = errors.New("state unavailable")
+	// ErrRequestReused: a request id already made a placement of a different workload.
+	ErrRequestReused = errors.New("request id already used for a different workload")
+	// ErrInUse: the object is still referenced (a region with live placements,
+	// a provider with regions, a tenant with live placements).
+	ErrInUse = errors.New("still in use")
+	// ErrConflict: the decision kept losing races for the same records and
+	// gave up after its bounded retries; the caller may retry.
+	ErrConflict = errors.New("conflicting concurrent updates")
 )
+
+// Explained is one region's verdict, by region key, for reporting.
+type Explained struct {
+	Key      string
+	Eligible bool
+	Chosen   bool
+	Score    float64
+	Reasons  []Reason
+}
+
+// RefusalError is a refusal with every region's verdict. It wraps
+// ErrNoEligibleRegion or ErrSpreadUnsatisfiable.
+type RefusalError struct {
+	Err error
+	// Revision is the store revision the decision read.
+	Revision int64
+	// Regions holds the verdict of every region considered.
+	Regions []Explained
+}
+
+func (e *RefusalError) Error() string { return e.Err.Error() }
+func (e *RefusalError) Unwrap() error { return e.Err }
 
 // FieldViolation names one bad field of a request and what is wrong with it.
 type FieldViolation struct {
