@@ -1,0 +1,502 @@
+// Command classroutectl is the command-line client of classrouted.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"gopkg.in/yaml.v3"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/server"
+)
+
+const usage = `classroutectl talks to classrouted.
+
+Usage:
+  classroutectl place -f SPEC.yaml [--request-id ID]   decide and commit a placement
+  classroutectl plan -f SPEC.yaml                      decide without committing; every region's verdict
+  classroutectl get ID                                 show a placement
+  classroutectl list [--tenant T] [--region P/ID] [--state placed|released] [--page-size N] [--page-token T]
+  classroutectl release ID                             release a placement's capacity
+  classroutectl regions [--provider P]                 list regions with accreditation and usage
+  classroutectl providers                              list providers
+  classroutectl tenants                                list tenants
+  classroutectl label check 'BANNER'                   parse a banner marking; print its canonical form
+
+Flags for every command:
+  --server ADDR   classrouted address (default $CLASSROUTE_SERVER or 127.0.0.1:7400)
+  -o FORMAT       table (default) or json
+  --timeout D     per-call deadline (default 30s)
+
+Exit status: 0 on success, 1 when the server refuses or fails (the status
+message is printed), 2 on a usage error.
+`
+
+// cli is one invocation: parsed flags and output streams.
+type cli struct {
+	server  string
+	output  string
+	timeout time.Duration
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	err := dispatch(args, stdout, stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "classroutectl: %s\n\n%s", ue.msg, usage)
+		return 2
+	default:
+		printError(stderr, err)
+		return 1
+	}
+}
+
+// flags parses a subcommand's flags, which may sit before or after its
+// positional arguments, and returns the positional ones.
+func (c *cli) flags(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	def := os.Getenv("CLASSROUTE_SERVER")
+	if def == "" {
+		def = "127.0.0.1:7400"
+	}
+	fs.StringVar(&c.server, "server", def, "")
+	fs.StringVar(&c.output, "o", "table", "")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "")
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError{fs.Name() + ": " + err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if c.output != "table" && c.output != "json" {
+		return nil, usageError{fmt.Sprintf("-o %q: want table or json", c.output)}
+	}
+	return pos, nil
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) error {
+	c := &cli{stdout: stdout, stderr: stderr}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	switch cmd {
+	case "place", "plan":
+		file := fs.String("f", "", "")
+		reqID := fs.String("request-id", "", "")
+		if _, err := c.flags(fs, args); err != nil {
+			return err
+		}
+		if *file == "" {
+			return usageError{cmd + ": -f SPEC.yaml is required"}
+		}
+		w, err := readSpec(*file)
+		if err != nil {
+			return err
+		}
+		if cmd == "plan" {
+			return c.plan(w)
+		}
+		return c.place(w, *reqID)
+	case "get", "release":
+		pos, err := c.flags(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError{cmd + ": want exactly one placement id"}
+		}
+		return c.getOrRelease(cmd, pos[0])
+	case "list":
+		var req pb.ListRequest
+		fs.StringVar(&req.Tenant, "tenant", "", "")
+		fs.StringVar(&req.Region, "region", "", "")
+		state := fs.String("state", "", "")
+		pageSize := fs.Int("page-size", 0, "")
+		fs.StringVar(&req.PageToken, "page-token", "", "")
+		if _, err := c.flags(fs, args); err != nil {
+			return err
+		}
+		switch *state {
+		case "":
+		case "placed":
+			req.State = pb.PlacementState_PLACEMENT_STATE_PLACED
+		case "released":
+			req.State = pb.PlacementState_PLACEMENT_STATE_RELEASED
+		default:
+			return usageError{fmt.Sprintf("list: --state %q: want placed or released", *state)}
+		}
+		req.PageSize = int32(*pageSize)
+		return c.list(&req)
+	case "regions":
+		provider := fs.String("provider", "", "")
+		if _, err := c.flags(fs, args); err != nil {
+			return err
+		}
+		return c.regions(*provider)
+	case "providers", "tenants":
+		if _, err := c.flags(fs, args); err != nil {
+			return err
+		}
+		return c.catalog(cmd)
+	case "label":
+		pos, err := c.flags(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 2 || pos[0] != "check" {
+			return usageError{"label: want: label check 'BANNER'"}
+		}
+		return c.checkLabel(pos[1])
+	}
+	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+}
+
+// readSpec reads a workload spec; unknown fields are errors.
+func readSpec(path string) (*pb.Workload, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var w router.Workload
+	if err := dec.Decode(&w); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return server.WorkloadToProto(&w), nil
+}
+
+func (c *cli) conn() (*grpc.ClientConn, error) {
+	return grpc.NewClient(c.server,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+}
+
+// call runs f with a connection and a deadline.
+func (c *cli) call(f func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	cc, err := c.conn()
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	return f(ctx, cc)
+}
+
+func (c *cli) printJSON(m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: false}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.stdout, string(b))
+	return err
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "req-" + hex.EncodeToString(b[:])
+}
+
+func (c *cli) place(w *pb.Workload, reqID string) error {
+	if reqID == "" {
+		reqID = newRequestID()
+	}
+	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := pb.NewPlacementServiceClient(cc).Place(ctx, &pb.PlaceRequest{RequestId: reqID, Workload: w})
+		if err != nil {
+			return err
+		}
+		if c.output == "json" {
+			return c.printJSON(resp)
+		}
+		c.printPlacement(resp.GetPlacement())
+		return nil
+	})
+}
+
+func (c *cli) plan(w *pb.Workload) error {
+	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := pb.NewPlacementServiceClient(cc).Plan(ctx, &pb.PlanRequest{Workload: w})
+		if err != nil {
+			return err
+		}
+		if c.output == "json" {
+			return c.printJSON(resp)
+		}
+		fmt.Fprintf(c.stdout, "label:    %s\nrevision: %d\n", resp.GetLabel().GetBanner(), resp.GetRevision())
+		if resp.GetRefusal() != "" {
+			fmt.Fprintf(c.stdout, "refused:  %s\n", resp.GetRefusal())
+		} else {
+			fmt.Fprintf(c.stdout, "chosen:   %s\n", strings.Join(resp.GetChosen(), ", "))
+		}
+		fmt.Fprintln(c.stdout)
+		printVerdicts(c.stdout, resp.GetRegions())
+		return nil
+	})
+}
+
+// printVerdicts prints one row per region: eligible first, as the server orders them.
+func printVerdicts(out io.Writer, verdicts []*pb.RegionVerdict) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REGION\tVERDICT\tSCORE\tREASONS")
+	replica := 0
+	for _, v := range verdicts {
+		verdict, score := "refused", "-"
+		switch {
+		case v.GetChosen():
+			replica++
+			verdict = fmt.Sprintf("chosen #%d", replica)
+		case v.GetEligible():
+			verdict = "eligible"
+		}
+		if v.GetEligible() {
+			score = fmt.Sprintf("%.3f", v.GetScore())
+		}
+		var why []string
+		for _, r := range v.GetReasons() {
+			why = append(why, r.GetCode()+": "+r.GetMessage())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.GetRegion(), verdict, score, strings.Join(why, "; "))
+	}
+	tw.Flush()
+}
+
+func (c *cli) printPlacement(p *pb.Placement) {
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "placement:\t%s\n", p.GetId())
+	fmt.Fprintf(tw, "workload:\t%s\n", p.GetWorkload().GetName())
+	fmt.Fprintf(tw, "tenant:\t%s\n", p.GetTenant())
+	fmt.Fprintf(tw, "label:\t%s\n", p.GetLabel().GetBanner())
+	fmt.Fprintf(tw, "state:\t%s\n", stateName(p.GetState()))
+	for i, a := range p.GetAssignments() {
+		fmt.Fprintf(tw, "replica %d:\t%s\t(score %.3f)\n", i+1, a.GetRegion(), a.GetScore())
+	}
+	fmt.Fprintf(tw, "decided at revision:\t%d\n", p.GetDecidedAtRevision())
+	if t := p.GetCreateTime(); t != nil {
+		fmt.Fprintf(tw, "created:\t%s\n", t.AsTime().UTC().Format(time.RFC3339))
+	}
+	if t := p.GetReleaseTime(); t != nil {
+		fmt.Fprintf(tw, "released:\t%s\n", t.AsTime().UTC().Format(time.RFC3339))
+	}
+	tw.Flush()
+}
+
+func stateName(s pb.PlacementState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "PLACEMENT_STATE_"))
+}
+
+func (c *cli) getOrRelease(cmd, id string) error {
+	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+		client := pb.NewPlacementServiceClient(cc)
+		var p *pb.Placement
+		var resp proto.Message
+		if cmd == "get" {
+			r, err := client.Get(ctx, &pb.GetRequest{Id: id})
+			if err != nil {
+				return err
+			}
+			p, resp = r.GetPlacement(), r
+		} else {
+			r, err := client.Release(ctx, &pb.ReleaseRequest{Id: id})
+			if err != nil {
+				return err
+			}
+			p, resp = r.GetPlacement(), r
+		}
+		if c.output == "json" {
+			return c.printJSON(resp)
+		}
+		c.printPlacement(p)
+		return nil
+	})
+}
+
+func (c *cli) list(req *pb.ListRequest) error {
+	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := pb.NewPlacementServiceClient(cc).List(ctx, req)
+		if err != nil {
+			return err
+		}
+		if c.output == "json" {
+			return c.printJSON(resp)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tTENANT\tWORKLOAD\tSTATE\tLABEL\tREGIONS")
+		for _, p := range resp.GetPlacements() {
+			var regions []string
+			for _, a := range p.GetAssignments() {
+				regions = append(regions, a.GetRegion())
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.GetId(), p.GetTenant(), p.GetWorkload().GetName(),
+				stateName(p.GetState()), p.GetLabel().GetBanner(), strings.Join(regions, ","))
+		}
+		tw.Flush()
+		if t := resp.GetNextPageToken(); t != "" {
+			fmt.Fprintf(c.stdout, "next page: --page-token %s\n", t)
+		}
+		return nil
+	})
+}
+
+func (c *cli) regions(provider string) error {
+	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := pb.NewCatalogServiceClient(cc).ListRegions(ctx, &pb.ListRegionsRequest{Provider: provider})
+		if err != nil {
+			return err
+		}
+		if c.output == "json" {
+			return c.printJSON(resp)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "REGION\tCOUNTRY\tOPERATORS\tLEVEL\tDOMAIN\tPERSONNEL\tCUSTOMERS\tSTATUS\tCPU USED/TOTAL\tEXPIRES\t")
+		for _, r := range resp.GetRegions() {
+			a := r.GetAccreditation()
+			note := ""
+			if r.GetIllustrative() {
+				note = "illustrative"
+			}
+			expires := "-"
+			if a.GetExpires() != nil {
+				expires = a.GetExpires().AsTime().Format("2006-01-02")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.GetKey(), r.GetCountry(),
+				strings.Join(r.GetOperatorNationalities(), ","),
+				strings.TrimPrefix(a.GetMaxLevel().String(), "LEVEL_"),
+				strings.ToLower(strings.TrimPrefix(r.GetNetworkDomain().String(), "NETWORK_DOMAIN_")),
+				strings.ToLower(strings.TrimPrefix(r.GetPersonnel().String(), "PERSONNEL_")),
+				strings.Join(r.GetCustomers(), ","),
+				strings.ToLower(strings.TrimPrefix(r.GetStatus().String(), "REGION_STATUS_")),
+				r.GetUsed().GetMilliCpu(), r.GetCapacity().GetMilliCpu(), expires, note)
+		}
+		tw.Flush()
+		return nil
+	})
+}
+
+func (c *cli) catalog(what string) error {
+	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+		client := pb.NewCatalogServiceClient(cc)
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		defer tw.Flush()
+		if what == "providers" {
+			resp, err := client.ListProviders(ctx, &pb.ListProvidersRequest{})
+			if err != nil {
+				return err
+			}
+			if c.output == "json" {
+				return c.printJSON(resp)
+			}
+			fmt.Fprintln(tw, "PROVIDER\tNAME\tJURISDICTION")
+			for _, p := range resp.GetProviders() {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.GetId(), p.GetName(), p.GetJurisdiction())
+			}
+			return nil
+		}
+		resp, err := client.ListTenants(ctx, &pb.ListTenantsRequest{})
+		if err != nil {
+			return err
+		}
+		if c.output == "json" {
+			return c.printJSON(resp)
+		}
+		fmt.Fprintln(tw, "TENANT\tNAME\tNATION\tSECTOR")
+		for _, t := range resp.GetTenants() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.GetId(), t.GetName(), t.GetNation(), t.GetSector())
+		}
+		return nil
+	})
+}
+
+func (c *cli) checkLabel(banner string) error {
+	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := pb.NewCatalogServiceClient(cc).CheckLabel(ctx, &pb.CheckLabelRequest{Banner: banner})
+		if err != nil {
+			return err
+		}
+		if c.output == "json" {
+			return c.printJSON(resp)
+		}
+		l := resp.GetLabel()
+		fmt.Fprintf(c.stdout, "canonical: %s\n", l.GetBanner())
+		fmt.Fprintf(c.stdout, "level:     %s\n", strings.TrimPrefix(l.GetLevel().String(), "LEVEL_"))
+		if len(l.GetControls()) > 0 {
+			fmt.Fprintf(c.stdout, "controls:  %s\n", strings.Join(l.GetControls(), ", "))
+		}
+		if l.GetAnyNation() {
+			fmt.Fprintln(c.stdout, "releasable to: any nation")
+		} else {
+			fmt.Fprintf(c.stdout, "releasable to: %s\n", strings.Join(l.GetNations(), ", "))
+		}
+		if len(l.GetDissem()) > 0 {
+			fmt.Fprintf(c.stdout, "dissemination: %s\n", strings.Join(l.GetDissem(), ", "))
+		}
+		return nil
+	})
+}
+
+// printError prints a failed call: the status code and message, then
+// the details a person needs to act (bad fields, refusal reasons).
+func printError(out io.Writer, err error) {
+	st, ok := status.FromError(err)
+	if !ok {
+		fmt.Fprintf(out, "classroutectl: %v\n", err)
+		return
+	}
+	fmt.Fprintf(out, "classroutectl: %s: %s\n", st.Code(), st.Message())
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.BadRequest:
+			for _, v := range d.GetFieldViolations() {
+				fmt.Fprintf(out, "  field %s: %s\n", v.GetField(), v.GetDescription())
+			}
+		case *pb.Refusal:
+			regions := d.GetRegions()
+			sort.SliceStable(regions, func(i, j int) bool { return regions[i].GetEligible() && !regions[j].GetEligible() })
+			fmt.Fprintf(out, "  decided at revision %d; every region's verdict:\n", d.GetRevision())
+			printVerdicts(out, regions)
+		}
+	}
+}

@@ -1,0 +1,287 @@
+package server
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/label"
+)
+
+// Conversions between the API and the domain. Enums are offset by one:
+// the API's zero value is UNSPECIFIED, which a required field refuses.
+
+func levelToProto(l label.Level) pb.Level { return pb.Level(l) + 1 }
+
+func levelFromProto(l pb.Level, field string, v *router.Violations) label.Level {
+	if l == pb.Level_LEVEL_UNSPECIFIED {
+		v.Add(field, "required")
+		return 0
+	}
+	if _, ok := pb.Level_name[int32(l)]; !ok {
+		v.Add(field, "unknown value %d", int32(l))
+		return 0
+	}
+	return label.Level(l - 1)
+}
+
+// enumFromProto converts an API enum whose values are the domain's plus
+// one; UNSPECIFIED and unknown values are violations of field.
+func enumFromProto[E ~int32](e E, names map[int32]string, field string, v *router.Violations) uint8 {
+	if e == 0 {
+		v.Add(field, "required")
+		return 0
+	}
+	if _, ok := names[int32(e)]; !ok {
+		v.Add(field, "unknown value %d", int32(e))
+		return 0
+	}
+	return uint8(e - 1)
+}
+
+func labelToProto(l label.Label) *pb.Label {
+	return &pb.Label{
+		Banner:    l.String(),
+		Level:     levelToProto(l.Level),
+		Controls:  l.Controls,
+		AnyNation: l.AnyNation,
+		Nations:   l.Nations,
+		Dissem:    l.Dissem,
+	}
+}
+
+func resourcesToProto(r router.Resources) *pb.Resources {
+	return &pb.Resources{MilliCpu: r.MilliCPU, MemoryMib: r.MemoryMiB, Gpu: r.GPU}
+}
+
+func resourcesFromProto(r *pb.Resources) router.Resources {
+	return router.Resources{MilliCPU: r.GetMilliCpu(), MemoryMiB: r.GetMemoryMib(), GPU: r.GetGpu()}
+}
+
+func locationToProto(l router.Location) *pb.Location { return &pb.Location{Lat: l.Lat, Lon: l.Lon} }
+
+func locationFromProto(l *pb.Location) router.Location {
+	return router.Location{Lat: l.GetLat(), Lon: l.GetLon()}
+}
+
+func timeToProto(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// WorkloadFromProto converts an API workload; structural problems are
+// added to v. The label is parsed later, by router.ValidateWorkload.
+func WorkloadFromProto(w *pb.Workload, v *router.Violations) *router.Workload {
+	if w == nil {
+		v.Add("workload", "required")
+		return nil
+	}
+	out := &router.Workload{
+		Name:                 w.GetName(),
+		Tenant:               w.GetTenant(),
+		Banner:               w.GetLabel(),
+		AllowedCountries:     w.GetAllowedStorageCountries(),
+		AllowedJurisdictions: w.GetAllowedJurisdictions(),
+		Capabilities:         w.GetCapabilities(),
+		StorageTier:          w.GetStorageTier(),
+		Resources:            resourcesFromProto(w.GetResources()),
+		Replicas:             int(w.GetReplicas()),
+		Spread: router.Spread{
+			MinDistanceKm:     w.GetSpread().GetMinDistanceKm(),
+			DistinctProviders: w.GetSpread().GetDistinctProviders(),
+		},
+		Preferences: router.Preferences{
+			Providers:  w.GetPreferences().GetProviders(),
+			CostWeight: w.GetPreferences().GetCostWeight(),
+		},
+	}
+	if n := w.GetPreferences().GetNear(); n != nil {
+		loc := locationFromProto(n)
+		out.Preferences.Near = &loc
+	}
+	switch w.GetExportControl() {
+	case pb.ExportControl_EXPORT_CONTROL_UNSPECIFIED, pb.ExportControl_EXPORT_CONTROL_NONE:
+		out.ExportControl = router.ExportNone
+	case pb.ExportControl_EXPORT_CONTROL_EAR:
+		out.ExportControl = router.ExportEAR
+	case pb.ExportControl_EXPORT_CONTROL_ITAR:
+		out.ExportControl = router.ExportITAR
+	default:
+		v.Add("workload.export_control", "unknown value %d", int32(w.GetExportControl()))
+	}
+	return out
+}
+
+// WorkloadToProto converts a domain workload to the API.
+func WorkloadToProto(w *router.Workload) *pb.Workload {
+	out := &pb.Workload{
+		Name:                    w.Name,
+		Tenant:                  w.Tenant,
+		Label:                   w.Banner,
+		AllowedStorageCountries: w.AllowedCountries,
+		AllowedJurisdictions:    w.AllowedJurisdictions,
+		ExportControl:           pb.ExportControl(w.ExportControl) + 1,
+		Capabilities:            w.Capabilities,
+		StorageTier:             w.StorageTier,
+		Resources:               resourcesToProto(w.Resources),
+		Replicas:                int32(w.Replicas),
+		Spread:                  &pb.Spread{MinDistanceKm: w.Spread.MinDistanceKm, DistinctProviders: w.Spread.DistinctProviders},
+		Preferences:             &pb.Preferences{Providers: w.Preferences.Providers, CostWeight: w.Preferences.CostWeight},
+	}
+	if w.Preferences.Near != nil {
+		out.Preferences.Near = locationToProto(*w.Preferences.Near)
+	}
+	return out
+}
+
+// RegionFromProto converts an API region; problems are added to v.
+func RegionFromProto(r *pb.Region, v *router.Violations) *router.Region {
+	if r == nil {
+		v.Add("region", "required")
+		return nil
+	}
+	a := r.GetAccreditation()
+	if a == nil {
+		v.Add("region.accreditation", "required")
+	}
+	out := &router.Region{
+		Provider:              r.GetProvider(),
+		ID:                    r.GetId(),
+		Name:                  r.GetName(),
+		Country:               r.GetCountry(),
+		OperatorJurisdiction:  r.GetOperatorJurisdiction(),
+		OperatorNationalities: r.GetOperatorNationalities(),
+		Personnel:             router.Personnel(enumFromProto(r.GetPersonnel(), pb.Personnel_name, "region.personnel", v)),
+		NetworkDomain:         router.NetworkDomain(enumFromProto(r.GetNetworkDomain(), pb.NetworkDomain_name, "region.network_domain", v)),
+		Customers:             r.GetCustomers(),
+		Capabilities:          r.GetCapabilities(),
+		StorageTiers:          r.GetStorageTiers(),
+		Capacity:              resourcesFromProto(r.GetCapacity()),
+		Location:              locationFromProto(r.GetLocation()),
+		Cost:                  r.GetCost(),
+		Status:                router.Status(enumFromProto(r.GetStatus(), pb.RegionStatus_name, "region.status", v)),
+		Illustrative:          r.GetIllustrative(),
+		Notes:                 r.GetNotes(),
+	}
+	if a != nil {
+		out.Accreditation = router.Accreditation{
+			MaxLevel:    levelFromProto(a.GetMaxLevel(), "region.accreditation.max_level", v),
+			Controls:    a.GetControls(),
+			ImpactLevel: int(a.GetImpactLevel()),
+			FedRAMP:     router.FedRAMP(enumFromProto(a.GetFedramp(), pb.FedRAMP_name, "region.accreditation.fedramp", v)),
+			Frameworks:  a.GetFrameworks(),
+			Revoked:     a.GetRevoked(),
+		}
+		if e := a.GetExpires(); e != nil {
+			if err := e.CheckValid(); err != nil {
+				v.Add("region.accreditation.expires", "%v", err)
+			} else {
+				out.Accreditation.Expires = e.AsTime()
+			}
+		}
+	}
+	return out
+}
+
+// RegionToProto converts a region and its usage to the API.
+func RegionToProto(s router.RegionState) *pb.Region {
+	r := s.Region
+	a := r.Accreditation
+	return &pb.Region{
+		Provider:              r.Provider,
+		Id:                    r.ID,
+		Name:                  r.Name,
+		Country:               r.Country,
+		OperatorJurisdiction:  r.OperatorJurisdiction,
+		OperatorNationalities: r.OperatorNationalities,
+		Personnel:             pb.Personnel(r.Personnel) + 1,
+		NetworkDomain:         pb.NetworkDomain(r.NetworkDomain) + 1,
+		Accreditation: &pb.Accreditation{
+			MaxLevel:    levelToProto(a.MaxLevel),
+			Controls:    a.Controls,
+			ImpactLevel: int32(a.ImpactLevel),
+			Fedramp:     pb.FedRAMP(a.FedRAMP) + 1,
+			Frameworks:  a.Frameworks,
+			Expires:     timeToProto(a.Expires),
+			Revoked:     a.Revoked,
+		},
+		Customers:    r.Customers,
+		Capabilities: r.Capabilities,
+		StorageTiers: r.StorageTiers,
+		Capacity:     resourcesToProto(r.Capacity),
+		Location:     locationToProto(r.Location),
+		Cost:         r.Cost,
+		Status:       pb.RegionStatus(r.Status) + 1,
+		Illustrative: r.Illustrative,
+		Notes:        r.Notes,
+		Key:          r.Key(),
+		Used:         resourcesToProto(s.Used),
+	}
+}
+
+// ProviderFromProto converts an API provider.
+func ProviderFromProto(p *pb.Provider, v *router.Violations) *router.Provider {
+	if p == nil {
+		v.Add("provider", "required")
+		return nil
+	}
+	return &router.Provider{ID: p.GetId(), Name: p.GetName(), Jurisdiction: p.GetJurisdiction(), Notes: p.GetNotes()}
+}
+
+// ProviderToProto converts a provider to the API.
+func ProviderToProto(p *router.Provider) *pb.Provider {
+	return &pb.Provider{Id: p.ID, Name: p.Name, Jurisdiction: p.Jurisdiction, Notes: p.Notes}
+}
+
+// TenantFromProto converts an API tenant.
+func TenantFromProto(t *pb.Tenant, v *router.Violations) *router.Tenant {
+	if t == nil {
+		v.Add("tenant", "required")
+		return nil
+	}
+	return &router.Tenant{ID: t.GetId(), Name: t.GetName(), Nation: t.GetNation(), Sector: t.GetSector()}
+}
+
+// TenantToProto converts a tenant to the API.
+func TenantToProto(t *router.Tenant) *pb.Tenant {
+	return &pb.Tenant{Id: t.ID, Name: t.Name, Nation: t.Nation, Sector: t.Sector}
+}
+
+// PlacementToProto converts a placement to the API.
+func PlacementToProto(p *router.Placement) *pb.Placement {
+	out := &pb.Placement{
+		Id:                p.ID,
+		Tenant:            p.Tenant,
+		Workload:          WorkloadToProto(&p.Workload),
+		Label:             labelToProto(p.Workload.Label),
+		State:             pb.PlacementState(p.State) + 1,
+		DecidedAtRevision: p.DecidedAt,
+		CreateTime:        timeToProto(p.CreatedAt),
+		ReleaseTime:       timeToProto(p.ReleasedAt),
+	}
+	for i, key := range p.Regions {
+		a := &pb.Assignment{Region: key}
+		if i < len(p.Scores) {
+			a.Score = p.Scores[i]
+		}
+		out.Assignments = append(out.Assignments, a)
+	}
+	return out
+}
+
+// VerdictsToProto converts explained verdicts to the API.
+func VerdictsToProto(ex []router.Explained) []*pb.RegionVerdict {
+	out := make([]*pb.RegionVerdict, len(ex))
+	for i, e := range ex {
+		rv := &pb.RegionVerdict{Region: e.Key, Eligible: e.Eligible, Chosen: e.Chosen, Score: e.Score}
+		for _, r := range e.Reasons {
+			rv.Reasons = append(rv.Reasons, &pb.Reason{Code: string(r.Code), Message: r.Message})
+		}
+		out[i] = rv
+	}
+	return out
+}

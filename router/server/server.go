@@ -1,0 +1,439 @@
+// Package server is classroute's gRPC edge: thin handlers that validate, call the state store, and map errors to statuses.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/label"
+)
+
+// Store is what the server needs of the state store.
+type Store interface {
+	Place(ctx context.Context, requestID string, w *router.Workload) (*router.Placement, error)
+	Plan(ctx context.Context, w *router.Workload) (PlanResult, error)
+	GetPlacement(id string) (*router.Placement, error)
+	ListPlacements(f PlacementFilter, pageSize int, pageToken string) ([]*router.Placement, string, error)
+	Release(ctx context.Context, id string) (*router.Placement, error)
+
+	PutRegion(ctx context.Context, r *router.Region) (int64, error)
+	GetRegion(key string) (router.RegionState, error)
+	ListRegions() ([]router.RegionState, int64)
+	DeleteRegion(ctx context.Context, key string) error
+	PutProvider(ctx context.Context, p *router.Provider) error
+	GetProvider(id string) (*router.Provider, error)
+	ListProviders() []*router.Provider
+	DeleteProvider(ctx context.Context, id string) error
+	PutTenant(ctx context.Context, t *router.Tenant) error
+	GetTenant(id string) (*router.Tenant, error)
+	ListTenants() []*router.Tenant
+	DeleteTenant(ctx context.Context, id string) error
+
+	// Ready is nil while the store can vouch for its state.
+	Ready() error
+}
+
+// PlanResult is a decision with nothing committed.
+type PlanResult struct {
+	Label    label.Label
+	Revision int64
+	Regions  []router.Explained
+	Chosen   []string
+	// Refusal is non-nil when nothing can be chosen.
+	Refusal error
+}
+
+// PlacementFilter selects placements; zero fields match everything.
+type PlacementFilter struct {
+	Tenant string
+	Region string
+	State  *router.PlacementState
+}
+
+// Limits on what one call may carry.
+const (
+	MaxRecvMsgSize = 4 << 20
+	MaxSendMsgSize = 16 << 20
+)
+
+// Server implements the Placement and Catalog services.
+type Server struct {
+	pb.UnimplementedPlacementServiceServer
+	pb.UnimplementedCatalogServiceServer
+	store Store
+	log   *slog.Logger
+}
+
+// New returns a server over store.
+func New(store Store, log *slog.Logger) *Server {
+	return &Server{store: store, log: log}
+}
+
+// Register adds the services to g.
+func (s *Server) Register(g *grpc.Server) {
+	pb.RegisterPlacementServiceServer(g, s)
+	pb.RegisterCatalogServiceServer(g, s)
+}
+
+// ServerOptions are the options every classroute gRPC server uses:
+// explicit message size limits and the interceptors.
+func ServerOptions(log *slog.Logger) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.MaxSendMsgSize(MaxSendMsgSize),
+		grpc.ChainUnaryInterceptor(recoverInterceptor(log), logInterceptor(log)),
+	}
+}
+
+// WatchHealth keeps the health service's overall status in step with the
+// store's readiness until ctx ends.
+func WatchHealth(ctx context.Context, hs *health.Server, store Store, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		st := healthpb.HealthCheckResponse_SERVING
+		if store.Ready() != nil {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		for _, svc := range []string{"", pb.PlacementService_ServiceDesc.ServiceName} {
+			hs.SetServingStatus(svc, st)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func recoverInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r)
+				err = status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return h(ctx, req)
+	}
+}
+
+func logInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := h(ctx, req)
+		lvl := slog.LevelDebug
+		if c := status.Code(err); c != codes.OK && c != codes.NotFound && c != codes.InvalidArgument && c != codes.FailedPrecondition {
+			lvl = slog.LevelWarn
+		}
+		log.Log(ctx, lvl, "rpc", "method", info.FullMethod, "code", status.Code(err).String(), "duration", time.Since(start))
+		return resp, err
+	}
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+func (s *Server) fail(ctx context.Context, err error) error { return toStatus(ctx, s.log, err) }
+
+// workload converts and validates a request's workload.
+func workload(w *pb.Workload, v *router.Violations) *router.Workload {
+	out := WorkloadFromProto(w, v)
+	if out == nil || len(*v) > 0 {
+		return out
+	}
+	if err := router.ValidateWorkload(out); err != nil {
+		if inv, ok := err.(*router.InvalidError); ok {
+			*v = append(*v, inv.Violations...)
+		} else {
+			v.Add("workload", "%v", err)
+		}
+	}
+	return out
+}
+
+// Place decides and commits a placement.
+func (s *Server) Place(ctx context.Context, req *pb.PlaceRequest) (*pb.PlaceResponse, error) {
+	var v router.Violations
+	if !requestIDPattern.MatchString(req.GetRequestId()) {
+		v.Add("request_id", "required: 1-128 characters of [A-Za-z0-9._:-]")
+	}
+	w := workload(req.GetWorkload(), &v)
+	if err := v.Err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	p, err := s.store.Place(ctx, req.GetRequestId(), w)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	s.log.InfoContext(ctx, "placed", "placement", p.ID, "tenant", p.Tenant, "label", p.Workload.Label, "regions", p.Regions)
+	return &pb.PlaceResponse{Placement: PlacementToProto(p)}, nil
+}
+
+// Plan decides without committing.
+func (s *Server) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanResponse, error) {
+	var v router.Violations
+	w := workload(req.GetWorkload(), &v)
+	if err := v.Err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	res, err := s.store.Plan(ctx, w)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &pb.PlanResponse{
+		Label:    labelToProto(res.Label),
+		Revision: res.Revision,
+		Regions:  VerdictsToProto(res.Regions),
+		Chosen:   res.Chosen,
+	}
+	if res.Refusal != nil {
+		out.Refusal = res.Refusal.Error()
+	}
+	return out, nil
+}
+
+// Get returns one placement.
+func (s *Server) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
+	if req.GetId() == "" {
+		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
+	}
+	p, err := s.store.GetPlacement(req.GetId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.GetResponse{Placement: PlacementToProto(p)}, nil
+}
+
+// List returns placements, filtered and paginated.
+func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListResponse, error) {
+	var v router.Violations
+	var f PlacementFilter
+	f.Tenant, f.Region = req.GetTenant(), req.GetRegion()
+	if f.Region != "" && !strings.Contains(f.Region, "/") {
+		v.Add("region", "want a region key provider/id, got %q", f.Region)
+	}
+	switch req.GetState() {
+	case pb.PlacementState_PLACEMENT_STATE_UNSPECIFIED:
+	case pb.PlacementState_PLACEMENT_STATE_PLACED, pb.PlacementState_PLACEMENT_STATE_RELEASED:
+		st := router.PlacementState(req.GetState() - 1)
+		f.State = &st
+	default:
+		v.Add("state", "unknown value %d", int32(req.GetState()))
+	}
+	if n := req.GetPageSize(); n < 0 || n > 1000 {
+		v.Add("page_size", "must be between 0 and 1000, got %d", n)
+	}
+	if err := v.Err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	items, next, err := s.store.ListPlacements(f, int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &pb.ListResponse{NextPageToken: next}
+	for _, p := range items {
+		out.Placements = append(out.Placements, PlacementToProto(p))
+	}
+	return out, nil
+}
+
+// Release frees a placement's capacity.
+func (s *Server) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.ReleaseResponse, error) {
+	if req.GetId() == "" {
+		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
+	}
+	p, err := s.store.Release(ctx, req.GetId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	s.log.InfoContext(ctx, "released", "placement", p.ID, "tenant", p.Tenant)
+	return &pb.ReleaseResponse{Placement: PlacementToProto(p)}, nil
+}
+
+// PutRegion creates or replaces a region.
+func (s *Server) PutRegion(ctx context.Context, req *pb.PutRegionRequest) (*pb.PutRegionResponse, error) {
+	var v router.Violations
+	r := RegionFromProto(req.GetRegion(), &v)
+	if err := v.Err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := router.ValidateRegion(r); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	rev, err := s.store.PutRegion(ctx, r)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	st, err := s.store.GetRegion(r.Key())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	s.log.InfoContext(ctx, "region put", "region", r.Key(), "revision", rev)
+	return &pb.PutRegionResponse{Region: RegionToProto(st), Revision: rev}, nil
+}
+
+func regionKey(key string) error {
+	if p, id, ok := strings.Cut(key, "/"); !ok || p == "" || id == "" {
+		return router.Violations{{Field: "key", Description: "want a region key provider/id, got " + strings.TrimSpace(key)}}.Err()
+	}
+	return nil
+}
+
+// GetRegion returns one region with its usage.
+func (s *Server) GetRegion(ctx context.Context, req *pb.GetRegionRequest) (*pb.GetRegionResponse, error) {
+	if err := regionKey(req.GetKey()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	st, err := s.store.GetRegion(req.GetKey())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.GetRegionResponse{Region: RegionToProto(st)}, nil
+}
+
+// ListRegions returns every region, or one provider's.
+func (s *Server) ListRegions(ctx context.Context, req *pb.ListRegionsRequest) (*pb.ListRegionsResponse, error) {
+	regions, rev := s.store.ListRegions()
+	out := &pb.ListRegionsResponse{Revision: rev}
+	for _, st := range regions {
+		if req.GetProvider() != "" && st.Region.Provider != req.GetProvider() {
+			continue
+		}
+		out.Regions = append(out.Regions, RegionToProto(st))
+	}
+	return out, nil
+}
+
+// DeleteRegion removes a region no placement uses.
+func (s *Server) DeleteRegion(ctx context.Context, req *pb.DeleteRegionRequest) (*pb.DeleteRegionResponse, error) {
+	if err := regionKey(req.GetKey()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := s.store.DeleteRegion(ctx, req.GetKey()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	s.log.InfoContext(ctx, "region deleted", "region", req.GetKey())
+	return &pb.DeleteRegionResponse{}, nil
+}
+
+// PutProvider creates or replaces a provider.
+func (s *Server) PutProvider(ctx context.Context, req *pb.PutProviderRequest) (*pb.PutProviderResponse, error) {
+	var v router.Violations
+	p := ProviderFromProto(req.GetProvider(), &v)
+	if err := v.Err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := router.ValidateProvider(p); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := s.store.PutProvider(ctx, p); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.PutProviderResponse{Provider: ProviderToProto(p)}, nil
+}
+
+// GetProvider returns one provider.
+func (s *Server) GetProvider(ctx context.Context, req *pb.GetProviderRequest) (*pb.GetProviderResponse, error) {
+	if req.GetId() == "" {
+		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
+	}
+	p, err := s.store.GetProvider(req.GetId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.GetProviderResponse{Provider: ProviderToProto(p)}, nil
+}
+
+// ListProviders returns every provider.
+func (s *Server) ListProviders(ctx context.Context, _ *pb.ListProvidersRequest) (*pb.ListProvidersResponse, error) {
+	out := &pb.ListProvidersResponse{}
+	for _, p := range s.store.ListProviders() {
+		out.Providers = append(out.Providers, ProviderToProto(p))
+	}
+	return out, nil
+}
+
+// DeleteProvider removes a provider that has no regions.
+func (s *Server) DeleteProvider(ctx context.Context, req *pb.DeleteProviderRequest) (*pb.DeleteProviderResponse, error) {
+	if req.GetId() == "" {
+		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
+	}
+	if err := s.store.DeleteProvider(ctx, req.GetId()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.DeleteProviderResponse{}, nil
+}
+
+// PutTenant creates or replaces a tenant.
+func (s *Server) PutTenant(ctx context.Context, req *pb.PutTenantRequest) (*pb.PutTenantResponse, error) {
+	var v router.Violations
+	t := TenantFromProto(req.GetTenant(), &v)
+	if err := v.Err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := router.ValidateTenant(t); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := s.store.PutTenant(ctx, t); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.PutTenantResponse{Tenant: TenantToProto(t)}, nil
+}
+
+// GetTenant returns one tenant.
+func (s *Server) GetTenant(ctx context.Context, req *pb.GetTenantRequest) (*pb.GetTenantResponse, error) {
+	if req.GetId() == "" {
+		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
+	}
+	t, err := s.store.GetTenant(req.GetId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.GetTenantResponse{Tenant: TenantToProto(t)}, nil
+}
+
+// ListTenants returns every tenant.
+func (s *Server) ListTenants(ctx context.Context, _ *pb.ListTenantsRequest) (*pb.ListTenantsResponse, error) {
+	ts := s.store.ListTenants()
+	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
+	out := &pb.ListTenantsResponse{}
+	for _, t := range ts {
+		out.Tenants = append(out.Tenants, TenantToProto(t))
+	}
+	return out, nil
+}
+
+// DeleteTenant removes a tenant with no live placements.
+func (s *Server) DeleteTenant(ctx context.Context, req *pb.DeleteTenantRequest) (*pb.DeleteTenantResponse, error) {
+	if req.GetId() == "" {
+		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
+	}
+	if err := s.store.DeleteTenant(ctx, req.GetId()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.DeleteTenantResponse{}, nil
+}
+
+// CheckLabel parses a banner marking.
+func (s *Server) CheckLabel(ctx context.Context, req *pb.CheckLabelRequest) (*pb.CheckLabelResponse, error) {
+	if len(req.GetBanner()) > 4096 {
+		return nil, s.fail(ctx, router.Violations{{Field: "banner", Description: "longer than 4096 bytes"}}.Err())
+	}
+	l, err := label.Parse(req.GetBanner())
+	if err != nil {
+		return nil, s.fail(ctx, router.Violations{{Field: "banner", Description: err.Error()}}.Err())
+	}
+	return &pb.CheckLabelResponse{Label: labelToProto(l)}, nil
+}
