@@ -1,0 +1,252 @@
+// Command classrouted is the classroute daemon: the gRPC control plane that places workloads on accredited regions.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/classroute/classroute/providers"
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/server"
+	"github.com/classroute/classroute/router/state"
+)
+
+// Config is everything the daemon is told, parsed once and validated once.
+type Config struct {
+	Listen     string
+	DataDir    string
+	Etcd       []string
+	EtcdPrefix string
+	// EtcdClientAddr and EtcdPeerAddr are the embedded member's loopback addresses.
+	EtcdClientAddr, EtcdPeerAddr string
+	Catalog                      string
+	TLSCert, TLSKey              string
+	Reflection                   bool
+	StaleAfter                   time.Duration
+	ShutdownTimeout              time.Duration
+	LogLevel                     slog.Level
+	LogFormat                    string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*Config, error) {
+	c := &Config{}
+	fs := flag.NewFlagSet("classrouted", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var etcd, reflect, level string
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:7400", "gRPC listen address; plaintext only on loopback")
+	fs.StringVar(&c.DataDir, "data-dir", "classroute-data", "data directory of the embedded etcd member")
+	fs.StringVar(&etcd, "etcd", "", "comma-separated external etcd endpoints (host:port,...); empty runs an embedded single member")
+	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", "/classroute/v1/", "key prefix in etcd")
+	fs.StringVar(&c.EtcdClientAddr, "embedded-etcd-client", "127.0.0.1:2379", "client address of the embedded etcd member (loopback)")
+	fs.StringVar(&c.EtcdPeerAddr, "embedded-etcd-peer", "127.0.0.1:2380", "peer address of the embedded etcd member (loopback)")
+	fs.StringVar(&c.Catalog, "catalog", "", "catalogue YAML loaded into an empty store (default: the built-in catalogue)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); required to listen beyond loopback")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM)")
+	fs.StringVar(&reflect, "reflection", "auto", "gRPC server reflection: auto (on for loopback plaintext), on, off")
+	fs.DurationVar(&c.StaleAfter, "stale-after", 5*time.Second, "refuse placements when the cache has not been confirmed current for this long")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline before in-flight calls are cut")
+	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	for _, e := range strings.Split(etcd, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			c.Etcd = append(c.Etcd, e)
+		}
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	switch reflect {
+	case "auto":
+		c.Reflection = c.TLSCert == "" // loopback development mode
+	case "on":
+		c.Reflection = true
+	case "off":
+	default:
+		return nil, fmt.Errorf("-reflection %q: want auto, on or off", reflect)
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("-listen %q: %w", c.Listen, err))
+	} else if c.TLSCert == "" && !isLoopback(host) {
+		errs = append(errs, fmt.Errorf("-listen %q: plaintext is allowed only on loopback; give -tls-cert and -tls-key to listen on %s", c.Listen, host))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+	}
+	if len(c.Etcd) == 0 && c.DataDir == "" {
+		errs = append(errs, errors.New("-data-dir is required for the embedded etcd member"))
+	}
+	if !strings.HasPrefix(c.EtcdPrefix, "/") || !strings.HasSuffix(c.EtcdPrefix, "/") {
+		errs = append(errs, fmt.Errorf("-etcd-prefix %q: must start and end with /", c.EtcdPrefix))
+	}
+	if c.StaleAfter <= 0 || c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("-stale-after and -shutdown-timeout must be positive"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("-log-format %q: want text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "classrouted: %v\n", err)
+		os.Exit(2)
+	}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	}
+	log := slog.New(h)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("classrouted stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	// The catalogue is checked before anything starts: a bad one is
+	// refused with the entry and field at fault.
+	cat, err := loadCatalog(cfg.Catalog)
+	if err != nil {
+		return err
+	}
+
+	endpoints := cfg.Etcd
+	if len(endpoints) == 0 {
+		dir := filepath.Join(cfg.DataDir, "etcd")
+		m, err := etcdlocal.Start(ctx, etcdlocal.Config{Dir: dir, ClientAddr: cfg.EtcdClientAddr, PeerAddr: cfg.EtcdPeerAddr})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		endpoints = m.Endpoints()
+		log.Info("embedded etcd started", "dir", dir, "endpoints", endpoints)
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          5 * time.Second,
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		Logger:               nil,
+	})
+	if err != nil {
+		return fmt.Errorf("etcd client: %w", err)
+	}
+	defer cli.Close()
+
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	store, err := state.Open(openCtx, cli, router.NewEngine(),
+		state.WithPrefix(cfg.EtcdPrefix), state.WithLogger(log), state.WithStaleAfter(cfg.StaleAfter))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("open state: %w", err)
+	}
+	defer store.Close()
+
+	seedCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	seeded, err := store.Seed(seedCtx, cat.Providers, cat.Regions, cat.Tenants)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("load catalogue: %w", err)
+	}
+	if seeded {
+		log.Info("catalogue loaded into empty store", "regions", len(cat.Regions), "providers", len(cat.Providers), "tenants", len(cat.Tenants))
+	} else if cfg.Catalog != "" {
+		log.Warn("store already holds a catalogue; -catalog was checked but not applied: change regions through the Catalog API", "catalog", cfg.Catalog)
+	}
+
+	opts := server.ServerOptions(log)
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})))
+	}
+	g := grpc.NewServer(opts...)
+	server.New(store, log).Register(g)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	if cfg.Reflection {
+		reflection.Register(g)
+	}
+	go server.WatchHealth(ctx, hs, store, time.Second)
+
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	log.Info("classrouted serving", "listen", lis.Addr().String(), "etcd", endpoints, "tls", cfg.TLSCert != "", "reflection", cfg.Reflection)
+	errc := make(chan error, 1)
+	go func() { errc <- g.Serve(lis) }()
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "deadline", cfg.ShutdownTimeout)
+	hs.Shutdown()
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.ShutdownTimeout):
+		log.Warn("graceful stop timed out; cutting in-flight calls")
+		g.Stop()
+	}
+	return nil
+}
+
+func loadCatalog(path string) (*providers.Catalog, error) {
+	if path == "" {
+		return providers.Default()
+	}
+	return providers.Load(path)
+}
