@@ -80,6 +80,8 @@ type Decision struct {
 	Verdicts []Verdict
 	// Chosen indexes Input.Regions, one per replica, best first. Empty when Err is set.
 	Chosen []int
+	// Scores holds the score of each chosen region, parallel to Chosen.
+	Scores []float64
 	// Err is nil, or wraps ErrNoEligibleRegion or ErrSpreadUnsatisfiable
 	// with a summary of why.
 	Err error
