@@ -1,0 +1,193 @@
+package router
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+
+	"github.com/classroute/classroute/router/label"
+)
+
+// benchCountry is a country regions are generated in: who operates them
+// and a box of latitudes and longitudes.
+type benchCountry struct {
+	code             string
+	lat0, lat1       float64
+	lon0, lon1       float64
+	customersSecret  []string
+	nationalProvider string
+}
+
+var benchCountries = []benchCountry{
+	{"USA", 30, 47, -122, -72, []string{"USA"}, "us-gov"},
+	{"AUS", -38, -20, 115, 153, []string{"AUS", "USA/defense", "GBR/defense"}, "au-gov"},
+	{"GBR", 50, 57, -5, 1, []string{"GBR", "USA/defense", "AUS/defense"}, "uk-gov"},
+	{"CAN", 43, 53, -123, -63, []string{"CAN", "USA"}, "ca-gov"},
+	{"FRA", 43, 50, -1, 7, []string{"FRA"}, "fr-gov"},
+}
+
+var benchProviders = []string{"aws", "azure", "google", "oracle"}
+
+// genRegions makes n synthetic regions from seed: about 20% commercial,
+// 15% US government (CUI), 45% SECRET and 20% TOP SECRET, spread over
+// five countries and eight providers, with a few draining, revoked,
+// expired or full. For benchWorkload about 30–60% are eligible.
+func genRegions(n int, seed int64) []RegionState {
+	rng := rand.New(rand.NewSource(seed))
+	out := make([]RegionState, n)
+	pick := func(p []float64) int { // index by weights p (summing to 1)
+		x := rng.Float64()
+		for i, w := range p {
+			if x < w {
+				return i
+			}
+			x -= w
+		}
+		return len(p) - 1
+	}
+	for i := range out {
+		r := &Region{
+			ID:       fmt.Sprintf("r-%04d", i),
+			Status:   StatusActive,
+			Capacity: Resources{MilliCPU: int64(64000 * (1 + rng.Intn(16))), MemoryMiB: int64(262144 * (1 + rng.Intn(16))), GPU: int64(rng.Intn(3) * 8)},
+			Cost:     0.5 + rng.Float64()*3,
+			Accreditation: Accreditation{
+				Expires: testNow.AddDate(0, 1+rng.Intn(36), 0),
+			},
+			Capabilities: []string{"gpu", "ai-agents"}[:rng.Intn(3)],
+			StorageTiers: []string{"online", "nearline", "archive"}[:1+rng.Intn(3)],
+		}
+		c := benchCountries[pick([]float64{0.55, 0.15, 0.15, 0.1, 0.05})]
+		r.Country, r.OperatorJurisdiction = c.code, c.code
+		r.OperatorNationalities = []string{c.code}
+		r.Location = Location{Lat: c.lat0 + rng.Float64()*(c.lat1-c.lat0), Lon: c.lon0 + rng.Float64()*(c.lon1-c.lon0)}
+		r.Provider = benchProviders[rng.Intn(len(benchProviders))]
+		switch pick([]float64{0.2, 0.15, 0.45, 0.2}) {
+		case 0: // commercial
+			r.Accreditation.MaxLevel = label.Unclassified
+			r.NetworkDomain = DomainInternet
+			r.OperatorNationalities = []string{c.code, "IND", "USA"}[:1+rng.Intn(3)]
+			r.Customers = []string{"*"}
+			r.Accreditation.FedRAMP = FedRAMPModerate
+		case 1: // government, unclassified
+			r.Accreditation.MaxLevel = label.CUI
+			r.Accreditation.Controls = []string{"SP-EXPT"}
+			r.Accreditation.ImpactLevel = 5
+			r.NetworkDomain = []NetworkDomain{DomainInternet, DomainNIPRNet}[rng.Intn(2)]
+			r.Personnel = PersonnelScreenedUSPersons
+			r.Customers = []string{c.code}
+		case 2: // SECRET
+			r.Accreditation.MaxLevel = label.Secret
+			r.Accreditation.ImpactLevel = 6
+			r.Accreditation.Controls = []string{"SAR-BP", "RD"}[:rng.Intn(3)]
+			r.NetworkDomain = []NetworkDomain{DomainSIPRNet, DomainAirGapped}[rng.Intn(2)]
+			r.Personnel = PersonnelClearedSecret
+			r.Customers = c.customersSecret
+			if rng.Intn(4) == 0 {
+				r.Provider = c.nationalProvider
+			}
+		case 3: // TOP SECRET
+			r.Accreditation.MaxLevel = label.TopSecret
+			r.Accreditation.Controls = []string{"TK", "SI", "HCS-P", "SI-G"}[:2+rng.Intn(3)]
+			r.NetworkDomain = []NetworkDomain{DomainJWICS, DomainAirGapped}[rng.Intn(2)]
+			r.Personnel = PersonnelClearedTopSecret
+			r.Customers = c.customersSecret
+		}
+		switch rng.Intn(40) {
+		case 0:
+			r.Status = StatusDraining
+		case 1:
+			r.Status = StatusUnhealthy
+		case 2:
+			r.Accreditation.Revoked = true
+		case 3:
+			r.Accreditation.Expires = testNow.AddDate(0, -1, 0)
+		}
+		used := Resources{MilliCPU: r.Capacity.MilliCPU * int64(rng.Intn(100)) / 100, MemoryMiB: r.Capacity.MemoryMiB * int64(rng.Intn(100)) / 100}
+		if rng.Intn(20) == 0 {
+			used = r.Capacity
+		}
+		out[i] = RegionState{Region: r, Used: used, Rev: int64(i + 1), UsageRev: int64(i + 1)}
+	}
+	return out
+}
+
+// benchWorkload is the AUKUS workload of the benchmarks.
+func benchWorkload() *Workload {
+	return &Workload{
+		Name:             "aukus",
+		Tenant:           "us-navy",
+		Label:            lab(label.Secret, nil, "USA", "AUS", "GBR"),
+		Banner:           "SECRET//REL TO USA, AUS, GBR",
+		AllowedCountries: []string{"USA", "AUS", "GBR"},
+		StorageTier:      "online",
+		Resources:        Resources{MilliCPU: 8000, MemoryMiB: 32768},
+		Replicas:         2,
+		Spread:           Spread{DistinctProviders: true},
+		Preferences:      Preferences{Providers: []string{"aws", "azure"}},
+	}
+}
+
+func benchInput(n int) Input {
+	return Input{
+		Workload: benchWorkload(),
+		Tenant:   &Tenant{ID: "us-navy", Nation: "USA", Sector: "defense"},
+		Regions:  genRegions(n, 42),
+		Now:      testNow,
+	}
+}
+
+var benchSizes = []int{20, 200, 2000}
+
+// TestBenchCatalogue checks that the benchmarks measure what they claim:
+// a realistic share of eligible regions, and a placement.
+func TestBenchCatalogue(t *testing.T) {
+	for _, n := range benchSizes {
+		in := benchInput(n)
+		d := NewEngine().Plan(in)
+		var eligible int
+		for _, v := range d.Verdicts {
+			if v.Eligible {
+				eligible++
+			}
+		}
+		frac := float64(eligible) / float64(n)
+		t.Logf("regions=%d: %d eligible (%.0f%%)", n, eligible, 100*frac)
+		if frac < 0.3 || frac > 0.6 {
+			t.Errorf("regions=%d: %.2f eligible; want 0.3–0.6", n, frac)
+		}
+		if d.Err != nil || len(d.Chosen) != 2 {
+			t.Errorf("regions=%d: chose %v, %v", n, d.Chosen, d.Err)
+		}
+	}
+}
+
+func BenchmarkPlace(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("regions=%d", n), func(b *testing.B) {
+			in := benchInput(n)
+			e := NewEngine()
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := e.Place(in); d.Err != nil {
+					b.Fatal(d.Err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkPlan(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("regions=%d", n), func(b *testing.B) {
+			in := benchInput(n)
+			e := NewEngine()
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := e.Plan(in); d.Err != nil {
+					b.Fatal(d.Err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,439 @@
+package router
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/classroute/classroute/router/label"
+)
+
+// checker is one eligibility rule (DOMAIN.md §0, eligibility 1–9).
+//
+// Check is the fast path: it runs for every region in Place and Plan,
+// must not allocate and must not format. Explain runs only in Plan, only
+// after Check has failed, and says in words why, naming the offending
+// value. A checker reads the workload's derived requirements from want,
+// computed once per decision, and never modifies the region.
+type checker interface {
+	Code() ReasonCode
+	Check(w *want, r *RegionState) bool
+	Explain(w *want, r *RegionState) Reason
+}
+
+// sciSystems are the SCI control systems (DOMAIN.md §1.3). A control is
+// SCI when it is one of them or one of their compartments ("SI-G", "HCS-P").
+var sciSystems = [...]string{"HCS", "RSV", "SI", "TK"}
+
+// exportControlCategory is the CUI specified category for export-controlled data.
+const exportControlCategory = "SP-EXPT"
+
+// want is what a workload requires of a region, derived once per decision
+// from the workload, its label and its tenant, so that the checkers only
+// compare. Its slices alias the input; nothing here is modified.
+type want struct {
+	level     label.Level
+	controls  []string // label controls, each must be accredited
+	anyNation bool     // label carries no foreign-disclosure restriction
+	nations   []string // label releasability when !anyNation
+
+	personnel Personnel // least screening of the operators
+	// exportControlled: ITAR, EAR or CUI//SP-EXPT. The operators must be
+	// US persons (nationalities exactly {USA}) and the data must rest in
+	// the USA: storing it abroad is an export.
+	exportControlled bool
+	exportWhy        string // "ITAR", "EAR" or "CUI//SP-EXPT", for messages
+	sci              bool   // the label carries an SCI control
+
+	anyCountry    bool // AllowedCountries is the single entry "*"
+	countries     []string
+	jurisdictions []string // empty: any jurisdiction
+
+	tenant *Tenant // nil matches no customer pattern (fail closed)
+
+	caps []string
+	tier string
+
+	res Resources // per replica
+	now time.Time
+}
+
+// newWant derives the requirements of in.Workload. It does not allocate.
+func newWant(in *Input) want {
+	wl := in.Workload
+	l := &wl.Label
+	w := want{
+		level:         l.Level,
+		controls:      l.Controls,
+		anyNation:     l.AnyNation,
+		nations:       l.Nations,
+		anyCountry:    len(wl.AllowedCountries) == 1 && wl.AllowedCountries[0] == "*",
+		countries:     wl.AllowedCountries,
+		jurisdictions: wl.AllowedJurisdictions,
+		tenant:        in.Tenant,
+		caps:          wl.Capabilities,
+		tier:          wl.StorageTier,
+		res:           wl.Resources,
+		now:           in.Now,
+	}
+	switch {
+	case wl.ExportControl == ExportITAR:
+		w.exportControlled, w.exportWhy = true, "ITAR"
+	case wl.ExportControl == ExportEAR:
+		w.exportControlled, w.exportWhy = true, "EAR"
+	case contains(l.Controls, exportControlCategory):
+		w.exportControlled, w.exportWhy = true, "CUI//"+exportControlCategory
+	}
+	for _, c := range l.Controls {
+		if isSCI(c) {
+			w.sci = true
+			break
+		}
+	}
+	if w.exportControlled {
+		w.personnel = PersonnelScreenedUSPersons
+	}
+	if l.Level >= label.Confidential {
+		w.personnel = max(w.personnel, PersonnelClearedSecret)
+	}
+	if l.Level >= label.TopSecret || w.sci {
+		w.personnel = PersonnelClearedTopSecret
+	}
+	return w
+}
+
+// isSCI reports whether control c is an SCI control system or one of its compartments.
+func isSCI(c string) bool {
+	for _, s := range sciSystems {
+		if c == s || (len(c) > len(s) && c[len(s)] == '-' && c[:len(s)] == s) {
+			return true
+		}
+	}
+	return false
+}
+
+// contains reports whether list holds s. Lists here are short; a linear
+// scan beats a map and does not allocate.
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// usOnly reports whether the operator nationalities are exactly {USA}.
+func usOnly(nats []string) bool {
+	if len(nats) == 0 {
+		return false
+	}
+	for _, n := range nats {
+		if n != label.USA {
+			return false
+		}
+	}
+	return true
+}
+
+// missing returns the entries of need not in have, for messages.
+func missing(need, have []string) []string {
+	var out []string
+	for _, s := range need {
+		if !contains(have, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// list formats a set for a message; "none" when empty.
+func list(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// nationList formats releasable nations as a REL TO list does: USA
+// first, then the others in order.
+func nationList(nations []string) string {
+	if len(nations) == 0 {
+		return "no nation"
+	}
+	out := make([]string, 0, len(nations))
+	if contains(nations, label.USA) {
+		out = append(out, label.USA)
+	}
+	for _, n := range nations {
+		if n != label.USA {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// levelChecker: the region is accredited to at least the label's level (rule 1).
+type levelChecker struct{}
+
+func (levelChecker) Code() ReasonCode { return ReasonLevel }
+
+func (levelChecker) Check(w *want, r *RegionState) bool {
+	return r.Region.Accreditation.MaxLevel >= w.level
+}
+
+func (levelChecker) Explain(w *want, r *RegionState) Reason {
+	return Reason{ReasonLevel, fmt.Sprintf("accredited to %s; label is %s", r.Region.Accreditation.MaxLevel, w.level)}
+}
+
+// networkDomainChecker: the region's network domain can carry the level (rule 7).
+type networkDomainChecker struct{}
+
+func (networkDomainChecker) Code() ReasonCode { return ReasonNetworkDomain }
+
+func (networkDomainChecker) Check(w *want, r *RegionState) bool {
+	return r.Region.NetworkDomain.Ceiling() >= w.level
+}
+
+func (networkDomainChecker) Explain(w *want, r *RegionState) Reason {
+	return Reason{ReasonNetworkDomain, fmt.Sprintf("%s cannot carry %s", r.Region.NetworkDomain, w.level)}
+}
+
+// personnelChecker: the operators are screened for the label and, for
+// export-controlled data, are US persons only (rule 4).
+type personnelChecker struct{}
+
+func (personnelChecker) Code() ReasonCode { return ReasonPersonnel }
+
+func (personnelChecker) Check(w *want, r *RegionState) bool {
+	return r.Region.Personnel >= w.personnel && (!w.exportControlled || usOnly(r.Region.OperatorNationalities))
+}
+
+func (personnelChecker) Explain(w *want, r *RegionState) Reason {
+	var parts []string
+	if r.Region.Personnel < w.personnel {
+		why := w.level.String()
+		switch {
+		case w.personnel == PersonnelClearedTopSecret && w.sci && w.level < label.TopSecret:
+			why = "SCI"
+		case w.personnel == PersonnelScreenedUSPersons:
+			why = w.exportWhy + " data"
+		}
+		parts = append(parts, fmt.Sprintf("personnel %s; %s requires %s", r.Region.Personnel, why, w.personnel))
+	}
+	if w.exportControlled && !usOnly(r.Region.OperatorNationalities) {
+		parts = append(parts, fmt.Sprintf("operated by %s nationals; %s data requires US persons only",
+			list(r.Region.OperatorNationalities), w.exportWhy))
+	}
+	return Reason{ReasonPersonnel, strings.Join(parts, "; ")}
+}
+
+// healthChecker: the region is active, not draining, unhealthy or offline (rule 9).
+type healthChecker struct{}
+
+func (healthChecker) Code() ReasonCode { return ReasonHealth }
+
+func (healthChecker) Check(_ *want, r *RegionState) bool { return r.Region.Status == StatusActive }
+
+func (healthChecker) Explain(_ *want, r *RegionState) Reason {
+	return Reason{ReasonHealth, fmt.Sprintf("region is %s", r.Region.Status)}
+}
+
+// accreditationChecker: the accreditation is in force: not revoked, and
+// the decision's Now is before it expires (rule 1).
+type accreditationChecker struct{}
+
+func (accreditationChecker) Code() ReasonCode { return ReasonAccreditation }
+
+func (accreditationChecker) Check(w *want, r *RegionState) bool {
+	a := &r.Region.Accreditation
+	return !a.Revoked && w.now.Before(a.Expires)
+}
+
+func (accreditationChecker) Explain(w *want, r *RegionState) Reason {
+	a := &r.Region.Accreditation
+	var parts []string
+	if a.Revoked {
+		parts = append(parts, "accreditation revoked")
+	}
+	switch {
+	case a.Expires.IsZero():
+		parts = append(parts, "accreditation has no expiry date")
+	case !w.now.Before(a.Expires):
+		parts = append(parts, "accreditation expired "+a.Expires.UTC().Format(time.DateOnly))
+	}
+	return Reason{ReasonAccreditation, strings.Join(parts, "; ")}
+}
+
+// capacityChecker: one replica's resources fit the region's free capacity (rule 9).
+type capacityChecker struct{}
+
+func (capacityChecker) Code() ReasonCode { return ReasonCapacity }
+
+func (capacityChecker) Check(w *want, r *RegionState) bool { return w.res.Fits(r.Free()) }
+
+func (capacityChecker) Explain(w *want, r *RegionState) Reason {
+	f := r.Free()
+	return Reason{ReasonCapacity, fmt.Sprintf("needs %s; free %s", formatResources(w.res), formatResources(f))}
+}
+
+func formatResources(r Resources) string {
+	return fmt.Sprintf("cpu %dm, memory %d MiB, gpu %d", r.MilliCPU, r.MemoryMiB, r.GPU)
+}
+
+// residencyChecker: the data would rest in an allowed country, and
+// export-controlled data rests in the USA (rule 5).
+type residencyChecker struct{}
+
+func (residencyChecker) Code() ReasonCode { return ReasonResidency }
+
+func (residencyChecker) Check(w *want, r *RegionState) bool {
+	c := r.Region.Country
+	return (w.anyCountry || contains(w.countries, c)) && (!w.exportControlled || c == label.USA)
+}
+
+func (residencyChecker) Explain(w *want, r *RegionState) Reason {
+	c := r.Region.Country
+	var parts []string
+	if !w.anyCountry && !contains(w.countries, c) {
+		parts = append(parts, fmt.Sprintf("data would rest in %s; allowed: %s", c, list(w.countries)))
+	}
+	if w.exportControlled && c != label.USA {
+		parts = append(parts, fmt.Sprintf("data would rest in %s; %s data must rest in USA", c, w.exportWhy))
+	}
+	return Reason{ReasonResidency, strings.Join(parts, "; ")}
+}
+
+// jurisdictionChecker: when the workload limits operator jurisdictions,
+// the region's operator is under one of them (rule 5).
+type jurisdictionChecker struct{}
+
+func (jurisdictionChecker) Code() ReasonCode { return ReasonJurisdiction }
+
+func (jurisdictionChecker) Check(w *want, r *RegionState) bool {
+	return len(w.jurisdictions) == 0 || contains(w.jurisdictions, r.Region.OperatorJurisdiction)
+}
+
+func (jurisdictionChecker) Explain(w *want, r *RegionState) Reason {
+	return Reason{ReasonJurisdiction, fmt.Sprintf("operator under %s jurisdiction; allowed: %s",
+		r.Region.OperatorJurisdiction, list(w.jurisdictions))}
+}
+
+// releasabilityChecker: every nationality operating the region is in the
+// label's releasability (rule 3). Undeclared nationalities fail closed.
+type releasabilityChecker struct{}
+
+func (releasabilityChecker) Code() ReasonCode { return ReasonReleasability }
+
+func (releasabilityChecker) Check(w *want, r *RegionState) bool {
+	if w.anyNation {
+		return true
+	}
+	nats := r.Region.OperatorNationalities
+	if len(nats) == 0 {
+		return false
+	}
+	for _, n := range nats {
+		if !contains(w.nations, n) {
+			return false
+		}
+	}
+	return true
+}
+
+func (releasabilityChecker) Explain(w *want, r *RegionState) Reason {
+	nats := r.Region.OperatorNationalities
+	if len(nats) == 0 {
+		return Reason{ReasonReleasability, fmt.Sprintf("operator nationalities not declared; label releasable to %s only",
+			nationList(w.nations))}
+	}
+	return Reason{ReasonReleasability, fmt.Sprintf("operated by %s nationals; label releasable to %s only",
+		list(missing(nats, w.nations)), nationList(w.nations))}
+}
+
+// customerChecker: the tenant matches one of the region's customer
+// patterns: "*", a nation ("USA"), or nation/sector ("USA/defense") (rule 6).
+type customerChecker struct{}
+
+func (customerChecker) Code() ReasonCode { return ReasonCustomer }
+
+func (customerChecker) Check(w *want, r *RegionState) bool {
+	t := w.tenant
+	if t == nil {
+		return false
+	}
+	for _, p := range r.Region.Customers {
+		if customerMatch(p, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// customerMatch matches one customer pattern without allocating.
+func customerMatch(p string, t *Tenant) bool {
+	if p == "*" || p == t.Nation {
+		return true
+	}
+	n := len(t.Nation)
+	return len(p) == n+1+len(t.Sector) && p[n] == '/' && p[:n] == t.Nation && p[n+1:] == t.Sector
+}
+
+func (customerChecker) Explain(w *want, r *RegionState) Reason {
+	serves := "serves no tenant"
+	if len(r.Region.Customers) > 0 {
+		serves = "serves " + list(r.Region.Customers) + " tenants only"
+	}
+	if w.tenant == nil {
+		return Reason{ReasonCustomer, serves + "; the workload's tenant is unknown"}
+	}
+	t := w.tenant
+	return Reason{ReasonCustomer, fmt.Sprintf("%s; tenant %s is %s/%s", serves, t.ID, t.Nation, t.Sector)}
+}
+
+// controlsChecker: the region is accredited for every control of the
+// label: SCI, SAP, AEA and CUI categories (rule 2). Accreditation
+// controls may be in any order.
+type controlsChecker struct{}
+
+func (controlsChecker) Code() ReasonCode { return ReasonControls }
+
+func (controlsChecker) Check(w *want, r *RegionState) bool {
+	have := r.Region.Accreditation.Controls
+	for _, c := range w.controls {
+		if !contains(have, c) {
+			return false
+		}
+	}
+	return true
+}
+
+func (controlsChecker) Explain(w *want, r *RegionState) Reason {
+	return Reason{ReasonControls, "not accredited for " + list(missing(w.controls, r.Region.Accreditation.Controls))}
+}
+
+// capabilityChecker: the region offers every capability and the storage
+// tier the workload needs (rule 8).
+type capabilityChecker struct{}
+
+func (capabilityChecker) Code() ReasonCode { return ReasonCapability }
+
+func (capabilityChecker) Check(w *want, r *RegionState) bool {
+	for _, c := range w.caps {
+		if !contains(r.Region.Capabilities, c) {
+			return false
+		}
+	}
+	return w.tier == "" || contains(r.Region.StorageTiers, w.tier)
+}
+
+func (capabilityChecker) Explain(w *want, r *RegionState) Reason {
+	var parts []string
+	if m := missing(w.caps, r.Region.Capabilities); len(m) > 0 {
+		parts = append(parts, "no "+list(m)+" capability")
+	}
+	if w.tier != "" && !contains(r.Region.StorageTiers, w.tier) {
+		parts = append(parts, "no "+w.tier+" storage tier")
+	}
+	return Reason{ReasonCapability, strings.Join(parts, "; ")}
+}

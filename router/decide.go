@@ -1,0 +1,364 @@
+package router
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Engine decides placements. It holds no state between decisions: each
+// reads an immutable Input and returns a Decision; committing it is
+// someone else's job. An Engine is safe for concurrent use.
+type Engine struct {
+	checkers    []checker
+	searchLimit int
+	pool        sync.Pool // *scratch
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithSearchLimit bounds the spread search to n candidate checks
+// (default DefaultSearchLimit). Values below 1 keep the default.
+func WithSearchLimit(n int) Option {
+	return func(e *Engine) {
+		if n > 0 {
+			e.searchLimit = n
+		}
+	}
+}
+
+// NewEngine returns an engine whose eligibility chain runs, for every
+// region, these rules in this order, cheapest first (field compares, then
+// a little arithmetic, then scans of short lists); within a cost class the
+// lasting security rules come before the transient operational ones, so
+// that a region's first reason is the most telling:
+//
+//  1. level           accredited level ≥ label level                  (ReasonLevel)
+//  2. network-domain  the network domain can carry the level          (ReasonNetworkDomain)
+//  3. personnel       screening for the level, SCI or export control;
+//     export-controlled data: operators are US persons only           (ReasonPersonnel)
+//  4. health          the region is active                            (ReasonHealth)
+//  5. accreditation   not revoked, and Now is before it expires       (ReasonAccreditation)
+//  6. capacity        one replica fits the free capacity              (ReasonCapacity)
+//  7. residency       data rests in an allowed country; export-
+//     controlled data rests in the USA                                (ReasonResidency)
+//  8. jurisdiction    the operator's jurisdiction is allowed          (ReasonJurisdiction)
+//  9. releasability   every operator nationality is releasable        (ReasonReleasability)
+//  10. customer       the region may serve the tenant                 (ReasonCustomer)
+//  11. controls       accredited for every control of the label       (ReasonControls)
+//  12. capability     every capability and the storage tier offered   (ReasonCapability)
+//
+// Place stops at a region's first failing rule; Plan runs them all and
+// reports every failure. No option removes or weakens a rule.
+func NewEngine(opts ...Option) *Engine {
+	e := &Engine{
+		checkers: []checker{
+			levelChecker{},
+			networkDomainChecker{},
+			personnelChecker{},
+			healthChecker{},
+			accreditationChecker{},
+			capacityChecker{},
+			residencyChecker{},
+			jurisdictionChecker{},
+			releasabilityChecker{},
+			customerChecker{},
+			controlsChecker{},
+			capabilityChecker{},
+		},
+		searchLimit: DefaultSearchLimit,
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	n := len(e.checkers)
+	e.pool.New = func() any { return &scratch{first: make([]int, n+1)} }
+	return e
+}
+
+// scratch holds the buffers of one decision; they are pooled so that a
+// decision does not allocate per region.
+type scratch struct {
+	want   want
+	cands  []cand
+	ranked []cand // the sorted prefix of a lazy ranking
+	rank   ranking
+	// first[i] counts the regions whose first failed rule is checker i;
+	// first[len(checkers)] counts RegionStates with no Region record.
+	first  []int
+	search spreadSearch
+	provs  []string
+	order  []int
+}
+
+func (e *Engine) get() *scratch {
+	s := e.pool.Get().(*scratch)
+	s.cands = s.cands[:0]
+	clear(s.first)
+	s.provs = s.provs[:0]
+	s.order = s.order[:0]
+	return s
+}
+
+func (e *Engine) put(s *scratch) {
+	// Drop the pointers into the Input.
+	clear(s.cands)
+	clear(s.ranked[:cap(s.ranked)])
+	s.rank = ranking{}
+	s.search.rank = nil
+	s.want = want{}
+	e.pool.Put(s)
+}
+
+// Place decides where in.Workload's replicas run, as fast as it can: a
+// region is dropped at its first failing rule, messages are not
+// formatted and Verdicts is nil. Chosen and Scores are set, or Err is.
+//
+// Err wraps ErrNoEligibleRegion when fewer regions are eligible than
+// there are replicas (with a count of regions per first failed rule),
+// or ErrSpreadUnsatisfiable when enough are eligible but no set of them
+// satisfies the spread rules. A refusal never falls back to a weaker region.
+func (e *Engine) Place(in Input) Decision {
+	if err := checkInput(&in); err != nil {
+		return Decision{Err: err}
+	}
+	s := e.get()
+	defer e.put(s)
+	s.want = newWant(&in) // in the scratch: a local would escape to the heap
+	w := &s.want
+	for i := range in.Regions {
+		r := &in.Regions[i]
+		if r.Region == nil {
+			s.first[len(e.checkers)]++
+			continue
+		}
+		if j := e.firstFailure(w, r); j >= 0 {
+			s.first[j]++
+			continue
+		}
+		s.cands = append(s.cands, cand{idx: i, r: r.Region})
+	}
+	var d Decision
+	if d.Err = e.choose(&in, s, false); d.Err == nil {
+		d.Chosen, d.Scores = chosen(s)
+	}
+	return d
+}
+
+// firstFailure returns the index of the first rule r fails, or -1.
+func (e *Engine) firstFailure(w *want, r *RegionState) int {
+	for j, c := range e.checkers {
+		if !c.Check(w, r) {
+			return j
+		}
+	}
+	return -1
+}
+
+// Plan decides as Place does and explains: Verdicts holds every region,
+// with every failing rule of an ineligible region and the score of an
+// eligible one, ordered chosen first (in replica order), then the other
+// eligible by score (ties by key), then the ineligible by key.
+func (e *Engine) Plan(in Input) Decision {
+	if err := checkInput(&in); err != nil {
+		return Decision{Err: err}
+	}
+	s := e.get()
+	defer e.put(s)
+	s.want = newWant(&in)
+	w := &s.want
+	byIndex := make([]Verdict, len(in.Regions))
+	for i := range in.Regions {
+		r := &in.Regions[i]
+		v := &byIndex[i]
+		v.Index = i
+		if r.Region == nil {
+			s.first[len(e.checkers)]++
+			v.Reasons = []Reason{{ReasonHealth, "no region record"}}
+			continue
+		}
+		first := -1
+		for j, c := range e.checkers {
+			if !c.Check(w, r) {
+				if first < 0 {
+					first = j
+				}
+				v.Reasons = append(v.Reasons, c.Explain(w, r))
+			}
+		}
+		if first >= 0 {
+			s.first[first]++
+			continue
+		}
+		v.Eligible = true
+		s.cands = append(s.cands, cand{idx: i, r: r.Region})
+	}
+	var d Decision
+	if d.Err = e.choose(&in, s, true); d.Err == nil {
+		d.Chosen, d.Scores = chosen(s)
+	}
+
+	// s.cands is now sorted best first.
+	d.Verdicts = make([]Verdict, 0, len(byIndex))
+	for _, c := range s.cands {
+		byIndex[c.idx].Score = c.score
+	}
+	for _, i := range d.Chosen {
+		byIndex[i].Chosen = true
+		d.Verdicts = append(d.Verdicts, byIndex[i])
+	}
+	for _, c := range s.cands {
+		if !byIndex[c.idx].Chosen {
+			d.Verdicts = append(d.Verdicts, byIndex[c.idx])
+		}
+	}
+	for i := range byIndex {
+		if !byIndex[i].Eligible {
+			s.order = append(s.order, i)
+		}
+	}
+	slices.SortFunc(s.order, func(a, b int) int {
+		ra, rb := in.Regions[a].Region, in.Regions[b].Region
+		switch {
+		case ra == nil && rb == nil:
+			return a - b
+		case ra == nil:
+			return -1
+		case rb == nil:
+			return 1
+		}
+		if c := compareKeys(ra, rb); c != 0 {
+			return c
+		}
+		return a - b
+	})
+	for _, i := range s.order {
+		d.Verdicts = append(d.Verdicts, byIndex[i])
+	}
+	return d
+}
+
+// checkInput refuses an Input the engine cannot decide on.
+func checkInput(in *Input) error {
+	if in.Workload == nil {
+		var v Violations
+		v.Add("workload", "missing")
+		return v.Err()
+	}
+	return nil
+}
+
+// choose scores and ranks the eligible regions in s.cands and picks the
+// replicas' regions into s.search.pick, or says why it cannot. With
+// sortAll it sorts s.cands best first; otherwise it ranks them only as
+// far as the spread search looks.
+func (e *Engine) choose(in *Input, s *scratch, sortAll bool) error {
+	wl := in.Workload
+	need := max(wl.Replicas, 1)
+	if len(s.cands) == 0 {
+		return fmt.Errorf("%w among %d regions: %s", ErrNoEligibleRegion, len(in.Regions), e.summary(s.first))
+	}
+
+	sc := newScorer(wl)
+	sc.setCosts(s.cands)
+	for i := range s.cands {
+		s.cands[i].score = sc.score(&in.Regions[s.cands[i].idx])
+	}
+	lazy := !sortAll && len(s.cands) >= need
+	if lazy {
+		s.rank.lazy(s.cands, s.ranked)
+	} else {
+		s.rank.full(s.cands)
+	}
+
+	if len(s.cands) < need {
+		keys := make([]string, len(s.cands))
+		for i, c := range s.cands {
+			keys[i] = c.r.Key()
+		}
+		var others string
+		if sum := e.summary(s.first); sum != "" {
+			others = "; the others: " + sum
+		}
+		return fmt.Errorf("%w: %d replicas need %d distinct regions; only %d of %d regions eligible (%s)%s",
+			ErrNoEligibleRegion, need, need, len(s.cands), len(in.Regions), strings.Join(keys, ", "), others)
+	}
+
+	sr := &s.search
+	*sr = spreadSearch{
+		rank:     &s.rank,
+		need:     need,
+		minDist:  wl.Spread.MinDistanceKm,
+		distinct: wl.Spread.DistinctProviders,
+		limit:    e.searchLimit,
+		pick:     sr.pick[:0],
+	}
+	if sr.distinct && need > 1 {
+		s.provs = providers(s.provs[:0], s.cands, need)
+		if len(s.provs) < need {
+			return sr.spreadError(s.provs)
+		}
+	}
+	ok := sr.run()
+	if lazy {
+		s.ranked = s.rank.sorted[:0] // keep the grown buffer for the next decision
+	}
+	if !ok {
+		return sr.spreadError(s.provs)
+	}
+	return nil
+}
+
+// chosen copies the picked regions' indexes and scores out of the scratch.
+func chosen(s *scratch) ([]int, []float64) {
+	idx := make([]int, len(s.search.pick))
+	scores := make([]float64, len(s.search.pick))
+	for i, p := range s.search.pick {
+		c := s.rank.at(p)
+		idx[i], scores[i] = c.idx, c.score
+	}
+	return idx, scores
+}
+
+// summary names how many regions failed first at each rule, most first
+// (ties in chain order): "residency 29, level 2".
+func (e *Engine) summary(first []int) string {
+	type entry struct {
+		code ReasonCode
+		n    int
+	}
+	var es []entry
+	for i, n := range first {
+		if n == 0 {
+			continue
+		}
+		code := ReasonHealth // a RegionState without a Region record
+		if i < len(e.checkers) {
+			code = e.checkers[i].Code()
+		}
+		es = append(es, entry{code, n})
+	}
+	slices.SortStableFunc(es, func(a, b entry) int { return b.n - a.n })
+	parts := make([]string, len(es))
+	for i, x := range es {
+		parts[i] = fmt.Sprintf("%s %d", x.code, x.n)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Explain returns the Decision's verdicts by region key, in the
+// Decision's order. in must be the Input the Decision was made from. A
+// Place decision has no verdicts, so its explanation is empty.
+func (d *Decision) Explain(in *Input) []Explained {
+	out := make([]Explained, len(d.Verdicts))
+	for i, v := range d.Verdicts {
+		var key string
+		if r := in.Regions[v.Index].Region; r != nil {
+			key = r.Key()
+		}
+		out[i] = Explained{Key: key, Eligible: v.Eligible, Chosen: v.Chosen, Score: v.Score, Reasons: v.Reasons}
+	}
+	return out
+}
