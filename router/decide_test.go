@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/classroute/classroute/router/label"
@@ -568,4 +569,37 @@ func TestJoinNeverWidens(t *testing.T) {
 	if lowEligible < checked/20 {
 		t.Errorf("only %d of %d verdicts eligible: the property is barely exercised", lowEligible, checked)
 	}
+}
+
+// TestConcurrentDecisions shares one Engine (and its scratch pool)
+// between goroutines; run with -race.
+func TestConcurrentDecisions(t *testing.T) {
+	e := NewEngine()
+	inputs := []Input{benchInput(50), benchInput(200)}
+	want := make([]Decision, len(inputs))
+	for i, in := range inputs {
+		want[i] = e.Place(in)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				k := (g + i) % len(inputs)
+				got := e.Place(inputs[k])
+				if !slices.Equal(got.Chosen, want[k].Chosen) || errString(got.Err) != errString(want[k].Err) {
+					t.Errorf("goroutine %d: chose %v, %v; want %v", g, got.Chosen, got.Err, want[k].Chosen)
+					return
+				}
+				if i%10 == 0 {
+					if p := e.Plan(inputs[k]); !slices.Equal(p.Chosen, want[k].Chosen) {
+						t.Errorf("goroutine %d: Plan chose %v; want %v", g, p.Chosen, want[k].Chosen)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
