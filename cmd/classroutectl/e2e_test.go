@@ -1,0 +1,451 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+)
+
+// The end-to-end test builds both binaries, starts the daemon with its
+// embedded etcd and the default catalogue on loopback, and drives the CLI
+// through the seed scenarios of shared/DOMAIN.md §0. Every check compares a
+// placement with the catalogue's facts about the chosen regions, so it
+// fails if classroute misroutes, whatever the catalogue holds.
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+type env struct {
+	t      *testing.T
+	ctl    string
+	server string
+	root   string // repository root
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func build(t *testing.T, root, dir, pkg string) string {
+	t.Helper()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+func start(t *testing.T) *env {
+	t.Helper()
+	root := repoRoot(t)
+	bin := t.TempDir()
+	daemon := build(t, root, bin, "./cmd/classrouted")
+	ctl := build(t, root, bin, "./cmd/classroutectl")
+
+	listen := freeAddr(t)
+	var logs bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, daemon,
+		"--listen", listen,
+		"--data-dir", t.TempDir(),
+		"--embedded-etcd-client", freeAddr(t),
+		"--embedded-etcd-peer", freeAddr(t),
+		"--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 15 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		err := cmd.Wait()
+		if t.Failed() {
+			t.Logf("daemon logs:\n%s", logs.String())
+		}
+		if err != nil && !strings.Contains(err.Error(), "signal") {
+			t.Errorf("daemon exit: %v", err)
+		}
+	})
+	e := &env{t: t, ctl: ctl, server: listen, root: root}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r := e.run("regions", "-o", "json", "--timeout", "2s")
+		if r.code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not serving after 60s: %s\nlogs:\n%s", r.stderr, logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return e
+}
+
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	args = append(args, "--server", e.server)
+	cmd := exec.Command(e.ctl, args...)
+	cmd.Dir = e.root
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("run classroutectl %v: %v", args, err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+// ok runs the CLI, requires exit 0, and decodes -o json output into m.
+func (e *env) ok(m proto.Message, args ...string) {
+	e.t.Helper()
+	r := e.run(append(args, "-o", "json")...)
+	if r.code != 0 {
+		e.t.Fatalf("classroutectl %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+	}
+	if err := protojson.Unmarshal([]byte(r.stdout), m); err != nil {
+		e.t.Fatalf("classroutectl %v: decoding output: %v\n%s", args, err, r.stdout)
+	}
+}
+
+func (e *env) regions() map[string]*pb.Region {
+	var resp pb.ListRegionsResponse
+	e.ok(&resp, "regions")
+	m := make(map[string]*pb.Region)
+	for _, r := range resp.GetRegions() {
+		m[r.GetKey()] = r
+	}
+	if len(m) == 0 {
+		e.t.Fatal("catalogue is empty")
+	}
+	return m
+}
+
+func (e *env) place(spec string, extra ...string) *pb.Placement {
+	e.t.Helper()
+	var resp pb.PlaceResponse
+	e.ok(&resp, append([]string{"place", "-f", spec}, extra...)...)
+	p := resp.GetPlacement()
+	if p.GetState() != pb.PlacementState_PLACEMENT_STATE_PLACED {
+		e.t.Fatalf("placement state %v; want PLACED", p.GetState())
+	}
+	return p
+}
+
+func chosen(t *testing.T, p *pb.Placement, regions map[string]*pb.Region, want int) []*pb.Region {
+	t.Helper()
+	if got := len(p.GetAssignments()); got != want {
+		t.Fatalf("got %d replicas; want %d", got, want)
+	}
+	var out []*pb.Region
+	seen := map[string]bool{}
+	for _, a := range p.GetAssignments() {
+		r, ok := regions[a.GetRegion()]
+		if !ok {
+			t.Fatalf("placed in unknown region %q", a.GetRegion())
+		}
+		if seen[a.GetRegion()] {
+			t.Fatalf("two replicas in %s", a.GetRegion())
+		}
+		seen[a.GetRegion()] = true
+		out = append(out, r)
+	}
+	return out
+}
+
+func km(a, b *pb.Location) float64 {
+	const r = 6371.0
+	rad := math.Pi / 180
+	dlat, dlon := (b.GetLat()-a.GetLat())*rad, (b.GetLon()-a.GetLon())*rad
+	h := math.Sin(dlat/2)*math.Sin(dlat/2) + math.Cos(a.GetLat()*rad)*math.Cos(b.GetLat()*rad)*math.Sin(dlon/2)*math.Sin(dlon/2)
+	return 2 * r * math.Asin(math.Sqrt(h))
+}
+
+func subset(xs, of []string) bool {
+	for _, x := range xs {
+		if !slices.Contains(of, x) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestEndToEnd(t *testing.T) {
+	e := start(t)
+	regions := e.regions()
+
+	t.Run("kenya health records stay in Kenya", func(t *testing.T) {
+		p := e.place("examples/kenya-health-records.yaml")
+		for _, r := range chosen(t, p, regions, 1) {
+			if r.GetCountry() != "KEN" {
+				t.Errorf("placed in %s (%s); want a region in KEN", r.GetKey(), r.GetCountry())
+			}
+			if !slices.Contains(r.GetStorageTiers(), "nearline") {
+				t.Errorf("placed in %s without nearline storage", r.GetKey())
+			}
+		}
+	})
+
+	t.Run("azure south africa refused for residency", func(t *testing.T) {
+		var plan pb.PlanResponse
+		e.ok(&plan, "plan", "-f", "examples/kenya-wants-south-africa.yaml")
+		var found bool
+		for _, v := range plan.GetRegions() {
+			if v.GetRegion() != "azure/southafricanorth" {
+				continue
+			}
+			found = true
+			if v.GetEligible() {
+				t.Fatalf("azure/southafricanorth eligible for Kenyan-resident data")
+			}
+			if !slices.ContainsFunc(v.GetReasons(), func(r *pb.Reason) bool { return r.GetCode() == "residency" }) {
+				t.Errorf("azure/southafricanorth refused for %v; want residency among the reasons", v.GetReasons())
+			}
+		}
+		if !found {
+			t.Fatal("plan has no verdict for azure/southafricanorth")
+		}
+		for _, key := range plan.GetChosen() {
+			if regions[key].GetCountry() != "KEN" {
+				t.Errorf("plan chose %s outside Kenya", key)
+			}
+		}
+		// The table form a person reads says the same.
+		r := e.run("plan", "-f", "examples/kenya-wants-south-africa.yaml")
+		line := lineWith(r.stdout, "azure/southafricanorth")
+		if r.code != 0 || !strings.Contains(line, "refused") || !strings.Contains(line, "residency") {
+			t.Errorf("plan table row for azure/southafricanorth = %q (exit %d); want refused with residency", line, r.code)
+		}
+	})
+
+	t.Run("top secret SI/TK NOFORN on US-operated TS regions far apart", func(t *testing.T) {
+		p := e.place("examples/ts-si-tk-noforn.yaml")
+		rs := chosen(t, p, regions, 2)
+		for _, r := range rs {
+			a := r.GetAccreditation()
+			if a.GetMaxLevel() != pb.Level_LEVEL_TOP_SECRET {
+				t.Errorf("%s accredited %v; want TOP SECRET", r.GetKey(), a.GetMaxLevel())
+			}
+			if !subset([]string{"SI", "TK"}, a.GetControls()) {
+				t.Errorf("%s controls %v lack SI or TK", r.GetKey(), a.GetControls())
+			}
+			if !subset(r.GetOperatorNationalities(), []string{"USA"}) || r.GetCountry() != "USA" {
+				t.Errorf("%s operated by %v in %s; NOFORN needs US-operated US regions", r.GetKey(), r.GetOperatorNationalities(), r.GetCountry())
+			}
+		}
+		if d := km(rs[0].GetLocation(), rs[1].GetLocation()); d < 1000 {
+			t.Errorf("replicas %s and %s are %.0f km apart; want >= 1000", rs[0].GetKey(), rs[1].GetKey(), d)
+		}
+		if p.GetLabel().GetBanner() != "TOP SECRET//SI/TK//NOFORN" {
+			t.Errorf("canonical label %q", p.GetLabel().GetBanner())
+		}
+	})
+
+	t.Run("AUKUS secret on regions operated by the three nations", func(t *testing.T) {
+		p := e.place("examples/aukus-secret.yaml")
+		for _, r := range chosen(t, p, regions, 2) {
+			if r.GetAccreditation().GetMaxLevel() < pb.Level_LEVEL_SECRET {
+				t.Errorf("%s accredited only to %v", r.GetKey(), r.GetAccreditation().GetMaxLevel())
+			}
+			if !subset(r.GetOperatorNationalities(), []string{"USA", "AUS", "GBR"}) {
+				t.Errorf("%s operated by %v; label releasable to USA, AUS, GBR", r.GetKey(), r.GetOperatorNationalities())
+			}
+		}
+	})
+
+	t.Run("JEDI multi-vendor replicas on distinct providers with nearline", func(t *testing.T) {
+		p := e.place("examples/jedi-multivendor.yaml")
+		providers := map[string]bool{}
+		for _, r := range chosen(t, p, regions, 3) {
+			providers[r.GetProvider()] = true
+			if !slices.Contains(r.GetStorageTiers(), "nearline") {
+				t.Errorf("%s lacks the nearline tier the workload needs", r.GetKey())
+			}
+			if r.GetAccreditation().GetMaxLevel() < pb.Level_LEVEL_SECRET || !subset(r.GetOperatorNationalities(), []string{"USA"}) {
+				t.Errorf("%s cannot hold SECRET//NOFORN", r.GetKey())
+			}
+		}
+		if len(providers) != 3 {
+			t.Errorf("replicas on %d providers; want 3 distinct", len(providers))
+		}
+	})
+
+	t.Run("ITAR data only in US-located US-person regions", func(t *testing.T) {
+		p := e.place("examples/itar-export.yaml")
+		for _, r := range chosen(t, p, regions, 1) {
+			if r.GetCountry() != "USA" || !subset(r.GetOperatorNationalities(), []string{"USA"}) {
+				t.Errorf("%s in %s operated by %v", r.GetKey(), r.GetCountry(), r.GetOperatorNationalities())
+			}
+			if r.GetPersonnel() < pb.Personnel_PERSONNEL_SCREENED_US_PERSONS {
+				t.Errorf("%s personnel %v; ITAR needs US persons", r.GetKey(), r.GetPersonnel())
+			}
+		}
+	})
+
+	t.Run("nearline storage tier is honoured", func(t *testing.T) {
+		p := e.place("examples/nearline-storage.yaml")
+		for _, r := range chosen(t, p, regions, 1) {
+			if !slices.Contains(r.GetStorageTiers(), "nearline") {
+				t.Errorf("%s lacks nearline", r.GetKey())
+			}
+		}
+	})
+
+	t.Run("foreign militaries are separate tenants", func(t *testing.T) {
+		nld := e.place("examples/foreign-military-nld.yaml")
+		pol := e.place("examples/foreign-military-pol.yaml")
+		var list pb.ListResponse
+		e.ok(&list, "list", "--tenant", "nld-mod")
+		var ids []string
+		for _, p := range list.GetPlacements() {
+			ids = append(ids, p.GetId())
+			if p.GetTenant() != "nld-mod" {
+				t.Errorf("list --tenant nld-mod returned %s of tenant %s", p.GetId(), p.GetTenant())
+			}
+		}
+		if !slices.Contains(ids, nld.GetId()) || slices.Contains(ids, pol.GetId()) {
+			t.Errorf("list --tenant nld-mod = %v; want %s and not %s", ids, nld.GetId(), pol.GetId())
+		}
+	})
+
+	t.Run("refusal with every reason, nothing stored", func(t *testing.T) {
+		var before pb.ListResponse
+		e.ok(&before, "list", "--tenant", "ke-moh")
+		r := e.run("place", "-f", "cmd/classroutectl/testdata/kenya-gpu.yaml")
+		if r.code != 1 {
+			t.Fatalf("exit %d; want 1\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "FailedPrecondition") || !strings.Contains(r.stderr, "no eligible region") {
+			t.Errorf("stderr %q; want FailedPrecondition: no eligible region", firstLine(r.stderr))
+		}
+		if row := lineWith(r.stderr, "azure/southafricanorth"); !strings.Contains(row, "residency") {
+			t.Errorf("refusal row for azure/southafricanorth = %q; want residency", row)
+		}
+		if row := lineWith(r.stderr, "ke-gov/konza-1"); !strings.Contains(row, "capability") {
+			t.Errorf("refusal row for ke-gov/konza-1 = %q; want capability", row)
+		}
+		var after pb.ListResponse
+		e.ok(&after, "list", "--tenant", "ke-moh")
+		if len(after.GetPlacements()) != len(before.GetPlacements()) {
+			t.Errorf("a refused placement was stored: %d placements before, %d after", len(before.GetPlacements()), len(after.GetPlacements()))
+		}
+
+		r = e.run("place", "-f", "cmd/classroutectl/testdata/aus-noforn.yaml")
+		if r.code != 1 || !strings.Contains(r.stderr, "FailedPrecondition") {
+			t.Errorf("NOFORN for the Australian tenant: exit %d, %q; want a FailedPrecondition refusal", r.code, firstLine(r.stderr))
+		}
+	})
+
+	t.Run("bad input names the field and stores nothing", func(t *testing.T) {
+		r := e.run("label", "check", "SECRET//NOFORN/REL TO USA, CAN")
+		if r.code != 1 || !strings.Contains(r.stderr, "InvalidArgument") || !strings.Contains(r.stderr, "NOFORN cannot be combined with REL TO") {
+			t.Errorf("label check: exit %d, stderr %q", r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "field banner") {
+			t.Errorf("label check stderr %q does not name the field", r.stderr)
+		}
+		r = e.run("label", "check", "SECRET//REL TO USA, XYZ")
+		if r.code != 1 || !strings.Contains(r.stderr, `unknown country code "XYZ"`) {
+			t.Errorf("unknown country: exit %d, stderr %q", r.code, r.stderr)
+		}
+		var all pb.ListResponse
+		e.ok(&all, "list", "--page-size", "1000")
+		r = e.run("place", "-f", "cmd/classroutectl/testdata/no-residency.yaml")
+		if r.code != 1 || !strings.Contains(r.stderr, "InvalidArgument") || !strings.Contains(r.stderr, "field workload.allowed_storage_countries") {
+			t.Errorf("missing residency: exit %d, stderr %q", r.code, r.stderr)
+		}
+		var after pb.ListResponse
+		e.ok(&after, "list", "--page-size", "1000")
+		if len(after.GetPlacements()) != len(all.GetPlacements()) {
+			t.Errorf("an invalid request stored a placement")
+		}
+	})
+
+	t.Run("label check prints the canonical form", func(t *testing.T) {
+		var resp pb.CheckLabelResponse
+		e.ok(&resp, "label", "check", "SECRET//REL TO USA, FVEY")
+		if got, want := resp.GetLabel().GetBanner(), "SECRET//REL TO USA, AUS, CAN, GBR, NZL"; got != want {
+			t.Errorf("canonical %q; want %q", got, want)
+		}
+	})
+
+	t.Run("place is idempotent on the request id; release returns capacity", func(t *testing.T) {
+		first := e.place("examples/nearline-storage.yaml", "--request-id", "e2e-idem-1")
+		key := first.GetAssignments()[0].GetRegion()
+		used := e.regions()[key].GetUsed().GetMemoryMib()
+		again := e.place("examples/nearline-storage.yaml", "--request-id", "e2e-idem-1")
+		if !proto.Equal(first, again) {
+			t.Errorf("same request id gave a different placement:\n%v\n%v", first, again)
+		}
+		if got := e.regions()[key].GetUsed().GetMemoryMib(); got != used {
+			t.Errorf("repeat request changed usage of %s: %d -> %d", key, used, got)
+		}
+		r := e.run("place", "-f", "examples/itar-export.yaml", "--request-id", "e2e-idem-1")
+		if r.code != 1 || !strings.Contains(r.stderr, "AlreadyExists") {
+			t.Errorf("reusing a request id for another workload: exit %d, %q; want AlreadyExists", r.code, firstLine(r.stderr))
+		}
+		var rel pb.ReleaseResponse
+		e.ok(&rel, "release", "e2e-idem-1")
+		if rel.GetPlacement().GetState() != pb.PlacementState_PLACEMENT_STATE_RELEASED {
+			t.Errorf("released placement state %v", rel.GetPlacement().GetState())
+		}
+		if got, want := e.regions()[key].GetUsed().GetMemoryMib(), used-first.GetWorkload().GetResources().GetMemoryMib(); got != want {
+			t.Errorf("after release %s uses %d MiB; want %d", key, got, want)
+		}
+		var got pb.GetResponse
+		e.ok(&got, "get", "e2e-idem-1")
+		if got.GetPlacement().GetState() != pb.PlacementState_PLACEMENT_STATE_RELEASED {
+			t.Errorf("get after release: state %v", got.GetPlacement().GetState())
+		}
+		if r := e.run("get", "no-such-placement"); r.code != 1 || !strings.Contains(r.stderr, "NotFound") {
+			t.Errorf("get unknown id: exit %d, %q; want NotFound", r.code, firstLine(r.stderr))
+		}
+	})
+}
+
+func lineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
