@@ -1,0 +1,309 @@
+package router
+
+import (
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/classroute/classroute/router/label"
+)
+
+// Validation of API and catalogue input. Each Validate function returns
+// nil or an *InvalidError that lists every bad field by its API path
+// ("region.accreditation.expires", "workload.allowed_storage_countries[1]"),
+// so a caller can fix everything in one round trip.
+
+const (
+	// MaxReplicas is the most replicas one workload may ask for.
+	MaxReplicas = 16
+	// maxDistanceKm bounds spread.min_distance_km: half the Earth's
+	// circumference is the farthest two points can be apart.
+	maxDistanceKm = 20040
+	maxIDLen      = 63
+	maxNameLen    = 128
+	maxTextLen    = 256
+	maxControlLen = 64
+)
+
+var (
+	// idRE is the shape of provider, region, tenant ids and of
+	// capability and storage tier tokens.
+	idRE = regexp.MustCompile(`^[a-z0-9-]+$`)
+	// workloadNameRE is the shape of a workload name.
+	workloadNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	// controlRE is the shape of a control token: an SCI system with
+	// compartments and sub-compartments (SI-G, HCS-P, "SI-G ABCD"), a SAP
+	// (SAR-BP), an AEA marking (RD, "SIGMA 20", "DOD UCNI") or a CUI
+	// specified category (SP-EXPT). Whether the token is a known control
+	// is the label parser's business; a region may list controls the
+	// parser does not know yet.
+	controlRE = regexp.MustCompile(`^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*( [A-Z0-9]+)*$`)
+)
+
+// sectors are the tenant sectors, also used in customer patterns.
+var sectors = []string{"civil", "defense", "intelligence", "commercial"}
+
+// impactLevels are the DoD SRG impact levels; 0 means none. There is no IL1 or IL3.
+var impactLevels = []int{0, 2, 4, 5, 6}
+
+// ValidateRegion checks a region record.
+func ValidateRegion(r *Region) error {
+	var v Violations
+	checkID(&v, "region.provider", r.Provider)
+	checkID(&v, "region.id", r.ID)
+	checkText(&v, "region.name", r.Name)
+	checkCountry(&v, "region.country", r.Country)
+	checkCountry(&v, "region.operator_jurisdiction", r.OperatorJurisdiction)
+	if len(r.OperatorNationalities) == 0 {
+		v.Add("region.operator_nationalities", "required; list the nationalities of the people who operate the region")
+	}
+	checkEach(&v, "region.operator_nationalities", r.OperatorNationalities, checkCountry)
+	if int(r.Personnel) >= len(personnelNames) {
+		v.Add("region.personnel", "unknown personnel screening %d", r.Personnel)
+	}
+	domainOK := int(r.NetworkDomain) < len(domainNames)
+	if !domainOK {
+		v.Add("region.network_domain", "unknown network domain %d", r.NetworkDomain)
+	}
+
+	a := &r.Accreditation
+	if !a.MaxLevel.Valid() {
+		v.Add("region.accreditation.max_level", "unknown level %d", a.MaxLevel)
+	} else if domainOK && a.MaxLevel > r.NetworkDomain.Ceiling() {
+		v.Add("region.accreditation.max_level", "%s exceeds what network domain %s may carry", a.MaxLevel, r.NetworkDomain)
+	}
+	checkEach(&v, "region.accreditation.controls", a.Controls, checkControl)
+	if !slices.Contains(impactLevels, a.ImpactLevel) {
+		v.Add("region.accreditation.impact_level", "%d is not a DoD impact level (want 0, 2, 4, 5 or 6)", a.ImpactLevel)
+	}
+	if int(a.FedRAMP) >= len(fedrampNames) {
+		v.Add("region.accreditation.fedramp", "unknown FedRAMP baseline %d", a.FedRAMP)
+	}
+	checkEach(&v, "region.accreditation.frameworks", a.Frameworks, checkRequiredText)
+	if a.Expires.IsZero() {
+		v.Add("region.accreditation.expires", "required")
+	}
+
+	if len(r.Customers) == 0 {
+		v.Add("region.customers", `required; use ["*"] to serve any tenant`)
+	}
+	checkEach(&v, "region.customers", r.Customers, checkCustomer)
+	checkEach(&v, "region.capabilities", r.Capabilities, checkToken)
+	checkEach(&v, "region.storage_tiers", r.StorageTiers, checkToken)
+	checkNonNegative(&v, "region.capacity", r.Capacity)
+	checkLocation(&v, "region.location", r.Location)
+	if !(r.Cost >= 0) || math.IsInf(r.Cost, 1) {
+		v.Add("region.cost", "must be a finite number >= 0, got %v", r.Cost)
+	}
+	if int(r.Status) >= len(statusNames) {
+		v.Add("region.status", "unknown status %d", r.Status)
+	}
+	return v.Err()
+}
+
+// ValidateProvider checks a provider record.
+func ValidateProvider(p *Provider) error {
+	var v Violations
+	checkID(&v, "provider.id", p.ID)
+	checkText(&v, "provider.name", p.Name)
+	checkCountry(&v, "provider.jurisdiction", p.Jurisdiction)
+	return v.Err()
+}
+
+// ValidateTenant checks a tenant record.
+func ValidateTenant(t *Tenant) error {
+	var v Violations
+	checkID(&v, "tenant.id", t.ID)
+	checkText(&v, "tenant.name", t.Name)
+	checkCountry(&v, "tenant.nation", t.Nation)
+	checkSector(&v, "tenant.sector", t.Sector)
+	return v.Err()
+}
+
+// ValidateWorkload checks a workload and parses its label. When the
+// banner parses, w.Label is set and w.Banner becomes the canonical
+// banner, whatever else is wrong; a caller must not use w when the
+// error is not nil.
+func ValidateWorkload(w *Workload) error {
+	var v Violations
+	if w.Banner == "" {
+		v.Add("workload.label", "required")
+	} else if l, err := label.Parse(w.Banner); err != nil {
+		v.Add("workload.label", "%v", err)
+	} else {
+		w.Label = l
+		w.Banner = l.String()
+	}
+
+	switch {
+	case w.Name == "":
+		v.Add("workload.name", "required")
+	case len(w.Name) > maxNameLen:
+		v.Add("workload.name", "longer than %d characters", maxNameLen)
+	case !workloadNameRE.MatchString(w.Name):
+		v.Add("workload.name", "%q: only letters, digits, '.', '_' and '-' are allowed", w.Name)
+	}
+	checkID(&v, "workload.tenant", w.Tenant)
+
+	// Residency is never defaulted open: a spec that says nothing about
+	// where its data may rest is refused, not sent anywhere.
+	switch {
+	case len(w.AllowedCountries) == 0:
+		v.Add("workload.allowed_storage_countries", `required; use ["*"] for no residency restriction`)
+	case slices.Contains(w.AllowedCountries, "*"):
+		if len(w.AllowedCountries) > 1 {
+			v.Add("workload.allowed_storage_countries", `"*" must be the only entry`)
+		}
+	default:
+		checkEach(&v, "workload.allowed_storage_countries", w.AllowedCountries, checkCountry)
+	}
+	checkEach(&v, "workload.allowed_jurisdictions", w.AllowedJurisdictions, checkCountry)
+
+	if int(w.ExportControl) >= len(exportNames) {
+		v.Add("workload.export_control", "unknown export control %d", w.ExportControl)
+	} else if w.ExportControl != ExportNone && len(w.AllowedCountries) > 0 &&
+		!slices.Contains(w.AllowedCountries, label.USA) && !slices.Contains(w.AllowedCountries, "*") {
+		v.Add("workload.allowed_storage_countries", "export-controlled data must be allowed to rest in USA (export_control %s)", w.ExportControl)
+	}
+
+	checkEach(&v, "workload.capabilities", w.Capabilities, checkToken)
+	if w.StorageTier != "" {
+		checkToken(&v, "workload.storage_tier", w.StorageTier)
+	}
+	checkNonNegative(&v, "workload.resources", w.Resources)
+	if w.Resources.MilliCPU <= 0 && w.Resources.MemoryMiB <= 0 && w.Resources.GPU <= 0 {
+		v.Add("workload.resources", "at least one of milli_cpu, memory_mib, gpu must be positive")
+	}
+	if w.Replicas < 1 || w.Replicas > MaxReplicas {
+		v.Add("workload.replicas", "must be between 1 and %d, got %d", MaxReplicas, w.Replicas)
+	}
+	if d := w.Spread.MinDistanceKm; !(d >= 0 && d < maxDistanceKm) {
+		v.Add("workload.spread.min_distance_km", "must be >= 0 and < %d, got %v", maxDistanceKm, d)
+	}
+	checkEach(&v, "workload.preferences.providers", w.Preferences.Providers, checkID)
+	if cw := w.Preferences.CostWeight; !(cw >= 0 && cw <= 1) {
+		v.Add("workload.preferences.cost_weight", "must be between 0 and 1, got %v", cw)
+	}
+	if w.Preferences.Near != nil {
+		checkLocation(&v, "workload.preferences.near", *w.Preferences.Near)
+	}
+	return v.Err()
+}
+
+// checkEach runs check on every item of list, naming it field[i], and
+// reports repeated items.
+func checkEach(v *Violations, field string, list []string, check func(v *Violations, field, s string)) {
+	for i, s := range list {
+		f := indexed(field, i)
+		check(v, f, s)
+		if j := slices.Index(list[:i], s); j >= 0 {
+			v.Add(f, "%q repeats %s", s, indexed(field, j))
+		}
+	}
+}
+
+func indexed(field string, i int) string {
+	return field + "[" + strconv.Itoa(i) + "]"
+}
+
+func checkID(v *Violations, field, id string) {
+	switch {
+	case id == "":
+		v.Add(field, "required")
+	case len(id) > maxIDLen:
+		v.Add(field, "longer than %d characters", maxIDLen)
+	case !idRE.MatchString(id):
+		v.Add(field, "%q: only lowercase letters, digits and '-' are allowed", id)
+	}
+}
+
+func checkToken(v *Violations, field, tok string) {
+	switch {
+	case tok == "":
+		v.Add(field, "must not be empty")
+	case len(tok) > maxIDLen:
+		v.Add(field, "longer than %d characters", maxIDLen)
+	case !idRE.MatchString(tok):
+		v.Add(field, "%q: only lowercase letters, digits and '-' are allowed", tok)
+	}
+}
+
+func checkText(v *Violations, field, s string) {
+	if len(s) > maxTextLen {
+		v.Add(field, "longer than %d characters", maxTextLen)
+	}
+}
+
+func checkRequiredText(v *Violations, field, s string) {
+	if s == "" {
+		v.Add(field, "must not be empty")
+	}
+	checkText(v, field, s)
+}
+
+func checkCountry(v *Violations, field, code string) {
+	switch {
+	case code == "":
+		v.Add(field, "required")
+	case !label.IsCountry(code):
+		v.Add(field, "%q is not an ISO 3166 alpha-3 country code", code)
+	}
+}
+
+func checkSector(v *Violations, field, s string) {
+	switch {
+	case s == "":
+		v.Add(field, "required")
+	case !slices.Contains(sectors, s):
+		v.Add(field, "unknown sector %q (want one of civil, defense, intelligence, commercial)", s)
+	}
+}
+
+func checkControl(v *Violations, field, c string) {
+	switch {
+	case c == "":
+		v.Add(field, "must not be empty")
+	case len(c) > maxControlLen:
+		v.Add(field, "longer than %d characters", maxControlLen)
+	case !controlRE.MatchString(c):
+		v.Add(field, "%q is not a control token (uppercase, like SI, SI-G, HCS-P, SAR-BP, RD, SP-EXPT)", c)
+	}
+}
+
+// checkCustomer checks a customer pattern: "*", "NAT" or "NAT/sector".
+func checkCustomer(v *Violations, field, c string) {
+	if c == "*" {
+		return
+	}
+	nation, sector, hasSector := strings.Cut(c, "/")
+	if !label.IsCountry(nation) {
+		v.Add(field, `%q: want "*", a country trigraph, or trigraph/sector like "USA/defense"`, c)
+		return
+	}
+	if hasSector {
+		checkSector(v, field, sector)
+	}
+}
+
+func checkNonNegative(v *Violations, field string, r Resources) {
+	if r.MilliCPU < 0 {
+		v.Add(field+".milli_cpu", "must not be negative, got %d", r.MilliCPU)
+	}
+	if r.MemoryMiB < 0 {
+		v.Add(field+".memory_mib", "must not be negative, got %d", r.MemoryMiB)
+	}
+	if r.GPU < 0 {
+		v.Add(field+".gpu", "must not be negative, got %d", r.GPU)
+	}
+}
+
+func checkLocation(v *Violations, field string, l Location) {
+	if !(l.Lat >= -90 && l.Lat <= 90) {
+		v.Add(field+".lat", "must be between -90 and 90, got %v", l.Lat)
+	}
+	if !(l.Lon >= -180 && l.Lon <= 180) {
+		v.Add(field+".lon", "must be between -180 and 180, got %v", l.Lon)
+	}
+}
