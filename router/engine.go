@@ -14,6 +14,7 @@ type ReasonCode string
 const (
 	ReasonLevel         ReasonCode = "level"          // accredited level below the label's level
 	ReasonAccreditation ReasonCode = "accreditation"  // accreditation expired or revoked
+	ReasonAuthorization ReasonCode = "authorization"  // DoD impact level or FedRAMP baseline too low
 	ReasonControls      ReasonCode = "controls"       // a control (SCI, SAP, AEA, CUI category) not accredited
 	ReasonReleasability ReasonCode = "releasability"  // an operator nationality outside the label's releasability
 	ReasonPersonnel     ReasonCode = "personnel"      // personnel screening too low for the label or export control

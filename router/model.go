@@ -302,8 +302,16 @@ type Workload struct {
 	// AllowedJurisdictions, when set, are the operator jurisdictions allowed.
 	AllowedJurisdictions []string      `json:"allowed_jurisdictions,omitempty" yaml:"allowed_jurisdictions,omitempty"`
 	ExportControl        ExportControl `json:"export_control,omitempty" yaml:"export_control,omitempty"`
-	Capabilities         []string      `json:"capabilities,omitempty" yaml:"capabilities,omitempty"`
-	StorageTier          string        `json:"storage_tier,omitempty" yaml:"storage_tier,omitempty"`
+	// MinImpactLevel is the least DoD SRG impact level the region must hold
+	// (0, 2, 4, 5 or 6). US defense tenants get IL2 for unclassified and
+	// IL4 for CUI data without asking.
+	MinImpactLevel int `json:"min_impact_level,omitempty" yaml:"min_impact_level,omitempty"`
+	// MinFedRAMP is the least FedRAMP baseline the region must hold. US
+	// tenants get Moderate for CUI data without asking (32 CFR 2002.14).
+	// A region accredited for classified data satisfies both.
+	MinFedRAMP   FedRAMP  `json:"min_fedramp,omitempty" yaml:"min_fedramp,omitempty"`
+	Capabilities []string `json:"capabilities,omitempty" yaml:"capabilities,omitempty"`
+	StorageTier  string   `json:"storage_tier,omitempty" yaml:"storage_tier,omitempty"`
 	// Resources are needed by each replica.
 	Resources   Resources   `json:"resources" yaml:"resources"`
 	Replicas    int         `json:"replicas" yaml:"replicas"`

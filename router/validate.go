@@ -161,6 +161,12 @@ func ValidateWorkload(w *Workload) error {
 	}
 	checkEach(&v, "workload.allowed_jurisdictions", w.AllowedJurisdictions, checkCountry)
 
+	if !slices.Contains(impactLevels, w.MinImpactLevel) {
+		v.Add("workload.min_impact_level", "%d is not a DoD impact level (want 0, 2, 4, 5 or 6)", w.MinImpactLevel)
+	}
+	if int(w.MinFedRAMP) >= len(fedrampNames) {
+		v.Add("workload.min_fedramp", "unknown FedRAMP baseline %d", w.MinFedRAMP)
+	}
 	if int(w.ExportControl) >= len(exportNames) {
 		v.Add("workload.export_control", "unknown export control %d", w.ExportControl)
 	} else if w.ExportControl != ExportNone && len(w.AllowedCountries) > 0 &&

@@ -90,6 +90,7 @@ func WorkloadFromProto(w *pb.Workload, v *router.Violations) *router.Workload {
 		StorageTier:          w.GetStorageTier(),
 		Resources:            resourcesFromProto(w.GetResources()),
 		Replicas:             int(w.GetReplicas()),
+		MinImpactLevel:       int(w.GetMinImpactLevel()),
 		Spread: router.Spread{
 			MinDistanceKm:     w.GetSpread().GetMinDistanceKm(),
 			DistinctProviders: w.GetSpread().GetDistinctProviders(),
@@ -102,6 +103,11 @@ func WorkloadFromProto(w *pb.Workload, v *router.Violations) *router.Workload {
 	if n := w.GetPreferences().GetNear(); n != nil {
 		loc := locationFromProto(n)
 		out.Preferences.Near = &loc
+	}
+	switch f := w.GetMinFedramp(); f {
+	case pb.FedRAMP_FED_RAMP_UNSPECIFIED:
+	default:
+		out.MinFedRAMP = router.FedRAMP(enumFromProto(f, pb.FedRAMP_name, "workload.min_fedramp", v))
 	}
 	switch w.GetExportControl() {
 	case pb.ExportControl_EXPORT_CONTROL_UNSPECIFIED, pb.ExportControl_EXPORT_CONTROL_NONE:
@@ -129,6 +135,8 @@ func WorkloadToProto(w *router.Workload) *pb.Workload {
 		StorageTier:             w.StorageTier,
 		Resources:               resourcesToProto(w.Resources),
 		Replicas:                int32(w.Replicas),
+		MinImpactLevel:          int32(w.MinImpactLevel),
+		MinFedramp:              pb.FedRAMP(w.MinFedRAMP) + 1,
 		Spread:                  &pb.Spread{MinDistanceKm: w.Spread.MinDistanceKm, DistinctProviders: w.Spread.DistinctProviders},
 		Preferences:             &pb.Preferences{Providers: w.Preferences.Providers, CostWeight: w.Preferences.CostWeight},
 	}

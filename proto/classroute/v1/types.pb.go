@@ -1191,10 +1191,16 @@ type Workload struct {
 	Capabilities            []string      `protobuf:"bytes,7,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	StorageTier             string        `protobuf:"bytes,8,opt,name=storage_tier,json=storageTier,proto3" json:"storage_tier,omitempty"`
 	// Resources per replica.
-	Resources     *Resources   `protobuf:"bytes,9,opt,name=resources,proto3" json:"resources,omitempty"`
-	Replicas      int32        `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
-	Spread        *Spread      `protobuf:"bytes,11,opt,name=spread,proto3" json:"spread,omitempty"`
-	Preferences   *Preferences `protobuf:"bytes,12,opt,name=preferences,proto3" json:"preferences,omitempty"`
+	Resources   *Resources   `protobuf:"bytes,9,opt,name=resources,proto3" json:"resources,omitempty"`
+	Replicas    int32        `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Spread      *Spread      `protobuf:"bytes,11,opt,name=spread,proto3" json:"spread,omitempty"`
+	Preferences *Preferences `protobuf:"bytes,12,opt,name=preferences,proto3" json:"preferences,omitempty"`
+	// Least DoD SRG impact level (0, 2, 4, 5, 6). US defense tenants get
+	// IL2 for unclassified and IL4 for CUI data without asking.
+	MinImpactLevel int32 `protobuf:"varint,13,opt,name=min_impact_level,json=minImpactLevel,proto3" json:"min_impact_level,omitempty"`
+	// Least FedRAMP baseline. US tenants get MODERATE for CUI without
+	// asking. A region accredited for classified data satisfies both.
+	MinFedramp    FedRAMP `protobuf:"varint,14,opt,name=min_fedramp,json=minFedramp,proto3,enum=classroute.v1.FedRAMP" json:"min_fedramp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1313,12 +1319,26 @@ func (x *Workload) GetPreferences() *Preferences {
 	return nil
 }
 
+func (x *Workload) GetMinImpactLevel() int32 {
+	if x != nil {
+		return x.MinImpactLevel
+	}
+	return 0
+}
+
+func (x *Workload) GetMinFedramp() FedRAMP {
+	if x != nil {
+		return x.MinFedramp
+	}
+	return FedRAMP_FED_RAMP_UNSPECIFIED
+}
+
 // Reason is one failed eligibility rule.
 type Reason struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Stable reason code: level, accreditation, controls, releasability,
-	// personnel, residency, jurisdiction, customer, network-domain,
-	// capability, capacity, health, spread.
+	// Stable reason code: level, accreditation, authorization, controls,
+	// releasability, personnel, residency, jurisdiction, customer,
+	// network-domain, capability, capacity, health, spread.
 	Code          string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1742,7 +1762,7 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\tproviders\x18\x01 \x03(\tR\tproviders\x12\x1f\n" +
 	"\vcost_weight\x18\x02 \x01(\x01R\n" +
 	"costWeight\x12+\n" +
-	"\x04near\x18\x03 \x01(\v2\x17.classroute.v1.LocationR\x04near\"\x8a\x04\n" +
+	"\x04near\x18\x03 \x01(\v2\x17.classroute.v1.LocationR\x04near\"\xed\x04\n" +
 	"\bWorkload\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x14\n" +
@@ -1756,7 +1776,10 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\breplicas\x18\n" +
 	" \x01(\x05R\breplicas\x12-\n" +
 	"\x06spread\x18\v \x01(\v2\x15.classroute.v1.SpreadR\x06spread\x12<\n" +
-	"\vpreferences\x18\f \x01(\v2\x1a.classroute.v1.PreferencesR\vpreferences\"6\n" +
+	"\vpreferences\x18\f \x01(\v2\x1a.classroute.v1.PreferencesR\vpreferences\x12(\n" +
+	"\x10min_impact_level\x18\r \x01(\x05R\x0eminImpactLevel\x127\n" +
+	"\vmin_fedramp\x18\x0e \x01(\x0e2\x16.classroute.v1.FedRAMPR\n" +
+	"minFedramp\"6\n" +
 	"\x06Reason\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\xa2\x01\n" +
@@ -1884,19 +1907,20 @@ var file_classroute_v1_types_proto_depIdxs = []int32{
 	8,  // 13: classroute.v1.Workload.resources:type_name -> classroute.v1.Resources
 	14, // 14: classroute.v1.Workload.spread:type_name -> classroute.v1.Spread
 	15, // 15: classroute.v1.Workload.preferences:type_name -> classroute.v1.Preferences
-	17, // 16: classroute.v1.RegionVerdict.reasons:type_name -> classroute.v1.Reason
-	16, // 17: classroute.v1.Placement.workload:type_name -> classroute.v1.Workload
-	7,  // 18: classroute.v1.Placement.label:type_name -> classroute.v1.Label
-	19, // 19: classroute.v1.Placement.assignments:type_name -> classroute.v1.Assignment
-	6,  // 20: classroute.v1.Placement.state:type_name -> classroute.v1.PlacementState
-	22, // 21: classroute.v1.Placement.create_time:type_name -> google.protobuf.Timestamp
-	22, // 22: classroute.v1.Placement.release_time:type_name -> google.protobuf.Timestamp
-	18, // 23: classroute.v1.Refusal.regions:type_name -> classroute.v1.RegionVerdict
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	3,  // 16: classroute.v1.Workload.min_fedramp:type_name -> classroute.v1.FedRAMP
+	17, // 17: classroute.v1.RegionVerdict.reasons:type_name -> classroute.v1.Reason
+	16, // 18: classroute.v1.Placement.workload:type_name -> classroute.v1.Workload
+	7,  // 19: classroute.v1.Placement.label:type_name -> classroute.v1.Label
+	19, // 20: classroute.v1.Placement.assignments:type_name -> classroute.v1.Assignment
+	6,  // 21: classroute.v1.Placement.state:type_name -> classroute.v1.PlacementState
+	22, // 22: classroute.v1.Placement.create_time:type_name -> google.protobuf.Timestamp
+	22, // 23: classroute.v1.Placement.release_time:type_name -> google.protobuf.Timestamp
+	18, // 24: classroute.v1.Refusal.regions:type_name -> classroute.v1.RegionVerdict
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_classroute_v1_types_proto_init() }
