@@ -1,0 +1,96 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/label"
+)
+
+// decodeRecord decodes the JSON value of a cached record of kind k and
+// id, at mod revision rev, into the object its table holds.
+func decodeRecord(k kind, id string, val []byte, rev int64) (any, error) {
+	switch k {
+	case kindRegion:
+		var r router.Region
+		if err := json.Unmarshal(val, &r); err != nil {
+			return nil, err
+		}
+		if r.Key() != id {
+			return nil, fmt.Errorf("record names region %q", r.Key())
+		}
+		return &regionRecord{Key: id, Region: &r, Rev: rev}, nil
+	case kindProvider:
+		var p router.Provider
+		if err := json.Unmarshal(val, &p); err != nil {
+			return nil, err
+		}
+		if p.ID != id {
+			return nil, fmt.Errorf("record names provider %q", p.ID)
+		}
+		return &providerRecord{Provider: &p, Rev: rev}, nil
+	case kindTenant:
+		var t router.Tenant
+		if err := json.Unmarshal(val, &t); err != nil {
+			return nil, err
+		}
+		if t.ID != id {
+			return nil, fmt.Errorf("record names tenant %q", t.ID)
+		}
+		return &tenantRecord{Tenant: &t, Rev: rev}, nil
+	case kindUsage:
+		var u usageValue
+		if err := json.Unmarshal(val, &u); err != nil {
+			return nil, err
+		}
+		return &usageRecord{Key: id, Used: u.Used, Placements: u.Placements, Rev: rev}, nil
+	case kindPlacement:
+		p, err := decodePlacement(val)
+		if err != nil {
+			return nil, err
+		}
+		if p.ID != id {
+			return nil, fmt.Errorf("record names placement %q", p.ID)
+		}
+		return &placementRecord{P: p, Rev: rev}, nil
+	}
+	return nil, fmt.Errorf("no table for kind %d", k)
+}
+
+// decodePlacement decodes a placement and re-parses its workload's label
+// from the stored canonical banner (the parsed label is not stored). A
+// banner that no longer parses leaves the label zero; the placement
+// itself is still served, since it records what was decided.
+func decodePlacement(val []byte) (*router.Placement, error) {
+	var p router.Placement
+	if err := json.Unmarshal(val, &p); err != nil {
+		return nil, err
+	}
+	if p.Workload.Banner != "" {
+		if l, err := label.Parse(p.Workload.Banner); err == nil {
+			p.Workload.Label = l
+		}
+	}
+	return &p, nil
+}
+
+// workloadJSON is the canonical form of a workload that decides whether
+// a request id is reused for the same workload: its JSON, which carries
+// the canonical banner and not the parsed label.
+func workloadJSON(w *router.Workload) ([]byte, error) { return json.Marshal(w) }
+
+// sameWorkload applies the idempotency rule: a request id that already
+// made a placement returns it when the workload is the same, and
+// ErrRequestReused when it is not.
+func sameWorkload(p *router.Placement, want []byte) (*router.Placement, error) {
+	got, err := workloadJSON(&p.Workload)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(got, want) {
+		return nil, fmt.Errorf("request id %q: %w", p.ID, router.ErrRequestReused)
+	}
+	return p, nil
+}

@@ -1,0 +1,25 @@
+package state
+
+// Test hooks, compiled only into this package's tests.
+
+// WithBeforeCommit calls f with the request id just before each Place
+// commit transaction is sent: after the decision, so a test can change
+// etcd between a decision and its commit.
+func WithBeforeCommit(f func(requestID string)) Option {
+	return func(o *options) { o.beforeCommit = f }
+}
+
+// InterruptWatch cancels the cache's watch and keeps it down until
+// resume is called; then the store resumes watching from its revision,
+// as after any broken watch.
+func (s *Store) InterruptWatch() (resume func()) {
+	hold := make(chan struct{})
+	s.mu.Lock()
+	s.hold = hold
+	cancel := s.watchCancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	return func() { close(hold) }
+}

@@ -1,0 +1,95 @@
+package state
+
+import (
+	"strings"
+)
+
+// DefaultPrefix is the etcd key prefix under which a Store keeps its records.
+const DefaultPrefix = "/classroute/v1/"
+
+// Key layout under the prefix. Every value is JSON.
+//
+//	regions/<provider>/<id>   router.Region
+//	providers/<id>            router.Provider
+//	tenants/<id>              router.Tenant
+//	usage/<provider>/<id>     usageValue: capacity used by live placements
+//	placements/<id>           router.Placement, by request id
+//	audit/<sortable id>       AuditEntry (not cached)
+//	seeded                    seedMarker: the default catalogue was loaded
+const (
+	regionsDir    = "regions/"
+	providersDir  = "providers/"
+	tenantsDir    = "tenants/"
+	usageDir      = "usage/"
+	placementsDir = "placements/"
+	auditDir      = "audit/"
+	seededKey     = "seeded"
+)
+
+// keys builds and parses the etcd keys of one prefix.
+type keys struct{ prefix string }
+
+func (k keys) region(key string) string     { return k.prefix + regionsDir + key }
+func (k keys) provider(id string) string    { return k.prefix + providersDir + id }
+func (k keys) tenant(id string) string      { return k.prefix + tenantsDir + id }
+func (k keys) usage(key string) string      { return k.prefix + usageDir + key }
+func (k keys) placement(id string) string   { return k.prefix + placementsDir + id }
+func (k keys) audit(id string) string       { return k.prefix + auditDir + id }
+func (k keys) seeded() string               { return k.prefix + seededKey }
+func (k keys) regionsOf(prov string) string { return k.prefix + regionsDir + prov + "/" }
+
+// kind says which table an etcd key belongs to, and the record's id
+// within it (a region key "provider/id" for regions and usage).
+type kind uint8
+
+const (
+	kindOther kind = iota // not cached: audit, seed marker, unknown
+	kindRegion
+	kindProvider
+	kindTenant
+	kindUsage
+	kindPlacement
+)
+
+// parse splits an etcd key of this prefix into its kind and id.
+func (k keys) parse(key string) (kind, string) {
+	rest, ok := strings.CutPrefix(key, k.prefix)
+	if !ok {
+		return kindOther, ""
+	}
+	for _, d := range [...]struct {
+		dir  string
+		kind kind
+	}{
+		{placementsDir, kindPlacement},
+		{usageDir, kindUsage},
+		{regionsDir, kindRegion},
+		{providersDir, kindProvider},
+		{tenantsDir, kindTenant},
+	} {
+		if id, ok := strings.CutPrefix(rest, d.dir); ok && id != "" {
+			return d.kind, id
+		}
+	}
+	return kindOther, ""
+}
+
+// validKeyPart reports whether s may be one segment of a key: not empty,
+// no '/', no control characters.
+func validKeyPart(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '/' || c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// splitRegionKey splits "provider/id" and checks both parts.
+func splitRegionKey(key string) (prov, id string, ok bool) {
+	prov, id, ok = strings.Cut(key, "/")
+	return prov, id, ok && validKeyPart(prov) && validKeyPart(id)
+}

@@ -1,0 +1,449 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/label"
+)
+
+// snapshot is what one decision reads, from one memdb read transaction.
+type snapshot struct {
+	rev    int64
+	tenant *tenantRecord
+	// regions, keys and counts are parallel: every region with its
+	// usage and revisions, its key, and its number of live placements.
+	regions []router.RegionState
+	keys    []string
+	counts  []int64
+	// existing is the placement already made with the request id, if any.
+	existing *placementRecord
+}
+
+func (s *Store) snapshot(tenantID, requestID string) *snapshot {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	snap := &snapshot{tenant: tenantTxn(tx, tenantID)}
+	snap.rev, _ = revisionTxn(tx)
+	if requestID != "" {
+		snap.existing = placementTxn(tx, requestID)
+	}
+	regions, err := tx.Get(tableRegions, indexID)
+	if err != nil {
+		panic(err) // the table and index exist
+	}
+	usage, err := tx.Get(tableUsage, indexID)
+	if err != nil {
+		panic(err)
+	}
+	u, _ := usage.Next().(*usageRecord)
+	for raw := regions.Next(); raw != nil; raw = regions.Next() {
+		r := raw.(*regionRecord)
+		for u != nil && u.Key < r.Key {
+			u, _ = usage.Next().(*usageRecord)
+		}
+		st := router.RegionState{Region: r.Region, Rev: r.Rev}
+		var n int64
+		if u != nil && u.Key == r.Key {
+			st.Used, st.UsageRev, n = u.Used, u.Rev, u.Placements
+		}
+		snap.regions = append(snap.regions, st)
+		snap.keys = append(snap.keys, r.Key)
+		snap.counts = append(snap.counts, n)
+	}
+	return snap
+}
+
+func (snap *snapshot) input(w *router.Workload, s *Store) router.Input {
+	return router.Input{Workload: w, Tenant: snap.tenant.Tenant, Regions: snap.regions, Now: s.clock()}
+}
+
+func unknownTenant(id string) error {
+	return router.Violations{{Field: "workload.tenant", Description: fmt.Sprintf("unknown tenant %q", id)}}.Err()
+}
+
+// checkWorkload refuses a workload the store cannot place: no tenant, or
+// a banner that is not the canonical form of the parsed label (the label
+// decides; the banner is what is stored and audited, so they must agree).
+func checkWorkload(w *router.Workload) error {
+	var v router.Violations
+	if w == nil {
+		v.Add("workload", "required")
+		return v.Err()
+	}
+	if w.Tenant == "" {
+		v.Add("workload.tenant", "required")
+	}
+	if got := w.Label.String(); w.Banner != got {
+		v.Add("workload.label", "banner %q is not the canonical form %q of the parsed label; validate the workload first", w.Banner, got)
+	}
+	return v.Err()
+}
+
+// Place decides where w runs and commits the placement under requestID.
+//
+// A request id names one placement: placing the same workload again with
+// it returns the placement already made, and a different workload is
+// router.ErrRequestReused. The decision reads one snapshot of the cache;
+// the commit is one etcd transaction that compares the mod revision of
+// every record the decision read about the regions it chose (region and
+// usage records) and of the tenant record, and that the request id is
+// unused. It writes the placement, each chosen region's usage, and an
+// audit record. A lost race re-decides on fresh state, up to the retry
+// bound (then router.ErrConflict). A refusal is a *router.RefusalError
+// with every region's verdict, and is audited. When the store cannot
+// vouch for its cache, Place refuses with router.ErrUnavailable.
+func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload) (*router.Placement, error) {
+	if !validKeyPart(requestID) {
+		return nil, router.Violations{{Field: "request_id", Description: "required, without '/'"}}.Err()
+	}
+	if err := checkWorkload(w); err != nil {
+		return nil, err
+	}
+	want, err := workloadJSON(w)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; {
+		if err := s.Ready(); err != nil {
+			return nil, err
+		}
+		snap := s.snapshot(w.Tenant, requestID)
+		if snap.existing != nil {
+			return sameWorkload(snap.existing.P, want)
+		}
+		if snap.tenant == nil {
+			return nil, unknownTenant(w.Tenant)
+		}
+		in := snap.input(w, s)
+
+		view, changed, unchanged := s.res.overlay(snap.regions, snap.keys)
+		over := in
+		over.Regions = view
+		d := s.engine.Place(over)
+		if d.Err != nil {
+			if !unchanged && s.engine.Place(in).Err == nil {
+				// Only regions busy with this daemon's own commits
+				// can take it: wait for one of those to finish.
+				select {
+				case <-changed:
+					continue
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			return nil, s.refuse(ctx, requestID, &in, snap.rev, d.Err)
+		}
+		chosen := make([]string, len(d.Chosen))
+		for i, idx := range d.Chosen {
+			chosen[i] = snap.keys[idx]
+		}
+		if !s.res.hold(chosen) {
+			continue // another decision took one of them meanwhile
+		}
+		p, rev, err := s.commit(ctx, requestID, w, snap, d, chosen, want)
+		if err == nil && p == nil {
+			// Lost a race: wait for the cache to show what beat us.
+			if attempt >= s.maxRetries {
+				err = fmt.Errorf("place %s: %w: lost %d races", requestID, router.ErrConflict, attempt+1)
+			} else {
+				err = s.afterConflict(ctx, rev, attempt)
+			}
+			s.res.release(chosen)
+			if err != nil {
+				return nil, err
+			}
+			attempt++
+			continue
+		}
+		if err == nil && rev != 0 {
+			err = s.waitCommitted(ctx, rev)
+		}
+		s.res.release(chosen)
+		if err != nil {
+			return nil, err
+		}
+		if rev != 0 {
+			if cur, err := s.GetPlacement(requestID); err == nil {
+				return cur, nil // the cached copy: shares nothing with w
+			}
+		}
+		return p, nil
+	}
+}
+
+// commit runs the compare-and-swap of one decision. It returns the
+// placement and the commit revision; or the placement that already holds
+// the request id, with revision 0; or no placement and the revision that
+// beat the decision.
+func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload, snap *snapshot, d router.Decision, chosen []string, want []byte) (*router.Placement, int64, error) {
+	p := &router.Placement{
+		ID:        requestID,
+		Tenant:    w.Tenant,
+		Workload:  *w,
+		Regions:   chosen,
+		Scores:    d.Scores,
+		State:     router.PlacementPlaced,
+		DecidedAt: snap.rev,
+		CreatedAt: s.clock().UTC(),
+	}
+	pval, err := json.Marshal(p)
+	if err != nil {
+		return nil, 0, fmt.Errorf("place %s: encode: %w", requestID, err)
+	}
+	aval, err := json.Marshal(AuditEntry{
+		Time:      p.CreatedAt,
+		Op:        AuditPlace,
+		RequestID: requestID,
+		Tenant:    w.Tenant,
+		Workload:  w.Name,
+		Label:     w.Banner,
+		Regions:   chosen,
+		Scores:    d.Scores,
+		Revision:  snap.rev,
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	pkey, tkey := s.keys.placement(requestID), s.keys.tenant(w.Tenant)
+	cmps := make([]clientv3.Cmp, 0, 2+2*len(chosen))
+	ops := make([]clientv3.Op, 0, 2+len(chosen))
+	cmps = append(cmps,
+		clientv3.Compare(clientv3.CreateRevision(pkey), "=", 0),
+		clientv3.Compare(clientv3.ModRevision(tkey), "=", snap.tenant.Rev),
+	)
+	ops = append(ops, clientv3.OpPut(pkey, string(pval)))
+	for _, idx := range d.Chosen {
+		rs, key := &snap.regions[idx], snap.keys[idx]
+		ukey := s.keys.usage(key)
+		cmps = append(cmps,
+			clientv3.Compare(clientv3.ModRevision(s.keys.region(key)), "=", rs.Rev),
+			clientv3.Compare(clientv3.ModRevision(ukey), "=", rs.UsageRev),
+		)
+		uval, err := json.Marshal(usageValue{Used: rs.Used.Add(w.Resources), Placements: snap.counts[idx] + 1})
+		if err != nil {
+			return nil, 0, err
+		}
+		ops = append(ops, clientv3.OpPut(ukey, string(uval)))
+	}
+	ops = append(ops, clientv3.OpPut(s.keys.audit(s.auditID.next(p.CreatedAt)), string(aval)))
+
+	if s.beforeCommit != nil {
+		s.beforeCommit(requestID)
+	}
+	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.kv.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(pkey)).Commit()
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("place %s: %w", requestID, err)
+	}
+	if resp.Succeeded {
+		return p, resp.Header.Revision, nil
+	}
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		// The request id was used meanwhile (another daemon, or a
+		// retry of this request racing itself).
+		prev, err := decodePlacement(kvs[0].Value)
+		if err != nil {
+			return nil, 0, fmt.Errorf("place %s: stored placement: %w", requestID, err)
+		}
+		prev, err = sameWorkload(prev, want)
+		return prev, 0, err
+	}
+	return nil, resp.Header.Revision, nil
+}
+
+// refuse builds the refusal of a decision that found no placement: every
+// region's verdict from the explaining decision on the same input, and
+// an audit record. If the audit record cannot be written, the refusal is
+// router.ErrUnavailable: nothing is decided without its record.
+func (s *Store) refuse(ctx context.Context, requestID string, in *router.Input, rev int64, placeErr error) error {
+	plan := s.engine.Plan(*in)
+	err := plan.Err
+	if err == nil {
+		err = placeErr // the engines disagree: refuse all the same
+	}
+	refusal := &router.RefusalError{Err: err, Revision: rev, Regions: plan.Explain(in)}
+	reasons := []string{err.Error()}
+	for _, e := range refusal.Regions {
+		for _, r := range e.Reasons {
+			reasons = append(reasons, e.Key+": "+string(r.Code))
+		}
+	}
+	w := in.Workload
+	if aerr := s.appendAudit(ctx, AuditEntry{
+		Time:      s.clock().UTC(),
+		Op:        AuditRefuse,
+		RequestID: requestID,
+		Tenant:    w.Tenant,
+		Workload:  w.Name,
+		Label:     w.Banner,
+		Reasons:   reasons,
+		Revision:  rev,
+	}); aerr != nil {
+		return fmt.Errorf("%w: refusal of %s not audited: %w", router.ErrUnavailable, requestID, aerr)
+	}
+	return refusal
+}
+
+// Plan is an explained decision with nothing committed: what the
+// explain API returns. Its fields match server.PlanResult.
+type Plan struct {
+	// Label is the workload's parsed label.
+	Label label.Label
+	// Revision is the etcd revision the decision read.
+	Revision int64
+	// Regions holds every region's verdict: chosen first (in replica
+	// order), then the other eligible by score, then the ineligible by key.
+	Regions []router.Explained
+	// Chosen holds the chosen region keys, one per replica, best first.
+	Chosen []string
+	// Refusal is non-nil when nothing can be chosen; it wraps
+	// router.ErrNoEligibleRegion or router.ErrSpreadUnsatisfiable.
+	Refusal error
+}
+
+// Plan decides where w would run, with every region's verdict and
+// reasons, and commits nothing. It refuses with router.ErrUnavailable
+// when the store cannot vouch for its cache.
+func (s *Store) Plan(ctx context.Context, w *router.Workload) (Plan, error) {
+	if err := checkWorkload(w); err != nil {
+		return Plan{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Plan{}, err
+	}
+	if err := s.Ready(); err != nil {
+		return Plan{}, err
+	}
+	snap := s.snapshot(w.Tenant, "")
+	if snap.tenant == nil {
+		return Plan{}, unknownTenant(w.Tenant)
+	}
+	in := snap.input(w, s)
+	d := s.engine.Plan(in)
+	out := Plan{Label: w.Label, Revision: snap.rev, Regions: d.Explain(&in), Refusal: d.Err}
+	for _, idx := range d.Chosen {
+		out.Chosen = append(out.Chosen, snap.keys[idx])
+	}
+	return out, nil
+}
+
+// Release ends a placement and returns its capacity: one etcd
+// transaction compares the placement's and each region's usage record's
+// mod revision, marks the placement released, decrements the usage, and
+// writes an audit record. Releasing a released placement returns it
+// unchanged. An unknown id is router.ErrNotFound.
+func (s *Store) Release(ctx context.Context, id string) (*router.Placement, error) {
+	if !validKeyPart(id) {
+		return nil, fmt.Errorf("placement %q: %w", id, router.ErrNotFound)
+	}
+	pkey := s.keys.placement(id)
+	var out *router.Placement
+	err := s.retry(ctx, "release "+id, func(ctx context.Context) (bool, int64, error) {
+		if err := s.Ready(); err != nil {
+			return false, 0, err
+		}
+		tx := s.db.Txn(false)
+		rev, _ := revisionTxn(tx)
+		rec := placementTxn(tx, id)
+		var usage []*usageRecord
+		if rec != nil {
+			for _, key := range rec.P.Regions {
+				usage = append(usage, usageTxn(tx, key))
+			}
+		}
+		tx.Abort()
+		if rec == nil {
+			// Not cached: unknown, or placed through another daemon a
+			// moment ago; then retry once the cache has it.
+			return false, 0, s.notCached(ctx, pkey, "placement "+id)
+		}
+		if rec.P.State == router.PlacementReleased {
+			out = rec.P
+			return true, 0, nil
+		}
+		p := *rec.P
+		p.State, p.ReleasedAt = router.PlacementReleased, s.clock().UTC()
+		pval, err := json.Marshal(&p)
+		if err != nil {
+			return false, 0, err
+		}
+		aval, err := json.Marshal(AuditEntry{
+			Time: p.ReleasedAt, Op: AuditRelease, RequestID: id, Tenant: p.Tenant,
+			Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: p.Regions, Revision: rev,
+		})
+		if err != nil {
+			return false, 0, err
+		}
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(pkey), "=", rec.Rev)}
+		ops := []clientv3.Op{clientv3.OpPut(pkey, string(pval))}
+		for i, key := range p.Regions {
+			ukey := s.keys.usage(key)
+			u := usage[i]
+			if u == nil {
+				// No usage record (it cannot be deleted while the
+				// region holds placements): nothing to return; make
+				// sure none appeared meanwhile.
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(ukey), "=", 0))
+				continue
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ukey), "=", u.Rev))
+			left := usageValue{Used: u.Used.Sub(p.Workload.Resources), Placements: max(u.Placements-1, 0)}
+			left.Used = router.Resources{MilliCPU: max(left.Used.MilliCPU, 0), MemoryMiB: max(left.Used.MemoryMiB, 0), GPU: max(left.Used.GPU, 0)}
+			uval, err := json.Marshal(left)
+			if err != nil {
+				return false, 0, err
+			}
+			ops = append(ops, clientv3.OpPut(ukey, string(uval)))
+		}
+		ops = append(ops, clientv3.OpPut(s.keys.audit(s.auditID.next(p.ReleasedAt)), string(aval)))
+		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return s.kv.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(pkey)).Commit()
+		})
+		if err != nil {
+			return false, 0, err
+		}
+		if resp.Succeeded {
+			out = &p
+			return true, resp.Header.Revision, nil
+		}
+		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(kvs) == 0 {
+			return false, 0, fmt.Errorf("placement %q: %w", id, router.ErrNotFound)
+		}
+		if cur, err := decodePlacement(kvs[0].Value); err == nil && cur.State == router.PlacementReleased {
+			out = cur // released meanwhile
+			return true, resp.Header.Revision, nil
+		}
+		return false, resp.Header.Revision, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cur, err := s.GetPlacement(id); err == nil && cur.State == router.PlacementReleased {
+		return cur, nil
+	}
+	return out, nil
+}
+
+// notCached handles a record the cache does not hold: if etcd has it
+// (written by another daemon a moment ago), it waits for the cache to
+// catch up and returns nil, so the caller can retry; otherwise it is
+// ErrNotFound.
+func (s *Store) notCached(ctx context.Context, key, what string) error {
+	gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	resp, err := s.kv.Get(gctx, key, clientv3.WithKeysOnly())
+	cancel()
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return fmt.Errorf("%s: %w", what, router.ErrNotFound)
+	}
+	return s.waitCommitted(ctx, resp.Kvs[0].ModRevision)
+}

@@ -1,0 +1,122 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hashicorp/go-memdb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router"
+)
+
+const tableProviders = "providers"
+
+// providerRecord is a cached provider and the etcd mod revision of its record.
+type providerRecord struct {
+	Provider *router.Provider
+	Rev      int64
+}
+
+func providersTableSchema() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableProviders,
+		Indexes: map[string]*memdb.IndexSchema{
+			indexID: {
+				Name:    indexID,
+				Unique:  true,
+				Indexer: oneIndex[*providerRecord](func(p *providerRecord) string { return p.Provider.ID }),
+			},
+		},
+	}
+}
+
+func providerTxn(tx *memdb.Txn, id string) *providerRecord {
+	raw, err := tx.First(tableProviders, indexID, id)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*providerRecord)
+}
+
+// GetProvider returns a provider from the cache. An unknown id is ErrNotFound.
+func (s *Store) GetProvider(id string) (*router.Provider, error) {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	p := providerTxn(tx, id)
+	if p == nil {
+		return nil, fmt.Errorf("provider %q: %w", id, router.ErrNotFound)
+	}
+	return p.Provider, nil
+}
+
+// ListProviders returns every provider from the cache, sorted by id.
+// The providers are shared: never modify one.
+func (s *Store) ListProviders() []*router.Provider {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	it, err := tx.Get(tableProviders, indexID)
+	if err != nil {
+		panic(err) // the table and index exist
+	}
+	var out []*router.Provider
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*providerRecord).Provider)
+	}
+	return out
+}
+
+// PutProvider creates or replaces a provider and returns once the cache
+// reflects the write.
+func (s *Store) PutProvider(ctx context.Context, p *router.Provider) error {
+	if p == nil || !validKeyPart(p.ID) {
+		return router.Violations{{Field: "provider.id", Description: "required: a valid id"}}.Err()
+	}
+	if err := router.ValidateProvider(p); err != nil {
+		return err
+	}
+	val, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("provider %s: encode: %w", p.ID, err)
+	}
+	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.kv.Txn(ctx).Then(clientv3.OpPut(s.keys.provider(p.ID), string(val))).Commit()
+	})
+	if err != nil {
+		return fmt.Errorf("put provider %s: %w", p.ID, err)
+	}
+	if err := s.waitCommitted(ctx, resp.Header.Revision); err != nil {
+		return fmt.Errorf("put provider %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// DeleteProvider deletes a provider. A provider that regions still name
+// is ErrInUse: the transaction compares that no region key exists under
+// the provider, and PutRegion compares that the provider exists, so the
+// two cannot interleave into a region without a provider.
+func (s *Store) DeleteProvider(ctx context.Context, id string) error {
+	if !validKeyPart(id) {
+		return fmt.Errorf("provider %q: %w", id, router.ErrNotFound)
+	}
+	key := s.keys.provider(id)
+	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.kv.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(s.keys.regionsOf(id)), "=", 0).WithPrefix()).
+			Then(clientv3.OpDelete(key)).
+			Else(clientv3.OpGet(s.keys.regionsOf(id), clientv3.WithPrefix(), clientv3.WithCountOnly())).
+			Commit()
+	})
+	if err != nil {
+		return fmt.Errorf("delete provider %s: %w", id, err)
+	}
+	if !resp.Succeeded {
+		n := resp.Responses[0].GetResponseRange().GetCount()
+		return fmt.Errorf("provider %q has %d regions: %w", id, n, router.ErrInUse)
+	}
+	if resp.Responses[0].GetResponseDeleteRange().GetDeleted() == 0 {
+		return fmt.Errorf("provider %q: %w", id, router.ErrNotFound)
+	}
+	return s.waitCommitted(ctx, resp.Header.Revision)
+}

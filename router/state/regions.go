@@ -1,0 +1,202 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hashicorp/go-memdb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router"
+)
+
+const tableRegions = "regions"
+
+// regionRecord is a cached region and the etcd mod revision of its record.
+type regionRecord struct {
+	Key    string // "provider/id"
+	Region *router.Region
+	Rev    int64
+}
+
+func regionsTableSchema() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableRegions,
+		Indexes: map[string]*memdb.IndexSchema{
+			indexID: {
+				Name:    indexID,
+				Unique:  true,
+				Indexer: oneIndex[*regionRecord](func(r *regionRecord) string { return r.Key }),
+			},
+		},
+	}
+}
+
+func regionTxn(tx *memdb.Txn, key string) *regionRecord {
+	raw, err := tx.First(tableRegions, indexID, key)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*regionRecord)
+}
+
+// regionStatesTxn returns every region with its usage, sorted by key.
+// Both tables are keyed by region key, so one ordered walk of each joins
+// them without lookups.
+func regionStatesTxn(tx *memdb.Txn) []router.RegionState {
+	regions, err := tx.Get(tableRegions, indexID)
+	if err != nil {
+		panic(err) // the table and index exist
+	}
+	usage, err := tx.Get(tableUsage, indexID)
+	if err != nil {
+		panic(err)
+	}
+	var out []router.RegionState
+	u, _ := usage.Next().(*usageRecord)
+	for raw := regions.Next(); raw != nil; raw = regions.Next() {
+		r := raw.(*regionRecord)
+		for u != nil && u.Key < r.Key {
+			u, _ = usage.Next().(*usageRecord)
+		}
+		st := router.RegionState{Region: r.Region, Rev: r.Rev}
+		if u != nil && u.Key == r.Key {
+			st.Used, st.UsageRev = u.Used, u.Rev
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func regionStateTxn(tx *memdb.Txn, key string) (router.RegionState, bool) {
+	r := regionTxn(tx, key)
+	if r == nil {
+		return router.RegionState{}, false
+	}
+	st := router.RegionState{Region: r.Region, Rev: r.Rev}
+	if u := usageTxn(tx, key); u != nil {
+		st.Used, st.UsageRev = u.Used, u.Rev
+	}
+	return st, true
+}
+
+// GetRegion returns a region, what is used of it, and the revisions of
+// both records, from the cache. An unknown key is ErrNotFound.
+func (s *Store) GetRegion(key string) (router.RegionState, error) {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	st, ok := regionStateTxn(tx, key)
+	if !ok {
+		return router.RegionState{}, fmt.Errorf("region %q: %w", key, router.ErrNotFound)
+	}
+	return st, nil
+}
+
+// ListRegions returns every region with its usage, sorted by key, and
+// the etcd revision the list reflects.
+func (s *Store) ListRegions() ([]router.RegionState, int64) {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	rev, _ := revisionTxn(tx)
+	return regionStatesTxn(tx), rev
+}
+
+// PutRegion creates or replaces a region and, in the same etcd
+// transaction, creates its usage record if it has none. The region's
+// provider must exist, checked in the transaction too. Lowering the
+// capacity below what is used is allowed: the capacity rule then refuses
+// new placements there until enough are released. PutRegion returns the
+// revision of the write, once the cache reflects it.
+func (s *Store) PutRegion(ctx context.Context, r *router.Region) (int64, error) {
+	if err := validateRegion(r); err != nil {
+		return 0, err
+	}
+	val, err := json.Marshal(r)
+	if err != nil {
+		return 0, fmt.Errorf("region %s: encode: %w", r.Key(), err)
+	}
+	zero, err := json.Marshal(usageValue{})
+	if err != nil {
+		return 0, err
+	}
+	key, ukey, pkey := s.keys.region(r.Key()), s.keys.usage(r.Key()), s.keys.provider(r.Provider)
+	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.kv.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(pkey), ">", 0)).
+			Then(
+				clientv3.OpPut(key, string(val)),
+				clientv3.OpTxn(
+					[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ukey), "=", 0)},
+					[]clientv3.Op{clientv3.OpPut(ukey, string(zero))},
+					nil),
+			).Commit()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("put region %s: %w", r.Key(), err)
+	}
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("put region %s: provider %q: %w", r.Key(), r.Provider, router.ErrNotFound)
+	}
+	rev := resp.Header.Revision
+	if err := s.waitCommitted(ctx, rev); err != nil {
+		return rev, fmt.Errorf("put region %s: %w", r.Key(), err)
+	}
+	return rev, nil
+}
+
+// DeleteRegion deletes a region and its usage record. A region that
+// still holds placed (not released) placements is ErrInUse; the check
+// and the delete are one etcd transaction that compares the usage record
+// read, so a placement committed meanwhile makes it retry.
+func (s *Store) DeleteRegion(ctx context.Context, key string) error {
+	if err := s.Ready(); err != nil {
+		return err
+	}
+	return s.retry(ctx, "delete region "+key, func(ctx context.Context) (bool, int64, error) {
+		tx := s.db.Txn(false)
+		r := regionTxn(tx, key)
+		u := usageTxn(tx, key)
+		tx.Abort()
+		if r == nil {
+			return true, 0, fmt.Errorf("region %q: %w", key, router.ErrNotFound)
+		}
+		var urev int64
+		if u != nil {
+			if u.Placements > 0 {
+				return true, 0, fmt.Errorf("region %q holds %d placements: %w", key, u.Placements, router.ErrInUse)
+			}
+			urev = u.Rev
+		}
+		rkey, ukey := s.keys.region(key), s.keys.usage(key)
+		resp, err := s.kv.Txn(ctx).
+			If(
+				clientv3.Compare(clientv3.ModRevision(rkey), "=", r.Rev),
+				clientv3.Compare(clientv3.ModRevision(ukey), "=", urev),
+			).
+			Then(clientv3.OpDelete(rkey), clientv3.OpDelete(ukey)).
+			Commit()
+		if err != nil {
+			return true, 0, unavailable(ctx, err)
+		}
+		return resp.Succeeded, resp.Header.Revision, nil
+	})
+}
+
+// validateRegion checks a region before it is stored.
+func validateRegion(r *router.Region) error {
+	if r == nil {
+		return router.Violations{{Field: "region", Description: "required"}}.Err()
+	}
+	var v router.Violations
+	if !validKeyPart(r.Provider) {
+		v.Add("region.provider", "invalid id %q", r.Provider)
+	}
+	if !validKeyPart(r.ID) {
+		v.Add("region.id", "invalid id %q", r.ID)
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	return router.ValidateRegion(r)
+}

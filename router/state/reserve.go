@@ -1,0 +1,86 @@
+package state
+
+import (
+	"sync"
+
+	"github.com/classroute/classroute/router"
+)
+
+// reservations is the in-process overlay of this daemon's uncommitted
+// placements: the regions each in-flight Place has chosen, from its
+// decision until the cache reflects its commit (or it fails).
+//
+// It is a throughput device, not a safety one: every placement that
+// commits to a region also rewrites the region's usage record, so two
+// in-flight commits to one region cannot both succeed, and the loser
+// would pay a round trip to learn it. Decisions therefore see a region
+// busy with one of this daemon's commits as unavailable, and concurrent
+// placements spread over the other eligible regions instead of queuing
+// on the best one. A refusal is never decided on the overlay: when the
+// overlaid decision fails, the decision on the committed state alone
+// decides whether to refuse, or to wait for a busy region.
+type reservations struct {
+	mu      sync.Mutex
+	busy    map[string]struct{} // region keys held by in-flight commits
+	changed chan struct{}       // closed, and replaced, when a hold ends
+}
+
+func (r *reservations) init() {
+	r.busy = make(map[string]struct{})
+	r.changed = make(chan struct{})
+}
+
+// overlay returns the regions as a decision of this daemon should see
+// them, and a channel closed when a hold ends. A region busy with an
+// in-flight commit is presented as draining (a copy: the cached record is
+// not touched), so the engine passes over it. When nothing is busy the
+// snapshot is returned as it is, unchanged is true, and nothing is copied.
+func (r *reservations) overlay(regions []router.RegionState, keys []string) (view []router.RegionState, changed <-chan struct{}, unchanged bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.busy) == 0 {
+		return regions, r.changed, true
+	}
+	view = regions
+	copied := false
+	for i, k := range keys {
+		if _, ok := r.busy[k]; !ok {
+			continue
+		}
+		if !copied {
+			view = append([]router.RegionState(nil), regions...)
+			copied = true
+		}
+		reg := *view[i].Region
+		reg.Status = router.StatusDraining
+		view[i].Region = &reg
+	}
+	return view, r.changed, !copied
+}
+
+// hold marks the chosen regions busy, or returns false if one of them
+// already is (another decision took it since the overlay was made).
+func (r *reservations) hold(chosen []string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range chosen {
+		if _, ok := r.busy[k]; ok {
+			return false
+		}
+	}
+	for _, k := range chosen {
+		r.busy[k] = struct{}{}
+	}
+	return true
+}
+
+// release ends a hold and wakes the decisions waiting for one to end.
+func (r *reservations) release(chosen []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range chosen {
+		delete(r.busy, k)
+	}
+	close(r.changed)
+	r.changed = make(chan struct{})
+}

@@ -1,0 +1,123 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router"
+)
+
+// seedChunkOps keeps each seeding transaction under etcd's default limit
+// of 128 operations per transaction (--max-txn-ops).
+const seedChunkOps = 120
+
+// seedMarker is the value of the seeded key.
+type seedMarker struct {
+	// State is "seeding" while the chunks are written, then "complete".
+	State string `json:"state"`
+	Chunk int    `json:"chunk"`
+}
+
+// Seed loads a catalogue into an empty store: the first daemon to start
+// loads the default catalogue, and no later start overwrites what
+// operators changed since. "Empty" is the absence of the seeded marker
+// key, compared in the same transaction that creates it (create
+// revision 0), so of several daemons starting at once exactly one seeds.
+// A catalogue too large for one transaction is written in chunks, each
+// guarded by the marker's revision; the marker says "seeding" until the
+// last chunk marks it "complete". Seed reports whether it loaded the
+// catalogue. Regions get empty usage records unless they have one.
+func (s *Store) Seed(ctx context.Context, providers []router.Provider, regions []router.Region, tenants []router.Tenant) (bool, error) {
+	known := make(map[string]bool)
+	var ops []clientv3.Op
+	for i := range providers {
+		p := &providers[i]
+		if !validKeyPart(p.ID) {
+			return false, router.Violations{{Field: "provider.id", Description: "required: a valid id"}}.Err()
+		}
+		if err := router.ValidateProvider(p); err != nil {
+			return false, fmt.Errorf("seed provider %s: %w", p.ID, err)
+		}
+		val, err := json.Marshal(p)
+		if err != nil {
+			return false, err
+		}
+		known[p.ID] = true
+		ops = append(ops, clientv3.OpPut(s.keys.provider(p.ID), string(val)))
+	}
+	zero, err := json.Marshal(usageValue{})
+	if err != nil {
+		return false, err
+	}
+	for i := range regions {
+		r := &regions[i]
+		if err := validateRegion(r); err != nil {
+			return false, fmt.Errorf("seed region: %w", err)
+		}
+		if _, err := s.GetProvider(r.Provider); !known[r.Provider] && err != nil {
+			return false, fmt.Errorf("seed region %s: provider %q: %w", r.Key(), r.Provider, router.ErrNotFound)
+		}
+		val, err := json.Marshal(r)
+		if err != nil {
+			return false, err
+		}
+		ukey := s.keys.usage(r.Key())
+		ops = append(ops,
+			clientv3.OpPut(s.keys.region(r.Key()), string(val)),
+			clientv3.OpTxn(
+				[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ukey), "=", 0)},
+				[]clientv3.Op{clientv3.OpPut(ukey, string(zero))},
+				nil))
+	}
+	for i := range tenants {
+		t := &tenants[i]
+		if !validKeyPart(t.ID) {
+			return false, router.Violations{{Field: "tenant.id", Description: "required: a valid id"}}.Err()
+		}
+		if err := router.ValidateTenant(t); err != nil {
+			return false, fmt.Errorf("seed tenant %s: %w", t.ID, err)
+		}
+		val, err := json.Marshal(t)
+		if err != nil {
+			return false, err
+		}
+		ops = append(ops, clientv3.OpPut(s.keys.tenant(t.ID), string(val)))
+	}
+
+	mkey := s.keys.seeded()
+	var markerRev int64
+	for chunk := 0; chunk == 0 || len(ops) > 0; chunk++ {
+		n := min(len(ops), seedChunkOps-1)
+		state := "seeding"
+		if n == len(ops) {
+			state = "complete"
+		}
+		mval, err := json.Marshal(seedMarker{State: state, Chunk: chunk})
+		if err != nil {
+			return false, err
+		}
+		guard := clientv3.Compare(clientv3.CreateRevision(mkey), "=", 0)
+		if chunk > 0 {
+			guard = clientv3.Compare(clientv3.ModRevision(mkey), "=", markerRev)
+		}
+		then := append([]clientv3.Op{clientv3.OpPut(mkey, string(mval))}, ops[:n]...)
+		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return s.kv.Txn(ctx).If(guard).Then(then...).Commit()
+		})
+		if err != nil {
+			return chunk > 0, fmt.Errorf("seed chunk %d: %w", chunk, err)
+		}
+		if !resp.Succeeded {
+			if chunk == 0 {
+				return false, nil // seeded before
+			}
+			return true, fmt.Errorf("seed chunk %d: the seeded marker changed under the seed: %w", chunk, router.ErrConflict)
+		}
+		markerRev = resp.Header.Revision
+		ops = ops[n:]
+	}
+	return true, s.waitCommitted(ctx, markerRev)
+}

@@ -1,0 +1,132 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hashicorp/go-memdb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router"
+)
+
+const tableTenants = "tenants"
+
+// tenantRecord is a cached tenant and the etcd mod revision of its record.
+type tenantRecord struct {
+	Tenant *router.Tenant
+	Rev    int64
+}
+
+func tenantsTableSchema() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableTenants,
+		Indexes: map[string]*memdb.IndexSchema{
+			indexID: {
+				Name:    indexID,
+				Unique:  true,
+				Indexer: oneIndex[*tenantRecord](func(t *tenantRecord) string { return t.Tenant.ID }),
+			},
+		},
+	}
+}
+
+func tenantTxn(tx *memdb.Txn, id string) *tenantRecord {
+	raw, err := tx.First(tableTenants, indexID, id)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*tenantRecord)
+}
+
+// GetTenant returns a tenant from the cache. An unknown id is ErrNotFound.
+func (s *Store) GetTenant(id string) (*router.Tenant, error) {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	t := tenantTxn(tx, id)
+	if t == nil {
+		return nil, fmt.Errorf("tenant %q: %w", id, router.ErrNotFound)
+	}
+	return t.Tenant, nil
+}
+
+// ListTenants returns every tenant from the cache, sorted by id. The
+// tenants are shared: never modify one.
+func (s *Store) ListTenants() []*router.Tenant {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	it, err := tx.Get(tableTenants, indexID)
+	if err != nil {
+		panic(err) // the table and index exist
+	}
+	var out []*router.Tenant
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*tenantRecord).Tenant)
+	}
+	return out
+}
+
+// PutTenant creates or replaces a tenant and returns once the cache
+// reflects the write. Placing compares the tenant record's revision, so
+// a placement decided on the old record does not commit.
+func (s *Store) PutTenant(ctx context.Context, t *router.Tenant) error {
+	if t == nil || !validKeyPart(t.ID) {
+		return router.Violations{{Field: "tenant.id", Description: "required: a valid id"}}.Err()
+	}
+	if err := router.ValidateTenant(t); err != nil {
+		return err
+	}
+	val, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("tenant %s: encode: %w", t.ID, err)
+	}
+	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.kv.Txn(ctx).Then(clientv3.OpPut(s.keys.tenant(t.ID), string(val))).Commit()
+	})
+	if err != nil {
+		return fmt.Errorf("put tenant %s: %w", t.ID, err)
+	}
+	if err := s.waitCommitted(ctx, resp.Header.Revision); err != nil {
+		return fmt.Errorf("put tenant %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// DeleteTenant deletes a tenant. A tenant with placed (not released)
+// placements is ErrInUse. The cache is checked at revision R, and the
+// delete compares that the tenant record is the one read and that no
+// placement was created after R (placements have no per-tenant record to
+// compare), so a placement committed meanwhile makes it retry.
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	if err := s.Ready(); err != nil {
+		return err
+	}
+	return s.retry(ctx, "delete tenant "+id, func(ctx context.Context) (bool, int64, error) {
+		tx := s.db.Txn(false)
+		rev, _ := revisionTxn(tx)
+		t := tenantTxn(tx, id)
+		live := firstPlacementTxn(tx, PlacementFilter{Tenant: id, State: ptr(router.PlacementPlaced)})
+		tx.Abort()
+		if t == nil {
+			return true, 0, fmt.Errorf("tenant %q: %w", id, router.ErrNotFound)
+		}
+		if live != nil {
+			return true, 0, fmt.Errorf("tenant %q has placed placements (%s): %w", id, live.ID, router.ErrInUse)
+		}
+		key := s.keys.tenant(id)
+		resp, err := s.kv.Txn(ctx).
+			If(
+				clientv3.Compare(clientv3.ModRevision(key), "=", t.Rev),
+				clientv3.Compare(clientv3.CreateRevision(s.keys.placement("")), "<", rev+1).WithPrefix(),
+			).
+			Then(clientv3.OpDelete(key)).
+			Commit()
+		if err != nil {
+			return true, 0, unavailable(ctx, err)
+		}
+		return resp.Succeeded, resp.Header.Revision, nil
+	})
+}
+
+func ptr[T any](v T) *T { return &v }

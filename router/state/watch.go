@@ -1,0 +1,264 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// How the cache follows etcd:
+//
+//  1. load: read every cached directory at one revision R (paged) and
+//     replace the whole cache with it in one memdb transaction.
+//  2. watch from R+1. Each watch response is applied in one memdb
+//     transaction that also records the revision it reaches; a progress
+//     notification advances the revision without events. Any response
+//     confirms that etcd is answering, which Ready requires.
+//  3. if the watch breaks, resume from the cache's revision+1; if etcd
+//     answers that this revision is compacted, go back to 1.
+//
+// The audit directory is not cached and not watched: audit keys sort
+// first under the prefix, so the watch covers [prefix+"audit0", end).
+
+// cachedDirs are the directories the cache holds.
+var cachedDirs = []string{providersDir, regionsDir, tenantsDir, usageDir, placementsDir}
+
+// errCompacted: the watch's start revision is compacted; re-list.
+var errCompacted = errors.New("watch revision compacted")
+
+const loadPageSize = 500
+
+// load reads the cached directories at one revision and replaces the
+// cache with them. It returns the revision.
+func (s *Store) load(ctx context.Context) (int64, error) {
+	tx := s.db.Txn(true)
+	defer tx.Abort()
+	for _, table := range []string{tableProviders, tableRegions, tableTenants, tableUsage, tablePlacements} {
+		if _, err := tx.DeleteAll(table, indexID); err != nil {
+			return 0, err
+		}
+	}
+	var rev int64
+	for _, dir := range cachedDirs {
+		start := s.keys.prefix + dir
+		end := clientv3.GetPrefixRangeEnd(start)
+		for {
+			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(loadPageSize)}
+			if rev != 0 {
+				opts = append(opts, clientv3.WithRev(rev))
+			}
+			gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+			resp, err := s.kv.Get(gctx, start, opts...)
+			cancel()
+			if err != nil {
+				return 0, unavailable(ctx, err)
+			}
+			if rev == 0 {
+				rev = resp.Header.Revision
+			}
+			for _, kv := range resp.Kvs {
+				s.applyPut(tx, kv)
+			}
+			if !resp.More || len(resp.Kvs) == 0 {
+				break
+			}
+			start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		}
+	}
+	if err := setRevisionTxn(tx, rev); err != nil {
+		return 0, err
+	}
+	tx.Commit()
+	s.rev.advance(rev)
+	s.loaded.Store(true)
+	s.log.Debug("state: cache loaded", "revision", rev)
+	return rev, nil
+}
+
+// run keeps the cache following etcd until ctx ends.
+func (s *Store) run(ctx context.Context, rev int64) {
+	backoff := 50 * time.Millisecond
+	for {
+		err := s.watch(ctx, rev)
+		s.live.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		s.mu.Lock()
+		hold := s.hold
+		s.hold = nil
+		s.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if errors.Is(err, errCompacted) {
+			s.log.Warn("state: watch fell behind compaction; re-listing", "revision", rev, "err", err)
+			if rev, err = s.load(ctx); err == nil {
+				backoff = 50 * time.Millisecond
+				continue
+			}
+		}
+		s.log.Warn("state: watch broken; resuming", "revision", s.rev.current(), "err", err, "backoff", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 2*time.Second)
+		if s.loaded.Load() {
+			rev = s.rev.current()
+		}
+	}
+}
+
+// watch follows etcd from rev+1 until the watch ends, and says why.
+func (s *Store) watch(ctx context.Context, rev int64) error {
+	// RequireLeader: a member cut off from its cluster cancels the watch
+	// instead of serving it silently.
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	s.mu.Lock()
+	s.watchCancel = cancel
+	s.mu.Unlock()
+
+	wch := s.watcher.Watch(wctx, s.keys.prefix+auditDir[:len(auditDir)-1]+"0",
+		clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.keys.prefix)),
+		clientv3.WithRev(rev+1),
+		clientv3.WithPrevKV(),
+		clientv3.WithProgressNotify(),
+		clientv3.WithCreatedNotify(),
+	)
+	for resp := range wch {
+		if resp.CompactRevision != 0 {
+			return fmt.Errorf("%w: compacted at %d", errCompacted, resp.CompactRevision)
+		}
+		if err := resp.Err(); err != nil {
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				return fmt.Errorf("%w: %w", errCompacted, err)
+			}
+			return err
+		}
+		if resp.Canceled {
+			return errors.New("watch canceled by etcd")
+		}
+		switch {
+		case resp.Created:
+			s.live.Store(true)
+		case resp.IsProgressNotify():
+			// Every event up to the header revision has been sent.
+			if err := s.applyEvents(nil, resp.Header.Revision); err != nil {
+				return err
+			}
+		default:
+			if err := s.applyEvents(resp.Events, 0); err != nil {
+				return err
+			}
+		}
+		s.confirmed.Store(s.clock().UnixNano())
+	}
+	return errors.New("watch closed")
+}
+
+// applyEvents applies one watch response in one memdb transaction and
+// records the revision it reaches: the last event's, or progressRev for
+// a progress notification. (An event response's header revision may run
+// ahead of its events when etcd sends a long history in batches, so it
+// is not used.)
+func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
+	rev := progressRev
+	if n := len(evs); n > 0 {
+		rev = evs[n-1].Kv.ModRevision
+	}
+	if rev <= s.rev.current() {
+		return nil
+	}
+	tx := s.db.Txn(true)
+	defer tx.Abort()
+	for _, ev := range evs {
+		if ev.Type == clientv3.EventTypeDelete {
+			s.applyDelete(tx, ev.Kv)
+		} else {
+			s.applyPut(tx, ev.Kv)
+		}
+	}
+	if err := setRevisionTxn(tx, rev); err != nil {
+		return err
+	}
+	tx.Commit()
+	s.rev.advance(rev)
+	return nil
+}
+
+// applyPut caches one record. A record that does not decode, or whose
+// id disagrees with its key, is dropped from the cache (and logged):
+// the store never decides on a record it cannot read, and never keeps
+// the previous version of one in its place.
+func (s *Store) applyPut(tx *memdb.Txn, kv *mvccpb.KeyValue) {
+	k, id := s.keys.parse(string(kv.Key))
+	if k == kindOther {
+		return
+	}
+	obj, err := decodeRecord(k, id, kv.Value, kv.ModRevision)
+	if err != nil {
+		s.log.Error("state: dropping unreadable record", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
+		s.applyDelete(tx, kv)
+		return
+	}
+	if err := tx.Insert(tableOf[k], obj); err != nil {
+		s.log.Error("state: cache insert", "key", string(kv.Key), "err", err)
+	}
+}
+
+func (s *Store) applyDelete(tx *memdb.Txn, kv *mvccpb.KeyValue) {
+	k, id := s.keys.parse(string(kv.Key))
+	if k == kindOther {
+		return
+	}
+	if _, err := tx.DeleteAll(tableOf[k], indexID, id); err != nil {
+		s.log.Error("state: cache delete", "key", string(kv.Key), "err", err)
+	}
+}
+
+var tableOf = [...]string{
+	kindRegion:    tableRegions,
+	kindProvider:  tableProviders,
+	kindTenant:    tableTenants,
+	kindUsage:     tableUsage,
+	kindPlacement: tablePlacements,
+}
+
+// requestProgress asks etcd to confirm the watch every progressEvery,
+// and at once when kicked.
+func (s *Store) requestProgress(ctx context.Context) {
+	t := time.NewTicker(s.progressEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+		if !s.live.Load() {
+			continue
+		}
+		// The request must carry the watch's metadata (RequireLeader)
+		// to reach the watch's stream.
+		rctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), s.progressEvery)
+		err := s.watcher.RequestProgress(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.log.Debug("state: progress request", "err", err)
+		}
+	}
+}
