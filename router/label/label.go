@@ -74,7 +74,9 @@ type Label struct {
 	// Controls is the sorted set of SCI control systems and compartments
 	// (SI, SI-G, TK, HCS-P), SAP programs (SAR-BP), AEA markings (RD,
 	// FRD, CNWDI) and CUI specified categories (SP-EXPT). A region must
-	// be accredited for every one.
+	// be accredited for every one. A compartment implies its system and
+	// a sub-compartment its compartment: SI-G ABCD gives SI, SI-G and
+	// "SI-G ABCD"; RD-SIGMA 14 gives RD and "SIGMA 14".
 	Controls []string
 	// AnyNation is true when the label carries no foreign-disclosure
 	// restriction: UNCLASSIFIED or CUI without NOFORN or REL TO.
@@ -87,7 +89,8 @@ type Label struct {
 	Nations []string
 	// Dissem holds the other dissemination controls, which do not
 	// change where a workload may run (ORCON, RELIDO, FOUO, PROPIN,
-	// FED ONLY, ...), in register order. NOFORN and REL TO are not
-	// here: they are expressed by Nations.
+	// FED ONLY, ...), in register order (see String). NOFORN and REL TO
+	// are not here: they are expressed by Nations. DISPLAY ONLY keeps its
+	// country list: "DISPLAY ONLY AUS, GBR".
 	Dissem []string
 }
