@@ -18,6 +18,7 @@ import (
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/state"
 )
 
 // Store is what the server needs of the state store.
@@ -46,21 +47,10 @@ type Store interface {
 }
 
 // PlanResult is a decision with nothing committed.
-type PlanResult struct {
-	Label    label.Label
-	Revision int64
-	Regions  []router.Explained
-	Chosen   []string
-	// Refusal is non-nil when nothing can be chosen.
-	Refusal error
-}
+type PlanResult = state.Plan
 
 // PlacementFilter selects placements; zero fields match everything.
-type PlacementFilter struct {
-	Tenant string
-	Region string
-	State  *router.PlacementState
-}
+type PlacementFilter = state.PlacementFilter
 
 // Limits on what one call may carry.
 const (
