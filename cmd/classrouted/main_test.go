@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // empty: valid
+	}{
+		{"defaults", nil, ""},
+		{"loopback v6", []string{"--listen", "[::1]:7400"}, ""},
+		{"external etcd", []string{"--etcd", "10.0.0.1:2379, 10.0.0.2:2379"}, ""},
+		{"non-loopback plaintext", []string{"--listen", "0.0.0.0:7400"}, "plaintext is allowed only on loopback"},
+		{"non-loopback host", []string{"--listen", "192.0.2.10:7400"}, "plaintext is allowed only on loopback"},
+		{"non-loopback with tls", []string{"--listen", "0.0.0.0:7400", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, ""},
+		{"cert without key", []string{"--tls-cert", "c.pem"}, "-tls-cert and -tls-key go together"},
+		{"bad listen", []string{"--listen", "nonsense"}, `-listen "nonsense"`},
+		{"bad prefix", []string{"--etcd-prefix", "classroute"}, "must start and end with /"},
+		{"bad reflection", []string{"--reflection", "maybe"}, "want auto, on or off"},
+		{"bad log level", []string{"--log-level", "loud"}, "-log-level"},
+		{"bad log format", []string{"--log-format", "xml"}, "want text or json"},
+		{"stray argument", []string{"serve"}, "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseFlags(tt.args, io.Discard)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("got error %v; want none", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("got error %v; want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestReflectionDefaultsToLoopbackMode(t *testing.T) {
+	c, err := parseFlags(nil, io.Discard)
+	if err != nil || !c.Reflection {
+		t.Errorf("loopback plaintext: reflection %v, err %v; want on", c.Reflection, err)
+	}
+	c, err = parseFlags([]string{"--listen", "0.0.0.0:1", "--tls-cert", "c", "--tls-key", "k"}, io.Discard)
+	if err != nil || c.Reflection {
+		t.Errorf("TLS mode: reflection %v, err %v; want off", c.Reflection, err)
+	}
+}
+
+// A bad catalogue is refused before anything starts, naming the entry and field.
+func TestBadCatalogueRefusedAtStart(t *testing.T) {
+	tests := []struct{ file, want string }{
+		{"../../providers/testdata/missing-expiry.yaml", "region.accreditation.expires"},
+		{"../../providers/testdata/bad-country.yaml", "region.country"},
+		{"../../providers/testdata/unknown-provider.yaml", "regions["},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			c, err := parseFlags([]string{"--catalog", tt.file, "--data-dir", t.TempDir()}, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = run(context.Background(), c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("run: %v; want an error naming %q", err, tt.want)
+			}
+		})
+	}
+}
