@@ -73,6 +73,7 @@ func genRegions(n int, seed int64) []RegionState {
 			r.Accreditation.MaxLevel = label.CUI
 			r.Accreditation.Controls = []string{"SP-EXPT"}
 			r.Accreditation.ImpactLevel = 5
+			r.Accreditation.FedRAMP = FedRAMPHigh
 			r.NetworkDomain = []NetworkDomain{DomainInternet, DomainNIPRNet}[rng.Intn(2)]
 			r.Personnel = PersonnelScreenedUSPersons
 			r.Customers = []string{c.code}

@@ -21,13 +21,6 @@ type checker interface {
 	Explain(w *want, r *RegionState) Reason
 }
 
-// sciSystems are the SCI control systems (DOMAIN.md §1.3). A control is
-// SCI when it is one of them or one of their compartments ("SI-G", "HCS-P").
-var sciSystems = [...]string{"HCS", "RSV", "SI", "TK"}
-
-// exportControlCategory is the CUI specified category for export-controlled data.
-const exportControlCategory = "SP-EXPT"
-
 // want is what a workload requires of a region, derived once per decision
 // from the workload, its label and its tenant, so that the checkers only
 // compare. Its slices alias the input; nothing here is modified.
@@ -51,6 +44,12 @@ type want struct {
 
 	tenant *Tenant // nil matches no customer pattern (fail closed)
 
+	// minIL and minFedRAMP are the least DoD impact level and FedRAMP
+	// baseline an unclassified region must hold: the workload's own,
+	// raised for US tenants' unclassified and CUI data (see newWant).
+	minIL      int
+	minFedRAMP FedRAMP
+
 	caps []string
 	tier string
 
@@ -58,7 +57,8 @@ type want struct {
 	now time.Time
 }
 
-// newWant derives the requirements of in.Workload. It does not allocate.
+// newWant derives the requirements of in.Workload, once per decision.
+// It does not allocate.
 func newWant(in *Input) want {
 	wl := in.Workload
 	l := &wl.Label
@@ -81,13 +81,26 @@ func newWant(in *Input) want {
 		w.exportControlled, w.exportWhy = true, "ITAR"
 	case wl.ExportControl == ExportEAR:
 		w.exportControlled, w.exportWhy = true, "EAR"
-	case contains(l.Controls, exportControlCategory):
-		w.exportControlled, w.exportWhy = true, "CUI//"+exportControlCategory
+	case l.ExportControlled():
+		w.exportControlled, w.exportWhy = true, "CUI//"+label.ExportCategory
 	}
-	for _, c := range l.Controls {
-		if isSCI(c) {
-			w.sci = true
-			break
+	w.sci = l.RequiresSCI()
+
+	// Authorisations US tenants need without asking (DOMAIN.md §2, §3):
+	// DoD data needs IL2 when unclassified and IL4 when CUI; federal CUI
+	// needs FedRAMP Moderate (32 CFR 2002.14).
+	w.minIL, w.minFedRAMP = wl.MinImpactLevel, wl.MinFedRAMP
+	if t := in.Tenant; t != nil && t.Nation == label.USA {
+		if t.Sector == "defense" {
+			switch l.Level {
+			case label.Unclassified:
+				w.minIL = max(w.minIL, 2)
+			case label.CUI:
+				w.minIL = max(w.minIL, 4)
+			}
+		}
+		if l.Level == label.CUI {
+			w.minFedRAMP = max(w.minFedRAMP, FedRAMPModerate)
 		}
 	}
 	if w.exportControlled {
@@ -100,16 +113,6 @@ func newWant(in *Input) want {
 		w.personnel = PersonnelClearedTopSecret
 	}
 	return w
-}
-
-// isSCI reports whether control c is an SCI control system or one of its compartments.
-func isSCI(c string) bool {
-	for _, s := range sciSystems {
-		if c == s || (len(c) > len(s) && c[len(s)] == '-' && c[:len(s)] == s) {
-			return true
-		}
-	}
-	return false
 }
 
 // contains reports whether list holds s. Lists here are short; a linear
@@ -263,6 +266,35 @@ func (accreditationChecker) Explain(w *want, r *RegionState) Reason {
 		parts = append(parts, "accreditation expired "+a.Expires.UTC().Format(time.DateOnly))
 	}
 	return Reason{ReasonAccreditation, strings.Join(parts, "; ")}
+}
+
+// authorizationChecker: the region holds the DoD impact level and the
+// FedRAMP baseline the workload needs (DOMAIN.md §5.1 (8)). Those
+// authorisations grade unclassified clouds; a region accredited for
+// classified data satisfies both.
+type authorizationChecker struct{}
+
+func (authorizationChecker) Code() ReasonCode { return ReasonAuthorization }
+
+func (authorizationChecker) Check(w *want, r *RegionState) bool {
+	a := &r.Region.Accreditation
+	return a.MaxLevel >= label.Confidential || (a.ImpactLevel >= w.minIL && a.FedRAMP >= w.minFedRAMP)
+}
+
+func (authorizationChecker) Explain(w *want, r *RegionState) Reason {
+	a := &r.Region.Accreditation
+	var parts []string
+	if a.ImpactLevel < w.minIL {
+		have := "no DoD impact level"
+		if a.ImpactLevel > 0 {
+			have = fmt.Sprintf("impact level IL%d", a.ImpactLevel)
+		}
+		parts = append(parts, fmt.Sprintf("%s; workload needs IL%d", have, w.minIL))
+	}
+	if a.FedRAMP < w.minFedRAMP {
+		parts = append(parts, fmt.Sprintf("FedRAMP %s; workload needs FedRAMP %s", a.FedRAMP, w.minFedRAMP))
+	}
+	return Reason{ReasonAuthorization, strings.Join(parts, "; ")}
 }
 
 // capacityChecker: one replica's resources fit the region's free capacity (rule 9).

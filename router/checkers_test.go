@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"math/rand"
 	"slices"
 	"strings"
 	"testing"
@@ -62,7 +63,7 @@ func baseWorkload() *Workload {
 	return &Workload{
 		Name:                 "logistics",
 		Tenant:               "us-army",
-		Label:                lab(label.Secret, []string{"SAR-BP"}, "USA", "GBR"),
+		Label:                label.MustParse("SECRET//SAR-BP//REL TO USA, GBR"),
 		Banner:               "SECRET//SAR-BP//REL TO USA, GBR",
 		AllowedCountries:     []string{"USA"},
 		AllowedJurisdictions: []string{"USA"},
@@ -146,6 +147,30 @@ func TestCheckersFail(t *testing.T) {
 			ReasonAccreditation, "accreditation revoked"},
 		{mutation{name: "accreditation without expiry", region: func(r *Region) { r.Accreditation.Expires = time.Time{} }},
 			ReasonAccreditation, "no expiry date"},
+		{mutation{name: "impact level below the asked",
+			region: func(r *Region) {
+				r.Accreditation.MaxLevel, r.Accreditation.ImpactLevel, r.Accreditation.FedRAMP = label.CUI, 4, FedRAMPHigh
+			},
+			work: func(w *Workload) { w.Label = lab(label.CUI, nil); w.MinImpactLevel = 5 }},
+			ReasonAuthorization, "impact level IL4; workload needs IL5"},
+		{mutation{name: "US defense CUI needs IL4 without asking",
+			region: func(r *Region) {
+				r.Accreditation.MaxLevel, r.Accreditation.ImpactLevel, r.Accreditation.FedRAMP = label.CUI, 2, FedRAMPModerate
+			},
+			work: func(w *Workload) { w.Label = lab(label.CUI, nil) }},
+			ReasonAuthorization, "impact level IL2; workload needs IL4"},
+		{mutation{name: "US defense unclassified needs IL2 without asking",
+			region: func(r *Region) { r.Accreditation.MaxLevel, r.Accreditation.ImpactLevel = label.Unclassified, 0 },
+			work:   func(w *Workload) { w.Label = lab(label.Unclassified, nil) }},
+			ReasonAuthorization, "no DoD impact level; workload needs IL2"},
+		{mutation{name: "US CUI needs FedRAMP Moderate without asking",
+			region: func(r *Region) {
+				r.Accreditation.MaxLevel, r.Accreditation.ImpactLevel, r.Accreditation.FedRAMP = label.CUI, 0, FedRAMPLow
+				r.Customers = []string{"USA"}
+			},
+			work:   func(w *Workload) { w.Label = lab(label.CUI, nil) },
+			tenant: func(t **Tenant) { (*t).Sector = "civil" }},
+			ReasonAuthorization, "FedRAMP low; workload needs FedRAMP moderate"},
 		{mutation{name: "control not accredited", work: func(w *Workload) {
 			w.Label.Controls = []string{"RD", "SAR-BP", "SAR-CD"}
 		}}, ReasonControls, "not accredited for RD, SAR-CD"},
@@ -274,6 +299,17 @@ func TestCheckersPass(t *testing.T) {
 		{name: "no storage tier asked", region: func(r *Region) { r.StorageTiers = nil }, work: func(w *Workload) { w.StorageTier = "" }},
 		{name: "exactly full", used: Resources{MilliCPU: 60000, MemoryMiB: 262144 - 8192, GPU: 7}},
 		{name: "ITAR on US-only region", work: func(w *Workload) { w.ExportControl = ExportITAR }},
+		{name: "classified accreditation satisfies IL and FedRAMP", work: func(w *Workload) {
+			w.MinImpactLevel, w.MinFedRAMP = 6, FedRAMPHigh
+		}, region: func(r *Region) { r.Accreditation.ImpactLevel, r.Accreditation.FedRAMP = 0, FedRAMPNone }},
+		{name: "IL5 FedRAMP High holds US defense CUI", region: func(r *Region) {
+			r.Accreditation.MaxLevel, r.Accreditation.ImpactLevel, r.Accreditation.FedRAMP = label.CUI, 5, FedRAMPHigh
+		}, work: func(w *Workload) { w.Label = lab(label.CUI, nil) }},
+		{name: "foreign tenant CUI needs no US authorisation", region: func(r *Region) {
+			r.Accreditation.MaxLevel, r.Accreditation.ImpactLevel = label.CUI, 0
+			r.Customers = []string{"*"}
+		}, work: func(w *Workload) { w.Label = lab(label.CUI, nil) },
+			tenant: func(t **Tenant) { *t = &Tenant{ID: "uk-mod", Nation: "GBR", Sector: "defense"} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -307,6 +343,7 @@ func TestPlanReportsEveryReason(t *testing.T) {
 		ReasonLevel, ReasonNetworkDomain, ReasonPersonnel, ReasonHealth, ReasonAccreditation, ReasonCapacity,
 		ReasonResidency, ReasonReleasability, ReasonControls, ReasonCapability,
 	}
+	// The workload asks for no impact level, so authorization passes.
 	if got := codes(d.Verdicts[0]); !slices.Equal(got, want) {
 		t.Fatalf("codes = %v; want %v", got, want)
 	}
@@ -349,5 +386,52 @@ func TestNewWant(t *testing.T) {
 				t.Errorf("personnel, export = %v, %v; want %v, %v", w.personnel, w.exportControlled, tt.personnel, tt.export)
 			}
 		})
+	}
+}
+
+// TestFirstFailureDirect checks that Place's direct chain runs the rules
+// of NewEngine's chain in the same order: both name the same first
+// failure for a few thousand region and workload pairs that fail at
+// every rule.
+func TestFirstFailureDirect(t *testing.T) {
+	e := NewEngine()
+	if len(e.checkers) != 13 {
+		t.Fatalf("%d checkers; firstFailureDirect knows 13", len(e.checkers))
+	}
+	rng := rand.New(rand.NewSource(3))
+	regions := genRegions(500, 11)
+	for j := 0; j < len(regions); j += 17 {
+		// A region accredited above what its network carries.
+		r := *regions[j].Region
+		r.Accreditation.MaxLevel, r.NetworkDomain = label.TopSecret, NetworkDomain(rng.Intn(3))
+		regions[j].Region = &r
+	}
+	tenants := []*Tenant{nil, baseTenant(), {ID: "uk-mod", Nation: "GBR", Sector: "defense"}, {ID: "ke-moh", Nation: "KEN", Sector: "civil"}}
+	seen := make([]int, len(e.checkers)+1)
+	for i := range 40 {
+		w := benchWorkload()
+		w.Label = randomLabel(rng)
+		w.ExportControl = ExportControl(rng.Intn(3))
+		w.AllowedCountries = [][]string{{"*"}, {"USA"}, {"USA", "GBR", "AUS"}, {"CAN"}}[rng.Intn(4)]
+		w.AllowedJurisdictions = [][]string{nil, {"USA"}, {"GBR", "AUS"}}[rng.Intn(3)]
+		w.Capabilities = [][]string{nil, {"gpu"}, {"ai-agents", "gpu"}}[rng.Intn(3)]
+		w.StorageTier = []string{"", "online", "nearline", "archive"}[rng.Intn(4)]
+		w.MinImpactLevel = []int{0, 2, 4, 5, 6}[rng.Intn(5)]
+		w.MinFedRAMP = FedRAMP(rng.Intn(4))
+		w.Resources = Resources{MilliCPU: int64(rng.Intn(64000)), MemoryMiB: int64(rng.Intn(262144)), GPU: int64(rng.Intn(3))}
+		in := Input{Workload: w, Tenant: tenants[i%len(tenants)], Regions: regions, Now: testNow}
+		want := newWant(&in)
+		for j := range regions {
+			got, exp := firstFailureDirect(&want, &regions[j]), e.firstFailure(&want, &regions[j])
+			if got != exp {
+				t.Fatalf("region %d: firstFailureDirect = %d; want %d", j, got, exp)
+			}
+			seen[exp+1]++
+		}
+	}
+	for j, n := range seen[1:] {
+		if n == 0 {
+			t.Errorf("no region failed first at %s: the test does not cover it", e.checkers[j].Code())
+		}
 	}
 }

@@ -41,14 +41,16 @@ func WithSearchLimit(n int) Option {
 //     export-controlled data: operators are US persons only           (ReasonPersonnel)
 //  4. health          the region is active                            (ReasonHealth)
 //  5. accreditation   not revoked, and Now is before it expires       (ReasonAccreditation)
-//  6. capacity        one replica fits the free capacity              (ReasonCapacity)
-//  7. residency       data rests in an allowed country; export-
+//  6. authorization   DoD impact level and FedRAMP baseline, unless
+//     accredited for classified data                                  (ReasonAuthorization)
+//  7. capacity        one replica fits the free capacity              (ReasonCapacity)
+//  8. residency       data rests in an allowed country; export-
 //     controlled data rests in the USA                                (ReasonResidency)
-//  8. jurisdiction    the operator's jurisdiction is allowed          (ReasonJurisdiction)
-//  9. releasability   every operator nationality is releasable        (ReasonReleasability)
-//  10. customer       the region may serve the tenant                 (ReasonCustomer)
-//  11. controls       accredited for every control of the label       (ReasonControls)
-//  12. capability     every capability and the storage tier offered   (ReasonCapability)
+//  9. jurisdiction    the operator's jurisdiction is allowed          (ReasonJurisdiction)
+//  10. releasability  every operator nationality is releasable        (ReasonReleasability)
+//  11. customer       the region may serve the tenant                 (ReasonCustomer)
+//  12. controls       accredited for every control of the label       (ReasonControls)
+//  13. capability     every capability and the storage tier offered   (ReasonCapability)
 //
 // Place stops at a region's first failing rule; Plan runs them all and
 // reports every failure. No option removes or weakens a rule.
@@ -60,6 +62,7 @@ func NewEngine(opts ...Option) *Engine {
 			personnelChecker{},
 			healthChecker{},
 			accreditationChecker{},
+			authorizationChecker{},
 			capacityChecker{},
 			residencyChecker{},
 			jurisdictionChecker{},
@@ -70,6 +73,8 @@ func NewEngine(opts ...Option) *Engine {
 		},
 		searchLimit: DefaultSearchLimit,
 	}
+	// Place runs this chain through firstFailureDirect, which makes the
+	// same calls in the same order without interface dispatch.
 	for _, o := range opts {
 		o(e)
 	}
@@ -134,7 +139,7 @@ func (e *Engine) Place(in Input) Decision {
 			s.first[len(e.checkers)]++
 			continue
 		}
-		if j := e.firstFailure(w, r); j >= 0 {
+		if j := firstFailureDirect(w, r); j >= 0 {
 			s.first[j]++
 			continue
 		}
@@ -147,12 +152,50 @@ func (e *Engine) Place(in Input) Decision {
 	return d
 }
 
-// firstFailure returns the index of the first rule r fails, or -1.
+// firstFailure returns the index in e.checkers of the first rule r
+// fails, or -1.
 func (e *Engine) firstFailure(w *want, r *RegionState) int {
 	for j, c := range e.checkers {
 		if !c.Check(w, r) {
 			return j
 		}
+	}
+	return -1
+}
+
+// firstFailureDirect is firstFailure for the chain NewEngine wires, with
+// each Check called on its concrete type so that the compiler inlines
+// it: through the interface, dispatch cost Place as much as the checks
+// themselves. It must list the rules in NewEngine's order;
+// TestFirstFailureDirect holds the two together.
+func firstFailureDirect(w *want, r *RegionState) int {
+	switch {
+	case !(levelChecker{}).Check(w, r):
+		return 0
+	case !(networkDomainChecker{}).Check(w, r):
+		return 1
+	case !(personnelChecker{}).Check(w, r):
+		return 2
+	case !(healthChecker{}).Check(w, r):
+		return 3
+	case !(accreditationChecker{}).Check(w, r):
+		return 4
+	case !(authorizationChecker{}).Check(w, r):
+		return 5
+	case !(capacityChecker{}).Check(w, r):
+		return 6
+	case !(residencyChecker{}).Check(w, r):
+		return 7
+	case !(jurisdictionChecker{}).Check(w, r):
+		return 8
+	case !(releasabilityChecker{}).Check(w, r):
+		return 9
+	case !(customerChecker{}).Check(w, r):
+		return 10
+	case !(controlsChecker{}).Check(w, r):
+		return 11
+	case !(capabilityChecker{}).Check(w, r):
+		return 12
 	}
 	return -1
 }
