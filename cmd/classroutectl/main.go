@@ -324,6 +324,28 @@ func (c *cli) printPlacement(p *pb.Placement) {
 	tw.Flush()
 }
 
+// enumName turns an API enum name into the domain's spelling:
+// LEVEL_TOP_SECRET -> TOP SECRET, PERSONNEL_CLEARED_SECRET -> CLEARED-SECRET.
+func enumName(name, prefix, sep string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(name, prefix), "_", sep)
+}
+
+// usaFirst orders nations as a REL TO list does: USA, then the rest.
+func usaFirst(nations []string) []string {
+	out := make([]string, 0, len(nations))
+	for _, n := range nations {
+		if n == "USA" {
+			out = append(out, n)
+		}
+	}
+	for _, n := range nations {
+		if n != "USA" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func stateName(s pb.PlacementState) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "PLACEMENT_STATE_"))
 }
@@ -404,11 +426,11 @@ func (c *cli) regions(provider string) error {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.GetKey(), r.GetCountry(),
 				strings.Join(r.GetOperatorNationalities(), ","),
-				strings.TrimPrefix(a.GetMaxLevel().String(), "LEVEL_"),
-				strings.ToLower(strings.TrimPrefix(r.GetNetworkDomain().String(), "NETWORK_DOMAIN_")),
-				strings.ToLower(strings.TrimPrefix(r.GetPersonnel().String(), "PERSONNEL_")),
+				enumName(a.GetMaxLevel().String(), "LEVEL_", " "),
+				strings.ToLower(enumName(r.GetNetworkDomain().String(), "NETWORK_DOMAIN_", "-")),
+				strings.ToLower(enumName(r.GetPersonnel().String(), "PERSONNEL_", "-")),
 				strings.Join(r.GetCustomers(), ","),
-				strings.ToLower(strings.TrimPrefix(r.GetStatus().String(), "REGION_STATUS_")),
+				strings.ToLower(enumName(r.GetStatus().String(), "REGION_STATUS_", "-")),
 				r.GetUsed().GetMilliCpu(), r.GetCapacity().GetMilliCpu(), expires, note)
 		}
 		tw.Flush()
@@ -461,14 +483,14 @@ func (c *cli) checkLabel(banner string) error {
 		}
 		l := resp.GetLabel()
 		fmt.Fprintf(c.stdout, "canonical: %s\n", l.GetBanner())
-		fmt.Fprintf(c.stdout, "level:     %s\n", strings.TrimPrefix(l.GetLevel().String(), "LEVEL_"))
+		fmt.Fprintf(c.stdout, "level:     %s\n", enumName(l.GetLevel().String(), "LEVEL_", " "))
 		if len(l.GetControls()) > 0 {
 			fmt.Fprintf(c.stdout, "controls:  %s\n", strings.Join(l.GetControls(), ", "))
 		}
 		if l.GetAnyNation() {
 			fmt.Fprintln(c.stdout, "releasable to: any nation")
 		} else {
-			fmt.Fprintf(c.stdout, "releasable to: %s\n", strings.Join(l.GetNations(), ", "))
+			fmt.Fprintf(c.stdout, "releasable to: %s\n", strings.Join(usaFirst(l.GetNations()), ", "))
 		}
 		if len(l.GetDissem()) > 0 {
 			fmt.Fprintf(c.stdout, "dissemination: %s\n", strings.Join(l.GetDissem(), ", "))
