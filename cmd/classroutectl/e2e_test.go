@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +43,10 @@ type env struct {
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
+	return repoRootDir()
+}
+
+func repoRootDir() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
@@ -55,42 +61,73 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func build(t *testing.T, root, dir, pkg string) string {
-	t.Helper()
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+// binaries builds the daemon and the CLI once per test binary.
+var binaries = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "classroute-e2e-bin")
+	if err != nil {
+		return "", err
 	}
-	return out
+	root := repoRootDir()
+	for _, pkg := range []string{"./cmd/classrouted", "./cmd/classroutectl"} {
+		cmd := exec.Command("go", "build", "-o", dir, pkg)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	return dir, nil
+})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if dir, err := binaries(); err == nil {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
 }
 
-func start(t *testing.T) *env {
+// start starts a daemon with its embedded etcd (or the extra flags'
+// --etcd) and waits until it serves.
+func start(t *testing.T, extra ...string) *env {
+	t.Helper()
+	e, _ := startDaemon(t, extra...)
+	return e
+}
+
+// startDaemon also returns the embedded etcd's client address.
+func startDaemon(t *testing.T, extra ...string) (*env, string) {
 	t.Helper()
 	root := repoRoot(t)
-	bin := t.TempDir()
-	daemon := build(t, root, bin, "./cmd/classrouted")
-	ctl := build(t, root, bin, "./cmd/classroutectl")
+	bin, err := binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := filepath.Join(bin, "classrouted")
+	ctl := filepath.Join(bin, "classroutectl")
 
 	listen := freeAddr(t)
+	etcdAddr := freeAddr(t)
 	var logs bytes.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, daemon,
+	args := append([]string{
 		"--listen", listen,
 		"--data-dir", t.TempDir(),
-		"--embedded-etcd-client", freeAddr(t),
+		"--embedded-etcd-client", etcdAddr,
 		"--embedded-etcd-peer", freeAddr(t),
-		"--log-level", "debug")
+		"--log-level", "debug"}, extra...)
+	cmd := exec.CommandContext(ctx, daemon, args...)
+	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 15 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		cancel()
-		err := cmd.Wait()
+		err := <-exited
 		if t.Failed() {
 			t.Logf("daemon logs:\n%s", logs.String())
 		}
@@ -98,6 +135,7 @@ func start(t *testing.T) *env {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("daemon exit: %v", err)
 		}
+		exited <- err
 	})
 	e := &env{t: t, ctl: ctl, server: listen, root: root}
 	deadline := time.Now().Add(60 * time.Second)
@@ -106,12 +144,18 @@ func start(t *testing.T) *env {
 		if r.code == 0 {
 			break
 		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("daemon exited before serving: %v\n%s", err, logs.String())
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("daemon not serving after 60s: %s\nlogs:\n%s", r.stderr, logs.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return e
+	return e, etcdAddr
 }
 
 func (e *env) run(args ...string) result {
@@ -450,4 +494,79 @@ func lineWith(s, sub string) string {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// Two daemons on one etcd race for the last capacity of one region: the
+// region never overcommits, and a request id sent to both at once makes
+// one placement.
+func TestTwoDaemonsRaceForLastCapacity(t *testing.T) {
+	a, etcdAddr := startDaemon(t, "--catalog", "cmd/classroutectl/testdata/race-catalog.yaml")
+	b := start(t, "--etcd", etcdAddr)
+	const slots, attempts = 5, 12 // the region holds five 1-CPU replicas
+
+	type outcome struct {
+		id  string
+		res result
+	}
+	results := make(chan outcome, attempts+2)
+	var wg sync.WaitGroup
+	for i := range attempts {
+		d := a
+		if i%2 == 1 {
+			d = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("race-%d", i)
+			results <- outcome{id, d.run("place", "-f", "cmd/classroutectl/testdata/race-workload.yaml", "--request-id", id, "-o", "json")}
+		}()
+	}
+	// The same request id at both daemons at once.
+	for _, d := range []*env{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- outcome{"race-shared", d.run("place", "-f", "cmd/classroutectl/testdata/race-workload.yaml", "--request-id", "race-shared", "-o", "json")}
+		}()
+	}
+	wg.Wait()
+	close(results)
+
+	placed := map[string]bool{}
+	var shared []*pb.Placement
+	for o := range results {
+		switch {
+		case o.res.code == 0:
+			var resp pb.PlaceResponse
+			if err := protojson.Unmarshal([]byte(o.res.stdout), &resp); err != nil {
+				t.Fatalf("%s: %v", o.id, err)
+			}
+			placed[resp.GetPlacement().GetId()] = true
+			if o.id == "race-shared" {
+				shared = append(shared, resp.GetPlacement())
+			}
+		case strings.Contains(o.res.stderr, "FailedPrecondition") && strings.Contains(o.res.stderr, "capacity"):
+			// refused: the region is full
+		default:
+			t.Errorf("%s: exit %d: %s", o.id, o.res.code, o.res.stderr)
+		}
+	}
+	if len(placed) != slots {
+		t.Errorf("%d distinct placements committed; want exactly %d (the region's capacity)", len(placed), slots)
+	}
+	if len(shared) == 2 && !proto.Equal(shared[0], shared[1]) {
+		t.Errorf("one request id at two daemons made two different placements:\n%v\n%v", shared[0], shared[1])
+	}
+	for _, d := range []*env{a, b} {
+		r := d.regions()["natgov/secret-small-1"]
+		if got := r.GetUsed().GetMilliCpu(); got != int64(len(placed))*1000 || got > r.GetCapacity().GetMilliCpu() {
+			t.Errorf("daemon %s sees %dm used of %dm for %d placements", d.server, got, r.GetCapacity().GetMilliCpu(), len(placed))
+		}
+		var list pb.ListResponse
+		d.ok(&list, "list", "--region", "natgov/secret-small-1", "--state", "placed")
+		if len(list.GetPlacements()) != len(placed) {
+			t.Errorf("daemon %s lists %d placements; want %d", d.server, len(list.GetPlacements()), len(placed))
+		}
+	}
 }
