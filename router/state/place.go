@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -13,54 +14,31 @@ import (
 
 // snapshot is what one decision reads, from one memdb read transaction.
 type snapshot struct {
-	rev    int64
-	tenant *tenantRecord
-	// regions, keys and counts are parallel: every region with its
-	// usage and revisions, its key, and its number of live placements.
-	regions []router.RegionState
-	keys    []string
-	counts  []int64
+	rev     int64
+	tenant  *tenantRecord
+	regions *regionView
 	// existing is the placement already made with the request id, if any.
 	existing *placementRecord
 }
 
-func (s *Store) snapshot(tenantID, requestID string) *snapshot {
+func (s *Store) snapshot(tenantID, requestID string) snapshot {
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	snap := &snapshot{tenant: tenantTxn(tx, tenantID)}
-	snap.rev, _ = revisionTxn(tx)
+	var snap snapshot
+	snap.rev, snap.regions = revisionTxn(tx)
+	snap.tenant = tenantTxn(tx, tenantID)
 	if requestID != "" {
 		snap.existing = placementTxn(tx, requestID)
-	}
-	regions, err := tx.Get(tableRegions, indexID)
-	if err != nil {
-		panic(err) // the table and index exist
-	}
-	usage, err := tx.Get(tableUsage, indexID)
-	if err != nil {
-		panic(err)
-	}
-	u, _ := usage.Next().(*usageRecord)
-	for raw := regions.Next(); raw != nil; raw = regions.Next() {
-		r := raw.(*regionRecord)
-		for u != nil && u.Key < r.Key {
-			u, _ = usage.Next().(*usageRecord)
-		}
-		st := router.RegionState{Region: r.Region, Rev: r.Rev}
-		var n int64
-		if u != nil && u.Key == r.Key {
-			st.Used, st.UsageRev, n = u.Used, u.Rev, u.Placements
-		}
-		snap.regions = append(snap.regions, st)
-		snap.keys = append(snap.keys, r.Key)
-		snap.counts = append(snap.counts, n)
 	}
 	return snap
 }
 
 func (snap *snapshot) input(w *router.Workload, s *Store) router.Input {
-	return router.Input{Workload: w, Tenant: snap.tenant.Tenant, Regions: snap.regions, Now: s.clock()}
+	return router.Input{Workload: w, Tenant: snap.tenant.Tenant, Regions: snap.regions.states, Now: s.clock()}
 }
+
+// overlayBufs recycles the region slices of overlaid decisions.
+var overlayBufs = sync.Pool{New: func() any { return new([]router.RegionState) }}
 
 func unknownTenant(id string) error {
 	return router.Violations{{Field: "workload.tenant", Description: fmt.Sprintf("unknown tenant %q", id)}}.Err()
@@ -121,10 +99,14 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		}
 		in := snap.input(w, s)
 
-		view, changed, unchanged := s.res.overlay(snap.regions, snap.keys)
+		buf := overlayBufs.Get().(*[]router.RegionState)
 		over := in
-		over.Regions = view
+		var changed <-chan struct{}
+		var unchanged bool
+		over.Regions, changed, unchanged = s.res.overlay(snap.regions, buf)
 		d := s.engine.Place(over)
+		clear(*buf)
+		overlayBufs.Put(buf)
 		if d.Err != nil {
 			if !unchanged && s.engine.Place(in).Err == nil {
 				// Only regions busy with this daemon's own commits
@@ -140,12 +122,20 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		}
 		chosen := make([]string, len(d.Chosen))
 		for i, idx := range d.Chosen {
-			chosen[i] = snap.keys[idx]
+			chosen[i] = snap.regions.keys[idx]
 		}
 		if !s.res.hold(chosen) {
-			continue // another decision took one of them meanwhile
+			// Another decision holds one of them: it took it since the
+			// overlay, or the workload fits even a region the overlay
+			// shows full (it needs no resources). Wait for a hold to end.
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
-		p, rev, err := s.commit(ctx, requestID, w, snap, d, chosen, want)
+		p, rev, err := s.commit(ctx, requestID, w, &snap, d, chosen, want)
 		if err == nil && p == nil {
 			// Lost a race: wait for the cache to show what beat us.
 			if attempt >= s.maxRetries {
@@ -163,6 +153,7 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		if err == nil && rev != 0 {
 			err = s.waitCommitted(ctx, rev)
 		}
+
 		s.res.release(chosen)
 		if err != nil {
 			return nil, err
@@ -218,13 +209,13 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 	)
 	ops = append(ops, clientv3.OpPut(pkey, string(pval)))
 	for _, idx := range d.Chosen {
-		rs, key := &snap.regions[idx], snap.keys[idx]
+		rs, key := &snap.regions.states[idx], snap.regions.keys[idx]
 		ukey := s.keys.usage(key)
 		cmps = append(cmps,
 			clientv3.Compare(clientv3.ModRevision(s.keys.region(key)), "=", rs.Rev),
 			clientv3.Compare(clientv3.ModRevision(ukey), "=", rs.UsageRev),
 		)
-		uval, err := json.Marshal(usageValue{Used: rs.Used.Add(w.Resources), Placements: snap.counts[idx] + 1})
+		uval, err := json.Marshal(usageValue{Used: rs.Used.Add(w.Resources), Placements: snap.regions.counts[idx] + 1})
 		if err != nil {
 			return nil, 0, err
 		}
@@ -328,7 +319,7 @@ func (s *Store) Plan(ctx context.Context, w *router.Workload) (Plan, error) {
 	d := s.engine.Plan(in)
 	out := Plan{Label: w.Label, Revision: snap.rev, Regions: d.Explain(&in), Refusal: d.Err}
 	for _, idx := range d.Chosen {
-		out.Chosen = append(out.Chosen, snap.keys[idx])
+		out.Chosen = append(out.Chosen, snap.regions.keys[idx])
 	}
 	return out, nil
 }

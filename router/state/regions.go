@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/hashicorp/go-memdb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -41,52 +42,13 @@ func regionTxn(tx *memdb.Txn, key string) *regionRecord {
 	return raw.(*regionRecord)
 }
 
-// regionStatesTxn returns every region with its usage, sorted by key.
-// Both tables are keyed by region key, so one ordered walk of each joins
-// them without lookups.
-func regionStatesTxn(tx *memdb.Txn) []router.RegionState {
-	regions, err := tx.Get(tableRegions, indexID)
-	if err != nil {
-		panic(err) // the table and index exist
-	}
-	usage, err := tx.Get(tableUsage, indexID)
-	if err != nil {
-		panic(err)
-	}
-	var out []router.RegionState
-	u, _ := usage.Next().(*usageRecord)
-	for raw := regions.Next(); raw != nil; raw = regions.Next() {
-		r := raw.(*regionRecord)
-		for u != nil && u.Key < r.Key {
-			u, _ = usage.Next().(*usageRecord)
-		}
-		st := router.RegionState{Region: r.Region, Rev: r.Rev}
-		if u != nil && u.Key == r.Key {
-			st.Used, st.UsageRev = u.Used, u.Rev
-		}
-		out = append(out, st)
-	}
-	return out
-}
-
-func regionStateTxn(tx *memdb.Txn, key string) (router.RegionState, bool) {
-	r := regionTxn(tx, key)
-	if r == nil {
-		return router.RegionState{}, false
-	}
-	st := router.RegionState{Region: r.Region, Rev: r.Rev}
-	if u := usageTxn(tx, key); u != nil {
-		st.Used, st.UsageRev = u.Used, u.Rev
-	}
-	return st, true
-}
-
 // GetRegion returns a region, what is used of it, and the revisions of
 // both records, from the cache. An unknown key is ErrNotFound.
 func (s *Store) GetRegion(key string) (router.RegionState, error) {
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	st, ok := regionStateTxn(tx, key)
+	_, view := revisionTxn(tx)
+	st, ok := view.state(key)
 	if !ok {
 		return router.RegionState{}, fmt.Errorf("region %q: %w", key, router.ErrNotFound)
 	}
@@ -94,12 +56,13 @@ func (s *Store) GetRegion(key string) (router.RegionState, error) {
 }
 
 // ListRegions returns every region with its usage, sorted by key, and
-// the etcd revision the list reflects.
+// the etcd revision the list reflects. The Region records are shared:
+// never modify one.
 func (s *Store) ListRegions() ([]router.RegionState, int64) {
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	rev, _ := revisionTxn(tx)
-	return regionStatesTxn(tx), rev
+	rev, view := revisionTxn(tx)
+	return slices.Clone(view.states), rev
 }
 
 // PutRegion creates or replaces a region and, in the same etcd

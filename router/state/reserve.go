@@ -13,8 +13,10 @@ import (
 // It is a throughput device, not a safety one: every placement that
 // commits to a region also rewrites the region's usage record, so two
 // in-flight commits to one region cannot both succeed, and the loser
-// would pay a round trip to learn it. Decisions therefore see a region
-// busy with one of this daemon's commits as unavailable, and concurrent
+// would pay a round trip to learn it. Adding the in-flight resources to
+// the region's used capacity would not prevent that (with room to spare
+// the region stays the best), so a commit in flight reserves the whole
+// of its regions' free capacity: decisions see them full, and concurrent
 // placements spread over the other eligible regions instead of queuing
 // on the best one. A refusal is never decided on the overlay: when the
 // overlaid decision fails, the decision on the committed state alone
@@ -31,31 +33,31 @@ func (r *reservations) init() {
 }
 
 // overlay returns the regions as a decision of this daemon should see
-// them, and a channel closed when a hold ends. A region busy with an
-// in-flight commit is presented as draining (a copy: the cached record is
-// not touched), so the engine passes over it. When nothing is busy the
-// snapshot is returned as it is, unchanged is true, and nothing is copied.
-func (r *reservations) overlay(regions []router.RegionState, keys []string) (view []router.RegionState, changed <-chan struct{}, unchanged bool) {
+// them, and a channel closed when a hold ends. A region held by an
+// in-flight commit is shown with its whole capacity used (in buf, a
+// copy: the view is not touched), so the capacity rule passes over it.
+// When nothing is held the view's slice is returned, unchanged is true,
+// and nothing is copied.
+func (r *reservations) overlay(v *regionView, buf *[]router.RegionState) (regions []router.RegionState, changed <-chan struct{}, unchanged bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.busy) == 0 {
-		return regions, r.changed, true
-	}
-	view = regions
 	copied := false
-	for i, k := range keys {
-		if _, ok := r.busy[k]; !ok {
+	for key := range r.busy {
+		i, ok := v.index[key]
+		if !ok || v.states[i].Region == nil {
 			continue
 		}
 		if !copied {
-			view = append([]router.RegionState(nil), regions...)
+			*buf = append((*buf)[:0], v.states...)
 			copied = true
 		}
-		reg := *view[i].Region
-		reg.Status = router.StatusDraining
-		view[i].Region = &reg
+		st := &(*buf)[i]
+		st.Used = st.Region.Capacity
 	}
-	return view, r.changed, !copied
+	if !copied {
+		return v.states, r.changed, true
+	}
+	return *buf, r.changed, false
 }
 
 // hold marks the chosen regions busy, or returns false if one of them

@@ -40,11 +40,12 @@ const (
 )
 
 // revisionRecord is the single row of the revision table: the etcd
-// revision the cache reflects. It lives in the database, not beside it,
-// so that every read transaction sees a revision consistent with its
-// records, and so that WaitFor can watch it.
+// revision the cache reflects, and the regions view at that revision. It
+// lives in the database, not beside it, so that every read transaction
+// sees a revision and a view consistent with its records.
 type revisionRecord struct {
-	Rev int64
+	Rev     int64
+	Regions *regionView
 }
 
 func revisionTableSchema() *memdb.TableSchema {
@@ -60,21 +61,22 @@ func revisionTableSchema() *memdb.TableSchema {
 	}
 }
 
-// revisionTxn returns the revision the transaction's view reflects (0
-// before the first load) and a channel closed when it changes.
-func revisionTxn(tx *memdb.Txn) (int64, <-chan struct{}) {
-	ch, raw, err := tx.FirstWatch(tableRevision, indexID, "rev")
+// revisionTxn returns the revision the transaction reads (0 before the
+// first load) and the regions view at that revision.
+func revisionTxn(tx *memdb.Txn) (int64, *regionView) {
+	raw, err := tx.First(tableRevision, indexID, "rev")
 	if err != nil {
 		panic(err) // the table and index exist
 	}
 	if raw == nil {
-		return 0, ch
+		return 0, &regionView{}
 	}
-	return raw.(*revisionRecord).Rev, ch
+	r := raw.(*revisionRecord)
+	return r.Rev, r.Regions
 }
 
-func setRevisionTxn(tx *memdb.Txn, rev int64) error {
-	return tx.Insert(tableRevision, &revisionRecord{Rev: rev})
+func setRevisionTxn(tx *memdb.Txn, rev int64, view *regionView) error {
+	return tx.Insert(tableRevision, &revisionRecord{Rev: rev, Regions: view})
 }
 
 // oneIndex is a typed memdb index that puts an object under one string

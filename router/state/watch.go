@@ -16,10 +16,13 @@ import (
 //
 //  1. load: read every cached directory at one revision R (paged) and
 //     replace the whole cache with it in one memdb transaction.
-//  2. watch from R+1. Each watch response is applied in one memdb
-//     transaction that also records the revision it reaches; a progress
-//     notification advances the revision without events. Any response
-//     confirms that etcd is answering, which Ready requires.
+//  2. watch from R+1. The responses that have arrived are applied in one
+//     memdb transaction that also records the revision they reach; a
+//     progress notification advances the revision without events. Any
+//     response confirms that etcd is answering, which Ready requires.
+//     The watch asks for no previous values (WithPrevKV): a put carries
+//     the new record and a delete its key, which is all the cache needs,
+//     and etcd would read the previous value from disk for every event.
 //  3. if the watch breaks, resume from the cache's revision+1; if etcd
 //     answers that this revision is compacted, go back to 1.
 //
@@ -71,7 +74,7 @@ func (s *Store) load(ctx context.Context) (int64, error) {
 			start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 		}
 	}
-	if err := setRevisionTxn(tx, rev); err != nil {
+	if err := setRevisionTxn(tx, rev, buildView(tx)); err != nil {
 		return 0, err
 	}
 	tx.Commit()
@@ -134,64 +137,119 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 	wch := s.watcher.Watch(wctx, s.keys.prefix+auditDir[:len(auditDir)-1]+"0",
 		clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.keys.prefix)),
 		clientv3.WithRev(rev+1),
-		clientv3.WithPrevKV(),
 		clientv3.WithProgressNotify(),
 		clientv3.WithCreatedNotify(),
 	)
 	for resp := range wch {
-		if resp.CompactRevision != 0 {
-			return fmt.Errorf("%w: compacted at %d", errCompacted, resp.CompactRevision)
-		}
-		if err := resp.Err(); err != nil {
-			if errors.Is(err, rpctypes.ErrCompacted) {
-				return fmt.Errorf("%w: %w", errCompacted, err)
+		// Apply what has arrived in one memdb transaction: under load
+		// the responses queue, and one transaction per response would
+		// repeat the commit and the regions view for each.
+		var evs []*clientv3.Event
+		var progress int64
+		for more := true; more; {
+			if err := watchErr(&resp); err != nil {
+				_ = s.applyEvents(evs, progress)
+				return err
 			}
+			switch {
+			case resp.Created:
+				s.live.Store(true)
+			case resp.IsProgressNotify():
+				// Every event up to the header revision has been sent.
+				progress = max(progress, resp.Header.Revision)
+			default:
+				evs = append(evs, resp.Events...)
+			}
+			if len(evs) >= maxApplyBatch {
+				break
+			}
+			select {
+			case r, ok := <-wch:
+				if !ok {
+					_ = s.applyEvents(evs, progress)
+					return errors.New("watch closed")
+				}
+				resp = r
+			default:
+				more = false
+			}
+		}
+		if err := s.applyEvents(evs, progress); err != nil {
 			return err
-		}
-		if resp.Canceled {
-			return errors.New("watch canceled by etcd")
-		}
-		switch {
-		case resp.Created:
-			s.live.Store(true)
-		case resp.IsProgressNotify():
-			// Every event up to the header revision has been sent.
-			if err := s.applyEvents(nil, resp.Header.Revision); err != nil {
-				return err
-			}
-		default:
-			if err := s.applyEvents(resp.Events, 0); err != nil {
-				return err
-			}
 		}
 		s.confirmed.Store(s.clock().UnixNano())
 	}
 	return errors.New("watch closed")
 }
 
-// applyEvents applies one watch response in one memdb transaction and
-// records the revision it reaches: the last event's, or progressRev for
-// a progress notification. (An event response's header revision may run
-// ahead of its events when etcd sends a long history in batches, so it
-// is not used.)
+// maxApplyBatch bounds the events applied in one memdb transaction.
+const maxApplyBatch = 1024
+
+// watchErr says why a watch response ends the watch, or nil.
+func watchErr(resp *clientv3.WatchResponse) error {
+	if resp.CompactRevision != 0 {
+		return fmt.Errorf("%w: compacted at %d", errCompacted, resp.CompactRevision)
+	}
+	if err := resp.Err(); err != nil {
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			return fmt.Errorf("%w: %w", errCompacted, err)
+		}
+		return err
+	}
+	if resp.Canceled {
+		return errors.New("watch canceled by etcd")
+	}
+	return nil
+}
+
+// applyEvents applies watch events in one memdb transaction and records
+// the revision they reach: the last event's, or progressRev from a
+// progress notification if that is later. (An event response's header
+// revision may run ahead of its events when etcd sends a long history in
+// batches, so it is not used.) When regions or usage change it derives the new regions
+// view in the same transaction: patched in place of the changed regions,
+// or rebuilt when regions come or go.
 func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 	rev := progressRev
 	if n := len(evs); n > 0 {
-		rev = evs[n-1].Kv.ModRevision
+		rev = max(rev, evs[n-1].Kv.ModRevision)
 	}
 	if rev <= s.rev.current() {
 		return nil
 	}
 	tx := s.db.Txn(true)
 	defer tx.Abort()
+	_, view := revisionTxn(tx)
+	var touched map[string]struct{}
+	rebuild := false
 	for _, ev := range evs {
+		var k kind
+		var id string
+		present := false
 		if ev.Type == clientv3.EventTypeDelete {
-			s.applyDelete(tx, ev.Kv)
+			k, id = s.applyDelete(tx, ev.Kv)
 		} else {
-			s.applyPut(tx, ev.Kv)
+			k, id, present = s.applyPut(tx, ev.Kv)
+		}
+		if k == kindRegion {
+			if _, had := view.index[id]; had != present {
+				rebuild = true
+			}
+		}
+		if k == kindRegion || k == kindUsage {
+			if touched == nil {
+				touched = make(map[string]struct{})
+			}
+			touched[id] = struct{}{}
 		}
 	}
-	if err := setRevisionTxn(tx, rev); err != nil {
+	switch {
+	case rebuild:
+		view = buildView(tx)
+	case len(touched) > 0:
+		view = view.patched(tx, touched)
+	}
+	if err := setRevisionTxn(tx, rev, view); err != nil {
 		return err
 	}
 	tx.Commit()
@@ -199,34 +257,37 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 	return nil
 }
 
-// applyPut caches one record. A record that does not decode, or whose
-// id disagrees with its key, is dropped from the cache (and logged):
-// the store never decides on a record it cannot read, and never keeps
-// the previous version of one in its place.
-func (s *Store) applyPut(tx *memdb.Txn, kv *mvccpb.KeyValue) {
+// applyPut caches one record and reports whether it is cached. A record
+// that does not decode, or whose id disagrees with its key, is dropped
+// from the cache (and logged): the store never decides on a record it
+// cannot read, and never keeps the previous version of one in its place.
+func (s *Store) applyPut(tx *memdb.Txn, kv *mvccpb.KeyValue) (kind, string, bool) {
 	k, id := s.keys.parse(string(kv.Key))
 	if k == kindOther {
-		return
+		return k, id, false
 	}
 	obj, err := decodeRecord(k, id, kv.Value, kv.ModRevision)
 	if err != nil {
 		s.log.Error("state: dropping unreadable record", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
 		s.applyDelete(tx, kv)
-		return
+		return k, id, false
 	}
 	if err := tx.Insert(tableOf[k], obj); err != nil {
 		s.log.Error("state: cache insert", "key", string(kv.Key), "err", err)
+		return k, id, false
 	}
+	return k, id, true
 }
 
-func (s *Store) applyDelete(tx *memdb.Txn, kv *mvccpb.KeyValue) {
+func (s *Store) applyDelete(tx *memdb.Txn, kv *mvccpb.KeyValue) (kind, string) {
 	k, id := s.keys.parse(string(kv.Key))
 	if k == kindOther {
-		return
+		return k, id
 	}
 	if _, err := tx.DeleteAll(tableOf[k], indexID, id); err != nil {
 		s.log.Error("state: cache delete", "key", string(kv.Key), "err", err)
 	}
+	return k, id
 }
 
 var tableOf = [...]string{
