@@ -139,8 +139,9 @@ func (s *Server) fail(ctx context.Context, err error) error { return toStatus(ct
 
 // workload converts and validates a request's workload.
 func workload(w *pb.Workload, v *router.Violations) *router.Workload {
+	n := len(*v) // violations of other fields must not hide the workload's
 	out := WorkloadFromProto(w, v)
-	if out == nil || len(*v) > 0 {
+	if out == nil || len(*v) > n {
 		return out
 	}
 	if err := router.ValidateWorkload(out); err != nil {
