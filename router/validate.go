@@ -130,6 +130,8 @@ func ValidateWorkload(w *Workload) error {
 	var v Violations
 	if w.Banner == "" {
 		v.Add("workload.label", "required")
+	} else if len(w.Banner) > MaxBannerLen {
+		v.Add("workload.label", "longer than %d bytes", MaxBannerLen)
 	} else if l, err := label.Parse(w.Banner); err != nil {
 		v.Add("workload.label", "%v", err)
 	} else {
@@ -152,6 +154,8 @@ func ValidateWorkload(w *Workload) error {
 	switch {
 	case len(w.AllowedCountries) == 0:
 		v.Add("workload.allowed_storage_countries", `required; use ["*"] for no residency restriction`)
+	case len(w.AllowedCountries) > MaxListLen:
+		v.Add("workload.allowed_storage_countries", "at most %d entries, got %d", MaxListLen, len(w.AllowedCountries))
 	case slices.Contains(w.AllowedCountries, "*"):
 		if len(w.AllowedCountries) > 1 {
 			v.Add("workload.allowed_storage_countries", `"*" must be the only entry`)
@@ -198,14 +202,30 @@ func ValidateWorkload(w *Workload) error {
 	return v.Err()
 }
 
+// MaxListLen bounds every list field of a workload, region, provider
+// or tenant. No real one needs more (there are 249 ISO 3166 countries),
+// and the bound keeps validation linear and error replies small.
+const MaxListLen = 256
+
+// MaxBannerLen bounds a banner marking.
+const MaxBannerLen = 4096
+
 // checkEach runs check on every item of list, naming it field[i], and
-// reports repeated items.
+// reports repeated items. A list longer than MaxListLen is reported once,
+// unread.
 func checkEach(v *Violations, field string, list []string, check func(v *Violations, field, s string)) {
+	if len(list) > MaxListLen {
+		v.Add(field, "at most %d entries, got %d", MaxListLen, len(list))
+		return
+	}
+	seen := make(map[string]int, len(list))
 	for i, s := range list {
 		f := indexed(field, i)
 		check(v, f, s)
-		if j := slices.Index(list[:i], s); j >= 0 {
+		if j, ok := seen[s]; ok {
 			v.Add(f, "%q repeats %s", s, indexed(field, j))
+		} else {
+			seen[s] = i
 		}
 	}
 }

@@ -3,6 +3,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"sort"
@@ -419,8 +420,8 @@ func (s *Server) DeleteTenant(ctx context.Context, req *pb.DeleteTenantRequest) 
 
 // CheckLabel parses a banner marking.
 func (s *Server) CheckLabel(ctx context.Context, req *pb.CheckLabelRequest) (*pb.CheckLabelResponse, error) {
-	if len(req.GetBanner()) > 4096 {
-		return nil, s.fail(ctx, router.Violations{{Field: "banner", Description: "longer than 4096 bytes"}}.Err())
+	if len(req.GetBanner()) > router.MaxBannerLen {
+		return nil, s.fail(ctx, router.Violations{{Field: "banner", Description: fmt.Sprintf("longer than %d bytes", router.MaxBannerLen)}}.Err())
 	}
 	l, err := label.Parse(req.GetBanner())
 	if err != nil {

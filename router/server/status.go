@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
@@ -19,9 +21,25 @@ import (
 // ErrorDomain is the ErrorInfo domain of classroute's errors.
 const ErrorDomain = "classroute"
 
-// maxRefusalVerdicts bounds the verdicts carried in a refusal's status
-// details, which travel in trailers; Plan returns every one.
-const maxRefusalVerdicts = 256
+// Status details travel in HTTP/2 trailers, which peers cap: a reply
+// that outgrew them would cost the caller the connection, not just the
+// detail. So the message, each description, and all the details together
+// have byte budgets. A refusal that does not fit lists the verdicts that
+// do and says so; Plan returns every one in its (size-limited) body.
+const (
+	maxMessageBytes     = 1 << 10
+	maxDescriptionBytes = 512
+	maxViolations       = 100
+	maxDetailBytes      = 32 << 10
+)
+
+// clip shortens s to at most n bytes, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n-3], "") + "..."
+}
 
 // toStatus is the one place domain errors become gRPC statuses.
 func toStatus(ctx context.Context, log *slog.Logger, err error) error {
@@ -31,31 +49,32 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	msg := clip(err.Error(), maxMessageBytes)
 	var invalid *router.InvalidError
 	var parse *label.ParseError
 	var refusal *router.RefusalError
 	switch {
 	case errors.As(err, &invalid):
-		return withDetails(codes.InvalidArgument, err.Error(), badRequest(invalid.Violations))
+		return withDetails(codes.InvalidArgument, msg, badRequest(invalid.Violations))
 	case errors.As(err, &parse):
-		return withDetails(codes.InvalidArgument, err.Error(),
+		return withDetails(codes.InvalidArgument, msg,
 			badRequest([]router.FieldViolation{{Field: "banner", Description: parse.Error()}}))
 	case errors.As(err, &refusal):
 		return refusalStatus(refusal)
 	case errors.Is(err, router.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
+		return status.Error(codes.NotFound, msg)
 	case errors.Is(err, router.ErrUnavailable):
-		return withDetails(codes.Unavailable, err.Error(), &errdetails.ErrorInfo{Reason: "STATE_UNAVAILABLE", Domain: ErrorDomain})
+		return withDetails(codes.Unavailable, msg, &errdetails.ErrorInfo{Reason: "STATE_UNAVAILABLE", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrRequestReused):
-		return withDetails(codes.AlreadyExists, err.Error(), &errdetails.ErrorInfo{Reason: "REQUEST_ID_REUSED", Domain: ErrorDomain})
+		return withDetails(codes.AlreadyExists, msg, &errdetails.ErrorInfo{Reason: "REQUEST_ID_REUSED", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrInUse):
-		return withDetails(codes.FailedPrecondition, err.Error(), &errdetails.ErrorInfo{Reason: "IN_USE", Domain: ErrorDomain})
+		return withDetails(codes.FailedPrecondition, msg, &errdetails.ErrorInfo{Reason: "IN_USE", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrConflict):
-		return withDetails(codes.Aborted, err.Error(), &errdetails.ErrorInfo{Reason: "CONFLICT", Domain: ErrorDomain})
+		return withDetails(codes.Aborted, msg, &errdetails.ErrorInfo{Reason: "CONFLICT", Domain: ErrorDomain})
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
+		return status.Error(codes.DeadlineExceeded, msg)
 	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
+		return status.Error(codes.Canceled, msg)
 	}
 	log.ErrorContext(ctx, "internal error", "err", err)
 	return status.Error(codes.Internal, "internal error")
@@ -63,8 +82,14 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 
 func badRequest(vs []router.FieldViolation) *errdetails.BadRequest {
 	br := &errdetails.BadRequest{}
-	for _, v := range vs {
-		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
+	for i, v := range vs {
+		if i == maxViolations {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+				Field: "", Description: fmt.Sprintf("%d more violations not shown", len(vs)-i)})
+			break
+		}
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+			Field: clip(v.Field, maxDescriptionBytes), Description: clip(v.Description, maxDescriptionBytes)})
 	}
 	return br
 }
@@ -74,23 +99,34 @@ func refusalStatus(r *router.RefusalError) error {
 	if errors.Is(r, router.ErrSpreadUnsatisfiable) {
 		reason = "SPREAD_UNSATISFIABLE"
 	}
+	info := &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: map[string]string{
+		"revision": fmt.Sprint(r.Revision), "regions": fmt.Sprint(len(r.Regions)),
+	}}
 	pf := &errdetails.PreconditionFailure{}
-	verdicts := r.Regions
-	if len(verdicts) > maxRefusalVerdicts {
-		verdicts = verdicts[:maxRefusalVerdicts]
-	}
-	for _, e := range verdicts {
-		for _, why := range e.Reasons {
-			pf.Violations = append(pf.Violations, &errdetails.PreconditionFailure_Violation{
-				Type: string(why.Code), Subject: e.Key, Description: why.Message,
-			})
+	refusal := &pb.Refusal{Summary: clip(r.Error(), maxMessageBytes), Revision: r.Revision}
+	budget := maxDetailBytes - proto.Size(info) - proto.Size(refusal)
+	shown := 0
+	for _, e := range r.Regions {
+		v := VerdictsToProto([]router.Explained{e})[0]
+		var vs []*errdetails.PreconditionFailure_Violation
+		for _, rs := range v.Reasons {
+			rs.Message = clip(rs.Message, maxDescriptionBytes)
+			vs = append(vs, &errdetails.PreconditionFailure_Violation{Type: rs.Code, Subject: e.Key, Description: rs.Message})
 		}
+		cost := 2 * proto.Size(v) // once in the verdict, about once in the violations
+		if cost > budget {
+			break
+		}
+		budget -= cost
+		refusal.Regions = append(refusal.Regions, v)
+		pf.Violations = append(pf.Violations, vs...)
+		shown++
 	}
-	refusal := &pb.Refusal{Summary: r.Error(), Revision: r.Revision, Regions: VerdictsToProto(verdicts)}
-	return withDetails(codes.FailedPrecondition, r.Error(),
-		&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: map[string]string{
-			"revision": fmt.Sprint(r.Revision), "regions": fmt.Sprint(len(r.Regions)),
-		}}, pf, refusal)
+	if shown < len(r.Regions) {
+		info.Metadata["regions_shown"] = fmt.Sprint(shown)
+		refusal.Summary = clip(fmt.Sprintf("%s (verdicts of %d of %d regions shown; Plan lists all)", r.Error(), shown, len(r.Regions)), maxMessageBytes)
+	}
+	return withDetails(codes.FailedPrecondition, clip(r.Error(), maxMessageBytes), info, pf, refusal)
 }
 
 func withDetails(c codes.Code, msg string, details ...protoadapt.MessageV1) error {
