@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/label"
@@ -74,6 +76,65 @@ func decodePlacement(val []byte) (*router.Placement, error) {
 		}
 	}
 	return &p, nil
+}
+
+// cloneWorkload copies w so that the copy shares no memory the caller
+// may change. The label is shared: labels are values whose slices are
+// never modified (see router/label). TestCloneWorkload fails if a field
+// is added that this does not copy.
+func cloneWorkload(w *router.Workload) router.Workload {
+	c := *w
+	c.AllowedCountries = slices.Clone(w.AllowedCountries)
+	c.AllowedJurisdictions = slices.Clone(w.AllowedJurisdictions)
+	c.Capabilities = slices.Clone(w.Capabilities)
+	c.Preferences.Providers = slices.Clone(w.Preferences.Providers)
+	if w.Preferences.Near != nil {
+		near := *w.Preferences.Near
+		c.Preferences.Near = &near
+	}
+	return c
+}
+
+// ownWrites remembers the placements this store is committing, by key,
+// with the exact value written: when the watch brings one back, the
+// cache takes the object as it is instead of decoding the value and
+// parsing the label again.
+type ownWrites struct {
+	mu sync.Mutex
+	m  map[string]ownWrite
+}
+
+type ownWrite struct {
+	val string
+	p   *router.Placement
+}
+
+func (o *ownWrites) add(key, val string, p *router.Placement) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil {
+		o.m = make(map[string]ownWrite)
+	}
+	o.m[key] = ownWrite{val, p}
+}
+
+func (o *ownWrites) drop(key string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.m, key)
+}
+
+// take returns the placement written as val under key, if this store
+// wrote it, and forgets it.
+func (o *ownWrites) take(key string, val []byte) *router.Placement {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w, ok := o.m[key]
+	if !ok || w.val != string(val) {
+		return nil
+	}
+	delete(o.m, key)
+	return w.p
 }
 
 // workloadJSON is the canonical form of a workload that decides whether

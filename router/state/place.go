@@ -124,10 +124,15 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		for i, idx := range d.Chosen {
 			chosen[i] = snap.regions.keys[idx]
 		}
-		if !s.res.hold(chosen) {
-			// Another decision holds one of them: it took it since the
-			// overlay, or the workload fits even a region the overlay
-			// shows full (it needs no resources). Wait for a hold to end.
+		// Hold the regions and the request id: the overlay keeps other
+		// decisions off the regions, and a batch of commits never holds
+		// two writes of one key.
+		held := append(chosen[:len(chosen):len(chosen)], heldRequest(requestID))
+		if !s.res.hold(held) {
+			// Another decision holds one of them: it took a region since
+			// the overlay, or the workload fits even a region the overlay
+			// shows full (it needs no resources), or it is this request
+			// id, placed concurrently. Wait for a hold to end.
 			select {
 			case <-changed:
 				continue
@@ -143,7 +148,7 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			} else {
 				err = s.afterConflict(ctx, rev, attempt)
 			}
-			s.res.release(chosen)
+			s.res.release(held)
 			if err != nil {
 				return nil, err
 			}
@@ -152,9 +157,9 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		}
 		if err == nil && rev != 0 {
 			err = s.waitCommitted(ctx, rev)
+			s.own.drop(s.keys.placement(requestID)) // applied by now, unless the wait failed
 		}
-
-		s.res.release(chosen)
+		s.res.release(held)
 		if err != nil {
 			return nil, err
 		}
@@ -175,7 +180,7 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 	p := &router.Placement{
 		ID:        requestID,
 		Tenant:    w.Tenant,
-		Workload:  *w,
+		Workload:  cloneWorkload(w),
 		Regions:   chosen,
 		Scores:    d.Scores,
 		State:     router.PlacementPlaced,
@@ -200,6 +205,7 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 	if err != nil {
 		return nil, 0, err
 	}
+	size := len(pval) + len(aval)
 	pkey, tkey := s.keys.placement(requestID), s.keys.tenant(w.Tenant)
 	cmps := make([]clientv3.Cmp, 0, 2+2*len(chosen))
 	ops := make([]clientv3.Op, 0, 2+len(chosen))
@@ -207,7 +213,8 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 		clientv3.Compare(clientv3.CreateRevision(pkey), "=", 0),
 		clientv3.Compare(clientv3.ModRevision(tkey), "=", snap.tenant.Rev),
 	)
-	ops = append(ops, clientv3.OpPut(pkey, string(pval)))
+	pstr := string(pval)
+	ops = append(ops, clientv3.OpPut(pkey, pstr))
 	for _, idx := range d.Chosen {
 		rs, key := &snap.regions.states[idx], snap.regions.keys[idx]
 		ukey := s.keys.usage(key)
@@ -220,22 +227,29 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 			return nil, 0, err
 		}
 		ops = append(ops, clientv3.OpPut(ukey, string(uval)))
+		size += len(uval)
 	}
 	ops = append(ops, clientv3.OpPut(s.keys.audit(s.auditID.next(p.CreatedAt)), string(aval)))
 
 	if s.beforeCommit != nil {
 		s.beforeCommit(requestID)
 	}
-	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return s.kv.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(pkey)).Commit()
-	})
+	req := &commitReq{cmps: cmps, ops: ops, els: []clientv3.Op{clientv3.OpGet(pkey)}, size: size}
+	s.own.add(pkey, pstr, p)
+	err = s.commitBatched(ctx, req)
+	if err == nil && req.err != nil {
+		err = unavailable(ctx, req.err)
+	}
+	if err != nil || !req.resp.Succeeded {
+		s.own.drop(pkey)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("place %s: %w", requestID, err)
 	}
-	if resp.Succeeded {
-		return p, resp.Header.Revision, nil
+	if req.resp.Succeeded {
+		return p, req.rev, nil
 	}
-	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+	if kvs := req.resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
 		// The request id was used meanwhile (another daemon, or a
 		// retry of this request racing itself).
 		prev, err := decodePlacement(kvs[0].Value)
@@ -245,7 +259,7 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 		prev, err = sameWorkload(prev, want)
 		return prev, 0, err
 	}
-	return nil, resp.Header.Revision, nil
+	return nil, req.rev, nil
 }
 
 // refuse builds the refusal of a decision that found no placement: every

@@ -652,3 +652,69 @@ func TestSeed(t *testing.T) {
 		t.Errorf("second seed wrote: %v", err)
 	}
 }
+
+// TestConcurrentPlacesOneStore places from many goroutines through one
+// store, so commits go in batches: with replicas, and with request ids
+// placed by several goroutines at once. Every region's usage must equal
+// what its placements use, and every request id must hold one placement.
+func TestConcurrentPlacesOneStore(t *testing.T) {
+	e := newEnv(t, nil)
+	var regions []router.Region
+	for i := range 8 {
+		regions = append(regions, secretRegion([]string{"aws", "azure"}[i%2], fmt.Sprintf("r-%d", i), big))
+	}
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, regions, []router.Tenant{army()})
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 120)
+	for i := range 120 {
+		id := fmt.Sprint("p-", i)
+		if i%10 == 0 {
+			id = fmt.Sprint("shared-", i%30) // three goroutines each
+		}
+		wg.Go(func() {
+			w := secretWorkload(t, "w")
+			w.Replicas = 1 + len(id)%3
+			_, err := e.store.Place(ctx, id, w)
+			if err != nil && !errors.Is(err, router.ErrRequestReused) {
+				errs <- fmt.Errorf("%s: %w", id, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	var all []*router.Placement
+	for token := ""; ; {
+		items, next, err := e.store.ListPlacements(state.PlacementFilter{}, 50, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, items...)
+		if token = next; token == "" {
+			break
+		}
+	}
+	if len(all) != 111 { // 108 distinct ids and 3 shared
+		t.Errorf("%d placements; want 111", len(all))
+	}
+	want := map[string]int64{}
+	for _, p := range all {
+		if len(p.Regions) != p.Workload.Replicas {
+			t.Errorf("%s: %d regions for %d replicas", p.ID, len(p.Regions), p.Workload.Replicas)
+		}
+		for _, r := range p.Regions {
+			want[r]++
+		}
+	}
+	for _, r := range regions {
+		used, n := e.usage(r.Key())
+		if n != want[r.Key()] || used.MilliCPU != n*unit.MilliCPU {
+			t.Errorf("%s: usage %+v over %d placements; %d placements name it", r.Key(), used, n, want[r.Key()])
+		}
+	}
+}

@@ -12,10 +12,9 @@ import (
 const (
 	tablePlacements = "placements"
 
-	indexTenant      = "tenant"
-	indexState       = "state"
-	indexRegion      = "region"
-	indexTenantState = "tenant_state"
+	indexTenant = "tenant"
+	indexState  = "state"
+	indexRegion = "region"
 )
 
 // Page sizes of ListPlacements.
@@ -51,12 +50,6 @@ func placementsTableSchema() *memdb.TableSchema {
 				Name:         indexRegion,
 				AllowMissing: true,
 				Indexer:      manyIndex[*placementRecord](func(p *placementRecord) []string { return p.P.Regions }),
-			},
-			indexTenantState: {
-				Name: indexTenantState,
-				Indexer: oneIndex[*placementRecord](func(p *placementRecord) string {
-					return joinIndex(p.P.Tenant, p.P.State.String())
-				}),
 			},
 		},
 	}
@@ -103,8 +96,6 @@ func placementsTxn(tx *memdb.Txn, f PlacementFilter, after string, yield func(*p
 	var index string
 	var args []any
 	switch {
-	case f.Tenant != "" && f.State != nil:
-		index, args = indexTenantState, []any{f.Tenant, f.State.String()}
 	case f.Tenant != "":
 		index, args = indexTenant, []any{f.Tenant}
 	case f.Region != "":
@@ -148,8 +139,6 @@ func placementsTxn(tx *memdb.Txn, f PlacementFilter, after string, yield func(*p
 // started at.
 func inIndex(index string, f PlacementFilter, p *router.Placement) bool {
 	switch index {
-	case indexTenantState:
-		return p.Tenant == f.Tenant && p.State == *f.State
 	case indexTenant:
 		return p.Tenant == f.Tenant
 	case indexState:

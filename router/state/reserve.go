@@ -60,6 +60,10 @@ func (r *reservations) overlay(v *regionView, buf *[]router.RegionState) (region
 	return *buf, r.changed, false
 }
 
+// heldRequest is the reservation key of a request id; it cannot collide
+// with a region key.
+func heldRequest(id string) string { return "\x00request/" + id }
+
 // hold marks the chosen regions busy, or returns false if one of them
 // already is (another decision took it since the overlay was made).
 func (r *reservations) hold(chosen []string) bool {

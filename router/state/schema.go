@@ -2,7 +2,6 @@ package state
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -118,10 +117,6 @@ func (f manyIndex[T]) FromObject(raw any) (bool, [][]byte, error) {
 
 // FromArgs implements memdb.Indexer. See encodeArgs.
 func (f manyIndex[T]) FromArgs(args ...any) ([]byte, error) { return encodeArgs(args) }
-
-// joinIndex joins the parts of a compound index value; FromArgs with one
-// argument per part builds the same key.
-func joinIndex(parts ...string) string { return strings.Join(parts, "\x00") }
 
 // encodeIndex terminates an index value with NUL so that no value is a
 // prefix of another ("ab" and "abc").

@@ -94,6 +94,8 @@ type Store struct {
 	db      *memdb.MemDB
 	rev     revisionWaiters
 	res     reservations
+	commits commitQueue
+	own     ownWrites
 	auditID auditIDs
 
 	// Health of the cache, read by Ready on every decision.
@@ -146,6 +148,7 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		done:    make(chan struct{}),
 	}
 	s.res.init()
+	s.commits.init()
 	var node [4]byte
 	_, _ = crand.Read(node[:])
 	s.auditID.node = hex.EncodeToString(node[:])
@@ -158,9 +161,11 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); s.run(bg, rev) }()
-	go func() { defer wg.Done(); s.requestProgress(bg) }()
+	wg.Go(func() { s.run(bg, rev) })
+	wg.Go(func() { s.requestProgress(bg) })
+	for range committers {
+		wg.Go(func() { s.sendCommits(bg) })
+	}
 	go func() { wg.Wait(); close(s.done) }()
 
 	for s.Ready() != nil {

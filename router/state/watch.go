@@ -10,6 +10,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router"
 )
 
 // How the cache follows etcd:
@@ -177,7 +179,7 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 		if err := s.applyEvents(evs, progress); err != nil {
 			return err
 		}
-		s.confirm(s.clock())
+		s.confirmed.Store(s.clock().UnixNano())
 	}
 	return errors.New("watch closed")
 }
@@ -266,7 +268,13 @@ func (s *Store) applyPut(tx *memdb.Txn, kv *mvccpb.KeyValue) (kind, string, bool
 	if k == kindOther {
 		return k, id, false
 	}
-	obj, err := decodeRecord(k, id, kv.Value, kv.ModRevision)
+	var obj any
+	var err error
+	if p := s.ownPlacement(k, kv); p != nil {
+		obj = &placementRecord{P: p, Rev: kv.ModRevision}
+	} else {
+		obj, err = decodeRecord(k, id, kv.Value, kv.ModRevision)
+	}
 	if err != nil {
 		s.log.Error("state: dropping unreadable record", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
 		s.applyDelete(tx, kv)
@@ -277,6 +285,14 @@ func (s *Store) applyPut(tx *memdb.Txn, kv *mvccpb.KeyValue) (kind, string, bool
 		return k, id, false
 	}
 	return k, id, true
+}
+
+// ownPlacement returns the placement kv holds if this store wrote it.
+func (s *Store) ownPlacement(k kind, kv *mvccpb.KeyValue) *router.Placement {
+	if k != kindPlacement {
+		return nil
+	}
+	return s.own.take(string(kv.Key), kv.Value)
 }
 
 func (s *Store) applyDelete(tx *memdb.Txn, kv *mvccpb.KeyValue) (kind, string) {
@@ -317,37 +333,9 @@ func (s *Store) requestProgress(ctx context.Context) {
 		// to reach the watch's stream.
 		rctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), s.progressEvery)
 		err := s.watcher.RequestProgress(rctx)
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			s.log.Debug("state: progress request", "err", err)
-		}
-		// etcd answers a progress request only once its revision has
-		// reached the watch's start revision, so on an idle etcd (a
-		// daemon restarted with nothing written since) no notification
-		// comes. A linearizable read confirms the cache instead when the
-		// cache already holds the revision etcd reports; when it does
-		// not, the watch is behind and confirms itself as it catches up.
-		asked := s.clock()
-		resp, err := s.kv.Get(rctx, s.keys.prefix, clientv3.WithCountOnly())
-		cancel()
-		switch {
-		case err != nil:
-			if ctx.Err() == nil {
-				s.log.Debug("state: freshness read", "err", err)
-			}
-		case s.live.Load() && s.rev.current() >= resp.Header.Revision:
-			s.confirm(asked)
-		}
-	}
-}
-
-// confirm records that etcd vouched for the cache as of t; it never
-// moves the confirmation back.
-func (s *Store) confirm(t time.Time) {
-	n := t.UnixNano()
-	for {
-		old := s.confirmed.Load()
-		if old >= n || s.confirmed.CompareAndSwap(old, n) {
-			return
 		}
 	}
 }
