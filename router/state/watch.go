@@ -179,7 +179,7 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 		if err := s.applyEvents(evs, progress); err != nil {
 			return err
 		}
-		s.confirmed.Store(s.clock().UnixNano())
+		s.confirm(s.clock())
 	}
 	return errors.New("watch closed")
 }
@@ -333,9 +333,37 @@ func (s *Store) requestProgress(ctx context.Context) {
 		// to reach the watch's stream.
 		rctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), s.progressEvery)
 		err := s.watcher.RequestProgress(rctx)
-		cancel()
 		if err != nil && ctx.Err() == nil {
 			s.log.Debug("state: progress request", "err", err)
+		}
+		// etcd answers a progress request only once its revision has
+		// reached the watch's start revision, so on an idle etcd (a
+		// daemon restarted with nothing written since) no notification
+		// comes. A linearizable read confirms the cache instead when the
+		// cache already holds the revision etcd reports; when it does
+		// not, the watch is behind and confirms itself as it catches up.
+		asked := s.clock()
+		resp, err := s.kv.Get(rctx, s.keys.prefix, clientv3.WithCountOnly())
+		cancel()
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				s.log.Debug("state: freshness read", "err", err)
+			}
+		case s.live.Load() && s.rev.current() >= resp.Header.Revision:
+			s.confirm(asked)
+		}
+	}
+}
+
+// confirm records that etcd vouched for the cache as of t; it never
+// moves the confirmation back.
+func (s *Store) confirm(t time.Time) {
+	n := t.UnixNano()
+	for {
+		old := s.confirmed.Load()
+		if old >= n || s.confirmed.CompareAndSwap(old, n) {
+			return
 		}
 	}
 }
