@@ -32,8 +32,8 @@ type AuditEntry struct {
 	Label   string    `json:"label"`
 	Regions []string  `json:"regions,omitempty"`
 	Scores  []float64 `json:"scores,omitempty"`
-	// Reasons says why a refusal refused: the summary, then
-	// "region: code" for every failed rule of every region.
+	// Reasons says why a refusal refused: the summary, then for every
+	// region refused "provider/id: code, code".
 	Reasons []string `json:"reasons,omitempty"`
 	// Revision is the etcd revision the decision read.
 	Revision int64 `json:"revision"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -98,48 +99,19 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			return nil, unknownTenant(w.Tenant)
 		}
 		in := snap.input(w, s)
-
-		buf := overlayBufs.Get().(*[]router.RegionState)
-		over := in
-		var changed <-chan struct{}
-		var unchanged bool
-		over.Regions, changed, unchanged = s.res.overlay(snap.regions, buf)
-		d := s.engine.Place(over)
-		clear(*buf)
-		overlayBufs.Put(buf)
-		if d.Err != nil {
-			if !unchanged && s.engine.Place(in).Err == nil {
-				// Only regions busy with this daemon's own commits
-				// can take it: wait for one of those to finish.
-				select {
-				case <-changed:
-					continue
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				}
-			}
-			return nil, s.refuse(ctx, requestID, &in, snap.rev, d.Err)
-		}
-		chosen := make([]string, len(d.Chosen))
-		for i, idx := range d.Chosen {
-			chosen[i] = snap.regions.keys[idx]
-		}
-		// Hold the regions and the request id: the overlay keeps other
-		// decisions off the regions, and a batch of commits never holds
-		// two writes of one key.
-		held := append(chosen[:len(chosen):len(chosen)], heldRequest(requestID))
-		if !s.res.hold(held) {
-			// Another decision holds one of them: it took a region since
-			// the overlay, or the workload fits even a region the overlay
-			// shows full (it needs no resources), or it is this request
-			// id, placed concurrently. Wait for a hold to end.
+		d, held, wait := s.decide(&in, snap.regions, requestID)
+		if wait != nil {
 			select {
-			case <-changed:
+			case <-wait:
 				continue
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
 		}
+		if d.Err != nil {
+			return nil, s.refuse(ctx, requestID, &in, snap.rev, d.Err)
+		}
+		chosen := held[:len(d.Chosen):len(d.Chosen)]
 		p, rev, err := s.commit(ctx, requestID, w, &snap, d, chosen, want)
 		if err == nil && p == nil {
 			// Lost a race: wait for the cache to show what beat us.
@@ -170,6 +142,46 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		}
 		return p, nil
 	}
+}
+
+// decide makes the Place decision on in as this daemon should: with the
+// reservation overlay. On success it holds the chosen regions and the
+// request id, and returns the held keys: the chosen region keys in
+// replica order, then the request id's. A refusal (d.Err) is decided on
+// the committed state alone. When only the overlay stands in the way
+// (every region that could take the workload is held by this daemon's
+// commits in flight, or one it chose was held meanwhile) it returns a
+// channel to wait on before deciding again on a fresh snapshot.
+func (s *Store) decide(in *router.Input, view *regionView, requestID string) (d router.Decision, held []string, wait <-chan struct{}) {
+	buf := overlayBufs.Get().(*[]router.RegionState)
+	over := *in
+	var changed <-chan struct{}
+	var unchanged bool
+	over.Regions, changed, unchanged = s.res.overlay(view, buf)
+	d = s.engine.Place(over)
+	clear(*buf)
+	overlayBufs.Put(buf)
+	if d.Err != nil {
+		if !unchanged && s.engine.Place(*in).Err == nil {
+			return d, nil, changed
+		}
+		return d, nil, nil
+	}
+	held = make([]string, len(d.Chosen), len(d.Chosen)+1)
+	for i, idx := range d.Chosen {
+		held[i] = view.keys[idx]
+	}
+	// The request id too: a batch of commits must never write one key
+	// twice, and a second Place of the id waits for the first.
+	held = append(held, heldRequest(requestID))
+	if !s.res.hold(held) {
+		// Held by another decision: one that took a region since the
+		// overlay, or this request id placed concurrently, or the
+		// workload fits even a region the overlay shows full (it needs
+		// no resources).
+		return d, nil, changed
+	}
+	return d, held, nil
 }
 
 // commit runs the compare-and-swap of one decision. It returns the
@@ -275,9 +287,14 @@ func (s *Store) refuse(ctx context.Context, requestID string, in *router.Input, 
 	refusal := &router.RefusalError{Err: err, Revision: rev, Regions: plan.Explain(in)}
 	reasons := []string{err.Error()}
 	for _, e := range refusal.Regions {
-		for _, r := range e.Reasons {
-			reasons = append(reasons, e.Key+": "+string(r.Code))
+		if len(e.Reasons) == 0 {
+			continue
 		}
+		codes := make([]string, len(e.Reasons))
+		for i, r := range e.Reasons {
+			codes[i] = string(r.Code)
+		}
+		reasons = append(reasons, e.Key+": "+strings.Join(codes, ", "))
 	}
 	w := in.Workload
 	if aerr := s.appendAudit(ctx, AuditEntry{
