@@ -122,25 +122,27 @@ func (s *Store) DeleteRegion(ctx context.Context, key string) error {
 		u := usageTxn(tx, key)
 		tx.Abort()
 		if r == nil {
-			return true, 0, fmt.Errorf("region %q: %w", key, router.ErrNotFound)
+			return false, 0, fmt.Errorf("region %q: %w", key, router.ErrNotFound)
 		}
 		var urev int64
 		if u != nil {
 			if u.Placements > 0 {
-				return true, 0, fmt.Errorf("region %q holds %d placements: %w", key, u.Placements, router.ErrInUse)
+				return false, 0, fmt.Errorf("region %q holds %d placements: %w", key, u.Placements, router.ErrInUse)
 			}
 			urev = u.Rev
 		}
 		rkey, ukey := s.keys.region(key), s.keys.usage(key)
-		resp, err := s.kv.Txn(ctx).
-			If(
-				clientv3.Compare(clientv3.ModRevision(rkey), "=", r.Rev),
-				clientv3.Compare(clientv3.ModRevision(ukey), "=", urev),
-			).
-			Then(clientv3.OpDelete(rkey), clientv3.OpDelete(ukey)).
-			Commit()
+		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return s.kv.Txn(ctx).
+				If(
+					clientv3.Compare(clientv3.ModRevision(rkey), "=", r.Rev),
+					clientv3.Compare(clientv3.ModRevision(ukey), "=", urev),
+				).
+				Then(clientv3.OpDelete(rkey), clientv3.OpDelete(ukey)).
+				Commit()
+		})
 		if err != nil {
-			return true, 0, unavailable(ctx, err)
+			return false, 0, err
 		}
 		return resp.Succeeded, resp.Header.Revision, nil
 	})

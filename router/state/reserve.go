@@ -20,10 +20,12 @@ import (
 // placements spread over the other eligible regions instead of queuing
 // on the best one. A refusal is never decided on the overlay: when the
 // overlaid decision fails, the decision on the committed state alone
-// decides whether to refuse, or to wait for a busy region.
+// decides whether to refuse, or to wait for a busy region. Holding the
+// request id as well keeps the members of a commit batch on disjoint
+// keys (see batch.go).
 type reservations struct {
 	mu      sync.Mutex
-	busy    map[string]struct{} // region keys held by in-flight commits
+	busy    map[string]struct{} // region keys and request ids held by in-flight commits
 	changed chan struct{}       // closed, and replaced, when a hold ends
 }
 

@@ -81,9 +81,10 @@ func WithOpTimeout(d time.Duration) Option { return func(o *options) { o.opTimeo
 // Store is classroute's state: the catalogue (providers, regions,
 // tenants), the usage of every region and the placements, kept in etcd
 // and cached in memory. Reads come from the cache. Every write is one
-// etcd transaction that compares the revisions of what it read, and
-// returns once the cache reflects it. A Store is safe for concurrent use;
-// Close stops it.
+// compare-and-swap in etcd that compares the revisions of what it read
+// (placements from concurrent Place calls travel together, each its own
+// nested transaction; see batch.go), and returns once the cache reflects
+// it. A Store is safe for concurrent use; Close stops it.
 type Store struct {
 	kv      clientv3.KV
 	watcher clientv3.Watcher

@@ -109,21 +109,23 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 		live := firstPlacementTxn(tx, PlacementFilter{Tenant: id, State: ptr(router.PlacementPlaced)})
 		tx.Abort()
 		if t == nil {
-			return true, 0, fmt.Errorf("tenant %q: %w", id, router.ErrNotFound)
+			return false, 0, fmt.Errorf("tenant %q: %w", id, router.ErrNotFound)
 		}
 		if live != nil {
-			return true, 0, fmt.Errorf("tenant %q has placed placements (%s): %w", id, live.ID, router.ErrInUse)
+			return false, 0, fmt.Errorf("tenant %q has placed placements (%s): %w", id, live.ID, router.ErrInUse)
 		}
 		key := s.keys.tenant(id)
-		resp, err := s.kv.Txn(ctx).
-			If(
-				clientv3.Compare(clientv3.ModRevision(key), "=", t.Rev),
-				clientv3.Compare(clientv3.CreateRevision(s.keys.placement("")), "<", rev+1).WithPrefix(),
-			).
-			Then(clientv3.OpDelete(key)).
-			Commit()
+		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return s.kv.Txn(ctx).
+				If(
+					clientv3.Compare(clientv3.ModRevision(key), "=", t.Rev),
+					clientv3.Compare(clientv3.CreateRevision(s.keys.placement("")), "<", rev+1).WithPrefix(),
+				).
+				Then(clientv3.OpDelete(key)).
+				Commit()
+		})
 		if err != nil {
-			return true, 0, unavailable(ctx, err)
+			return false, 0, err
 		}
 		return resp.Succeeded, resp.Header.Revision, nil
 	})
