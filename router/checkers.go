@@ -271,7 +271,13 @@ func (accreditationChecker) Explain(w *want, r *RegionState) Reason {
 // authorizationChecker: the region holds the DoD impact level and the
 // FedRAMP baseline the workload needs (DOMAIN.md §5.1 (8)). Those
 // authorisations grade unclassified clouds; a region accredited for
-// classified data satisfies both.
+// classified data satisfies both, whichever nation accredited it. This is
+// deliberate: DOMAIN.md's AUKUS scenario places SECRET work on any
+// SECRET region operated by the partners, and the eligible set must not
+// widen as a label rises, so CUI that may go to such a region at SECRET
+// may go there as CUI. Releasability, residency and the region's
+// customers still decide; a tenant that must stay on US soil says so in
+// allowed_storage_countries.
 type authorizationChecker struct{}
 
 func (authorizationChecker) Code() ReasonCode { return ReasonAuthorization }

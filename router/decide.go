@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -284,13 +285,21 @@ func (e *Engine) Plan(in Input) Decision {
 }
 
 // checkInput refuses an Input the engine cannot decide on.
+// checkInput refuses input no decision can be trusted on, even from an
+// in-process caller that skipped validation: the engine fails closed.
 func checkInput(in *Input) error {
+	var v Violations
 	if in.Workload == nil {
-		var v Violations
 		v.Add("workload", "missing")
 		return v.Err()
 	}
-	return nil
+	if in.Now.IsZero() {
+		v.Add("now", "required: accreditation expiry is judged against it")
+	}
+	if d := in.Workload.Spread.MinDistanceKm; !(d >= 0) || math.IsInf(d, 0) {
+		v.Add("workload.spread.min_distance_km", "must be a finite number >= 0, got %v", d)
+	}
+	return v.Err()
 }
 
 // choose scores and ranks the eligible regions in s.cands and picks the

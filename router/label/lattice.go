@@ -144,7 +144,7 @@ func Join(a, b Label) Label {
 	if !out.AnyNation && len(out.Nations) == 0 {
 		out.Nations = []string{USA}
 	}
-	out.Dissem = joinDissem(decodeDissem(a.Dissem), decodeDissem(b.Dissem)).encode()
+	out.Dissem = joinDissem(decodeDissem(a.Dissem), decodeDissem(b.Dissem), a.AnyNation, b.AnyNation).encode()
 	return out
 }
 
@@ -161,7 +161,14 @@ func Meet(a, b Label) Label {
 	} else {
 		out.Nations = union(a.Nations, b.Nations)
 	}
-	out.Dissem = meetDissem(decodeDissem(a.Dissem), decodeDissem(b.Dissem)).encode()
+	m := meetDissem(decodeDissem(a.Dissem), decodeDissem(b.Dissem))
+	if out.AnyNation {
+		// An unrestricted result carries no US-audience control: such a
+		// control would make it US-only (see Parse).
+		m.relido, m.display = false, nil
+		m.plain = slices.DeleteFunc(m.plain, isUSAudience)
+	}
+	out.Dissem = m.encode()
 	return out
 }
 
@@ -296,13 +303,24 @@ func decodeDissem(ds []string) dissemSet {
 	return s
 }
 
-func joinDissem(a, b dissemSet) dissemSet {
+// joinDissem combines the dissemination controls of two labels. RELIDO
+// survives only when both carry it; DISPLAY ONLY when every part carries
+// it or is unrestricted (aAny, bAny): an unrestricted part does not
+// limit who may view.
+func joinDissem(a, b dissemSet, aAny, bAny bool) dissemSet {
 	s := dissemSet{
-		plain:   slices.Clone(a.plain),
-		relido:  a.relido && b.relido,
-		orcon:   max(a.orcon, b.orcon),
-		dist:    max(a.dist, b.dist),
-		display: intersect(a.display, b.display),
+		plain:  slices.Clone(a.plain),
+		relido: a.relido && b.relido, // CAPCO roll-up rule 17: RELIDO with anything else is NOFORN
+		orcon:  max(a.orcon, b.orcon),
+		dist:   max(a.dist, b.dist),
+	}
+	switch {
+	case aAny:
+		s.display = b.display
+	case bAny:
+		s.display = a.display
+	default:
+		s.display = intersect(a.display, b.display)
 	}
 	for _, d := range b.plain {
 		if !slices.Contains(s.plain, d) {
@@ -355,4 +373,14 @@ func (s dissemSet) encode() []string {
 		return cmp.Or(cmp.Compare(dissemRank(x), dissemRank(y)), cmp.Compare(x, y))
 	})
 	return out
+}
+
+// isUSAudience reports whether a plain dissemination control limits the
+// audience to the USA.
+func isUSAudience(d string) bool {
+	switch dissemRank(d) {
+	case rankFEDONLY, rankFEDCON, rankNOCON, rankDLONLY:
+		return true
+	}
+	return false
 }

@@ -698,6 +698,13 @@ func (p *parser) finish() (Label, error) {
 	default:
 		l.AnyNation = true
 	}
+	// A foreign-disclosure or US-audience control makes even unclassified
+	// data US-only (fail closed): RELIDO is not yet released, DISPLAY
+	// ONLY lets foreign nations view but not hold, FED ONLY, FEDCON,
+	// NOCON and DL ONLY name US audiences.
+	if l.AnyNation && p.usAudience() {
+		l.AnyNation, l.Nations = false, []string{USA}
+	}
 	for r, ok := range p.have {
 		switch {
 		case !ok:
@@ -724,4 +731,15 @@ func upperASCII(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// usAudience reports whether a control seen limits the audience to the
+// USA: RELIDO, DISPLAY ONLY, FED ONLY, FEDCON, NOCON or DL ONLY.
+func (p *parser) usAudience() bool {
+	for _, r := range [...]int{rankRELIDO, rankDisplayOnly, rankFEDONLY, rankFEDCON, rankNOCON, rankDLONLY} {
+		if p.have[r] {
+			return true
+		}
+	}
+	return false
 }

@@ -71,6 +71,10 @@ const (
 	rankORCON       = 2
 	rankORCONUSGOV  = 3
 	rankNOFORN      = 5
+	rankFEDONLY     = 6
+	rankFEDCON      = 7
+	rankNOCON       = 8
+	rankDLONLY      = 9
 	rankRELTO       = 11
 	rankRELIDO      = 12
 	rankDisplayOnly = 15
