@@ -333,9 +333,11 @@ func enumMarshal(names []string, i int, what string) ([]byte, error) {
 	return []byte(names[i]), nil
 }
 
+// enumParse finds s among names, ignoring ASCII case only: Unicode case
+// folding would read "cleared-top-ſecret" as cleared-top-secret.
 func enumParse(names []string, s, what string) (int, error) {
 	for i, n := range names {
-		if strings.EqualFold(n, s) {
+		if asciiEqualFold(n, s) {
 			return i, nil
 		}
 	}
@@ -385,4 +387,24 @@ type Placement struct {
 	DecidedAt  int64     `json:"decided_at"`
 	CreatedAt  time.Time `json:"created_at"`
 	ReleasedAt time.Time `json:"released_at,omitzero"`
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII letters only.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

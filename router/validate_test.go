@@ -341,3 +341,13 @@ func TestValidateListsEveryField(t *testing.T) {
 		t.Errorf("Error() = %q; want the violations in field order", got)
 	}
 }
+
+func TestEnumTextFoldsASCIIOnly(t *testing.T) {
+	var p Personnel
+	if err := p.UnmarshalText([]byte("CLEARED-TOP-SECRET")); err != nil || p != PersonnelClearedTopSecret {
+		t.Errorf("upper case: %v, %v", p, err)
+	}
+	if err := p.UnmarshalText([]byte("cleared-top-\u017fecret")); err == nil {
+		t.Errorf("long s accepted as %v", p)
+	}
+}

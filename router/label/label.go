@@ -36,7 +36,16 @@ func (l Level) Valid() bool { return int(l) < len(levelNames) }
 // the separators '-' and '_' in place of a space are accepted
 // ("top-secret", "top_secret").
 func ParseLevel(s string) (Level, error) {
-	n := strings.ToUpper(strings.NewReplacer("-", " ", "_", " ").Replace(strings.TrimSpace(s)))
+	// ASCII case only: Unicode folding would read "top ſecret" as TOP SECRET.
+	n := strings.Map(func(r rune) rune {
+		switch {
+		case 'a' <= r && r <= 'z':
+			return r - ('a' - 'A')
+		case r == '-' || r == '_':
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(s))
 	for i, name := range levelNames {
 		if n == name {
 			return Level(i), nil

@@ -484,3 +484,14 @@ func checkInvariants(t testing.TB, l label.Label) {
 		}
 	}
 }
+
+func TestParseLevelFoldsASCIIOnly(t *testing.T) {
+	for _, s := range []string{"top secret", "TOP-SECRET", "Top_Secret"} {
+		if l, err := label.ParseLevel(s); err != nil || l != label.TopSecret {
+			t.Errorf("ParseLevel(%q) = %v, %v; want TOP SECRET", s, l, err)
+		}
+	}
+	if l, err := label.ParseLevel("top \u017fecret"); err == nil {
+		t.Errorf("ParseLevel with a long s = %v; want an error", l)
+	}
+}

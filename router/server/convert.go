@@ -265,7 +265,7 @@ func PlacementToProto(p *router.Placement) *pb.Placement {
 		Id:                p.ID,
 		Tenant:            p.Tenant,
 		Workload:          WorkloadToProto(&p.Workload),
-		Label:             labelToProto(p.Workload.Label),
+		Label:             placementLabel(&p.Workload),
 		State:             pb.PlacementState(p.State) + 1,
 		DecidedAtRevision: p.DecidedAt,
 		CreateTime:        timeToProto(p.CreatedAt),
@@ -279,6 +279,17 @@ func PlacementToProto(p *router.Placement) *pb.Placement {
 		out.Assignments = append(out.Assignments, a)
 	}
 	return out
+}
+
+// placementLabel is the structured label of a stored workload. If the
+// stored banner does not read back as the parsed label (a record written
+// by another version, say), only the banner is returned: a zero label
+// would claim UNCLASSIFIED for what may be TOP SECRET.
+func placementLabel(w *router.Workload) *pb.Label {
+	if w.Label.String() != w.Banner {
+		return &pb.Label{Banner: w.Banner}
+	}
+	return labelToProto(w.Label)
 }
 
 // VerdictsToProto converts explained verdicts to the API.
