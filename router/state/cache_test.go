@@ -93,6 +93,14 @@ func TestUnreadableRecordDropped(t *testing.T) {
 	if _, err := e.store.GetRegion("aws/secret-west"); !errors.Is(err, router.ErrNotFound) {
 		t.Errorf("GetRegion of a record naming another region = %v; want ErrNotFound", err)
 	}
+	// A well-formed record the API would refuse (an impact level that
+	// does not exist) is never decided on either.
+	bad := secretRegion("aws", "secret-south", big)
+	bad.Accreditation.ImpactLevel = 99
+	waitFor(t, e.store, e.putJSON("regions/aws/secret-south", bad))
+	if _, err := e.store.GetRegion("aws/secret-south"); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("GetRegion of an invalid record = %v; want ErrNotFound", err)
+	}
 	if !strings.Contains(e.logs.String(), "unreadable record") {
 		t.Errorf("nothing logged:\n%s", e.logs)
 	}

@@ -23,6 +23,11 @@ func decodeRecord(k kind, id string, val []byte, rev int64) (any, error) {
 		if r.Key() != id {
 			return nil, fmt.Errorf("record names region %q", r.Key())
 		}
+		// A record the API would refuse is never decided on, whoever
+		// wrote it into etcd.
+		if err := router.ValidateRegion(&r); err != nil {
+			return nil, err
+		}
 		return &regionRecord{Key: id, Region: &r, Rev: rev}, nil
 	case kindProvider:
 		var p router.Provider
@@ -32,6 +37,9 @@ func decodeRecord(k kind, id string, val []byte, rev int64) (any, error) {
 		if p.ID != id {
 			return nil, fmt.Errorf("record names provider %q", p.ID)
 		}
+		if err := router.ValidateProvider(&p); err != nil {
+			return nil, err
+		}
 		return &providerRecord{Provider: &p, Rev: rev}, nil
 	case kindTenant:
 		var t router.Tenant
@@ -40,6 +48,9 @@ func decodeRecord(k kind, id string, val []byte, rev int64) (any, error) {
 		}
 		if t.ID != id {
 			return nil, fmt.Errorf("record names tenant %q", t.ID)
+		}
+		if err := router.ValidateTenant(&t); err != nil {
+			return nil, err
 		}
 		return &tenantRecord{Tenant: &t, Rev: rev}, nil
 	case kindUsage:

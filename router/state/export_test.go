@@ -1,5 +1,7 @@
 package state
 
+import "context"
+
 // Test hooks, compiled only into this package's tests.
 
 // WithBeforeCommit calls f with the request id just before each Place
@@ -22,4 +24,11 @@ func (s *Store) InterruptWatch() (resume func()) {
 		cancel()
 	}
 	return func() { close(hold) }
+}
+
+// WithBeforeApply calls f with the watch's context before the watch
+// applies each batch of responses, so a test can stall the watch: f may
+// block until the watch is cancelled.
+func WithBeforeApply(f func(watch context.Context)) Option {
+	return func(o *options) { o.beforeApply = f }
 }

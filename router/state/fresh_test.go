@@ -1,6 +1,10 @@
 package state_test
 
 import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,5 +34,48 @@ func TestIdleEtcdStaysFresh(t *testing.T) {
 	}
 	if _, err := restarted.Place(t.Context(), "after-idle", secretWorkload(t, "after-idle")); err != nil {
 		t.Fatalf("Place after an idle spell: %v", err)
+	}
+}
+
+// A watch that silently stops delivering (etcd reachable, stream open,
+// nothing arriving) leaves the cache behind etcd: the store refuses as
+// stale, restarts the watch, and recovers by itself.
+func TestStalledWatchRestarts(t *testing.T) {
+	m, _ := newMember(t)
+	var stall atomic.Bool
+	e := newEnv(t, m,
+		state.WithStaleAfter(500*time.Millisecond), state.WithProgressEvery(100*time.Millisecond),
+		state.WithBeforeApply(func(watch context.Context) {
+			if stall.CompareAndSwap(true, false) {
+				<-watch.Done() // deliver nothing until this watch is cancelled
+			}
+		}))
+	e.seed([]router.Provider{provider("aws")},
+		[]router.Region{secretRegion("aws", "us-isob-east-1", router.Resources{MilliCPU: 10000, MemoryMiB: 10000})},
+		[]router.Tenant{army()})
+
+	stall.Store(true)
+	rev := e.putJSON("regions/aws/us-isob-west-1", secretRegion("aws", "us-isob-west-1", router.Resources{MilliCPU: 1, MemoryMiB: 1}))
+
+	// While the cache lags, the store refuses rather than decide on it.
+	deadline := time.Now().Add(5 * time.Second)
+	for e.store.Ready() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("store still ready with a stalled watch")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := e.store.Place(t.Context(), "while-stalled", secretWorkload(t, "w")); !errors.Is(err, router.ErrUnavailable) {
+		t.Errorf("Place with a stalled watch = %v; want ErrUnavailable", err)
+	}
+	// Then it restarts the watch and catches up without help.
+	waitFor(t, e.store, rev)
+	for deadline = time.Now().Add(5 * time.Second); e.store.Ready() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("store not ready after the restart: %v", e.store.Ready())
+		}
+	}
+	if !strings.Contains(e.logs.String(), "watch stalled") {
+		t.Errorf("restart not logged:\n%s", e.logs)
 	}
 }

@@ -47,7 +47,8 @@ type options struct {
 	clock         func() time.Time
 	maxRetries    int
 	opTimeout     time.Duration
-	beforeCommit  func(requestID string) // tests only; see export_test.go
+	beforeCommit  func(requestID string)      // tests only; see export_test.go
+	beforeApply   func(watch context.Context) // tests only; see export_test.go
 }
 
 // WithPrefix sets the etcd key prefix (default DefaultPrefix). It should

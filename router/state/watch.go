@@ -147,8 +147,9 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 		// the responses queue, and one transaction per response would
 		// repeat the commit and the regions view for each.
 		var evs []*clientv3.Event
-		var progress int64
+		var progress, header int64
 		for more := true; more; {
+			header = max(header, resp.Header.Revision)
 			if err := watchErr(&resp); err != nil {
 				_ = s.applyEvents(evs, progress)
 				return err
@@ -176,10 +177,18 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 				more = false
 			}
 		}
+		if s.beforeApply != nil {
+			s.beforeApply(wctx)
+		}
 		if err := s.applyEvents(evs, progress); err != nil {
 			return err
 		}
-		s.confirm(s.clock())
+		// The cache is current as of now only once it has applied
+		// everything up to the revision etcd was at when it sent these
+		// responses; a watch replaying a backlog vouches for nothing.
+		if s.rev.current() >= header {
+			s.confirm(s.clock())
+		}
 	}
 	return errors.New("watch closed")
 }
@@ -319,6 +328,7 @@ var tableOf = [...]string{
 func (s *Store) requestProgress(ctx context.Context) {
 	t := time.NewTicker(s.progressEvery)
 	defer t.Stop()
+	var behindSince time.Time // when the cache was first seen behind etcd
 	for {
 		select {
 		case <-ctx.Done():
@@ -352,6 +362,21 @@ func (s *Store) requestProgress(ctx context.Context) {
 			}
 		case s.live.Load() && s.rev.current() >= resp.Header.Revision:
 			s.confirm(asked)
+			behindSince = time.Time{}
+		case behindSince.IsZero():
+			behindSince = asked
+		case asked.Sub(behindSince) > s.staleAfter:
+			// etcd is reachable and ahead of the cache, and the watch has
+			// not caught up within the stale bound: it has stalled.
+			// Cancel it; run resumes it from the cache's revision.
+			s.log.Warn("state: watch stalled behind etcd; restarting it",
+				"cache", s.rev.current(), "etcd", resp.Header.Revision, "behind", asked.Sub(behindSince))
+			s.mu.Lock()
+			if s.watchCancel != nil {
+				s.watchCancel()
+			}
+			s.mu.Unlock()
+			behindSince = time.Time{}
 		}
 	}
 }
