@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -253,16 +252,15 @@ func TestPutRegionBadInput(t *testing.T) {
 		})
 	}
 
-	// A region of a provider the catalogue does not hold is well formed,
-	// but refers to nothing: the store refuses it as NOT_FOUND, naming
-	// the provider.
+	// A region of a provider the catalogue does not hold refers to
+	// nothing: INVALID_ARGUMENT naming region.provider, not NOT_FOUND
+	// (which would read as "no such region").
 	t.Run("provider unknown", func(t *testing.T) {
 		req := &pb.PutRegionRequest{Region: good()}
 		req.Region.Provider = "no-such-cloud"
 		check := e.unchanged(t)
 		_, err := e.catalog.PutRegion(ctx(t), req)
-		st := wantCode(t, err, codes.NotFound)
-		wantContains(t, "message", st.Message(), `provider "no-such-cloud"`)
+		wantContains(t, "region.provider", wantField(t, err, "region.provider"), `unknown provider "no-such-cloud"`)
 		check()
 	})
 

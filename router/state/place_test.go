@@ -571,8 +571,9 @@ func TestCatalogue(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	r := secretRegion("aws", "secret-east", big)
-	if _, err := e.store.PutRegion(ctx, &r); !errors.Is(err, router.ErrNotFound) || !strings.Contains(err.Error(), "provider") {
-		t.Errorf("PutRegion without its provider = %v; want ErrNotFound naming the provider", err)
+	var inv *router.InvalidError
+	if _, err := e.store.PutRegion(ctx, &r); !errors.As(err, &inv) || inv.Violations[0].Field != "region.provider" {
+		t.Errorf("PutRegion without its provider = %v; want an invalid region.provider", err)
 	}
 	p := provider("aws")
 	if err := e.store.PutProvider(ctx, &p); err != nil {

@@ -99,7 +99,9 @@ func (s *Store) PutRegion(ctx context.Context, r *router.Region) (int64, error) 
 		return 0, fmt.Errorf("put region %s: %w", r.Key(), err)
 	}
 	if !resp.Succeeded {
-		return 0, fmt.Errorf("put region %s: provider %q: %w", r.Key(), r.Provider, router.ErrNotFound)
+		// The request names something that does not exist: a bad
+		// field of the request, not a missing region.
+		return 0, router.Violations{{Field: "region.provider", Description: fmt.Sprintf("unknown provider %q: put the provider first", r.Provider)}}.Err()
 	}
 	rev := resp.Header.Revision
 	if err := s.waitCommitted(ctx, rev); err != nil {
