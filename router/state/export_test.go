@@ -32,3 +32,14 @@ func (s *Store) InterruptWatch() (resume func()) {
 func WithBeforeApply(f func(watch context.Context)) Option {
 	return func(o *options) { o.beforeApply = f }
 }
+
+// WithAfterSeedChunk calls f after each seeding chunk commits.
+func WithAfterSeedChunk(f func(chunk int)) Option {
+	return func(o *options) { o.afterSeedChunk = f }
+}
+
+// WithSeedLeaseTTL sets the lease, in seconds, that holds the seeded
+// marker while a seed is part-way.
+func WithSeedLeaseTTL(seconds int64) Option {
+	return func(o *options) { o.seedLeaseTTL = seconds }
+}

@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -77,5 +78,60 @@ func TestStalledWatchRestarts(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "watch stalled") {
 		t.Errorf("restart not logged:\n%s", e.logs)
+	}
+}
+
+// A daemon that dies part-way through seeding a large catalogue does not
+// leave a partial catalogue for good: its lease on the seeded marker
+// expires, and the next daemon to start seeds the whole catalogue.
+func TestSeedDiesPartWay(t *testing.T) {
+	e := newEnv(t, nil)
+	var regions []router.Region
+	for i := range 150 { // three chunks
+		regions = append(regions, secretRegion("aws", fmt.Sprintf("r-%03d", i), big))
+	}
+	dying := newClient(t, e.member)
+	var leased int64
+	first := e.open(dying, state.WithSeedLeaseTTL(2), state.WithAfterSeedChunk(func(chunk int) {
+		if chunk != 0 {
+			return
+		}
+		resp, err := e.other.Get(context.Background(), e.prefix+"seeded")
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Errorf("marker after chunk 0: %v, %v", resp, err)
+			return
+		}
+		leased = resp.Kvs[0].Lease
+		dying.Close() // the daemon dies: no more chunks, no more keep-alives
+	}))
+	if ok, err := first.Seed(context.Background(), []router.Provider{provider("aws")}, regions, []router.Tenant{army()}); err == nil {
+		t.Fatalf("seed by a dead client = %v, nil; want an error", ok)
+	}
+	if leased == 0 {
+		t.Fatal("the seeding marker was not held on a lease")
+	}
+
+	// The next daemon starts after the lease has expired.
+	second := e.open(newClient(t, e.member))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := second.Seed(context.Background(), []router.Provider{provider("aws")}, regions, []router.Tenant{army()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the part-way seed's marker never expired")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got, _ := second.ListRegions(); len(got) != len(regions) {
+		t.Errorf("%d regions after the second seed; want %d", len(got), len(regions))
+	}
+	resp, err := e.other.Get(context.Background(), e.prefix+"seeded")
+	if err != nil || len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), "complete") || resp.Kvs[0].Lease != 0 {
+		t.Errorf("marker after a complete seed: %v, %v; want complete, with no lease", resp.Kvs, err)
 	}
 }

@@ -14,6 +14,10 @@ import (
 // of 128 operations per transaction (--max-txn-ops).
 const seedChunkOps = 120
 
+// defaultSeedLeaseTTL is how long, in seconds, a seed that died part-way
+// keeps the seeded marker: after it, the next daemon to start seeds again.
+const defaultSeedLeaseTTL = 15
+
 // seedMarker is the value of the seeded key.
 type seedMarker struct {
 	// State is "seeding" while the chunks are written, then "complete".
@@ -28,8 +32,12 @@ type seedMarker struct {
 // revision 0), so of several daemons starting at once exactly one seeds.
 // A catalogue too large for one transaction is written in chunks, each
 // guarded by the marker's revision; the marker says "seeding" until the
-// last chunk marks it "complete". Seed reports whether it loaded the
-// catalogue. Regions get empty usage records unless they have one.
+// last chunk marks it "complete". While seeding, the marker is held on a
+// lease this daemon keeps alive, and the last chunk rewrites it without
+// one: if the daemon dies part-way, the lease expires, the marker goes,
+// and the next start seeds again instead of leaving a partial catalogue
+// for good. Seed reports whether it loaded the catalogue. Regions get
+// empty usage records unless they have one.
 func (s *Store) Seed(ctx context.Context, providers []router.Provider, regions []router.Region, tenants []router.Tenant) (bool, error) {
 	known := make(map[string]bool)
 	var ops []clientv3.Op
@@ -89,6 +97,31 @@ func (s *Store) Seed(ctx context.Context, providers []router.Provider, regions [
 
 	mkey := s.keys.seeded()
 	var markerRev int64
+	var lease clientv3.LeaseID
+	if len(ops) > seedChunkOps-1 {
+		lc := s.newLease()
+		defer lc.Close()
+		l, err := lc.Grant(ctx, s.seedLeaseTTL)
+		if err != nil {
+			return false, fmt.Errorf("seed: lease: %w", err)
+		}
+		lease = l.ID
+		kctx, stop := context.WithCancel(context.Background())
+		defer func() {
+			stop()
+			rctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
+			defer cancel()
+			_, _ = lc.Revoke(rctx, lease) // the marker no longer uses it
+		}()
+		keep, err := lc.KeepAlive(kctx, lease)
+		if err != nil {
+			return false, fmt.Errorf("seed: lease: %w", err)
+		}
+		go func() {
+			for range keep {
+			}
+		}()
+	}
 	for chunk := 0; chunk == 0 || len(ops) > 0; chunk++ {
 		n := min(len(ops), seedChunkOps-1)
 		state := "seeding"
@@ -103,7 +136,11 @@ func (s *Store) Seed(ctx context.Context, providers []router.Provider, regions [
 		if chunk > 0 {
 			guard = clientv3.Compare(clientv3.ModRevision(mkey), "=", markerRev)
 		}
-		then := append([]clientv3.Op{clientv3.OpPut(mkey, string(mval))}, ops[:n]...)
+		marker := clientv3.OpPut(mkey, string(mval))
+		if state == "seeding" {
+			marker = clientv3.OpPut(mkey, string(mval), clientv3.WithLease(lease))
+		}
+		then := append([]clientv3.Op{marker}, ops[:n]...)
 		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			return s.kv.Txn(ctx).If(guard).Then(then...).Commit()
 		})
@@ -118,6 +155,9 @@ func (s *Store) Seed(ctx context.Context, providers []router.Provider, regions [
 		}
 		markerRev = resp.Header.Revision
 		ops = ops[n:]
+		if s.afterSeedChunk != nil {
+			s.afterSeedChunk(chunk)
+		}
 	}
 	return true, s.waitCommitted(ctx, markerRev)
 }

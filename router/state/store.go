@@ -40,15 +40,17 @@ const (
 type Option func(*options)
 
 type options struct {
-	prefix        string
-	log           *slog.Logger
-	staleAfter    time.Duration
-	progressEvery time.Duration
-	clock         func() time.Time
-	maxRetries    int
-	opTimeout     time.Duration
-	beforeCommit  func(requestID string)      // tests only; see export_test.go
-	beforeApply   func(watch context.Context) // tests only; see export_test.go
+	prefix         string
+	log            *slog.Logger
+	staleAfter     time.Duration
+	progressEvery  time.Duration
+	clock          func() time.Time
+	maxRetries     int
+	opTimeout      time.Duration
+	beforeCommit   func(requestID string)      // tests only; see export_test.go
+	beforeApply    func(watch context.Context) // tests only; see export_test.go
+	afterSeedChunk func(chunk int)             // tests only; see export_test.go
+	seedLeaseTTL   int64                       // seconds; see Seed
 }
 
 // WithPrefix sets the etcd key prefix (default DefaultPrefix). It should
@@ -87,10 +89,13 @@ func WithOpTimeout(d time.Duration) Option { return func(o *options) { o.opTimeo
 // nested transaction; see batch.go), and returns once the cache reflects
 // it. A Store is safe for concurrent use; Close stops it.
 type Store struct {
-	kv      clientv3.KV
-	watcher clientv3.Watcher
-	engine  Decider
-	keys    keys
+	kv clientv3.KV
+	// newLease makes a lease client of its own (Seed's), closed after
+	// use so that its keep-alive goroutines end with it.
+	newLease func() clientv3.Lease
+	watcher  clientv3.Watcher
+	engine   Decider
+	keys     keys
 	options
 
 	db      *memdb.MemDB
@@ -128,6 +133,7 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		clock:         time.Now,
 		maxRetries:    DefaultMaxRetries,
 		opTimeout:     DefaultOpTimeout,
+		seedLeaseTTL:  defaultSeedLeaseTTL,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -140,14 +146,15 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 			o.prefix, o.staleAfter, o.progressEvery, o.maxRetries, o.opTimeout)
 	}
 	s := &Store{
-		kv:      cli.KV,
-		watcher: clientv3.NewWatcher(cli),
-		engine:  engine,
-		keys:    keys{prefix: o.prefix},
-		options: o,
-		db:      newDB(),
-		kick:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		kv:       cli.KV,
+		newLease: func() clientv3.Lease { return clientv3.NewLease(cli) },
+		watcher:  clientv3.NewWatcher(cli),
+		engine:   engine,
+		keys:     keys{prefix: o.prefix},
+		options:  o,
+		db:       newDB(),
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 	s.res.init()
 	s.commits.init()
