@@ -138,6 +138,15 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 func (s *Server) fail(ctx context.Context, err error) error { return toStatus(ctx, s.log, err) }
 
+// fresh refuses a read the store cannot vouch for: a stale cache could
+// show a released placement as live, or a downgraded region as it was.
+func (s *Server) fresh(ctx context.Context) error {
+	if err := s.store.Ready(); err != nil {
+		return s.fail(ctx, err)
+	}
+	return nil
+}
+
 // workload converts and validates a request's workload.
 func workload(w *pb.Workload, v *router.Violations) *router.Workload {
 	n := len(*v) // violations of other fields must not hide the workload's
@@ -201,6 +210,9 @@ func (s *Server) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, 
 	if req.GetId() == "" {
 		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
 	}
+	if err := s.fresh(ctx); err != nil {
+		return nil, err
+	}
 	p, err := s.store.GetPlacement(req.GetId())
 	if err != nil {
 		return nil, s.fail(ctx, err)
@@ -229,6 +241,9 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 	}
 	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
+	}
+	if err := s.fresh(ctx); err != nil {
+		return nil, err
 	}
 	items, next, err := s.store.ListPlacements(f, int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {
@@ -288,6 +303,9 @@ func (s *Server) GetRegion(ctx context.Context, req *pb.GetRegionRequest) (*pb.G
 	if err := regionKey(req.GetKey()); err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	if err := s.fresh(ctx); err != nil {
+		return nil, err
+	}
 	st, err := s.store.GetRegion(req.GetKey())
 	if err != nil {
 		return nil, s.fail(ctx, err)
@@ -297,6 +315,9 @@ func (s *Server) GetRegion(ctx context.Context, req *pb.GetRegionRequest) (*pb.G
 
 // ListRegions returns every region, or one provider's.
 func (s *Server) ListRegions(ctx context.Context, req *pb.ListRegionsRequest) (*pb.ListRegionsResponse, error) {
+	if err := s.fresh(ctx); err != nil {
+		return nil, err
+	}
 	regions, rev := s.store.ListRegions()
 	out := &pb.ListRegionsResponse{Revision: rev}
 	for _, st := range regions {
@@ -341,6 +362,9 @@ func (s *Server) GetProvider(ctx context.Context, req *pb.GetProviderRequest) (*
 	if req.GetId() == "" {
 		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
 	}
+	if err := s.fresh(ctx); err != nil {
+		return nil, err
+	}
 	p, err := s.store.GetProvider(req.GetId())
 	if err != nil {
 		return nil, s.fail(ctx, err)
@@ -350,6 +374,9 @@ func (s *Server) GetProvider(ctx context.Context, req *pb.GetProviderRequest) (*
 
 // ListProviders returns every provider.
 func (s *Server) ListProviders(ctx context.Context, _ *pb.ListProvidersRequest) (*pb.ListProvidersResponse, error) {
+	if err := s.fresh(ctx); err != nil {
+		return nil, err
+	}
 	out := &pb.ListProvidersResponse{}
 	for _, p := range s.store.ListProviders() {
 		out.Providers = append(out.Providers, ProviderToProto(p))
@@ -389,6 +416,9 @@ func (s *Server) GetTenant(ctx context.Context, req *pb.GetTenantRequest) (*pb.G
 	if req.GetId() == "" {
 		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
 	}
+	if err := s.fresh(ctx); err != nil {
+		return nil, err
+	}
 	t, err := s.store.GetTenant(req.GetId())
 	if err != nil {
 		return nil, s.fail(ctx, err)
@@ -398,6 +428,9 @@ func (s *Server) GetTenant(ctx context.Context, req *pb.GetTenantRequest) (*pb.G
 
 // ListTenants returns every tenant.
 func (s *Server) ListTenants(ctx context.Context, _ *pb.ListTenantsRequest) (*pb.ListTenantsResponse, error) {
+	if err := s.fresh(ctx); err != nil {
+		return nil, err
+	}
 	ts := s.store.ListTenants()
 	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 	out := &pb.ListTenantsResponse{}

@@ -431,6 +431,32 @@ func TestUnavailable(t *testing.T) {
 			_, err := e.catalog.DeleteRegion(c, &pb.DeleteRegionRequest{Key: "aws/us-east-1"})
 			return err
 		}},
+		// Reads refuse too: a stale cache could show a released
+		// placement as live, or a downgraded region as it was.
+		{"Get", func(c context.Context) error {
+			_, err := e.place.Get(c, &pb.GetRequest{Id: "aukus-1"})
+			return err
+		}},
+		{"List", func(c context.Context) error {
+			_, err := e.place.List(c, &pb.ListRequest{})
+			return err
+		}},
+		{"GetRegion", func(c context.Context) error {
+			_, err := e.catalog.GetRegion(c, &pb.GetRegionRequest{Key: "aws/us-east-1"})
+			return err
+		}},
+		{"ListRegions", func(c context.Context) error {
+			_, err := e.catalog.ListRegions(c, &pb.ListRegionsRequest{})
+			return err
+		}},
+		{"ListTenants", func(c context.Context) error {
+			_, err := e.catalog.ListTenants(c, &pb.ListTenantsRequest{})
+			return err
+		}},
+		{"GetProvider", func(c context.Context) error {
+			_, err := e.catalog.GetProvider(c, &pb.GetProviderRequest{Id: "aws"})
+			return err
+		}},
 	}
 	for _, tc := range calls {
 		t.Run(tc.name, func(t *testing.T) {
