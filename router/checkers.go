@@ -231,15 +231,29 @@ func (personnelChecker) Explain(w *want, r *RegionState) Reason {
 	return Reason{ReasonPersonnel, strings.Join(parts, "; ")}
 }
 
-// healthChecker: the region is active, not draining, unhealthy or offline (rule 9).
+// healthChecker: the region is active, not draining, unhealthy or
+// offline, and its agent, if it has one, says it is healthy (rule 9).
 type healthChecker struct{}
 
 func (healthChecker) Code() ReasonCode { return ReasonHealth }
 
-func (healthChecker) Check(_ *want, r *RegionState) bool { return r.Region.Status == StatusActive }
+func (healthChecker) Check(_ *want, r *RegionState) bool {
+	return r.Region.Status == StatusActive && (r.Health == nil || r.Health.Healthy)
+}
 
 func (healthChecker) Explain(_ *want, r *RegionState) Reason {
-	return Reason{ReasonHealth, fmt.Sprintf("region is %s", r.Region.Status)}
+	if r.Region.Status != StatusActive {
+		return Reason{ReasonHealth, fmt.Sprintf("region is %s", r.Region.Status)}
+	}
+	h := r.Health
+	msg := "region agent reports unhealthy"
+	if h.Reason != "" {
+		msg = "region unhealthy: " + h.Reason
+	}
+	if !h.Since.IsZero() {
+		msg += " (since " + h.Since.UTC().Format(time.RFC3339) + ")"
+	}
+	return Reason{ReasonHealth, msg}
 }
 
 // accreditationChecker: the accreditation is in force: not revoked, and

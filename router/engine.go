@@ -44,10 +44,24 @@ type RegionState struct {
 	// Rev and UsageRev are the store's revisions of the region record and
 	// of its usage record, read with the snapshot.
 	Rev, UsageRev int64
+	// Health is the region's agent health, nil when no agent has ever
+	// served it; HealthRev is the store's revision of that record.
+	Health    *Health
+	HealthRev int64
+	// Reported is the free capacity the region's live agent last
+	// reported, nil without a live agent.
+	Reported *Resources
 }
 
-// Free is the capacity still available.
-func (s *RegionState) Free() Resources { return s.Region.Capacity.Sub(s.Used) }
+// Free is the capacity still available: the catalogue capacity less
+// what is used, and no more than the live agent reports free.
+func (s *RegionState) Free() Resources {
+	free := s.Region.Capacity.Sub(s.Used)
+	if r := s.Reported; r != nil {
+		free = Resources{min(free.MilliCPU, r.MilliCPU), min(free.MemoryMiB, r.MemoryMiB), min(free.GPU, r.GPU)}
+	}
+	return free
+}
 
 // Input is everything one decision reads.
 type Input struct {

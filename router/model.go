@@ -351,9 +351,75 @@ type PlacementState uint8
 const (
 	PlacementPlaced PlacementState = iota
 	PlacementReleased
+	// PlacementStranded: a replica must move and no eligible region exists.
+	PlacementStranded
+	// PlacementViolation: a replica's region no longer covers the
+	// workload's label, residency or export rules.
+	PlacementViolation
 )
 
-var placementStateNames = [...]string{"placed", "released"}
+var placementStateNames = [...]string{"placed", "released", "stranded", "violation"}
+
+// Live reports whether the placement holds capacity (it is not released).
+func (s PlacementState) Live() bool { return s != PlacementReleased }
+
+// ReplicaState is what a region's agent last acknowledged for a replica.
+type ReplicaState uint8
+
+// Replica states.
+const (
+	ReplicaPending ReplicaState = iota // assigned, not yet acknowledged
+	ReplicaAccepted
+	ReplicaRunning
+	ReplicaFailed
+)
+
+var replicaStateNames = [...]string{"pending", "accepted", "running", "failed"}
+
+func (s ReplicaState) String() string {
+	return enumString(replicaStateNames[:], int(s), "ReplicaState")
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ReplicaState) MarshalText() ([]byte, error) {
+	return enumMarshal(replicaStateNames[:], int(s), "replica state")
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ReplicaState) UnmarshalText(b []byte) error {
+	i, err := enumParse(replicaStateNames[:], string(b), "replica state")
+	*s = ReplicaState(i)
+	return err
+}
+
+// ReplicaStatus is the acknowledged state of one replica.
+type ReplicaStatus struct {
+	State  ReplicaState `json:"state"`
+	Detail string       `json:"detail,omitempty"`
+	At     time.Time    `json:"at,omitzero"`
+}
+
+// Issue says why a replica must move.
+type Issue struct {
+	// Region is the replica's current region key.
+	Region string `json:"region"`
+	// Violation: the region no longer covers the workload's label,
+	// residency or export rules.
+	Violation bool `json:"violation,omitempty"`
+	// Stranded: no eligible region exists to move it to.
+	Stranded bool      `json:"stranded,omitempty"`
+	Reasons  []Reason  `json:"reasons"`
+	Since    time.Time `json:"since"`
+}
+
+// Retiring is a copy moved away from Region to MovedTo. It keeps its
+// capacity, and keeps running, until the copy in MovedTo is confirmed.
+type Retiring struct {
+	Region  string    `json:"region"`
+	MovedTo string    `json:"moved_to"`
+	Reasons []Reason  `json:"reasons,omitempty"`
+	Since   time.Time `json:"since"`
+}
 
 func (s PlacementState) String() string {
 	return enumString(placementStateNames[:], int(s), "PlacementState")
@@ -383,10 +449,59 @@ type Placement struct {
 	// Scores holds the score of each chosen region.
 	Scores []float64      `json:"scores"`
 	State  PlacementState `json:"state"`
+	// Replicas holds the acknowledged state of each replica, parallel
+	// to Regions (empty until the first acknowledgement).
+	Replicas []ReplicaStatus `json:"replicas,omitempty"`
+	// Issues holds the replicas that must move, and why.
+	Issues []Issue `json:"issues,omitempty"`
+	// Retiring holds moved-away copies awaiting their replacement.
+	Retiring []Retiring `json:"retiring,omitempty"`
+	// Moves counts the replica moves made.
+	Moves int `json:"moves,omitempty"`
 	// DecidedAt is the etcd revision the decision read.
 	DecidedAt  int64     `json:"decided_at"`
 	CreatedAt  time.Time `json:"created_at"`
 	ReleasedAt time.Time `json:"released_at,omitzero"`
+	UpdatedAt  time.Time `json:"updated_at,omitzero"`
+}
+
+// Replica returns the acknowledged state of replica i.
+func (p *Placement) Replica(i int) ReplicaStatus {
+	if i < len(p.Replicas) {
+		return p.Replicas[i]
+	}
+	return ReplicaStatus{}
+}
+
+// Holds reports whether the placement holds capacity in region key: a
+// replica or a retiring copy there.
+func (p *Placement) Holds(key string) bool {
+	if !p.State.Live() {
+		return false
+	}
+	for _, r := range p.Regions {
+		if r == key {
+			return true
+		}
+	}
+	for _, r := range p.Retiring {
+		if r.Region == key {
+			return true
+		}
+	}
+	return false
+}
+
+// Health is what classroute knows of a region's live state from its
+// agent. It exists once an agent has served the region.
+type Health struct {
+	// Healthy is false once the agent reports unhealthy, or no live
+	// agent has been seen for longer than the grace period.
+	Healthy bool      `json:"healthy"`
+	Reason  string    `json:"reason,omitempty"`
+	Since   time.Time `json:"since"`
+	// Agent is the agent that last served the region.
+	Agent string `json:"agent,omitempty"`
 }
 
 // asciiEqualFold is strings.EqualFold for ASCII letters only.

@@ -13,8 +13,12 @@ import (
 
 // decodeRecord decodes the JSON value of a cached record of kind k and
 // id, at mod revision rev, into the object its table holds.
-func decodeRecord(k kind, id string, val []byte, rev int64) (any, error) {
+func decodeRecord(k kind, id string, val []byte, rev, createRev int64) (any, error) {
 	switch k {
+	case kindLive:
+		return decodeLive(id, val, rev, createRev)
+	case kindHealth:
+		return decodeHealth(id, val, rev)
 	case kindRegion:
 		var r router.Region
 		if err := json.Unmarshal(val, &r); err != nil {

@@ -15,7 +15,13 @@ const DefaultPrefix = "/classroute/v1/"
 //	usage/<provider>/<id>     usageValue: capacity used by live placements
 //	placements/<id>           router.Placement, by request id
 //	audit/<sortable id>       AuditEntry (not cached)
+//	live/<provider>/<id>      liveValue on the agent's lease (see health.go)
+//	health/<provider>/<id>    router.Health (see health.go)
+//	election/...              the reconciler's leader election (not cached)
 //	seeded                    seedMarker: the default catalogue was loaded
+//
+// Every directory that is watched must sort after "audit0": the watch
+// skips the audit directory by starting there.
 const (
 	regionsDir    = "regions/"
 	providersDir  = "providers/"
@@ -23,6 +29,9 @@ const (
 	usageDir      = "usage/"
 	placementsDir = "placements/"
 	auditDir      = "audit/"
+	liveDir       = "live/"
+	healthDir     = "health/"
+	electionDir   = "election/"
 	seededKey     = "seeded"
 )
 
@@ -36,6 +45,9 @@ func (k keys) usage(key string) string      { return k.prefix + usageDir + key }
 func (k keys) placement(id string) string   { return k.prefix + placementsDir + id }
 func (k keys) audit(id string) string       { return k.prefix + auditDir + id }
 func (k keys) seeded() string               { return k.prefix + seededKey }
+func (k keys) live(key string) string       { return k.prefix + liveDir + key }
+func (k keys) health(key string) string     { return k.prefix + healthDir + key }
+func (k keys) election() string             { return k.prefix + electionDir + "reconciler" }
 func (k keys) regionsOf(prov string) string { return k.prefix + regionsDir + prov + "/" }
 
 // kind says which table an etcd key belongs to, and the record's id
@@ -49,6 +61,8 @@ const (
 	kindTenant
 	kindUsage
 	kindPlacement
+	kindLive
+	kindHealth
 )
 
 // parse splits an etcd key of this prefix into its kind and id.
@@ -66,6 +80,8 @@ func (k keys) parse(key string) (kind, string) {
 		{regionsDir, kindRegion},
 		{providersDir, kindProvider},
 		{tenantsDir, kindTenant},
+		{liveDir, kindLive},
+		{healthDir, kindHealth},
 	} {
 		if id, ok := strings.CutPrefix(rest, d.dir); ok && id != "" {
 			return d.kind, id

@@ -69,8 +69,8 @@ func checkWorkload(w *router.Workload) error {
 // it returns the placement already made, and a different workload is
 // router.ErrRequestReused. The decision reads one snapshot of the cache;
 // the commit is one etcd transaction that compares the mod revision of
-// every record the decision read about the regions it chose (region and
-// usage records) and of the tenant record, and that the request id is
+// every record the decision read about the regions it chose (region,
+// usage and health records) and of the tenant record, and that the request id is
 // unused. It writes the placement, each chosen region's usage, and an
 // audit record. A lost race re-decides on fresh state, up to the retry
 // bound (then router.ErrConflict). A refusal is a *router.RefusalError
@@ -219,7 +219,7 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 	}
 	size := len(pval) + len(aval)
 	pkey, tkey := s.keys.placement(requestID), s.keys.tenant(w.Tenant)
-	cmps := make([]clientv3.Cmp, 0, 2+2*len(chosen))
+	cmps := make([]clientv3.Cmp, 0, 2+3*len(chosen))
 	ops := make([]clientv3.Op, 0, 2+len(chosen))
 	cmps = append(cmps,
 		clientv3.Compare(clientv3.CreateRevision(pkey), "=", 0),
@@ -233,6 +233,9 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 		cmps = append(cmps,
 			clientv3.Compare(clientv3.ModRevision(s.keys.region(key)), "=", rs.Rev),
 			clientv3.Compare(clientv3.ModRevision(ukey), "=", rs.UsageRev),
+			// 0 when the region has no health record: one created
+			// meanwhile fails the compare too.
+			clientv3.Compare(clientv3.ModRevision(s.keys.health(key)), "=", rs.HealthRev),
 		)
 		uval, err := json.Marshal(usageValue{Used: rs.Used.Add(w.Resources), Placements: snap.regions.counts[idx] + 1})
 		if err != nil {

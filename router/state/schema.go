@@ -18,6 +18,8 @@ var tableSchemas = []func() *memdb.TableSchema{
 	tenantsTableSchema,
 	usageTableSchema,
 	placementsTableSchema,
+	liveTableSchema,
+	healthTableSchema,
 }
 
 func newDB() *memdb.MemDB {

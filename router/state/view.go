@@ -46,6 +46,7 @@ func buildView(tx *memdb.Txn) *regionView {
 		if u != nil && u.Key == r.Key {
 			st.Used, st.UsageRev, n = u.Used, u.Rev, u.Placements
 		}
+		agentState(tx, r.Key, &st)
 		v.index[r.Key] = len(v.states)
 		v.states = append(v.states, st)
 		v.keys = append(v.keys, r.Key)
@@ -71,6 +72,7 @@ func (v *regionView) patched(tx *memdb.Txn, touched map[string]struct{}) *region
 		if u := usageTxn(tx, key); u != nil {
 			st.Used, st.UsageRev, n = u.Used, u.Rev, u.Placements
 		}
+		agentState(tx, key, &st)
 		nv.states[i], nv.counts[i] = st, n
 	}
 	return nv
@@ -82,4 +84,16 @@ func (v *regionView) state(key string) (router.RegionState, bool) {
 		return router.RegionState{}, false
 	}
 	return v.states[i], true
+}
+
+// agentState fills in what the region's agent records say: its health
+// record, and the free capacity its live agent reports.
+func agentState(tx *memdb.Txn, key string, st *router.RegionState) {
+	if h := healthTxn(tx, key); h != nil {
+		st.Health, st.HealthRev = h.H, h.Rev
+	}
+	if l := liveTxn(tx, key); l != nil {
+		free := l.V.Free
+		st.Reported = &free
+	}
 }

@@ -32,7 +32,7 @@ import (
 // first under the prefix, so the watch covers [prefix+"audit0", end).
 
 // cachedDirs are the directories the cache holds.
-var cachedDirs = []string{providersDir, regionsDir, tenantsDir, usageDir, placementsDir}
+var cachedDirs = []string{providersDir, regionsDir, tenantsDir, usageDir, placementsDir, liveDir, healthDir}
 
 // errCompacted: the watch's start revision is compacted; re-list.
 var errCompacted = errors.New("watch revision compacted")
@@ -44,7 +44,7 @@ const loadPageSize = 500
 func (s *Store) load(ctx context.Context) (int64, error) {
 	tx := s.db.Txn(true)
 	defer tx.Abort()
-	for _, table := range []string{tableProviders, tableRegions, tableTenants, tableUsage, tablePlacements} {
+	for _, table := range []string{tableProviders, tableRegions, tableTenants, tableUsage, tablePlacements, tableLive, tableHealth} {
 		if _, err := tx.DeleteAll(table, indexID); err != nil {
 			return 0, err
 		}
@@ -247,7 +247,7 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 				rebuild = true
 			}
 		}
-		if k == kindRegion || k == kindUsage {
+		if k == kindRegion || k == kindUsage || k == kindLive || k == kindHealth {
 			if touched == nil {
 				touched = make(map[string]struct{})
 			}
@@ -282,7 +282,7 @@ func (s *Store) applyPut(tx *memdb.Txn, kv *mvccpb.KeyValue) (kind, string, bool
 	if p := s.ownPlacement(k, kv); p != nil {
 		obj = &placementRecord{P: p, Rev: kv.ModRevision}
 	} else {
-		obj, err = decodeRecord(k, id, kv.Value, kv.ModRevision)
+		obj, err = decodeRecord(k, id, kv.Value, kv.ModRevision, kv.CreateRevision)
 	}
 	if err != nil {
 		s.log.Error("state: dropping unreadable record", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
@@ -321,6 +321,8 @@ var tableOf = [...]string{
 	kindTenant:    tableTenants,
 	kindUsage:     tableUsage,
 	kindPlacement: tablePlacements,
+	kindLive:      tableLive,
+	kindHealth:    tableHealth,
 }
 
 // requestProgress asks etcd to confirm the watch every progressEvery,

@@ -21,6 +21,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PlacementEventType says what happened to a placement.
+type PlacementEventType int32
+
+const (
+	PlacementEventType_PLACEMENT_EVENT_TYPE_UNSPECIFIED PlacementEventType = 0
+	PlacementEventType_PLACEMENT_EVENT_TYPE_PLACED      PlacementEventType = 1
+	// Moved, flagged, acknowledged or recovered.
+	PlacementEventType_PLACEMENT_EVENT_TYPE_UPDATED  PlacementEventType = 2
+	PlacementEventType_PLACEMENT_EVENT_TYPE_RELEASED PlacementEventType = 3
+	// The record was removed from etcd (placement holds the last version).
+	PlacementEventType_PLACEMENT_EVENT_TYPE_DELETED PlacementEventType = 4
+)
+
+// Enum value maps for PlacementEventType.
+var (
+	PlacementEventType_name = map[int32]string{
+		0: "PLACEMENT_EVENT_TYPE_UNSPECIFIED",
+		1: "PLACEMENT_EVENT_TYPE_PLACED",
+		2: "PLACEMENT_EVENT_TYPE_UPDATED",
+		3: "PLACEMENT_EVENT_TYPE_RELEASED",
+		4: "PLACEMENT_EVENT_TYPE_DELETED",
+	}
+	PlacementEventType_value = map[string]int32{
+		"PLACEMENT_EVENT_TYPE_UNSPECIFIED": 0,
+		"PLACEMENT_EVENT_TYPE_PLACED":      1,
+		"PLACEMENT_EVENT_TYPE_UPDATED":     2,
+		"PLACEMENT_EVENT_TYPE_RELEASED":    3,
+		"PLACEMENT_EVENT_TYPE_DELETED":     4,
+	}
+)
+
+func (x PlacementEventType) Enum() *PlacementEventType {
+	p := new(PlacementEventType)
+	*p = x
+	return p
+}
+
+func (x PlacementEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PlacementEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_classroute_v1_placement_proto_enumTypes[0].Descriptor()
+}
+
+func (PlacementEventType) Type() protoreflect.EnumType {
+	return &file_classroute_v1_placement_proto_enumTypes[0]
+}
+
+func (x PlacementEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PlacementEventType.Descriptor instead.
+func (PlacementEventType) EnumDescriptor() ([]byte, []int) {
+	return file_classroute_v1_placement_proto_rawDescGZIP(), []int{0}
+}
+
 type PlaceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Client-chosen id, 1-128 characters of [A-Za-z0-9._:-].
@@ -549,6 +607,185 @@ func (x *ReleaseResponse) GetPlacement() *Placement {
 	return nil
 }
 
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Filters; all that are set must match. Empty filters match all.
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Workload name (within the tenant, when tenant is set).
+	Workload string `protobuf:"bytes,2,opt,name=workload,proto3" json:"workload,omitempty"`
+	// Region key "provider/id": placements with a replica or a retiring
+	// copy there, before or after the change.
+	Region string `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
+	// Stream changes after this revision; 0 means from now.
+	AfterRevision int64 `protobuf:"varint,4,opt,name=after_revision,json=afterRevision,proto3" json:"after_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_classroute_v1_placement_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_placement_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_placement_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WatchRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetWorkload() string {
+	if x != nil {
+		return x.Workload
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetAfterRevision() int64 {
+	if x != nil {
+		return x.AfterRevision
+	}
+	return 0
+}
+
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The etcd revision of these changes. A response with no events is a
+	// progress notice: nothing matching changed up to this revision.
+	Revision      int64             `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	Events        []*PlacementEvent `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_classroute_v1_placement_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_placement_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_placement_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WatchResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *WatchResponse) GetEvents() []*PlacementEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type PlacementEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          PlacementEventType     `protobuf:"varint,1,opt,name=type,proto3,enum=classroute.v1.PlacementEventType" json:"type,omitempty"`
+	Placement     *Placement             `protobuf:"bytes,2,opt,name=placement,proto3" json:"placement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementEvent) Reset() {
+	*x = PlacementEvent{}
+	mi := &file_classroute_v1_placement_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementEvent) ProtoMessage() {}
+
+func (x *PlacementEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_placement_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementEvent.ProtoReflect.Descriptor instead.
+func (*PlacementEvent) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_placement_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PlacementEvent) GetType() PlacementEventType {
+	if x != nil {
+		return x.Type
+	}
+	return PlacementEventType_PLACEMENT_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *PlacementEvent) GetPlacement() *Placement {
+	if x != nil {
+		return x.Placement
+	}
+	return nil
+}
+
 var File_classroute_v1_placement_proto protoreflect.FileDescriptor
 
 const file_classroute_v1_placement_proto_rawDesc = "" +
@@ -588,13 +825,31 @@ const file_classroute_v1_placement_proto_rawDesc = "" +
 	"\x0eReleaseRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"I\n" +
 	"\x0fReleaseResponse\x126\n" +
-	"\tplacement\x18\x01 \x01(\v2\x18.classroute.v1.PlacementR\tplacement2\xe0\x02\n" +
+	"\tplacement\x18\x01 \x01(\v2\x18.classroute.v1.PlacementR\tplacement\"\x81\x01\n" +
+	"\fWatchRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1a\n" +
+	"\bworkload\x18\x02 \x01(\tR\bworkload\x12\x16\n" +
+	"\x06region\x18\x03 \x01(\tR\x06region\x12%\n" +
+	"\x0eafter_revision\x18\x04 \x01(\x03R\rafterRevision\"b\n" +
+	"\rWatchResponse\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x03R\brevision\x125\n" +
+	"\x06events\x18\x02 \x03(\v2\x1d.classroute.v1.PlacementEventR\x06events\"\x7f\n" +
+	"\x0ePlacementEvent\x125\n" +
+	"\x04type\x18\x01 \x01(\x0e2!.classroute.v1.PlacementEventTypeR\x04type\x126\n" +
+	"\tplacement\x18\x02 \x01(\v2\x18.classroute.v1.PlacementR\tplacement*\xc2\x01\n" +
+	"\x12PlacementEventType\x12$\n" +
+	" PLACEMENT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bPLACEMENT_EVENT_TYPE_PLACED\x10\x01\x12 \n" +
+	"\x1cPLACEMENT_EVENT_TYPE_UPDATED\x10\x02\x12!\n" +
+	"\x1dPLACEMENT_EVENT_TYPE_RELEASED\x10\x03\x12 \n" +
+	"\x1cPLACEMENT_EVENT_TYPE_DELETED\x10\x042\xa6\x03\n" +
 	"\x10PlacementService\x12B\n" +
 	"\x05Place\x12\x1b.classroute.v1.PlaceRequest\x1a\x1c.classroute.v1.PlaceResponse\x12?\n" +
 	"\x04Plan\x12\x1a.classroute.v1.PlanRequest\x1a\x1b.classroute.v1.PlanResponse\x12<\n" +
 	"\x03Get\x12\x19.classroute.v1.GetRequest\x1a\x1a.classroute.v1.GetResponse\x12?\n" +
 	"\x04List\x12\x1a.classroute.v1.ListRequest\x1a\x1b.classroute.v1.ListResponse\x12H\n" +
-	"\aRelease\x12\x1d.classroute.v1.ReleaseRequest\x1a\x1e.classroute.v1.ReleaseResponseBCZAgithub.com/classroute/classroute/proto/classroute/v1;classroutev1b\x06proto3"
+	"\aRelease\x12\x1d.classroute.v1.ReleaseRequest\x1a\x1e.classroute.v1.ReleaseResponse\x12D\n" +
+	"\x05Watch\x12\x1b.classroute.v1.WatchRequest\x1a\x1c.classroute.v1.WatchResponse0\x01BCZAgithub.com/classroute/classroute/proto/classroute/v1;classroutev1b\x06proto3"
 
 var (
 	file_classroute_v1_placement_proto_rawDescOnce sync.Once
@@ -608,49 +863,59 @@ func file_classroute_v1_placement_proto_rawDescGZIP() []byte {
 	return file_classroute_v1_placement_proto_rawDescData
 }
 
-var file_classroute_v1_placement_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_classroute_v1_placement_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_classroute_v1_placement_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_classroute_v1_placement_proto_goTypes = []any{
-	(*PlaceRequest)(nil),    // 0: classroute.v1.PlaceRequest
-	(*PlaceResponse)(nil),   // 1: classroute.v1.PlaceResponse
-	(*PlanRequest)(nil),     // 2: classroute.v1.PlanRequest
-	(*PlanResponse)(nil),    // 3: classroute.v1.PlanResponse
-	(*GetRequest)(nil),      // 4: classroute.v1.GetRequest
-	(*GetResponse)(nil),     // 5: classroute.v1.GetResponse
-	(*ListRequest)(nil),     // 6: classroute.v1.ListRequest
-	(*ListResponse)(nil),    // 7: classroute.v1.ListResponse
-	(*ReleaseRequest)(nil),  // 8: classroute.v1.ReleaseRequest
-	(*ReleaseResponse)(nil), // 9: classroute.v1.ReleaseResponse
-	(*Workload)(nil),        // 10: classroute.v1.Workload
-	(*Placement)(nil),       // 11: classroute.v1.Placement
-	(*Label)(nil),           // 12: classroute.v1.Label
-	(*RegionVerdict)(nil),   // 13: classroute.v1.RegionVerdict
-	(PlacementState)(0),     // 14: classroute.v1.PlacementState
+	(PlacementEventType)(0), // 0: classroute.v1.PlacementEventType
+	(*PlaceRequest)(nil),    // 1: classroute.v1.PlaceRequest
+	(*PlaceResponse)(nil),   // 2: classroute.v1.PlaceResponse
+	(*PlanRequest)(nil),     // 3: classroute.v1.PlanRequest
+	(*PlanResponse)(nil),    // 4: classroute.v1.PlanResponse
+	(*GetRequest)(nil),      // 5: classroute.v1.GetRequest
+	(*GetResponse)(nil),     // 6: classroute.v1.GetResponse
+	(*ListRequest)(nil),     // 7: classroute.v1.ListRequest
+	(*ListResponse)(nil),    // 8: classroute.v1.ListResponse
+	(*ReleaseRequest)(nil),  // 9: classroute.v1.ReleaseRequest
+	(*ReleaseResponse)(nil), // 10: classroute.v1.ReleaseResponse
+	(*WatchRequest)(nil),    // 11: classroute.v1.WatchRequest
+	(*WatchResponse)(nil),   // 12: classroute.v1.WatchResponse
+	(*PlacementEvent)(nil),  // 13: classroute.v1.PlacementEvent
+	(*Workload)(nil),        // 14: classroute.v1.Workload
+	(*Placement)(nil),       // 15: classroute.v1.Placement
+	(*Label)(nil),           // 16: classroute.v1.Label
+	(*RegionVerdict)(nil),   // 17: classroute.v1.RegionVerdict
+	(PlacementState)(0),     // 18: classroute.v1.PlacementState
 }
 var file_classroute_v1_placement_proto_depIdxs = []int32{
-	10, // 0: classroute.v1.PlaceRequest.workload:type_name -> classroute.v1.Workload
-	11, // 1: classroute.v1.PlaceResponse.placement:type_name -> classroute.v1.Placement
-	10, // 2: classroute.v1.PlanRequest.workload:type_name -> classroute.v1.Workload
-	12, // 3: classroute.v1.PlanResponse.label:type_name -> classroute.v1.Label
-	13, // 4: classroute.v1.PlanResponse.regions:type_name -> classroute.v1.RegionVerdict
-	11, // 5: classroute.v1.GetResponse.placement:type_name -> classroute.v1.Placement
-	14, // 6: classroute.v1.ListRequest.state:type_name -> classroute.v1.PlacementState
-	11, // 7: classroute.v1.ListResponse.placements:type_name -> classroute.v1.Placement
-	11, // 8: classroute.v1.ReleaseResponse.placement:type_name -> classroute.v1.Placement
-	0,  // 9: classroute.v1.PlacementService.Place:input_type -> classroute.v1.PlaceRequest
-	2,  // 10: classroute.v1.PlacementService.Plan:input_type -> classroute.v1.PlanRequest
-	4,  // 11: classroute.v1.PlacementService.Get:input_type -> classroute.v1.GetRequest
-	6,  // 12: classroute.v1.PlacementService.List:input_type -> classroute.v1.ListRequest
-	8,  // 13: classroute.v1.PlacementService.Release:input_type -> classroute.v1.ReleaseRequest
-	1,  // 14: classroute.v1.PlacementService.Place:output_type -> classroute.v1.PlaceResponse
-	3,  // 15: classroute.v1.PlacementService.Plan:output_type -> classroute.v1.PlanResponse
-	5,  // 16: classroute.v1.PlacementService.Get:output_type -> classroute.v1.GetResponse
-	7,  // 17: classroute.v1.PlacementService.List:output_type -> classroute.v1.ListResponse
-	9,  // 18: classroute.v1.PlacementService.Release:output_type -> classroute.v1.ReleaseResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 0: classroute.v1.PlaceRequest.workload:type_name -> classroute.v1.Workload
+	15, // 1: classroute.v1.PlaceResponse.placement:type_name -> classroute.v1.Placement
+	14, // 2: classroute.v1.PlanRequest.workload:type_name -> classroute.v1.Workload
+	16, // 3: classroute.v1.PlanResponse.label:type_name -> classroute.v1.Label
+	17, // 4: classroute.v1.PlanResponse.regions:type_name -> classroute.v1.RegionVerdict
+	15, // 5: classroute.v1.GetResponse.placement:type_name -> classroute.v1.Placement
+	18, // 6: classroute.v1.ListRequest.state:type_name -> classroute.v1.PlacementState
+	15, // 7: classroute.v1.ListResponse.placements:type_name -> classroute.v1.Placement
+	15, // 8: classroute.v1.ReleaseResponse.placement:type_name -> classroute.v1.Placement
+	13, // 9: classroute.v1.WatchResponse.events:type_name -> classroute.v1.PlacementEvent
+	0,  // 10: classroute.v1.PlacementEvent.type:type_name -> classroute.v1.PlacementEventType
+	15, // 11: classroute.v1.PlacementEvent.placement:type_name -> classroute.v1.Placement
+	1,  // 12: classroute.v1.PlacementService.Place:input_type -> classroute.v1.PlaceRequest
+	3,  // 13: classroute.v1.PlacementService.Plan:input_type -> classroute.v1.PlanRequest
+	5,  // 14: classroute.v1.PlacementService.Get:input_type -> classroute.v1.GetRequest
+	7,  // 15: classroute.v1.PlacementService.List:input_type -> classroute.v1.ListRequest
+	9,  // 16: classroute.v1.PlacementService.Release:input_type -> classroute.v1.ReleaseRequest
+	11, // 17: classroute.v1.PlacementService.Watch:input_type -> classroute.v1.WatchRequest
+	2,  // 18: classroute.v1.PlacementService.Place:output_type -> classroute.v1.PlaceResponse
+	4,  // 19: classroute.v1.PlacementService.Plan:output_type -> classroute.v1.PlanResponse
+	6,  // 20: classroute.v1.PlacementService.Get:output_type -> classroute.v1.GetResponse
+	8,  // 21: classroute.v1.PlacementService.List:output_type -> classroute.v1.ListResponse
+	10, // 22: classroute.v1.PlacementService.Release:output_type -> classroute.v1.ReleaseResponse
+	12, // 23: classroute.v1.PlacementService.Watch:output_type -> classroute.v1.WatchResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_classroute_v1_placement_proto_init() }
@@ -664,13 +929,14 @@ func file_classroute_v1_placement_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_classroute_v1_placement_proto_rawDesc), len(file_classroute_v1_placement_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   10,
+			NumEnums:      1,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_classroute_v1_placement_proto_goTypes,
 		DependencyIndexes: file_classroute_v1_placement_proto_depIdxs,
+		EnumInfos:         file_classroute_v1_placement_proto_enumTypes,
 		MessageInfos:      file_classroute_v1_placement_proto_msgTypes,
 	}.Build()
 	File_classroute_v1_placement_proto = out.File

@@ -24,6 +24,7 @@ const (
 	PlacementService_Get_FullMethodName     = "/classroute.v1.PlacementService/Get"
 	PlacementService_List_FullMethodName    = "/classroute.v1.PlacementService/List"
 	PlacementService_Release_FullMethodName = "/classroute.v1.PlacementService/Release"
+	PlacementService_Watch_FullMethodName   = "/classroute.v1.PlacementService/Watch"
 )
 
 // PlacementServiceClient is the client API for PlacementService service.
@@ -42,6 +43,12 @@ type PlacementServiceClient interface {
 	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
 	// Release frees a placement's capacity. Idempotent.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
+	// Watch streams placement changes matching a filter, from a revision.
+	// Each response holds every matching change of one etcd revision, so
+	// resuming with after_revision set to the last revision received
+	// neither misses nor repeats a change. A revision etcd has compacted
+	// is OUT_OF_RANGE: list again, then watch from the list's revision.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
 type placementServiceClient struct {
@@ -102,6 +109,25 @@ func (c *placementServiceClient) Release(ctx context.Context, in *ReleaseRequest
 	return out, nil
 }
 
+func (c *placementServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PlacementService_ServiceDesc.Streams[0], PlacementService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PlacementService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+
 // PlacementServiceServer is the server API for PlacementService service.
 // All implementations must embed UnimplementedPlacementServiceServer
 // for forward compatibility.
@@ -118,6 +144,12 @@ type PlacementServiceServer interface {
 	List(context.Context, *ListRequest) (*ListResponse, error)
 	// Release frees a placement's capacity. Idempotent.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
+	// Watch streams placement changes matching a filter, from a revision.
+	// Each response holds every matching change of one etcd revision, so
+	// resuming with after_revision set to the last revision received
+	// neither misses nor repeats a change. A revision etcd has compacted
+	// is OUT_OF_RANGE: list again, then watch from the list's revision.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedPlacementServiceServer()
 }
 
@@ -142,6 +174,9 @@ func (UnimplementedPlacementServiceServer) List(context.Context, *ListRequest) (
 }
 func (UnimplementedPlacementServiceServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Release not implemented")
+}
+func (UnimplementedPlacementServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedPlacementServiceServer) mustEmbedUnimplementedPlacementServiceServer() {}
 func (UnimplementedPlacementServiceServer) testEmbeddedByValue()                          {}
@@ -254,6 +289,17 @@ func _PlacementService_Release_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PlacementService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PlacementServiceServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PlacementService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
 // PlacementService_ServiceDesc is the grpc.ServiceDesc for PlacementService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -282,6 +328,12 @@ var PlacementService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _PlacementService_Release_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _PlacementService_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "classroute/v1/placement.proto",
 }

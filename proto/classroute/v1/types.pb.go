@@ -373,6 +373,12 @@ const (
 	PlacementState_PLACEMENT_STATE_UNSPECIFIED PlacementState = 0
 	PlacementState_PLACEMENT_STATE_PLACED      PlacementState = 1
 	PlacementState_PLACEMENT_STATE_RELEASED    PlacementState = 2
+	// A replica must move (its region is unhealthy, drained or no longer
+	// qualifies) and no eligible region exists; see Placement.issues.
+	PlacementState_PLACEMENT_STATE_STRANDED PlacementState = 3
+	// A replica's region no longer covers the workload's label, residency
+	// or export rules. Flagged at once; the reconciler moves it when it can.
+	PlacementState_PLACEMENT_STATE_VIOLATION PlacementState = 4
 )
 
 // Enum value maps for PlacementState.
@@ -381,11 +387,15 @@ var (
 		0: "PLACEMENT_STATE_UNSPECIFIED",
 		1: "PLACEMENT_STATE_PLACED",
 		2: "PLACEMENT_STATE_RELEASED",
+		3: "PLACEMENT_STATE_STRANDED",
+		4: "PLACEMENT_STATE_VIOLATION",
 	}
 	PlacementState_value = map[string]int32{
 		"PLACEMENT_STATE_UNSPECIFIED": 0,
 		"PLACEMENT_STATE_PLACED":      1,
 		"PLACEMENT_STATE_RELEASED":    2,
+		"PLACEMENT_STATE_STRANDED":    3,
+		"PLACEMENT_STATE_VIOLATION":   4,
 	}
 )
 
@@ -414,6 +424,64 @@ func (x PlacementState) Number() protoreflect.EnumNumber {
 // Deprecated: Use PlacementState.Descriptor instead.
 func (PlacementState) EnumDescriptor() ([]byte, []int) {
 	return file_classroute_v1_types_proto_rawDescGZIP(), []int{6}
+}
+
+// ReplicaState is what a region's agent last acknowledged for a replica.
+type ReplicaState int32
+
+const (
+	ReplicaState_REPLICA_STATE_UNSPECIFIED ReplicaState = 0
+	// Assigned; the region's agent has not acknowledged it yet.
+	ReplicaState_REPLICA_STATE_PENDING  ReplicaState = 1
+	ReplicaState_REPLICA_STATE_ACCEPTED ReplicaState = 2
+	ReplicaState_REPLICA_STATE_RUNNING  ReplicaState = 3
+	// The agent could not run it; the reconciler moves it elsewhere.
+	ReplicaState_REPLICA_STATE_FAILED ReplicaState = 4
+)
+
+// Enum value maps for ReplicaState.
+var (
+	ReplicaState_name = map[int32]string{
+		0: "REPLICA_STATE_UNSPECIFIED",
+		1: "REPLICA_STATE_PENDING",
+		2: "REPLICA_STATE_ACCEPTED",
+		3: "REPLICA_STATE_RUNNING",
+		4: "REPLICA_STATE_FAILED",
+	}
+	ReplicaState_value = map[string]int32{
+		"REPLICA_STATE_UNSPECIFIED": 0,
+		"REPLICA_STATE_PENDING":     1,
+		"REPLICA_STATE_ACCEPTED":    2,
+		"REPLICA_STATE_RUNNING":     3,
+		"REPLICA_STATE_FAILED":      4,
+	}
+)
+
+func (x ReplicaState) Enum() *ReplicaState {
+	p := new(ReplicaState)
+	*p = x
+	return p
+}
+
+func (x ReplicaState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReplicaState) Descriptor() protoreflect.EnumDescriptor {
+	return file_classroute_v1_types_proto_enumTypes[7].Descriptor()
+}
+
+func (ReplicaState) Type() protoreflect.EnumType {
+	return &file_classroute_v1_types_proto_enumTypes[7]
+}
+
+func (x ReplicaState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReplicaState.Descriptor instead.
+func (ReplicaState) EnumDescriptor() ([]byte, []int) {
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 // Label is a parsed security label.
@@ -746,7 +814,10 @@ type Region struct {
 	// Output only: "provider/id".
 	Key string `protobuf:"bytes,19,opt,name=key,proto3" json:"key,omitempty"`
 	// Output only: capacity committed to placements.
-	Used          *Resources `protobuf:"bytes,20,opt,name=used,proto3" json:"used,omitempty"`
+	Used *Resources `protobuf:"bytes,20,opt,name=used,proto3" json:"used,omitempty"`
+	// Output only: the region's agent and health; unset when no agent has
+	// ever served the region (its status alone then says if it is healthy).
+	Health        *RegionHealth `protobuf:"bytes,21,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -917,6 +988,13 @@ func (x *Region) GetKey() string {
 func (x *Region) GetUsed() *Resources {
 	if x != nil {
 		return x.Used
+	}
+	return nil
+}
+
+func (x *Region) GetHealth() *RegionHealth {
+	if x != nil {
+		return x.Health
 	}
 	return nil
 }
@@ -1468,9 +1546,13 @@ func (x *RegionVerdict) GetReasons() []*Reason {
 
 // Assignment is one replica's region.
 type Assignment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
-	Score         float64                `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Score  float64                `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
+	// What the region's agent last acknowledged.
+	State         ReplicaState           `protobuf:"varint,3,opt,name=state,proto3,enum=classroute.v1.ReplicaState" json:"state,omitempty"`
+	StateDetail   string                 `protobuf:"bytes,4,opt,name=state_detail,json=stateDetail,proto3" json:"state_detail,omitempty"`
+	StateTime     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=state_time,json=stateTime,proto3" json:"state_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1519,6 +1601,275 @@ func (x *Assignment) GetScore() float64 {
 	return 0
 }
 
+func (x *Assignment) GetState() ReplicaState {
+	if x != nil {
+		return x.State
+	}
+	return ReplicaState_REPLICA_STATE_UNSPECIFIED
+}
+
+func (x *Assignment) GetStateDetail() string {
+	if x != nil {
+		return x.StateDetail
+	}
+	return ""
+}
+
+func (x *Assignment) GetStateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StateTime
+	}
+	return nil
+}
+
+// ReplicaIssue says why a replica must move.
+type ReplicaIssue struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	// The region no longer covers the workload's label, residency or
+	// export rules: the placement is a violation until the replica moves.
+	Violation bool `protobuf:"varint,2,opt,name=violation,proto3" json:"violation,omitempty"`
+	// No eligible region exists to move the replica to.
+	Stranded      bool                   `protobuf:"varint,3,opt,name=stranded,proto3" json:"stranded,omitempty"`
+	Reasons       []*Reason              `protobuf:"bytes,4,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaIssue) Reset() {
+	*x = ReplicaIssue{}
+	mi := &file_classroute_v1_types_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaIssue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaIssue) ProtoMessage() {}
+
+func (x *ReplicaIssue) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_types_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaIssue.ProtoReflect.Descriptor instead.
+func (*ReplicaIssue) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReplicaIssue) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *ReplicaIssue) GetViolation() bool {
+	if x != nil {
+		return x.Violation
+	}
+	return false
+}
+
+func (x *ReplicaIssue) GetStranded() bool {
+	if x != nil {
+		return x.Stranded
+	}
+	return false
+}
+
+func (x *ReplicaIssue) GetReasons() []*Reason {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *ReplicaIssue) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+// RetiringCopy is a replica that was moved away. It keeps running, and
+// keeps its capacity, until its replacement is confirmed: the last
+// compliant copy is never released first.
+type RetiringCopy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	MovedTo       string                 `protobuf:"bytes,2,opt,name=moved_to,json=movedTo,proto3" json:"moved_to,omitempty"`
+	Reasons       []*Reason              `protobuf:"bytes,3,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetiringCopy) Reset() {
+	*x = RetiringCopy{}
+	mi := &file_classroute_v1_types_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetiringCopy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetiringCopy) ProtoMessage() {}
+
+func (x *RetiringCopy) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_types_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetiringCopy.ProtoReflect.Descriptor instead.
+func (*RetiringCopy) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RetiringCopy) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *RetiringCopy) GetMovedTo() string {
+	if x != nil {
+		return x.MovedTo
+	}
+	return ""
+}
+
+func (x *RetiringCopy) GetReasons() []*Reason {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *RetiringCopy) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+// RegionHealth is what classroute knows of a region's agent.
+type RegionHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False once the agent reports unhealthy, or no live agent has been
+	// seen for longer than the grace period.
+	Healthy bool                   `protobuf:"varint,1,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	Reason  string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Since   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	// The agent serving the region, and whether its session is live.
+	Agent      string                 `protobuf:"bytes,4,opt,name=agent,proto3" json:"agent,omitempty"`
+	AgentLive  bool                   `protobuf:"varint,5,opt,name=agent_live,json=agentLive,proto3" json:"agent_live,omitempty"`
+	LastReport *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_report,json=lastReport,proto3" json:"last_report,omitempty"`
+	// Free capacity the live agent last reported.
+	ReportedFree  *Resources `protobuf:"bytes,7,opt,name=reported_free,json=reportedFree,proto3" json:"reported_free,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegionHealth) Reset() {
+	*x = RegionHealth{}
+	mi := &file_classroute_v1_types_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegionHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegionHealth) ProtoMessage() {}
+
+func (x *RegionHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_types_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegionHealth.ProtoReflect.Descriptor instead.
+func (*RegionHealth) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RegionHealth) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *RegionHealth) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RegionHealth) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *RegionHealth) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *RegionHealth) GetAgentLive() bool {
+	if x != nil {
+		return x.AgentLive
+	}
+	return false
+}
+
+func (x *RegionHealth) GetLastReport() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastReport
+	}
+	return nil
+}
+
+func (x *RegionHealth) GetReportedFree() *Resources {
+	if x != nil {
+		return x.ReportedFree
+	}
+	return nil
+}
+
 // Placement is a committed decision.
 type Placement struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1533,13 +1884,21 @@ type Placement struct {
 	DecidedAtRevision int64                  `protobuf:"varint,7,opt,name=decided_at_revision,json=decidedAtRevision,proto3" json:"decided_at_revision,omitempty"`
 	CreateTime        *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	ReleaseTime       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=release_time,json=releaseTime,proto3" json:"release_time,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Replicas that must move, and why. Empty while all is well.
+	Issues []*ReplicaIssue `protobuf:"bytes,10,rep,name=issues,proto3" json:"issues,omitempty"`
+	// Moved-away copies still running until their replacement is confirmed.
+	Retiring []*RetiringCopy `protobuf:"bytes,11,rep,name=retiring,proto3" json:"retiring,omitempty"`
+	// How many times a replica of it has been moved.
+	Moves int32 `protobuf:"varint,12,opt,name=moves,proto3" json:"moves,omitempty"`
+	// The etcd revision of this version of the placement.
+	Revision      int64 `protobuf:"varint,13,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_classroute_v1_types_proto_msgTypes[13]
+	mi := &file_classroute_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1910,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[13]
+	mi := &file_classroute_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1923,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Placement) GetId() string {
@@ -1630,6 +1989,34 @@ func (x *Placement) GetReleaseTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Placement) GetIssues() []*ReplicaIssue {
+	if x != nil {
+		return x.Issues
+	}
+	return nil
+}
+
+func (x *Placement) GetRetiring() []*RetiringCopy {
+	if x != nil {
+		return x.Retiring
+	}
+	return nil
+}
+
+func (x *Placement) GetMoves() int32 {
+	if x != nil {
+		return x.Moves
+	}
+	return 0
+}
+
+func (x *Placement) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 // Refusal is attached to a FAILED_PRECONDITION status when no region
 // qualifies: every region's verdict, and the revision decided at.
 type Refusal struct {
@@ -1643,7 +2030,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_classroute_v1_types_proto_msgTypes[14]
+	mi := &file_classroute_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +2042,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[14]
+	mi := &file_classroute_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +2055,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Refusal) GetSummary() string {
@@ -1722,7 +2109,7 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"frameworks\x18\x05 \x03(\tR\n" +
 	"frameworks\x124\n" +
 	"\aexpires\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x12\x18\n" +
-	"\arevoked\x18\a \x01(\bR\arevoked\"\xa4\x06\n" +
+	"\arevoked\x18\a \x01(\bR\arevoked\"\xd9\x06\n" +
 	"\x06Region\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -1744,7 +2131,8 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\fillustrative\x18\x11 \x01(\bR\fillustrative\x12\x14\n" +
 	"\x05notes\x18\x12 \x01(\tR\x05notes\x12\x10\n" +
 	"\x03key\x18\x13 \x01(\tR\x03key\x12,\n" +
-	"\x04used\x18\x14 \x01(\v2\x18.classroute.v1.ResourcesR\x04used\"h\n" +
+	"\x04used\x18\x14 \x01(\v2\x18.classroute.v1.ResourcesR\x04used\x123\n" +
+	"\x06health\x18\x15 \x01(\v2\x1b.classroute.v1.RegionHealthR\x06health\"h\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
@@ -1788,11 +2176,36 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\beligible\x18\x02 \x01(\bR\beligible\x12\x16\n" +
 	"\x06chosen\x18\x03 \x01(\bR\x06chosen\x12\x14\n" +
 	"\x05score\x18\x04 \x01(\x01R\x05score\x12/\n" +
-	"\areasons\x18\x05 \x03(\v2\x15.classroute.v1.ReasonR\areasons\":\n" +
+	"\areasons\x18\x05 \x03(\v2\x15.classroute.v1.ReasonR\areasons\"\xcb\x01\n" +
 	"\n" +
 	"Assignment\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x14\n" +
-	"\x05score\x18\x02 \x01(\x01R\x05score\"\xb2\x03\n" +
+	"\x05score\x18\x02 \x01(\x01R\x05score\x121\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x1b.classroute.v1.ReplicaStateR\x05state\x12!\n" +
+	"\fstate_detail\x18\x04 \x01(\tR\vstateDetail\x129\n" +
+	"\n" +
+	"state_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstateTime\"\xc3\x01\n" +
+	"\fReplicaIssue\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12\x1c\n" +
+	"\tviolation\x18\x02 \x01(\bR\tviolation\x12\x1a\n" +
+	"\bstranded\x18\x03 \x01(\bR\bstranded\x12/\n" +
+	"\areasons\x18\x04 \x03(\v2\x15.classroute.v1.ReasonR\areasons\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xa4\x01\n" +
+	"\fRetiringCopy\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12\x19\n" +
+	"\bmoved_to\x18\x02 \x01(\tR\amovedTo\x12/\n" +
+	"\areasons\x18\x03 \x03(\v2\x15.classroute.v1.ReasonR\areasons\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xa3\x02\n" +
+	"\fRegionHealth\x12\x18\n" +
+	"\ahealthy\x18\x01 \x01(\bR\ahealthy\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x14\n" +
+	"\x05agent\x18\x04 \x01(\tR\x05agent\x12\x1d\n" +
+	"\n" +
+	"agent_live\x18\x05 \x01(\bR\tagentLive\x12;\n" +
+	"\vlast_report\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastReport\x12=\n" +
+	"\rreported_free\x18\a \x01(\v2\x18.classroute.v1.ResourcesR\freportedFree\"\xd2\x04\n" +
 	"\tPlacement\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x123\n" +
@@ -1803,7 +2216,12 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\x13decided_at_revision\x18\a \x01(\x03R\x11decidedAtRevision\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12=\n" +
-	"\frelease_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vreleaseTime\"w\n" +
+	"\frelease_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vreleaseTime\x123\n" +
+	"\x06issues\x18\n" +
+	" \x03(\v2\x1b.classroute.v1.ReplicaIssueR\x06issues\x127\n" +
+	"\bretiring\x18\v \x03(\v2\x1b.classroute.v1.RetiringCopyR\bretiring\x12\x14\n" +
+	"\x05moves\x18\f \x01(\x05R\x05moves\x12\x1a\n" +
+	"\brevision\x18\r \x01(\x03R\brevision\"w\n" +
 	"\aRefusal\x12\x18\n" +
 	"\asummary\x18\x01 \x01(\tR\asummary\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x126\n" +
@@ -1845,11 +2263,19 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\x1aEXPORT_CONTROL_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EXPORT_CONTROL_NONE\x10\x01\x12\x16\n" +
 	"\x12EXPORT_CONTROL_EAR\x10\x02\x12\x17\n" +
-	"\x13EXPORT_CONTROL_ITAR\x10\x03*k\n" +
+	"\x13EXPORT_CONTROL_ITAR\x10\x03*\xa8\x01\n" +
 	"\x0ePlacementState\x12\x1f\n" +
 	"\x1bPLACEMENT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16PLACEMENT_STATE_PLACED\x10\x01\x12\x1c\n" +
-	"\x18PLACEMENT_STATE_RELEASED\x10\x02BCZAgithub.com/classroute/classroute/proto/classroute/v1;classroutev1b\x06proto3"
+	"\x18PLACEMENT_STATE_RELEASED\x10\x02\x12\x1c\n" +
+	"\x18PLACEMENT_STATE_STRANDED\x10\x03\x12\x1d\n" +
+	"\x19PLACEMENT_STATE_VIOLATION\x10\x04*\x99\x01\n" +
+	"\fReplicaState\x12\x1d\n" +
+	"\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15REPLICA_STATE_PENDING\x10\x01\x12\x1a\n" +
+	"\x16REPLICA_STATE_ACCEPTED\x10\x02\x12\x19\n" +
+	"\x15REPLICA_STATE_RUNNING\x10\x03\x12\x18\n" +
+	"\x14REPLICA_STATE_FAILED\x10\x04BCZAgithub.com/classroute/classroute/proto/classroute/v1;classroutev1b\x06proto3"
 
 var (
 	file_classroute_v1_types_proto_rawDescOnce sync.Once
@@ -1863,8 +2289,8 @@ func file_classroute_v1_types_proto_rawDescGZIP() []byte {
 	return file_classroute_v1_types_proto_rawDescData
 }
 
-var file_classroute_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_classroute_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_classroute_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_classroute_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_classroute_v1_types_proto_goTypes = []any{
 	(Level)(0),                    // 0: classroute.v1.Level
 	(Personnel)(0),                // 1: classroute.v1.Personnel
@@ -1873,54 +2299,70 @@ var file_classroute_v1_types_proto_goTypes = []any{
 	(RegionStatus)(0),             // 4: classroute.v1.RegionStatus
 	(ExportControl)(0),            // 5: classroute.v1.ExportControl
 	(PlacementState)(0),           // 6: classroute.v1.PlacementState
-	(*Label)(nil),                 // 7: classroute.v1.Label
-	(*Resources)(nil),             // 8: classroute.v1.Resources
-	(*Location)(nil),              // 9: classroute.v1.Location
-	(*Accreditation)(nil),         // 10: classroute.v1.Accreditation
-	(*Region)(nil),                // 11: classroute.v1.Region
-	(*Provider)(nil),              // 12: classroute.v1.Provider
-	(*Tenant)(nil),                // 13: classroute.v1.Tenant
-	(*Spread)(nil),                // 14: classroute.v1.Spread
-	(*Preferences)(nil),           // 15: classroute.v1.Preferences
-	(*Workload)(nil),              // 16: classroute.v1.Workload
-	(*Reason)(nil),                // 17: classroute.v1.Reason
-	(*RegionVerdict)(nil),         // 18: classroute.v1.RegionVerdict
-	(*Assignment)(nil),            // 19: classroute.v1.Assignment
-	(*Placement)(nil),             // 20: classroute.v1.Placement
-	(*Refusal)(nil),               // 21: classroute.v1.Refusal
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(ReplicaState)(0),             // 7: classroute.v1.ReplicaState
+	(*Label)(nil),                 // 8: classroute.v1.Label
+	(*Resources)(nil),             // 9: classroute.v1.Resources
+	(*Location)(nil),              // 10: classroute.v1.Location
+	(*Accreditation)(nil),         // 11: classroute.v1.Accreditation
+	(*Region)(nil),                // 12: classroute.v1.Region
+	(*Provider)(nil),              // 13: classroute.v1.Provider
+	(*Tenant)(nil),                // 14: classroute.v1.Tenant
+	(*Spread)(nil),                // 15: classroute.v1.Spread
+	(*Preferences)(nil),           // 16: classroute.v1.Preferences
+	(*Workload)(nil),              // 17: classroute.v1.Workload
+	(*Reason)(nil),                // 18: classroute.v1.Reason
+	(*RegionVerdict)(nil),         // 19: classroute.v1.RegionVerdict
+	(*Assignment)(nil),            // 20: classroute.v1.Assignment
+	(*ReplicaIssue)(nil),          // 21: classroute.v1.ReplicaIssue
+	(*RetiringCopy)(nil),          // 22: classroute.v1.RetiringCopy
+	(*RegionHealth)(nil),          // 23: classroute.v1.RegionHealth
+	(*Placement)(nil),             // 24: classroute.v1.Placement
+	(*Refusal)(nil),               // 25: classroute.v1.Refusal
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
 }
 var file_classroute_v1_types_proto_depIdxs = []int32{
 	0,  // 0: classroute.v1.Label.level:type_name -> classroute.v1.Level
 	0,  // 1: classroute.v1.Accreditation.max_level:type_name -> classroute.v1.Level
 	3,  // 2: classroute.v1.Accreditation.fedramp:type_name -> classroute.v1.FedRAMP
-	22, // 3: classroute.v1.Accreditation.expires:type_name -> google.protobuf.Timestamp
+	26, // 3: classroute.v1.Accreditation.expires:type_name -> google.protobuf.Timestamp
 	1,  // 4: classroute.v1.Region.personnel:type_name -> classroute.v1.Personnel
 	2,  // 5: classroute.v1.Region.network_domain:type_name -> classroute.v1.NetworkDomain
-	10, // 6: classroute.v1.Region.accreditation:type_name -> classroute.v1.Accreditation
-	8,  // 7: classroute.v1.Region.capacity:type_name -> classroute.v1.Resources
-	9,  // 8: classroute.v1.Region.location:type_name -> classroute.v1.Location
+	11, // 6: classroute.v1.Region.accreditation:type_name -> classroute.v1.Accreditation
+	9,  // 7: classroute.v1.Region.capacity:type_name -> classroute.v1.Resources
+	10, // 8: classroute.v1.Region.location:type_name -> classroute.v1.Location
 	4,  // 9: classroute.v1.Region.status:type_name -> classroute.v1.RegionStatus
-	8,  // 10: classroute.v1.Region.used:type_name -> classroute.v1.Resources
-	9,  // 11: classroute.v1.Preferences.near:type_name -> classroute.v1.Location
-	5,  // 12: classroute.v1.Workload.export_control:type_name -> classroute.v1.ExportControl
-	8,  // 13: classroute.v1.Workload.resources:type_name -> classroute.v1.Resources
-	14, // 14: classroute.v1.Workload.spread:type_name -> classroute.v1.Spread
-	15, // 15: classroute.v1.Workload.preferences:type_name -> classroute.v1.Preferences
-	3,  // 16: classroute.v1.Workload.min_fedramp:type_name -> classroute.v1.FedRAMP
-	17, // 17: classroute.v1.RegionVerdict.reasons:type_name -> classroute.v1.Reason
-	16, // 18: classroute.v1.Placement.workload:type_name -> classroute.v1.Workload
-	7,  // 19: classroute.v1.Placement.label:type_name -> classroute.v1.Label
-	19, // 20: classroute.v1.Placement.assignments:type_name -> classroute.v1.Assignment
-	6,  // 21: classroute.v1.Placement.state:type_name -> classroute.v1.PlacementState
-	22, // 22: classroute.v1.Placement.create_time:type_name -> google.protobuf.Timestamp
-	22, // 23: classroute.v1.Placement.release_time:type_name -> google.protobuf.Timestamp
-	18, // 24: classroute.v1.Refusal.regions:type_name -> classroute.v1.RegionVerdict
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	9,  // 10: classroute.v1.Region.used:type_name -> classroute.v1.Resources
+	23, // 11: classroute.v1.Region.health:type_name -> classroute.v1.RegionHealth
+	10, // 12: classroute.v1.Preferences.near:type_name -> classroute.v1.Location
+	5,  // 13: classroute.v1.Workload.export_control:type_name -> classroute.v1.ExportControl
+	9,  // 14: classroute.v1.Workload.resources:type_name -> classroute.v1.Resources
+	15, // 15: classroute.v1.Workload.spread:type_name -> classroute.v1.Spread
+	16, // 16: classroute.v1.Workload.preferences:type_name -> classroute.v1.Preferences
+	3,  // 17: classroute.v1.Workload.min_fedramp:type_name -> classroute.v1.FedRAMP
+	18, // 18: classroute.v1.RegionVerdict.reasons:type_name -> classroute.v1.Reason
+	7,  // 19: classroute.v1.Assignment.state:type_name -> classroute.v1.ReplicaState
+	26, // 20: classroute.v1.Assignment.state_time:type_name -> google.protobuf.Timestamp
+	18, // 21: classroute.v1.ReplicaIssue.reasons:type_name -> classroute.v1.Reason
+	26, // 22: classroute.v1.ReplicaIssue.since:type_name -> google.protobuf.Timestamp
+	18, // 23: classroute.v1.RetiringCopy.reasons:type_name -> classroute.v1.Reason
+	26, // 24: classroute.v1.RetiringCopy.since:type_name -> google.protobuf.Timestamp
+	26, // 25: classroute.v1.RegionHealth.since:type_name -> google.protobuf.Timestamp
+	26, // 26: classroute.v1.RegionHealth.last_report:type_name -> google.protobuf.Timestamp
+	9,  // 27: classroute.v1.RegionHealth.reported_free:type_name -> classroute.v1.Resources
+	17, // 28: classroute.v1.Placement.workload:type_name -> classroute.v1.Workload
+	8,  // 29: classroute.v1.Placement.label:type_name -> classroute.v1.Label
+	20, // 30: classroute.v1.Placement.assignments:type_name -> classroute.v1.Assignment
+	6,  // 31: classroute.v1.Placement.state:type_name -> classroute.v1.PlacementState
+	26, // 32: classroute.v1.Placement.create_time:type_name -> google.protobuf.Timestamp
+	26, // 33: classroute.v1.Placement.release_time:type_name -> google.protobuf.Timestamp
+	21, // 34: classroute.v1.Placement.issues:type_name -> classroute.v1.ReplicaIssue
+	22, // 35: classroute.v1.Placement.retiring:type_name -> classroute.v1.RetiringCopy
+	19, // 36: classroute.v1.Refusal.regions:type_name -> classroute.v1.RegionVerdict
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_classroute_v1_types_proto_init() }
@@ -1933,8 +2375,8 @@ func file_classroute_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_classroute_v1_types_proto_rawDesc), len(file_classroute_v1_types_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   15,
+			NumEnums:      8,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
