@@ -1,4 +1,4 @@
-// Package etcdlocal runs a single-member etcd inside the process: the daemon's default store and the tests' real etcd.
+// Package etcdlocal runs one embedded etcd member inside the process: the daemon's default store, the tests' real etcd, and each member of a cluster run by classroute-etcd.
 package etcdlocal
 
 import (
@@ -7,19 +7,57 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
+	"sync"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
-// Config says where the member keeps its data and listens.
+// Cluster states: a member either bootstraps a new cluster with its
+// peers, or joins one that runs (after `etcdctl member add`, or
+// MemberAdd through the client API).
+const (
+	StateNew      = embed.ClusterStateFlagNew
+	StateExisting = embed.ClusterStateFlagExisting
+)
+
+// Config says who the member is, where it keeps its data and listens,
+// and which cluster it belongs to. The zero values of the cluster fields
+// make a single-member cluster of its own.
 type Config struct {
-	// Dir is the data directory. Required.
+	// Dir is the data directory. Required. A member restarted on the
+	// same directory rejoins its cluster; the cluster fields are then
+	// ignored by etcd.
 	Dir string
-	// ClientAddr and PeerAddr are loopback host:port addresses; empty
-	// picks a free port.
+	// Name is the member's name in the cluster (default "classroute").
+	Name string
+	// ClientAddr and PeerAddr are host:port addresses the member listens
+	// on and advertises; empty picks a free loopback port. Without TLS
+	// they must be loopback addresses: plaintext etcd traffic never
+	// leaves the machine.
 	ClientAddr, PeerAddr string
-	// StartTimeout bounds the wait for the member to become ready (default 30s).
+	// InitialCluster lists every member of the cluster being bootstrapped
+	// (or, for StateExisting, of the cluster after this member joins), as
+	// etcd's --initial-cluster: "name=http://host:port,...", peer URLs.
+	// Empty: this member alone.
+	InitialCluster string
+	// ClusterState is StateNew (default) or StateExisting.
+	ClusterState string
+	// ClusterToken tells clusters bootstrapped from the same member
+	// list apart (default "classroute").
+	ClusterToken string
+	// ClientTLS and PeerTLS, when their CertFile is set, serve the client
+	// and peer URLs over TLS (https). A TrustedCAFile then also requires
+	// every client or peer to present a certificate signed by it.
+	ClientTLS, PeerTLS TLS
+	// HeartbeatInterval and ElectionTimeout are raft's timing (default
+	// etcd's: 100ms and 1s).
+	HeartbeatInterval, ElectionTimeout time.Duration
+	// StartTimeout bounds the wait for the member to become ready, which
+	// for a member of a new cluster includes waiting for a quorum of its
+	// peers (default 30s; negative: wait until ctx ends).
 	StartTimeout time.Duration
 	// LogLevel is etcd's own log level (default "error"; etcd logs to stderr).
 	LogLevel string
@@ -27,39 +65,139 @@ type Config struct {
 	UnsafeNoFsync bool
 }
 
+// TLS names the PEM files of one listener.
+type TLS struct {
+	CertFile, KeyFile string
+	// TrustedCAFile, when set, is the CA that signs the certificates the
+	// other side must present.
+	TrustedCAFile string
+}
+
+func (t TLS) enabled() bool { return t.CertFile != "" }
+
+func (t TLS) info() transport.TLSInfo {
+	return transport.TLSInfo{
+		CertFile:       t.CertFile,
+		KeyFile:        t.KeyFile,
+		TrustedCAFile:  t.TrustedCAFile,
+		ClientCertAuth: t.TrustedCAFile != "",
+	}
+}
+
+func (t TLS) validate(what string) error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return fmt.Errorf("%s TLS: certificate and key go together", what)
+	}
+	if t.TrustedCAFile != "" && t.CertFile == "" {
+		return fmt.Errorf("%s TLS: a trusted CA needs a certificate and key", what)
+	}
+	return nil
+}
+
 // Member is a running embedded etcd member.
 type Member struct {
 	etcd      *embed.Etcd
 	endpoints []string
+	peerURL   string
+	name      string
+	closeOnce sync.Once
 }
 
-// Start starts a member and waits until it serves.
+// Start starts a member and waits until it serves: for a member of a
+// new cluster, until a quorum of the cluster has started and elected a
+// leader.
 func Start(ctx context.Context, c Config) (*Member, error) {
+	cfg, err := c.embed()
+	if err != nil {
+		return nil, err
+	}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcdlocal: start: %w", err)
+	}
+	var timeout <-chan time.Time
+	if c.StartTimeout >= 0 {
+		d := c.StartTimeout
+		if d == 0 {
+			d = 30 * time.Second
+		}
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("etcdlocal: %w", err)
+	case <-timeout:
+		e.Close()
+		return nil, errors.New("etcdlocal: not ready in time (a member of a new cluster waits for a quorum of its peers)")
+	case <-ctx.Done():
+		e.Close()
+		return nil, ctx.Err()
+	}
+	return &Member{
+		etcd:      e,
+		endpoints: []string{cfg.AdvertiseClientUrls[0].Host},
+		peerURL:   cfg.AdvertisePeerUrls[0].String(),
+		name:      cfg.Name,
+	}, nil
+}
+
+// embed checks c and turns it into etcd's configuration.
+func (c Config) embed() (*embed.Config, error) {
 	if c.Dir == "" {
 		return nil, errors.New("etcdlocal: data dir required")
 	}
-	if c.StartTimeout == 0 {
-		c.StartTimeout = 30 * time.Second
+	if c.Name == "" {
+		c.Name = "classroute"
+	}
+	if c.ClusterState == "" {
+		c.ClusterState = StateNew
+	}
+	if c.ClusterState != StateNew && c.ClusterState != StateExisting {
+		return nil, fmt.Errorf("etcdlocal: cluster state %q: want %q or %q", c.ClusterState, StateNew, StateExisting)
+	}
+	if c.ClusterToken == "" {
+		c.ClusterToken = "classroute"
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "error"
 	}
-	var err error
-	if c.ClientAddr, err = loopbackAddr(c.ClientAddr); err != nil {
+	if err := errors.Join(c.ClientTLS.validate("client"), c.PeerTLS.validate("peer")); err != nil {
+		return nil, fmt.Errorf("etcdlocal: %w", err)
+	}
+	cu, err := listenURL(c.ClientAddr, c.ClientTLS.enabled())
+	if err != nil {
 		return nil, fmt.Errorf("etcdlocal: client address: %w", err)
 	}
-	if c.PeerAddr, err = loopbackAddr(c.PeerAddr); err != nil {
+	pu, err := listenURL(c.PeerAddr, c.PeerTLS.enabled())
+	if err != nil {
 		return nil, fmt.Errorf("etcdlocal: peer address: %w", err)
 	}
-	cu := url.URL{Scheme: "http", Host: c.ClientAddr}
-	pu := url.URL{Scheme: "http", Host: c.PeerAddr}
 
 	cfg := embed.NewConfig()
-	cfg.Name = "classroute"
+	cfg.Name = c.Name
 	cfg.Dir = c.Dir
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.InitialCluster = c.InitialCluster
+	if cfg.InitialCluster == "" {
+		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	} else if !listsPeer(cfg.InitialCluster, c.Name, pu.String()) {
+		return nil, fmt.Errorf("etcdlocal: initial cluster %q does not list this member as %s=%s", c.InitialCluster, c.Name, pu.String())
+	}
+	cfg.ClusterState = c.ClusterState
+	cfg.InitialClusterToken = c.ClusterToken
+	cfg.ClientTLSInfo = c.ClientTLS.info()
+	cfg.PeerTLSInfo = c.PeerTLS.info()
+	if c.HeartbeatInterval > 0 {
+		cfg.TickMs = uint(c.HeartbeatInterval / time.Millisecond)
+	}
+	if c.ElectionTimeout > 0 {
+		cfg.ElectionMs = uint(c.ElectionTimeout / time.Millisecond)
+	}
 	cfg.Logger = "zap"
 	cfg.LogLevel = c.LogLevel
 	cfg.LogOutputs = []string{"stderr"}
@@ -68,54 +206,74 @@ func Start(ctx context.Context, c Config) (*Member, error) {
 	// that is handled by re-listing.
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = "1h"
-
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("etcdlocal: start: %w", err)
-	}
-	timer := time.NewTimer(c.StartTimeout)
-	defer timer.Stop()
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		e.Close()
-		return nil, fmt.Errorf("etcdlocal: %w", err)
-	case <-timer.C:
-		e.Close()
-		return nil, fmt.Errorf("etcdlocal: not ready after %v", c.StartTimeout)
-	case <-ctx.Done():
-		e.Close()
-		return nil, ctx.Err()
-	}
-	return &Member{etcd: e, endpoints: []string{cu.Host}}, nil
+	return cfg, nil
 }
 
-// Endpoints are the client endpoints ("127.0.0.1:port").
+// listsPeer reports whether an initial-cluster list names this member
+// with this peer URL.
+func listsPeer(initial, name, peer string) bool {
+	for _, m := range strings.Split(initial, ",") {
+		n, u, _ := strings.Cut(strings.TrimSpace(m), "=")
+		if n == name && strings.TrimSuffix(u, "/") == peer {
+			return true
+		}
+	}
+	return false
+}
+
+// Endpoints are the client endpoints ("host:port").
 func (m *Member) Endpoints() []string { return m.endpoints }
+
+// Name is the member's name.
+func (m *Member) Name() string { return m.name }
+
+// PeerURL is the member's advertised peer URL.
+func (m *Member) PeerURL() string { return m.peerURL }
 
 // Err reports fatal errors of the running member.
 func (m *Member) Err() <-chan error { return m.etcd.Err() }
 
-// Close stops the member and waits for it.
-func (m *Member) Close() { m.etcd.Close() }
+// Close stops the member and waits for it. etcd hands leadership to a
+// peer first when it leads a cluster of several. It is safe to call
+// more than once.
+func (m *Member) Close() { m.closeOnce.Do(m.etcd.Close) }
 
-// loopbackAddr checks that addr is a loopback host:port, or picks a free
-// loopback port when addr is empty.
-func loopbackAddr(addr string) (string, error) {
+// listenURL checks addr and makes the member's URL of it. Without TLS
+// addr must be loopback; empty picks a free loopback port.
+func listenURL(addr string, tls bool) (url.URL, error) {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
 	if addr == "" {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return "", err
+			return url.URL{}, err
 		}
 		defer l.Close()
-		return l.Addr().String(), nil
+		return url.URL{Scheme: scheme, Host: l.Addr().String()}, nil
 	}
-	host, _, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", err
+		return url.URL{}, err
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return "", fmt.Errorf("%q is not a loopback address: the embedded member serves only this machine", addr)
+	if port == "" || port == "0" {
+		return url.URL{}, fmt.Errorf("%q: a member's address needs a fixed port", addr)
 	}
-	return addr, nil
+	if !tls && !IsLoopback(host) {
+		return url.URL{}, fmt.Errorf("%q is not a loopback address: plaintext etcd serves only this machine; give a TLS certificate and key to listen on %s", addr, host)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return url.URL{}, fmt.Errorf("%q: a member advertises the address it listens on, so give the host's own address, not %s", addr, host)
+	}
+	return url.URL{Scheme: scheme, Host: addr}, nil
+}
+
+// IsLoopback reports whether host is "localhost" or a loopback IP.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
