@@ -61,14 +61,15 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// binaries builds the daemon and the CLI once per test binary.
+// binaries builds the daemon, the CLI and the etcd member once per test
+// binary.
 var binaries = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "classroute-e2e-bin")
 	if err != nil {
 		return "", err
 	}
 	root := repoRootDir()
-	for _, pkg := range []string{"./cmd/classrouted", "./cmd/classroutectl"} {
+	for _, pkg := range []string{"./cmd/classrouted", "./cmd/classroutectl", "./cmd/classroute-etcd"} {
 		cmd := exec.Command("go", "build", "-o", dir, pkg)
 		cmd.Dir = root
 		if b, err := cmd.CombinedOutput(); err != nil {

@@ -1,0 +1,172 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+)
+
+// freePortRange finds a base port whose next n ports are all free on
+// loopback. (Another process may take one before it is used; the
+// script then fails loudly, and the test says so.)
+func freePortRange(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		base := 20000 + rand.IntN(400)*100
+		ok := true
+		for p := base; p <= base+n && ok; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range on loopback")
+	return 0
+}
+
+// clusterScript runs deploy/cluster.sh with a run directory and ports of
+// the test's own.
+type clusterScript struct {
+	t    *testing.T
+	root string
+	env  []string
+	dir  string
+	base int
+}
+
+func (c *clusterScript) run(timeout time.Duration, args ...string) (string, error) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(c.root, "deploy", "cluster.sh")}, args...)...)
+	cmd.Dir = c.root
+	cmd.Env = append(os.Environ(), c.env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// deploy/cluster.sh up builds the binaries, starts a three-member etcd
+// cluster and two daemons on it; a workload placed through one daemon is
+// seen, and answered for the same request id, by the other; down stops
+// every process it started.
+func TestClusterScript(t *testing.T) {
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Skip("deploy/cluster.sh needs setsid")
+	}
+	c := &clusterScript{t: t, root: repoRoot(t), dir: t.TempDir(), base: freePortRange(t, 30)}
+	c.env = []string{
+		"CLASSROUTE_CLUSTER_DIR=" + c.dir,
+		fmt.Sprintf("CLASSROUTE_CLUSTER_PORT=%d", c.base),
+		"CLASSROUTE_CLUSTER_NOFSYNC=1",
+	}
+	out, err := c.run(3*time.Minute, "up")
+	t.Cleanup(func() {
+		if out, err := c.run(time.Minute, "down"); err != nil {
+			t.Errorf("cluster.sh down: %v\n%s", err, out)
+		}
+		if t.Failed() {
+			for _, name := range []string{"m1", "m2", "m3", "d1", "d2"} {
+				b, _ := os.ReadFile(filepath.Join(c.dir, "logs", name+".log"))
+				t.Logf("%s.log:\n%s", name, tail(string(b), 30))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("cluster.sh up: %v\n%s", err, out)
+	}
+	d1 := fmt.Sprintf("127.0.0.1:%d", c.base+11)
+	d2 := fmt.Sprintf("127.0.0.1:%d", c.base+12)
+	for _, want := range []string{d1, d2, "place -f", "regions --server " + d1} {
+		if !strings.Contains(out, want) {
+			t.Errorf("cluster.sh up output lacks %q:\n%s", want, out)
+		}
+	}
+
+	ctl := filepath.Join(c.dir, "bin", "classroutectl")
+	a := &env{t: t, ctl: ctl, server: d1, root: c.root}
+	b := &env{t: t, ctl: ctl, server: d2, root: c.root}
+	first := a.place("examples/aukus-secret.yaml", "--request-id", "cluster-1")
+	var got pb.GetResponse
+	b.ok(&got, "get", "cluster-1")
+	if !proto.Equal(got.GetPlacement(), first) {
+		t.Errorf("placement through d1 read through d2 differs:\n%v\n%v", first, got.GetPlacement())
+	}
+	if again := b.place("examples/aukus-secret.yaml", "--request-id", "cluster-1"); !proto.Equal(again, first) {
+		t.Errorf("the same request id through d2 gave another placement:\n%v\n%v", first, again)
+	}
+	second := b.place("examples/jedi-multivendor.yaml", "--request-id", "cluster-2")
+	if got := a.regions()[second.GetAssignments()[0].GetRegion()].GetUsed().GetMilliCpu(); got < second.GetWorkload().GetResources().GetMilliCpu() {
+		t.Errorf("d1 sees %dm used in %s after d2 placed %dm there", got, second.GetAssignments()[0].GetRegion(), second.GetWorkload().GetResources().GetMilliCpu())
+	}
+
+	if out, err := c.run(time.Minute, "status"); err != nil || strings.Count(out, "running") != 5 || strings.Count(out, "serving,") != 2 {
+		t.Errorf("cluster.sh status: %v\n%s", err, out)
+	}
+
+	pids, _ := filepath.Glob(filepath.Join(c.dir, "run", "*.pid"))
+	var procs []int
+	for _, f := range pids {
+		var pid int
+		b, _ := os.ReadFile(f)
+		fmt.Sscan(string(b), &pid)
+		procs = append(procs, pid)
+	}
+	if len(procs) != 5 {
+		t.Errorf("%d PID files; want 5 (3 members, 2 daemons): %v", len(procs), pids)
+	}
+	if out, err := c.run(time.Minute, "down"); err != nil {
+		t.Fatalf("cluster.sh down: %v\n%s", err, out)
+	}
+	for _, pid := range procs {
+		if processRuns(pid) {
+			t.Errorf("process %d still runs after down", pid)
+		}
+	}
+	for _, addr := range []string{d1, d2, fmt.Sprintf("127.0.0.1:%d", c.base+1)} {
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			t.Errorf("%s still accepts connections after down", addr)
+		}
+	}
+}
+
+// processRuns reports whether pid runs (and is not an unreaped zombie).
+func processRuns(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndex(s, ") "); i >= 0 {
+		return !strings.HasPrefix(s[i+2:], "Z")
+	}
+	return true
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
