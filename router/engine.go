@@ -26,6 +26,7 @@ const (
 	ReasonCapacity      ReasonCode = "capacity"       // not enough free capacity
 	ReasonHealth        ReasonCode = "health"         // region not active (draining, unhealthy, offline)
 	ReasonSpread        ReasonCode = "spread"         // eligible, but not chosen: the spread rules exclude it
+	ReasonStranded      ReasonCode = "stranded"       // a replica must move and no region can take it
 )
 
 // Reason is one failed rule with a human explanation.

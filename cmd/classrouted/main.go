@@ -46,6 +46,12 @@ type Config struct {
 	ShutdownTimeout              time.Duration
 	LogLevel                     slog.Level
 	LogFormat                    string
+	// Reconciler: see state.ReconcilerConfig.
+	Reconcile     bool
+	Name          string
+	AgentGrace    time.Duration
+	RequireAgents bool
+	MoveEvery     time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*Config, error) {
@@ -67,6 +73,11 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline before in-flight calls are cut")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&c.Reconcile, "reconcile", true, "campaign to run the reconciler that re-routes placements when regions change (one daemon leads at a time)")
+	fs.StringVar(&c.Name, "name", "", "this daemon's name in the reconciler election (default: host name and listen address)")
+	fs.DurationVar(&c.AgentGrace, "agent-grace", 30*time.Second, "a region whose agent has not been live for this long is unhealthy")
+	fs.BoolVar(&c.RequireAgents, "require-agents", false, "hold every region to -agent-grace, even one no agent has served yet")
+	fs.DurationVar(&c.MoveEvery, "move-every", 0, "space replica moves at least this far apart (0: no limit)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -112,6 +123,9 @@ func (c *Config) validate() error {
 	}
 	if c.StaleAfter <= 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("-stale-after and -shutdown-timeout must be positive"))
+	}
+	if c.AgentGrace <= 0 || c.MoveEvery < 0 {
+		errs = append(errs, errors.New("-agent-grace must be positive and -move-every not negative"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format %q: want text or json", c.LogFormat))
@@ -217,6 +231,22 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		reflection.Register(g)
 	}
 	go server.WatchHealth(ctx, hs, store, time.Second)
+	if cfg.Reconcile {
+		name := cfg.Name
+		if name == "" {
+			host, _ := os.Hostname()
+			name = host + "/" + cfg.Listen
+		}
+		rctx, rcancel := context.WithCancel(ctx)
+		rdone := make(chan struct{})
+		defer func() { rcancel(); <-rdone }()
+		go func() {
+			defer close(rdone)
+			_ = store.Reconcile(rctx, state.ReconcilerConfig{
+				Name: name, AgentGrace: cfg.AgentGrace, RequireAgents: cfg.RequireAgents, MoveEvery: cfg.MoveEvery,
+			})
+		}()
+	}
 
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -15,6 +15,15 @@ const (
 	AuditPlace   = "place"   // a placement committed
 	AuditRefuse  = "refuse"  // a placement refused: no eligible region, or spread unsatisfiable
 	AuditRelease = "release" // a placement released
+
+	// Written by the reconciler (reconcile.go), in the transaction of
+	// the change they record.
+	AuditViolation = "violation" // a replica's region no longer covers the workload
+	AuditStranded  = "stranded"  // a replica must move and no region can take it
+	AuditReroute   = "reroute"   // a replica moved: Regions holds from, to
+	AuditRetire    = "retire"    // a moved-away copy released once its replacement was confirmed
+	AuditRecovered = "recovered" // a placement's issues cleared without a move
+	AuditHealth    = "health"    // a region marked unhealthy: no live agent past the grace period
 )
 
 // AuditEntry is one audit record: what was decided, for whom, on what

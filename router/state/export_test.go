@@ -1,6 +1,11 @@
 package state
 
-import "context"
+import (
+	"context"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
 
 // Test hooks, compiled only into this package's tests.
 
@@ -42,4 +47,25 @@ func WithAfterSeedChunk(f func(chunk int)) Option {
 // marker while a seed is part-way.
 func WithSeedLeaseTTL(seconds int64) Option {
 	return func(o *options) { o.seedLeaseTTL = seconds }
+}
+
+// PassAs runs one reconcile pass as a leader whose election key is key
+// with create revision rev: a former leader's, to show it is fenced.
+func (s *Store) PassAs(ctx context.Context, key string, rev int64, cfg ReconcilerConfig) error {
+	cfg.defaults()
+	r := &reconciler{s: s, cfg: cfg, f: fence{key, rev}, lostAt: map[string]time.Time{}, lastSeen: map[string]time.Time{}}
+	return r.pass(ctx)
+}
+
+// LeaderKey returns the current leader's election key and its create
+// revision.
+func (s *Store) LeaderKey(ctx context.Context) (string, int64, error) {
+	resp, err := s.kv.Get(ctx, s.keys.election()+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(1))
+	if err != nil {
+		return "", 0, err
+	}
+	if len(resp.Kvs) == 0 {
+		return "", 0, nil
+	}
+	return string(resp.Kvs[0].Key), resp.Kvs[0].CreateRevision, nil
 }

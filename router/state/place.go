@@ -377,8 +377,10 @@ func (s *Store) Release(ctx context.Context, id string) (*router.Placement, erro
 		rev, _ := revisionTxn(tx)
 		rec := placementTxn(tx, id)
 		var usage []*usageRecord
+		var held []string // replicas and retiring copies: each holds capacity
 		if rec != nil {
-			for _, key := range rec.P.Regions {
+			held = placementRegions(rec.P)
+			for _, key := range held {
 				usage = append(usage, usageTxn(tx, key))
 			}
 		}
@@ -394,20 +396,22 @@ func (s *Store) Release(ctx context.Context, id string) (*router.Placement, erro
 		}
 		p := *rec.P
 		p.State, p.ReleasedAt = router.PlacementReleased, s.clock().UTC()
+		p.UpdatedAt = p.ReleasedAt
+		p.Issues, p.Retiring = nil, nil
 		pval, err := json.Marshal(&p)
 		if err != nil {
 			return false, 0, err
 		}
 		aval, err := json.Marshal(AuditEntry{
 			Time: p.ReleasedAt, Op: AuditRelease, RequestID: id, Tenant: p.Tenant,
-			Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: p.Regions, Revision: rev,
+			Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: held, Revision: rev,
 		})
 		if err != nil {
 			return false, 0, err
 		}
 		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(pkey), "=", rec.Rev)}
 		ops := []clientv3.Op{clientv3.OpPut(pkey, string(pval))}
-		for i, key := range p.Regions {
+		for i, key := range held {
 			ukey := s.keys.usage(key)
 			u := usage[i]
 			if u == nil {

@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -49,7 +50,7 @@ func placementsTableSchema() *memdb.TableSchema {
 			indexRegion: {
 				Name:         indexRegion,
 				AllowMissing: true,
-				Indexer:      manyIndex[*placementRecord](func(p *placementRecord) []string { return p.P.Regions }),
+				Indexer:      manyIndex[*placementRecord](func(p *placementRecord) []string { return placementRegions(p.P) }),
 			},
 		},
 	}
@@ -78,14 +79,22 @@ func (f *PlacementFilter) match(p *router.Placement) bool {
 		return false
 	}
 	if f.Region != "" {
-		for _, r := range p.Regions {
-			if r == f.Region {
-				return true
-			}
-		}
-		return false
+		return slices.Contains(placementRegions(p), f.Region)
 	}
 	return true
+}
+
+// placementRegions lists the regions a placement is in: its replicas'
+// and its retiring copies'.
+func placementRegions(p *router.Placement) []string {
+	if len(p.Retiring) == 0 {
+		return p.Regions
+	}
+	out := slices.Clone(p.Regions)
+	for _, r := range p.Retiring {
+		out = append(out, r.Region)
+	}
+	return out
 }
 
 // placementsTxn calls yield with the placements f selects, in id order,

@@ -26,6 +26,10 @@ type Decider interface {
 	Place(router.Input) router.Decision
 	// Plan decides and explains every region's verdict.
 	Plan(router.Input) router.Decision
+	// Recheck says whether a placed replica may stay in its region.
+	Recheck(in router.Input, idx int) ([]router.Reason, bool)
+	// Replace picks a region for one replica while the others stay.
+	Replace(in router.Input, keep, avoid []int) (router.Replacement, error)
 }
 
 // Defaults of the options.
@@ -89,7 +93,8 @@ func WithOpTimeout(d time.Duration) Option { return func(o *options) { o.opTimeo
 // nested transaction; see batch.go), and returns once the cache reflects
 // it. A Store is safe for concurrent use; Close stops it.
 type Store struct {
-	kv clientv3.KV
+	cli *clientv3.Client
+	kv  clientv3.KV
 	// newLease makes a lease client of its own (Seed's), closed after
 	// use so that its keep-alive goroutines end with it.
 	newLease func() clientv3.Lease
@@ -113,6 +118,8 @@ type Store struct {
 	kick   chan struct{} // asks for a progress request now
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the background goroutines have exited
+
+	leading atomic.Bool // this store's reconciler is the elected leader
 
 	mu          sync.Mutex
 	watchCancel context.CancelFunc // cancels the current watch
@@ -146,6 +153,7 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 			o.prefix, o.staleAfter, o.progressEvery, o.maxRetries, o.opTimeout)
 	}
 	s := &Store{
+		cli:      cli,
 		kv:       cli.KV,
 		newLease: func() clientv3.Lease { return clientv3.NewLease(cli) },
 		watcher:  clientv3.NewWatcher(cli),

@@ -1,0 +1,479 @@
+package state_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/state"
+)
+
+// reconcile runs the store's reconciler until the test ends.
+func reconcile(tb testing.TB, s *state.Store, cfg state.ReconcilerConfig) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Reconcile(ctx, cfg) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	tb.Cleanup(stop)
+	return stop
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(tb testing.TB, timeout time.Duration, cond func() (bool, string)) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("not within %v: %s", timeout, why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// storedPlacement is a placement record read straight from etcd.
+type storedPlacement struct {
+	P         router.Placement
+	CreateRev int64
+}
+
+func (e *env) placements() map[string]storedPlacement {
+	e.tb.Helper()
+	resp, err := e.other.Get(context.Background(), e.prefix+"placements/", clientv3.WithPrefix())
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	out := make(map[string]storedPlacement)
+	for _, kv := range resp.Kvs {
+		var p router.Placement
+		if err := json.Unmarshal(kv.Value, &p); err != nil {
+			e.tb.Fatal(err)
+		}
+		out[p.ID] = storedPlacement{p, kv.CreateRevision}
+	}
+	return out
+}
+
+func (e *env) auditOps() map[string]int {
+	e.tb.Helper()
+	entries, err := e.store.ListAudit(context.Background(), 10000)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	n := make(map[string]int)
+	for _, a := range entries {
+		n[a.Op]++
+	}
+	return n
+}
+
+// checkUsage asserts every region's usage record equals the sum over the
+// live placements holding capacity there (replicas and retiring copies).
+func (e *env) checkUsage(regions ...string) {
+	e.tb.Helper()
+	ps := e.placements()
+	for _, key := range regions {
+		var want router.Resources
+		var n int64
+		for _, sp := range ps {
+			if sp.P.Holds(key) {
+				want = want.Add(sp.P.Workload.Resources)
+				n++
+			}
+		}
+		got, gotN := e.usage(key)
+		if got != want || gotN != n {
+			e.tb.Errorf("usage of %s = %+v in %d placements; placements hold %+v in %d", key, got, gotN, want, n)
+		}
+	}
+}
+
+func (e *env) putRegion(r router.Region) int64 {
+	e.tb.Helper()
+	rev, err := e.store.PutRegion(context.Background(), &r)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	return rev
+}
+
+func (e *env) place(id string, w *router.Workload) *router.Placement {
+	e.tb.Helper()
+	p, err := e.store.Place(context.Background(), id, w)
+	if err != nil {
+		e.tb.Fatalf("place %s: %v", id, err)
+	}
+	return p
+}
+
+func TestReconcileMovesReplicasOffADowngradedRegion(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5 // the first choice
+	s2 := secretRegion("azure", "s2", big)
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, s2, commercialRegion("aws", "c1")}, []router.Tenant{army()})
+	const n = 12
+	for i := range n {
+		if p := e.place(fmt.Sprintf("w%d", i), secretWorkload(t, fmt.Sprintf("w%d", i))); p.Regions[0] != "aws/s1" {
+			t.Fatalf("placed in %v, want aws/s1 (the cheaper)", p.Regions)
+		}
+	}
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
+
+	// Downgrade s1 to CUI: every SECRET replica there is a violation
+	// and must move to s2, the only other SECRET region.
+	down := s1
+	down.Accreditation.MaxLevel = label.CUI
+	down.NetworkDomain = router.DomainInternet
+	down.Personnel = router.PersonnelNone
+	e.putRegion(down)
+
+	eventually(t, 10*time.Second, func() (bool, string) {
+		for id, sp := range e.placements() {
+			if !slices.Equal(sp.P.Regions, []string{"azure/s2"}) || len(sp.P.Retiring) > 0 || sp.P.State != router.PlacementPlaced {
+				return false, fmt.Sprintf("%s: regions %v, retiring %v, state %s", id, sp.P.Regions, sp.P.Retiring, sp.P.State)
+			}
+		}
+		return true, ""
+	})
+	for id, sp := range e.placements() {
+		if sp.P.Moves != 1 {
+			t.Errorf("%s moved %d times, want 1", id, sp.P.Moves)
+		}
+	}
+	e.checkUsage("aws/s1", "azure/s2")
+	ops := e.auditOps()
+	for _, op := range []string{state.AuditViolation, state.AuditReroute, state.AuditRetire} {
+		if ops[op] != n {
+			t.Errorf("audit has %d %q entries, want %d: %v", ops[op], op, n, ops)
+		}
+	}
+}
+
+func TestReconcileDrainedRegionMovesWithoutViolation(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	e.place("w", secretWorkload(t, "w"))
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
+	drained := s1
+	drained.Status = router.StatusDraining
+	e.putRegion(drained)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
+	})
+	if ops := e.auditOps(); ops[state.AuditViolation] != 0 || ops[state.AuditReroute] != 1 {
+		t.Errorf("audit %v: want one reroute and no violation (draining is not a violation)", ops)
+	}
+	e.checkUsage("aws/s1", "azure/s2")
+}
+
+func TestReconcileStrandedThenRecovered(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	e.seed([]router.Provider{provider("aws")}, []router.Region{s1, commercialRegion("aws", "c1")}, []router.Tenant{army()})
+	e.place("w", secretWorkload(t, "w"))
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
+
+	revoked := s1
+	revoked.Accreditation.Revoked = true
+	e.putRegion(revoked)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		if p.State != router.PlacementViolation || len(p.Issues) != 1 {
+			return false, fmt.Sprintf("%+v", p)
+		}
+		is := p.Issues[0]
+		return is.Region == "aws/s1" && is.Violation && is.Stranded, fmt.Sprintf("%+v", is)
+	})
+	// Visible to List by state, with the reasons.
+	st := router.PlacementViolation
+	got, _, err := e.store.ListPlacements(state.PlacementFilter{State: &st}, 0, "")
+	if err != nil || len(got) != 1 || got[0].ID != "w" {
+		t.Fatalf("list violations: %v, %v", got, err)
+	}
+	var codes []router.ReasonCode
+	for _, r := range got[0].Issues[0].Reasons {
+		codes = append(codes, r.Code)
+	}
+	if !slices.Contains(codes, router.ReasonAccreditation) || !slices.Contains(codes, router.ReasonStranded) {
+		t.Errorf("issue reasons %v: want accreditation and stranded", got[0].Issues[0].Reasons)
+	}
+	// Never silently moved to a weaker region: it is still where it was.
+	if !slices.Equal(got[0].Regions, []string{"aws/s1"}) {
+		t.Errorf("regions %v", got[0].Regions)
+	}
+
+	// Re-accredited: the placement recovers where it is.
+	e.putRegion(s1)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		return p.State == router.PlacementPlaced && len(p.Issues) == 0, fmt.Sprintf("%+v", p)
+	})
+	ops := e.auditOps()
+	if ops[state.AuditViolation] != 1 || ops[state.AuditStranded] != 1 || ops[state.AuditRecovered] != 1 {
+		t.Errorf("audit %v: want one violation, one stranded, one recovered", ops)
+	}
+	e.checkUsage("aws/s1")
+}
+
+// A region with an agent (a health record) is confirmed only by the
+// agent: the old copy keeps running, and its capacity, until then.
+func TestReconcileKeepsTheOldCopyUntilTheNewOneRuns(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	e.place("w", secretWorkload(t, "w"))
+	waitFor(t, e.store, e.putJSON("health/azure/s2", router.Health{Healthy: true, Since: time.Now().UTC(), Agent: "agent-s2"}))
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
+
+	drained := s1
+	drained.Status = router.StatusDraining
+	e.putRegion(drained)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		return slices.Equal(p.Regions, []string{"azure/s2"}), fmt.Sprintf("%+v", p)
+	})
+	// Several passes later the old copy is still there, holding capacity.
+	time.Sleep(300 * time.Millisecond)
+	p := e.placements()["w"].P
+	if len(p.Retiring) != 1 || p.Retiring[0].Region != "aws/s1" || p.Retiring[0].MovedTo != "azure/s2" {
+		t.Fatalf("retiring %+v: the old copy must stay until the new one runs", p.Retiring)
+	}
+	e.checkUsage("aws/s1", "azure/s2")
+	if used, _ := e.usage("aws/s1"); used != unit {
+		t.Fatalf("aws/s1 usage %+v: the retiring copy holds its capacity", used)
+	}
+
+	// The agent acknowledges the new replica running: the old copy goes.
+	p.Replicas = []router.ReplicaStatus{{State: router.ReplicaRunning, At: time.Now().UTC()}}
+	e.putJSON("placements/w", p)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		return len(p.Retiring) == 0, fmt.Sprintf("%+v", p.Retiring)
+	})
+	e.checkUsage("aws/s1", "azure/s2")
+}
+
+// A paused former leader cannot write: its fence (the create revision of
+// its election key) no longer holds once another daemon leads.
+func TestReconcilerFencedAfterLosingLeadership(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	e.place("w", secretWorkload(t, "w"))
+	b := e.open(e.other)
+
+	stopA := reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
+	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "a not leading" })
+	ctx := context.Background()
+	oldKey, oldRev, err := e.store.LeaderKey(ctx)
+	if err != nil || oldRev == 0 {
+		t.Fatalf("leader key: %q %d %v", oldKey, oldRev, err)
+	}
+	stopA()
+	// A new leader (the test, holding the election) that does not act.
+	sess, err := concurrency.NewSession(newClient(t, e.member), concurrency.WithTTL(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	el := concurrency.NewElection(sess, e.prefix+"election/reconciler")
+	if err := el.Campaign(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if el.Rev() == oldRev {
+		t.Fatal("the new leader has a's fence")
+	}
+
+	// Drain s1; a, which thinks it still leads, runs a pass with its
+	// old fence.
+	drained := s1
+	drained.Status = router.StatusDraining
+	e.putRegion(drained)
+	before := e.placements()["w"]
+	opsBefore := e.auditOps()
+	if err := e.store.PassAs(ctx, oldKey, oldRev, state.ReconcilerConfig{Name: "a"}); err != nil {
+		t.Logf("fenced pass: %v", err)
+	}
+	after := e.placements()["w"]
+	if after.P.Moves != before.P.Moves || !slices.Equal(after.P.Regions, before.P.Regions) {
+		t.Fatalf("the former leader moved the placement: %v -> %v", before.P.Regions, after.P.Regions)
+	}
+	if ops := e.auditOps(); ops[state.AuditReroute] != opsBefore[state.AuditReroute] {
+		t.Fatalf("the former leader wrote audit entries: %v", ops)
+	}
+	// The same pass under the current leader's fence moves it.
+	if err := b.PassAs(ctx, el.Key(), el.Rev(), state.ReconcilerConfig{Name: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.placements()["w"].P; !slices.Equal(p.Regions, []string{"azure/s2"}) {
+		t.Fatalf("the leader did not move it: %v", p.Regions)
+	}
+}
+
+// A region with an agent that has had no live agent for the grace period
+// is marked unhealthy, and its placements move.
+func TestReconcileMarksRegionWithoutLiveAgentUnhealthy(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	e.place("w", secretWorkload(t, "w"))
+	// s1 had an agent (a health record) that is gone (no live record).
+	waitFor(t, e.store, e.putJSON("health/aws/s1", router.Health{Healthy: true, Since: time.Now().UTC(), Agent: "agent-s1"}))
+	start := time.Now()
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", AgentGrace: 500 * time.Millisecond})
+	eventually(t, 10*time.Second, func() (bool, string) {
+		_, h := e.store.RegionAgent("aws/s1")
+		return h != nil && !h.Healthy, fmt.Sprintf("health %+v", h)
+	})
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Fatalf("marked unhealthy after %v, before the grace period", d)
+	}
+	_, h := e.store.RegionAgent("aws/s1")
+	if !strings.Contains(h.Reason, "no live agent") || h.Agent != "agent-s1" {
+		t.Errorf("health %+v", h)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
+	})
+	plan, err := e.store.Plan(context.Background(), secretWorkload(t, "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range plan.Regions {
+		if v.Key == "aws/s1" && (v.Eligible || v.Reasons[0].Code != router.ReasonHealth) {
+			t.Errorf("aws/s1 verdict %+v: want refused for health", v)
+		}
+	}
+	// A region that never had an agent is not held to the grace period.
+	if _, h := e.store.RegionAgent("azure/s2"); h != nil {
+		t.Errorf("azure/s2 got a health record %+v", h)
+	}
+}
+
+// An accreditation downgrade during 1,000 concurrent placements into the
+// region: no placement commits there after the downgrade's revision.
+func TestDowngradeDuringConcurrentPlacements(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	e.seed([]router.Provider{provider("aws")}, []router.Region{s1, commercialRegion("aws", "c1")}, []router.Tenant{army()})
+	const n = 1000
+	var placed atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			id := fmt.Sprintf("w%d", i)
+			if _, err := e.store.Place(context.Background(), id, secretWorkload(t, id)); err == nil {
+				placed.Add(1)
+			}
+		})
+	}
+	close(start)
+	for placed.Load() < 200 {
+		time.Sleep(time.Millisecond)
+	}
+	down := s1
+	down.Accreditation.MaxLevel = label.Unclassified
+	down.NetworkDomain = router.DomainInternet
+	downRev := e.putRegion(down)
+	wg.Wait()
+
+	var before, after int
+	for id, sp := range e.placements() {
+		if sp.CreateRev > downRev {
+			after++
+			t.Errorf("%s committed at revision %d in %v, after the downgrade at %d", id, sp.CreateRev, sp.P.Regions, downRev)
+		} else {
+			before++
+		}
+	}
+	if before < 200 || before == n {
+		t.Fatalf("%d placements before the downgrade: the downgrade did not land mid-way", before)
+	}
+	t.Logf("%d placed before the downgrade at revision %d, %d refused after", before, downRev, n-before)
+	e.checkUsage("aws/s1")
+}
+
+// A leader killed mid-reconcile: another daemon takes over and finishes;
+// no placement is lost and usage stays exact.
+func TestReconcilerKilledMidwayIsTakenOver(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	const n = 30
+	for i := range n {
+		e.place(fmt.Sprintf("w%d", i), secretWorkload(t, fmt.Sprintf("w%d", i)))
+	}
+	// a leads on a client of its own, which the test kills.
+	acli := newClient(t, e.member)
+	a := e.open(acli)
+	reconcile(t, a, state.ReconcilerConfig{Name: "a", MoveEvery: 30 * time.Millisecond, SessionTTL: time.Second})
+	eventually(t, 5*time.Second, func() (bool, string) { return a.Leading(), "a not leading" })
+	b := e.open(e.other)
+	reconcile(t, b, state.ReconcilerConfig{Name: "b", SessionTTL: time.Second})
+
+	drained := s1
+	drained.Status = router.StatusDraining
+	e.putRegion(drained)
+	moved := func() int {
+		k := 0
+		for _, sp := range e.placements() {
+			if sp.P.Moves > 0 {
+				k++
+			}
+		}
+		return k
+	}
+	eventually(t, 10*time.Second, func() (bool, string) { return moved() >= 5, "fewer than 5 moved" })
+	acli.Close() // a dies: no resignation; its session lease expires
+	if k := moved(); k == n {
+		t.Fatal("a finished before it was killed")
+	}
+	eventually(t, 15*time.Second, func() (bool, string) {
+		for id, sp := range e.placements() {
+			if !slices.Equal(sp.P.Regions, []string{"azure/s2"}) || len(sp.P.Retiring) > 0 {
+				return false, fmt.Sprintf("%s: %v retiring %v", id, sp.P.Regions, sp.P.Retiring)
+			}
+		}
+		return true, ""
+	})
+	if !b.Leading() {
+		t.Error("b does not lead")
+	}
+	ps := e.placements()
+	if len(ps) != n {
+		t.Fatalf("%d placements, want %d", len(ps), n)
+	}
+	for id, sp := range ps {
+		if sp.P.Moves != 1 {
+			t.Errorf("%s moved %d times", id, sp.P.Moves)
+		}
+	}
+	e.checkUsage("aws/s1", "azure/s2")
+}
