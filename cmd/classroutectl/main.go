@@ -163,8 +163,12 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			req.State = pb.PlacementState_PLACEMENT_STATE_PLACED
 		case "released":
 			req.State = pb.PlacementState_PLACEMENT_STATE_RELEASED
+		case "stranded":
+			req.State = pb.PlacementState_PLACEMENT_STATE_STRANDED
+		case "violation":
+			req.State = pb.PlacementState_PLACEMENT_STATE_VIOLATION
 		default:
-			return usageError{fmt.Sprintf("list: --state %q: want placed or released", *state)}
+			return usageError{fmt.Sprintf("list: --state %q: want placed, released, stranded or violation", *state)}
 		}
 		req.PageSize = int32(*pageSize)
 		return c.list(&req)

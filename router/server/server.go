@@ -230,7 +230,8 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 	}
 	switch req.GetState() {
 	case pb.PlacementState_PLACEMENT_STATE_UNSPECIFIED:
-	case pb.PlacementState_PLACEMENT_STATE_PLACED, pb.PlacementState_PLACEMENT_STATE_RELEASED:
+	case pb.PlacementState_PLACEMENT_STATE_PLACED, pb.PlacementState_PLACEMENT_STATE_RELEASED,
+		pb.PlacementState_PLACEMENT_STATE_STRANDED, pb.PlacementState_PLACEMENT_STATE_VIOLATION:
 		st := router.PlacementState(req.GetState() - 1)
 		f.State = &st
 	default:
