@@ -39,6 +39,8 @@ type env struct {
 	ctl    string
 	server string
 	root   string // repository root
+	// kill ends the daemon with SIGKILL: no shutdown of any kind.
+	kill func()
 }
 
 func repoRoot(t *testing.T) string {
@@ -133,12 +135,14 @@ func startDaemon(t *testing.T, extra ...string) (*env, string) {
 			t.Logf("daemon logs:\n%s", logs.String())
 		}
 		// A clean exit after the interrupt is reported as ctx's error.
-		if err != nil && !errors.Is(err, context.Canceled) {
+		var ee *exec.ExitError
+		killed := errors.As(err, &ee) && ee.ProcessState.String() == "signal: killed"
+		if err != nil && !errors.Is(err, context.Canceled) && !killed {
 			t.Errorf("daemon exit: %v", err)
 		}
 		exited <- err
 	})
-	e := &env{t: t, ctl: ctl, server: listen, root: root}
+	e := &env{t: t, ctl: ctl, server: listen, root: root, kill: func() { _ = cmd.Process.Kill() }}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		r := e.run("regions", "-o", "json", "--timeout", "2s")

@@ -35,12 +35,12 @@ Usage:
   classroutectl place -f SPEC.yaml [--request-id ID]   decide and commit a placement
   classroutectl plan -f SPEC.yaml                      decide without committing; every region's verdict
   classroutectl get ID                                 show a placement
-  classroutectl list [--tenant T] [--region P/ID] [--state placed|released] [--page-size N] [--page-token T]
+  classroutectl list [--tenant T] [--region P/ID] [--state placed|released|stranded|violation] [--page-size N] [--page-token T]
   classroutectl release ID                             release a placement's capacity
   classroutectl regions [--provider P]                 list regions with accreditation and usage
   classroutectl providers                              list providers
   classroutectl tenants                                list tenants
-  classroutectl label check 'BANNER'                   parse a banner marking; print its canonical form
+` + regionUsage + `  classroutectl label check 'BANNER'                   parse a banner marking; print its canonical form
 
 Flags for every command:
   --server ADDR   classrouted address (default $CLASSROUTE_SERVER or 127.0.0.1:7400)
@@ -183,6 +183,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return c.catalog(cmd)
+	case "region":
+		return c.region(fs, args)
 	case "label":
 		pos, err := c.flags(fs, args)
 		if err != nil {

@@ -1,0 +1,61 @@
+package main_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+)
+
+// A region is drained while the leading daemon re-routes its placements;
+// the leader is killed (SIGKILL) part-way. The other daemon takes over
+// the reconciler and finishes: every placement ends in the other region,
+// none is lost, and usage matches the placements exactly.
+func TestRerouteSurvivesLeaderKilledMidway(t *testing.T) {
+	host, etcdAddr := startDaemon(t, "--catalog", "cmd/classroutectl/testdata/reroute-catalog.yaml", "--reconcile=false")
+	a := start(t, "--etcd", etcdAddr, "--name", "a", "--move-every", "150ms")
+	const n = 16
+	for i := range n {
+		p := host.place("cmd/classroutectl/testdata/race-workload.yaml", "--request-id", fmt.Sprintf("r%d", i))
+		if got := p.GetAssignments()[0].GetRegion(); got != "natgov/secret-a" {
+			t.Fatalf("placed in %s; want natgov/secret-a (the cheaper)", got)
+		}
+	}
+	// b joins after a, so a leads.
+	b := start(t, "--etcd", etcdAddr, "--name", "b", "--move-every", "150ms")
+
+	used := func(d *env, key string) int64 { return d.regions()[key].GetUsed().GetMilliCpu() / 1000 }
+	var out pb.PutRegionResponse
+	host.ok(&out, "region", "drain", "natgov/secret-a")
+
+	deadline := time.Now().Add(20 * time.Second)
+	for used(host, "natgov/secret-b") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("no replica moved to secret-b within 20s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.kill()
+	if moved := used(host, "natgov/secret-b"); moved >= n {
+		t.Fatalf("all %d moved before the leader was killed; the test proves nothing", moved)
+	}
+
+	deadline = time.Now().Add(30 * time.Second)
+	for used(b, "natgov/secret-a") != 0 || used(b, "natgov/secret-b") != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s: secret-a holds %d, secret-b %d; want 0 and %d", used(b, "natgov/secret-a"), used(b, "natgov/secret-b"), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var list pb.ListResponse
+	b.ok(&list, "list", "--state", "placed", "--page-size", "100")
+	if len(list.GetPlacements()) != n {
+		t.Fatalf("%d placements placed; want %d", len(list.GetPlacements()), n)
+	}
+	for _, p := range list.GetPlacements() {
+		if r := p.GetAssignments()[0].GetRegion(); r != "natgov/secret-b" {
+			t.Errorf("%s in %s", p.GetId(), r)
+		}
+	}
+}
