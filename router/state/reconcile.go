@@ -124,7 +124,15 @@ func (s *Store) campaign(ctx context.Context, cfg *ReconcilerConfig) error {
 	if err != nil {
 		return fmt.Errorf("election session: %w", err)
 	}
-	defer sess.Close()
+	// Step down at once rather than hold the role until the lease
+	// expires: revoking the session's lease deletes the election key.
+	// (ctx may be over: the daemon is stopping.)
+	defer func() {
+		sess.Orphan()
+		rctx, rcancel := context.WithTimeout(context.Background(), s.opTimeout)
+		_, _ = lc.Revoke(rctx, sess.Lease())
+		rcancel()
+	}()
 	el := concurrency.NewElection(sess, s.keys.election())
 	if err := el.Campaign(ctx, cfg.Name); err != nil {
 		return fmt.Errorf("campaign: %w", err)
@@ -144,12 +152,6 @@ func (s *Store) campaign(ctx context.Context, cfg *ReconcilerConfig) error {
 	s.log.Info("state: reconciler elected", "name", cfg.Name, "fence", f.rev)
 	r := &reconciler{s: s, cfg: *cfg, f: f, lostAt: map[string]time.Time{}, lastSeen: map[string]time.Time{}}
 	r.lead(lctx)
-	// Step down at once rather than hold the role until the lease
-	// expires: revoking the session's lease deletes the election key.
-	// (Its own context may be over: the daemon is stopping.)
-	rctx, rcancel := context.WithTimeout(context.Background(), s.opTimeout)
-	_, _ = lc.Revoke(rctx, sess.Lease())
-	rcancel()
 	return fmt.Errorf("leadership ended: %w", context.Cause(lctx))
 }
 

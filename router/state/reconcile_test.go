@@ -477,3 +477,29 @@ func TestReconcilerKilledMidwayIsTakenOver(t *testing.T) {
 	}
 	e.checkUsage("aws/s1", "azure/s2")
 }
+
+// An authority to operate expires with no write to etcd: the reconciler's
+// timer finds it, flags the violation and moves the replica.
+func TestReconcileMovesReplicasWhenAccreditationExpires(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	s1.Accreditation.Expires = time.Now().Add(1500 * time.Millisecond).UTC()
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	if p := e.place("w", secretWorkload(t, "w")); p.Regions[0] != "aws/s1" {
+		t.Fatalf("placed in %v", p.Regions)
+	}
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: 100 * time.Millisecond})
+	time.Sleep(500 * time.Millisecond)
+	if p := e.placements()["w"].P; p.Moves != 0 {
+		t.Fatalf("moved before the accreditation expired: %+v", p)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
+	})
+	if ops := e.auditOps(); ops[state.AuditViolation] != 1 || ops[state.AuditReroute] != 1 {
+		t.Errorf("audit %v: want the expiry flagged as a violation, then the move", ops)
+	}
+	e.checkUsage("aws/s1", "azure/s2")
+}
