@@ -165,6 +165,12 @@ type reconciler struct {
 	lostAt, lastSeen map[string]time.Time
 	lastMove         time.Time
 	wrote            int // transactions committed this term
+	// regionRevs: each region's record and health revisions at the last
+	// pass; watch: placements to look at on every pass; lastFull: when
+	// the last full pass began. See pass.
+	regionRevs map[string][2]int64
+	watch      map[string]bool
+	lastFull   time.Time
 }
 
 // lead runs passes until ctx ends: after every change of the cache, and
@@ -206,24 +212,65 @@ func (r *reconciler) lead(ctx context.Context) {
 // passSettle is how long a pass waits after a change for more changes.
 const passSettle = 20 * time.Millisecond
 
-// pass reconciles region health, then every live placement.
+// pass reconciles region health, then the placements that may need it.
+// A full pass (the first of a term, then at least every Interval: an
+// accreditation expires without a write) looks at every live placement;
+// in between, a pass after a change looks only at the placements in
+// regions whose record or health changed, and at those already on the
+// watch list (with issues, retiring copies or failed replicas), so that
+// a placement storm does not cost a walk of every placement per change.
 func (r *reconciler) pass(ctx context.Context) error {
 	if err := r.healthPass(ctx); err != nil {
 		return err
 	}
+	full := r.regionRevs == nil || r.s.clock().Sub(r.lastFull) >= r.cfg.Interval
+	seen := make(map[string]bool)
 	var ids []string
-	tx := r.s.db.Txn(false)
-	for _, st := range []router.PlacementState{router.PlacementPlaced, router.PlacementStranded, router.PlacementViolation} {
-		it, err := tx.Get(tablePlacements, indexState, st.String())
-		if err != nil {
-			tx.Abort()
-			return err
+	add := func(id string) {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
 		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			ids = append(ids, raw.(*placementRecord).P.ID)
+	}
+	tx := r.s.db.Txn(false)
+	_, view := revisionTxn(tx)
+	revs := make(map[string][2]int64, len(view.keys))
+	for i, key := range view.keys {
+		revs[key] = [2]int64{view.states[i].Rev, view.states[i].HealthRev}
+	}
+	if full {
+		for _, st := range []router.PlacementState{router.PlacementPlaced, router.PlacementStranded, router.PlacementViolation} {
+			it, err := tx.Get(tablePlacements, indexState, st.String())
+			if err != nil {
+				tx.Abort()
+				return err
+			}
+			for raw := it.Next(); raw != nil; raw = it.Next() {
+				add(raw.(*placementRecord).P.ID)
+			}
+		}
+		r.watch = make(map[string]bool)
+		r.lastFull = r.s.clock()
+	} else {
+		for key, rv := range revs {
+			if r.regionRevs[key] == rv {
+				continue
+			}
+			it, err := tx.Get(tablePlacements, indexRegion, key)
+			if err != nil {
+				tx.Abort()
+				return err
+			}
+			for raw := it.Next(); raw != nil; raw = it.Next() {
+				add(raw.(*placementRecord).P.ID)
+			}
+		}
+		for id := range r.watch {
+			add(id)
 		}
 	}
 	tx.Abort()
+	r.regionRevs = revs
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -233,9 +280,23 @@ func (r *reconciler) pass(ctx context.Context) error {
 		}
 		if err := r.placement(ctx, id); err != nil {
 			r.s.log.Warn("state: reconcile placement", "id", id, "err", err)
+			r.watch[id] = true // look again on the next pass
 		}
 	}
 	return nil
+}
+
+// watchOrForget keeps p on the watch list while it needs looking after.
+func (r *reconciler) watchOrForget(p *router.Placement) {
+	need := p.State.Live() && (len(p.Issues) > 0 || len(p.Retiring) > 0)
+	for _, rs := range p.Replicas {
+		need = need || rs.State == router.ReplicaFailed
+	}
+	if need {
+		r.watch[p.ID] = true
+	} else {
+		delete(r.watch, p.ID)
+	}
 }
 
 // healthPass marks unhealthy the agent-monitored regions that have had
@@ -335,6 +396,7 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 	}
 	tx.Abort()
 	if rec == nil || !rec.P.State.Live() {
+		delete(r.watch, id)
 		return nil
 	}
 	p := rec.P
@@ -483,10 +545,16 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 		audit(AuditRecovered, p.Regions, nil)
 	}
 	if samePlacement(p, next) {
+		r.watchOrForget(p)
 		return nil
 	}
 	next.UpdatedAt = now.UTC()
-	return r.commit(ctx, rec, next, view, compared, moved, retired, audits)
+	r.watchOrForget(next) // on failure too: the next pass looks again
+	if err := r.commit(ctx, rec, next, view, compared, moved, retired, audits); err != nil {
+		r.watch[id] = true
+		return err
+	}
+	return nil
 }
 
 // commit writes a reconciled placement: fenced, comparing the placement,
@@ -551,6 +619,7 @@ func (r *reconciler) commit(ctx context.Context, rec *placementRecord, next *rou
 	}
 	if !resp.Succeeded {
 		// Lost a race (or the role): the next pass reads fresh state.
+		r.watch[next.ID] = true
 		return s.waitCommitted(ctx, resp.Header.Revision)
 	}
 	r.wrote++
