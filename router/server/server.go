@@ -27,7 +27,7 @@ type Store interface {
 	Place(ctx context.Context, requestID string, w *router.Workload) (*router.Placement, error)
 	Plan(ctx context.Context, w *router.Workload) (PlanResult, error)
 	GetPlacement(id string) (*router.Placement, error)
-	ListPlacements(f PlacementFilter, pageSize int, pageToken string) ([]*router.Placement, string, error)
+	ListPlacements(f PlacementFilter, pageSize int, pageToken string) (state.PlacementPage, error)
 	Release(ctx context.Context, id string) (*router.Placement, error)
 
 	PutRegion(ctx context.Context, r *router.Region) (int64, error)
@@ -246,12 +246,12 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 	if err := s.fresh(ctx); err != nil {
 		return nil, err
 	}
-	items, next, err := s.store.ListPlacements(f, int(req.GetPageSize()), req.GetPageToken())
+	page, err := s.store.ListPlacements(f, int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	out := &pb.ListResponse{NextPageToken: next}
-	for _, p := range items {
+	out := &pb.ListResponse{NextPageToken: page.Next, Revision: page.Revision}
+	for _, p := range page.Placements {
 		out.Placements = append(out.Placements, PlacementToProto(p))
 	}
 	return out, nil

@@ -171,7 +171,8 @@ func TestCompactionRecovery(t *testing.T) {
 		t.Errorf("Place after re-listing: %v", err)
 	}
 	for _, key := range keys {
-		items, _, err := e.store.ListPlacements(state.PlacementFilter{Region: key}, 0, "")
+		page, err := e.store.ListPlacements(state.PlacementFilter{Region: key}, 0, "")
+		items := page.Placements
 		if _, n := e.usage(key); err != nil || n != int64(len(items)) {
 			t.Errorf("usage of %s counts %d placements; %d listed (%v)", key, n, len(items), err)
 		}

@@ -464,7 +464,8 @@ func TestDeleteRegionRacesPlace(t *testing.T) {
 	}
 	wg.Go(func() { delErr = e.store.DeleteRegion(ctx, "aws/secret-east") })
 	wg.Wait()
-	items, _, err := e.store.ListPlacements(state.PlacementFilter{}, 0, "")
+	page, err := e.store.ListPlacements(state.PlacementFilter{}, 0, "")
+	items := page.Placements
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +543,8 @@ func TestListPlacements(t *testing.T) {
 			var got []string
 			token := ""
 			for pages := 0; ; pages++ {
-				items, next, err := e.store.ListPlacements(tc.f, 2, token)
+				page, err := e.store.ListPlacements(tc.f, 2, token)
+				items, next := page.Placements, page.Next
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -562,7 +564,7 @@ func TestListPlacements(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := e.store.ListPlacements(state.PlacementFilter{}, 2, "!!"); err == nil {
+	if _, err := e.store.ListPlacements(state.PlacementFilter{}, 2, "!!"); err == nil {
 		t.Error("a bad page token was accepted")
 	}
 }
@@ -691,7 +693,8 @@ func TestConcurrentPlacesOneStore(t *testing.T) {
 
 	var all []*router.Placement
 	for token := ""; ; {
-		items, next, err := e.store.ListPlacements(state.PlacementFilter{}, 50, token)
+		page, err := e.store.ListPlacements(state.PlacementFilter{}, 50, token)
+		items, next := page.Placements, page.Next
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -178,12 +178,22 @@ func (s *Store) GetPlacement(id string) (*router.Placement, error) {
 	return p.P, nil
 }
 
+// PlacementPage is one page of ListPlacements.
+type PlacementPage struct {
+	Placements []*router.Placement
+	// Next is the token of the next page; "" on the last.
+	Next string
+	// Revision is the etcd revision the page reflects: watching from it
+	// (WatchPlacements) misses no change made after the page was read.
+	Revision int64
+}
+
 // ListPlacements returns one page of the placements f selects, ordered by
 // id, from the cache. pageSize 0 means DefaultPageSize and is capped at
 // MaxPageSize. pageToken is "" for the first page, then the token the
 // previous page returned; the last page returns "". The placements are
 // shared: never modify one.
-func (s *Store) ListPlacements(f PlacementFilter, pageSize int, pageToken string) ([]*router.Placement, string, error) {
+func (s *Store) ListPlacements(f PlacementFilter, pageSize int, pageToken string) (PlacementPage, error) {
 	switch {
 	case pageSize <= 0:
 		pageSize = DefaultPageSize
@@ -194,28 +204,28 @@ func (s *Store) ListPlacements(f PlacementFilter, pageSize int, pageToken string
 	if pageToken != "" {
 		b, err := base64.RawURLEncoding.DecodeString(pageToken)
 		if err != nil || len(b) == 0 {
-			return nil, "", router.Violations{{Field: "page_token", Description: "not a token this service returned"}}.Err()
+			return PlacementPage{}, router.Violations{{Field: "page_token", Description: "not a token this service returned"}}.Err()
 		}
 		after = string(b)
 	}
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	var out []*router.Placement
+	var page PlacementPage
+	page.Revision, _ = revisionTxn(tx)
 	more := false
 	err := placementsTxn(tx, f, after, func(p *placementRecord) bool {
-		if len(out) == pageSize {
+		if len(page.Placements) == pageSize {
 			more = true
 			return false
 		}
-		out = append(out, p.P)
+		page.Placements = append(page.Placements, p.P)
 		return true
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("list placements: %w", err)
+		return PlacementPage{}, fmt.Errorf("list placements: %w", err)
 	}
-	var next string
 	if more {
-		next = base64.RawURLEncoding.EncodeToString([]byte(out[len(out)-1].ID))
+		page.Next = base64.RawURLEncoding.EncodeToString([]byte(page.Placements[len(page.Placements)-1].ID))
 	}
-	return out, next, nil
+	return page, nil
 }

@@ -206,7 +206,8 @@ func TestReconcileStrandedThenRecovered(t *testing.T) {
 	})
 	// Visible to List by state, with the reasons.
 	st := router.PlacementViolation
-	got, _, err := e.store.ListPlacements(state.PlacementFilter{State: &st}, 0, "")
+	page, err := e.store.ListPlacements(state.PlacementFilter{State: &st}, 0, "")
+	got := page.Placements
 	if err != nil || len(got) != 1 || got[0].ID != "w" {
 		t.Fatalf("list violations: %v, %v", got, err)
 	}

@@ -471,6 +471,11 @@ type ListResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Placements    []*Placement           `protobuf:"bytes,1,rep,name=placements,proto3" json:"placements,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The etcd revision this page reflects. To follow the placements
+	// without a gap, Watch with after_revision set to the first page's
+	// revision: later pages may reflect later revisions, so changes they
+	// already showed may come again, but none is missed.
+	Revision      int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -517,6 +522,13 @@ func (x *ListResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
 }
 
 type ReleaseRequest struct {
@@ -616,7 +628,10 @@ type WatchRequest struct {
 	// Region key "provider/id": placements with a replica or a retiring
 	// copy there, before or after the change.
 	Region string `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
-	// Stream changes after this revision; 0 means from now.
+	// Stream changes after this revision; 0 means from now: from the
+	// revision the daemon's cache reflects, which the first response (a
+	// progress notice) reports. A revision etcd has not reached is
+	// OUT_OF_RANGE too.
 	AfterRevision int64 `protobuf:"varint,4,opt,name=after_revision,json=afterRevision,proto3" json:"after_revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -816,12 +831,13 @@ const file_classroute_v1_placement_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\x0e2\x1d.classroute.v1.PlacementStateR\x05state\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"p\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"\x8c\x01\n" +
 	"\fListResponse\x128\n" +
 	"\n" +
 	"placements\x18\x01 \x03(\v2\x18.classroute.v1.PlacementR\n" +
 	"placements\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\" \n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\" \n" +
 	"\x0eReleaseRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"I\n" +
 	"\x0fReleaseResponse\x126\n" +
