@@ -85,3 +85,15 @@ func (v Violations) Err() error {
 	}
 	return &InvalidError{Violations: v}
 }
+
+// Errors of the placement feed (Watch).
+var (
+	// ErrRevisionOutOfRange: a watch asked for changes from a revision
+	// etcd no longer keeps (compacted), or has not reached. The caller
+	// lists again and watches from the list's revision.
+	ErrRevisionOutOfRange = errors.New("revision out of range")
+	// ErrWatcherTooSlow: a watcher fell too far behind the changes it
+	// follows; its stream ends, and it resumes from the last revision it
+	// received.
+	ErrWatcherTooSlow = errors.New("watcher fell behind")
+)

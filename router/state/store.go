@@ -55,6 +55,9 @@ type options struct {
 	beforeApply    func(watch context.Context) // tests only; see export_test.go
 	afterSeedChunk func(chunk int)             // tests only; see export_test.go
 	seedLeaseTTL   int64                       // seconds; see Seed
+
+	watchProgressEvery time.Duration // see feed.go
+	watchBuffer        int
 }
 
 // WithPrefix sets the etcd key prefix (default DefaultPrefix). It should
@@ -98,6 +101,9 @@ type Store struct {
 	// newLease makes a lease client of its own (Seed's), closed after
 	// use so that its keep-alive goroutines end with it.
 	newLease func() clientv3.Lease
+	// newWatch makes a watcher of its own (a placement feed's), so
+	// that its progress requests reach only its own watch.
+	newWatch func() clientv3.Watcher
 	watcher  clientv3.Watcher
 	engine   Decider
 	keys     keys
@@ -141,6 +147,9 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		maxRetries:    DefaultMaxRetries,
 		opTimeout:     DefaultOpTimeout,
 		seedLeaseTTL:  defaultSeedLeaseTTL,
+
+		watchProgressEvery: DefaultWatchProgressEvery,
+		watchBuffer:        DefaultWatchBuffer,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -148,14 +157,16 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
 	}
-	if o.prefix == "" || o.staleAfter <= 0 || o.progressEvery <= 0 || o.maxRetries < 0 || o.opTimeout <= 0 {
-		return nil, fmt.Errorf("state: invalid options (prefix %q, stale after %v, progress every %v, max retries %d, op timeout %v)",
-			o.prefix, o.staleAfter, o.progressEvery, o.maxRetries, o.opTimeout)
+	if o.prefix == "" || o.staleAfter <= 0 || o.progressEvery <= 0 || o.maxRetries < 0 || o.opTimeout <= 0 ||
+		o.watchProgressEvery <= 0 || o.watchBuffer <= 0 {
+		return nil, fmt.Errorf("state: invalid options (prefix %q, stale after %v, progress every %v, max retries %d, op timeout %v, watch progress every %v, watch buffer %d)",
+			o.prefix, o.staleAfter, o.progressEvery, o.maxRetries, o.opTimeout, o.watchProgressEvery, o.watchBuffer)
 	}
 	s := &Store{
 		cli:      cli,
 		kv:       cli.KV,
 		newLease: func() clientv3.Lease { return clientv3.NewLease(cli) },
+		newWatch: func() clientv3.Watcher { return clientv3.NewWatcher(cli) },
 		watcher:  clientv3.NewWatcher(cli),
 		engine:   engine,
 		keys:     keys{prefix: o.prefix},
