@@ -224,7 +224,8 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})))
 	}
 	g := grpc.NewServer(opts...)
-	server.New(store, log).Register(g)
+	srv := server.New(store, log)
+	srv.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	if cfg.Reflection {
@@ -263,6 +264,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	log.Info("shutting down", "deadline", cfg.ShutdownTimeout)
 	hs.Shutdown()
+	srv.StopWatches() // watchers resume elsewhere or after the restart
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()
 	select {

@@ -29,6 +29,8 @@ type Store interface {
 	GetPlacement(id string) (*router.Placement, error)
 	ListPlacements(f PlacementFilter, pageSize int, pageToken string) (state.PlacementPage, error)
 	Release(ctx context.Context, id string) (*router.Placement, error)
+	// WatchPlacements streams the placement changes after a revision.
+	WatchPlacements(ctx context.Context, f state.WatchFilter, after int64) (*state.Feed, error)
 
 	PutRegion(ctx context.Context, r *router.Region) (int64, error)
 	GetRegion(key string) (router.RegionState, error)
@@ -65,11 +67,17 @@ type Server struct {
 	pb.UnimplementedCatalogServiceServer
 	store Store
 	log   *slog.Logger
+
+	// draining ends when StopWatches is called.
+	draining    context.Context
+	stopWatches context.CancelFunc
 }
 
 // New returns a server over store.
 func New(store Store, log *slog.Logger) *Server {
-	return &Server{store: store, log: log}
+	s := &Server{store: store, log: log}
+	s.draining, s.stopWatches = context.WithCancel(context.Background())
+	return s
 }
 
 // Register adds the services to g.
@@ -85,6 +93,7 @@ func ServerOptions(log *slog.Logger) []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(MaxSendMsgSize),
 		grpc.ChainUnaryInterceptor(recoverInterceptor(log), logInterceptor(log)),
+		grpc.ChainStreamInterceptor(recoverStreamInterceptor(log)),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -441,6 +442,14 @@ func TestUnavailable(t *testing.T) {
 			_, err := e.place.List(c, &pb.ListRequest{})
 			return err
 		}},
+		{"Watch", func(c context.Context) error {
+			stream, err := e.place.Watch(c, &pb.WatchRequest{})
+			if err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		}},
 		{"GetRegion", func(c context.Context) error {
 			_, err := e.catalog.GetRegion(c, &pb.GetRegionRequest{Key: "aws/us-east-1"})
 			return err
@@ -519,7 +528,12 @@ func TestEveryMethodImplemented(t *testing.T) {
 			t.Run(method, func(t *testing.T) {
 				in, out := newMessage(t, md.Input()), newMessage(t, md.Output())
 				check := e.unchanged(t)
-				err := e.conn.Invoke(ctx(t), method, in, out)
+				var err error
+				if md.IsStreamingServer() {
+					err = firstMessage(ctx(t), e.conn, method, in, out)
+				} else {
+					err = e.conn.Invoke(ctx(t), method, in, out)
+				}
 				if c := status.Code(err); c == codes.Unimplemented || c == codes.Internal || c == codes.Unknown {
 					t.Errorf("%s(empty request): got %v; want it answered", method, err)
 				}
@@ -531,6 +545,24 @@ func TestEveryMethodImplemented(t *testing.T) {
 	// The check can fail: a method the server lacks is UNIMPLEMENTED.
 	err := e.conn.Invoke(ctx(t), "/classroute.v1.PlacementService/Migrate", &pb.GetRequest{}, &pb.GetResponse{})
 	wantCode(t, err, codes.Unimplemented)
+}
+
+// firstMessage calls a server-streaming method and receives its first
+// message (or its error), then ends the call.
+func firstMessage(c context.Context, conn *grpc.ClientConn, method string, in, out proto.Message) error {
+	c, cancel := context.WithCancel(c)
+	defer cancel()
+	stream, err := conn.NewStream(c, &grpc.StreamDesc{ServerStreams: true}, method)
+	if err != nil {
+		return err
+	}
+	if err := stream.SendMsg(in); err != nil {
+		return err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return err
+	}
+	return stream.RecvMsg(out)
 }
 
 func newMessage(tb testing.TB, md protoreflect.MessageDescriptor) proto.Message {

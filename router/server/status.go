@@ -71,6 +71,10 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return withDetails(codes.FailedPrecondition, msg, &errdetails.ErrorInfo{Reason: "IN_USE", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrConflict):
 		return withDetails(codes.Aborted, msg, &errdetails.ErrorInfo{Reason: "CONFLICT", Domain: ErrorDomain})
+	case errors.Is(err, router.ErrRevisionOutOfRange):
+		return withDetails(codes.OutOfRange, msg, &errdetails.ErrorInfo{Reason: "REVISION_OUT_OF_RANGE", Domain: ErrorDomain})
+	case errors.Is(err, router.ErrWatcherTooSlow):
+		return withDetails(codes.ResourceExhausted, msg, &errdetails.ErrorInfo{Reason: "WATCHER_TOO_SLOW", Domain: ErrorDomain})
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, msg)
 	case errors.Is(err, context.Canceled):
