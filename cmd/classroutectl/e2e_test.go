@@ -100,67 +100,101 @@ func start(t *testing.T, extra ...string) *env {
 // startDaemon also returns the embedded etcd's client address.
 func startDaemon(t *testing.T, extra ...string) (*env, string) {
 	t.Helper()
-	root := repoRoot(t)
+	d := newDaemon(t, extra...)
+	d.start()
+	t.Cleanup(d.stop)
+	return d.env, d.etcdAddr
+}
+
+// daemon is one classrouted, which a test may stop and start again on
+// the same data directory and addresses.
+type daemon struct {
+	t        *testing.T
+	env      *env
+	etcdAddr string
+	args     []string
+	logs     bytes.Buffer // of every run
+	cancel   context.CancelFunc
+	exited   chan error // nil when not running
+}
+
+func newDaemon(t *testing.T, extra ...string) *daemon {
+	t.Helper()
 	bin, err := binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
-	daemon := filepath.Join(bin, "classrouted")
-	ctl := filepath.Join(bin, "classroutectl")
-
 	listen := freeAddr(t)
-	etcdAddr := freeAddr(t)
-	var logs bytes.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	args := append([]string{
+	d := &daemon{t: t, etcdAddr: freeAddr(t)}
+	d.args = append([]string{
 		"--listen", listen,
 		"--data-dir", t.TempDir(),
-		"--embedded-etcd-client", etcdAddr,
+		"--embedded-etcd-client", d.etcdAddr,
 		"--embedded-etcd-peer", freeAddr(t),
 		"--log-level", "debug"}, extra...)
-	cmd := exec.CommandContext(ctx, daemon, args...)
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	d.env = &env{t: t, ctl: filepath.Join(bin, "classroutectl"), server: listen, root: repoRoot(t)}
+	return d
+}
+
+// start starts the daemon and waits until it serves.
+func (d *daemon) start() {
+	t := d.t
+	t.Helper()
+	bin, err := binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "classrouted"), d.args...)
+	cmd.Dir = d.env.root
+	cmd.Stdout, cmd.Stderr = &d.logs, &d.logs
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 15 * time.Second
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cancel()
-		err := <-exited
-		if t.Failed() {
-			t.Logf("daemon logs:\n%s", logs.String())
-		}
-		// A clean exit after the interrupt is reported as ctx's error.
-		var ee *exec.ExitError
-		killed := errors.As(err, &ee) && ee.ProcessState.String() == "signal: killed"
-		if err != nil && !errors.Is(err, context.Canceled) && !killed {
-			t.Errorf("daemon exit: %v", err)
-		}
-		exited <- err
-	})
-	e := &env{t: t, ctl: ctl, server: listen, root: root, kill: func() { _ = cmd.Process.Kill() }}
+	d.cancel, d.exited = cancel, make(chan error, 1)
+	go func() { d.exited <- cmd.Wait() }()
+	d.env.kill = func() { _ = cmd.Process.Kill() }
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		r := e.run("regions", "-o", "json", "--timeout", "2s")
+		r := d.env.run("regions", "-o", "json", "--timeout", "2s")
 		if r.code == 0 {
-			break
+			return
 		}
 		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("daemon exited before serving: %v\n%s", err, logs.String())
+		case err := <-d.exited:
+			d.exited <- err
+			t.Fatalf("daemon exited before serving: %v\n%s", err, d.logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("daemon not serving after 60s: %s\nlogs:\n%s", r.stderr, logs.String())
+			t.Fatalf("daemon not serving after 60s: %s\nlogs:\n%s", r.stderr, d.logs.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return e, etcdAddr
+}
+
+// stop interrupts the daemon (unless it was killed) and waits for it to
+// exit.
+func (d *daemon) stop() {
+	t := d.t
+	if d.exited == nil {
+		return
+	}
+	d.cancel()
+	err := <-d.exited
+	d.exited = nil
+	if t.Failed() {
+		t.Logf("daemon logs:\n%s", d.logs.String())
+	}
+	// A clean exit after the interrupt is reported as ctx's error.
+	var ee *exec.ExitError
+	killed := errors.As(err, &ee) && ee.ProcessState.String() == "signal: killed"
+	if err != nil && !errors.Is(err, context.Canceled) && !killed {
+		t.Errorf("daemon exit: %v", err)
+	}
 }
 
 func (e *env) run(args ...string) result {

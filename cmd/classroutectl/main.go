@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -37,6 +40,12 @@ Usage:
   classroutectl get ID                                 show a placement
   classroutectl list [--tenant T] [--region P/ID] [--state placed|released|stranded|violation] [--page-size N] [--page-token T]
   classroutectl release ID                             release a placement's capacity
+  classroutectl watch [--tenant T] [--workload W] [--region P/ID] [--after REV]
+                                                       stream placement changes, one line each:
+                                                       REVISION TYPE ID STATE REGIONS (-o json: one
+                                                       WatchResponse per event); after a disconnect it
+                                                       resumes after the last revision seen, until
+                                                       interrupted
   classroutectl regions [--provider P]                 list regions with accreditation and usage
   classroutectl providers                              list providers
   classroutectl tenants                                list tenants
@@ -172,6 +181,22 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		}
 		req.PageSize = int32(*pageSize)
 		return c.list(&req)
+	case "watch":
+		var req pb.WatchRequest
+		fs.StringVar(&req.Tenant, "tenant", "", "")
+		fs.StringVar(&req.Workload, "workload", "", "")
+		fs.StringVar(&req.Region, "region", "", "")
+		fs.Int64Var(&req.AfterRevision, "after", 0, "")
+		pos, err := c.flags(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) > 0 || req.AfterRevision < 0 {
+			return usageError{"watch: takes no arguments; --after must not be negative"}
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return c.watch(ctx, &req)
 	case "regions":
 		provider := fs.String("provider", "", "")
 		if _, err := c.flags(fs, args); err != nil {
@@ -527,4 +552,100 @@ func printError(out io.Writer, err error) {
 			printVerdicts(out, regions)
 		}
 	}
+}
+
+// Watch resumption backoff bounds.
+const (
+	watchBackoffMin = 100 * time.Millisecond
+	watchBackoffMax = 5 * time.Second
+)
+
+// watch prints placement changes until ctx ends. When the stream breaks
+// it resumes after the last revision it received (every response holds
+// a whole revision), so across reconnects and daemon restarts no change
+// is lost or printed twice. OUT_OF_RANGE and bad input end it.
+func (c *cli) watch(ctx context.Context, req *pb.WatchRequest) error {
+	cc, err := c.conn()
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	client := pb.NewPlacementServiceClient(cc)
+	backoff := watchBackoffMin
+	for {
+		from := req.AfterRevision
+		err := c.watchOnce(ctx, client, req)
+		if ctx.Err() != nil {
+			return nil // interrupted
+		}
+		if !resumable(err) {
+			return err
+		}
+		if req.AfterRevision != from {
+			backoff = watchBackoffMin // it made progress
+		}
+		st, _ := status.FromError(err)
+		fmt.Fprintf(c.stderr, "classroutectl: watch interrupted (%s: %s); resuming after revision %d in %v\n",
+			st.Code(), st.Message(), req.AfterRevision, backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		}
+		backoff = min(2*backoff, watchBackoffMax)
+	}
+}
+
+// watchOnce runs one Watch call, printing its events and recording in
+// req.AfterRevision the last revision received.
+func (c *cli) watchOnce(ctx context.Context, client pb.PlacementServiceClient, req *pb.WatchRequest) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Watch(ctx, req)
+	if err != nil {
+		return err
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		for _, ev := range resp.GetEvents() {
+			if err := c.printEvent(resp.GetRevision(), ev); err != nil {
+				return status.Error(codes.Canceled, err.Error()) // stdout closed
+			}
+		}
+		req.AfterRevision = resp.GetRevision()
+	}
+}
+
+// resumable reports whether a broken watch should be resumed: the
+// daemon was unreachable, stopping, or found the client too slow.
+func resumable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted, codes.Unknown, codes.DeadlineExceeded:
+		return true
+	}
+	return false
+}
+
+func (c *cli) printEvent(rev int64, ev *pb.PlacementEvent) error {
+	if c.output == "json" {
+		b, err := protojson.Marshal(&pb.WatchResponse{Revision: rev, Events: []*pb.PlacementEvent{ev}})
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(c.stdout, "%s\n", b)
+		return err
+	}
+	p := ev.GetPlacement()
+	var regions []string
+	for _, a := range p.GetAssignments() {
+		regions = append(regions, a.GetRegion())
+	}
+	typ := strings.ToLower(strings.TrimPrefix(ev.GetType().String(), "PLACEMENT_EVENT_TYPE_"))
+	_, err := fmt.Fprintf(c.stdout, "%d %-8s %s %s %s\n", rev, typ, p.GetId(), stateName(p.GetState()), strings.Join(regions, ","))
+	return err
 }
