@@ -53,7 +53,7 @@ func repoRootDir() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
