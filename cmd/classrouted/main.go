@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -41,11 +42,18 @@ type Config struct {
 	EtcdClientAddr, EtcdPeerAddr string
 	Catalog                      string
 	TLSCert, TLSKey              string
-	Reflection                   bool
-	StaleAfter                   time.Duration
-	ShutdownTimeout              time.Duration
-	LogLevel                     slog.Level
-	LogFormat                    string
+	// HealthListen, when set, serves grpc.health.v1 alone in plaintext:
+	// for probes that cannot speak TLS (the kubelet's gRPC probes).
+	HealthListen string
+	// EtcdCA, EtcdCert and EtcdKey make the etcd client speak TLS: the
+	// CA that signs the members' certificates, and this daemon's client
+	// certificate when the members require one.
+	EtcdCA, EtcdCert, EtcdKey string
+	Reflection                bool
+	StaleAfter                time.Duration
+	ShutdownTimeout           time.Duration
+	LogLevel                  slog.Level
+	LogFormat                 string
 	// Reconciler: see state.ReconcilerConfig.
 	Reconcile     bool
 	Name          string
@@ -68,6 +76,10 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.Catalog, "catalog", "", "catalogue YAML loaded into an empty store (default: the built-in catalogue)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); required to listen beyond loopback")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM)")
+	fs.StringVar(&c.HealthListen, "health-listen", "", "also serve grpc.health.v1 alone, in plaintext, here (for probes that cannot speak TLS)")
+	fs.StringVar(&c.EtcdCA, "etcd-ca", "", "CA certificate (PEM) of an external etcd cluster's TLS; set, the client speaks TLS")
+	fs.StringVar(&c.EtcdCert, "etcd-cert", "", "client certificate (PEM) presented to etcd")
+	fs.StringVar(&c.EtcdKey, "etcd-key", "", "client private key (PEM)")
 	fs.StringVar(&reflect, "reflection", "auto", "gRPC server reflection: auto (on for loopback plaintext), on, off")
 	fs.DurationVar(&c.StaleAfter, "stale-after", 5*time.Second, "refuse placements when the cache has not been confirmed current for this long")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline before in-flight calls are cut")
@@ -114,6 +126,17 @@ func (c *Config) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+	}
+	if c.HealthListen != "" {
+		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
+			errs = append(errs, fmt.Errorf("-health-listen %q: %w", c.HealthListen, err))
+		}
+	}
+	if (c.EtcdCert == "") != (c.EtcdKey == "") {
+		errs = append(errs, errors.New("-etcd-cert and -etcd-key go together"))
+	}
+	if (c.EtcdCA != "" || c.EtcdCert != "") && len(c.Etcd) == 0 {
+		errs = append(errs, errors.New("-etcd-ca, -etcd-cert and -etcd-key are for an external cluster: give -etcd"))
 	}
 	if len(c.Etcd) == 0 && c.DataDir == "" {
 		errs = append(errs, errors.New("-data-dir is required for the embedded etcd member"))
@@ -182,8 +205,13 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		endpoints = m.Endpoints()
 		log.Info("embedded etcd started", "dir", dir, "endpoints", endpoints)
 	}
+	etcdTLS, err := etcdClientTLS(cfg)
+	if err != nil {
+		return err
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            endpoints,
+		TLS:                  etcdTLS,
 		DialTimeout:          5 * time.Second,
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
@@ -253,6 +281,19 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cfg.HealthListen != "" {
+		// Health alone: it tells whether this daemon can vouch for its
+		// state, and nothing of what the state holds.
+		hg := grpc.NewServer()
+		healthpb.RegisterHealthServer(hg, hs)
+		hl, err := net.Listen("tcp", cfg.HealthListen)
+		if err != nil {
+			return err
+		}
+		go func() { _ = hg.Serve(hl) }()
+		defer hg.Stop()
+		log.Info("health serving", "listen", hl.Addr().String())
+	}
 	log.Info("classrouted serving", "listen", lis.Addr().String(), "etcd", endpoints, "tls", cfg.TLSCert != "", "reflection", cfg.Reflection)
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(lis) }()
@@ -274,6 +315,19 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		g.Stop()
 	}
 	return nil
+}
+
+// etcdClientTLS is the etcd client's TLS configuration, or nil for
+// plaintext.
+func etcdClientTLS(cfg *Config) (*tls.Config, error) {
+	if cfg.EtcdCA == "" && cfg.EtcdCert == "" {
+		return nil, nil
+	}
+	c, err := transport.TLSInfo{CertFile: cfg.EtcdCert, KeyFile: cfg.EtcdKey, TrustedCAFile: cfg.EtcdCA}.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("etcd TLS: %w", err)
+	}
+	return c, nil
 }
 
 func loadCatalog(path string) (*providers.Catalog, error) {

@@ -27,6 +27,11 @@ func TestFlags(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, "-log-level"},
 		{"bad log format", []string{"--log-format", "xml"}, "want text or json"},
 		{"stray argument", []string{"serve"}, "unexpected arguments"},
+		{"health listener beyond loopback", []string{"--health-listen", "0.0.0.0:7401"}, ""},
+		{"bad health listener", []string{"--health-listen", "7401"}, "-health-listen"},
+		{"etcd over tls", []string{"--etcd", "10.0.0.1:2379", "--etcd-ca", "ca.pem", "--etcd-cert", "c.pem", "--etcd-key", "k.pem"}, ""},
+		{"etcd cert without key", []string{"--etcd", "10.0.0.1:2379", "--etcd-cert", "c.pem"}, "-etcd-cert and -etcd-key go together"},
+		{"etcd tls without etcd", []string{"--etcd-ca", "ca.pem"}, "give -etcd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
