@@ -26,6 +26,15 @@ var (
 	// ErrConflict: the decision kept losing races for the same records and
 	// gave up after its bounded retries; the caller may retry.
 	ErrConflict = errors.New("conflicting concurrent updates")
+	// ErrAgentConnected: another agent's session is live for the region;
+	// a region has one agent at a time.
+	ErrAgentConnected = errors.New("another agent serves the region")
+	// ErrNotAssigned: the placement holds no replica in the agent's region
+	// (never did, or was released or moved away).
+	ErrNotAssigned = errors.New("placement not assigned to the region")
+	// ErrPermissionDenied: the caller may not act on that object (an
+	// agent reporting for a region other than its own).
+	ErrPermissionDenied = errors.New("permission denied")
 )
 
 // Explained is one region's verdict, by region key, for reporting.

@@ -24,6 +24,9 @@ const (
 	AuditRetire    = "retire"    // a moved-away copy released once its replacement was confirmed
 	AuditRecovered = "recovered" // a placement's issues cleared without a move
 	AuditHealth    = "health"    // a region marked unhealthy: no live agent past the grace period
+	// AuditReplicaFailed: a region's agent acknowledged a replica as
+	// FAILED (Regions names the region, Reasons the agent's detail).
+	AuditReplicaFailed = "replica-failed"
 )
 
 // AuditEntry is one audit record: what was decided, for whom, on what

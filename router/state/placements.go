@@ -16,6 +16,10 @@ const (
 	indexTenant = "tenant"
 	indexState  = "state"
 	indexRegion = "region"
+	// indexHolds: the live placements that hold capacity in a region (a
+	// replica or a retiring copy there; see router.Placement.Holds). It
+	// is what a region's agent is assigned.
+	indexHolds = "holds"
 )
 
 // Page sizes of ListPlacements.
@@ -52,8 +56,21 @@ func placementsTableSchema() *memdb.TableSchema {
 				AllowMissing: true,
 				Indexer:      manyIndex[*placementRecord](func(p *placementRecord) []string { return placementRegions(p.P) }),
 			},
+			indexHolds: {
+				Name:         indexHolds,
+				AllowMissing: true,
+				Indexer:      manyIndex[*placementRecord](holdsIndex),
+			},
 		},
 	}
+}
+
+// holdsIndex lists the regions in which a live placement holds capacity.
+func holdsIndex(p *placementRecord) []string {
+	if !p.P.State.Live() {
+		return nil
+	}
+	return placementRegions(p.P)
 }
 
 func placementTxn(tx *memdb.Txn, id string) *placementRecord {

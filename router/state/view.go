@@ -87,12 +87,13 @@ func (v *regionView) state(key string) (router.RegionState, bool) {
 }
 
 // agentState fills in what the region's agent records say: its health
-// record, and the free capacity its live agent reports.
+// record, and the free capacity its live agent reports (once it has
+// reported: a session that has just connected says nothing yet).
 func agentState(tx *memdb.Txn, key string, st *router.RegionState) {
 	if h := healthTxn(tx, key); h != nil {
 		st.Health, st.HealthRev = h.H, h.Rev
 	}
-	if l := liveTxn(tx, key); l != nil {
+	if l := liveTxn(tx, key); l != nil && !l.V.ReportedAt.IsZero() {
 		free := l.V.Free
 		st.Reported = &free
 	}

@@ -455,8 +455,12 @@ type AgentWelcome struct {
 	LeaseId int64 `protobuf:"varint,2,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
 	// Report at least this often; silence for the lease TTL ends the session.
 	ReportEveryMs int64 `protobuf:"varint,3,opt,name=report_every_ms,json=reportEveryMs,proto3" json:"report_every_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// How many RUN assignments follow at once: the region's whole
+	// assignment set as of the connect. Anything the agent runs that is
+	// not among them was stopped while it was away.
+	InitialAssignments int32 `protobuf:"varint,4,opt,name=initial_assignments,json=initialAssignments,proto3" json:"initial_assignments,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *AgentWelcome) Reset() {
@@ -506,6 +510,13 @@ func (x *AgentWelcome) GetLeaseId() int64 {
 func (x *AgentWelcome) GetReportEveryMs() int64 {
 	if x != nil {
 		return x.ReportEveryMs
+	}
+	return 0
+}
+
+func (x *AgentWelcome) GetInitialAssignments() int32 {
+	if x != nil {
+		return x.InitialAssignments
 	}
 	return 0
 }
@@ -609,11 +620,12 @@ const file_classroute_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"assignment\x18\x02 \x01(\v2\x1f.classroute.v1.AssignmentUpdateH\x00R\n" +
 	"assignmentB\x05\n" +
-	"\x03msg\"i\n" +
+	"\x03msg\"\x9a\x01\n" +
 	"\fAgentWelcome\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x19\n" +
 	"\blease_id\x18\x02 \x01(\x03R\aleaseId\x12&\n" +
-	"\x0freport_every_ms\x18\x03 \x01(\x03R\rreportEveryMs\"\xbf\x01\n" +
+	"\x0freport_every_ms\x18\x03 \x01(\x03R\rreportEveryMs\x12/\n" +
+	"\x13initial_assignments\x18\x04 \x01(\x05R\x12initialAssignments\"\xbf\x01\n" +
 	"\x10AssignmentUpdate\x12!\n" +
 	"\fplacement_id\x18\x01 \x01(\tR\vplacementId\x127\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x1f.classroute.v1.AssignmentActionR\x06action\x123\n" +
