@@ -51,6 +51,7 @@ type Config struct {
 	EtcdCA, EtcdCert, EtcdKey string
 	Reflection                bool
 	StaleAfter                time.Duration
+	AgentTTL                  time.Duration
 	ShutdownTimeout           time.Duration
 	LogLevel                  slog.Level
 	LogFormat                 string
@@ -82,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.EtcdKey, "etcd-key", "", "client private key (PEM)")
 	fs.StringVar(&reflect, "reflection", "auto", "gRPC server reflection: auto (on for loopback plaintext), on, off")
 	fs.DurationVar(&c.StaleAfter, "stale-after", 5*time.Second, "refuse placements when the cache has not been confirmed current for this long")
+	fs.DurationVar(&c.AgentTTL, "agent-ttl", server.DefaultAgentTTL, "lease TTL of a region agent's session: an agent silent this long, or whose daemon died this long ago, is no longer live")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline before in-flight calls are cut")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
@@ -149,6 +151,9 @@ func (c *Config) validate() error {
 	}
 	if c.AgentGrace <= 0 || c.MoveEvery < 0 {
 		errs = append(errs, errors.New("-agent-grace must be positive and -move-every not negative"))
+	}
+	if c.AgentTTL < state.MinAgentTTL {
+		errs = append(errs, fmt.Errorf("-agent-ttl %v: want at least %v", c.AgentTTL, state.MinAgentTTL))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format %q: want text or json", c.LogFormat))
@@ -252,7 +257,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})))
 	}
 	g := grpc.NewServer(opts...)
-	srv := server.New(store, log)
+	srv := server.New(store, log, server.WithAgentTTL(cfg.AgentTTL))
 	srv.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)

@@ -32,6 +32,8 @@ func TestFlags(t *testing.T) {
 		{"etcd over tls", []string{"--etcd", "10.0.0.1:2379", "--etcd-ca", "ca.pem", "--etcd-cert", "c.pem", "--etcd-key", "k.pem"}, ""},
 		{"etcd cert without key", []string{"--etcd", "10.0.0.1:2379", "--etcd-cert", "c.pem"}, "-etcd-cert and -etcd-key go together"},
 		{"etcd tls without etcd", []string{"--etcd-ca", "ca.pem"}, "give -etcd"},
+		{"agent ttl", []string{"--agent-ttl", "3s"}, ""},
+		{"agent ttl too short", []string{"--agent-ttl", "500ms"}, "-agent-ttl 500ms: want at least 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

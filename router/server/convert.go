@@ -8,6 +8,7 @@ import (
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/state"
 )
 
 // Conversions between the API and the domain. Enums are offset by one:
@@ -231,6 +232,29 @@ func RegionToProto(s router.RegionState) *pb.Region {
 	}
 }
 
+// RegionHealthToProto converts what is known of a region's agent: its
+// live session (nil when none is connected) and its health record (nil
+// when no agent has reported for it). Nil when neither exists. A region
+// without a health record is not agent-monitored: healthy as far as its
+// agent goes, as decisions read it.
+func RegionHealthToProto(live *state.RegionLive, h *router.Health) *pb.RegionHealth {
+	if live == nil && h == nil {
+		return nil
+	}
+	out := &pb.RegionHealth{Healthy: h == nil || h.Healthy}
+	if h != nil {
+		out.Reason, out.Since, out.Agent = h.Reason, timeToProto(h.Since), h.Agent
+	}
+	if live != nil {
+		out.Agent, out.AgentLive = live.Agent, true
+		if !live.ReportedAt.IsZero() {
+			out.LastReport = timeToProto(live.ReportedAt)
+			out.ReportedFree = resourcesToProto(live.Free)
+		}
+	}
+	return out
+}
+
 // ProviderFromProto converts an API provider.
 func ProviderFromProto(p *pb.Provider, v *router.Violations) *router.Provider {
 	if p == nil {
@@ -272,11 +296,46 @@ func PlacementToProto(p *router.Placement) *pb.Placement {
 		ReleaseTime:       timeToProto(p.ReleasedAt),
 	}
 	for i, key := range p.Regions {
-		a := &pb.Assignment{Region: key}
+		rs := p.Replica(i)
+		a := &pb.Assignment{Region: key, State: replicaStateToProto(rs.State), StateDetail: rs.Detail, StateTime: timeToProto(rs.At)}
 		if i < len(p.Scores) {
 			a.Score = p.Scores[i]
 		}
 		out.Assignments = append(out.Assignments, a)
+	}
+	for _, is := range p.Issues {
+		out.Issues = append(out.Issues, &pb.ReplicaIssue{Region: is.Region, Violation: is.Violation, Stranded: is.Stranded,
+			Reasons: reasonsToProto(is.Reasons), Since: timeToProto(is.Since)})
+	}
+	for _, r := range p.Retiring {
+		out.Retiring = append(out.Retiring, &pb.RetiringCopy{Region: r.Region, MovedTo: r.MovedTo,
+			Reasons: reasonsToProto(r.Reasons), Since: timeToProto(r.Since)})
+	}
+	out.Moves = int32(p.Moves)
+	return out
+}
+
+// replicaStateToProto: the API's states are the domain's plus one.
+func replicaStateToProto(s router.ReplicaState) pb.ReplicaState { return pb.ReplicaState(s) + 1 }
+
+// replicaStateFromProto converts an agent's acknowledged state: only
+// ACCEPTED, RUNNING and FAILED are an agent's to say.
+func replicaStateFromProto(s pb.ReplicaState, field string, v *router.Violations) router.ReplicaState {
+	switch s {
+	case pb.ReplicaState_REPLICA_STATE_ACCEPTED, pb.ReplicaState_REPLICA_STATE_RUNNING, pb.ReplicaState_REPLICA_STATE_FAILED:
+		return router.ReplicaState(s - 1)
+	case pb.ReplicaState_REPLICA_STATE_UNSPECIFIED:
+		v.Add(field, "required: ACCEPTED, RUNNING or FAILED")
+	default:
+		v.Add(field, "want ACCEPTED, RUNNING or FAILED, got %s", s)
+	}
+	return 0
+}
+
+func reasonsToProto(rs []router.Reason) []*pb.Reason {
+	var out []*pb.Reason
+	for _, r := range rs {
+		out = append(out, &pb.Reason{Code: string(r.Code), Message: r.Message})
 	}
 	return out
 }
@@ -297,9 +356,7 @@ func VerdictsToProto(ex []router.Explained) []*pb.RegionVerdict {
 	out := make([]*pb.RegionVerdict, len(ex))
 	for i, e := range ex {
 		rv := &pb.RegionVerdict{Region: e.Key, Eligible: e.Eligible, Chosen: e.Chosen, Score: e.Score}
-		for _, r := range e.Reasons {
-			rv.Reasons = append(rv.Reasons, &pb.Reason{Code: string(r.Code), Message: r.Message})
-		}
+		rv.Reasons = reasonsToProto(e.Reasons)
 		out[i] = rv
 	}
 	return out

@@ -90,8 +90,12 @@ type env struct {
 	conn    *grpc.ClientConn
 	place   pb.PlacementServiceClient
 	catalog pb.CatalogServiceClient
+	agents  pb.AgentServiceClient
 	health  healthpb.HealthClient
 }
+
+// agentTTL is the agent session TTL of the test servers: etcd's least.
+const agentTTL = 2 * time.Second
 
 // healthEvery is how often the test servers' WatchHealth polls the store.
 const healthEvery = 20 * time.Millisecond
@@ -142,7 +146,7 @@ func startEnv(tb testing.TB, m *etcdlocal.Member, leakCheck bool, opts ...state.
 		tb.Fatal(err)
 	}
 	g := grpc.NewServer(server.ServerOptions(log)...)
-	server.New(store, log).Register(g)
+	server.New(store, log, server.WithAgentTTL(agentTTL)).Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	reflection.Register(g)
@@ -165,6 +169,7 @@ func startEnv(tb testing.TB, m *etcdlocal.Member, leakCheck bool, opts ...state.
 	e.conn = conn
 	e.place = pb.NewPlacementServiceClient(conn)
 	e.catalog = pb.NewCatalogServiceClient(conn)
+	e.agents = pb.NewAgentServiceClient(conn)
 	e.health = healthpb.NewHealthClient(conn)
 	return e
 }

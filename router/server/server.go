@@ -45,6 +45,11 @@ type Store interface {
 	ListTenants() []*router.Tenant
 	DeleteTenant(ctx context.Context, id string) error
 
+	// ConnectAgent starts a region agent's session; RegionAgent reads
+	// what the cache holds of a region's agent.
+	ConnectAgent(ctx context.Context, region, agentID string, ttl time.Duration) (*state.AgentSession, error)
+	RegionAgent(key string) (*state.RegionLive, *router.Health)
+
 	// Ready is nil while the store can vouch for its state.
 	Ready() error
 }
@@ -61,12 +66,24 @@ const (
 	MaxSendMsgSize = 16 << 20
 )
 
-// Server implements the Placement and Catalog services.
+// DefaultAgentTTL is the default lease TTL of an agent session.
+const DefaultAgentTTL = 10 * time.Second
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithAgentTTL sets the lease TTL of agent sessions (default
+// DefaultAgentTTL): an agent silent for this long loses its session.
+func WithAgentTTL(d time.Duration) Option { return func(s *Server) { s.agentTTL = d } }
+
+// Server implements the Placement, Catalog and Agent services.
 type Server struct {
 	pb.UnimplementedPlacementServiceServer
 	pb.UnimplementedCatalogServiceServer
-	store Store
-	log   *slog.Logger
+	pb.UnimplementedAgentServiceServer
+	store    Store
+	log      *slog.Logger
+	agentTTL time.Duration
 
 	// draining ends when StopWatches is called.
 	draining    context.Context
@@ -74,8 +91,11 @@ type Server struct {
 }
 
 // New returns a server over store.
-func New(store Store, log *slog.Logger) *Server {
-	s := &Server{store: store, log: log}
+func New(store Store, log *slog.Logger, opts ...Option) *Server {
+	s := &Server{store: store, log: log, agentTTL: DefaultAgentTTL}
+	for _, o := range opts {
+		o(s)
+	}
 	s.draining, s.stopWatches = context.WithCancel(context.Background())
 	return s
 }
@@ -84,6 +104,7 @@ func New(store Store, log *slog.Logger) *Server {
 func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterPlacementServiceServer(g, s)
 	pb.RegisterCatalogServiceServer(g, s)
+	pb.RegisterAgentServiceServer(g, s)
 }
 
 // ServerOptions are the options every classroute gRPC server uses:
@@ -93,7 +114,7 @@ func ServerOptions(log *slog.Logger) []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(MaxSendMsgSize),
 		grpc.ChainUnaryInterceptor(recoverInterceptor(log), logInterceptor(log)),
-		grpc.ChainStreamInterceptor(recoverStreamInterceptor(log)),
+		grpc.ChainStreamInterceptor(recoverStreamInterceptor(log), logStreamInterceptor(log)),
 	}
 }
 
@@ -140,6 +161,19 @@ func logInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 		}
 		log.Log(ctx, lvl, "rpc", "method", info.FullMethod, "code", status.Code(err).String(), "duration", time.Since(start))
 		return resp, err
+	}
+}
+
+func logStreamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		start := time.Now()
+		err := h(srv, ss)
+		lvl := slog.LevelDebug
+		if c := status.Code(err); c != codes.OK && c != codes.Canceled && c != codes.InvalidArgument {
+			lvl = slog.LevelWarn
+		}
+		log.Log(ss.Context(), lvl, "stream", "method", info.FullMethod, "code", status.Code(err).String(), "duration", time.Since(start))
+		return err
 	}
 }
 
@@ -298,7 +332,7 @@ func (s *Server) PutRegion(ctx context.Context, req *pb.PutRegionRequest) (*pb.P
 		return nil, s.fail(ctx, err)
 	}
 	s.log.InfoContext(ctx, "region put", "region", r.Key(), "revision", rev)
-	return &pb.PutRegionResponse{Region: RegionToProto(st), Revision: rev}, nil
+	return &pb.PutRegionResponse{Region: s.regionToProto(st), Revision: rev}, nil
 }
 
 func regionKey(key string) error {
@@ -320,7 +354,7 @@ func (s *Server) GetRegion(ctx context.Context, req *pb.GetRegionRequest) (*pb.G
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.GetRegionResponse{Region: RegionToProto(st)}, nil
+	return &pb.GetRegionResponse{Region: s.regionToProto(st)}, nil
 }
 
 // ListRegions returns every region, or one provider's.
@@ -334,9 +368,17 @@ func (s *Server) ListRegions(ctx context.Context, req *pb.ListRegionsRequest) (*
 		if req.GetProvider() != "" && st.Region.Provider != req.GetProvider() {
 			continue
 		}
-		out.Regions = append(out.Regions, RegionToProto(st))
+		out.Regions = append(out.Regions, s.regionToProto(st))
 	}
 	return out, nil
+}
+
+// regionToProto converts a region with what is known of its agent.
+func (s *Server) regionToProto(st router.RegionState) *pb.Region {
+	r := RegionToProto(st)
+	live, _ := s.store.RegionAgent(r.GetKey())
+	r.Health = RegionHealthToProto(live, st.Health)
+	return r
 }
 
 // DeleteRegion removes a region no placement uses.

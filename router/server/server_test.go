@@ -516,6 +516,7 @@ func TestEveryMethodImplemented(t *testing.T) {
 	services := []protoreflect.ServiceDescriptor{
 		pb.File_classroute_v1_placement_proto.Services().ByName("PlacementService"),
 		pb.File_classroute_v1_catalog_proto.Services().ByName("CatalogService"),
+		pb.File_classroute_v1_agent_proto.Services().ByName("AgentService"),
 	}
 	for _, sd := range services {
 		methods := sd.Methods()

@@ -69,6 +69,12 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return withDetails(codes.AlreadyExists, msg, &errdetails.ErrorInfo{Reason: "REQUEST_ID_REUSED", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrInUse):
 		return withDetails(codes.FailedPrecondition, msg, &errdetails.ErrorInfo{Reason: "IN_USE", Domain: ErrorDomain})
+	case errors.Is(err, router.ErrAgentConnected):
+		return withDetails(codes.AlreadyExists, msg, &errdetails.ErrorInfo{Reason: "AGENT_CONNECTED", Domain: ErrorDomain})
+	case errors.Is(err, router.ErrNotAssigned):
+		return withDetails(codes.FailedPrecondition, msg, &errdetails.ErrorInfo{Reason: "NOT_ASSIGNED", Domain: ErrorDomain})
+	case errors.Is(err, router.ErrPermissionDenied):
+		return status.Error(codes.PermissionDenied, msg)
 	case errors.Is(err, router.ErrConflict):
 		return withDetails(codes.Aborted, msg, &errdetails.ErrorInfo{Reason: "CONFLICT", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrRevisionOutOfRange):

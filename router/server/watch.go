@@ -74,9 +74,10 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 	}
 }
 
-// StopWatches ends every Watch stream, now and later, with UNAVAILABLE,
-// so that a graceful stop need not wait for them; each watcher resumes
-// from its last revision at another daemon or after the restart.
+// StopWatches ends every Watch stream and agent session, now and later,
+// with UNAVAILABLE, so that a graceful stop need not wait for them; each
+// watcher resumes from its last revision, and each agent reconnects, at
+// another daemon or after the restart.
 func (s *Server) StopWatches() { s.stopWatches() }
 
 // watchEnd says why a watch ended: the daemon stopping is UNAVAILABLE.

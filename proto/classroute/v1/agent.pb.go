@@ -296,7 +296,9 @@ func (x *AgentReport) GetFree() *Resources {
 	return nil
 }
 
-// AgentAck acknowledges one assignment.
+// AgentAck acknowledges one assignment. An ack of a placement that no
+// longer holds the region (released or moved meanwhile), or never did,
+// changes nothing and does not end the stream.
 type AgentAck struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Region      string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`

@@ -1,0 +1,190 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/state"
+)
+
+// Connect serves one region agent's session (AgentService.Connect).
+//
+// The first message must be a hello; the session (state.AgentSession)
+// then holds the region's live record on a lease, and the welcome says
+// how often to report. The agent is sent its region's whole assignment
+// set (the welcome counts it), then every change. Each report and ack
+// must name the hello's region: one that names another ends the stream
+// with PERMISSION_DENIED before anything is written. A bad value ends it
+// with INVALID_ARGUMENT naming the field. An ack of a placement that no
+// longer holds the region, or never did, changes nothing and is dropped
+// without ending the stream: it crossed a STOP on the wire, which the
+// agent gets anyway. The session ends with the stream (the lease is
+// revoked, so the live record goes at once); a session that loses its
+// lease, or a daemon that is stopping (StopWatches), ends the stream
+// with UNAVAILABLE, and the agent reconnects.
+func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return s.fail(ctx, router.Violations{{Field: "hello", Description: "required: the stream ended before a hello"}}.Err())
+	}
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return s.fail(ctx, router.Violations{{Field: "hello", Description: "the first message must be a hello"}}.Err())
+	}
+	sess, err := s.store.ConnectAgent(ctx, hello.GetRegion(), hello.GetAgentId(), s.agentTTL)
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	defer sess.Close()
+	log := s.log.With("region", sess.Region(), "agent", sess.Agent())
+
+	initial, err := sess.Assignments(ctx)
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	welcome := &pb.AgentWelcome{
+		Region:             sess.Region(),
+		LeaseId:            sess.LeaseID(),
+		ReportEveryMs:      (sess.TTL() / 3).Milliseconds(),
+		InitialAssignments: int32(len(initial)),
+	}
+	if err := stream.Send(&pb.ConnectResponse{Msg: &pb.ConnectResponse_Welcome{Welcome: welcome}}); err != nil {
+		return err
+	}
+	if err := sendAssignments(stream, initial); err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "agent connected", "lease", sess.LeaseID(), "ttl", sess.TTL(), "assignments", len(initial))
+
+	// Sends stay on this goroutine; receiving and waiting for
+	// assignment changes run beside it. The receiver ends when the
+	// stream does (this handler returning ends it); the assignment
+	// waiter is stopped and waited for.
+	run, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	msgs := make(chan *pb.ConnectRequest)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-run.Done():
+				return
+			}
+		}
+	}()
+	updates := make(chan []state.Assignment)
+	updateErr := make(chan error, 1)
+	wg.Go(func() {
+		for {
+			as, err := sess.Assignments(run)
+			if err != nil {
+				updateErr <- err
+				return
+			}
+			select {
+			case updates <- as:
+			case <-run.Done():
+				return
+			}
+		}
+	})
+
+	for {
+		select {
+		case m := <-msgs:
+			if err := s.agentMessage(ctx, log, sess, m); err != nil {
+				log.InfoContext(ctx, "agent session ended", "err", err)
+				return err
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				log.InfoContext(ctx, "agent disconnected")
+				return nil
+			}
+			return err
+		case as := <-updates:
+			if err := sendAssignments(stream, as); err != nil {
+				return err
+			}
+		case err := <-updateErr:
+			return s.fail(ctx, err)
+		case <-sess.Done():
+			return s.fail(ctx, sess.Err())
+		case <-s.draining.Done():
+			return s.fail(ctx, fmt.Errorf("%w: daemon stopping: reconnect", router.ErrUnavailable))
+		}
+	}
+}
+
+// agentMessage handles one report or ack of the session's agent.
+func (s *Server) agentMessage(ctx context.Context, log *slog.Logger, sess *state.AgentSession, m *pb.ConnectRequest) error {
+	switch msg := m.GetMsg().(type) {
+	case *pb.ConnectRequest_Report:
+		r := msg.Report
+		if r.GetRegion() != sess.Region() {
+			return s.fail(ctx, fmt.Errorf("%w: agent for %s may not report for %q", router.ErrPermissionDenied, sess.Region(), r.GetRegion()))
+		}
+		if r.GetFree() == nil {
+			return s.fail(ctx, router.Violations{{Field: "report.free", Description: "required: the region's free capacity"}}.Err())
+		}
+		return s.fail(ctx, sess.Report(ctx, r.GetHealthy(), r.GetDetail(), resourcesFromProto(r.GetFree())))
+	case *pb.ConnectRequest_Ack:
+		a := msg.Ack
+		if a.GetRegion() != sess.Region() {
+			return s.fail(ctx, fmt.Errorf("%w: agent for %s may not acknowledge for %q", router.ErrPermissionDenied, sess.Region(), a.GetRegion()))
+		}
+		var v router.Violations
+		st := replicaStateFromProto(a.GetState(), "ack.state", &v)
+		if err := v.Err(); err != nil {
+			return s.fail(ctx, err)
+		}
+		err := sess.Ack(ctx, a.GetPlacementId(), st, a.GetDetail())
+		if errors.Is(err, router.ErrNotFound) || errors.Is(err, router.ErrNotAssigned) {
+			log.InfoContext(ctx, "agent ack dropped", "placement", a.GetPlacementId(), "state", st, "err", err)
+			return nil
+		}
+		return s.fail(ctx, err)
+	case *pb.ConnectRequest_Hello:
+		return s.fail(ctx, router.Violations{{Field: "hello", Description: "only the first message may be a hello"}}.Err())
+	}
+	return s.fail(ctx, router.Violations{{Field: "msg", Description: "required: a report or an ack"}}.Err())
+}
+
+func sendAssignments(stream pb.AgentService_ConnectServer, as []state.Assignment) error {
+	for _, a := range as {
+		action := pb.AssignmentAction_ASSIGNMENT_ACTION_RUN
+		if a.Action == state.AssignStop {
+			action = pb.AssignmentAction_ASSIGNMENT_ACTION_STOP
+		}
+		u := &pb.AssignmentUpdate{
+			PlacementId: a.Placement.ID,
+			Action:      action,
+			Workload:    WorkloadToProto(&a.Placement.Workload),
+			Revision:    a.Revision,
+		}
+		if err := stream.Send(&pb.ConnectResponse{Msg: &pb.ConnectResponse_Assignment{Assignment: u}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
