@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -407,28 +410,97 @@ func TestAgentSilentSessionEnds(t *testing.T) {
 	}
 }
 
-// When etcd is unreachable for longer than the TTL, the session ends
-// with ErrUnavailable.
-func TestAgentSessionEndsWhenEtcdStops(t *testing.T) {
-	m, stop := newMember(t)
-	e := newEnv(t, m, state.WithOpTimeout(300*time.Millisecond))
-	e.seed([]router.Provider{provider("aws")}, []router.Region{secretRegion("aws", "secret-east", big)}, []router.Tenant{army()})
-	a := e.connect(e.store, "aws/secret-east", "agent-1")
+// When etcd is unreachable from the daemon for longer than the TTL, the
+// session ends with ErrUnavailable, though the cache cannot see the
+// record go; etcd, unrefreshed, expires the lease and the live record.
+func TestAgentSessionEndsWhenEtcdUnreachable(t *testing.T) {
+	e := agentEnv(t)
+	const key = "aws/secret-east"
+	p := newProxy(t, e.member.Endpoints()[0])
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{p.addr()}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	daemon := e.open(cli, state.WithOpTimeout(300*time.Millisecond))
+	a := e.connect(daemon, key, "agent-1")
 	if err := a.Report(context.Background(), true, "", big); err != nil {
 		t.Fatal(err)
 	}
-	stop()
+	p.cut()
+	cut := time.Now()
 	select {
 	case <-a.Done():
 	case <-time.After(agentTTL + 2*time.Second):
-		t.Fatal("session outlived etcd by more than its TTL")
+		t.Fatal("session outlived its connection to etcd by more than its TTL")
 	}
-	if err := a.Err(); !errors.Is(err, router.ErrUnavailable) {
-		t.Errorf("Err = %v; want ErrUnavailable", err)
+	if d := time.Since(cut); d < agentTTL/2 {
+		t.Errorf("session ended %v after etcd became unreachable; want about its TTL %v", d, agentTTL)
+	}
+	if err := a.Err(); !errors.Is(err, router.ErrUnavailable) || !strings.Contains(err.Error(), "lease") {
+		t.Errorf("Err = %v; want ErrUnavailable: lease not refreshed", err)
 	}
 	if err := a.Report(context.Background(), true, "", big); !errors.Is(err, router.ErrUnavailable) {
 		t.Errorf("Report = %v; want ErrUnavailable", err)
 	}
+	if !eventually(2*time.Second, func() bool { return e.record("live/"+key) == nil }) {
+		t.Errorf("live record still in etcd %v after its daemon lost etcd", time.Since(cut))
+	}
+}
+
+// proxy forwards TCP connections to an etcd member until cut.
+type proxy struct {
+	l      net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func newProxy(tb testing.TB, target string) *proxy {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &proxy{l: l, target: strings.TrimPrefix(target, "http://")}
+	p.wg.Go(p.serve)
+	tb.Cleanup(p.cut)
+	return p
+}
+
+func (p *proxy) addr() string { return p.l.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		in, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Go(func() { io.Copy(out, in); out.Close() })
+		p.wg.Go(func() { io.Copy(in, out); in.Close() })
+	}
+}
+
+// cut closes the listener and every connection, and waits for the
+// forwarding goroutines.
+func (p *proxy) cut() {
+	p.l.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
 }
 
 func TestAgentAck(t *testing.T) {
