@@ -76,8 +76,8 @@ func (e *env) health(key string) *router.Health {
 	return &h
 }
 
-// eventually polls cond every 20ms until it holds or d passes.
-func eventually(d time.Duration, cond func() bool) bool {
+// within polls cond every 20ms until it holds or d passes.
+func within(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -371,14 +371,14 @@ func TestAgentLeaseExpiresAfterDaemonCrash(t *testing.T) {
 		t.Fatalf("live record gone %v after the crash, before its TTL %v", time.Since(crashed), agentTTL)
 	}
 	const slack = 1500 * time.Millisecond
-	if !eventually(agentTTL+slack, func() bool { return e.record("live/"+key) == nil }) {
+	if !within(agentTTL+slack, func() bool { return e.record("live/"+key) == nil }) {
 		t.Fatalf("live record still there %v after the crash (TTL %v)", time.Since(crashed), agentTTL)
 	}
 	if h := e.health(key); h == nil || !h.Healthy {
 		t.Errorf("health record %+v; want it kept", h)
 	}
 	// The surviving daemon's cache follows.
-	if !eventually(time.Second, func() bool { l, _ := e.store.RegionAgent(key); return l == nil }) {
+	if !within(time.Second, func() bool { l, _ := e.store.RegionAgent(key); return l == nil }) {
 		t.Errorf("the other daemon still shows a live agent")
 	}
 	if _, h := e.store.RegionAgent(key); h == nil {
@@ -405,7 +405,7 @@ func TestAgentSilentSessionEnds(t *testing.T) {
 	if err := a.Err(); !errors.Is(err, router.ErrUnavailable) {
 		t.Errorf("Err = %v; want ErrUnavailable", err)
 	}
-	if !eventually(2*time.Second, func() bool { return e.record("live/"+key) == nil }) {
+	if !within(2*time.Second, func() bool { return e.record("live/"+key) == nil }) {
 		t.Errorf("live record outlived the session")
 	}
 }
@@ -443,7 +443,7 @@ func TestAgentSessionEndsWhenEtcdUnreachable(t *testing.T) {
 	if err := a.Report(context.Background(), true, "", big); !errors.Is(err, router.ErrUnavailable) {
 		t.Errorf("Report = %v; want ErrUnavailable", err)
 	}
-	if !eventually(2*time.Second, func() bool { return e.record("live/"+key) == nil }) {
+	if !within(2*time.Second, func() bool { return e.record("live/"+key) == nil }) {
 		t.Errorf("live record still in etcd %v after its daemon lost etcd", time.Since(cut))
 	}
 }
