@@ -443,3 +443,18 @@ func TestAgentSilentSessionUnavailable(t *testing.T) {
 	wantReason(t, st, "STATE_UNAVAILABLE")
 	eventually(t, "the live record goes", func() bool { l, _ := e.store.RegionAgent(konza); return l == nil })
 }
+
+// A stopping daemon ends agent streams with UNAVAILABLE, so that the
+// agents reconnect elsewhere, and their live records go at once.
+func TestAgentStreamEndsWhenDaemonStops(t *testing.T) {
+	e := newEnv(t)
+	a, _ := e.connect(t, konza, "konza-agent")
+	a.send(report(konza, true, "", plenty))
+	eventually(t, "the report is in", func() bool { return e.regionHealth(t, konza).GetLastReport() != nil })
+	e.srv.StopWatches()
+	st := a.ended(5 * time.Second)
+	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "daemon stopping") {
+		t.Fatalf("stream ended with %v %q; want Unavailable: daemon stopping", st.Code(), st.Message())
+	}
+	eventually(t, "the live record goes", func() bool { l, _ := e.store.RegionAgent(konza); return l == nil })
+}

@@ -86,6 +86,7 @@ type env struct {
 	etcd    *clientv3.Client // for reading etcd behind the store's back
 	prefix  string
 	store   *state.Store
+	srv     *server.Server
 	cat     *providers.Catalog
 	conn    *grpc.ClientConn
 	place   pb.PlacementServiceClient
@@ -146,7 +147,8 @@ func startEnv(tb testing.TB, m *etcdlocal.Member, leakCheck bool, opts ...state.
 		tb.Fatal(err)
 	}
 	g := grpc.NewServer(server.ServerOptions(log)...)
-	server.New(store, log, server.WithAgentTTL(agentTTL)).Register(g)
+	e.srv = server.New(store, log, server.WithAgentTTL(agentTTL))
+	e.srv.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	reflection.Register(g)
