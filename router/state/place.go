@@ -109,6 +109,12 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			}
 		}
 		if d.Err != nil {
+			// Another daemon may have committed this request id a
+			// moment ago, its write not yet in this cache: then that
+			// placement, not a refusal, is the answer.
+			if prev, err := s.placedElsewhere(ctx, requestID, want); prev != nil || err != nil {
+				return prev, err
+			}
 			return nil, s.refuse(ctx, requestID, &in, snap.rev, d.Err)
 		}
 		chosen := held[:len(d.Chosen):len(d.Chosen)]
@@ -275,6 +281,25 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 		return prev, 0, err
 	}
 	return nil, req.rev, nil
+}
+
+// placedElsewhere reads the request id's placement from etcd: the
+// placement if one exists (or ErrRequestReused), nil if none.
+func (s *Store) placedElsewhere(ctx context.Context, requestID string, want []byte) (*router.Placement, error) {
+	gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	resp, err := s.kv.Get(gctx, s.keys.placement(requestID))
+	cancel()
+	if err != nil {
+		return nil, unavailable(ctx, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	p, err := decodePlacement(resp.Kvs[0].Value)
+	if err != nil {
+		return nil, fmt.Errorf("place %s: stored placement: %w", requestID, err)
+	}
+	return sameWorkload(p, want)
 }
 
 // refuse builds the refusal of a decision that found no placement: every
