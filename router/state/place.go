@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -99,7 +100,9 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			return nil, unknownTenant(w.Tenant)
 		}
 		in := snap.input(w, s)
+		t0 := time.Now()
 		d, held, wait := s.decide(&in, snap.regions, requestID)
+		s.observer.Decided(time.Since(t0))
 		if wait != nil {
 			select {
 			case <-wait:
@@ -118,7 +121,9 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			return nil, s.refuse(ctx, requestID, &in, snap.rev, d.Err)
 		}
 		chosen := held[:len(d.Chosen):len(d.Chosen)]
+		t0 = time.Now()
 		p, rev, err := s.commit(ctx, requestID, w, &snap, d, chosen, want)
+		s.observer.Committed(time.Since(t0), err == nil && p != nil && rev != 0)
 		if err == nil && p == nil {
 			// Lost a race: wait for the cache to show what beat us.
 			if attempt >= s.maxRetries {

@@ -58,6 +58,7 @@ type options struct {
 
 	watchProgressEvery time.Duration // see feed.go
 	watchBuffer        int
+	observer           Observer // see observe.go
 }
 
 // WithPrefix sets the etcd key prefix (default DefaultPrefix). It should
@@ -120,6 +121,7 @@ type Store struct {
 	loaded    atomic.Bool  // the first load is done
 	live      atomic.Bool  // the watch is established and has not broken
 	confirmed atomic.Int64 // clock time (UnixNano) etcd last answered the watch
+	etcd      etcdSeen     // what the freshness read last saw, for metrics
 
 	kick   chan struct{} // asks for a progress request now
 	cancel context.CancelFunc
@@ -150,12 +152,16 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 
 		watchProgressEvery: DefaultWatchProgressEvery,
 		watchBuffer:        DefaultWatchBuffer,
+		observer:           nopObserver{},
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
+	}
+	if o.observer == nil {
+		o.observer = nopObserver{}
 	}
 	if o.prefix == "" || o.staleAfter <= 0 || o.progressEvery <= 0 || o.maxRetries < 0 || o.opTimeout <= 0 ||
 		o.watchProgressEvery <= 0 || o.watchBuffer <= 0 {

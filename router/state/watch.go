@@ -357,6 +357,9 @@ func (s *Store) requestProgress(ctx context.Context) {
 		asked := s.clock()
 		resp, err := s.kv.Get(rctx, s.keys.prefix, clientv3.WithCountOnly())
 		cancel()
+		if err == nil {
+			s.etcd.saw(resp.Header.Revision, s.clock())
+		}
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
