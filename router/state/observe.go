@@ -45,15 +45,15 @@ func (e *etcdSeen) saw(rev int64, at time.Time) {
 type Stats struct {
 	// Ready: the store vouches for its cache (see Ready).
 	Ready bool
-	// EtcdAnswered is when the store's freshness read last had an
-	// answer from etcd (zero: never), and EtcdRevision etcd's revision
-	// then.
-	EtcdAnswered time.Time
-	EtcdRevision int64
+	// EtcdReachable: the store's freshness read last had an answer from
+	// etcd within the stale bound; EtcdRevision is etcd's revision then
+	// (0: never answered).
+	EtcdReachable bool
+	EtcdRevision  int64
 	// Revision is the revision the cache reflects.
 	Revision int64
-	// Confirmed is when etcd last vouched for the cache.
-	Confirmed time.Time
+	// FreshnessAge is how long ago etcd last vouched for the cache.
+	FreshnessAge time.Duration
 	// LiveAgents counts the regions with a connected agent (live records).
 	LiveAgents int
 	// Stranded and Violating count the placements in those states.
@@ -63,13 +63,14 @@ type Stats struct {
 // Stats reads the store's state for metrics, from one cache transaction.
 // The counts walk their tables: call it on a scrape, not per request.
 func (s *Store) Stats() Stats {
+	now := s.clock()
 	st := Stats{
 		Ready:        s.Ready() == nil,
 		EtcdRevision: s.etcd.rev.Load(),
-		Confirmed:    time.Unix(0, s.confirmed.Load()),
+		FreshnessAge: max(now.Sub(time.Unix(0, s.confirmed.Load())), 0),
 	}
 	if at := s.etcd.at.Load(); at != 0 {
-		st.EtcdAnswered = time.Unix(0, at)
+		st.EtcdReachable = now.Sub(time.Unix(0, at)) <= s.staleAfter
 	}
 	tx := s.db.Txn(false)
 	defer tx.Abort()

@@ -1,0 +1,262 @@
+// Package metrics exports classroute's Prometheus metrics, from a registry of its own.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/state"
+)
+
+// The metrics. Every label has a small fixed set of values: no request
+// ids, tenants, workloads or regions, whose number has no bound (and
+// whose names may say more than a dashboard's viewers may see).
+//
+//	classroute_placements_total{outcome}           Place calls by outcome (see outcomes)
+//	classroute_refusals_total{reason}              refused Place calls: no_eligible_region or spread_unsatisfiable
+//	classroute_refusal_region_reasons_total{code}  per refused Place, each reason code some region failed on (router.ReasonCode)
+//	classroute_decision_duration_seconds           one Place decision (the engine)
+//	classroute_commit_duration_seconds{result}     one Place commit to etcd: committed or failed (lost a race, or an error)
+//	classroute_store_ready                         1 while the store vouches for its cache (reads and decisions are served)
+//	classroute_etcd_reachable                      1 while the store's freshness reads of etcd succeed
+//	classroute_cache_revision                      the etcd revision the cache reflects
+//	classroute_cache_revision_lag                  etcd's revision at the last freshness read minus the cache's
+//	classroute_cache_freshness_age_seconds         since etcd last vouched for the cache
+//	classroute_agents_connected                    regions with a connected agent (live records)
+//	classroute_placements_stranded                 placements with a replica that must move and nowhere to go
+//	classroute_placements_violating                placements with a replica whose region no longer covers them
+//
+// The gauges read the store when scraped. The Go runtime's and the
+// process's standard metrics are exported too.
+
+// outcomes are the values of classroute_placements_total's outcome label.
+var outcomes = []string{"placed", "refused", "invalid", "unavailable", "conflict", "reused", "canceled", "error"}
+
+// reasonCodes bound the code label; any other code counts as "other".
+var reasonCodes = []router.ReasonCode{
+	router.ReasonLevel, router.ReasonAccreditation, router.ReasonAuthorization, router.ReasonControls,
+	router.ReasonReleasability, router.ReasonPersonnel, router.ReasonResidency, router.ReasonJurisdiction,
+	router.ReasonCustomer, router.ReasonNetworkDomain, router.ReasonCapability, router.ReasonCapacity,
+	router.ReasonHealth, router.ReasonSpread, router.ReasonStranded,
+}
+
+// Metrics holds classroute's metrics and their registry. It is a
+// state.Observer; New's result is ready to use, and safe for concurrent use.
+type Metrics struct {
+	reg        *prometheus.Registry
+	placements *prometheus.CounterVec
+	refusals   *prometheus.CounterVec
+	refusedFor *prometheus.CounterVec
+	decision   prometheus.Histogram
+	commit     *prometheus.HistogramVec
+	known      map[string]bool // reason codes
+}
+
+// New makes the metrics in a registry of their own.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		placements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "classroute_placements_total",
+			Help: "Place calls by outcome: placed (including an idempotent repeat), refused (no eligible region), invalid, unavailable, conflict (lost every retry), reused (request id of another workload), canceled, error.",
+		}, []string{"outcome"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "classroute_refusals_total",
+			Help: "Refused Place calls by reason: no_eligible_region or spread_unsatisfiable.",
+		}, []string{"reason"}),
+		refusedFor: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "classroute_refusal_region_reasons_total",
+			Help: "For each refused Place call, each reason code that some region failed on, counted once per call.",
+		}, []string{"code"}),
+		decision: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "classroute_decision_duration_seconds",
+			Help:    "Time the store took to make one Place decision.",
+			Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 12), // 10µs .. 0.24s
+		}),
+		commit: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "classroute_commit_duration_seconds",
+			Help:    "Time one Place commit took, from queueing its etcd transaction to the answer, by result: committed or failed.",
+			Buckets: prometheus.ExponentialBuckets(0.5e-3, 2, 14), // 0.5ms .. 4s
+		}, []string{"result"}),
+		known: make(map[string]bool),
+	}
+	for _, o := range outcomes {
+		m.placements.WithLabelValues(o)
+	}
+	for _, r := range []string{"no_eligible_region", "spread_unsatisfiable"} {
+		m.refusals.WithLabelValues(r)
+	}
+	for _, c := range reasonCodes {
+		m.known[string(c)] = true
+	}
+	m.commit.WithLabelValues("committed")
+	m.commit.WithLabelValues("failed")
+	m.reg.MustRegister(m.placements, m.refusals, m.refusedFor, m.decision, m.commit,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry is the registry the metrics are in.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Decided implements state.Observer.
+func (m *Metrics) Decided(d time.Duration) { m.decision.Observe(d.Seconds()) }
+
+// Committed implements state.Observer.
+func (m *Metrics) Committed(d time.Duration, ok bool) {
+	result := "failed"
+	if ok {
+		result = "committed"
+	}
+	m.commit.WithLabelValues(result).Observe(d.Seconds())
+}
+
+// Source is what the metrics read of the store when scraped (a *state.Store).
+type Source interface {
+	Stats() state.Stats
+}
+
+// AddStore exports the gauges of src, read on every scrape.
+func (m *Metrics) AddStore(src Source) {
+	m.reg.MustRegister(&storeCollector{src: src})
+}
+
+// UnaryInterceptor counts the outcome of every Place call from the
+// status it returns, with the reason codes of the Refusal detail.
+func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		resp, err := h(ctx, req)
+		if info.FullMethod == pb.PlacementService_Place_FullMethodName {
+			m.countPlace(err)
+		}
+		return resp, err
+	}
+}
+
+func (m *Metrics) countPlace(err error) {
+	st := status.Convert(err)
+	outcome := "error"
+	switch st.Code() {
+	case codes.OK:
+		outcome = "placed"
+	case codes.InvalidArgument:
+		outcome = "invalid"
+	case codes.Unavailable:
+		outcome = "unavailable"
+	case codes.Aborted:
+		outcome = "conflict"
+	case codes.AlreadyExists:
+		outcome = "reused"
+	case codes.Canceled, codes.DeadlineExceeded:
+		outcome = "canceled"
+	case codes.FailedPrecondition:
+		if m.countRefusal(st) {
+			outcome = "refused"
+		}
+	}
+	m.placements.WithLabelValues(outcome).Inc()
+}
+
+// countRefusal counts a refusal's reason and region reason codes, and
+// reports whether st is a refusal.
+func (m *Metrics) countRefusal(st *status.Status) bool {
+	var reason string
+	seen := make(map[string]bool)
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			switch d.GetReason() {
+			case "NO_ELIGIBLE_REGION":
+				reason = "no_eligible_region"
+			case "SPREAD_UNSATISFIABLE":
+				reason = "spread_unsatisfiable"
+			}
+		case *pb.Refusal:
+			for _, v := range d.GetRegions() {
+				for _, r := range v.GetReasons() {
+					c := r.GetCode()
+					if !m.known[c] {
+						c = "other"
+					}
+					seen[c] = true
+				}
+			}
+		}
+	}
+	if reason == "" {
+		return false
+	}
+	m.refusals.WithLabelValues(reason).Inc()
+	for c := range seen {
+		m.refusedFor.WithLabelValues(c).Inc()
+	}
+	return true
+}
+
+// Handler serves /metrics, and /healthz: 200 while ready() is nil, else
+// 503 with the reason.
+func (m *Metrics) Handler(ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// storeCollector exports a store's gauges, read when scraped.
+type storeCollector struct{ src Source }
+
+var (
+	descReady     = prometheus.NewDesc("classroute_store_ready", "1 while the store vouches for its cache: reads and decisions are served.", nil, nil)
+	descEtcd      = prometheus.NewDesc("classroute_etcd_reachable", "1 while the store's freshness reads of etcd have an answer within the stale bound.", nil, nil)
+	descRevision  = prometheus.NewDesc("classroute_cache_revision", "The etcd revision the cache reflects.", nil, nil)
+	descLag       = prometheus.NewDesc("classroute_cache_revision_lag", "etcd's revision at the store's last freshness read minus the cache's revision.", nil, nil)
+	descAge       = prometheus.NewDesc("classroute_cache_freshness_age_seconds", "Seconds since etcd last vouched for the cache.", nil, nil)
+	descAgents    = prometheus.NewDesc("classroute_agents_connected", "Regions with a connected agent (live records in the cache).", nil, nil)
+	descStranded  = prometheus.NewDesc("classroute_placements_stranded", "Placements with a replica that must move and no region to move to.", nil, nil)
+	descViolating = prometheus.NewDesc("classroute_placements_violating", "Placements with a replica whose region no longer covers the workload.", nil, nil)
+)
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descReady, descEtcd, descRevision, descLag, descAge, descAgents, descStranded, descViolating} {
+		ch <- d
+	}
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.src.Stats()
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	gauge(descReady, boolValue(st.Ready))
+	gauge(descEtcd, boolValue(st.EtcdReachable))
+	gauge(descRevision, float64(st.Revision))
+	gauge(descLag, float64(max(st.EtcdRevision-st.Revision, 0)))
+	gauge(descAge, st.FreshnessAge.Seconds())
+	gauge(descAgents, float64(st.LiveAgents))
+	gauge(descStranded, float64(st.Stranded))
+	gauge(descViolating, float64(st.Violating))
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

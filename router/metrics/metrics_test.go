@@ -1,0 +1,246 @@
+package metrics_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/providers"
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/metrics"
+	"github.com/classroute/classroute/router/server"
+	"github.com/classroute/classroute/router/state"
+)
+
+// env is a store on a real etcd with the default catalogue, a gRPC
+// server with the metrics interceptor, and the metrics HTTP endpoint.
+type env struct {
+	store   *state.Store
+	place   pb.PlacementServiceClient
+	metrics string // base URL
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	member, err := etcdlocal.Start(c, etcdlocal.Config{Dir: t.TempDir(), UnsafeNoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(member.Close)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: member.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+
+	m := metrics.New()
+	log := slog.New(slog.DiscardHandler)
+	store, err := state.Open(c, cli, router.NewEngine(), state.WithObserver(m), state.WithProgressEvery(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	cat, err := providers.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Seed(c, cat.Providers, cat.Regions, cat.Tenants); err != nil {
+		t.Fatal(err)
+	}
+	m.AddStore(store)
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(append(server.ServerOptions(log), grpc.ChainUnaryInterceptor(m.UnaryInterceptor()))...)
+	server.New(store, log).Register(g)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+
+	hs := httptest.NewServer(m.Handler(store.Ready))
+	t.Cleanup(hs.Close)
+	return &env{store: store, place: pb.NewPlacementServiceClient(conn), metrics: hs.URL}
+}
+
+// scrape reads /metrics and returns each sample by name and labels,
+// "name{k=v,...}"; a histogram as its _count.
+func (e *env) scrape(t *testing.T) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(e.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]float64)
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			key := name
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				out[key] = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				out[key] = m.GetGauge().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				out[key+"_count"] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+func aukus() *pb.Workload {
+	return &pb.Workload{
+		Name: "aukus-pillar2-models", Tenant: "aus-defence", Label: "SECRET//REL TO USA, AUS, GBR",
+		AllowedStorageCountries: []string{"USA", "AUS", "GBR"},
+		Resources:               &pb.Resources{MilliCpu: 1000, MemoryMib: 1024},
+		Replicas:                2,
+		Spread:                  &pb.Spread{MinDistanceKm: 1000},
+	}
+}
+
+// kenyaGPU cannot be placed: Kenyan data on a GPU, which Konza lacks.
+func kenyaGPU() *pb.Workload {
+	return &pb.Workload{
+		Name: "kenya-gpu", Tenant: "ke-moh", Label: "UNCLASSIFIED", AllowedStorageCountries: []string{"KEN"},
+		Capabilities: []string{"gpu"}, Resources: &pb.Resources{MilliCpu: 1000, MemoryMib: 1024}, Replicas: 1,
+	}
+}
+
+// A placement, a refusal and an invalid request move the counters and
+// histograms they should; the gauges read the store when scraped.
+func TestScrape(t *testing.T) {
+	e := newEnv(t)
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	before := e.scrape(t)
+	if _, err := e.place.Place(c, &pb.PlaceRequest{RequestId: "a1", Workload: aukus()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.place.Place(c, &pb.PlaceRequest{RequestId: "k1", Workload: kenyaGPU()}); err == nil {
+		t.Fatal("kenya-gpu placed")
+	}
+	if _, err := e.place.Place(c, &pb.PlaceRequest{RequestId: "bad id!", Workload: aukus()}); err == nil {
+		t.Fatal("a bad request id accepted")
+	}
+	if _, err := e.place.Get(c, &pb.GetRequest{Id: "a1"}); err != nil {
+		t.Fatal(err) // not a Place: counts nothing
+	}
+	time.Sleep(100 * time.Millisecond) // a freshness read or two
+	after := e.scrape(t)
+
+	moved := map[string]float64{
+		`classroute_placements_total{outcome=placed}`:                1,
+		`classroute_placements_total{outcome=refused}`:               1,
+		`classroute_placements_total{outcome=invalid}`:               1,
+		`classroute_placements_total{outcome=unavailable}`:           0,
+		`classroute_refusals_total{reason=no_eligible_region}`:       1,
+		`classroute_refusal_region_reasons_total{code=residency}`:    1,
+		`classroute_refusal_region_reasons_total{code=capability}`:   1,
+		`classroute_decision_duration_seconds_count`:                 2, // the refusal is decided too
+		`classroute_commit_duration_seconds{result=committed}_count`: 1,
+		`classroute_commit_duration_seconds{result=failed}_count`:    0,
+	}
+	for key, want := range moved {
+		if got := after[key] - before[key]; got != want {
+			t.Errorf("%s moved by %v; want %v", key, got, want)
+		}
+	}
+	gauges := map[string]func(float64) bool{
+		"classroute_store_ready":                 func(v float64) bool { return v == 1 },
+		"classroute_etcd_reachable":              func(v float64) bool { return v == 1 },
+		"classroute_cache_revision":              func(v float64) bool { return v >= float64(e.store.Revision()-1) && v > 0 },
+		"classroute_cache_revision_lag":          func(v float64) bool { return v >= 0 && v < 5 },
+		"classroute_cache_freshness_age_seconds": func(v float64) bool { return v >= 0 && v < 1 },
+		"classroute_agents_connected":            func(v float64) bool { return v == 0 },
+		"classroute_placements_stranded":         func(v float64) bool { return v == 0 },
+		"classroute_placements_violating":        func(v float64) bool { return v == 0 },
+	}
+	for name, ok := range gauges {
+		if v, found := after[name]; !found || !ok(v) {
+			t.Errorf("%s = %v (exported: %v)", name, v, found)
+		}
+	}
+	if _, found := after["go_goroutines"]; !found {
+		t.Error("the Go runtime's metrics are not exported")
+	}
+
+	// Names and help follow Prometheus' conventions.
+	mfs, err := metrics.New().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "classroute_") {
+			t.Errorf("lint: %s: %s", p.Metric, p.Text)
+		}
+	}
+
+	// /healthz follows the store: ok while ready, 503 once closed.
+	if code, body := get(t, e.metrics+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz while ready: %d %q", code, body)
+	}
+	e.store.Close()
+	if code, body := get(t, e.metrics+"/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "store closed") {
+		t.Errorf("/healthz after Close: %d %q; want 503 saying why", code, body)
+	}
+	if v := e.scrape(t)["classroute_store_ready"]; v != 0 {
+		t.Errorf("classroute_store_ready after Close = %v; want 0", v)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
