@@ -112,6 +112,7 @@ type daemon struct {
 	t        *testing.T
 	env      *env
 	etcdAddr string
+	metrics  string // address of /metrics
 	args     []string
 	logs     bytes.Buffer // of every run
 	cancel   context.CancelFunc
@@ -125,12 +126,13 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 		t.Fatal(err)
 	}
 	listen := freeAddr(t)
-	d := &daemon{t: t, etcdAddr: freeAddr(t)}
+	d := &daemon{t: t, etcdAddr: freeAddr(t), metrics: freeAddr(t)}
 	d.args = append([]string{
 		"--listen", listen,
 		"--data-dir", t.TempDir(),
 		"--embedded-etcd-client", d.etcdAddr,
 		"--embedded-etcd-peer", freeAddr(t),
+		"--metrics-listen", d.metrics,
 		"--log-level", "debug"}, extra...)
 	d.env = &env{t: t, ctl: filepath.Join(bin, "classroutectl"), server: listen, root: repoRoot(t)}
 	return d

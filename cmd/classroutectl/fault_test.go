@@ -281,7 +281,7 @@ func startDaemons(t testing.TB, n int, endpoints []string, extra ...string) []*c
 	for i := range n {
 		listen := freeAddr(t)
 		args := append([]string{"--listen", listen, "--data-dir", filepath.Join(dir, fmt.Sprintf("d%d", i+1)),
-			"--etcd", strings.Join(endpoints, ","), "--log-level", "info"}, extra...)
+			"--etcd", strings.Join(endpoints, ","), "--metrics-listen", freeAddr(t), "--log-level", "info"}, extra...)
 		d := &clusterDaemon{proc: newProc(t, dir, fmt.Sprintf("d%d", i+1), filepath.Join(bin, "classrouted"), args...), listen: listen}
 		d.start()
 		d.waitLog(0, "classrouted serving", 60*time.Second)

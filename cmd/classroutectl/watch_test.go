@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -171,4 +173,46 @@ func TestWatchAcrossRestart(t *testing.T) {
 	}
 	js.interrupt()
 	table.interrupt()
+}
+
+// The daemon serves its metrics on --metrics-listen: a placement and a
+// refusal made with the CLI are counted, and /healthz says it serves.
+func TestDaemonMetrics(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	t.Cleanup(d.stop)
+	e := d.env
+	e.place("examples/nearline-storage.yaml")
+	if r := e.run("place", "-f", "cmd/classroutectl/testdata/kenya-gpu.yaml"); r.code != 1 {
+		t.Fatalf("kenya-gpu: exit %d; want a refusal", r.code)
+	}
+	body := httpGet(t, "http://"+d.metrics+"/metrics")
+	for _, want := range []string{
+		`classroute_placements_total{outcome="placed"} 1`,
+		`classroute_placements_total{outcome="refused"} 1`,
+		`classroute_refusal_region_reasons_total{code="capability"} 1`,
+		`classroute_commit_duration_seconds_count{result="committed"} 1`,
+		`classroute_store_ready 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if got := httpGet(t, "http://"+d.metrics+"/healthz"); got != "ok\n" {
+		t.Errorf("/healthz: %q", got)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+	}
+	return string(b)
 }

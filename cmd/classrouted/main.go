@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,6 +29,7 @@ import (
 	"github.com/classroute/classroute/providers"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/metrics"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
 )
@@ -55,6 +57,8 @@ type Config struct {
 	ShutdownTimeout           time.Duration
 	LogLevel                  slog.Level
 	LogFormat                 string
+	// MetricsListen serves /metrics and /healthz over HTTP; empty: off.
+	MetricsListen string
 	// Reconciler: see state.ReconcilerConfig.
 	Reconcile     bool
 	Name          string
@@ -87,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline before in-flight calls are cut")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9400", "HTTP address serving Prometheus /metrics and /healthz (plaintext; the metrics name no tenant, workload or region); empty disables")
 	fs.BoolVar(&c.Reconcile, "reconcile", true, "campaign to run the reconciler that re-routes placements when regions change (one daemon leads at a time)")
 	fs.StringVar(&c.Name, "name", "", "this daemon's name in the reconciler election (default: host name and listen address)")
 	fs.DurationVar(&c.AgentGrace, "agent-grace", 30*time.Second, "a region whose agent has not been live for this long is unhealthy")
@@ -154,6 +159,11 @@ func (c *Config) validate() error {
 	}
 	if c.AgentTTL < state.MinAgentTTL {
 		errs = append(errs, fmt.Errorf("-agent-ttl %v: want at least %v", c.AgentTTL, state.MinAgentTTL))
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("-metrics-listen %q: %w", c.MetricsListen, err))
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format %q: want text or json", c.LogFormat))
@@ -227,14 +237,23 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	defer cli.Close()
 
+	m := metrics.New()
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	store, err := state.Open(openCtx, cli, router.NewEngine(),
-		state.WithPrefix(cfg.EtcdPrefix), state.WithLogger(log), state.WithStaleAfter(cfg.StaleAfter))
+		state.WithPrefix(cfg.EtcdPrefix), state.WithLogger(log), state.WithStaleAfter(cfg.StaleAfter), state.WithObserver(m))
 	cancel()
 	if err != nil {
 		return fmt.Errorf("open state: %w", err)
 	}
 	defer store.Close()
+	m.AddStore(store)
+	if cfg.MetricsListen != "" {
+		stop, err := serveMetrics(cfg.MetricsListen, m.Handler(store.Ready), log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	seedCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	seeded, err := store.Seed(seedCtx, cat.Providers, cat.Regions, cat.Tenants)
@@ -248,7 +267,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		log.Warn("store already holds a catalogue; -catalog was checked but not applied: change regions through the Catalog API", "catalog", cfg.Catalog)
 	}
 
-	opts := server.ServerOptions(log)
+	opts := append(server.ServerOptions(log), grpc.ChainUnaryInterceptor(m.UnaryInterceptor()))
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
@@ -333,6 +352,24 @@ func etcdClientTLS(cfg *Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("etcd TLS: %w", err)
 	}
 	return c, nil
+}
+
+// serveMetrics serves h on addr until stop is called.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-metrics-listen: %w", err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "listen", lis.Addr().String())
+	return func() { _ = hs.Close(); <-done }, nil
 }
 
 func loadCatalog(path string) (*providers.Catalog, error) {

@@ -34,6 +34,9 @@ func TestFlags(t *testing.T) {
 		{"etcd tls without etcd", []string{"--etcd-ca", "ca.pem"}, "give -etcd"},
 		{"agent ttl", []string{"--agent-ttl", "3s"}, ""},
 		{"agent ttl too short", []string{"--agent-ttl", "500ms"}, "-agent-ttl 500ms: want at least 1s"},
+		{"metrics elsewhere", []string{"--metrics-listen", "127.0.0.1:19400"}, ""},
+		{"metrics off", []string{"--metrics-listen", ""}, ""},
+		{"bad metrics address", []string{"--metrics-listen", "9400"}, `-metrics-listen "9400"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +48,17 @@ func TestFlags(t *testing.T) {
 				t.Fatalf("got error %v; want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestMetricsListen(t *testing.T) {
+	c, err := parseFlags(nil, io.Discard)
+	if err != nil || c.MetricsListen != "127.0.0.1:9400" {
+		t.Errorf("default metrics address %q, err %v; want 127.0.0.1:9400", c.MetricsListen, err)
+	}
+	c, err = parseFlags([]string{"--metrics-listen="}, io.Discard)
+	if err != nil || c.MetricsListen != "" {
+		t.Errorf("--metrics-listen= : %q, err %v; want off", c.MetricsListen, err)
 	}
 }
 
