@@ -60,6 +60,8 @@ type Metrics struct {
 	refusedFor *prometheus.CounterVec
 	decision   prometheus.Histogram
 	commit     *prometheus.HistogramVec
+	committed  prometheus.Observer // commit's children, looked up once
+	failed     prometheus.Observer
 	known      map[string]bool // reason codes
 }
 
@@ -100,8 +102,7 @@ func New() *Metrics {
 	for _, c := range reasonCodes {
 		m.known[string(c)] = true
 	}
-	m.commit.WithLabelValues("committed")
-	m.commit.WithLabelValues("failed")
+	m.committed, m.failed = m.commit.WithLabelValues("committed"), m.commit.WithLabelValues("failed")
 	m.reg.MustRegister(m.placements, m.refusals, m.refusedFor, m.decision, m.commit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -115,11 +116,11 @@ func (m *Metrics) Decided(d time.Duration) { m.decision.Observe(d.Seconds()) }
 
 // Committed implements state.Observer.
 func (m *Metrics) Committed(d time.Duration, ok bool) {
-	result := "failed"
 	if ok {
-		result = "committed"
+		m.committed.Observe(d.Seconds())
+	} else {
+		m.failed.Observe(d.Seconds())
 	}
-	m.commit.WithLabelValues(result).Observe(d.Seconds())
 }
 
 // Source is what the metrics read of the store when scraped (a *state.Store).
