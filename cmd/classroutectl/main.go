@@ -343,7 +343,28 @@ func (c *cli) printPlacement(p *pb.Placement) {
 	fmt.Fprintf(tw, "label:\t%s\n", p.GetLabel().GetBanner())
 	fmt.Fprintf(tw, "state:\t%s\n", stateName(p.GetState()))
 	for i, a := range p.GetAssignments() {
-		fmt.Fprintf(tw, "replica %d:\t%s\t(score %.3f)\n", i+1, a.GetRegion(), a.GetScore())
+		fmt.Fprintf(tw, "replica %d:\t%s\t(score %.3f)%s\n", i+1, a.GetRegion(), a.GetScore(), replicaNote(a))
+	}
+	for _, is := range p.GetIssues() {
+		kind := "must move"
+		switch {
+		case is.GetViolation() && is.GetStranded():
+			kind = "VIOLATION, stranded"
+		case is.GetViolation():
+			kind = "VIOLATION"
+		case is.GetStranded():
+			kind = "stranded"
+		}
+		fmt.Fprintf(tw, "issue:\t%s\t%s since %s\n", is.GetRegion(), kind, is.GetSince().AsTime().UTC().Format(time.RFC3339))
+		for _, r := range is.GetReasons() {
+			fmt.Fprintf(tw, "\t  %s\t%s\n", r.GetCode(), r.GetMessage())
+		}
+	}
+	for _, r := range p.GetRetiring() {
+		fmt.Fprintf(tw, "retiring copy:\t%s\tmoved to %s; released once that copy is confirmed\n", r.GetRegion(), r.GetMovedTo())
+	}
+	if n := p.GetMoves(); n > 0 {
+		fmt.Fprintf(tw, "moves:\t%d\n", n)
 	}
 	fmt.Fprintf(tw, "decided at revision:\t%d\n", p.GetDecidedAtRevision())
 	if t := p.GetCreateTime(); t != nil {
@@ -375,6 +396,19 @@ func usaFirst(nations []string) []string {
 		}
 	}
 	return out
+}
+
+// replicaNote is what a replica's agent last acknowledged, if anything.
+func replicaNote(a *pb.Assignment) string {
+	st := a.GetState()
+	if st == pb.ReplicaState_REPLICA_STATE_UNSPECIFIED || st == pb.ReplicaState_REPLICA_STATE_PENDING {
+		return ""
+	}
+	note := "  " + strings.ToLower(strings.TrimPrefix(st.String(), "REPLICA_STATE_"))
+	if d := a.GetStateDetail(); d != "" {
+		note += ": " + d
+	}
+	return note
 }
 
 func stateName(s pb.PlacementState) string {
