@@ -34,6 +34,7 @@ import (
 //	classroute_cache_revision_lag                  etcd's revision at the last freshness read minus the cache's
 //	classroute_cache_freshness_age_seconds         since etcd last vouched for the cache
 //	classroute_agents_connected                    regions with a connected agent (live records)
+//	classroute_reconciler_leader                   1 while this daemon leads the reconciler
 //	classroute_placements_stranded                 placements with a replica that must move and nowhere to go
 //	classroute_placements_violating                placements with a replica whose region no longer covers them
 //
@@ -234,10 +235,11 @@ var (
 	descAgents    = prometheus.NewDesc("classroute_agents_connected", "Regions with a connected agent (live records in the cache).", nil, nil)
 	descStranded  = prometheus.NewDesc("classroute_placements_stranded", "Placements with a replica that must move and no region to move to.", nil, nil)
 	descViolating = prometheus.NewDesc("classroute_placements_violating", "Placements with a replica whose region no longer covers the workload.", nil, nil)
+	descLeader    = prometheus.NewDesc("classroute_reconciler_leader", "1 while this daemon's reconciler is the elected leader (exactly one daemon should be).", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReady, descEtcd, descRevision, descLag, descAge, descAgents, descStranded, descViolating} {
+	for _, d := range []*prometheus.Desc{descReady, descEtcd, descRevision, descLag, descAge, descAgents, descStranded, descViolating, descLeader} {
 		ch <- d
 	}
 }
@@ -253,6 +255,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descAgents, float64(st.LiveAgents))
 	gauge(descStranded, float64(st.Stranded))
 	gauge(descViolating, float64(st.Violating))
+	gauge(descLeader, boolValue(st.Leading))
 }
 
 func boolValue(b bool) float64 {

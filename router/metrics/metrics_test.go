@@ -193,6 +193,7 @@ func TestScrape(t *testing.T) {
 		"classroute_agents_connected":            func(v float64) bool { return v == 0 },
 		"classroute_placements_stranded":         func(v float64) bool { return v == 0 },
 		"classroute_placements_violating":        func(v float64) bool { return v == 0 },
+		"classroute_reconciler_leader":           func(v float64) bool { return v == 0 }, // the test runs no reconciler
 	}
 	for name, ok := range gauges {
 		if v, found := after[name]; !found || !ok(v) {

@@ -58,6 +58,8 @@ type Stats struct {
 	LiveAgents int
 	// Stranded and Violating count the placements in those states.
 	Stranded, Violating int
+	// Leading: this store's reconciler is the elected leader.
+	Leading bool
 }
 
 // Stats reads the store's state for metrics, from one cache transaction.
@@ -68,6 +70,7 @@ func (s *Store) Stats() Stats {
 		Ready:        s.Ready() == nil,
 		EtcdRevision: s.etcd.rev.Load(),
 		FreshnessAge: max(now.Sub(time.Unix(0, s.confirmed.Load())), 0),
+		Leading:      s.Leading(),
 	}
 	if at := s.etcd.at.Load(); at != 0 {
 		st.EtcdReachable = now.Sub(time.Unix(0, at)) <= s.staleAfter
