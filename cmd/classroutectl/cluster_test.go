@@ -85,7 +85,7 @@ func TestClusterScript(t *testing.T) {
 			t.Errorf("cluster.sh down: %v\n%s", err, out)
 		}
 		if t.Failed() {
-			for _, name := range []string{"m1", "m2", "m3", "d1", "d2"} {
+			for _, name := range []string{"m1", "m2", "m3", "d1", "d2", "agent1", "agent2", "agent3"} {
 				b, _ := os.ReadFile(filepath.Join(c.dir, "logs", name+".log"))
 				t.Logf("%s.log:\n%s", name, tail(string(b), 30))
 			}
@@ -119,13 +119,21 @@ func TestClusterScript(t *testing.T) {
 		t.Errorf("d1 sees %dm used in %s after d2 placed %dm there", got, second.GetAssignments()[0].GetRegion(), second.GetWorkload().GetResources().GetMilliCpu())
 	}
 
-	pids, _ := filepath.Glob(filepath.Join(c.dir, "run", "*.pid"))
-	// Three members and two daemons; three simulated agents too once the
-	// CLI has them (the script says which).
-	want := 5
-	if !strings.Contains(out, "no simulated agents started") {
-		want = 8
+	// The script starts a simulated agent for each of three regions,
+	// each talking to one of the daemons; both daemons see them live.
+	for _, key := range []string{"aws/us-gov-west-1", "azure/usgovvirginia", "ke-gov/konza-1"} {
+		deadline := time.Now().Add(10 * time.Second)
+		for !a.regions()[key].GetHealth().GetAgentLive() || !b.regions()[key].GetHealth().GetAgentLive() {
+			if time.Now().After(deadline) {
+				t.Fatalf("no live agent for %s after 10s: %v", key, a.regions()[key].GetHealth())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
+
+	pids, _ := filepath.Glob(filepath.Join(c.dir, "run", "*.pid"))
+	// Three members, two daemons and three simulated agents.
+	const want = 8
 	if out, err := c.run(time.Minute, "status"); err != nil || strings.Count(out, "running") != want || strings.Count(out, "serving,") != 2 {
 		t.Errorf("cluster.sh status (want %d processes running, 2 daemons serving): %v\n%s", want, err, out)
 	}

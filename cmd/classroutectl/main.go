@@ -49,7 +49,7 @@ Usage:
   classroutectl regions [--provider P]                 list regions with accreditation and usage
   classroutectl providers                              list providers
   classroutectl tenants                                list tenants
-` + regionUsage + `  classroutectl label check 'BANNER'                   parse a banner marking; print its canonical form
+` + regionUsage + agentUsage + `  classroutectl label check 'BANNER'                   parse a banner marking; print its canonical form
 
 Flags for every command:
   --server ADDR   classrouted address (default $CLASSROUTE_SERVER or 127.0.0.1:7400)
@@ -87,6 +87,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return 0
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "classroutectl: %s\n\n%s", ue.msg, usage)
 		return 2
@@ -109,7 +112,9 @@ func (c *cli) flags(fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "")
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil, err // -h: the usage, on stdout
+		} else if err != nil {
 			return nil, usageError{fs.Name() + ": " + err.Error()}
 		}
 		args = fs.Args()
@@ -210,6 +215,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return c.catalog(cmd)
 	case "region":
 		return c.region(fs, args)
+	case "agent":
+		return c.agent(fs, args)
 	case "label":
 		pos, err := c.flags(fs, args)
 		if err != nil {
@@ -478,7 +485,7 @@ func (c *cli) regions(provider string) error {
 			return c.printJSON(resp)
 		}
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "REGION\tCOUNTRY\tOPERATORS\tLEVEL\tDOMAIN\tPERSONNEL\tCUSTOMERS\tSTATUS\tCPU USED/TOTAL\tEXPIRES\t")
+		fmt.Fprintln(tw, "REGION\tCOUNTRY\tOPERATORS\tLEVEL\tDOMAIN\tPERSONNEL\tCUSTOMERS\tSTATUS\tHEALTH\tAGENT\tCPU USED/TOTAL\tEXPIRES\t")
 		for _, r := range resp.GetRegions() {
 			a := r.GetAccreditation()
 			note := ""
@@ -489,18 +496,50 @@ func (c *cli) regions(provider string) error {
 			if a.GetExpires() != nil {
 				expires = a.GetExpires().AsTime().Format("2006-01-02")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.GetKey(), r.GetCountry(),
+			health, agent := healthColumns(r.GetHealth())
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.GetKey(), r.GetCountry(),
 				strings.Join(r.GetOperatorNationalities(), ","),
 				enumName(a.GetMaxLevel().String(), "LEVEL_", " "),
 				strings.ToLower(enumName(r.GetNetworkDomain().String(), "NETWORK_DOMAIN_", "-")),
 				strings.ToLower(enumName(r.GetPersonnel().String(), "PERSONNEL_", "-")),
 				strings.Join(r.GetCustomers(), ","),
 				strings.ToLower(enumName(r.GetStatus().String(), "REGION_STATUS_", "-")),
+				health, agent,
 				r.GetUsed().GetMilliCpu(), r.GetCapacity().GetMilliCpu(), expires, note)
 		}
 		tw.Flush()
 		return nil
 	})
+}
+
+// healthColumns says what a region's agent says: its health ("-" for a
+// region no agent has served), and the agent with whether its session is
+// live.
+func healthColumns(h *pb.RegionHealth) (health, agent string) {
+	if h == nil {
+		return "-", "-"
+	}
+	health = "healthy"
+	if !h.GetHealthy() {
+		health = "unhealthy"
+		if r := h.GetReason(); r != "" {
+			const n = 40
+			if len(r) > n {
+				r = strings.ToValidUTF8(r[:n-3], "") + "..."
+			}
+			health += ": " + r
+		}
+	}
+	agent = h.GetAgent()
+	if agent == "" {
+		agent = "-"
+	}
+	if h.GetAgentLive() {
+		agent += " (live)"
+	} else {
+		agent += " (gone)"
+	}
+	return health, agent
 }
 
 func (c *cli) catalog(what string) error {
