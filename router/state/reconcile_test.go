@@ -311,7 +311,7 @@ func TestReconcilerFencedAfterLosingLeadership(t *testing.T) {
 	// old fence.
 	drained := s1
 	drained.Status = router.StatusDraining
-	e.putRegion(drained)
+	waitFor(t, b, e.putRegion(drained)) // b decides on it below
 	before := e.placements()["w"]
 	opsBefore := e.auditOps()
 	if err := e.store.PassAs(ctx, oldKey, oldRev, state.ReconcilerConfig{Name: "a"}); err != nil {
