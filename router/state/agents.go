@@ -19,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/authz"
 )
 
 // An agent session is one region agent's connection, as the store sees
@@ -555,7 +556,8 @@ func (a *AgentSession) Ack(ctx context.Context, placementID string, st router.Re
 				why += ": " + detail
 			}
 			aval, err := json.Marshal(AuditEntry{
-				Time: now, Op: AuditReplicaFailed, RequestID: p.ID, Tenant: p.Tenant,
+				Actor: authz.Actor(ctx),
+				Time:  now, Op: AuditReplicaFailed, RequestID: p.ID, Tenant: p.Tenant,
 				Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: []string{a.region},
 				Reasons: []string{why}, Revision: rev,
 			})

@@ -34,10 +34,12 @@ const (
 // records are written in the same etcd transaction as the change they
 // record; refusal records are written before the refusal is returned.
 type AuditEntry struct {
-	Time      time.Time `json:"time"`
-	Op        string    `json:"op"`
-	RequestID string    `json:"request_id"`
-	Tenant    string    `json:"tenant"`
+	Time time.Time `json:"time"`
+	Op   string    `json:"op"`
+	// Actor is who: the caller's SPIFFE ID, or "system" (the reconciler).
+	Actor     string `json:"actor"`
+	RequestID string `json:"request_id"`
+	Tenant    string `json:"tenant"`
 	// Workload is the workload's name.
 	Workload string `json:"workload"`
 	// Label is the workload's canonical banner.

@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
 )
 
@@ -215,6 +216,7 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 		return nil, 0, fmt.Errorf("place %s: encode: %w", requestID, err)
 	}
 	aval, err := json.Marshal(AuditEntry{
+		Actor:     authz.Actor(ctx),
 		Time:      p.CreatedAt,
 		Op:        AuditPlace,
 		RequestID: requestID,
@@ -331,6 +333,7 @@ func (s *Store) refuse(ctx context.Context, requestID string, in *router.Input, 
 	}
 	w := in.Workload
 	if aerr := s.appendAudit(ctx, AuditEntry{
+		Actor:     authz.Actor(ctx),
 		Time:      s.clock().UTC(),
 		Op:        AuditRefuse,
 		RequestID: requestID,
@@ -433,7 +436,8 @@ func (s *Store) Release(ctx context.Context, id string) (*router.Placement, erro
 			return false, 0, err
 		}
 		aval, err := json.Marshal(AuditEntry{
-			Time: p.ReleasedAt, Op: AuditRelease, RequestID: id, Tenant: p.Tenant,
+			Actor: authz.Actor(ctx),
+			Time:  p.ReleasedAt, Op: AuditRelease, RequestID: id, Tenant: p.Tenant,
 			Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: held, Revision: rev,
 		})
 		if err != nil {

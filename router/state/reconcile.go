@@ -352,7 +352,7 @@ func (r *reconciler) healthPass(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		aval, err := json.Marshal(AuditEntry{Time: now.UTC(), Op: AuditHealth, Regions: []string{m.key}, Reasons: []string{nh.Reason}, Revision: r.s.Revision()})
+		aval, err := json.Marshal(AuditEntry{Time: now.UTC(), Op: AuditHealth, Actor: actorReconciler, Regions: []string{m.key}, Reasons: []string{nh.Reason}, Revision: r.s.Revision()})
 		if err != nil {
 			return err
 		}
@@ -381,6 +381,9 @@ func (r *reconciler) healthPass(ctx context.Context) error {
 }
 
 const noAgentReason = "no live agent"
+
+// actorReconciler is the reconciler's name in the audit trail.
+const actorReconciler = "system:reconciler"
 
 // placement reconciles one placement on a fresh snapshot and commits
 // what changed in one fenced transaction.
@@ -411,7 +414,7 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 	next.Issues = nil
 	var audits []AuditEntry
 	audit := func(op string, regions []string, reasons []router.Reason) {
-		a := AuditEntry{Time: now.UTC(), Op: op, RequestID: p.ID, Tenant: p.Tenant, Workload: w.Name, Label: w.Banner, Regions: regions, Revision: s.Revision()}
+		a := AuditEntry{Time: now.UTC(), Op: op, Actor: actorReconciler, RequestID: p.ID, Tenant: p.Tenant, Workload: w.Name, Label: w.Banner, Regions: regions, Revision: s.Revision()}
 		for _, rs := range reasons {
 			a.Reasons = append(a.Reasons, string(rs.Code)+": "+rs.Message)
 		}
