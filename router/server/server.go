@@ -84,6 +84,7 @@ type Server struct {
 	store    Store
 	log      *slog.Logger
 	agentTTL time.Duration
+	authn    Authenticator
 
 	// draining ends when StopWatches is called.
 	draining    context.Context

@@ -1,0 +1,76 @@
+package server
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/classroute/classroute/router/authz"
+)
+
+// Authenticator says who the caller of ctx is. An error is returned to
+// the caller as UNAUTHENTICATED.
+type Authenticator func(ctx context.Context) (*authz.Principal, error)
+
+// WithAuthenticator makes AuthOptions authenticate every call with a.
+func WithAuthenticator(a Authenticator) Option { return func(s *Server) { s.authn = a } }
+
+// DevPrincipal is the caller in the loopback development mode, where
+// there is no mutual TLS: every role, every tenant. It exists only for a
+// daemon on loopback; the daemon refuses it on any other listener.
+var DevPrincipal = &authz.Principal{ID: "spiffe://classroute.dev/dev", Kind: "dev", Name: "dev", Roles: authz.Roles}
+
+// DevAuthenticator authenticates every caller as DevPrincipal.
+func DevAuthenticator(context.Context) (*authz.Principal, error) { return DevPrincipal, nil }
+
+// AuthOptions are the interceptors that authenticate every call with the
+// server's Authenticator and authorize it (see authorize): a call that
+// fails either never reaches a handler. Without an Authenticator every
+// call is refused.
+func (s *Server) AuthOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			ctx, err := s.admit(ctx, info.FullMethod)
+			if err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			ctx, err := s.admit(ss.Context(), info.FullMethod)
+			if err != nil {
+				return err
+			}
+			return h(srv, &principalStream{ServerStream: ss, ctx: ctx})
+		}),
+	}
+}
+
+// admit authenticates and authorizes one call and returns its context
+// carrying the principal.
+func (s *Server) admit(ctx context.Context, method string) (context.Context, error) {
+	if s.authn == nil {
+		return nil, status.Error(codes.Unauthenticated, "no authenticator configured: every call is refused")
+	}
+	p, err := s.authn(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "%v", err)
+	}
+	if p == nil {
+		return nil, status.Error(codes.Unauthenticated, "no identity")
+	}
+	ctx = authz.NewContext(ctx, p)
+	if err := s.authorize(ctx, method, p); err != nil {
+		return nil, err
+	}
+	return ctx, nil
+}
+
+type principalStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *principalStream) Context() context.Context { return s.ctx }
