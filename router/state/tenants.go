@@ -93,7 +93,7 @@ func (s *Store) PutTenant(ctx context.Context, t *router.Tenant) error {
 	return nil
 }
 
-// DeleteTenant deletes a tenant. A tenant with placed (not released)
+// DeleteTenant deletes a tenant. A tenant with live (not released)
 // placements is ErrInUse. The cache is checked at revision R, and the
 // delete compares that the tenant record is the one read and that no
 // placement was created after R (placements have no per-tenant record to
@@ -106,13 +106,20 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 		tx := s.db.Txn(false)
 		rev, _ := revisionTxn(tx)
 		t := tenantTxn(tx, id)
-		live := firstPlacementTxn(tx, PlacementFilter{Tenant: id, State: ptr(router.PlacementPlaced)})
+		// Any live placement: a stranded or violating one too (the
+		// reconciler rechecks it against its tenant).
+		var live *router.Placement
+		for _, st := range []router.PlacementState{router.PlacementPlaced, router.PlacementStranded, router.PlacementViolation} {
+			if live == nil {
+				live = firstPlacementTxn(tx, PlacementFilter{Tenant: id, State: ptr(st)})
+			}
+		}
 		tx.Abort()
 		if t == nil {
 			return false, 0, fmt.Errorf("tenant %q: %w", id, router.ErrNotFound)
 		}
 		if live != nil {
-			return false, 0, fmt.Errorf("tenant %q has placed placements (%s): %w", id, live.ID, router.ErrInUse)
+			return false, 0, fmt.Errorf("tenant %q has live placements (%s): %w", id, live.ID, router.ErrInUse)
 		}
 		key := s.keys.tenant(id)
 		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
