@@ -35,6 +35,12 @@ var (
 	// ErrPermissionDenied: the caller may not act on that object (an
 	// agent reporting for a region other than its own).
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrTwoPersonRequired: the change needs a proposal by one catalogue
+	// administrator and an approval by another (see SecurityChanges).
+	ErrTwoPersonRequired = errors.New("needs a second administrator's approval")
+	// ErrChangeNotPending: the proposal was already approved, rejected or
+	// superseded (its region changed since it was proposed).
+	ErrChangeNotPending = errors.New("change is not pending")
 )
 
 // Explained is one region's verdict, by region key, for reporting.

@@ -75,6 +75,10 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return withDetails(codes.FailedPrecondition, msg, &errdetails.ErrorInfo{Reason: "NOT_ASSIGNED", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrPermissionDenied):
 		return status.Error(codes.PermissionDenied, msg)
+	case errors.Is(err, router.ErrTwoPersonRequired):
+		return withDetails(codes.FailedPrecondition, msg, &errdetails.ErrorInfo{Reason: "TWO_PERSON_REQUIRED", Domain: ErrorDomain})
+	case errors.Is(err, router.ErrChangeNotPending):
+		return withDetails(codes.FailedPrecondition, msg, &errdetails.ErrorInfo{Reason: "CHANGE_NOT_PENDING", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrConflict):
 		return withDetails(codes.Aborted, msg, &errdetails.ErrorInfo{Reason: "CONFLICT", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrRevisionOutOfRange):

@@ -1,0 +1,96 @@
+package router
+
+import (
+	"slices"
+	"strings"
+)
+
+// Accreditation changes need two people. What a region is accredited for
+// — its accreditation, and the facts the security rules read: where the
+// data rests, who operates it and how they are screened, the network it
+// sits on, whom it may serve — is changed only by a proposal of one
+// catalogue administrator approved by a different one; so is adding a
+// region. Operational facts (status, capacity, cost, capabilities,
+// location, names and notes) are changed by one administrator.
+
+// ChangeKind classifies a proposed region change.
+type ChangeKind string
+
+// Change kinds.
+const (
+	ChangeAdd    ChangeKind = "add"    // a new region
+	ChangeRaise  ChangeKind = "raise"  // a higher level, or more controls, or a revocation lifted
+	ChangeLower  ChangeKind = "lower"  // a lower level, or fewer controls
+	ChangeRevoke ChangeKind = "revoke" // the accreditation revoked
+	ChangeOther  ChangeKind = "change" // other security facts changed
+)
+
+// SecurityChanges lists the security-relevant fields that differ between
+// a region and its proposed replacement; old is nil for a new region.
+// None means the change is operational and needs one person.
+func SecurityChanges(old, new *Region) []string {
+	if old == nil {
+		return []string{"region (new)"}
+	}
+	var out []string
+	a, b := &old.Accreditation, &new.Accreditation
+	add := func(changed bool, field string) {
+		if changed {
+			out = append(out, field)
+		}
+	}
+	add(a.MaxLevel != b.MaxLevel, "accreditation.max_level")
+	add(!sameSet(a.Controls, b.Controls), "accreditation.controls")
+	add(a.ImpactLevel != b.ImpactLevel, "accreditation.impact_level")
+	add(a.FedRAMP != b.FedRAMP, "accreditation.fedramp")
+	add(!sameSet(a.Frameworks, b.Frameworks), "accreditation.frameworks")
+	add(!a.Expires.Equal(b.Expires), "accreditation.expires")
+	add(a.Revoked != b.Revoked, "accreditation.revoked")
+	add(old.Country != new.Country, "country")
+	add(old.OperatorJurisdiction != new.OperatorJurisdiction, "operator_jurisdiction")
+	add(!sameSet(old.OperatorNationalities, new.OperatorNationalities), "operator_nationalities")
+	add(old.Personnel != new.Personnel, "personnel")
+	add(old.NetworkDomain != new.NetworkDomain, "network_domain")
+	add(!sameSet(old.Customers, new.Customers), "customers")
+	return out
+}
+
+// ClassifyChange says what kind of change a proposal is.
+func ClassifyChange(old, new *Region) ChangeKind {
+	switch {
+	case old == nil:
+		return ChangeAdd
+	case new.Accreditation.Revoked && !old.Accreditation.Revoked:
+		return ChangeRevoke
+	case new.Accreditation.MaxLevel > old.Accreditation.MaxLevel,
+		!new.Accreditation.Revoked && old.Accreditation.Revoked:
+		return ChangeRaise
+	case new.Accreditation.MaxLevel < old.Accreditation.MaxLevel:
+		return ChangeLower
+	}
+	oc, nc := old.Accreditation.Controls, new.Accreditation.Controls
+	switch {
+	case subset(oc, nc) && len(nc) > len(oc):
+		return ChangeRaise
+	case subset(nc, oc) && len(oc) > len(nc):
+		return ChangeLower
+	}
+	return ChangeOther
+}
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.EqualFunc(slices.Compact(x), slices.Compact(y), strings.EqualFold)
+}
+
+// subset reports whether every element of a is in b.
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,320 @@
+package state
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/authz"
+)
+
+// Two-person region changes (see router.SecurityChanges). A proposal is
+// a record under changes/<id> holding the whole proposed region and the
+// mod revision of the region it would replace. Approval by a different
+// principal writes the region in the same transaction that marks the
+// proposal applied and appends the audit entry, comparing that the
+// region is still the one proposed against: a proposal never overwrites
+// a change made after it. Lowering or revoking an accreditation then
+// re-routes through the reconciler like any other region change.
+
+const changesDir = "changes/"
+
+// Change states.
+const (
+	ChangePending  = "pending"
+	ChangeApplied  = "applied"
+	ChangeRejected = "rejected"
+)
+
+// Audit operations of changes.
+const (
+	AuditChangeProposed = "change-proposed"
+	AuditChangeApproved = "change-approved"
+	AuditChangeRejected = "change-rejected"
+)
+
+// Change is a proposed region change.
+type Change struct {
+	ID     string            `json:"id"`
+	Region router.Region     `json:"region"`
+	Kind   router.ChangeKind `json:"kind"`
+	// Fields are the security-relevant fields it changes.
+	Fields []string `json:"fields"`
+	Reason string   `json:"reason,omitempty"`
+	// BaseRevision is the mod revision of the region record it replaces
+	// (0: a new region).
+	BaseRevision int64     `json:"base_revision"`
+	ProposedBy   string    `json:"proposed_by"`
+	ProposedAt   time.Time `json:"proposed_at"`
+	State        string    `json:"state"`
+	DecidedBy    string    `json:"decided_by,omitempty"`
+	DecidedAt    time.Time `json:"decided_at,omitzero"`
+	Note         string    `json:"note,omitempty"`
+	// Revision is the record's mod revision (not stored).
+	Revision int64 `json:"-"`
+}
+
+func (k keys) change(id string) string { return k.prefix + changesDir + id }
+
+// ProposeRegionChange records a proposal to add r or to replace the
+// region of r's key with it. It must change something that needs two
+// people (router.SecurityChanges); an operational change is applied
+// with PutRegion instead.
+func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reason string) (*Change, error) {
+	if err := validateRegion(r); err != nil {
+		return nil, err
+	}
+	if len(reason) > 1024 {
+		return nil, router.Violations{{Field: "reason", Description: "at most 1024 bytes"}}.Err()
+	}
+	if err := s.Ready(); err != nil {
+		return nil, err
+	}
+	var old *router.Region
+	var base int64
+	tx := s.db.Txn(false)
+	if rec := regionTxn(tx, r.Key()); rec != nil {
+		old, base = rec.Region, rec.Rev
+	}
+	tx.Abort()
+	fields := router.SecurityChanges(old, r)
+	if len(fields) == 0 {
+		return nil, router.Violations{{Field: "region", Description: "changes nothing that needs a second administrator; put it directly"}}.Err()
+	}
+	var id [8]byte
+	_, _ = crand.Read(id[:])
+	now := s.clock().UTC()
+	c := &Change{
+		ID:           fmt.Sprintf("%s-%s", now.Format("20060102T150405"), hex.EncodeToString(id[:])),
+		Region:       *r,
+		Kind:         router.ClassifyChange(old, r),
+		Fields:       fields,
+		Reason:       reason,
+		BaseRevision: base,
+		ProposedBy:   authz.Actor(ctx),
+		ProposedAt:   now,
+		State:        ChangePending,
+	}
+	cval, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	aval, err := json.Marshal(changeAudit(c, AuditChangeProposed, c.ProposedBy, now, s.Revision()))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.kv.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.keys.change(c.ID)), "=", 0)).
+			Then(clientv3.OpPut(s.keys.change(c.ID), string(cval)), clientv3.OpPut(s.keys.audit(s.auditID.next(now)), string(aval))).Commit()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("propose change of %s: %w", r.Key(), err)
+	}
+	if !resp.Succeeded {
+		return nil, fmt.Errorf("propose change of %s: %w: id collision", r.Key(), router.ErrConflict)
+	}
+	c.Revision = resp.Header.Revision
+	return c, nil
+}
+
+// ApproveChange applies a pending proposal. The approver (the caller's
+// principal) must not be its proposer. It fails with
+// router.ErrChangeNotPending when the proposal was decided already, or
+// when its region changed since it was proposed (it is then marked
+// rejected as superseded: propose again).
+func (s *Store) ApproveChange(ctx context.Context, id string) (*Change, error) {
+	c, err := s.GetChange(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.State != ChangePending {
+		return nil, fmt.Errorf("change %s is %s: %w", id, c.State, router.ErrChangeNotPending)
+	}
+	who := authz.Actor(ctx)
+	if who == c.ProposedBy {
+		return nil, fmt.Errorf("change %s: its proposer %s may not approve it; a second administrator must: %w", id, who, router.ErrPermissionDenied)
+	}
+	now := s.clock().UTC()
+	done := *c
+	done.State, done.DecidedBy, done.DecidedAt = ChangeApplied, who, now
+	cval, err := json.Marshal(&done)
+	if err != nil {
+		return nil, err
+	}
+	r := &c.Region
+	val, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	zero, err := json.Marshal(usageValue{})
+	if err != nil {
+		return nil, err
+	}
+	aval, err := json.Marshal(changeAudit(&done, AuditChangeApproved, who, now, s.Revision()))
+	if err != nil {
+		return nil, err
+	}
+	key, ukey, pkey := s.keys.region(r.Key()), s.keys.usage(r.Key()), s.keys.provider(r.Provider)
+	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.kv.Txn(ctx).
+			If(
+				clientv3.Compare(clientv3.ModRevision(s.keys.change(id)), "=", c.Revision),
+				clientv3.Compare(clientv3.ModRevision(key), "=", c.BaseRevision),
+				clientv3.Compare(clientv3.CreateRevision(pkey), ">", 0),
+			).
+			Then(
+				clientv3.OpPut(key, string(val)),
+				clientv3.OpTxn(
+					[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ukey), "=", 0)},
+					[]clientv3.Op{clientv3.OpPut(ukey, string(zero))},
+					nil),
+				clientv3.OpPut(s.keys.change(id), string(cval)),
+				clientv3.OpPut(s.keys.audit(s.auditID.next(now)), string(aval)),
+			).
+			Else(clientv3.OpGet(s.keys.change(id)), clientv3.OpGet(key, clientv3.WithKeysOnly()), clientv3.OpGet(pkey, clientv3.WithKeysOnly())).
+			Commit()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("approve change %s: %w", id, err)
+	}
+	if resp.Succeeded {
+		done.Revision = resp.Header.Revision
+		return &done, s.waitCommitted(ctx, resp.Header.Revision)
+	}
+	// Why not: decided meanwhile, the region changed, or the provider is gone.
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 0 || kvs[0].ModRevision != c.Revision {
+		return nil, fmt.Errorf("change %s was decided meanwhile: %w", id, router.ErrChangeNotPending)
+	}
+	if kvs := resp.Responses[2].GetResponseRange().GetKvs(); len(kvs) == 0 {
+		return nil, router.Violations{{Field: "region.provider", Description: fmt.Sprintf("unknown provider %q: put the provider first", r.Provider)}}.Err()
+	}
+	var cur int64
+	if kvs := resp.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		cur = kvs[0].ModRevision
+	}
+	note := fmt.Sprintf("superseded: region %s changed since the proposal (revision %d, now %d); propose again", r.Key(), c.BaseRevision, cur)
+	if _, err := s.decideChange(ctx, c, ChangeRejected, "system", note); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("change %s %s: %w", id, note, router.ErrChangeNotPending)
+}
+
+// RejectChange rejects a pending proposal: any catalogue administrator,
+// its proposer too (a withdrawal).
+func (s *Store) RejectChange(ctx context.Context, id, note string) (*Change, error) {
+	if len(note) > 1024 {
+		return nil, router.Violations{{Field: "note", Description: "at most 1024 bytes"}}.Err()
+	}
+	c, err := s.GetChange(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.State != ChangePending {
+		return nil, fmt.Errorf("change %s is %s: %w", id, c.State, router.ErrChangeNotPending)
+	}
+	return s.decideChange(ctx, c, ChangeRejected, authz.Actor(ctx), note)
+}
+
+// decideChange marks a pending change decided without applying it.
+func (s *Store) decideChange(ctx context.Context, c *Change, state, who, note string) (*Change, error) {
+	now := s.clock().UTC()
+	done := *c
+	done.State, done.DecidedBy, done.DecidedAt, done.Note = state, who, now, note
+	cval, err := json.Marshal(&done)
+	if err != nil {
+		return nil, err
+	}
+	aval, err := json.Marshal(changeAudit(&done, AuditChangeRejected, who, now, s.Revision()))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.kv.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(s.keys.change(c.ID)), "=", c.Revision)).
+			Then(clientv3.OpPut(s.keys.change(c.ID), string(cval)), clientv3.OpPut(s.keys.audit(s.auditID.next(now)), string(aval))).Commit()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decide change %s: %w", c.ID, err)
+	}
+	if !resp.Succeeded {
+		return nil, fmt.Errorf("change %s was decided meanwhile: %w", c.ID, router.ErrChangeNotPending)
+	}
+	done.Revision = resp.Header.Revision
+	return &done, nil
+}
+
+// GetChange reads a proposal from etcd.
+func (s *Store) GetChange(ctx context.Context, id string) (*Change, error) {
+	if !validKeyPart(id) {
+		return nil, fmt.Errorf("change %q: %w", id, router.ErrNotFound)
+	}
+	gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	resp, err := s.kv.Get(gctx, s.keys.change(id))
+	cancel()
+	if err != nil {
+		return nil, unavailable(ctx, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("change %q: %w", id, router.ErrNotFound)
+	}
+	return decodeChange(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+}
+
+// ListChanges reads the proposals, newest first; state filters them
+// when not empty.
+func (s *Store) ListChanges(ctx context.Context, state string, limit int) ([]*Change, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	resp, err := s.kv.Get(gctx, s.keys.change(""), clientv3.WithPrefix())
+	cancel()
+	if err != nil {
+		return nil, unavailable(ctx, err)
+	}
+	var out []*Change
+	for _, kv := range resp.Kvs {
+		c, err := decodeChange(kv.Value, kv.ModRevision)
+		if err != nil {
+			s.log.Error("state: unreadable change record", "key", string(kv.Key), "err", err)
+			continue
+		}
+		if state == "" || c.State == state {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Change) int { return strings.Compare(b.ID, a.ID) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func decodeChange(val []byte, rev int64) (*Change, error) {
+	var c Change
+	if err := json.Unmarshal(val, &c); err != nil {
+		return nil, err
+	}
+	c.Revision = rev
+	return &c, nil
+}
+
+func changeAudit(c *Change, op, who string, now time.Time, rev int64) AuditEntry {
+	reasons := []string{"kind: " + string(c.Kind), "fields: " + strings.Join(c.Fields, ", "), "proposed by: " + c.ProposedBy}
+	if c.Reason != "" {
+		reasons = append(reasons, "reason: "+c.Reason)
+	}
+	if c.Note != "" {
+		reasons = append(reasons, "note: "+c.Note)
+	}
+	a := &c.Region.Accreditation
+	reasons = append(reasons, fmt.Sprintf("accreditation: %s, IL%d, revoked %v, expires %s", a.MaxLevel, a.ImpactLevel, a.Revoked, a.Expires.Format(time.DateOnly)))
+	return AuditEntry{Time: now, Op: op, Actor: who, RequestID: c.ID, Regions: []string{c.Region.Key()}, Reasons: reasons, Revision: rev}
+}
