@@ -397,7 +397,7 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 	if rec != nil {
 		tenant = tenantTxn(tx, rec.P.Tenant)
 	}
-	tx.Abort()
+	defer tx.Abort() // step 3 reads the live records of the same snapshot
 	if rec == nil || !rec.P.State.Live() {
 		delete(r.watch, id)
 		return nil
@@ -514,11 +514,15 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 
 	// 3. Release the retiring copies whose replacement is confirmed
 	// (never one made in this transaction).
-	var retired []string
+	var retired, agentless []string
 	kept := next.Retiring[:0:0]
+	hasAgent := func(key string) bool { return liveTxn(tx, key) != nil }
 	for _, rt := range next.Retiring {
-		if !rt.Since.Equal(now.UTC()) && confirmed(next, rt, view) {
+		if ok, none := confirmed(next, rt, view, hasAgent); ok && !rt.Since.Equal(now.UTC()) {
 			retired = append(retired, rt.Region)
+			if none != "" {
+				agentless = append(agentless, none)
+			}
 			audit(AuditRetire, []string{rt.Region, rt.MovedTo}, nil)
 			continue
 		}
@@ -553,7 +557,7 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 	}
 	next.UpdatedAt = now.UTC()
 	r.watchOrForget(next) // on failure too: the next pass looks again
-	if err := r.commit(ctx, rec, next, view, compared, moved, retired, audits); err != nil {
+	if err := r.commit(ctx, rec, next, view, compared, moved, retired, agentless, audits); err != nil {
 		r.watch[id] = true
 		return err
 	}
@@ -562,9 +566,11 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 
 // commit writes a reconciled placement: fenced, comparing the placement,
 // every region compared and its health, the usage of the regions moved
-// to (taken) and of the copies retired (returned).
+// to (taken) and of the copies retired (returned), and that the regions
+// in agentless (a retirement rests on their having no agent) still have
+// no live agent.
 func (r *reconciler) commit(ctx context.Context, rec *placementRecord, next *router.Placement, view *regionView,
-	compared, moved []int, retired []string, audits []AuditEntry) error {
+	compared, moved []int, retired, agentless []string, audits []AuditEntry) error {
 	s := r.s
 	pkey := s.keys.placement(next.ID)
 	pval, err := json.Marshal(next)
@@ -578,6 +584,9 @@ func (r *reconciler) commit(ctx context.Context, rec *placementRecord, next *rou
 		cmps = append(cmps,
 			clientv3.Compare(clientv3.ModRevision(s.keys.region(key)), "=", st.Rev),
 			clientv3.Compare(clientv3.ModRevision(s.keys.health(key)), "=", st.HealthRev))
+	}
+	for _, key := range agentless {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.live(key)), "=", 0))
 	}
 	res := next.Workload.Resources
 	for _, idx := range moved {
@@ -636,29 +645,33 @@ func (r *reconciler) commit(ctx context.Context, rec *placementRecord, next *rou
 // confirmed: following the moves from rt (a replacement may itself have
 // moved on before it was confirmed) to a current replica, that replica
 // has no issue and is acknowledged running, or its region has no agent
-// to acknowledge it.
-func confirmed(p *router.Placement, rt router.Retiring, view *regionView) bool {
+// to acknowledge it (no health record, and no live agent session: one
+// that has connected but not yet reported is an agent). When it rests on
+// the region having no agent, it returns that region too.
+func confirmed(p *router.Placement, rt router.Retiring, view *regionView, hasAgent func(string) bool) (bool, string) {
 	to := rt.MovedTo
 	for range len(p.Retiring) + 1 {
 		if j := slices.Index(p.Regions, to); j >= 0 {
 			for _, is := range p.Issues {
 				if is.Region == to {
-					return false
+					return false, ""
 				}
 			}
 			if p.Replica(j).State == router.ReplicaRunning {
-				return true
+				return true, ""
 			}
-			st, ok := view.state(to)
-			return ok && st.Health == nil
+			if st, ok := view.state(to); ok && st.Health == nil && !hasAgent(to) {
+				return true, to
+			}
+			return false, ""
 		}
 		k := slices.IndexFunc(p.Retiring, func(o router.Retiring) bool { return o.Region == to })
 		if k < 0 {
-			return false
+			return false, ""
 		}
 		to = p.Retiring[k].MovedTo
 	}
-	return false
+	return false, ""
 }
 
 // issueSince keeps the time an issue was first seen.
