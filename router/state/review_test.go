@@ -79,3 +79,61 @@ func TestReconcileWaitsForAConnectedAgentThatHasNotReported(t *testing.T) {
 	})
 	e.checkUsage("aws/s1", "azure/s2")
 }
+
+// Moves, retirements, releases and placements from two stores racing:
+// usage stays the sum over the live placements.
+func TestReconcileUsageUnderRacingReleasesAndPlacements(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	s2 := secretRegion("azure", "s2", big)
+	s2.Cost = 0.7
+	s3 := secretRegion("gcp", "s3", big)
+	e.seed([]router.Provider{provider("aws"), provider("azure"), provider("gcp")}, []router.Region{s1, s2, s3}, []router.Tenant{army()})
+	// s2 has an agent (a health record): its copies wait for acks.
+	waitFor(t, e.store, e.putJSON("health/azure/s2", router.Health{Healthy: true, Since: time.Now().UTC(), Agent: "agent-s2"}))
+	b := e.open(e.other)
+	stop := reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: 50 * time.Millisecond})
+	ctx := context.Background()
+	const n = 60
+	for i := range n {
+		e.place(fmt.Sprintf("w%d", i), secretWorkload(t, fmt.Sprintf("w%d", i)))
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for round := range 6 {
+			for _, r := range []router.Region{s1, s2, s3} {
+				if (round+len(r.ID))%3 == 0 {
+					r.Status = router.StatusDraining
+				}
+				if _, err := e.store.PutRegion(ctx, &r); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			time.Sleep(70 * time.Millisecond)
+		}
+		for _, r := range []router.Region{s1, s2, s3} {
+			if _, err := e.store.PutRegion(ctx, &r); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	for i := range n {
+		id := fmt.Sprintf("w%d", i)
+		if i%2 == 0 {
+			if _, err := b.Release(ctx, id); err != nil {
+				t.Errorf("release %s: %v", id, err)
+			}
+		} else {
+			nid := fmt.Sprintf("x%d", i)
+			_, _ = b.Place(ctx, nid, secretWorkload(t, nid))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	<-done
+	time.Sleep(500 * time.Millisecond)
+	stop() // a still record to read
+	e.checkUsage("aws/s1", "azure/s2", "gcp/s3")
+}
