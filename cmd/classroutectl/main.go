@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -55,6 +56,9 @@ Flags for every command:
   --server ADDR   classrouted address (default $CLASSROUTE_SERVER or 127.0.0.1:7400)
   -o FORMAT       table (default) or json
   --timeout D     per-call deadline (default 30s)
+  --as NAME       who you are to a daemon in its loopback development mode
+                  (default $CLASSROUTE_AS), e.g. to propose as one administrator
+                  and approve as another
 
 Exit status: 0 on success, 1 when the server refuses or fails (the status
 message is printed), 2 on a usage error.
@@ -67,6 +71,9 @@ type cli struct {
 	timeout time.Duration
 	stdout  io.Writer
 	stderr  io.Writer
+	// as names the caller in the daemon's loopback development mode
+	// (--as NAME), to try two-person changes alone.
+	as string
 }
 
 type usageError struct{ msg string }
@@ -110,6 +117,7 @@ func (c *cli) flags(fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.StringVar(&c.server, "server", def, "")
 	fs.StringVar(&c.output, "o", "table", "")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "")
+	fs.StringVar(&c.as, "as", os.Getenv("CLASSROUTE_AS"), "")
 	var pos []string
 	for {
 		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
@@ -215,6 +223,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return c.catalog(cmd)
 	case "region":
 		return c.region(fs, args)
+	case "change":
+		return c.change(fs, args)
 	case "agent":
 		return c.agent(fs, args)
 	case "label":
@@ -248,7 +258,23 @@ func readSpec(path string) (*pb.Workload, error) {
 func (c *cli) conn() (*grpc.ClientConn, error) {
 	return grpc.NewClient(c.server,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+		grpc.WithChainUnaryInterceptor(c.devAsUnary), grpc.WithChainStreamInterceptor(c.devAsStream))
+}
+
+// devAsUnary and devAsStream send --as NAME to a development-mode daemon.
+func (c *cli) devAsUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if c.as != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, server.DevAsHeader, c.as)
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+func (c *cli) devAsStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	if c.as != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, server.DevAsHeader, c.as)
+	}
+	return streamer(ctx, desc, cc, method, opts...)
 }
 
 // call runs f with a connection and a deadline.

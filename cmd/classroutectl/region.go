@@ -17,9 +17,12 @@ import (
 
 // regionUsage documents the region command; it is part of usage.
 const regionUsage = `  classroutectl region get KEY                         print a region as YAML (edit it, then region put)
-  classroutectl region put -f REGION.yaml              create or replace a region
+  classroutectl region put -f REGION.yaml              an operational change (status, capacity, cost, ...)
+  classroutectl region propose -f REGION.yaml [--reason R]   add a region or change its accreditation: needs a
+                                                       second administrator's 'change approve'
   classroutectl region drain|activate|offline KEY      set a region's status; placements leave a drained region
-  classroutectl region revoke KEY                      revoke a region's accreditation; its placements are re-routed
+  classroutectl region revoke KEY [--reason R]         propose revoking its accreditation; once approved,
+                                                       its placements are re-routed
 `
 
 // region runs "region SUB ...". Changes are read-modify-write of the
@@ -27,18 +30,19 @@ const regionUsage = `  classroutectl region get KEY                         prin
 // longer qualifies.
 func (c *cli) region(fs *flag.FlagSet, args []string) error {
 	file := fs.String("f", "", "")
+	reason := fs.String("reason", "", "")
 	pos, err := c.flags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
-		return usageError{"region: want get, put, drain, activate, offline or revoke"}
+		return usageError{"region: want get, put, propose, drain, activate, offline or revoke"}
 	}
 	sub, pos := pos[0], pos[1:]
 	switch sub {
-	case "put":
+	case "put", "propose":
 		if *file == "" || len(pos) != 0 {
-			return usageError{"region put: want -f REGION.yaml"}
+			return usageError{"region " + sub + ": want -f REGION.yaml"}
 		}
 		data, err := os.ReadFile(*file)
 		if err != nil {
@@ -49,6 +53,9 @@ func (c *cli) region(fs *flag.FlagSet, args []string) error {
 		var r router.Region
 		if err := dec.Decode(&r); err != nil {
 			return fmt.Errorf("%s: %w", *file, err)
+		}
+		if sub == "propose" {
+			return c.propose(server.RegionToProto(router.RegionState{Region: &r}), *reason)
 		}
 		return c.putRegion(server.RegionToProto(router.RegionState{Region: &r}))
 	case "get", "drain", "activate", "offline", "revoke":
@@ -94,6 +101,7 @@ func (c *cli) region(fs *flag.FlagSet, args []string) error {
 			r.Accreditation = &pb.Accreditation{}
 		}
 		r.Accreditation.Revoked = true
+		return c.propose(r, *reason)
 	}
 	return c.putRegion(r)
 }

@@ -2,6 +2,9 @@ package main_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +60,59 @@ func TestRerouteSurvivesLeaderKilledMidway(t *testing.T) {
 		if r := p.GetAssignments()[0].GetRegion(); r != "natgov/secret-b" {
 			t.Errorf("%s in %s", p.GetId(), r)
 		}
+	}
+}
+
+// Revoking a region's accreditation takes two administrators: the
+// proposer cannot approve it, PutRegion refuses it, and once a second
+// administrator approves, the placements there are re-routed.
+func TestTwoPersonRevokeReroutes(t *testing.T) {
+	e := start(t, "--catalog", "cmd/classroutectl/testdata/reroute-catalog.yaml")
+	p := e.place("cmd/classroutectl/testdata/race-workload.yaml", "--request-id", "two-person-1")
+	if got := p.GetAssignments()[0].GetRegion(); got != "natgov/secret-a" {
+		t.Fatalf("placed in %s", got)
+	}
+
+	// Through PutRegion a revocation is refused outright.
+	r := e.run("region", "get", "natgov/secret-a")
+	if r.code != 0 {
+		t.Fatalf("region get: %s", r.stderr)
+	}
+	yamlFile := filepath.Join(t.TempDir(), "r.yaml")
+	revoked := strings.Replace(r.stdout, "accreditation:\n", "accreditation:\n    revoked: true\n", 1)
+	if err := os.WriteFile(yamlFile, []byte(revoked), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("region", "put", "-f", yamlFile); r.code != 1 || !strings.Contains(r.stderr, "FailedPrecondition") || !strings.Contains(r.stderr, "accreditation.revoked") {
+		t.Fatalf("region put of a revocation: exit %d\n%s", r.code, r.stderr)
+	}
+
+	var ch pb.RegionChange
+	e.ok(&ch, "region", "revoke", "natgov/secret-a", "--as", "alice", "--reason", "ATO lapsed")
+	if ch.GetState() != "pending" || ch.GetKind() != "revoke" || !strings.HasSuffix(ch.GetProposedBy(), "/alice") {
+		t.Fatalf("proposal %v", &ch)
+	}
+	if r := e.run("change", "approve", ch.GetId(), "--as", "alice"); r.code != 1 || !strings.Contains(r.stderr, "PermissionDenied") {
+		t.Fatalf("self-approval: exit %d\n%s", r.code, r.stderr)
+	}
+	if reg := e.regions()["natgov/secret-a"]; reg.GetAccreditation().GetRevoked() {
+		t.Fatal("revoked before approval")
+	}
+	var done pb.RegionChange
+	e.ok(&done, "change", "approve", ch.GetId(), "--as", "bob")
+	if done.GetState() != "applied" || !strings.HasSuffix(done.GetDecidedBy(), "/bob") {
+		t.Fatalf("approval %v", &done)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var got pb.GetResponse
+		e.ok(&got, "get", "two-person-1")
+		if got.GetPlacement().GetAssignments()[0].GetRegion() == "natgov/secret-b" && len(got.GetPlacement().GetRetiring()) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not re-routed after the revocation: %v", got.GetPlacement())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -275,8 +275,12 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})))
 	}
+	// Every call is authenticated and authorized. Until mutual TLS is
+	// configured, the loopback development mode's callers are the
+	// development principal (classroutectl --as NAME names one).
+	srv := server.New(store, log, server.WithAgentTTL(cfg.AgentTTL), server.WithAuthenticator(server.DevAuthenticator))
+	opts = append(opts, srv.AuthOptions()...)
 	g := grpc.NewServer(opts...)
-	srv := server.New(store, log, server.WithAgentTTL(cfg.AgentTTL))
 	srv.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)

@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/classroute/classroute/router/authz"
@@ -22,8 +25,30 @@ func WithAuthenticator(a Authenticator) Option { return func(s *Server) { s.auth
 // daemon on loopback; the daemon refuses it on any other listener.
 var DevPrincipal = &authz.Principal{ID: "spiffe://classroute.dev/dev", Kind: "dev", Name: "dev", Roles: authz.Roles}
 
-// DevAuthenticator authenticates every caller as DevPrincipal.
-func DevAuthenticator(context.Context) (*authz.Principal, error) { return DevPrincipal, nil }
+// DevAsHeader is the metadata key by which a development-mode caller
+// names itself (classroutectl --as NAME), so that one person can try a
+// two-person change on a laptop. It means nothing outside that mode.
+const DevAsHeader = "classroute-dev-as"
+
+// DevAuthenticator authenticates every caller as DevPrincipal, or, when
+// the call names itself in DevAsHeader, as a development principal of
+// that name with the same roles.
+func DevAuthenticator(ctx context.Context) (*authz.Principal, error) {
+	names := metadata.ValueFromIncomingContext(ctx, DevAsHeader)
+	if len(names) == 0 {
+		return DevPrincipal, nil
+	}
+	u, err := url.Parse("spiffe://classroute.dev/admin/" + names[0])
+	if err != nil || len(names) > 1 {
+		return nil, fmt.Errorf("%s: want one name of [A-Za-z0-9._-]", DevAsHeader)
+	}
+	p, err := authz.ParseID(u, "classroute.dev")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", DevAsHeader, err)
+	}
+	p.Kind, p.Roles = "dev", authz.Roles
+	return p, nil
+}
 
 // AuthOptions are the interceptors that authenticate every call with the
 // server's Authenticator and authorize it (see authorize): a call that

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"google.golang.org/grpc/codes"
 	"math"
 	"strings"
 	"testing"
@@ -254,29 +255,49 @@ func TestPutRegionBadInput(t *testing.T) {
 
 	// A region of a provider the catalogue does not hold refers to
 	// nothing: INVALID_ARGUMENT naming region.provider, not NOT_FOUND
-	// (which would read as "no such region").
+	// (which would read as "no such region"). A new region is a
+	// two-person proposal, checked when proposed.
 	t.Run("provider unknown", func(t *testing.T) {
-		req := &pb.PutRegionRequest{Region: good()}
-		req.Region.Provider = "no-such-cloud"
+		r := good()
+		r.Provider = "no-such-cloud"
 		check := e.unchanged(t)
-		_, err := e.catalog.PutRegion(ctx(t), req)
+		_, err := pb.NewChangeServiceClient(e.conn).ProposeRegionChange(ctx(t), &pb.ProposeRegionChangeRequest{Region: r})
 		wantContains(t, "region.provider", wantField(t, err, "region.provider"), `unknown provider "no-such-cloud"`)
 		check()
 	})
 
-	t.Run("known-good region", func(t *testing.T) {
-		resp, err := e.catalog.PutRegion(ctx(t), &pb.PutRegionRequest{Region: good()})
+	// PutRegion applies operational changes only: a new region, or a
+	// change of what a region is accredited for, needs two people.
+	t.Run("new region needs two people", func(t *testing.T) {
+		check := e.unchanged(t)
+		_, err := e.catalog.PutRegion(ctx(t), &pb.PutRegionRequest{Region: good()})
+		wantReason(t, wantCode(t, err, codes.FailedPrecondition), "TWO_PERSON_REQUIRED")
+		check()
+		r := e.region(t, "aws/us-east-1")
+		r.Key, r.Used, r.Health = "", nil, nil
+		r.Accreditation.Revoked = true
+		_, err = e.catalog.PutRegion(ctx(t), &pb.PutRegionRequest{Region: r})
+		wantReason(t, wantCode(t, err, codes.FailedPrecondition), "TWO_PERSON_REQUIRED")
+		check()
+	})
+
+	t.Run("known-good operational change", func(t *testing.T) {
+		r := e.region(t, "aws/us-east-1")
+		r.Key, r.Used, r.Health = "", nil, nil
+		r.Cost = 1.25
+		r.Status = pb.RegionStatus_REGION_STATUS_DRAINING
+		resp, err := e.catalog.PutRegion(ctx(t), &pb.PutRegionRequest{Region: r})
 		if err != nil {
-			t.Fatalf("PutRegion(known-good region): %v", err)
+			t.Fatalf("PutRegion(operational change): %v", err)
 		}
-		if got, want := resp.GetRegion().GetKey(), "aws/test-east-1"; got != want {
+		if got, want := resp.GetRegion().GetKey(), "aws/us-east-1"; got != want {
 			t.Errorf("PutRegion: got key %q; want %q", got, want)
 		}
-		got, err := e.catalog.GetRegion(ctx(t), &pb.GetRegionRequest{Key: "aws/test-east-1"})
+		got, err := e.catalog.GetRegion(ctx(t), &pb.GetRegionRequest{Key: "aws/us-east-1"})
 		if err != nil {
 			t.Fatalf("GetRegion: %v", err)
 		}
-		if !proto.Equal(got.GetRegion(), resp.GetRegion()) {
+		if !proto.Equal(got.GetRegion(), resp.GetRegion()) || got.GetRegion().GetCost() != 1.25 {
 			t.Errorf("GetRegion: got %v; want %v", got.GetRegion(), resp.GetRegion())
 		}
 	})

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"fmt"
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/server"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +85,14 @@ func TestLargeRefusalFitsTrailers(t *testing.T) {
 		r.Id = fmt.Sprintf("filler-%03d", i)
 		r.Key, r.Used = "", nil
 		r.Accreditation.Expires = timestamppb.New(time.Now().Add(24 * time.Hour))
-		if _, err := e.catalog.PutRegion(ctx(t), &pb.PutRegionRequest{Region: r}); err != nil {
+		var v router.Violations
+		rr := server.RegionFromProto(r, &v)
+		if err := v.Err(); err != nil {
+			t.Fatal(err)
+		}
+		// Straight into the store: through the API a new region is a
+		// two-person proposal.
+		if _, err := e.store.PutRegion(ctx(t), rr); err != nil {
 			t.Fatalf("put filler region %d: %v", i, err)
 		}
 	}

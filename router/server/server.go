@@ -32,7 +32,14 @@ type Store interface {
 	// WatchPlacements streams the placement changes after a revision.
 	WatchPlacements(ctx context.Context, f state.WatchFilter, after int64) (*state.Feed, error)
 
-	PutRegion(ctx context.Context, r *router.Region) (int64, error)
+	// PutRegionOperational applies a region change that needs one
+	// administrator; the others are proposed and approved (change.go).
+	PutRegionOperational(ctx context.Context, r *router.Region) (int64, error)
+	ProposeRegionChange(ctx context.Context, r *router.Region, reason string) (*state.Change, error)
+	ApproveChange(ctx context.Context, id string) (*state.Change, error)
+	RejectChange(ctx context.Context, id, note string) (*state.Change, error)
+	GetChange(ctx context.Context, id string) (*state.Change, error)
+	ListChanges(ctx context.Context, state string, limit int) ([]*state.Change, error)
 	GetRegion(key string) (router.RegionState, error)
 	ListRegions() ([]router.RegionState, int64)
 	DeleteRegion(ctx context.Context, key string) error
@@ -81,6 +88,7 @@ type Server struct {
 	pb.UnimplementedPlacementServiceServer
 	pb.UnimplementedCatalogServiceServer
 	pb.UnimplementedAgentServiceServer
+	pb.UnimplementedChangeServiceServer
 	store    Store
 	log      *slog.Logger
 	agentTTL time.Duration
@@ -106,6 +114,7 @@ func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterPlacementServiceServer(g, s)
 	pb.RegisterCatalogServiceServer(g, s)
 	pb.RegisterAgentServiceServer(g, s)
+	pb.RegisterChangeServiceServer(g, s)
 }
 
 // ServerOptions are the options every classroute gRPC server uses:
@@ -314,7 +323,9 @@ func (s *Server) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.Relea
 	return &pb.ReleaseResponse{Placement: PlacementToProto(p)}, nil
 }
 
-// PutRegion creates or replaces a region.
+// PutRegion replaces a region with an operational change (status,
+// capacity, cost...). Adding a region or changing what it is accredited
+// for is FAILED_PRECONDITION (TWO_PERSON_REQUIRED): ChangeService.
 func (s *Server) PutRegion(ctx context.Context, req *pb.PutRegionRequest) (*pb.PutRegionResponse, error) {
 	var v router.Violations
 	r := RegionFromProto(req.GetRegion(), &v)
@@ -324,7 +335,7 @@ func (s *Server) PutRegion(ctx context.Context, req *pb.PutRegionRequest) (*pb.P
 	if err := router.ValidateRegion(r); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	rev, err := s.store.PutRegion(ctx, r)
+	rev, err := s.store.PutRegionOperational(ctx, r)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}

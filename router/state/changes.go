@@ -84,7 +84,11 @@ func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reaso
 	if rec := regionTxn(tx, r.Key()); rec != nil {
 		old, base = rec.Region, rec.Rev
 	}
+	prov := providerTxn(tx, r.Provider)
 	tx.Abort()
+	if prov == nil {
+		return nil, router.Violations{{Field: "region.provider", Description: fmt.Sprintf("unknown provider %q: put the provider first", r.Provider)}}.Err()
+	}
 	fields := router.SecurityChanges(old, r)
 	if len(fields) == 0 {
 		return nil, router.Violations{{Field: "region", Description: "changes nothing that needs a second administrator; put it directly"}}.Err()
@@ -317,4 +321,46 @@ func changeAudit(c *Change, op, who string, now time.Time, rev int64) AuditEntry
 	a := &c.Region.Accreditation
 	reasons = append(reasons, fmt.Sprintf("accreditation: %s, IL%d, revoked %v, expires %s", a.MaxLevel, a.ImpactLevel, a.Revoked, a.Expires.Format(time.DateOnly)))
 	return AuditEntry{Time: now, Op: op, Actor: who, RequestID: c.ID, Regions: []string{c.Region.Key()}, Reasons: reasons, Revision: rev}
+}
+
+// PutRegionOperational replaces a region with a change that needs one
+// administrator: nothing router.SecurityChanges names differs from the
+// region as it is. A new region, or any security-relevant change, is
+// router.ErrTwoPersonRequired (propose it). The check and the write are
+// one transaction comparing the region's mod revision, so a proposal
+// approved meanwhile is never overwritten with the old facts.
+func (s *Store) PutRegionOperational(ctx context.Context, r *router.Region) (int64, error) {
+	if err := validateRegion(r); err != nil {
+		return 0, err
+	}
+	var rev int64
+	err := s.retry(ctx, "put region "+r.Key(), func(ctx context.Context) (bool, int64, error) {
+		if err := s.Ready(); err != nil {
+			return false, 0, err
+		}
+		tx := s.db.Txn(false)
+		rec := regionTxn(tx, r.Key())
+		tx.Abort()
+		if rec == nil {
+			return false, 0, fmt.Errorf("region %s is new: %w: propose it (classroutectl region propose)", r.Key(), router.ErrTwoPersonRequired)
+		}
+		if f := router.SecurityChanges(rec.Region, r); len(f) > 0 {
+			return false, 0, fmt.Errorf("region %s: changing %s %w: propose it (classroutectl region propose)",
+				r.Key(), strings.Join(f, ", "), router.ErrTwoPersonRequired)
+		}
+		val, err := json.Marshal(r)
+		if err != nil {
+			return false, 0, err
+		}
+		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return s.kv.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(s.keys.region(r.Key())), "=", rec.Rev)).
+				Then(clientv3.OpPut(s.keys.region(r.Key()), string(val))).Commit()
+		})
+		if err != nil {
+			return false, 0, err
+		}
+		rev = resp.Header.Revision
+		return resp.Succeeded, rev, nil
+	})
+	return rev, err
 }

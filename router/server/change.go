@@ -1,0 +1,97 @@
+package server
+
+import (
+	"context"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/state"
+)
+
+// ProposeRegionChange records a two-person region change.
+func (s *Server) ProposeRegionChange(ctx context.Context, req *pb.ProposeRegionChangeRequest) (*pb.ProposeRegionChangeResponse, error) {
+	var v router.Violations
+	r := RegionFromProto(req.GetRegion(), &v)
+	if err := v.Err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := router.ValidateRegion(r); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	c, err := s.store.ProposeRegionChange(ctx, r, req.GetReason())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	s.log.InfoContext(ctx, "region change proposed", "change", c.ID, "region", r.Key(), "kind", c.Kind, "by", authz.FromContext(ctx))
+	return &pb.ProposeRegionChangeResponse{Change: changeToProto(c)}, nil
+}
+
+// ApproveChange applies a proposal approved by a second administrator.
+func (s *Server) ApproveChange(ctx context.Context, req *pb.ApproveChangeRequest) (*pb.ApproveChangeResponse, error) {
+	if req.GetId() == "" {
+		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
+	}
+	c, err := s.store.ApproveChange(ctx, req.GetId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	s.log.InfoContext(ctx, "region change approved", "change", c.ID, "region", c.Region.Key(), "kind", c.Kind, "by", authz.FromContext(ctx))
+	return &pb.ApproveChangeResponse{Change: changeToProto(c)}, nil
+}
+
+// RejectChange rejects a pending proposal.
+func (s *Server) RejectChange(ctx context.Context, req *pb.RejectChangeRequest) (*pb.RejectChangeResponse, error) {
+	if req.GetId() == "" {
+		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
+	}
+	c, err := s.store.RejectChange(ctx, req.GetId(), req.GetNote())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.RejectChangeResponse{Change: changeToProto(c)}, nil
+}
+
+// GetChange returns one proposal.
+func (s *Server) GetChange(ctx context.Context, req *pb.GetChangeRequest) (*pb.GetChangeResponse, error) {
+	c, err := s.store.GetChange(ctx, req.GetId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.GetChangeResponse{Change: changeToProto(c)}, nil
+}
+
+// ListChanges lists proposals, newest first.
+func (s *Server) ListChanges(ctx context.Context, req *pb.ListChangesRequest) (*pb.ListChangesResponse, error) {
+	switch req.GetState() {
+	case "", state.ChangePending, state.ChangeApplied, state.ChangeRejected:
+	default:
+		return nil, s.fail(ctx, router.Violations{{Field: "state", Description: "want pending, applied or rejected, got " + req.GetState()}}.Err())
+	}
+	cs, err := s.store.ListChanges(ctx, req.GetState(), 0)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &pb.ListChangesResponse{}
+	for _, c := range cs {
+		out.Changes = append(out.Changes, changeToProto(c))
+	}
+	return out, nil
+}
+
+func changeToProto(c *state.Change) *pb.RegionChange {
+	return &pb.RegionChange{
+		Id:           c.ID,
+		Region:       RegionToProto(router.RegionState{Region: &c.Region}),
+		Kind:         string(c.Kind),
+		Fields:       c.Fields,
+		Reason:       c.Reason,
+		BaseRevision: c.BaseRevision,
+		ProposedBy:   c.ProposedBy,
+		ProposeTime:  timeToProto(c.ProposedAt),
+		State:        c.State,
+		DecidedBy:    c.DecidedBy,
+		DecideTime:   timeToProto(c.DecidedAt),
+		Note:         c.Note,
+	}
+}
