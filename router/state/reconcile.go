@@ -191,9 +191,15 @@ func (r *reconciler) lead(ctx context.Context) {
 			// move go ahead: look again at once.
 			continue
 		}
-		changed := r.s.rev.wait(max(seen, r.s.Revision()) + 1)
+		changed := r.s.rev.wait(seen + 1)
 		if changed == nil {
-			continue // changed during the pass
+			// Changed during the pass: look again, once a burst of
+			// changes has settled.
+			select {
+			case <-ctx.Done():
+			case <-time.After(passSettle):
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -543,8 +549,16 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 	}
 	for _, rt := range next.Retiring {
 		if idx, ok := view.index[rt.Region]; ok && labelOK {
-			if _, v := s.engine.Recheck(in, idx); v {
+			if reasons, v := s.engine.Recheck(in, idx); v {
 				next.State = router.PlacementViolation
+				flagged := hadIssue(p, rt.Region, func(is router.Issue) bool { return is.Violation }) ||
+					slices.ContainsFunc(bads, func(b bad) bool { return b.issue.Region == rt.Region && b.issue.Violation })
+				if p.State != router.PlacementViolation && !flagged {
+					// A copy still running where the workload may not
+					// be is a violation on the record, even though it
+					// is already leaving.
+					audit(AuditViolation, []string{rt.Region}, reasons)
+				}
 			}
 		}
 	}

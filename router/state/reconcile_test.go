@@ -504,3 +504,40 @@ func TestReconcileMovesReplicasWhenAccreditationExpires(t *testing.T) {
 	}
 	e.checkUsage("aws/s1", "azure/s2")
 }
+
+// A copy already leaving a region (waiting for its replacement to run)
+// whose region is then downgraded makes the placement a violation, on
+// the record in the audit trail, though the copy is not moved twice.
+func TestRetiringCopyInADowngradedRegionIsAViolation(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	e.place("w", secretWorkload(t, "w"))
+	waitFor(t, e.store, e.putJSON("health/azure/s2", router.Health{Healthy: true, Since: time.Now().UTC(), Agent: "agent-s2"}))
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
+	drained := s1
+	drained.Status = router.StatusDraining
+	e.putRegion(drained)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		return len(p.Retiring) == 1, fmt.Sprintf("%+v", p)
+	})
+	if ops := e.auditOps(); ops[state.AuditViolation] != 0 {
+		t.Fatalf("a drain flagged a violation: %v", ops)
+	}
+	down := drained
+	down.Accreditation.Revoked = true
+	e.putRegion(down)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		return p.State == router.PlacementViolation, fmt.Sprintf("%+v", p)
+	})
+	eventually(t, 5*time.Second, func() (bool, string) {
+		ops := e.auditOps()
+		return ops[state.AuditViolation] == 1, fmt.Sprintf("%v", ops)
+	})
+	if p := e.placements()["w"].P; p.Moves != 1 || len(p.Retiring) != 1 {
+		t.Fatalf("%+v: the leaving copy must stay until its replacement runs, and not move again", p)
+	}
+}

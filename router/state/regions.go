@@ -140,7 +140,9 @@ func (s *Store) DeleteRegion(ctx context.Context, key string) error {
 					clientv3.Compare(clientv3.ModRevision(rkey), "=", r.Rev),
 					clientv3.Compare(clientv3.ModRevision(ukey), "=", urev),
 				).
-				Then(clientv3.OpDelete(rkey), clientv3.OpDelete(ukey)).
+				// Its health record goes with it: a region created again
+				// under the key starts without its predecessor's health.
+				Then(clientv3.OpDelete(rkey), clientv3.OpDelete(ukey), clientv3.OpDelete(s.keys.health(key))).
 				Commit()
 		})
 		if err != nil {
