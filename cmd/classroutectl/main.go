@@ -50,7 +50,7 @@ Usage:
   classroutectl regions [--provider P]                 list regions with accreditation and usage
   classroutectl providers                              list providers
   classroutectl tenants                                list tenants
-` + regionUsage + agentUsage + `  classroutectl label check 'BANNER'                   parse a banner marking; print its canonical form
+` + regionUsage + agentUsage + auditUsage + `  classroutectl label check 'BANNER'                   parse a banner marking; print its canonical form
 
 Flags for every command:
   --server ADDR   classrouted address (default $CLASSROUTE_SERVER or 127.0.0.1:7400)
@@ -227,6 +227,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return c.change(fs, args)
 	case "agent":
 		return c.agent(fs, args)
+	case "audit":
+		return c.audit(fs, args)
 	case "label":
 		pos, err := c.flags(fs, args)
 		if err != nil {

@@ -65,6 +65,10 @@ type Config struct {
 	AgentGrace    time.Duration
 	RequireAgents bool
 	MoveEvery     time.Duration
+	// AuditKey signs the audit chain's checkpoints (PKCS #8 PEM ed25519);
+	// AuditPubKey is what VerifyAudit checks them against by default.
+	AuditKey, AuditPubKey string
+	AuditCheckpoint       time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*Config, error) {
@@ -97,6 +101,9 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.DurationVar(&c.AgentGrace, "agent-grace", 30*time.Second, "a region whose agent has not been live for this long is unhealthy")
 	fs.BoolVar(&c.RequireAgents, "require-agents", false, "hold every region to -agent-grace, even one no agent has served yet")
 	fs.DurationVar(&c.MoveEvery, "move-every", 0, "space replica moves at least this far apart (0: no limit)")
+	fs.StringVar(&c.AuditKey, "audit-key", "", "ed25519 key (PKCS #8 PEM; classroutectl audit keygen) signing the audit chain's checkpoints; without one the chain has no checkpoints")
+	fs.StringVar(&c.AuditPubKey, "audit-pubkey", "", "ed25519 public key (PEM) audit verification checks checkpoints against when the caller gives none")
+	fs.DurationVar(&c.AuditCheckpoint, "audit-checkpoint-interval", 10*time.Second, "sign a checkpoint of the audit chain at least this often while entries arrive")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -275,10 +282,14 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})))
 	}
+	auditKey, auditPub, err := auditKeys(cfg)
+	if err != nil {
+		return err
+	}
 	// Every call is authenticated and authorized. Until mutual TLS is
 	// configured, the loopback development mode's callers are the
 	// development principal (classroutectl --as NAME names one).
-	srv := server.New(store, log, server.WithAgentTTL(cfg.AgentTTL), server.WithAuthenticator(server.DevAuthenticator))
+	srv := server.New(store, log, server.WithAgentTTL(cfg.AgentTTL), server.WithAuthenticator(server.DevAuthenticator), server.WithAuditPublicKey(auditPub))
 	opts = append(opts, srv.AuthOptions()...)
 	g := grpc.NewServer(opts...)
 	srv.Register(g)
@@ -301,6 +312,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			defer close(rdone)
 			_ = store.Reconcile(rctx, state.ReconcilerConfig{
 				Name: name, AgentGrace: cfg.AgentGrace, RequireAgents: cfg.RequireAgents, MoveEvery: cfg.MoveEvery,
+				Audit: state.AuditChainConfig{Key: auditKey, CheckpointInterval: cfg.AuditCheckpoint},
 			})
 		}()
 	}

@@ -3,6 +3,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -93,6 +94,7 @@ type Server struct {
 	log      *slog.Logger
 	agentTTL time.Duration
 	authn    Authenticator
+	auditPub ed25519.PublicKey
 
 	// draining ends when StopWatches is called.
 	draining    context.Context
@@ -115,6 +117,7 @@ func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterCatalogServiceServer(g, s)
 	pb.RegisterAgentServiceServer(g, s)
 	pb.RegisterChangeServiceServer(g, s)
+	s.registerAudit(g)
 }
 
 // ServerOptions are the options every classroute gRPC server uses:

@@ -352,9 +352,14 @@ func (s *Store) PutRegionOperational(ctx context.Context, r *router.Region) (int
 		if err != nil {
 			return false, 0, err
 		}
+		aop, err := s.auditOp(AuditEntry{Op: AuditRegionPut, Actor: authz.Actor(ctx), Regions: []string{r.Key()}, Revision: s.Revision(),
+			Before: AccreditationSummary(&rec.Region.Accreditation), After: AccreditationSummary(&r.Accreditation)})
+		if err != nil {
+			return false, 0, err
+		}
 		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			return s.kv.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(s.keys.region(r.Key())), "=", rec.Rev)).
-				Then(clientv3.OpPut(s.keys.region(r.Key()), string(val))).Commit()
+				Then(clientv3.OpPut(s.keys.region(r.Key()), string(val)), aop).Commit()
 		})
 		if err != nil {
 			return false, 0, err

@@ -2,6 +2,8 @@ package state
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -68,4 +70,19 @@ func (s *Store) LeaderKey(ctx context.Context) (string, int64, error) {
 		return "", 0, nil
 	}
 	return string(resp.Kvs[0].Key), resp.Kvs[0].CreateRevision, nil
+}
+
+// ChainHashForTest is the hash a chain record should hold, in hex.
+func ChainHashForTest(r ChainRecord) string {
+	return hex.EncodeToString(chainHash(r.Seq, r.Rev, r.Key, mustHex(r.EntrySHA256), mustHex(r.Prev)))
+}
+
+// SHA256ForTest is the hex SHA-256 of b.
+func SHA256ForTest(b []byte) string { return hex.EncodeToString(sha256Of(b)) }
+
+// SignCheckpointForTest signs cp with key, embedding key's public half.
+func SignCheckpointForTest(cp Checkpoint, key ed25519.PrivateKey) Checkpoint {
+	cp.PublicKey = key.Public().(ed25519.PublicKey)
+	cp.Signature = ed25519.Sign(key, checkpointMessage(cp.Seq, mustHex(cp.Hash), cp.Time))
+	return cp
 }

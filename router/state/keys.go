@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -15,6 +16,8 @@ const DefaultPrefix = "/classroute/v1/"
 //	usage/<provider>/<id>     usageValue: capacity used by live placements
 //	placements/<id>           router.Placement, by request id
 //	audit/<sortable id>       AuditEntry (not cached)
+//	audit-chain/<seq>         ChainRecord: the hash chain over audit/ (see auditchain.go; not cached)
+//	audit-checkpoint/<seq>    Checkpoint: a signed chain head (not cached)
 //	live/<provider>/<id>      liveValue on the agent's lease (see health.go)
 //	health/<provider>/<id>    router.Health (see health.go)
 //	election/...              the reconciler's leader election (not cached)
@@ -29,6 +32,8 @@ const (
 	usageDir      = "usage/"
 	placementsDir = "placements/"
 	auditDir      = "audit/"
+	chainDir      = "audit-chain/"      // sorts before "audit0": not watched
+	checkpointDir = "audit-checkpoint/" // likewise
 	liveDir       = "live/"
 	healthDir     = "health/"
 	electionDir   = "election/"
@@ -38,12 +43,16 @@ const (
 // keys builds and parses the etcd keys of one prefix.
 type keys struct{ prefix string }
 
-func (k keys) region(key string) string     { return k.prefix + regionsDir + key }
-func (k keys) provider(id string) string    { return k.prefix + providersDir + id }
-func (k keys) tenant(id string) string      { return k.prefix + tenantsDir + id }
-func (k keys) usage(key string) string      { return k.prefix + usageDir + key }
-func (k keys) placement(id string) string   { return k.prefix + placementsDir + id }
-func (k keys) audit(id string) string       { return k.prefix + auditDir + id }
+func (k keys) region(key string) string   { return k.prefix + regionsDir + key }
+func (k keys) provider(id string) string  { return k.prefix + providersDir + id }
+func (k keys) tenant(id string) string    { return k.prefix + tenantsDir + id }
+func (k keys) usage(key string) string    { return k.prefix + usageDir + key }
+func (k keys) placement(id string) string { return k.prefix + placementsDir + id }
+func (k keys) audit(id string) string     { return k.prefix + auditDir + id }
+func (k keys) chain(seq uint64) string    { return fmt.Sprintf("%s%s%020d", k.prefix, chainDir, seq) }
+func (k keys) checkpoint(seq uint64) string {
+	return fmt.Sprintf("%s%s%020d", k.prefix, checkpointDir, seq)
+}
 func (k keys) seeded() string               { return k.prefix + seededKey }
 func (k keys) live(key string) string       { return k.prefix + liveDir + key }
 func (k keys) health(key string) string     { return k.prefix + healthDir + key }

@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/authz"
 )
 
 const tableProviders = "providers"
@@ -80,8 +81,12 @@ func (s *Store) PutProvider(ctx context.Context, p *router.Provider) error {
 	if err != nil {
 		return fmt.Errorf("provider %s: encode: %w", p.ID, err)
 	}
+	aop, err := s.auditOp(AuditEntry{Op: AuditProviderPut, Actor: authz.Actor(ctx), Provider: p.ID, Revision: s.Revision()})
+	if err != nil {
+		return err
+	}
 	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return s.kv.Txn(ctx).Then(clientv3.OpPut(s.keys.provider(p.ID), string(val))).Commit()
+		return s.kv.Txn(ctx).Then(clientv3.OpPut(s.keys.provider(p.ID), string(val)), aop).Commit()
 	})
 	if err != nil {
 		return fmt.Errorf("put provider %s: %w", p.ID, err)
@@ -101,10 +106,17 @@ func (s *Store) DeleteProvider(ctx context.Context, id string) error {
 		return fmt.Errorf("provider %q: %w", id, router.ErrNotFound)
 	}
 	key := s.keys.provider(id)
+	aop, err := s.auditOp(AuditEntry{Op: AuditProviderDelete, Actor: authz.Actor(ctx), Provider: id, Revision: s.Revision()})
+	if err != nil {
+		return err
+	}
 	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.kv.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(s.keys.regionsOf(id)), "=", 0).WithPrefix()).
-			Then(clientv3.OpDelete(key)).
+			If(
+				clientv3.Compare(clientv3.CreateRevision(s.keys.regionsOf(id)), "=", 0).WithPrefix(),
+				clientv3.Compare(clientv3.CreateRevision(key), ">", 0),
+			).
+			Then(clientv3.OpDelete(key), aop).
 			Else(clientv3.OpGet(s.keys.regionsOf(id), clientv3.WithPrefix(), clientv3.WithCountOnly())).
 			Commit()
 	})
@@ -112,10 +124,9 @@ func (s *Store) DeleteProvider(ctx context.Context, id string) error {
 		return fmt.Errorf("delete provider %s: %w", id, err)
 	}
 	if !resp.Succeeded {
-		n := resp.Responses[0].GetResponseRange().GetCount()
-		return fmt.Errorf("provider %q has %d regions: %w", id, n, router.ErrInUse)
-	}
-	if resp.Responses[0].GetResponseDeleteRange().GetDeleted() == 0 {
+		if n := resp.Responses[0].GetResponseRange().GetCount(); n > 0 {
+			return fmt.Errorf("provider %q has %d regions: %w", id, n, router.ErrInUse)
+		}
 		return fmt.Errorf("provider %q: %w", id, router.ErrNotFound)
 	}
 	return s.waitCommitted(ctx, resp.Header.Revision)

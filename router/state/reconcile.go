@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -59,6 +60,9 @@ type ReconcilerConfig struct {
 	// MoveEvery, when set, spaces replica moves at least this far apart,
 	// so that a region failure does not become a stampede.
 	MoveEvery time.Duration
+	// Audit configures the audit chainer, which runs while this
+	// reconciler leads (see auditchain.go).
+	Audit AuditChainConfig
 }
 
 func (c *ReconcilerConfig) defaults() {
@@ -151,7 +155,13 @@ func (s *Store) campaign(ctx context.Context, cfg *ReconcilerConfig) error {
 	defer s.leading.Store(false)
 	s.log.Info("state: reconciler elected", "name", cfg.Name, "fence", f.rev)
 	r := &reconciler{s: s, cfg: *cfg, f: f, lostAt: map[string]time.Time{}, lastSeen: map[string]time.Time{}}
+	var chaining sync.WaitGroup
+	if !cfg.Audit.Disabled {
+		chaining.Go(func() { s.chainAudit(lctx, f, cfg.Audit) })
+	}
 	r.lead(lctx)
+	cancel()
+	chaining.Wait()
 	return fmt.Errorf("leadership ended: %w", context.Cause(lctx))
 }
 

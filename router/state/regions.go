@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/authz"
 )
 
 const tableRegions = "regions"
@@ -84,30 +87,85 @@ func (s *Store) PutRegion(ctx context.Context, r *router.Region) (int64, error) 
 		return 0, err
 	}
 	key, ukey, pkey := s.keys.region(r.Key()), s.keys.usage(r.Key()), s.keys.provider(r.Provider)
-	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return s.kv.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(pkey), ">", 0)).
-			Then(
-				clientv3.OpPut(key, string(val)),
-				clientv3.OpTxn(
-					[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ukey), "=", 0)},
-					[]clientv3.Op{clientv3.OpPut(ukey, string(zero))},
-					nil),
-			).Commit()
-	})
-	if err != nil {
-		return 0, fmt.Errorf("put region %s: %w", r.Key(), err)
+	// The audit record says what the accreditation was: the region read
+	// from the cache, compared in the transaction.
+	for i := 0; ; i++ {
+		tx := s.db.Txn(false)
+		old := regionTxn(tx, r.Key())
+		tx.Abort()
+		var oldRev int64
+		a := AuditEntry{Op: AuditRegionPut, Actor: authz.Actor(ctx), Regions: []string{r.Key()}, Revision: s.Revision(), After: AccreditationSummary(&r.Accreditation)}
+		if old != nil {
+			oldRev, a.Before = old.Rev, AccreditationSummary(&old.Region.Accreditation)
+		}
+		aop, err := s.auditOp(a)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return s.kv.Txn(ctx).
+				If(
+					clientv3.Compare(clientv3.CreateRevision(pkey), ">", 0),
+					clientv3.Compare(clientv3.ModRevision(key), "=", oldRev),
+				).
+				Then(
+					clientv3.OpPut(key, string(val)),
+					clientv3.OpTxn(
+						[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ukey), "=", 0)},
+						[]clientv3.Op{clientv3.OpPut(ukey, string(zero))},
+						nil),
+					aop,
+				).
+				Else(clientv3.OpGet(pkey, clientv3.WithCountOnly())).
+				Commit()
+		})
+		if err != nil {
+			return 0, fmt.Errorf("put region %s: %w", r.Key(), err)
+		}
+		rev := resp.Header.Revision
+		if resp.Succeeded {
+			if err := s.waitCommitted(ctx, rev); err != nil {
+				return rev, fmt.Errorf("put region %s: %w", r.Key(), err)
+			}
+			return rev, nil
+		}
+		if resp.Responses[0].GetResponseRange().GetCount() == 0 {
+			// The request names something that does not exist: a bad
+			// field of the request, not a missing region.
+			return 0, router.Violations{{Field: "region.provider", Description: fmt.Sprintf("unknown provider %q: put the provider first", r.Provider)}}.Err()
+		}
+		if i >= s.maxRetries {
+			return 0, fmt.Errorf("put region %s: %w: lost %d races", r.Key(), router.ErrConflict, i+1)
+		}
+		if err := s.afterConflict(ctx, rev, i); err != nil {
+			return 0, fmt.Errorf("put region %s: %w", r.Key(), err)
+		}
 	}
-	if !resp.Succeeded {
-		// The request names something that does not exist: a bad
-		// field of the request, not a missing region.
-		return 0, router.Violations{{Field: "region.provider", Description: fmt.Sprintf("unknown provider %q: put the provider first", r.Provider)}}.Err()
+}
+
+// AccreditationSummary is a one-line account of an accreditation, for
+// the audit trail: "SECRET controls=SI,TK il=6 fedramp=High
+// frameworks=ICD 503 expires=2027-01-01T00:00:00Z [revoked]".
+func AccreditationSummary(a *router.Accreditation) string {
+	var b strings.Builder
+	b.WriteString(a.MaxLevel.String())
+	if len(a.Controls) > 0 {
+		fmt.Fprintf(&b, " controls=%s", strings.Join(a.Controls, ","))
 	}
-	rev := resp.Header.Revision
-	if err := s.waitCommitted(ctx, rev); err != nil {
-		return rev, fmt.Errorf("put region %s: %w", r.Key(), err)
+	if a.ImpactLevel != 0 {
+		fmt.Fprintf(&b, " il=%d", a.ImpactLevel)
 	}
-	return rev, nil
+	if a.FedRAMP != 0 {
+		fmt.Fprintf(&b, " fedramp=%s", a.FedRAMP)
+	}
+	if len(a.Frameworks) > 0 {
+		fmt.Fprintf(&b, " frameworks=%s", strings.Join(a.Frameworks, ","))
+	}
+	fmt.Fprintf(&b, " expires=%s", a.Expires.UTC().Format(time.RFC3339))
+	if a.Revoked {
+		b.WriteString(" revoked")
+	}
+	return b.String()
 }
 
 // DeleteRegion deletes a region and its usage record. A region that
@@ -134,6 +192,11 @@ func (s *Store) DeleteRegion(ctx context.Context, key string) error {
 			urev = u.Rev
 		}
 		rkey, ukey := s.keys.region(key), s.keys.usage(key)
+		aop, err := s.auditOp(AuditEntry{Op: AuditRegionDelete, Actor: authz.Actor(ctx), Regions: []string{key}, Revision: s.Revision(),
+			Before: AccreditationSummary(&r.Region.Accreditation)})
+		if err != nil {
+			return false, 0, err
+		}
 		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			return s.kv.Txn(ctx).
 				If(
@@ -142,7 +205,7 @@ func (s *Store) DeleteRegion(ctx context.Context, key string) error {
 				).
 				// Its health record goes with it: a region created again
 				// under the key starts without its predecessor's health.
-				Then(clientv3.OpDelete(rkey), clientv3.OpDelete(ukey), clientv3.OpDelete(s.keys.health(key))).
+				Then(clientv3.OpDelete(rkey), clientv3.OpDelete(ukey), clientv3.OpDelete(s.keys.health(key)), aop).
 				Commit()
 		})
 		if err != nil {

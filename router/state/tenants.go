@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/authz"
 )
 
 const tableTenants = "tenants"
@@ -81,8 +82,12 @@ func (s *Store) PutTenant(ctx context.Context, t *router.Tenant) error {
 	if err != nil {
 		return fmt.Errorf("tenant %s: encode: %w", t.ID, err)
 	}
+	aop, err := s.auditOp(AuditEntry{Op: AuditTenantPut, Actor: authz.Actor(ctx), Tenant: t.ID, Revision: s.Revision()})
+	if err != nil {
+		return err
+	}
 	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return s.kv.Txn(ctx).Then(clientv3.OpPut(s.keys.tenant(t.ID), string(val))).Commit()
+		return s.kv.Txn(ctx).Then(clientv3.OpPut(s.keys.tenant(t.ID), string(val)), aop).Commit()
 	})
 	if err != nil {
 		return fmt.Errorf("put tenant %s: %w", t.ID, err)
@@ -122,13 +127,17 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 			return false, 0, fmt.Errorf("tenant %q has live placements (%s): %w", id, live.ID, router.ErrInUse)
 		}
 		key := s.keys.tenant(id)
+		aop, err := s.auditOp(AuditEntry{Op: AuditTenantDelete, Actor: authz.Actor(ctx), Tenant: id, Revision: rev})
+		if err != nil {
+			return false, 0, err
+		}
 		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			return s.kv.Txn(ctx).
 				If(
 					clientv3.Compare(clientv3.ModRevision(key), "=", t.Rev),
 					clientv3.Compare(clientv3.CreateRevision(s.keys.placement("")), "<", rev+1).WithPrefix(),
 				).
-				Then(clientv3.OpDelete(key)).
+				Then(clientv3.OpDelete(key), aop).
 				Commit()
 		})
 		if err != nil {

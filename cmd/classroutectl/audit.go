@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router/state"
+)
+
+// auditUsage documents the audit command; it is part of usage.
+const auditUsage = `  classroutectl audit list [--tenant T] [--workload W] [--region P/ID] [--op OP] [--since T] [--until T] [--limit N]
+                                                       audit entries, oldest first; T is RFC 3339 or a
+                                                       duration ago (1h); --limit 0 is every one
+  classroutectl audit verify [--pubkey FILE]           check the whole log against its hash chain and
+                                                       signed checkpoints; exit 1 naming the first bad entry
+  classroutectl audit keygen --out FILE                write an ed25519 checkpoint signing key (PKCS #8
+                                                       PEM, for classrouted --audit-key) and FILE.pub
+`
+
+func (c *cli) audit(fs *flag.FlagSet, args []string) error {
+	var req pb.ListAuditRequest
+	fs.StringVar(&req.Tenant, "tenant", "", "")
+	fs.StringVar(&req.Workload, "workload", "", "")
+	fs.StringVar(&req.Region, "region", "", "")
+	fs.StringVar(&req.Op, "op", "", "")
+	since := fs.String("since", "", "")
+	until := fs.String("until", "", "")
+	limit := fs.Int("limit", 100, "")
+	pubFile := fs.String("pubkey", "", "")
+	out := fs.String("out", "", "")
+	pos, err := c.flags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"audit: want list, verify or keygen"}
+	}
+	switch pos[0] {
+	case "list":
+		for _, t := range []struct {
+			flag, v string
+			dst     **timestamppb.Timestamp
+		}{{"since", *since, &req.Since}, {"until", *until, &req.Until}} {
+			if t.v == "" {
+				continue
+			}
+			ts, err := parseWhen(t.v)
+			if err != nil {
+				return usageError{fmt.Sprintf("audit list: --%s: %v", t.flag, err)}
+			}
+			*t.dst = timestamppb.New(ts)
+		}
+		return c.auditList(&req, *limit)
+	case "verify":
+		var pub []byte
+		if *pubFile != "" {
+			data, err := os.ReadFile(*pubFile)
+			if err != nil {
+				return err
+			}
+			k, err := state.ParseAuditPublicKey(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", *pubFile, err)
+			}
+			pub = k
+		}
+		return c.auditVerify(pub)
+	case "keygen":
+		if *out == "" {
+			return usageError{"audit keygen: --out FILE is required"}
+		}
+		return auditKeygen(*out)
+	}
+	return usageError{fmt.Sprintf("audit: unknown subcommand %q", pos[0])}
+}
+
+// parseWhen reads RFC 3339, or a duration before now.
+func parseWhen(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+func (c *cli) auditList(req *pb.ListAuditRequest, limit int) error {
+	var entries []*pb.AuditEntry
+	err := c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+		cl := pb.NewAuditServiceClient(cc)
+		for {
+			req.PageSize = 1000
+			if limit > 0 {
+				req.PageSize = int32(min(limit-len(entries), 1000))
+			}
+			resp, err := cl.ListAudit(ctx, req)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, resp.GetEntries()...)
+			req.PageToken = resp.GetNextPageToken()
+			if req.PageToken == "" || limit > 0 && len(entries) >= limit {
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if c.output == "json" {
+		return c.printJSON(&pb.ListAuditResponse{Entries: entries, NextPageToken: req.PageToken})
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tOP\tACTOR\tTENANT\tWORKLOAD\tREQUEST\tREGIONS\tDETAIL")
+	for _, e := range entries {
+		detail := strings.Join(e.GetReasons(), "; ")
+		if e.GetBefore() != "" || e.GetAfter() != "" {
+			detail = fmt.Sprintf("%s -> %s", dash(e.GetBefore()), dash(e.GetAfter()))
+		}
+		if e.GetProvider() != "" {
+			detail = "provider " + e.GetProvider()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.GetTime().AsTime().UTC().Format(time.RFC3339Nano), e.GetOp(), e.GetActor(),
+			dash(e.GetTenant()), dash(e.GetWorkload()), dash(e.GetRequestId()), dash(strings.Join(e.GetRegions(), ",")), detail)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (c *cli) auditVerify(pub []byte) error {
+	var resp *pb.VerifyAuditResponse
+	err := c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+		var err error
+		resp, err = pb.NewAuditServiceClient(cc).VerifyAudit(ctx, &pb.VerifyAuditRequest{PublicKey: pub})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if c.output == "json" {
+		if err := c.printJSON(resp); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(c.stdout, "revision %d: %d entries, %d chained, %d not yet chained\n",
+			resp.GetRevision(), resp.GetEntries(), resp.GetChained(), resp.GetUnchained())
+		if cp := resp.GetCheckpoint(); cp != nil {
+			fmt.Fprintf(c.stdout, "latest checkpoint: #%d %s at %s\n", cp.GetSeq(), cp.GetHash(), cp.GetTime().AsTime().UTC().Format(time.RFC3339))
+		}
+		for _, w := range resp.GetWarnings() {
+			fmt.Fprintf(c.stdout, "warning: %s\n", w)
+		}
+		for _, p := range resp.GetProblems() {
+			fmt.Fprintf(c.stdout, "BAD %s\n", problemString(p))
+		}
+	}
+	if !resp.GetOk() {
+		first := resp.GetProblems()[0]
+		return fmt.Errorf("audit log tampered: first bad entry %s", problemString(first))
+	}
+	if len(resp.GetWarnings()) == 0 && c.output != "json" {
+		fmt.Fprintln(c.stdout, "ok")
+	}
+	return nil
+}
+
+func problemString(p *pb.AuditProblem) string {
+	if p.GetEntry() == "" {
+		return fmt.Sprintf("#%d: %s", p.GetSeq(), p.GetDescription())
+	}
+	return fmt.Sprintf("#%d %s: %s", p.GetSeq(), p.GetEntry(), p.GetDescription())
+}
+
+// auditKeygen writes a new ed25519 key to out (PKCS #8 PEM, mode 0600)
+// and its public half to out.pub (PKIX PEM). The same as
+//
+//	openssl genpkey -algorithm ed25519 -out FILE
+//	openssl pkey -in FILE -pubout -out FILE.pub
+func auditKeygen(out string) error {
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	pder, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	err = errors.Join(err, f.Close())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder}), 0o644)
+}
