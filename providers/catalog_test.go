@@ -270,9 +270,9 @@ providers:
   - {id: aws, name: AWS, jurisdiction: USA, colour: red}
   - {id: Bad, name: B, jurisdiction: USA}
 tenants:
-  - {id: t1, name: T, nation: usa, sector: civil}
-  - {id: t1, name: T, nation: USA, sector: civil}
-  - {id: t1, name: T, nation: USA, sector: civil}
+  - {id: t1, name: T, nation: usa, sector: civil, ceiling: "TOP SECRET//SI/TK//SP-CTI/SP-EXPT//NOFORN"}
+  - {id: t1, name: T, nation: USA, sector: civil, ceiling: "TOP SECRET//SI/TK//SP-CTI/SP-EXPT//NOFORN"}
+  - {id: t1, name: T, nation: USA, sector: civil, ceiling: "TOP SECRET//SI/TK//SP-CTI/SP-EXPT//NOFORN"}
 `
 	_, err := Parse([]byte(data), "src")
 	var ce *Error

@@ -443,6 +443,46 @@ func (customerChecker) Explain(w *want, r *RegionState) Reason {
 	return Reason{ReasonCustomer, fmt.Sprintf("%s; tenant %s is %s/%s", serves, t.ID, t.Nation, t.Sector)}
 }
 
+// policyChecker: the tenant's operator-set policy lets it use the
+// region: the region is accredited no higher than the tenant's ceiling
+// (a tenant does not run where it may not know of), and its allowed and
+// denied regions and providers admit it. The policy only removes
+// regions, whatever the workload asks. A tenant without a ceiling has no
+// level limit here: the store refuses to decide for it at all
+// (Tenant.WithinCeiling). A nil tenant passes: the customer rule fails it.
+type policyChecker struct{}
+
+func (policyChecker) Code() ReasonCode { return ReasonPolicy }
+
+func (policyChecker) Check(w *want, r *RegionState) bool {
+	t := w.tenant
+	if t == nil {
+		return true
+	}
+	return (t.Ceiling == "" || r.Region.Accreditation.MaxLevel <= t.CeilingLabel.Level) && t.MayUse(r.Region)
+}
+
+func (policyChecker) Explain(w *want, r *RegionState) Reason {
+	t, reg := w.tenant, r.Region
+	var parts []string
+	if t.Ceiling != "" && reg.Accreditation.MaxLevel > t.CeilingLabel.Level {
+		parts = append(parts, fmt.Sprintf("accredited to %s, above tenant %s's ceiling %s", reg.Accreditation.MaxLevel, t.ID, t.Ceiling))
+	}
+	switch {
+	case len(t.AllowedProviders) > 0 && !contains(t.AllowedProviders, reg.Provider):
+		parts = append(parts, fmt.Sprintf("tenant %s may use providers %s only", t.ID, list(t.AllowedProviders)))
+	case contains(t.DeniedProviders, reg.Provider):
+		parts = append(parts, fmt.Sprintf("tenant %s may not use provider %s", t.ID, reg.Provider))
+	}
+	switch {
+	case len(t.AllowedRegions) > 0 && !containsKey(t.AllowedRegions, reg):
+		parts = append(parts, fmt.Sprintf("not among tenant %s's allowed regions", t.ID))
+	case containsKey(t.DeniedRegions, reg):
+		parts = append(parts, fmt.Sprintf("denied to tenant %s", t.ID))
+	}
+	return Reason{ReasonPolicy, strings.Join(parts, "; ")}
+}
+
 // controlsChecker: the region is accredited for every control of the
 // label: SCI, SAP, AEA and CUI categories (rule 2). Accreditation
 // controls may be in any order.

@@ -227,6 +227,17 @@ func TestCheckersFail(t *testing.T) {
 			ReasonCustomer, "serves no tenant"},
 		{mutation{name: "nil tenant fails closed", tenant: func(t **Tenant) { *t = nil }},
 			ReasonCustomer, "tenant is unknown"},
+		{mutation{name: "region above the tenant's ceiling", tenant: func(t **Tenant) {
+			(*t).Ceiling, (*t).CeilingLabel = "CUI", label.MustParse("CUI")
+		}}, ReasonPolicy, "accredited to SECRET, above tenant us-army's ceiling CUI"},
+		{mutation{name: "provider denied to the tenant", tenant: func(t **Tenant) { (*t).DeniedProviders = []string{"x", baseRegion().Provider} }},
+			ReasonPolicy, "tenant us-army may not use provider " + baseRegion().Provider},
+		{mutation{name: "provider not allowed to the tenant", tenant: func(t **Tenant) { (*t).AllowedProviders = []string{"azure-x"} }},
+			ReasonPolicy, "tenant us-army may use providers azure-x only"},
+		{mutation{name: "region not allowed to the tenant", tenant: func(t **Tenant) { (*t).AllowedRegions = []string{baseRegion().Provider + "/other"} }},
+			ReasonPolicy, "not among tenant us-army's allowed regions"},
+		{mutation{name: "region denied to the tenant", tenant: func(t **Tenant) { (*t).DeniedRegions = []string{baseRegion().Key()} }},
+			ReasonPolicy, "denied to tenant us-army"},
 		{mutation{name: "internet cannot carry SECRET", region: func(r *Region) { r.NetworkDomain = DomainInternet }},
 			ReasonNetworkDomain, "internet cannot carry SECRET"},
 		{mutation{name: "NIPRNet cannot carry SECRET", region: func(r *Region) { r.NetworkDomain = DomainNIPRNet }},
@@ -395,8 +406,8 @@ func TestNewWant(t *testing.T) {
 // every rule.
 func TestFirstFailureDirect(t *testing.T) {
 	e := NewEngine()
-	if len(e.checkers) != 13 {
-		t.Fatalf("%d checkers; firstFailureDirect knows 13", len(e.checkers))
+	if len(e.checkers) != 14 {
+		t.Fatalf("%d checkers; firstFailureDirect knows 14", len(e.checkers))
 	}
 	rng := rand.New(rand.NewSource(3))
 	regions := genRegions(500, 11)
@@ -406,7 +417,11 @@ func TestFirstFailureDirect(t *testing.T) {
 		r.Accreditation.MaxLevel, r.NetworkDomain = label.TopSecret, NetworkDomain(rng.Intn(3))
 		regions[j].Region = &r
 	}
-	tenants := []*Tenant{nil, baseTenant(), {ID: "uk-mod", Nation: "GBR", Sector: "defense"}, {ID: "ke-moh", Nation: "KEN", Sector: "civil"}}
+	restricted := baseTenant()
+	restricted.Ceiling, restricted.CeilingLabel = "CUI", label.MustParse("CUI")
+	denied := baseTenant()
+	denied.DeniedProviders = benchProviders[:1]
+	tenants := []*Tenant{nil, baseTenant(), {ID: "uk-mod", Nation: "GBR", Sector: "defense"}, {ID: "ke-moh", Nation: "KEN", Sector: "civil"}, restricted, denied}
 	seen := make([]int, len(e.checkers)+1)
 	for i := range 40 {
 		w := benchWorkload()

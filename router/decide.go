@@ -50,8 +50,10 @@ func WithSearchLimit(n int) Option {
 //  9. jurisdiction    the operator's jurisdiction is allowed          (ReasonJurisdiction)
 //  10. releasability  every operator nationality is releasable        (ReasonReleasability)
 //  11. customer       the region may serve the tenant                 (ReasonCustomer)
-//  12. controls       accredited for every control of the label       (ReasonControls)
-//  13. capability     every capability and the storage tier offered   (ReasonCapability)
+//  12. policy         the tenant's policy: accredited no higher than
+//     its ceiling; its allowed/denied regions and providers          (ReasonPolicy)
+//  13. controls       accredited for every control of the label       (ReasonControls)
+//  14. capability     every capability and the storage tier offered   (ReasonCapability)
 //
 // Place stops at a region's first failing rule; Plan runs them all and
 // reports every failure. No option removes or weakens a rule.
@@ -69,6 +71,7 @@ func NewEngine(opts ...Option) *Engine {
 			jurisdictionChecker{},
 			releasabilityChecker{},
 			customerChecker{},
+			policyChecker{},
 			controlsChecker{},
 			capabilityChecker{},
 		},
@@ -193,10 +196,12 @@ func firstFailureDirect(w *want, r *RegionState) int {
 		return 9
 	case !(customerChecker{}).Check(w, r):
 		return 10
-	case !(controlsChecker{}).Check(w, r):
+	case !(policyChecker{}).Check(w, r):
 		return 11
-	case !(capabilityChecker{}).Check(w, r):
+	case !(controlsChecker{}).Check(w, r):
 		return 12
+	case !(capabilityChecker{}).Check(w, r):
+		return 13
 	}
 	return -1
 }

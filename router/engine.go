@@ -24,6 +24,7 @@ const (
 	ReasonNetworkDomain ReasonCode = "network-domain" // network domain cannot carry the level
 	ReasonCapability    ReasonCode = "capability"     // a required capability or storage tier missing
 	ReasonCapacity      ReasonCode = "capacity"       // not enough free capacity
+	ReasonPolicy        ReasonCode = "policy"         // the tenant's policy: above its ceiling, or a region or provider it may not use
 	ReasonHealth        ReasonCode = "health"         // region not active (draining, unhealthy, offline)
 	ReasonSpread        ReasonCode = "spread"         // eligible, but not chosen: the spread rules exclude it
 	ReasonStranded      ReasonCode = "stranded"       // a replica must move and no region can take it

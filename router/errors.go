@@ -58,8 +58,12 @@ type RefusalError struct {
 	Err error
 	// Revision is the store revision the decision read.
 	Revision int64
-	// Regions holds the verdict of every region considered.
+	// Regions holds the verdict of every region considered, or of those
+	// the caller may know of.
 	Regions []Explained
+	// Redacted counts the regions left out of Regions because the caller
+	// may not know of them.
+	Redacted int
 }
 
 func (e *RefusalError) Error() string { return e.Err.Error() }

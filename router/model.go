@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
 )
 
@@ -267,6 +268,113 @@ type Tenant struct {
 	Nation string `json:"nation" yaml:"nation"`
 	// Sector is "civil", "defense", "intelligence" or "commercial".
 	Sector string `json:"sector" yaml:"sector"`
+
+	// The tenant's policy, set by catalogue administrators only. It lives
+	// in the tenant record, which Place's commit compares, so a policy
+	// change between a decision and its commit is caught.
+
+	// Ceiling is the tenant's clearance ceiling, a banner marking: placing
+	// or planning a workload whose label it does not dominate is refused,
+	// and regions accredited above its level are neither used for the
+	// tenant nor named to its users. Required. CeilingLabel is its parsed
+	// form, set by ValidateTenant.
+	Ceiling      string      `json:"ceiling" yaml:"ceiling"`
+	CeilingLabel label.Label `json:"-" yaml:"-"`
+	// AllowedRegions (region keys) and AllowedProviders, when not empty,
+	// are the only regions and providers the tenant may use;
+	// DeniedRegions and DeniedProviders it may never use. They hold
+	// whatever a workload asks.
+	AllowedRegions   []string `json:"allowed_regions,omitempty" yaml:"allowed_regions,omitempty"`
+	DeniedRegions    []string `json:"denied_regions,omitempty" yaml:"denied_regions,omitempty"`
+	AllowedProviders []string `json:"allowed_providers,omitempty" yaml:"allowed_providers,omitempty"`
+	DeniedProviders  []string `json:"denied_providers,omitempty" yaml:"denied_providers,omitempty"`
+	// Members grants the tenant's users their roles: a tenant user with
+	// no entry has none.
+	Members []TenantMember `json:"members,omitempty" yaml:"members,omitempty"`
+}
+
+// TenantMember is one user of a tenant and the roles it holds there:
+// authz.RoleSubmitter and authz.RoleTenantAuditor only.
+type TenantMember struct {
+	// Name is the user's name in its identity (.../tenant/T/user/<name>).
+	Name  string       `json:"name" yaml:"name"`
+	Roles []authz.Role `json:"roles" yaml:"roles"`
+}
+
+// MemberRoles returns the roles the tenant grants user name; nil when
+// it grants none.
+func (t *Tenant) MemberRoles(name string) []authz.Role {
+	if t == nil {
+		return nil
+	}
+	for i := range t.Members {
+		if t.Members[i].Name == name {
+			return t.Members[i].Roles
+		}
+	}
+	return nil
+}
+
+// MayUse reports whether the tenant's operator-set restrictions let it
+// use region r. It does not allocate.
+func (t *Tenant) MayUse(r *Region) bool {
+	if t == nil {
+		return true
+	}
+	if len(t.AllowedProviders) > 0 && !contains(t.AllowedProviders, r.Provider) {
+		return false
+	}
+	if contains(t.DeniedProviders, r.Provider) {
+		return false
+	}
+	if len(t.AllowedRegions) > 0 && !containsKey(t.AllowedRegions, r) {
+		return false
+	}
+	return !containsKey(t.DeniedRegions, r)
+}
+
+// MayKnow reports whether the tenant's users may learn that region r
+// exists: it is accredited no higher than the tenant's ceiling, and it
+// may serve the tenant (its customers match the tenant's nation and
+// sector). Other regions are counted, never named, in what those users
+// see. A tenant without a parsed ceiling may know of no region.
+func (t *Tenant) MayKnow(r *Region) bool {
+	if t == nil || t.Ceiling == "" || r == nil {
+		return false
+	}
+	if r.Accreditation.MaxLevel > t.CeilingLabel.Level {
+		return false
+	}
+	for _, p := range r.Customers {
+		if customerMatch(p, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// WithinCeiling returns nil when the tenant's ceiling dominates l, and
+// otherwise an error wrapping ErrPermissionDenied that names the
+// ceiling. A tenant without a ceiling may place nothing.
+func (t *Tenant) WithinCeiling(l label.Label) error {
+	if t.Ceiling == "" {
+		return fmt.Errorf("%w: tenant %s has no clearance ceiling; a catalogue administrator must set one", ErrPermissionDenied, t.ID)
+	}
+	if !t.CeilingLabel.Dominates(l) {
+		return fmt.Errorf("%w: label %s is above tenant %s's ceiling %s", ErrPermissionDenied, l, t.ID, t.Ceiling)
+	}
+	return nil
+}
+
+// containsKey reports whether keys holds r's key, without building it.
+func containsKey(keys []string, r *Region) bool {
+	n := len(r.Provider)
+	for _, k := range keys {
+		if len(k) == n+1+len(r.ID) && k[n] == '/' && k[:n] == r.Provider && k[n+1:] == r.ID {
+			return true
+		}
+	}
+	return false
 }
 
 // Spread says how the replicas of a workload must be separated.

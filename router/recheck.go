@@ -13,7 +13,7 @@ import (
 // should go instead while the other replicas stay (Replace).
 
 // violationCodes are the rules whose failure means the region no longer
-// covers the workload: its label, residency, export or customer rules.
+// covers the workload: its label, residency, export, customer or tenant policy rules.
 // A replica there is a violation until it moves. The other rules
 // (health, capability) only mean the replica must move.
 var violationCodes = map[ReasonCode]bool{
@@ -26,6 +26,7 @@ var violationCodes = map[ReasonCode]bool{
 	ReasonJurisdiction:  true,
 	ReasonReleasability: true,
 	ReasonCustomer:      true,
+	ReasonPolicy:        true,
 	ReasonControls:      true,
 }
 

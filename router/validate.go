@@ -1,12 +1,14 @@
 package router
 
 import (
+	"fmt"
 	"math"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
 )
 
@@ -119,7 +121,91 @@ func ValidateTenant(t *Tenant) error {
 	checkText(&v, "tenant.name", t.Name)
 	checkCountry(&v, "tenant.nation", t.Nation)
 	checkSector(&v, "tenant.sector", t.Sector)
+	switch {
+	case t.Ceiling == "":
+		v.Add("tenant.ceiling", "required: the highest label the tenant may place, as a banner")
+	case len(t.Ceiling) > MaxBannerLen:
+		v.Add("tenant.ceiling", "longer than %d bytes", MaxBannerLen)
+	default:
+		if l, err := label.Parse(t.Ceiling); err != nil {
+			v.Add("tenant.ceiling", "%v", err)
+		} else {
+			t.CeilingLabel, t.Ceiling = l, l.String()
+			if label.IsCountry(t.Nation) && !l.ReleasableTo(t.Nation) {
+				v.Add("tenant.ceiling", "%s is not releasable to the tenant's nation %s", t.Ceiling, t.Nation)
+			}
+		}
+	}
+	for _, f := range []struct {
+		field string
+		list  []string
+	}{{"tenant.allowed_regions", t.AllowedRegions}, {"tenant.denied_regions", t.DeniedRegions}} {
+		checkList(&v, f.field, f.list, func(field, key string) {
+			p, id, ok := strings.Cut(key, "/")
+			if !ok {
+				v.Add(field, "want a region key provider/id, got %q", clipText(key))
+				return
+			}
+			checkID(&v, field, p)
+			checkID(&v, field, id)
+		})
+	}
+	checkList(&v, "tenant.allowed_providers", t.AllowedProviders, func(field, id string) { checkID(&v, field, id) })
+	checkList(&v, "tenant.denied_providers", t.DeniedProviders, func(field, id string) { checkID(&v, field, id) })
+	if len(t.Members) > maxTenantMembers {
+		v.Add("tenant.members", "more than %d members", maxTenantMembers)
+	}
+	seen := make(map[string]bool, len(t.Members))
+	for i, m := range t.Members {
+		field := fmt.Sprintf("tenant.members[%d]", i)
+		if !memberNameRE.MatchString(m.Name) || m.Name == "." || m.Name == ".." {
+			v.Add(field+".name", "%q: want 1-128 letters, digits, '.', '_' and '-' (the user name of its identity)", clipText(m.Name))
+		} else if seen[m.Name] {
+			v.Add(field+".name", "%q listed twice", m.Name)
+		}
+		seen[m.Name] = true
+		if len(m.Roles) == 0 {
+			v.Add(field+".roles", "required: %s and/or %s", authz.RoleSubmitter, authz.RoleTenantAuditor)
+		}
+		for _, r := range m.Roles {
+			if r != authz.RoleSubmitter && r != authz.RoleTenantAuditor {
+				v.Add(field+".roles", "%q: a tenant grants only %s and %s", clipText(string(r)), authz.RoleSubmitter, authz.RoleTenantAuditor)
+			}
+		}
+	}
 	return v.Err()
+}
+
+// Bounds of a tenant's policy.
+const (
+	maxTenantMembers = 10000
+	maxPolicyList    = 1000
+)
+
+var memberNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// checkList checks each entry of a policy list with check, and that the
+// list is bounded and has no duplicates.
+func checkList(v *Violations, field string, list []string, check func(field, s string)) {
+	if len(list) > maxPolicyList {
+		v.Add(field, "more than %d entries", maxPolicyList)
+		return
+	}
+	for i, s := range list {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		check(f, s)
+		if slices.Contains(list[:i], s) {
+			v.Add(f, "%q listed twice", clipText(s))
+		}
+	}
+}
+
+// clipText shortens s for a message.
+func clipText(s string) string {
+	if len(s) > 64 {
+		return strings.ToValidUTF8(s[:64], "") + "..."
+	}
+	return s
 }
 
 // ValidateWorkload checks a workload and parses its label. When the

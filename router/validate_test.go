@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
 )
 
@@ -45,7 +46,9 @@ func goodProvider() *Provider {
 }
 
 func goodTenant() *Tenant {
-	return &Tenant{ID: "ke-moh", Name: "Kenya Ministry of Health", Nation: "KEN", Sector: "civil"}
+	return &Tenant{ID: "ke-moh", Name: "Kenya Ministry of Health", Nation: "KEN", Sector: "civil", Ceiling: "CUI",
+		AllowedProviders: []string{"ke-gov", "aws"}, DeniedRegions: []string{"aws/af-south-1"},
+		Members: []TenantMember{{Name: "amina", Roles: []authz.Role{authz.RoleSubmitter, authz.RoleTenantAuditor}}}}
 }
 
 func goodWorkload() *Workload {
@@ -194,6 +197,17 @@ func TestValidateTenant(t *testing.T) {
 		{"unknown nation", func(x *Tenant) { x.Nation = "KKK" }, "tenant.nation", "ISO 3166"},
 		{"no sector", func(x *Tenant) { x.Sector = "" }, "tenant.sector", "required"},
 		{"bad sector", func(x *Tenant) { x.Sector = "health" }, "tenant.sector", "unknown sector"},
+		{"no ceiling", func(x *Tenant) { x.Ceiling = "" }, "tenant.ceiling", "required"},
+		{"bad ceiling", func(x *Tenant) { x.Ceiling = "SEKRET" }, "tenant.ceiling", "SEKRET"},
+		{"ceiling not releasable to the nation", func(x *Tenant) { x.Ceiling = "SECRET//NOFORN" }, "tenant.ceiling", "not releasable to the tenant's nation KEN"},
+		{"bad allowed region", func(x *Tenant) { x.AllowedRegions = []string{"aws"} }, "tenant.allowed_regions[0]", "provider/id"},
+		{"bad denied region", func(x *Tenant) { x.DeniedRegions = []string{"aws/EU"} }, "tenant.denied_regions[0]", "lowercase"},
+		{"repeated region", func(x *Tenant) { x.DeniedRegions = []string{"aws/x", "aws/x"} }, "tenant.denied_regions[1]", "twice"},
+		{"bad provider", func(x *Tenant) { x.DeniedProviders = []string{"AWS"} }, "tenant.denied_providers[0]", "lowercase"},
+		{"bad member", func(x *Tenant) { x.Members[0].Name = "a/b" }, "tenant.members[0].name", "letters"},
+		{"repeated member", func(x *Tenant) { x.Members = append(x.Members, x.Members[0]) }, "tenant.members[1].name", "twice"},
+		{"no roles", func(x *Tenant) { x.Members[0].Roles = nil }, "tenant.members[0].roles", "required"},
+		{"admin role", func(x *Tenant) { x.Members[0].Roles = []authz.Role{authz.RoleCatalogAdmin} }, "tenant.members[0].roles", "grants only"},
 	})
 }
 

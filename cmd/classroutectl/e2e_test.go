@@ -450,9 +450,11 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("a refused placement was stored: %d placements before, %d after", len(before.GetPlacements()), len(after.GetPlacements()))
 		}
 
+		// NOFORN data is above the Australian tenant's ceiling (REL TO
+		// USA, AUS, GBR): refused before any region is considered.
 		r = e.run("place", "-f", "cmd/classroutectl/testdata/aus-noforn.yaml")
-		if r.code != 1 || !strings.Contains(r.stderr, "FailedPrecondition") {
-			t.Errorf("NOFORN for the Australian tenant: exit %d, %q; want a FailedPrecondition refusal", r.code, firstLine(r.stderr))
+		if r.code != 1 || !strings.Contains(r.stderr, "PermissionDenied") || !strings.Contains(r.stderr, "ceiling TOP SECRET//REL TO USA, AUS, GBR") {
+			t.Errorf("NOFORN for the Australian tenant: exit %d, %q; want PermissionDenied naming the ceiling", r.code, firstLine(r.stderr))
 		}
 	})
 

@@ -329,7 +329,7 @@ func faultCatalogue(t testing.TB, n, slots int) string {
 	b.WriteString(`providers:
   - {id: natgov, name: National government data centre, jurisdiction: USA}
 tenants:
-  - {id: us-dod, name: US Department of Defense, nation: USA, sector: defense}
+  - {id: us-dod, name: US Department of Defense, nation: USA, sector: defense, ceiling: "TOP SECRET//SI/TK//SP-CTI/SP-EXPT//NOFORN"}
 regions:
 `)
 	for i := range n {

@@ -35,6 +35,15 @@ const (
 // Roles lists every role.
 var Roles = []Role{RoleSubmitter, RoleTenantAuditor, RoleCatalogAdmin, RoleAgent, RoleSecurityAuditor}
 
+// Kinds of principal (Principal.Kind).
+const (
+	KindTenant  = "tenant"  // a tenant's user: sees and acts for its tenant only
+	KindAgent   = "agent"   // a region's agent: its region only
+	KindAdmin   = "admin"   // a catalogue administrator
+	KindAuditor = "auditor" // a security auditor
+	KindDev     = "dev"     // the loopback development mode: every role, every tenant
+)
+
 // Principal is an authenticated caller.
 type Principal struct {
 	// ID is the SPIFFE ID the caller presented.

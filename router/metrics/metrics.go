@@ -49,7 +49,7 @@ var reasonCodes = []router.ReasonCode{
 	router.ReasonLevel, router.ReasonAccreditation, router.ReasonAuthorization, router.ReasonControls,
 	router.ReasonReleasability, router.ReasonPersonnel, router.ReasonResidency, router.ReasonJurisdiction,
 	router.ReasonCustomer, router.ReasonNetworkDomain, router.ReasonCapability, router.ReasonCapacity,
-	router.ReasonHealth, router.ReasonSpread, router.ReasonStranded,
+	router.ReasonHealth, router.ReasonSpread, router.ReasonStranded, router.ReasonPolicy,
 }
 
 // Metrics holds classroute's metrics and their registry. It is a

@@ -8,8 +8,12 @@ import (
 	"log/slog"
 	"sync"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -40,6 +44,13 @@ func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 	hello := first.GetHello()
 	if hello == nil {
 		return s.fail(ctx, router.Violations{{Field: "hello", Description: "the first message must be a hello"}}.Err())
+	}
+	if p := authz.FromContext(ctx); p == nil && s.authn != nil {
+		return status.Error(codes.PermissionDenied, "no principal")
+	} else if p != nil && p.Kind != authz.KindDev && p.Region != hello.GetRegion() {
+		// An agent's identity names its region; only the development
+		// principal may serve any region.
+		return status.Errorf(codes.PermissionDenied, "%s may serve region %s only", p, p.Region)
 	}
 	sess, err := s.store.ConnectAgent(ctx, hello.GetRegion(), hello.GetAgentId(), s.agentTTL)
 	if err != nil {

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -31,23 +33,45 @@ type auditService struct {
 	store AuditStore
 	pub   ed25519.PublicKey
 	log   *slog.Logger
+	srv   *Server // for the caller's scope
 }
 
 // registerAudit adds the audit service when the store keeps an audit
 // trail.
 func (s *Server) registerAudit(g *grpc.Server) {
 	if as, ok := s.store.(AuditStore); ok {
-		pb.RegisterAuditServiceServer(g, &auditService{store: as, pub: s.auditPub, log: s.log})
+		pb.RegisterAuditServiceServer(g, &auditService{store: as, pub: s.auditPub, log: s.log, srv: s})
 	}
 }
 
-// auditScope is the tenant the caller may see the audit entries of: ""
-// for all.
-//
-// TODO(issue 4 part 2): a tenant auditor is held to its own tenant here;
-// a security auditor sees all.
-func auditScope(ctx context.Context) (tenant string, restricted bool) {
-	return "", false
+// auditScope is the tenant the caller may see the audit entries of: a
+// tenant's user (a tenant auditor) is held to its own tenant, with the
+// regions it may not know of redacted from the entries; a security
+// auditor sees all.
+func (a *auditService) auditScope(ctx context.Context) (sc scope, err error) {
+	return a.srv.scopeOf(ctx)
+}
+
+// redactReasons drops the reasons that name a region the caller may not
+// know of ("provider/id: codes", as refusals record them), and says how
+// many were dropped.
+func redactReasons(reasons []string, known map[string]bool) []string {
+	if known == nil {
+		return reasons
+	}
+	out := make([]string, 0, len(reasons))
+	n := 0
+	for _, r := range reasons {
+		if key, _, ok := strings.Cut(r, ": "); ok && strings.Count(key, "/") == 1 && !strings.Contains(key, " ") && !known[key] {
+			n++
+			continue
+		}
+		out = append(out, r)
+	}
+	if n > 0 {
+		out = append(out, fmt.Sprintf("(%d regions redacted)", n))
+	}
+	return out
 }
 
 func (a *auditService) ListAudit(ctx context.Context, req *pb.ListAuditRequest) (*pb.ListAuditResponse, error) {
@@ -74,12 +98,14 @@ func (a *auditService) ListAudit(ctx context.Context, req *pb.ListAuditRequest) 
 	if req.Until != nil {
 		f.Until = req.Until.AsTime()
 	}
-	if tenant, ok := auditScope(ctx); ok {
-		if f.Tenant != "" && f.Tenant != tenant {
-			return &pb.ListAuditResponse{}, nil
-		}
-		f.Tenant = tenant
+	sc, err := a.auditScope(ctx)
+	if err != nil {
+		return nil, err
 	}
+	if f.Tenant, err = sc.tenantFilter(f.Tenant); err != nil {
+		return nil, err
+	}
+	known := a.srv.knownRegions(sc)
 	recs, next, err := a.store.FindAudit(ctx, f)
 	if err != nil {
 		return nil, toStatus(ctx, a.log, err)
@@ -90,7 +116,7 @@ func (a *auditService) ListAudit(ctx context.Context, req *pb.ListAuditRequest) 
 		resp.Entries = append(resp.Entries, &pb.AuditEntry{
 			Id: r.ID, Time: timestamppb.New(e.Time), Op: e.Op, Actor: e.Actor, RequestId: e.RequestID,
 			Tenant: e.Tenant, Workload: e.Workload, Label: e.Label, Regions: e.Regions, Scores: e.Scores,
-			Reasons: e.Reasons, Revision: e.Revision, Provider: e.Provider, Before: e.Before, After: e.After,
+			Reasons: redactReasons(e.Reasons, known), Revision: e.Revision, Provider: e.Provider, Before: e.Before, After: e.After,
 			Written: r.Written,
 		})
 	}

@@ -51,7 +51,8 @@ func DevAuthenticator(ctx context.Context) (*authz.Principal, error) {
 }
 
 // AuthOptions are the interceptors that authenticate every call with the
-// server's Authenticator and authorize it (see authorize): a call that
+// server's Authenticator and authorize it (see authorize and the policy
+// table in authorize.go): a call that
 // fails either never reaches a handler. Without an Authenticator every
 // call is refused.
 func (s *Server) AuthOptions() []grpc.ServerOption {
@@ -86,11 +87,11 @@ func (s *Server) admit(ctx context.Context, method string) (context.Context, err
 	if p == nil {
 		return nil, status.Error(codes.Unauthenticated, "no identity")
 	}
-	ctx = authz.NewContext(ctx, p)
-	if err := s.authorize(ctx, method, p); err != nil {
+	p, err = s.authorize(ctx, method, p)
+	if err != nil {
 		return nil, err
 	}
-	return ctx, nil
+	return authz.NewContext(ctx, p), nil
 }
 
 type principalStream struct {

@@ -348,7 +348,7 @@ func TestPutProviderBadInput(t *testing.T) {
 func TestPutTenantBadInput(t *testing.T) {
 	e := newEnv(t)
 	good := func() *pb.Tenant {
-		return &pb.Tenant{Id: "nzl-defence", Name: "New Zealand Defence Force", Nation: "NZL", Sector: "defense"}
+		return &pb.Tenant{Id: "nzl-defence", Name: "New Zealand Defence Force", Nation: "NZL", Sector: "defense", Ceiling: "SECRET//REL TO USA, NZL"}
 	}
 	cases := []struct {
 		name   string
@@ -366,6 +366,14 @@ func TestPutTenantBadInput(t *testing.T) {
 		{"nation a tetragraph", func(r *pb.PutTenantRequest) { r.Tenant.Nation = "FVEY" }, "tenant.nation", `"FVEY"`},
 		{"sector missing", func(r *pb.PutTenantRequest) { r.Tenant.Sector = "" }, "tenant.sector", "required"},
 		{"sector unknown", func(r *pb.PutTenantRequest) { r.Tenant.Sector = "military" }, "tenant.sector", `unknown sector "military"`},
+		{"ceiling missing", func(r *pb.PutTenantRequest) { r.Tenant.Ceiling = "" }, "tenant.ceiling", "required"},
+		{"ceiling malformed", func(r *pb.PutTenantRequest) { r.Tenant.Ceiling = "SECRET//REL TO" }, "tenant.ceiling", "REL TO"},
+		{"ceiling not releasable to the nation", func(r *pb.PutTenantRequest) { r.Tenant.Ceiling = "SECRET//NOFORN" }, "tenant.ceiling", "not releasable"},
+		{"region key malformed", func(r *pb.PutTenantRequest) { r.Tenant.DeniedRegions = []string{"aws"} }, "tenant.denied_regions[0]", "provider/id"},
+		{"provider malformed", func(r *pb.PutTenantRequest) { r.Tenant.AllowedProviders = []string{"AWS"} }, "tenant.allowed_providers[0]", "lowercase"},
+		{"member role not a tenant's", func(r *pb.PutTenantRequest) {
+			r.Tenant.Members = []*pb.TenantMember{{Name: "kiri", Roles: []string{"catalog-admin"}}}
+		}, "tenant.members[0].roles", "grants only"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -275,12 +276,36 @@ func TenantFromProto(t *pb.Tenant, v *router.Violations) *router.Tenant {
 		v.Add("tenant", "required")
 		return nil
 	}
-	return &router.Tenant{ID: t.GetId(), Name: t.GetName(), Nation: t.GetNation(), Sector: t.GetSector()}
+	out := &router.Tenant{
+		ID: t.GetId(), Name: t.GetName(), Nation: t.GetNation(), Sector: t.GetSector(), Ceiling: t.GetCeiling(),
+		AllowedRegions: t.GetAllowedRegions(), DeniedRegions: t.GetDeniedRegions(),
+		AllowedProviders: t.GetAllowedProviders(), DeniedProviders: t.GetDeniedProviders(),
+	}
+	for _, m := range t.GetMembers() {
+		tm := router.TenantMember{Name: m.GetName()}
+		for _, r := range m.GetRoles() {
+			tm.Roles = append(tm.Roles, authz.Role(r))
+		}
+		out.Members = append(out.Members, tm)
+	}
+	return out
 }
 
 // TenantToProto converts a tenant to the API.
 func TenantToProto(t *router.Tenant) *pb.Tenant {
-	return &pb.Tenant{Id: t.ID, Name: t.Name, Nation: t.Nation, Sector: t.Sector}
+	out := &pb.Tenant{
+		Id: t.ID, Name: t.Name, Nation: t.Nation, Sector: t.Sector, Ceiling: t.Ceiling,
+		AllowedRegions: t.AllowedRegions, DeniedRegions: t.DeniedRegions,
+		AllowedProviders: t.AllowedProviders, DeniedProviders: t.DeniedProviders,
+	}
+	for _, m := range t.Members {
+		pm := &pb.TenantMember{Name: m.Name}
+		for _, r := range m.Roles {
+			pm.Roles = append(pm.Roles, string(r))
+		}
+		out.Members = append(out.Members, pm)
+	}
+	return out
 }
 
 // PlacementToProto converts a placement to the API.

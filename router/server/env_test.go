@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -26,6 +28,7 @@ import (
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/providers"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/etcdlocal"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
@@ -87,6 +90,7 @@ type env struct {
 	prefix  string
 	store   *state.Store
 	srv     *server.Server
+	grpc    *grpc.Server
 	cat     *providers.Catalog
 	conn    *grpc.ClientConn
 	place   pb.PlacementServiceClient
@@ -146,9 +150,10 @@ func startEnv(tb testing.TB, m *etcdlocal.Member, leakCheck bool, opts ...state.
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g := grpc.NewServer(server.ServerOptions(log)...)
-	e.srv = server.New(store, log, server.WithAgentTTL(agentTTL))
+	e.srv = server.New(store, log, server.WithAgentTTL(agentTTL), server.WithAuthenticator(headerAuthenticator))
+	g := grpc.NewServer(append(server.ServerOptions(log), e.srv.AuthOptions()...)...)
 	e.srv.Register(g)
+	e.grpc = g
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	reflection.Register(g)
@@ -174,6 +179,39 @@ func startEnv(tb testing.TB, m *etcdlocal.Member, leakCheck bool, opts ...state.
 	e.agents = pb.NewAgentServiceClient(conn)
 	e.health = healthpb.NewHealthClient(conn)
 	return e
+}
+
+// principalHeader names the caller of a test call: a SPIFFE ID of trust
+// domain testTrustDomain (see as). Calls without it run as the
+// development principal, as the loopback daemon does.
+const (
+	principalHeader = "x-test-principal"
+	testTrustDomain = "test.example"
+)
+
+// headerAuthenticator authenticates a test call by its principalHeader.
+// Tests only: the daemon never trusts a header for identity.
+func headerAuthenticator(ctx context.Context) (*authz.Principal, error) {
+	ids := metadata.ValueFromIncomingContext(ctx, principalHeader)
+	switch len(ids) {
+	case 0:
+		return server.DevPrincipal, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("%d %s headers", len(ids), principalHeader)
+	}
+	u, err := url.Parse(ids[0])
+	if err != nil {
+		return nil, err
+	}
+	return authz.ParseID(u, testTrustDomain)
+}
+
+// as returns a context whose calls run as the principal of path (a
+// SPIFFE ID path: "/tenant/ke-moh/user/amina", "/admin/grace").
+func as(tb testing.TB, path string) context.Context {
+	tb.Helper()
+	return metadata.AppendToOutgoingContext(ctx(tb), principalHeader, "spiffe://"+testTrustDomain+path)
 }
 
 // checkGoroutines fails if, after a short settling time, more goroutines

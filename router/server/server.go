@@ -4,6 +4,7 @@ package server
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -230,7 +231,21 @@ func (s *Server) Place(ctx context.Context, req *pb.PlaceRequest) (*pb.PlaceResp
 	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := sc.mayActFor(w.Tenant); err != nil {
+		return nil, err
+	}
 	p, err := s.store.Place(ctx, req.GetRequestId(), w)
+	var refusal *router.RefusalError
+	if errors.As(err, &refusal) && sc.confined() {
+		// Name to the caller only the regions it may know of.
+		r := *refusal
+		r.Regions, r.Redacted = redact(refusal.Regions, s.knownRegions(sc))
+		err = &r
+	}
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -245,15 +260,28 @@ func (s *Server) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanRespons
 	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := sc.mayActFor(w.Tenant); err != nil {
+		return nil, err
+	}
 	res, err := s.store.Plan(ctx, w)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	// The refusal summary names no ineligible region, and every
+	// eligible region is one the tenant may know of (the policy rule
+	// keeps regions above its ceiling out, the customer rule those that
+	// do not serve it), so only the verdicts need redacting.
+	regions, redacted := redact(res.Regions, s.knownRegions(sc))
 	out := &pb.PlanResponse{
-		Label:    labelToProto(res.Label),
-		Revision: res.Revision,
-		Regions:  VerdictsToProto(res.Regions),
-		Chosen:   res.Chosen,
+		Label:           labelToProto(res.Label),
+		Revision:        res.Revision,
+		Regions:         VerdictsToProto(regions),
+		Chosen:          res.Chosen,
+		RedactedRegions: int32(redacted),
 	}
 	if res.Refusal != nil {
 		out.Refusal = res.Refusal.Error()
@@ -269,7 +297,14 @@ func (s *Server) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, 
 	if err := s.fresh(ctx); err != nil {
 		return nil, err
 	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p, err := s.store.GetPlacement(req.GetId())
+	if err == nil && !sc.maySee(p) {
+		err = notFound("placement", req.GetId())
+	}
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -299,6 +334,13 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if f.Tenant, err = sc.tenantFilter(f.Tenant); err != nil {
+		return nil, err
+	}
 	if err := s.fresh(ctx); err != nil {
 		return nil, err
 	}
@@ -317,6 +359,21 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 func (s *Server) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.ReleaseResponse, error) {
 	if req.GetId() == "" {
 		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
+	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sc.confined() {
+		// A placement's tenant never changes, so checking the cached
+		// copy first is enough; one this daemon has not seen yet is
+		// not found.
+		if err := s.fresh(ctx); err != nil {
+			return nil, err
+		}
+		if p, err := s.store.GetPlacement(req.GetId()); err != nil || !sc.maySee(p) {
+			return nil, s.fail(ctx, notFound("placement", req.GetId()))
+		}
 	}
 	p, err := s.store.Release(ctx, req.GetId())
 	if err != nil {
@@ -365,7 +422,14 @@ func (s *Server) GetRegion(ctx context.Context, req *pb.GetRegionRequest) (*pb.G
 	if err := s.fresh(ctx); err != nil {
 		return nil, err
 	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	st, err := s.store.GetRegion(req.GetKey())
+	if err == nil && !sc.mayKnow(st.Region) {
+		err = notFound("region", req.GetKey())
+	}
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -377,10 +441,18 @@ func (s *Server) ListRegions(ctx context.Context, req *pb.ListRegionsRequest) (*
 	if err := s.fresh(ctx); err != nil {
 		return nil, err
 	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	regions, rev := s.store.ListRegions()
 	out := &pb.ListRegionsResponse{Revision: rev}
 	for _, st := range regions {
 		if req.GetProvider() != "" && st.Region.Provider != req.GetProvider() {
+			continue
+		}
+		if !sc.mayKnow(st.Region) {
+			out.RedactedRegions++
 			continue
 		}
 		out.Regions = append(out.Regions, s.regionToProto(st))
@@ -432,7 +504,14 @@ func (s *Server) GetProvider(ctx context.Context, req *pb.GetProviderRequest) (*
 	if err := s.fresh(ctx); err != nil {
 		return nil, err
 	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p, err := s.store.GetProvider(req.GetId())
+	if err == nil && sc.confined() && !s.knownProviders(sc)[p.ID] {
+		err = notFound("provider", req.GetId())
+	}
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -444,8 +523,16 @@ func (s *Server) ListProviders(ctx context.Context, _ *pb.ListProvidersRequest) 
 	if err := s.fresh(ctx); err != nil {
 		return nil, err
 	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known := s.knownProviders(sc)
 	out := &pb.ListProvidersResponse{}
 	for _, p := range s.store.ListProviders() {
+		if sc.confined() && !known[p.ID] {
+			continue
+		}
 		out.Providers = append(out.Providers, ProviderToProto(p))
 	}
 	return out, nil
@@ -486,7 +573,14 @@ func (s *Server) GetTenant(ctx context.Context, req *pb.GetTenantRequest) (*pb.G
 	if err := s.fresh(ctx); err != nil {
 		return nil, err
 	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	t, err := s.store.GetTenant(req.GetId())
+	if err == nil && sc.confined() && t.ID != sc.tenantID {
+		err = notFound("tenant", req.GetId())
+	}
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -498,10 +592,17 @@ func (s *Server) ListTenants(ctx context.Context, _ *pb.ListTenantsRequest) (*pb
 	if err := s.fresh(ctx); err != nil {
 		return nil, err
 	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ts := s.store.ListTenants()
 	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 	out := &pb.ListTenantsResponse{}
 	for _, t := range ts {
+		if sc.confined() && t.ID != sc.tenantID {
+			continue
+		}
 		out.Tenants = append(out.Tenants, TenantToProto(t))
 	}
 	return out, nil

@@ -116,8 +116,11 @@ func refusalStatus(r *router.RefusalError) error {
 	info := &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: map[string]string{
 		"revision": fmt.Sprint(r.Revision), "regions": fmt.Sprint(len(r.Regions)),
 	}}
+	if r.Redacted > 0 {
+		info.Metadata["redacted_regions"] = fmt.Sprint(r.Redacted)
+	}
 	pf := &errdetails.PreconditionFailure{}
-	refusal := &pb.Refusal{Summary: clip(r.Error(), maxMessageBytes), Revision: r.Revision}
+	refusal := &pb.Refusal{Summary: clip(r.Error(), maxMessageBytes), Revision: r.Revision, RedactedRegions: int32(r.Redacted)}
 	budget := maxDetailBytes - proto.Size(info) - proto.Size(refusal)
 	shown := 0
 	for _, e := range r.Regions {

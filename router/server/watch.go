@@ -49,6 +49,13 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 	if err := v.Err(); err != nil {
 		return s.fail(ctx, err)
 	}
+	sc, err := s.scopeOf(ctx)
+	if err != nil {
+		return err
+	}
+	if f.Tenant, err = sc.tenantFilter(f.Tenant); err != nil {
+		return err
+	}
 	if err := s.fresh(ctx); err != nil {
 		return err
 	}

@@ -209,7 +209,7 @@ func provider(id string) router.Provider {
 }
 
 func army() router.Tenant {
-	return router.Tenant{ID: "us-army", Name: "US Army", Nation: "USA", Sector: "defense"}
+	return router.Tenant{ID: "us-army", Name: "US Army", Nation: "USA", Sector: "defense", Ceiling: "TOP SECRET//SI/TK//NOFORN"}
 }
 
 // secretRegion is a known-good region for secretWorkload.

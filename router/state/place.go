@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +66,24 @@ func checkWorkload(w *router.Workload) error {
 	return v.Err()
 }
 
+// mayDecide checks the tenant's policy, as the snapshot holds it, before
+// a decision for w: the tenant's ceiling dominates w's label and, when
+// ctx carries a tenant user, the user is of w's tenant and the tenant
+// grants it role. Place's commit compares the tenant record, so a policy
+// changed after this check fails the commit and is checked again. The
+// errors wrap router.ErrPermissionDenied.
+func mayDecide(ctx context.Context, t *router.Tenant, w *router.Workload, role authz.Role) error {
+	if p := authz.FromContext(ctx); p != nil && p.Kind == authz.KindTenant {
+		if p.Tenant != t.ID {
+			return fmt.Errorf("%w: %s may act for tenant %s only", router.ErrPermissionDenied, p.ID, p.Tenant)
+		}
+		if !slices.Contains(t.MemberRoles(p.Name), role) {
+			return fmt.Errorf("%w: tenant %s does not grant %s the %s role", router.ErrPermissionDenied, t.ID, p.Name, role)
+		}
+	}
+	return t.WithinCeiling(w.Label)
+}
+
 // Place decides where w runs and commits the placement under requestID.
 //
 // A request id names one placement: placing the same workload again with
@@ -99,6 +118,9 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		}
 		if snap.tenant == nil {
 			return nil, unknownTenant(w.Tenant)
+		}
+		if err := mayDecide(ctx, snap.tenant.Tenant, w, authz.RoleSubmitter); err != nil {
+			return nil, err
 		}
 		in := snap.input(w, s)
 		t0 := time.Now()
@@ -381,6 +403,9 @@ func (s *Store) Plan(ctx context.Context, w *router.Workload) (Plan, error) {
 	snap := s.snapshot(w.Tenant, "")
 	if snap.tenant == nil {
 		return Plan{}, unknownTenant(w.Tenant)
+	}
+	if err := mayDecide(ctx, snap.tenant.Tenant, w, authz.RoleSubmitter); err != nil {
+		return Plan{}, err
 	}
 	in := snap.input(w, s)
 	d := s.engine.Plan(in)

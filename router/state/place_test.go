@@ -489,7 +489,7 @@ func TestDeleteRegionRacesPlace(t *testing.T) {
 
 func TestListPlacements(t *testing.T) {
 	e := newEnv(t, nil)
-	navy := router.Tenant{ID: "us-navy", Name: "US Navy", Nation: "USA", Sector: "defense"}
+	navy := router.Tenant{ID: "us-navy", Name: "US Navy", Nation: "USA", Sector: "defense", Ceiling: "SECRET//NOFORN"}
 	e.seed([]router.Provider{provider("aws"), provider("azure")},
 		[]router.Region{secretRegion("aws", "secret-east", big), secretRegion("azure", "secret-west", big)},
 		[]router.Tenant{army(), navy})

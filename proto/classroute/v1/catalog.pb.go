@@ -252,11 +252,14 @@ func (x *ListRegionsRequest) GetProvider() string {
 }
 
 type ListRegionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Regions       []*Region              `protobuf:"bytes,1,rep,name=regions,proto3" json:"regions,omitempty"`
-	Revision      int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Regions  []*Region              `protobuf:"bytes,1,rep,name=regions,proto3" json:"regions,omitempty"`
+	Revision int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Regions left out because the caller may not know of them. Counted,
+	// never named.
+	RedactedRegions int32 `protobuf:"varint,3,opt,name=redacted_regions,json=redactedRegions,proto3" json:"redacted_regions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListRegionsResponse) Reset() {
@@ -299,6 +302,13 @@ func (x *ListRegionsResponse) GetRegions() []*Region {
 func (x *ListRegionsResponse) GetRevision() int64 {
 	if x != nil {
 		return x.Revision
+	}
+	return 0
+}
+
+func (x *ListRegionsResponse) GetRedactedRegions() int32 {
+	if x != nil {
+		return x.RedactedRegions
 	}
 	return 0
 }
@@ -1158,10 +1168,11 @@ const file_classroute_v1_catalog_proto_rawDesc = "" +
 	"\x11GetRegionResponse\x12-\n" +
 	"\x06region\x18\x01 \x01(\v2\x15.classroute.v1.RegionR\x06region\"0\n" +
 	"\x12ListRegionsRequest\x12\x1a\n" +
-	"\bprovider\x18\x01 \x01(\tR\bprovider\"b\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\"\x8d\x01\n" +
 	"\x13ListRegionsResponse\x12/\n" +
 	"\aregions\x18\x01 \x03(\v2\x15.classroute.v1.RegionR\aregions\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"'\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12)\n" +
+	"\x10redacted_regions\x18\x03 \x01(\x05R\x0fredactedRegions\"'\n" +
 	"\x13DeleteRegionRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"\x16\n" +
 	"\x14DeleteRegionResponse\"I\n" +

@@ -231,9 +231,12 @@ type PlanResponse struct {
 	// Region keys chosen, one per replica; empty when refused.
 	Chosen []string `protobuf:"bytes,4,rep,name=chosen,proto3" json:"chosen,omitempty"`
 	// Why nothing could be chosen; empty when a placement is possible.
-	Refusal       string `protobuf:"bytes,5,opt,name=refusal,proto3" json:"refusal,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Refusal string `protobuf:"bytes,5,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	// Regions left out of regions because the caller may not know of them:
+	// above its tenant's ceiling, or not serving its tenant. Counted, never named.
+	RedactedRegions int32 `protobuf:"varint,6,opt,name=redacted_regions,json=redactedRegions,proto3" json:"redacted_regions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PlanResponse) Reset() {
@@ -299,6 +302,13 @@ func (x *PlanResponse) GetRefusal() string {
 		return x.Refusal
 	}
 	return ""
+}
+
+func (x *PlanResponse) GetRedactedRegions() int32 {
+	if x != nil {
+		return x.RedactedRegions
+	}
+	return 0
 }
 
 type GetRequest struct {
@@ -813,13 +823,14 @@ const file_classroute_v1_placement_proto_rawDesc = "" +
 	"\rPlaceResponse\x126\n" +
 	"\tplacement\x18\x01 \x01(\v2\x18.classroute.v1.PlacementR\tplacement\"B\n" +
 	"\vPlanRequest\x123\n" +
-	"\bworkload\x18\x01 \x01(\v2\x17.classroute.v1.WorkloadR\bworkload\"\xc0\x01\n" +
+	"\bworkload\x18\x01 \x01(\v2\x17.classroute.v1.WorkloadR\bworkload\"\xeb\x01\n" +
 	"\fPlanResponse\x12*\n" +
 	"\x05label\x18\x01 \x01(\v2\x14.classroute.v1.LabelR\x05label\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x126\n" +
 	"\aregions\x18\x03 \x03(\v2\x1c.classroute.v1.RegionVerdictR\aregions\x12\x16\n" +
 	"\x06chosen\x18\x04 \x03(\tR\x06chosen\x12\x18\n" +
-	"\arefusal\x18\x05 \x01(\tR\arefusal\"\x1c\n" +
+	"\arefusal\x18\x05 \x01(\tR\arefusal\x12)\n" +
+	"\x10redacted_regions\x18\x06 \x01(\x05R\x0fredactedRegions\"\x1c\n" +
 	"\n" +
 	"GetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"E\n" +

@@ -1076,7 +1076,21 @@ type Tenant struct {
 	// ISO 3166 trigraph.
 	Nation string `protobuf:"bytes,3,opt,name=nation,proto3" json:"nation,omitempty"`
 	// "civil", "defense", "intelligence" or "commercial".
-	Sector        string `protobuf:"bytes,4,opt,name=sector,proto3" json:"sector,omitempty"`
+	Sector string `protobuf:"bytes,4,opt,name=sector,proto3" json:"sector,omitempty"`
+	// The clearance ceiling, a banner marking (required): placing or
+	// planning a workload whose label it does not dominate is
+	// PERMISSION_DENIED, and regions accredited above its level are neither
+	// used for the tenant nor named to its users.
+	Ceiling string `protobuf:"bytes,5,opt,name=ceiling,proto3" json:"ceiling,omitempty"`
+	// Region keys (provider/id) and provider ids: when an allowed list is
+	// not empty the tenant may use only those; a denied one never. They
+	// hold whatever a workload asks (reason code "policy").
+	AllowedRegions   []string `protobuf:"bytes,6,rep,name=allowed_regions,json=allowedRegions,proto3" json:"allowed_regions,omitempty"`
+	DeniedRegions    []string `protobuf:"bytes,7,rep,name=denied_regions,json=deniedRegions,proto3" json:"denied_regions,omitempty"`
+	AllowedProviders []string `protobuf:"bytes,8,rep,name=allowed_providers,json=allowedProviders,proto3" json:"allowed_providers,omitempty"`
+	DeniedProviders  []string `protobuf:"bytes,9,rep,name=denied_providers,json=deniedProviders,proto3" json:"denied_providers,omitempty"`
+	// The tenant's users and their roles; a user with no entry has none.
+	Members       []*TenantMember `protobuf:"bytes,10,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1139,6 +1153,105 @@ func (x *Tenant) GetSector() string {
 	return ""
 }
 
+func (x *Tenant) GetCeiling() string {
+	if x != nil {
+		return x.Ceiling
+	}
+	return ""
+}
+
+func (x *Tenant) GetAllowedRegions() []string {
+	if x != nil {
+		return x.AllowedRegions
+	}
+	return nil
+}
+
+func (x *Tenant) GetDeniedRegions() []string {
+	if x != nil {
+		return x.DeniedRegions
+	}
+	return nil
+}
+
+func (x *Tenant) GetAllowedProviders() []string {
+	if x != nil {
+		return x.AllowedProviders
+	}
+	return nil
+}
+
+func (x *Tenant) GetDeniedProviders() []string {
+	if x != nil {
+		return x.DeniedProviders
+	}
+	return nil
+}
+
+func (x *Tenant) GetMembers() []*TenantMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+// TenantMember grants one user of a tenant its roles there:
+// "tenant-submitter" (place, plan, release, read the tenant's
+// placements) and "tenant-auditor" (read the tenant's placements and
+// audit entries).
+type TenantMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user name of its identity: spiffe://<trust domain>/tenant/<tenant>/user/<name>.
+	Name          string   `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Roles         []string `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantMember) Reset() {
+	*x = TenantMember{}
+	mi := &file_classroute_v1_types_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantMember) ProtoMessage() {}
+
+func (x *TenantMember) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_types_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantMember.ProtoReflect.Descriptor instead.
+func (*TenantMember) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TenantMember) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TenantMember) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
 // Spread says how the replicas of a workload must be separated.
 type Spread struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -1150,7 +1263,7 @@ type Spread struct {
 
 func (x *Spread) Reset() {
 	*x = Spread{}
-	mi := &file_classroute_v1_types_proto_msgTypes[7]
+	mi := &file_classroute_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1275,7 @@ func (x *Spread) String() string {
 func (*Spread) ProtoMessage() {}
 
 func (x *Spread) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[7]
+	mi := &file_classroute_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1288,7 @@ func (x *Spread) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Spread.ProtoReflect.Descriptor instead.
 func (*Spread) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Spread) GetMinDistanceKm() float64 {
@@ -1206,7 +1319,7 @@ type Preferences struct {
 
 func (x *Preferences) Reset() {
 	*x = Preferences{}
-	mi := &file_classroute_v1_types_proto_msgTypes[8]
+	mi := &file_classroute_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1331,7 @@ func (x *Preferences) String() string {
 func (*Preferences) ProtoMessage() {}
 
 func (x *Preferences) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[8]
+	mi := &file_classroute_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1344,7 @@ func (x *Preferences) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Preferences.ProtoReflect.Descriptor instead.
 func (*Preferences) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Preferences) GetProviders() []string {
@@ -1285,7 +1398,7 @@ type Workload struct {
 
 func (x *Workload) Reset() {
 	*x = Workload{}
-	mi := &file_classroute_v1_types_proto_msgTypes[9]
+	mi := &file_classroute_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1410,7 @@ func (x *Workload) String() string {
 func (*Workload) ProtoMessage() {}
 
 func (x *Workload) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[9]
+	mi := &file_classroute_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1423,7 @@ func (x *Workload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workload.ProtoReflect.Descriptor instead.
 func (*Workload) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Workload) GetName() string {
@@ -1425,7 +1538,7 @@ type Reason struct {
 
 func (x *Reason) Reset() {
 	*x = Reason{}
-	mi := &file_classroute_v1_types_proto_msgTypes[10]
+	mi := &file_classroute_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1550,7 @@ func (x *Reason) String() string {
 func (*Reason) ProtoMessage() {}
 
 func (x *Reason) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[10]
+	mi := &file_classroute_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1563,7 @@ func (x *Reason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reason.ProtoReflect.Descriptor instead.
 func (*Reason) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Reason) GetCode() string {
@@ -1481,7 +1594,7 @@ type RegionVerdict struct {
 
 func (x *RegionVerdict) Reset() {
 	*x = RegionVerdict{}
-	mi := &file_classroute_v1_types_proto_msgTypes[11]
+	mi := &file_classroute_v1_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1606,7 @@ func (x *RegionVerdict) String() string {
 func (*RegionVerdict) ProtoMessage() {}
 
 func (x *RegionVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[11]
+	mi := &file_classroute_v1_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1619,7 @@ func (x *RegionVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionVerdict.ProtoReflect.Descriptor instead.
 func (*RegionVerdict) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{11}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RegionVerdict) GetRegion() string {
@@ -1559,7 +1672,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_classroute_v1_types_proto_msgTypes[12]
+	mi := &file_classroute_v1_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1684,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[12]
+	mi := &file_classroute_v1_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1697,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{12}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Assignment) GetRegion() string {
@@ -1639,7 +1752,7 @@ type ReplicaIssue struct {
 
 func (x *ReplicaIssue) Reset() {
 	*x = ReplicaIssue{}
-	mi := &file_classroute_v1_types_proto_msgTypes[13]
+	mi := &file_classroute_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1651,7 +1764,7 @@ func (x *ReplicaIssue) String() string {
 func (*ReplicaIssue) ProtoMessage() {}
 
 func (x *ReplicaIssue) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[13]
+	mi := &file_classroute_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1664,7 +1777,7 @@ func (x *ReplicaIssue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaIssue.ProtoReflect.Descriptor instead.
 func (*ReplicaIssue) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReplicaIssue) GetRegion() string {
@@ -1717,7 +1830,7 @@ type RetiringCopy struct {
 
 func (x *RetiringCopy) Reset() {
 	*x = RetiringCopy{}
-	mi := &file_classroute_v1_types_proto_msgTypes[14]
+	mi := &file_classroute_v1_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1842,7 @@ func (x *RetiringCopy) String() string {
 func (*RetiringCopy) ProtoMessage() {}
 
 func (x *RetiringCopy) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[14]
+	mi := &file_classroute_v1_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +1855,7 @@ func (x *RetiringCopy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetiringCopy.ProtoReflect.Descriptor instead.
 func (*RetiringCopy) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RetiringCopy) GetRegion() string {
@@ -1793,7 +1906,7 @@ type RegionHealth struct {
 
 func (x *RegionHealth) Reset() {
 	*x = RegionHealth{}
-	mi := &file_classroute_v1_types_proto_msgTypes[15]
+	mi := &file_classroute_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +1918,7 @@ func (x *RegionHealth) String() string {
 func (*RegionHealth) ProtoMessage() {}
 
 func (x *RegionHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[15]
+	mi := &file_classroute_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +1931,7 @@ func (x *RegionHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionHealth.ProtoReflect.Descriptor instead.
 func (*RegionHealth) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{15}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RegionHealth) GetHealthy() bool {
@@ -1898,7 +2011,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_classroute_v1_types_proto_msgTypes[16]
+	mi := &file_classroute_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2023,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[16]
+	mi := &file_classroute_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2036,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{16}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Placement) GetId() string {
@@ -2020,17 +2133,20 @@ func (x *Placement) GetRevision() int64 {
 // Refusal is attached to a FAILED_PRECONDITION status when no region
 // qualifies: every region's verdict, and the revision decided at.
 type Refusal struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Summary       string                 `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
-	Revision      int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	Regions       []*RegionVerdict       `protobuf:"bytes,3,rep,name=regions,proto3" json:"regions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Summary  string                 `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
+	Revision int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Regions  []*RegionVerdict       `protobuf:"bytes,3,rep,name=regions,proto3" json:"regions,omitempty"`
+	// Regions left out of regions because the caller may not know of them:
+	// above its tenant's ceiling, or not serving its tenant.
+	RedactedRegions int32 `protobuf:"varint,4,opt,name=redacted_regions,json=redactedRegions,proto3" json:"redacted_regions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_classroute_v1_types_proto_msgTypes[17]
+	mi := &file_classroute_v1_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2042,7 +2158,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[17]
+	mi := &file_classroute_v1_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2055,7 +2171,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{17}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Refusal) GetSummary() string {
@@ -2077,6 +2193,13 @@ func (x *Refusal) GetRegions() []*RegionVerdict {
 		return x.Regions
 	}
 	return nil
+}
+
+func (x *Refusal) GetRedactedRegions() int32 {
+	if x != nil {
+		return x.RedactedRegions
+	}
+	return 0
 }
 
 var File_classroute_v1_types_proto protoreflect.FileDescriptor
@@ -2137,12 +2260,22 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
 	"\fjurisdiction\x18\x03 \x01(\tR\fjurisdiction\x12\x14\n" +
-	"\x05notes\x18\x04 \x01(\tR\x05notes\"\\\n" +
+	"\x05notes\x18\x04 \x01(\tR\x05notes\"\xd5\x02\n" +
 	"\x06Tenant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
 	"\x06nation\x18\x03 \x01(\tR\x06nation\x12\x16\n" +
-	"\x06sector\x18\x04 \x01(\tR\x06sector\"_\n" +
+	"\x06sector\x18\x04 \x01(\tR\x06sector\x12\x18\n" +
+	"\aceiling\x18\x05 \x01(\tR\aceiling\x12'\n" +
+	"\x0fallowed_regions\x18\x06 \x03(\tR\x0eallowedRegions\x12%\n" +
+	"\x0edenied_regions\x18\a \x03(\tR\rdeniedRegions\x12+\n" +
+	"\x11allowed_providers\x18\b \x03(\tR\x10allowedProviders\x12)\n" +
+	"\x10denied_providers\x18\t \x03(\tR\x0fdeniedProviders\x125\n" +
+	"\amembers\x18\n" +
+	" \x03(\v2\x1b.classroute.v1.TenantMemberR\amembers\"8\n" +
+	"\fTenantMember\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\"_\n" +
 	"\x06Spread\x12&\n" +
 	"\x0fmin_distance_km\x18\x01 \x01(\x01R\rminDistanceKm\x12-\n" +
 	"\x12distinct_providers\x18\x02 \x01(\bR\x11distinctProviders\"y\n" +
@@ -2221,11 +2354,12 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	" \x03(\v2\x1b.classroute.v1.ReplicaIssueR\x06issues\x127\n" +
 	"\bretiring\x18\v \x03(\v2\x1b.classroute.v1.RetiringCopyR\bretiring\x12\x14\n" +
 	"\x05moves\x18\f \x01(\x05R\x05moves\x12\x1a\n" +
-	"\brevision\x18\r \x01(\x03R\brevision\"w\n" +
+	"\brevision\x18\r \x01(\x03R\brevision\"\xa2\x01\n" +
 	"\aRefusal\x12\x18\n" +
 	"\asummary\x18\x01 \x01(\tR\asummary\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x126\n" +
-	"\aregions\x18\x03 \x03(\v2\x1c.classroute.v1.RegionVerdictR\aregions*\x85\x01\n" +
+	"\aregions\x18\x03 \x03(\v2\x1c.classroute.v1.RegionVerdictR\aregions\x12)\n" +
+	"\x10redacted_regions\x18\x04 \x01(\x05R\x0fredactedRegions*\x85\x01\n" +
 	"\x05Level\x12\x15\n" +
 	"\x11LEVEL_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12LEVEL_UNCLASSIFIED\x10\x01\x12\r\n" +
@@ -2290,7 +2424,7 @@ func file_classroute_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_classroute_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_classroute_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_classroute_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_classroute_v1_types_proto_goTypes = []any{
 	(Level)(0),                    // 0: classroute.v1.Level
 	(Personnel)(0),                // 1: classroute.v1.Personnel
@@ -2307,24 +2441,25 @@ var file_classroute_v1_types_proto_goTypes = []any{
 	(*Region)(nil),                // 12: classroute.v1.Region
 	(*Provider)(nil),              // 13: classroute.v1.Provider
 	(*Tenant)(nil),                // 14: classroute.v1.Tenant
-	(*Spread)(nil),                // 15: classroute.v1.Spread
-	(*Preferences)(nil),           // 16: classroute.v1.Preferences
-	(*Workload)(nil),              // 17: classroute.v1.Workload
-	(*Reason)(nil),                // 18: classroute.v1.Reason
-	(*RegionVerdict)(nil),         // 19: classroute.v1.RegionVerdict
-	(*Assignment)(nil),            // 20: classroute.v1.Assignment
-	(*ReplicaIssue)(nil),          // 21: classroute.v1.ReplicaIssue
-	(*RetiringCopy)(nil),          // 22: classroute.v1.RetiringCopy
-	(*RegionHealth)(nil),          // 23: classroute.v1.RegionHealth
-	(*Placement)(nil),             // 24: classroute.v1.Placement
-	(*Refusal)(nil),               // 25: classroute.v1.Refusal
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*TenantMember)(nil),          // 15: classroute.v1.TenantMember
+	(*Spread)(nil),                // 16: classroute.v1.Spread
+	(*Preferences)(nil),           // 17: classroute.v1.Preferences
+	(*Workload)(nil),              // 18: classroute.v1.Workload
+	(*Reason)(nil),                // 19: classroute.v1.Reason
+	(*RegionVerdict)(nil),         // 20: classroute.v1.RegionVerdict
+	(*Assignment)(nil),            // 21: classroute.v1.Assignment
+	(*ReplicaIssue)(nil),          // 22: classroute.v1.ReplicaIssue
+	(*RetiringCopy)(nil),          // 23: classroute.v1.RetiringCopy
+	(*RegionHealth)(nil),          // 24: classroute.v1.RegionHealth
+	(*Placement)(nil),             // 25: classroute.v1.Placement
+	(*Refusal)(nil),               // 26: classroute.v1.Refusal
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
 }
 var file_classroute_v1_types_proto_depIdxs = []int32{
 	0,  // 0: classroute.v1.Label.level:type_name -> classroute.v1.Level
 	0,  // 1: classroute.v1.Accreditation.max_level:type_name -> classroute.v1.Level
 	3,  // 2: classroute.v1.Accreditation.fedramp:type_name -> classroute.v1.FedRAMP
-	26, // 3: classroute.v1.Accreditation.expires:type_name -> google.protobuf.Timestamp
+	27, // 3: classroute.v1.Accreditation.expires:type_name -> google.protobuf.Timestamp
 	1,  // 4: classroute.v1.Region.personnel:type_name -> classroute.v1.Personnel
 	2,  // 5: classroute.v1.Region.network_domain:type_name -> classroute.v1.NetworkDomain
 	11, // 6: classroute.v1.Region.accreditation:type_name -> classroute.v1.Accreditation
@@ -2332,37 +2467,38 @@ var file_classroute_v1_types_proto_depIdxs = []int32{
 	10, // 8: classroute.v1.Region.location:type_name -> classroute.v1.Location
 	4,  // 9: classroute.v1.Region.status:type_name -> classroute.v1.RegionStatus
 	9,  // 10: classroute.v1.Region.used:type_name -> classroute.v1.Resources
-	23, // 11: classroute.v1.Region.health:type_name -> classroute.v1.RegionHealth
-	10, // 12: classroute.v1.Preferences.near:type_name -> classroute.v1.Location
-	5,  // 13: classroute.v1.Workload.export_control:type_name -> classroute.v1.ExportControl
-	9,  // 14: classroute.v1.Workload.resources:type_name -> classroute.v1.Resources
-	15, // 15: classroute.v1.Workload.spread:type_name -> classroute.v1.Spread
-	16, // 16: classroute.v1.Workload.preferences:type_name -> classroute.v1.Preferences
-	3,  // 17: classroute.v1.Workload.min_fedramp:type_name -> classroute.v1.FedRAMP
-	18, // 18: classroute.v1.RegionVerdict.reasons:type_name -> classroute.v1.Reason
-	7,  // 19: classroute.v1.Assignment.state:type_name -> classroute.v1.ReplicaState
-	26, // 20: classroute.v1.Assignment.state_time:type_name -> google.protobuf.Timestamp
-	18, // 21: classroute.v1.ReplicaIssue.reasons:type_name -> classroute.v1.Reason
-	26, // 22: classroute.v1.ReplicaIssue.since:type_name -> google.protobuf.Timestamp
-	18, // 23: classroute.v1.RetiringCopy.reasons:type_name -> classroute.v1.Reason
-	26, // 24: classroute.v1.RetiringCopy.since:type_name -> google.protobuf.Timestamp
-	26, // 25: classroute.v1.RegionHealth.since:type_name -> google.protobuf.Timestamp
-	26, // 26: classroute.v1.RegionHealth.last_report:type_name -> google.protobuf.Timestamp
-	9,  // 27: classroute.v1.RegionHealth.reported_free:type_name -> classroute.v1.Resources
-	17, // 28: classroute.v1.Placement.workload:type_name -> classroute.v1.Workload
-	8,  // 29: classroute.v1.Placement.label:type_name -> classroute.v1.Label
-	20, // 30: classroute.v1.Placement.assignments:type_name -> classroute.v1.Assignment
-	6,  // 31: classroute.v1.Placement.state:type_name -> classroute.v1.PlacementState
-	26, // 32: classroute.v1.Placement.create_time:type_name -> google.protobuf.Timestamp
-	26, // 33: classroute.v1.Placement.release_time:type_name -> google.protobuf.Timestamp
-	21, // 34: classroute.v1.Placement.issues:type_name -> classroute.v1.ReplicaIssue
-	22, // 35: classroute.v1.Placement.retiring:type_name -> classroute.v1.RetiringCopy
-	19, // 36: classroute.v1.Refusal.regions:type_name -> classroute.v1.RegionVerdict
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	24, // 11: classroute.v1.Region.health:type_name -> classroute.v1.RegionHealth
+	15, // 12: classroute.v1.Tenant.members:type_name -> classroute.v1.TenantMember
+	10, // 13: classroute.v1.Preferences.near:type_name -> classroute.v1.Location
+	5,  // 14: classroute.v1.Workload.export_control:type_name -> classroute.v1.ExportControl
+	9,  // 15: classroute.v1.Workload.resources:type_name -> classroute.v1.Resources
+	16, // 16: classroute.v1.Workload.spread:type_name -> classroute.v1.Spread
+	17, // 17: classroute.v1.Workload.preferences:type_name -> classroute.v1.Preferences
+	3,  // 18: classroute.v1.Workload.min_fedramp:type_name -> classroute.v1.FedRAMP
+	19, // 19: classroute.v1.RegionVerdict.reasons:type_name -> classroute.v1.Reason
+	7,  // 20: classroute.v1.Assignment.state:type_name -> classroute.v1.ReplicaState
+	27, // 21: classroute.v1.Assignment.state_time:type_name -> google.protobuf.Timestamp
+	19, // 22: classroute.v1.ReplicaIssue.reasons:type_name -> classroute.v1.Reason
+	27, // 23: classroute.v1.ReplicaIssue.since:type_name -> google.protobuf.Timestamp
+	19, // 24: classroute.v1.RetiringCopy.reasons:type_name -> classroute.v1.Reason
+	27, // 25: classroute.v1.RetiringCopy.since:type_name -> google.protobuf.Timestamp
+	27, // 26: classroute.v1.RegionHealth.since:type_name -> google.protobuf.Timestamp
+	27, // 27: classroute.v1.RegionHealth.last_report:type_name -> google.protobuf.Timestamp
+	9,  // 28: classroute.v1.RegionHealth.reported_free:type_name -> classroute.v1.Resources
+	18, // 29: classroute.v1.Placement.workload:type_name -> classroute.v1.Workload
+	8,  // 30: classroute.v1.Placement.label:type_name -> classroute.v1.Label
+	21, // 31: classroute.v1.Placement.assignments:type_name -> classroute.v1.Assignment
+	6,  // 32: classroute.v1.Placement.state:type_name -> classroute.v1.PlacementState
+	27, // 33: classroute.v1.Placement.create_time:type_name -> google.protobuf.Timestamp
+	27, // 34: classroute.v1.Placement.release_time:type_name -> google.protobuf.Timestamp
+	22, // 35: classroute.v1.Placement.issues:type_name -> classroute.v1.ReplicaIssue
+	23, // 36: classroute.v1.Placement.retiring:type_name -> classroute.v1.RetiringCopy
+	20, // 37: classroute.v1.Refusal.regions:type_name -> classroute.v1.RegionVerdict
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_classroute_v1_types_proto_init() }
@@ -2376,7 +2512,7 @@ func file_classroute_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_classroute_v1_types_proto_rawDesc), len(file_classroute_v1_types_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
