@@ -710,10 +710,11 @@ func TestTenantIsolation(t *testing.T) {
 	}
 
 	// Place and Plan: for the caller's own tenant only.
+	// (refused at the edge, before the store, which checks again).
 	_, err = e.place.Place(as(t, asOtherSub), &pb.PlaceRequest{RequestId: "ke-3", Workload: kenya()})
-	wantCode(t, err, codes.PermissionDenied)
+	wantContains(t, "Place", wantCode(t, err, codes.PermissionDenied).Message(), "a user of tenant us-ic may act for tenant us-ic only")
 	_, err = e.place.Plan(as(t, asOtherSub), &pb.PlanRequest{Workload: kenya()})
-	wantCode(t, err, codes.PermissionDenied)
+	wantContains(t, "Plan", wantCode(t, err, codes.PermissionDenied).Message(), "a user of tenant us-ic may act for tenant us-ic only")
 	// An agent connects for its own region only.
 	stream, err := e.agents.Connect(as(t, asAgent))
 	if err != nil {
