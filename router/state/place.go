@@ -294,7 +294,10 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 		s.own.drop(pkey)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("place %s: %w", requestID, err)
+		// The transaction may have reached etcd and commit later (a
+		// member without quorum keeps it in its log): the outcome is
+		// unknown, and the request id is how the caller finds out.
+		return nil, 0, fmt.Errorf("place %s: %w; the placement may or may not have been committed: retry with the same request id", requestID, err)
 	}
 	if req.resp.Succeeded {
 		return p, req.rev, nil
