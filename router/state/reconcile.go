@@ -425,6 +425,13 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 	w := p.Workload
 	in := router.Input{Workload: &w, Tenant: tenant.Tenant, Regions: view.states, Now: now}
 	labelOK := w.Banner != "" && w.Label.String() == w.Banner
+	// A tenant whose ceiling was lowered below the workload's label may
+	// no longer hold it anywhere: every replica is a violation, and no
+	// move can mend it.
+	var ceiling error
+	if labelOK {
+		ceiling = tenant.Tenant.WithinCeiling(w.Label)
+	}
 
 	next := clonePlacement(p)
 	next.Issues = nil
@@ -455,6 +462,8 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 		switch {
 		case !labelOK:
 			reasons, violation = []router.Reason{{Code: router.ReasonLevel, Message: fmt.Sprintf("stored label %q no longer parses", w.Banner)}}, true
+		case ceiling != nil:
+			reasons, violation = []router.Reason{{Code: router.ReasonPolicy, Message: ceiling.Error()}}, true
 		case !ok:
 			reasons, violation = []router.Reason{{Code: router.ReasonHealth, Message: "region record is gone"}}, true
 		default:
@@ -492,9 +501,13 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 		if issue.Violation && !hadIssue(p, issue.Region, func(is router.Issue) bool { return is.Violation }) {
 			audit(AuditViolation, []string{issue.Region}, issue.Reasons)
 		}
-		if !labelOK {
+		if !labelOK || ceiling != nil {
+			why := "cannot re-decide on a label that does not parse"
+			if ceiling != nil {
+				why = "no region may hold it: the label is above the tenant's ceiling"
+			}
 			issue.Stranded = true
-			issue.Reasons = append(issue.Reasons, router.Reason{Code: router.ReasonStranded, Message: "cannot re-decide on a label that does not parse"})
+			issue.Reasons = append(issue.Reasons, router.Reason{Code: router.ReasonStranded, Message: why})
 			next.Issues = append(next.Issues, issue)
 			continue
 		}

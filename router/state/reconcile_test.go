@@ -541,3 +541,30 @@ func TestRetiringCopyInADowngradedRegionIsAViolation(t *testing.T) {
 		t.Fatalf("%+v: the leaving copy must stay until its replacement runs, and not move again", p)
 	}
 }
+
+// A tenant whose ceiling is lowered below a placed workload's label may
+// hold it nowhere: flagged a violation at once, stranded, never moved.
+func TestLoweredCeilingFlagsPlacements(t *testing.T) {
+	e := newEnv(t, nil)
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{secretRegion("aws", "s1", big), secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	e.place("w", secretWorkload(t, "w"))
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
+	lowered := army()
+	lowered.Ceiling = "CUI"
+	if err := e.store.PutTenant(context.Background(), &lowered); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		if p.State != router.PlacementViolation || len(p.Issues) != 1 || !p.Issues[0].Stranded {
+			return false, fmt.Sprintf("%+v", p)
+		}
+		return p.Issues[0].Reasons[0].Code == router.ReasonPolicy, fmt.Sprintf("%+v", p.Issues[0])
+	})
+	if p := e.placements()["w"].P; p.Moves != 0 {
+		t.Fatalf("moved: %+v", p)
+	}
+	if ops := e.auditOps(); ops[state.AuditViolation] != 1 {
+		t.Errorf("audit %v: want the violation recorded", ops)
+	}
+}
