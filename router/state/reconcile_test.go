@@ -546,11 +546,21 @@ func TestRetiringCopyInADowngradedRegionIsAViolation(t *testing.T) {
 // hold it nowhere: flagged a violation at once, stranded, never moved.
 func TestLoweredCeilingFlagsPlacements(t *testing.T) {
 	e := newEnv(t, nil)
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{secretRegion("aws", "s1", big), secretRegion("azure", "s2", big)}, []router.Tenant{army()})
-	e.place("w", secretWorkload(t, "w"))
+	// The regions stay within the lowered ceiling's level (SECRET): only
+	// the workload's SI compartment is above it.
+	s1, s2 := secretRegion("aws", "s1", big), secretRegion("azure", "s2", big)
+	s1.Accreditation.Controls, s2.Accreditation.Controls = []string{"SI"}, []string{"SI"}
+	s1.Personnel, s2.Personnel = router.PersonnelClearedTopSecret, router.PersonnelClearedTopSecret
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, s2}, []router.Tenant{army()})
+	w := secretWorkload(t, "w")
+	w.Banner = "SECRET//SI//NOFORN"
+	if err := router.ValidateWorkload(w); err != nil {
+		t.Fatal(err)
+	}
+	e.place("w", w)
 	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
 	lowered := army()
-	lowered.Ceiling = "CUI"
+	lowered.Ceiling = "SECRET//NOFORN"
 	if err := e.store.PutTenant(context.Background(), &lowered); err != nil {
 		t.Fatal(err)
 	}
