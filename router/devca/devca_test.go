@@ -1,0 +1,96 @@
+package devca_test
+
+import (
+	"crypto/x509"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/classroute/classroute/router/devca"
+)
+
+// A CA written and loaded again signs certificates that verify against
+// it, for what they are for; keys are 0600 and nothing is overwritten.
+func TestIssueWriteLoad(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	ca, err := devca.New("classroute.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Write(dir); err == nil || !strings.Contains(err.Error(), "not overwriting") {
+		t.Errorf("second Write: %v; want a refusal to overwrite", err)
+	}
+	ca, err = devca.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ca.TrustDomain(); got != "classroute.test" {
+		t.Errorf("TrustDomain: got %q; want classroute.test", got)
+	}
+
+	srv, err := ca.Issue(devca.Request{Server: true, DNS: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "localhost"}); err != nil {
+		t.Errorf("server certificate: %v", err)
+	}
+	cli, err := ca.Issue(devca.Request{ID: "spiffe://classroute.test/tenant/ke-moh/user/amina"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("client certificate: %v", err)
+	}
+	if len(cli.Cert.URIs) != 1 || cli.Cert.URIs[0].String() != "spiffe://classroute.test/tenant/ke-moh/user/amina" {
+		t.Errorf("client URIs: got %v; want the one SPIFFE ID", cli.Cert.URIs)
+	}
+	if _, err := cli.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err == nil {
+		t.Errorf("a client certificate verifies for server use")
+	}
+
+	if err := cli.Write(dir, "amina"); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]os.FileMode{"ca-key.pem": 0o600, "amina-key.pem": 0o600} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %v; want %v", name, got, want)
+		}
+	}
+	if err := cli.Write(dir, "amina"); err == nil {
+		t.Errorf("second Write of amina: no error; want a refusal to overwrite")
+	}
+}
+
+func TestIssueRefuses(t *testing.T) {
+	ca, err := devca.New("classroute.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		req  devca.Request
+		want string
+	}{
+		{"nothing", devca.Request{}, "want a client identity"},
+		{"server without names", devca.Request{Server: true}, "at least one DNS name or IP"},
+		{"not spiffe", devca.Request{ID: "https://classroute.test/admin/x"}, "want spiffe://"},
+		{"another trust domain", devca.Request{ID: "spiffe://elsewhere.test/admin/x"}, `trust domain "classroute.test" only`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := ca.Issue(tt.req); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Issue: %v; want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
