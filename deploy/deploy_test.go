@@ -173,8 +173,10 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 	checkSecure(t, "classrouted", pod, c)
-	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--tls-cert=") }) {
-		t.Errorf("classrouted listens beyond loopback without --tls-cert")
+	for _, flag := range []string{"--tls-cert=", "--tls-client-ca=", "--trust-domain="} {
+		if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, flag) }) {
+			t.Errorf("classrouted listens beyond loopback without %s (mutual TLS)", strings.TrimSuffix(flag, "="))
+		}
 	}
 	if c.path("resources", "requests", "cpu").str() == "" || c.path("resources", "limits", "memory").str() == "" {
 		t.Errorf("classrouted: no cpu request or memory limit")

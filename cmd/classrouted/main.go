@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +45,10 @@ type Config struct {
 	EtcdClientAddr, EtcdPeerAddr string
 	Catalog                      string
 	TLSCert, TLSKey              string
+	// TLSClientCA verifies client certificates (mutual TLS): required
+	// with TLSCert. TrustDomain is the SPIFFE trust domain whose IDs
+	// the certificates must carry.
+	TLSClientCA, TrustDomain string
 	// HealthListen, when set, serves grpc.health.v1 alone in plaintext:
 	// for probes that cannot speak TLS (the kubelet's gRPC probes).
 	HealthListen string
@@ -85,6 +90,8 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.Catalog, "catalog", "", "catalogue YAML loaded into an empty store (default: the built-in catalogue)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); required to listen beyond loopback")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM)")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "CA certificate(s) (PEM) that sign client certificates; required with -tls-cert (mutual TLS)")
+	fs.StringVar(&c.TrustDomain, "trust-domain", "", "SPIFFE trust domain of client identities (spiffe://TD/...); required with -tls-cert")
 	fs.StringVar(&c.HealthListen, "health-listen", "", "also serve grpc.health.v1 alone, in plaintext, here (for probes that cannot speak TLS)")
 	fs.StringVar(&c.EtcdCA, "etcd-ca", "", "CA certificate (PEM) of an external etcd cluster's TLS; set, the client speaks TLS")
 	fs.StringVar(&c.EtcdCert, "etcd-cert", "", "client certificate (PEM) presented to etcd")
@@ -140,6 +147,12 @@ func (c *Config) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+	}
+	if c.TLSCert != "" && (c.TLSClientCA == "" || c.TrustDomain == "") {
+		errs = append(errs, errors.New("-tls-cert needs -tls-client-ca and -trust-domain: every TLS listener requires client certificates"))
+	}
+	if c.TLSCert == "" && (c.TLSClientCA != "" || c.TrustDomain != "") {
+		errs = append(errs, errors.New("-tls-client-ca and -trust-domain go with -tls-cert and -tls-key"))
 	}
 	if c.HealthListen != "" {
 		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
@@ -275,23 +288,27 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 
 	opts := append(server.ServerOptions(log), grpc.ChainUnaryInterceptor(m.UnaryInterceptor()))
+	authn := server.DevAuthenticator
 	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		tc, err := serverTLS(cfg)
 		if err != nil {
-			return fmt.Errorf("tls: %w", err)
+			return err
 		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+		authn = server.TLSAuthenticator(cfg.TrustDomain)
+		log.Info("mutual TLS: callers are the SPIFFE IDs of their client certificates", "trust_domain", cfg.TrustDomain, "client_ca", cfg.TLSClientCA)
+	} else {
+		log.Warn("development mode: plaintext on loopback, every caller has every role; use -tls-cert, -tls-key, -tls-client-ca and -trust-domain for mutual TLS")
 	}
 	auditKey, auditPub, err := auditKeys(cfg)
 	if err != nil {
 		return err
 	}
-	// Every call is authenticated and authorized. Until mutual TLS is
-	// configured, the loopback development mode's callers are the
-	// development principal (classroutectl --as NAME names one).
-	srv := server.New(store, log, server.WithAgentTTL(cfg.AgentTTL), server.WithAuthenticator(server.DevAuthenticator), server.WithAuditPublicKey(auditPub))
-	opts = append(opts, srv.AuthOptions()...)
-	g := grpc.NewServer(opts...)
+	// Every call is authenticated and authorized: by the client
+	// certificate with mutual TLS, else as the loopback development
+	// mode's principal (classroutectl --as NAME names one).
+	srv := server.New(store, log, server.WithAgentTTL(cfg.AgentTTL), server.WithAuthenticator(authn), server.WithAuditPublicKey(auditPub))
+	g := grpc.NewServer(append(opts, srv.AuthOptions()...)...)
 	srv.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
@@ -355,6 +372,24 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		g.Stop()
 	}
 	return nil
+}
+
+// serverTLS is the listener's TLS: the server certificate, and client
+// certificates required and verified against -tls-client-ca.
+func serverTLS(cfg *Config) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	pem, err := os.ReadFile(cfg.TLSClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-client-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-tls-client-ca %s: no PEM certificate", cfg.TLSClientCA)
+	}
+	return server.ServerTLSConfig(cert, pool), nil
 }
 
 // etcdClientTLS is the etcd client's TLS configuration, or nil for

@@ -19,7 +19,10 @@ func TestFlags(t *testing.T) {
 		{"external etcd", []string{"--etcd", "10.0.0.1:2379, 10.0.0.2:2379"}, ""},
 		{"non-loopback plaintext", []string{"--listen", "0.0.0.0:7400"}, "plaintext is allowed only on loopback"},
 		{"non-loopback host", []string{"--listen", "192.0.2.10:7400"}, "plaintext is allowed only on loopback"},
-		{"non-loopback with tls", []string{"--listen", "0.0.0.0:7400", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, ""},
+		{"non-loopback with tls", []string{"--listen", "0.0.0.0:7400", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-ca", "ca.pem", "--trust-domain", "td"}, ""},
+		{"tls without client ca", []string{"--listen", "0.0.0.0:7400", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--trust-domain", "td"}, "-tls-cert needs -tls-client-ca and -trust-domain"},
+		{"tls without trust domain", []string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-ca", "ca.pem"}, "-tls-cert needs -tls-client-ca and -trust-domain"},
+		{"client ca without tls", []string{"--tls-client-ca", "ca.pem", "--trust-domain", "td"}, "go with -tls-cert"},
 		{"cert without key", []string{"--tls-cert", "c.pem"}, "-tls-cert and -tls-key go together"},
 		{"bad listen", []string{"--listen", "nonsense"}, `-listen "nonsense"`},
 		{"bad prefix", []string{"--etcd-prefix", "classroute"}, "must start and end with /"},
@@ -67,7 +70,7 @@ func TestReflectionDefaultsToLoopbackMode(t *testing.T) {
 	if err != nil || !c.Reflection {
 		t.Errorf("loopback plaintext: reflection %v, err %v; want on", c.Reflection, err)
 	}
-	c, err = parseFlags([]string{"--listen", "0.0.0.0:1", "--tls-cert", "c", "--tls-key", "k"}, io.Discard)
+	c, err = parseFlags([]string{"--listen", "0.0.0.0:1", "--tls-cert", "c", "--tls-key", "k", "--tls-client-ca", "ca", "--trust-domain", "td"}, io.Discard)
 	if err != nil || c.Reflection {
 		t.Errorf("TLS mode: reflection %v, err %v; want off", c.Reflection, err)
 	}
