@@ -14,7 +14,6 @@ import (
 	"syscall"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/classroute/classroute/providers/sim"
 	"github.com/classroute/classroute/router"
@@ -95,8 +94,12 @@ func (c *cli) agent(fs *flag.FlagSet, args []string) error {
 	}
 
 	log := slog.New(slog.NewTextHandler(c.stderr, nil))
+	creds, err := c.creds()
+	if err != nil {
+		return err
+	}
 	dial := func() (*grpc.ClientConn, error) {
-		return grpc.NewClient(c.server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		return grpc.NewClient(c.server, grpc.WithTransportCredentials(creds))
 	}
 	var agents []*sim.Agent
 	for _, r := range regions {

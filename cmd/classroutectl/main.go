@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -21,6 +23,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -50,7 +53,7 @@ Usage:
   classroutectl regions [--provider P]                 list regions with accreditation and usage
   classroutectl providers                              list providers
   classroutectl tenants                                list tenants
-` + regionUsage + agentUsage + auditUsage + `  classroutectl label check 'BANNER'                   parse a banner marking; print its canonical form
+` + regionUsage + agentUsage + auditUsage + certsUsage + `  classroutectl label check 'BANNER'                   parse a banner marking; print its canonical form
 
 Flags for every command:
   --server ADDR   classrouted address (default $CLASSROUTE_SERVER or 127.0.0.1:7400)
@@ -59,6 +62,11 @@ Flags for every command:
   --as NAME       who you are to a daemon in its loopback development mode
                   (default $CLASSROUTE_AS), e.g. to propose as one administrator
                   and approve as another
+  --tls-ca F      CA certificate (PEM) the server's certificate must chain to;
+                  set, the connection is TLS (default $CLASSROUTE_TLS_CA)
+  --tls-cert F    client certificate (PEM): your identity, one SPIFFE ID
+                  (default $CLASSROUTE_TLS_CERT)
+  --tls-key F     its private key (default $CLASSROUTE_TLS_KEY)
 
 Exit status: 0 on success, 1 when the server refuses or fails (the status
 message is printed), 2 on a usage error.
@@ -66,11 +74,13 @@ message is printed), 2 on a usage error.
 
 // cli is one invocation: parsed flags and output streams.
 type cli struct {
-	server  string
-	output  string
-	timeout time.Duration
-	stdout  io.Writer
-	stderr  io.Writer
+	server string
+	// tlsCA, tlsCert and tlsKey make the connection mutual TLS.
+	tlsCA, tlsCert, tlsKey string
+	output                 string
+	timeout                time.Duration
+	stdout                 io.Writer
+	stderr                 io.Writer
 	// as names the caller in the daemon's loopback development mode
 	// (--as NAME), to try two-person changes alone.
 	as string
@@ -118,6 +128,29 @@ func (c *cli) flags(fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.StringVar(&c.output, "o", "table", "")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "")
 	fs.StringVar(&c.as, "as", os.Getenv("CLASSROUTE_AS"), "")
+	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("CLASSROUTE_TLS_CA"), "")
+	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("CLASSROUTE_TLS_CERT"), "")
+	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("CLASSROUTE_TLS_KEY"), "")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if c.output != "table" && c.output != "json" {
+		return nil, usageError{fmt.Sprintf("-o %q: want table or json", c.output)}
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, usageError{"--tls-cert and --tls-key go together"}
+	}
+	if c.tlsCert != "" && c.tlsCA == "" {
+		return nil, usageError{"--tls-cert needs --tls-ca: the CA that signed the server's certificate"}
+	}
+	return pos, nil
+}
+
+// parse parses fs's flags, which may sit before or after the positional
+// arguments, and returns the positional ones.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
 	var pos []string
 	for {
 		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
@@ -127,15 +160,11 @@ func (c *cli) flags(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			break
+			return pos, nil
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-	if c.output != "table" && c.output != "json" {
-		return nil, usageError{fmt.Sprintf("-o %q: want table or json", c.output)}
-	}
-	return pos, nil
 }
 
 func dispatch(args []string, stdout, stderr io.Writer) error {
@@ -229,6 +258,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return c.agent(fs, args)
 	case "audit":
 		return c.audit(fs, args)
+	case "certs":
+		return c.certs(fs, args)
 	case "label":
 		pos, err := c.flags(fs, args)
 		if err != nil {
@@ -258,8 +289,12 @@ func readSpec(path string) (*pb.Workload, error) {
 }
 
 func (c *cli) conn() (*grpc.ClientConn, error) {
+	creds, err := c.creds()
+	if err != nil {
+		return nil, err
+	}
 	return grpc.NewClient(c.server,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
 		grpc.WithChainUnaryInterceptor(c.devAsUnary), grpc.WithChainStreamInterceptor(c.devAsStream))
 }
@@ -279,6 +314,32 @@ func (c *cli) devAsStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.C
 	return streamer(ctx, desc, cc, method, opts...)
 }
 
+// creds are the transport credentials: plaintext without --tls-ca, else
+// TLS 1.3 verifying the server against --tls-ca and presenting
+// --tls-cert (the caller's identity) when given.
+func (c *cli) creds() (credentials.TransportCredentials, error) {
+	if c.tlsCA == "" {
+		return insecure.NewCredentials(), nil
+	}
+	pem, err := os.ReadFile(c.tlsCA)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca %s: no PEM certificate", c.tlsCA)
+	}
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(tc), nil
+}
+
 // call runs f with a connection and a deadline.
 func (c *cli) call(f func(ctx context.Context, cc *grpc.ClientConn) error) error {
 	cc, err := c.conn()
@@ -288,7 +349,24 @@ func (c *cli) call(f func(ctx context.Context, cc *grpc.ClientConn) error) error
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	return f(ctx, cc)
+	return c.hint(f(ctx, cc))
+}
+
+// hint adds to a connection failure what is most likely wrong with the
+// TLS flags: a TLS 1.3 server refuses a missing client certificate only
+// after the handshake, which the caller sees as a broken connection.
+func (c *cli) hint(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return err
+	}
+	switch {
+	case c.tlsCA == "":
+		return status.Error(codes.Unavailable, st.Message()+" (if the server speaks mutual TLS, give --tls-ca, --tls-cert and --tls-key)")
+	case c.tlsCert == "":
+		return status.Error(codes.Unavailable, st.Message()+" (the server may require a client certificate: give --tls-cert and --tls-key)")
+	}
+	return err
 }
 
 func (c *cli) printJSON(m proto.Message) error {

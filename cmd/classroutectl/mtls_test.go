@@ -1,0 +1,77 @@
+package main_test
+
+import (
+	"bytes"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The README's mutual TLS walk-through: a development CA and
+// certificates from the CLI, a daemon requiring client certificates, and
+// the CLI and a simulated agent calling it as their certificates say.
+func TestMutualTLSWalkthrough(t *testing.T) {
+	pki := t.TempDir()
+	f := func(name string) string { return filepath.Join(pki, name) }
+	bin, err := binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := func(args ...string) result { // no --server: certs dials nothing
+		cmd := exec.Command(filepath.Join(bin, "classroutectl"), append([]string{"certs"}, args...)...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return result{cmd.ProcessState.ExitCode(), out.String(), errb.String()}
+	}
+	const td = "classroute.test"
+	for _, args := range [][]string{
+		{"init", "--dir", pki, "--trust-domain", td},
+		{"issue", "--dir", pki, "--server", "--dns", "localhost", "--ip", "127.0.0.1", "--out", "server"},
+		{"issue", "--dir", pki, "--id", "spiffe://" + td + "/admin/root", "--out", "admin"},
+		{"issue", "--dir", pki, "--id", "spiffe://" + td + "/tenant/ke-moh/user/amina", "--out", "amina"},
+		{"issue", "--dir", pki, "--id", "spiffe://" + td + "/agent/ke-gov/konza-1", "--out", "konza"},
+	} {
+		if r := certs(args...); r.code != 0 {
+			t.Fatalf("classroutectl %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := certs("issue", "--dir", pki, "--id", "spiffe://elsewhere.test/admin/root", "--out", "x"); r.code != 2 || !strings.Contains(r.stderr, `want "classroute.test"`) {
+		t.Errorf("issuing for another trust domain: exit %d %q; want 2 naming the trust domain", r.code, firstLine(r.stderr))
+	}
+
+	// The CLI calls as the administrator unless told otherwise.
+	t.Setenv("CLASSROUTE_TLS_CA", f("ca.pem"))
+	t.Setenv("CLASSROUTE_TLS_CERT", f("admin.pem"))
+	t.Setenv("CLASSROUTE_TLS_KEY", f("admin-key.pem"))
+	e := start(t, "--tls-cert", f("server.pem"), "--tls-key", f("server-key.pem"),
+		"--tls-client-ca", f("ca.pem"), "--trust-domain", td, "--agent-ttl", "2s", "--reconcile=false")
+
+	if r := e.run("tenants", "--tls-cert", f("amina.pem"), "--tls-key", f("amina-key.pem")); r.code != 0 {
+		t.Errorf("tenants as amina: exit %d %s", r.code, r.stderr)
+	}
+	if r := e.run("tenants", "--tls-cert=", "--tls-key="); r.code != 1 || !strings.Contains(r.stderr, "give --tls-cert and --tls-key") {
+		t.Errorf("tenants with no client certificate: exit %d %q; want 1 and a hint", r.code, firstLine(r.stderr))
+	}
+	if r := e.run("tenants", "--tls-ca=", "--tls-cert=", "--tls-key="); r.code != 1 || !strings.Contains(r.stderr, "give --tls-ca") {
+		t.Errorf("tenants in plaintext: exit %d %q; want 1 and a hint", r.code, firstLine(r.stderr))
+	}
+
+	const konza = "ke-gov/konza-1"
+	output, _ := e.background("agent", "sim", "--region", konza, "--region", "aws/us-gov-west-1",
+		"--tls-cert", f("konza.pem"), "--tls-key", f("konza-key.pem"))
+	until(t, 5*time.Second, "the konza agent live", func() bool { return e.regions()[konza].GetHealth().GetAgentLive() })
+	until(t, 5*time.Second, "the other region refused", func() bool {
+		return strings.Contains(output(), `may not serve \"aws/us-gov-west-1\"`)
+	})
+	if e.regions()["aws/us-gov-west-1"].GetHealth().GetAgentLive() {
+		t.Errorf("the konza agent serves aws/us-gov-west-1")
+	}
+}
