@@ -2,7 +2,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -29,11 +28,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"gopkg.in/yaml.v3"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
-	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/server"
+	"github.com/classroute/classroute/router/spec"
 )
 
 const usage = `classroutectl talks to classrouted.
@@ -279,13 +277,11 @@ func readSpec(path string) (*pb.Workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var w router.Workload
-	if err := dec.Decode(&w); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	w, err := spec.Parse(data, path)
+	if err != nil {
+		return nil, err
 	}
-	return server.WorkloadToProto(&w), nil
+	return server.WorkloadToProto(w), nil
 }
 
 func (c *cli) conn() (*grpc.ClientConn, error) {
