@@ -8,6 +8,7 @@ package authz
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -70,6 +71,27 @@ func (p *Principal) String() string {
 		return "anonymous"
 	}
 	return p.ID
+}
+
+// LogValue logs the principal's kind, tenant and region, never the
+// name: the ID names a person, and logs are read by operators who need
+// to know what kind of caller did something, not who. The audit trail
+// records the full ID. A nil principal logs as "anonymous".
+func (p *Principal) LogValue() slog.Value {
+	if p == nil {
+		return slog.StringValue("anonymous")
+	}
+	attrs := []slog.Attr{slog.String("kind", p.Kind)}
+	if p.Tenant != "" {
+		attrs = append(attrs, slog.String("tenant", p.Tenant))
+	}
+	if p.Region != "" {
+		attrs = append(attrs, slog.String("region", p.Region))
+	}
+	if p.Name != "" {
+		attrs = append(attrs, slog.String("name", "[redacted]"))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 type ctxKey struct{}

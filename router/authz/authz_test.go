@@ -1,9 +1,12 @@
 package authz
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -68,5 +71,27 @@ func TestContext(t *testing.T) {
 	var none *Principal
 	if none.Has(RoleCatalogAdmin) {
 		t.Fatal("nil principal has a role")
+	}
+}
+
+// A principal logs its kind, tenant and region: never its name or ID.
+func TestPrincipalLogValue(t *testing.T) {
+	u, _ := url.Parse("spiffe://classroute.test/tenant/ke-moh/user/amina")
+	p, err := ParseID(u, "classroute.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	log.Info("call", "caller", p)
+	log.Info("call", "caller", (*Principal)(nil))
+	out := buf.String()
+	if strings.Contains(out, "amina") {
+		t.Errorf("log carries the user's name:\n%s", out)
+	}
+	for _, want := range []string{`"kind":"tenant"`, `"tenant":"ke-moh"`, `"name":"[redacted]"`, `"caller":"anonymous"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/url"
@@ -154,6 +155,29 @@ func (ca *CA) TrustDomain() string {
 		return ""
 	}
 	return ca.Cert.PermittedURIDomains[0]
+}
+
+// LogValue logs the CA's subject and expiry: never its key.
+func (ca CA) LogValue() slog.Value { return certValue(ca.Cert) }
+
+// LogValue logs the certificate's serial, identities and expiry: never
+// its key.
+func (i Issued) LogValue() slog.Value { return certValue(i.Cert) }
+
+func certValue(c *x509.Certificate) slog.Value {
+	if c == nil {
+		return slog.StringValue("no certificate")
+	}
+	var uris []string
+	for _, u := range c.URIs {
+		uris = append(uris, u.String())
+	}
+	return slog.GroupValue(
+		slog.String("subject", c.Subject.CommonName),
+		slog.String("serial", c.SerialNumber.Text(16)),
+		slog.Any("uris", uris),
+		slog.Time("not_after", c.NotAfter),
+	)
 }
 
 // Pool is a pool holding the CA's certificate alone.

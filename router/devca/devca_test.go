@@ -1,7 +1,10 @@
 package devca_test
 
 import (
+	"bytes"
 	"crypto/x509"
+	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -92,5 +95,29 @@ func TestIssueRefuses(t *testing.T) {
 				t.Errorf("Issue: %v; want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A CA and a certificate log what they are, never their keys.
+func TestLogValueHasNoKey(t *testing.T) {
+	ca, err := devca.New("classroute.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := ca.Issue(devca.Request{ID: "spiffe://classroute.test/admin/root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	log.Info("made", "ca", ca, "cert", iss, "cert_value", *iss)
+	out := buf.String()
+	for _, k := range []*big.Int{ca.Key.D, iss.Key.D} {
+		if strings.Contains(out, k.String()) || strings.Contains(out, k.Text(16)) {
+			t.Errorf("log carries a private key:\n%s", out)
+		}
+	}
+	if !strings.Contains(out, "spiffe://classroute.test/admin/root") {
+		t.Errorf("log lacks the certificate's identity:\n%s", out)
 	}
 }

@@ -15,12 +15,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
-	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -316,7 +317,7 @@ func (s *Server) Place(ctx context.Context, req *pb.PlaceRequest) (*pb.PlaceResp
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	s.log.InfoContext(ctx, "placed", "placement", p.ID, "tenant", p.Tenant, "label", p.Workload.Label, "regions", p.Regions)
+	s.log.InfoContext(ctx, "placed", "placement", p, "caller", authz.FromContext(ctx))
 	return &pb.PlaceResponse{Placement: PlacementToProto(p)}, nil
 }
 
@@ -446,7 +447,7 @@ func (s *Server) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.Relea
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	s.log.InfoContext(ctx, "released", "placement", p.ID, "tenant", p.Tenant)
+	s.log.InfoContext(ctx, "released", "placement", p, "caller", authz.FromContext(ctx))
 	return &pb.ReleaseResponse{Placement: PlacementToProto(p)}, nil
 }
 
