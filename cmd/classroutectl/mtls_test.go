@@ -54,8 +54,11 @@ func TestMutualTLSWalkthrough(t *testing.T) {
 	e := start(t, "--tls-cert", f("server.pem"), "--tls-key", f("server-key.pem"),
 		"--tls-client-ca", f("ca.pem"), "--trust-domain", td, "--agent-ttl", "2s", "--reconcile=false")
 
-	if r := e.run("tenants", "--tls-cert", f("amina.pem"), "--tls-key", f("amina-key.pem")); r.code != 0 {
-		t.Errorf("tenants as amina: exit %d %s", r.code, r.stderr)
+	// amina is who her certificate says; ke-moh's record does not list
+	// her among its members, so she has no role yet.
+	if r := e.run("tenants", "--tls-cert", f("amina.pem"), "--tls-key", f("amina-key.pem")); r.code != 1 ||
+		!strings.Contains(r.stderr, "PermissionDenied: spiffe://"+td+"/tenant/ke-moh/user/amina may not call") {
+		t.Errorf("tenants as amina: exit %d %q; want PermissionDenied naming her", r.code, firstLine(r.stderr))
 	}
 	if r := e.run("tenants", "--tls-cert=", "--tls-key="); r.code != 1 || !strings.Contains(r.stderr, "give --tls-cert and --tls-key") {
 		t.Errorf("tenants with no client certificate: exit %d %q; want 1 and a hint", r.code, firstLine(r.stderr))
@@ -65,11 +68,13 @@ func TestMutualTLSWalkthrough(t *testing.T) {
 	}
 
 	const konza = "ke-gov/konza-1"
+	// --capacity: an agent identity may not read the catalogue
+	// (GetRegion), where the simulator otherwise finds it.
 	output, _ := e.background("agent", "sim", "--region", konza, "--region", "aws/us-gov-west-1",
-		"--tls-cert", f("konza.pem"), "--tls-key", f("konza-key.pem"))
+		"--capacity", "64000m,262144Mi,0gpu", "--tls-cert", f("konza.pem"), "--tls-key", f("konza-key.pem"))
 	until(t, 5*time.Second, "the konza agent live", func() bool { return e.regions()[konza].GetHealth().GetAgentLive() })
 	until(t, 5*time.Second, "the other region refused", func() bool {
-		return strings.Contains(output(), `may not serve \"aws/us-gov-west-1\"`)
+		return strings.Contains(output(), "may serve region ke-gov/konza-1 only")
 	})
 	if e.regions()["aws/us-gov-west-1"].GetHealth().GetAgentLive() {
 		t.Errorf("the konza agent serves aws/us-gov-west-1")
