@@ -794,9 +794,12 @@ func TestFaultQuorumLost(t *testing.T) {
 	// back: their outcome was unknown (UNAVAILABLE says so), and the
 	// request id settles it. Retried at either daemon they give one
 	// answer, and the invariants count them.
+	// (Refused is a fine answer too, if the first attempt never
+	// committed and the capacity is gone by now: the invariants check
+	// that etcd then holds no placement for it.)
 	inDoubt := placeAll(t, ds, "c-noquorum", 2, 2, time.Now().Add(30*time.Second))
-	if len(inDoubt.acked) != 2 {
-		t.Errorf("retrying the in-doubt requests: %d acknowledged, %d refused; want both acknowledged", len(inDoubt.acked), len(inDoubt.refused))
+	if len(inDoubt.acked)+len(inDoubt.refused) != 2 {
+		t.Errorf("retrying the in-doubt requests: %d acknowledged, %d refused; want an answer for both", len(inDoubt.acked), len(inDoubt.refused))
 	}
 	s := checkInvariants(t, c.cli, before, after, inDoubt)
 	// The one refused at once, while NOT_SERVING, never reached etcd.
