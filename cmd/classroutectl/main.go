@@ -252,6 +252,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return c.region(fs, args)
 	case "change":
 		return c.change(fs, args)
+	case "tenant":
+		return c.tenant(fs, args)
 	case "agent":
 		return c.agent(fs, args)
 	case "audit":

@@ -116,3 +116,32 @@ func TestTwoPersonRevokeReroutes(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// tenant get prints the tenant and its policy as YAML that tenant put
+// takes back: the way an administrator grants a user a role.
+func TestTenantGetPut(t *testing.T) {
+	e := start(t)
+	r := e.run("tenant", "get", "ke-moh")
+	if r.code != 0 || !strings.Contains(r.stdout, "ceiling: CUI") {
+		t.Fatalf("tenant get: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	file := filepath.Join(t.TempDir(), "t.yaml")
+	if err := os.WriteFile(file, []byte(r.stdout+"members:\n  - name: amina\n    roles: [tenant-submitter]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("tenant", "put", "-f", file); r.code != 0 {
+		t.Fatalf("tenant put: exit %d\n%s", r.code, r.stderr)
+	}
+	var got pb.GetTenantResponse
+	e.ok(&got, "tenant", "get", "ke-moh")
+	if m := got.GetTenant().GetMembers(); len(m) != 1 || m[0].GetName() != "amina" {
+		t.Fatalf("members %v", m)
+	}
+	// A role the tenant may not grant is refused, naming the field.
+	if err := os.WriteFile(file, []byte(r.stdout+"members:\n  - name: amina\n    roles: [catalog-admin]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("tenant", "put", "-f", file); r.code != 1 || !strings.Contains(r.stderr, "members") {
+		t.Fatalf("tenant put with catalog-admin: exit %d\n%s", r.code, r.stderr)
+	}
+}
