@@ -120,6 +120,13 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			return nil, unknownTenant(w.Tenant)
 		}
 		if err := mayDecide(ctx, snap.tenant.Tenant, w, authz.RoleSubmitter); err != nil {
+			// A refusal like any other: on the record, or UNAVAILABLE.
+			if aerr := s.appendAudit(ctx, AuditEntry{
+				Time: s.clock().UTC(), Op: AuditRefuse, Actor: authz.Actor(ctx), RequestID: requestID,
+				Tenant: w.Tenant, Workload: w.Name, Label: w.Banner, Reasons: []string{err.Error()}, Revision: snap.rev,
+			}); aerr != nil {
+				return nil, fmt.Errorf("%w: refusal of %s not audited: %w", router.ErrUnavailable, requestID, aerr)
+			}
 			return nil, err
 		}
 		in := snap.input(w, s)

@@ -66,6 +66,21 @@ func TestTenantPolicy(t *testing.T) {
 		})
 	}
 
+	// Every Place refused for policy is on the record.
+	entries, err := e.store.ListAudit(context.Background(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ceilingRefusals int
+	for _, a := range entries {
+		if a.Op == state.AuditRefuse && len(a.Reasons) == 1 && strings.Contains(a.Reasons[0], "ceiling") {
+			ceilingRefusals++
+		}
+	}
+	if ceilingRefusals < 2 {
+		t.Errorf("%d ceiling refusals audited; want one per Place above the ceiling", ceilingRefusals)
+	}
+
 	// Operator-set restrictions hold whatever the workload asks, and
 	// never widen: deny azure, allow only aws/s1.
 	restrict := func(f func(*router.Tenant)) {
