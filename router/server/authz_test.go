@@ -598,7 +598,7 @@ func TestRedaction(t *testing.T) {
 func TestCeiling(t *testing.T) {
 	e := newEnv(t)
 	grantMembers(t, e)
-	check := e.unchanged(t)
+	placements, audits := len(e.placements(t)), e.countUnder(t, "audit/")
 	for _, caller := range []string{asSubmitter, asDev} {
 		w := kenya()
 		w.Label = "SECRET//REL TO USA, KEN"
@@ -607,7 +607,14 @@ func TestCeiling(t *testing.T) {
 		_, err = e.place.Place(callAs(t, caller), &pb.PlaceRequest{RequestId: "above", Workload: w})
 		wantContains(t, "Place", wantCode(t, err, codes.PermissionDenied).Message(), "ke-moh's ceiling CUI")
 	}
-	check()
+	// Nothing placed; each refused Place is on the record (a Plan
+	// decides nothing and is not).
+	if got := len(e.placements(t)); got != placements {
+		t.Errorf("List: got %d placements; want %d", got, placements)
+	}
+	if got := e.countUnder(t, "audit/"); got != audits+2 {
+		t.Errorf("audit entries: got %d; want %d (one per refused Place)", got, audits+2)
+	}
 }
 
 // TestTenantIsolation checks that a tenant's users see and touch only
