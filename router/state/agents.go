@@ -555,7 +555,7 @@ func (a *AgentSession) Ack(ctx context.Context, placementID string, st router.Re
 			if detail != "" {
 				why += ": " + detail
 			}
-			aval, err := json.Marshal(AuditEntry{
+			aop, err := s.auditOp(AuditEntry{
 				Actor: authz.Actor(ctx),
 				Time:  now, Op: AuditReplicaFailed, RequestID: p.ID, Tenant: p.Tenant,
 				Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: []string{a.region},
@@ -564,7 +564,7 @@ func (a *AgentSession) Ack(ctx context.Context, placementID string, st router.Re
 			if err != nil {
 				return false, 0, err
 			}
-			ops = append(ops, clientv3.OpPut(s.keys.audit(s.auditID.next(now)), string(aval)))
+			ops = append(ops, aop)
 		}
 		if len(ops) == 0 {
 			return true, 0, nil // a retiring copy accepted or running: nothing to record

@@ -111,13 +111,13 @@ func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reaso
 	if err != nil {
 		return nil, err
 	}
-	aval, err := json.Marshal(changeAudit(c, AuditChangeProposed, c.ProposedBy, now, s.Revision()))
+	aop, err := s.auditOp(changeAudit(c, AuditChangeProposed, c.ProposedBy, now, s.Revision()))
 	if err != nil {
 		return nil, err
 	}
 	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.kv.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.keys.change(c.ID)), "=", 0)).
-			Then(clientv3.OpPut(s.keys.change(c.ID), string(cval)), clientv3.OpPut(s.keys.audit(s.auditID.next(now)), string(aval))).Commit()
+			Then(clientv3.OpPut(s.keys.change(c.ID), string(cval)), aop).Commit()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("propose change of %s: %w", r.Key(), err)
@@ -162,7 +162,7 @@ func (s *Store) ApproveChange(ctx context.Context, id string) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	aval, err := json.Marshal(changeAudit(&done, AuditChangeApproved, who, now, s.Revision()))
+	aop, err := s.auditOp(changeAudit(&done, AuditChangeApproved, who, now, s.Revision()))
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func (s *Store) ApproveChange(ctx context.Context, id string) (*Change, error) {
 					[]clientv3.Op{clientv3.OpPut(ukey, string(zero))},
 					nil),
 				clientv3.OpPut(s.keys.change(id), string(cval)),
-				clientv3.OpPut(s.keys.audit(s.auditID.next(now)), string(aval)),
+				aop,
 			).
 			Else(clientv3.OpGet(s.keys.change(id)), clientv3.OpGet(key, clientv3.WithKeysOnly()), clientv3.OpGet(pkey, clientv3.WithKeysOnly())).
 			Commit()
@@ -236,13 +236,13 @@ func (s *Store) decideChange(ctx context.Context, c *Change, state, who, note st
 	if err != nil {
 		return nil, err
 	}
-	aval, err := json.Marshal(changeAudit(&done, AuditChangeRejected, who, now, s.Revision()))
+	aop, err := s.auditOp(changeAudit(&done, AuditChangeRejected, who, now, s.Revision()))
 	if err != nil {
 		return nil, err
 	}
 	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.kv.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(s.keys.change(c.ID)), "=", c.Revision)).
-			Then(clientv3.OpPut(s.keys.change(c.ID), string(cval)), clientv3.OpPut(s.keys.audit(s.auditID.next(now)), string(aval))).Commit()
+			Then(clientv3.OpPut(s.keys.change(c.ID), string(cval)), aop).Commit()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("decide change %s: %w", c.ID, err)

@@ -470,7 +470,7 @@ func (s *Store) Release(ctx context.Context, id string) (*router.Placement, erro
 		if err != nil {
 			return false, 0, err
 		}
-		aval, err := json.Marshal(AuditEntry{
+		aop, err := s.auditOp(AuditEntry{
 			Actor: authz.Actor(ctx),
 			Time:  p.ReleasedAt, Op: AuditRelease, RequestID: id, Tenant: p.Tenant,
 			Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: held, Revision: rev,
@@ -499,7 +499,7 @@ func (s *Store) Release(ctx context.Context, id string) (*router.Placement, erro
 			}
 			ops = append(ops, clientv3.OpPut(ukey, string(uval)))
 		}
-		ops = append(ops, clientv3.OpPut(s.keys.audit(s.auditID.next(p.ReleasedAt)), string(aval)))
+		ops = append(ops, aop)
 		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			return s.kv.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(pkey)).Commit()
 		})

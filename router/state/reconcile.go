@@ -368,7 +368,7 @@ func (r *reconciler) healthPass(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		aval, err := json.Marshal(AuditEntry{Time: now.UTC(), Op: AuditHealth, Actor: actorReconciler, Regions: []string{m.key}, Reasons: []string{nh.Reason}, Revision: r.s.Revision()})
+		aop, err := r.s.auditOp(AuditEntry{Time: now.UTC(), Op: AuditHealth, Actor: actorReconciler, Regions: []string{m.key}, Reasons: []string{nh.Reason}, Revision: r.s.Revision()})
 		if err != nil {
 			return err
 		}
@@ -380,7 +380,7 @@ func (r *reconciler) healthPass(ctx context.Context) error {
 				clientv3.Compare(clientv3.CreateRevision(r.s.keys.live(m.key)), "=", 0),
 			).Then(
 				clientv3.OpPut(hkey, string(hval)),
-				clientv3.OpPut(r.s.keys.audit(r.s.auditID.next(now)), string(aval)),
+				aop,
 			).Commit()
 		})
 		if err != nil {
@@ -654,11 +654,11 @@ func (r *reconciler) commit(ctx context.Context, rec *placementRecord, next *rou
 		ops = append(ops, clientv3.OpPut(ukey, string(uval)))
 	}
 	for _, a := range audits {
-		aval, err := json.Marshal(a)
+		aop, err := s.auditOp(a)
 		if err != nil {
 			return err
 		}
-		ops = append(ops, clientv3.OpPut(s.keys.audit(s.auditID.next(a.Time)), string(aval)))
+		ops = append(ops, aop)
 	}
 	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
