@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/url"
 	"path/filepath"
 	"strings"
 
@@ -21,7 +20,8 @@ const certsUsage = `  classroutectl certs init --dir DIR --trust-domain TD
                                                        issue DIR/NAME.pem and DIR/NAME-key.pem (0600), valid
                                                        90 days: --server for the daemon (its DNS names and
                                                        IPs), --id for a caller: spiffe://TD/tenant/T/user/N,
-                                                       /agent/P/REGION, /admin/N or /auditor/N
+                                                       /agent/P/REGION, /admin/N or /auditor/N, in canonical
+                                                       form (no percent-encoding, no empty or dot segments)
 `
 
 // certs runs "certs init|issue ...": no server is involved.
@@ -45,8 +45,11 @@ func (c *cli) certs(fs *flag.FlagSet, args []string) error {
 		return usageError{"certs " + pos[0] + ": --dir is required"}
 	}
 	if pos[0] == "init" {
-		if *td == "" || strings.ContainsAny(*td, "/:") {
+		if *td == "" {
 			return usageError{"certs init: --trust-domain TD is required (a host name such as classroute.dev)"}
+		}
+		if err := authz.ValidTrustDomain(*td); err != nil {
+			return usageError{"certs init: --trust-domain: " + err.Error() + " (a SPIFFE trust domain is lower-case letters, digits, '.', '-' and '_')"}
 		}
 		ca, err := devca.New(*td)
 		if err != nil {
@@ -78,13 +81,9 @@ func (c *cli) certs(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("certs issue: %w (run certs init first)", err)
 	}
 	if *id != "" {
-		// The identity the daemon will read: refuse now what it would
-		// refuse then.
-		u, err := url.Parse(*id)
-		if err != nil {
-			return usageError{fmt.Sprintf("certs issue: --id %q: %v", *id, err)}
-		}
-		if _, err := authz.ParseID(u, ca.TrustDomain()); err != nil {
+		// The identity the daemon will read, spelled the one way it
+		// accepts: refuse now what it would refuse then.
+		if _, err := authz.ParseID(*id, ca.TrustDomain()); err != nil {
 			return usageError{"certs issue: --id: " + err.Error()}
 		}
 	}

@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/classroute/classroute/router/authz"
 )
 
 // Validity of what a development CA makes. Short enough that a
@@ -41,10 +43,12 @@ type CA struct {
 	Key  *ecdsa.PrivateKey
 }
 
-// New makes a CA (ECDSA P-256) named for the trust domain td.
+// New makes a CA (ECDSA P-256) named for the trust domain td, which
+// must be in canonical form (authz.ValidTrustDomain: lower case, no
+// port, no percent-encoding).
 func New(td string) (*CA, error) {
-	if td == "" {
-		return nil, errors.New("trust domain required")
+	if err := authz.ValidTrustDomain(td); err != nil {
+		return nil, err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -120,12 +124,19 @@ func (ca *CA) Issue(r Request) (*Issued, error) {
 		IPAddresses:  r.IPs,
 	}
 	if r.ID != "" {
-		u, err := url.Parse(r.ID)
-		if err != nil || u.Scheme != "spiffe" || u.Host == "" {
-			return nil, fmt.Errorf("identity %q: want spiffe://<trust domain>/...", r.ID)
+		// One identity, one spelling: a CA that signed al%69ce beside
+		// alice would give one person two identities.
+		td, _, err := authz.SplitID(r.ID)
+		if err != nil {
+			return nil, err
 		}
-		if td := ca.TrustDomain(); u.Host != td {
-			return nil, fmt.Errorf("identity %q: this CA signs identities of trust domain %q only", r.ID, td)
+		if want := ca.TrustDomain(); td != want {
+			return nil, fmt.Errorf("identity %s: this CA signs identities of trust domain %q only", r.ID, want)
+		}
+		u, err := url.Parse(r.ID)
+		if err != nil || u.String() != r.ID {
+			// A canonical ID is its own URL spelling; this cannot happen.
+			return nil, fmt.Errorf("identity %s: does not survive net/url", r.ID)
 		}
 		tmpl.URIs = []*url.URL{u}
 		tmpl.Subject.CommonName = u.Path

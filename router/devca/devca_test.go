@@ -121,3 +121,47 @@ func TestLogValueHasNoKey(t *testing.T) {
 		t.Errorf("log lacks the certificate's identity:\n%s", out)
 	}
 }
+
+// A CA signs an identity in its canonical spelling only: a second
+// spelling of alice would be a second identity the server reads as her.
+// A CA's trust domain is canonical too.
+func TestIssueRefusesNonCanonicalIDs(t *testing.T) {
+	ca, err := devca.New("classroute.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const base = "spiffe://classroute.test"
+	for _, tt := range []struct{ name, id, want string }{
+		{"percent-encoded letter", base + "/admin/al%69ce", "percent-encoding"},
+		{"percent-encoded slash", base + "/tenant/ke-moh%2Fuser%2Famina", "percent-encoding"},
+		{"percent-encoded slash, lower case", base + "/tenant/ke-moh%2fuser%2famina", "percent-encoding"},
+		{"percent-encoded dot", base + "/admin/%2E%2E", "percent-encoding"},
+		{"upper-case scheme", "SPIFFE://classroute.test/admin/alice", "lower case"},
+		{"upper-case trust domain", "spiffe://Classroute.test/admin/alice", "lower case"},
+		{"empty segment", base + "/admin//alice", "empty path segment"},
+		{"trailing slash", base + "/admin/alice/", "trailing"},
+		{"dot segment", base + "/admin/./alice", `"."`},
+		{"dot-dot segment", base + "/x/../admin/alice", `".."`},
+		{"userinfo", "spiffe://alice@classroute.test/admin/alice", "user info"},
+		{"port", "spiffe://classroute.test:443/admin/alice", "port"},
+		{"query", base + "/admin/alice?", "query"},
+		{"fragment", base + "/admin/alice#", "fragment"},
+		{"non-ASCII", base + "/admin/al\u00edce", "non-ASCII"},
+		{"over-long", base + "/admin/" + strings.Repeat("a", 2048), "at most 2048"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			iss, err := ca.Issue(devca.Request{ID: tt.id})
+			if err == nil {
+				t.Fatalf("Issue(%.80q): signed %v", tt.id, iss.Cert.URIs)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Issue(%.80q): %v; want an error naming %s", tt.id, err, tt.want)
+			}
+		})
+	}
+	for _, td := range []string{"", "Classroute.test", "classroute%2Etest", "classroute.test:443", "a@classroute.test", "class route.test"} {
+		if _, err := devca.New(td); err == nil {
+			t.Errorf("New(%q): made a CA; want a refusal", td)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net/url"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -23,7 +22,7 @@ func WithAuthenticator(a Authenticator) Option { return func(s *Server) { s.auth
 // DevPrincipal is the caller in the loopback development mode, where
 // there is no mutual TLS: every role, every tenant. It exists only for a
 // daemon on loopback; the daemon refuses it on any other listener.
-var DevPrincipal = &authz.Principal{ID: "spiffe://classroute.dev/dev", Kind: "dev", Name: "dev", Roles: authz.Roles}
+var DevPrincipal = &authz.Principal{ID: authz.JoinID(authz.DevTrustDomain, authz.KindDev), Kind: authz.KindDev, Name: "dev", Roles: authz.Roles}
 
 // DevAsHeader is the metadata key by which a development-mode caller
 // names itself (classroutectl --as NAME), so that one person can try a
@@ -31,23 +30,24 @@ var DevPrincipal = &authz.Principal{ID: "spiffe://classroute.dev/dev", Kind: "de
 const DevAsHeader = "classroute-dev-as"
 
 // DevAuthenticator authenticates every caller as DevPrincipal, or, when
-// the call names itself in DevAsHeader, as a development principal of
-// that name with the same roles.
+// the call names itself in DevAsHeader, as the development principal of
+// that name (authz.DevID: one path segment of [A-Za-z0-9._-], spelled
+// one way) with the same roles. Named "dev", it is the same principal
+// as DevPrincipal (authz.Principal.Same).
 func DevAuthenticator(ctx context.Context) (*authz.Principal, error) {
 	names := metadata.ValueFromIncomingContext(ctx, DevAsHeader)
-	if len(names) == 0 {
+	switch len(names) {
+	case 0:
 		return DevPrincipal, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("%s: %d names; want one", DevAsHeader, len(names))
 	}
-	u, err := url.Parse("spiffe://classroute.dev/admin/" + names[0])
-	if err != nil || len(names) > 1 {
-		return nil, fmt.Errorf("%s: want one name of [A-Za-z0-9._-]", DevAsHeader)
-	}
-	p, err := authz.ParseID(u, "classroute.dev")
+	id, err := authz.DevID(names[0])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", DevAsHeader, err)
+		return nil, fmt.Errorf("%s: want one name of 1-%d letters, digits, '.', '_' and '-': %w", DevAsHeader, authz.MaxSegmentBytes, err)
 	}
-	p.Kind, p.Roles = "dev", authz.Roles
-	return p, nil
+	return &authz.Principal{ID: id, Kind: authz.KindDev, Name: names[0], Roles: authz.Roles}, nil
 }
 
 // AuthOptions are the interceptors that authenticate every call with the

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -200,11 +199,7 @@ func headerAuthenticator(ctx context.Context) (*authz.Principal, error) {
 	default:
 		return nil, fmt.Errorf("%d %s headers", len(ids), principalHeader)
 	}
-	u, err := url.Parse(ids[0])
-	if err != nil {
-		return nil, err
-	}
-	return authz.ParseID(u, testTrustDomain)
+	return authz.ParseID(ids[0], testTrustDomain)
 }
 
 // as returns a context whose calls run as the principal of path (a
