@@ -143,7 +143,14 @@ func (s *Store) ApproveChange(ctx context.Context, id string) (*Change, error) {
 		return nil, fmt.Errorf("change %s is %s: %w", id, c.State, router.ErrChangeNotPending)
 	}
 	who := authz.Actor(ctx)
-	if who == c.ProposedBy {
+	// Two people: compared by who they are (kind, tenant, name, region),
+	// never by how an ID is spelled. A proposer recorded in a form that
+	// cannot be read back cannot be told apart from the approver.
+	proposer, err := authz.ParseActor(c.ProposedBy)
+	if err != nil {
+		return nil, fmt.Errorf("change %s: its proposer cannot be compared with the approver (%v); reject it and propose again: %w", id, err, router.ErrPermissionDenied)
+	}
+	if authz.FromContext(ctx).Same(proposer) {
 		return nil, fmt.Errorf("change %s: its proposer %s may not approve it; a second administrator must: %w", id, who, router.ErrPermissionDenied)
 	}
 	now := s.clock().UTC()
