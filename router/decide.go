@@ -96,7 +96,10 @@ type scratch struct {
 	rank   ranking
 	// first[i] counts the regions whose first failed rule is checker i;
 	// first[len(checkers)] counts RegionStates with no Region record.
-	first  []int
+	first []int
+	// known counts the regions the tenant may know of (see hidden):
+	// the only regions any figure of the decision counts.
+	known  int
 	search spreadSearch
 	provs  []string
 	order  []int
@@ -106,6 +109,7 @@ func (e *Engine) get() *scratch {
 	s := e.pool.Get().(*scratch)
 	s.cands = s.cands[:0]
 	clear(s.first)
+	s.known = 0
 	s.provs = s.provs[:0]
 	s.order = s.order[:0]
 	return s
@@ -121,6 +125,19 @@ func (e *Engine) put(s *scratch) {
 	e.pool.Put(s)
 }
 
+// A decision for a tenant is made among the regions the tenant may know
+// of: those accredited no higher than its ceiling that serve it (its
+// customer patterns), the regions Tenant.MayKnow names to its users. No
+// other region can be eligible for it (the customer and policy rules
+// fail them), so leaving them out changes no choice; it keeps them out
+// of every figure a refusal gives: the count of regions, the summary of
+// first failed rules, and the work done, which would otherwise move
+// when a region the tenant may not know of is added, fills up, or
+// changes. Place skips them; Plan gives each a verdict with the rules
+// that hide it (customer, policy), for administrators, and the edge
+// redacts those verdicts for the tenant's users. With no tenant (nil),
+// no region is hidden: every region fails the customer rule instead.
+//
 // Place decides where in.Workload's replicas run, as fast as it can: a
 // region is dropped at its first failing rule, messages are not
 // formatted and Verdicts is nil. Chosen and Scores are set, or Err is.
@@ -140,9 +157,14 @@ func (e *Engine) Place(in Input) Decision {
 	for i := range in.Regions {
 		r := &in.Regions[i]
 		if r.Region == nil {
+			s.known++
 			s.first[len(e.checkers)]++
 			continue
 		}
+		if hidden(w, r) {
+			continue
+		}
+		s.known++
 		if j := firstFailureDirect(w, r); j >= 0 {
 			s.first[j]++
 			continue
@@ -224,10 +246,16 @@ func (e *Engine) Plan(in Input) Decision {
 		v := &byIndex[i]
 		v.Index = i
 		if r.Region == nil {
+			s.known++
 			s.first[len(e.checkers)]++
 			v.Reasons = []Reason{{ReasonHealth, "no region record"}}
 			continue
 		}
+		if hidden(w, r) {
+			v.Reasons = hiddenReasons(w, r)
+			continue
+		}
+		s.known++
 		first := -1
 		for j, c := range e.checkers {
 			if !c.Check(w, r) {
@@ -289,7 +317,33 @@ func (e *Engine) Plan(in Input) Decision {
 	return d
 }
 
-// checkInput refuses an Input the engine cannot decide on.
+// hidden reports whether region r is one w's tenant may not know of:
+// accredited above the tenant's ceiling, or serving other tenants only.
+// It checks what the policy rule's level part and the customer rule
+// check, and no more, so it hides only regions those rules would fail.
+func hidden(w *want, r *RegionState) bool {
+	t := w.tenant
+	if t == nil {
+		return false
+	}
+	if t.Ceiling != "" && r.Region.Accreditation.MaxLevel > t.CeilingLabel.Level {
+		return true
+	}
+	return !(customerChecker{}).Check(w, r)
+}
+
+// hiddenReasons explains a hidden region with the rules that hide it.
+func hiddenReasons(w *want, r *RegionState) []Reason {
+	var out []Reason
+	if c := (customerChecker{}); !c.Check(w, r) {
+		out = append(out, c.Explain(w, r))
+	}
+	if c := (policyChecker{}); !c.Check(w, r) {
+		out = append(out, c.Explain(w, r))
+	}
+	return out
+}
+
 // checkInput refuses input no decision can be trusted on, even from an
 // in-process caller that skipped validation: the engine fails closed.
 func checkInput(in *Input) error {
@@ -315,7 +369,11 @@ func (e *Engine) choose(in *Input, s *scratch, sortAll bool) error {
 	wl := in.Workload
 	need := max(wl.Replicas, 1)
 	if len(s.cands) == 0 {
-		return fmt.Errorf("%w among %d regions: %s", ErrNoEligibleRegion, len(in.Regions), e.summary(s.first))
+		if s.known == 0 && in.Tenant != nil {
+			// Worded the same however many regions are hidden.
+			return fmt.Errorf("%w: no region serves tenant %s within its ceiling", ErrNoEligibleRegion, in.Tenant.ID)
+		}
+		return fmt.Errorf("%w among %d regions: %s", ErrNoEligibleRegion, s.known, e.summary(s.first))
 	}
 
 	sc := newScorer(wl)
@@ -340,7 +398,7 @@ func (e *Engine) choose(in *Input, s *scratch, sortAll bool) error {
 			others = "; the others: " + sum
 		}
 		return fmt.Errorf("%w: %d replicas need %d distinct regions; only %d of %d regions eligible (%s)%s",
-			ErrNoEligibleRegion, need, need, len(s.cands), len(in.Regions), strings.Join(keys, ", "), others)
+			ErrNoEligibleRegion, need, need, len(s.cands), s.known, strings.Join(keys, ", "), others)
 	}
 
 	sr := &s.search

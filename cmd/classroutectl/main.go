@@ -408,7 +408,10 @@ func (c *cli) plan(w *pb.Workload) error {
 		if c.output == "json" {
 			return c.printJSON(resp)
 		}
-		fmt.Fprintf(c.stdout, "label:    %s\nrevision: %d\n", resp.GetLabel().GetBanner(), resp.GetRevision())
+		fmt.Fprintf(c.stdout, "label:    %s\n", resp.GetLabel().GetBanner())
+		if rev := resp.GetRevision(); rev != 0 { // 0 for a tenant's users
+			fmt.Fprintf(c.stdout, "revision: %d\n", rev)
+		}
 		if resp.GetRefusal() != "" {
 			fmt.Fprintf(c.stdout, "refused:  %s\n", resp.GetRefusal())
 		} else {
@@ -725,7 +728,11 @@ func printError(out io.Writer, err error) {
 		case *pb.Refusal:
 			regions := d.GetRegions()
 			sort.SliceStable(regions, func(i, j int) bool { return regions[i].GetEligible() && !regions[j].GetEligible() })
-			fmt.Fprintf(out, "  decided at revision %d; every region's verdict:\n", d.GetRevision())
+			if rev := d.GetRevision(); rev != 0 {
+				fmt.Fprintf(out, "  decided at revision %d; every region's verdict:\n", rev)
+			} else {
+				fmt.Fprintf(out, "  every region's verdict:\n")
+			}
 			printVerdicts(out, regions)
 		}
 	}
@@ -738,9 +745,9 @@ const (
 )
 
 // watch prints placement changes until ctx ends. When the stream breaks
-// it resumes after the last revision it received (every response holds
-// a whole revision), so across reconnects and daemon restarts no change
-// is lost or printed twice. OUT_OF_RANGE and bad input end it.
+// it resumes with the last resume token it received (every response
+// holds a whole revision), so across reconnects and daemon restarts no
+// change is lost or printed twice. OUT_OF_RANGE and bad input end it.
 func (c *cli) watch(ctx context.Context, req *pb.WatchRequest) error {
 	cc, err := c.conn()
 	if err != nil {
@@ -750,7 +757,7 @@ func (c *cli) watch(ctx context.Context, req *pb.WatchRequest) error {
 	client := pb.NewPlacementServiceClient(cc)
 	backoff := watchBackoffMin
 	for {
-		from := req.AfterRevision
+		from := req.GetResumeToken()
 		err := c.watchOnce(ctx, client, req)
 		if ctx.Err() != nil {
 			return nil // interrupted
@@ -758,12 +765,12 @@ func (c *cli) watch(ctx context.Context, req *pb.WatchRequest) error {
 		if !resumable(err) {
 			return err
 		}
-		if req.AfterRevision != from {
+		if req.GetResumeToken() != from {
 			backoff = watchBackoffMin // it made progress
 		}
 		st, _ := status.FromError(err)
-		fmt.Fprintf(c.stderr, "classroutectl: watch interrupted (%s: %s); resuming after revision %d in %v\n",
-			st.Code(), st.Message(), req.AfterRevision, backoff)
+		fmt.Fprintf(c.stderr, "classroutectl: watch interrupted (%s: %s); resuming in %v\n",
+			st.Code(), st.Message(), backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -776,7 +783,7 @@ func (c *cli) watch(ctx context.Context, req *pb.WatchRequest) error {
 }
 
 // watchOnce runs one Watch call, printing its events and recording in
-// req.AfterRevision the last revision received.
+// req the resume token of the last response received.
 func (c *cli) watchOnce(ctx context.Context, client pb.PlacementServiceClient, req *pb.WatchRequest) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -794,7 +801,7 @@ func (c *cli) watchOnce(ctx context.Context, client pb.PlacementServiceClient, r
 				return status.Error(codes.Canceled, err.Error()) // stdout closed
 			}
 		}
-		req.AfterRevision = resp.GetRevision()
+		req.ResumeToken, req.AfterRevision = resp.GetResumeToken(), 0
 	}
 }
 

@@ -242,6 +242,54 @@ func (s *Server) knownRegions(sc scope) map[string]bool {
 	return known
 }
 
+// revision is an etcd revision as the caller may see it: 0 for a
+// confined caller, whom a revision would tell how many writes every
+// other tenant made (it gets resume tokens instead; see resume.go).
+func (sc scope) revision(rev int64) int64 {
+	if sc.confined() {
+		return 0
+	}
+	return rev
+}
+
+// placement converts p as the caller may see it: without etcd
+// revisions for a confined caller.
+func (sc scope) placement(p *router.Placement) *pb.Placement {
+	out := PlacementToProto(p)
+	if sc.confined() {
+		out.Revision, out.DecidedAtRevision = 0, 0
+	}
+	return out
+}
+
+// tenantToProto converts tenant record t as the caller may see it. Its
+// members (who holds which role) are shown to callers that are not
+// confined and to the tenant's own auditors; a confined caller sees, of
+// its allowed and denied regions and providers, only those it may know
+// of, since an administrator may have named a region it may not.
+func (s *Server) tenantToProto(ctx context.Context, sc scope, t *router.Tenant) *pb.Tenant {
+	out := TenantToProto(t)
+	if !sc.confined() {
+		return out
+	}
+	if !authz.FromContext(ctx).Has(authz.RoleTenantAuditor) {
+		out.Members = nil
+	}
+	regions, providers := s.knownRegions(sc), s.knownProviders(sc)
+	keep := func(list []string, known map[string]bool) []string {
+		var kept []string
+		for _, x := range list {
+			if known[x] {
+				kept = append(kept, x)
+			}
+		}
+		return kept
+	}
+	out.AllowedRegions, out.DeniedRegions = keep(out.AllowedRegions, regions), keep(out.DeniedRegions, regions)
+	out.AllowedProviders, out.DeniedProviders = keep(out.AllowedProviders, providers), keep(out.DeniedProviders, providers)
+	return out
+}
+
 // redact keeps the verdicts of regions in known (all when known is nil)
 // and counts the others.
 func redact(vs []router.Explained, known map[string]bool) (kept []router.Explained, redacted int) {

@@ -422,7 +422,7 @@ func wantNoneNamed(t *testing.T, what string, m proto.Message, keys []string) {
 
 // TestRedaction checks that a Kenyan tenant's users never learn of a
 // region above their ceiling or not serving Kenya: plans, refusals and
-// the catalogue count such regions and never name them. Others see all.
+// the catalogue neither name nor count such regions. Others see all.
 func TestRedaction(t *testing.T) {
 	e := newEnv(t)
 	grantMembers(t, e)
@@ -440,8 +440,11 @@ func TestRedaction(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantNoneNamed(t, "plan", resp, hidden)
-		if got, want := int(resp.GetRedactedRegions()), len(hidden); got != want {
-			t.Errorf("redacted_regions: got %d; want %d", got, want)
+		if got := resp.GetRedactedRegions(); got != 0 { //nolint:staticcheck // deprecated: pinned at 0
+			t.Errorf("redacted_regions: got %d; want 0 (hidden regions are counted nowhere)", got)
+		}
+		if resp.GetRevision() != 0 {
+			t.Errorf("plan revision: got %d; want 0 for a tenant's user", resp.GetRevision())
 		}
 		if got, want := len(resp.GetRegions()), total-len(hidden); got != want {
 			t.Errorf("verdicts: got %d; want %d", got, want)
@@ -487,8 +490,14 @@ func TestRedaction(t *testing.T) {
 			}
 		}
 		ref := detail[*pb.Refusal](t, st)
-		if got, want := int(ref.GetRedactedRegions()), len(hidden); got != want {
-			t.Errorf("refusal redacted_regions: got %d; want %d", got, want)
+		if got := ref.GetRedactedRegions(); got != 0 { //nolint:staticcheck // deprecated: pinned at 0
+			t.Errorf("refusal redacted_regions: got %d; want 0", got)
+		}
+		if ref.GetRevision() != 0 {
+			t.Errorf("refusal revision: got %d; want 0 for a tenant's user", ref.GetRevision())
+		}
+		if want := fmt.Sprintf("among %d regions", total-len(hidden)); !strings.Contains(ref.GetSummary(), want) {
+			t.Errorf("refusal summary %q; want it to count the %d regions the caller may know of", ref.GetSummary(), total-len(hidden))
 		}
 		if got, want := len(ref.GetRegions()), total-len(hidden); got != want {
 			t.Errorf("refusal verdicts: got %d; want %d", got, want)
@@ -553,8 +562,8 @@ func TestRedaction(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantNoneNamed(t, "ListRegions", resp, hidden)
-		if got := int(resp.GetRedactedRegions()); got != len(hidden) || len(resp.GetRegions()) != total-len(hidden) {
-			t.Errorf("ListRegions: got %d regions, %d redacted; want %d, %d", len(resp.GetRegions()), got, total-len(hidden), len(hidden))
+		if got := int(resp.GetRedactedRegions()); got != 0 || len(resp.GetRegions()) != total-len(hidden) || resp.GetRevision() != 0 { //nolint:staticcheck
+			t.Errorf("ListRegions: got %d regions, %d redacted, revision %d; want %d, 0, 0", len(resp.GetRegions()), got, resp.GetRevision(), total-len(hidden))
 		}
 		// A hidden region is not found, worded exactly as one that does not exist.
 		_, err = e.catalog.GetRegion(as(t, asSubmitter), &pb.GetRegionRequest{Key: "aws/us-iso-east-1"})
@@ -668,29 +677,45 @@ func TestTenantIsolation(t *testing.T) {
 		t.Errorf("List as dev: got %d, %v; want both placements", len(resp.GetPlacements()), err)
 	}
 
-	// Watch: from the start, a ke-moh user sees only ke-moh's placements.
+	// Watch: from a List's resume token (a tenant's user sees no
+	// revision), a ke-moh user sees only ke-moh's placements.
 	wctx, cancel := context.WithTimeout(as(t, asTenantAud), 2*time.Second)
 	defer cancel()
-	st, err := e.place.Watch(wctx, &pb.WatchRequest{AfterRevision: 1})
+	if st, err := e.place.Watch(wctx, &pb.WatchRequest{AfterRevision: 1}); err == nil {
+		_, err = st.Recv()
+		wantField(t, err, "after_revision")
+	} else {
+		wantField(t, err, "after_revision")
+	}
+	list, err := e.place.List(as(t, asTenantAud), &pb.ListRequest{})
+	if err != nil || list.GetResumeToken() == "" || list.GetRevision() != 0 {
+		t.Fatalf("List as a tenant auditor: token %q, revision %d, %v; want a token and no revision", list.GetResumeToken(), list.GetRevision(), err)
+	}
+	st, err := e.place.Watch(wctx, &pb.WatchRequest{ResumeToken: list.GetResumeToken()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
+	placed := false
 	for !seen["ke-2"] {
 		resp, err := st.Recv()
 		if err != nil {
-			if status.Code(err) == codes.OutOfRange {
-				t.Skip("history compacted")
-			}
 			t.Fatalf("Watch: %v (seen %v)", err, seen)
+		}
+		if resp.GetRevision() != 0 || resp.GetResumeToken() == "" {
+			t.Errorf("Watch response as a tenant auditor: revision %d, token %q; want no revision and a token", resp.GetRevision(), resp.GetResumeToken())
 		}
 		for _, ev := range resp.GetEvents() {
 			seen[ev.GetPlacement().GetId()] = true
 			if ev.GetPlacement().GetTenant() != "ke-moh" {
 				t.Errorf("Watch as a ke-moh user: event of %s's placement %s", ev.GetPlacement().GetTenant(), ev.GetPlacement().GetId())
 			}
+			if p := ev.GetPlacement(); p.GetRevision() != 0 || p.GetDecidedAtRevision() != 0 {
+				t.Errorf("Watch as a ke-moh user: placement %s with revisions %d, %d", p.GetId(), p.GetRevision(), p.GetDecidedAtRevision())
+			}
 		}
-		if len(seen) == 1 && seen["ke-1"] {
+		if !placed {
+			placed = true
 			// Another of each tenant, after the watch started.
 			if _, err := e.place.Place(as(t, asOtherSub), &pb.PlaceRequest{RequestId: "ic-2", Workload: ic}); err != nil {
 				t.Fatal(err)

@@ -117,6 +117,13 @@ func newEnv(tb testing.TB) *env {
 // behind.
 func startEnv(tb testing.TB, m *etcdlocal.Member, leakCheck bool, opts ...state.Option) *env {
 	tb.Helper()
+	return startEnvCatalog(tb, m, leakCheck, nil, opts...)
+}
+
+// startEnvCatalog is startEnv with the default catalogue changed by
+// mutate before it is seeded (nil: unchanged).
+func startEnvCatalog(tb testing.TB, m *etcdlocal.Member, leakCheck bool, mutate func(*providers.Catalog), opts ...state.Option) *env {
+	tb.Helper()
 	cli := newClient(tb, m)
 	if leakCheck {
 		// The baseline counts the client's goroutines; the check runs
@@ -140,6 +147,9 @@ func startEnv(tb testing.TB, m *etcdlocal.Member, leakCheck bool, opts ...state.
 	tb.Cleanup(func() { store.Close() })
 	if e.cat, err = providers.Default(); err != nil {
 		tb.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(e.cat)
 	}
 	if ok, err := store.Seed(ctx, e.cat.Providers, e.cat.Regions, e.cat.Tenants); err != nil || !ok {
 		tb.Fatalf("Seed: got %v, %v; want true, nil", ok, err)

@@ -166,6 +166,11 @@ type Server struct {
 	agentTTL time.Duration
 	authn    Authenticator
 	auditPub ed25519.PublicKey
+	resume   resumeTokens
+
+	// watchProgressEvery is how often a tenant user's Watch gets a
+	// progress notice (see watch.go).
+	watchProgressEvery time.Duration
 
 	// draining ends when StopWatches is called.
 	draining    context.Context
@@ -174,7 +179,7 @@ type Server struct {
 
 // New returns a server over store.
 func New(store Store, log *slog.Logger, opts ...Option) *Server {
-	s := &Server{store: store, log: log, agentTTL: DefaultAgentTTL}
+	s := &Server{store: store, log: log, agentTTL: DefaultAgentTTL, watchProgressEvery: DefaultWatchProgressEvery}
 	for _, o := range opts {
 		o(s)
 	}
@@ -309,16 +314,19 @@ func (s *Server) Place(ctx context.Context, req *pb.PlaceRequest) (*pb.PlaceResp
 	p, err := s.store.Place(ctx, req.GetRequestId(), w)
 	var refusal *router.RefusalError
 	if errors.As(err, &refusal) && sc.confined() {
-		// Name to the caller only the regions it may know of.
+		// Name to the caller only the regions it may know of: the
+		// decision counted no other (router.Engine), and the
+		// revision counts every tenant's writes.
 		r := *refusal
-		r.Regions, r.Redacted = redact(refusal.Regions, s.knownRegions(sc))
+		r.Regions, _ = redact(refusal.Regions, s.knownRegions(sc))
+		r.Redacted, r.Revision = 0, 0
 		err = &r
 	}
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	s.log.InfoContext(ctx, "placed", "placement", p, "caller", authz.FromContext(ctx))
-	return &pb.PlaceResponse{Placement: PlacementToProto(p)}, nil
+	return &pb.PlaceResponse{Placement: sc.placement(p)}, nil
 }
 
 // Plan decides without committing.
@@ -339,17 +347,17 @@ func (s *Server) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanRespons
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	// The refusal summary names no ineligible region, and every
-	// eligible region is one the tenant may know of (the policy rule
-	// keeps regions above its ceiling out, the customer rule those that
-	// do not serve it), so only the verdicts need redacting.
-	regions, redacted := redact(res.Regions, s.knownRegions(sc))
+	// The decision was made among the regions the tenant may know of
+	// (router.Engine): the refusal summary counts no other, and every
+	// eligible region is one of them, so only the verdicts of the
+	// others need leaving out, uncounted. The revision counts every
+	// tenant's writes: never shown to a confined caller.
+	regions, _ := redact(res.Regions, s.knownRegions(sc))
 	out := &pb.PlanResponse{
-		Label:           labelToProto(res.Label),
-		Revision:        res.Revision,
-		Regions:         VerdictsToProto(regions),
-		Chosen:          res.Chosen,
-		RedactedRegions: int32(redacted),
+		Label:    labelToProto(res.Label),
+		Revision: sc.revision(res.Revision),
+		Regions:  VerdictsToProto(regions),
+		Chosen:   res.Chosen,
 	}
 	if res.Refusal != nil {
 		out.Refusal = res.Refusal.Error()
@@ -376,7 +384,7 @@ func (s *Server) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, 
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.GetResponse{Placement: PlacementToProto(p)}, nil
+	return &pb.GetResponse{Placement: sc.placement(p)}, nil
 }
 
 // List returns placements, filtered and paginated.
@@ -416,9 +424,13 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	out := &pb.ListResponse{NextPageToken: page.Next, Revision: page.Revision}
+	token, err := s.resumeToken(ctx, sc.tenantID, page.Revision)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &pb.ListResponse{NextPageToken: page.Next, Revision: sc.revision(page.Revision), ResumeToken: token}
 	for _, p := range page.Placements {
-		out.Placements = append(out.Placements, PlacementToProto(p))
+		out.Placements = append(out.Placements, sc.placement(p))
 	}
 	return out, nil
 }
@@ -448,7 +460,7 @@ func (s *Server) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.Relea
 		return nil, s.fail(ctx, err)
 	}
 	s.log.InfoContext(ctx, "released", "placement", p, "caller", authz.FromContext(ctx))
-	return &pb.ReleaseResponse{Placement: PlacementToProto(p)}, nil
+	return &pb.ReleaseResponse{Placement: sc.placement(p)}, nil
 }
 
 // PutRegion replaces a region with an operational change (status,
@@ -513,14 +525,16 @@ func (s *Server) ListRegions(ctx context.Context, req *pb.ListRegionsRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	// A region the caller may not know of is left out and counted
+	// nowhere, so a filter on a provider it may not know of answers
+	// exactly as one on a provider that does not exist.
 	regions, rev := s.store.ListRegions()
-	out := &pb.ListRegionsResponse{Revision: rev}
+	out := &pb.ListRegionsResponse{Revision: sc.revision(rev)}
 	for _, st := range regions {
 		if req.GetProvider() != "" && st.Region.Provider != req.GetProvider() {
 			continue
 		}
 		if !sc.mayKnow(st.Region) {
-			out.RedactedRegions++
 			continue
 		}
 		out.Regions = append(out.Regions, s.regionToProto(st))
@@ -652,7 +666,7 @@ func (s *Server) GetTenant(ctx context.Context, req *pb.GetTenantRequest) (*pb.G
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.GetTenantResponse{Tenant: TenantToProto(t)}, nil
+	return &pb.GetTenantResponse{Tenant: s.tenantToProto(ctx, sc, t)}, nil
 }
 
 // ListTenants returns every tenant.
@@ -671,7 +685,7 @@ func (s *Server) ListTenants(ctx context.Context, _ *pb.ListTenantsRequest) (*pb
 		if sc.confined() && t.ID != sc.tenantID {
 			continue
 		}
-		out.Tenants = append(out.Tenants, TenantToProto(t))
+		out.Tenants = append(out.Tenants, s.tenantToProto(ctx, sc, t))
 	}
 	return out, nil
 }

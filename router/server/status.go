@@ -114,13 +114,13 @@ func refusalStatus(r *router.RefusalError) error {
 		reason = "SPREAD_UNSATISFIABLE"
 	}
 	info := &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: map[string]string{
-		"revision": fmt.Sprint(r.Revision), "regions": fmt.Sprint(len(r.Regions)),
+		"regions": fmt.Sprint(len(r.Regions)),
 	}}
-	if r.Redacted > 0 {
-		info.Metadata["redacted_regions"] = fmt.Sprint(r.Redacted)
+	if r.Revision != 0 { // 0 for a tenant's users: see scope.revision
+		info.Metadata["revision"] = fmt.Sprint(r.Revision)
 	}
 	pf := &errdetails.PreconditionFailure{}
-	refusal := &pb.Refusal{Summary: clip(r.Error(), maxMessageBytes), Revision: r.Revision, RedactedRegions: int32(r.Redacted)}
+	refusal := &pb.Refusal{Summary: clip(r.Error(), maxMessageBytes), Revision: r.Revision}
 	budget := maxDetailBytes - proto.Size(info) - proto.Size(refusal)
 	shown := 0
 	for _, e := range r.Regions {

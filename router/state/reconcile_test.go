@@ -204,13 +204,15 @@ func TestReconcileStrandedThenRecovered(t *testing.T) {
 		is := p.Issues[0]
 		return is.Region == "aws/s1" && is.Violation && is.Stranded, fmt.Sprintf("%+v", is)
 	})
-	// Visible to List by state, with the reasons.
+	// Visible to List by state, with the reasons, once the cache has
+	// caught up with etcd.
 	st := router.PlacementViolation
-	page, err := e.store.ListPlacements(state.PlacementFilter{State: &st}, 0, "")
-	got := page.Placements
-	if err != nil || len(got) != 1 || got[0].ID != "w" {
-		t.Fatalf("list violations: %v, %v", got, err)
-	}
+	var got []*router.Placement
+	eventually(t, 10*time.Second, func() (bool, string) {
+		page, err := e.store.ListPlacements(state.PlacementFilter{State: &st}, 0, "")
+		got = page.Placements
+		return err == nil && len(got) == 1 && got[0].ID == "w", fmt.Sprintf("list violations: %v, %v", got, err)
+	})
 	var codes []router.ReasonCode
 	for _, r := range got[0].Issues[0].Reasons {
 		codes = append(codes, r.Code)

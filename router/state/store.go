@@ -117,6 +117,8 @@ type Store struct {
 	own     ownWrites
 	auditID auditIDs
 
+	resumeKey []byte // see ResumeKey
+
 	// Health of the cache, read by Ready on every decision.
 	loaded    atomic.Bool  // the first load is done
 	live      atomic.Bool  // the watch is established and has not broken
@@ -187,6 +189,11 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 	_, _ = crand.Read(node[:])
 	s.auditID.node = hex.EncodeToString(node[:])
 
+	var err error
+	if s.resumeKey, err = s.loadResumeKey(ctx); err != nil {
+		s.watcher.Close()
+		return nil, fmt.Errorf("state: resume token key: %w", err)
+	}
 	rev, err := s.load(ctx)
 	if err != nil {
 		s.watcher.Close()

@@ -252,11 +252,14 @@ func (x *ListRegionsRequest) GetProvider() string {
 }
 
 type ListRegionsResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Regions  []*Region              `protobuf:"bytes,1,rep,name=regions,proto3" json:"regions,omitempty"`
-	Revision int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	// Regions left out because the caller may not know of them. Counted,
-	// never named.
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Regions []*Region              `protobuf:"bytes,1,rep,name=regions,proto3" json:"regions,omitempty"`
+	// The etcd revision listed; 0 for a tenant's users.
+	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Deprecated: always 0. A region the caller may not know of is left
+	// out, and is no figure of the response, this count included.
+	//
+	// Deprecated: Marked as deprecated in classroute/v1/catalog.proto.
 	RedactedRegions int32 `protobuf:"varint,3,opt,name=redacted_regions,json=redactedRegions,proto3" json:"redacted_regions,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -306,6 +309,7 @@ func (x *ListRegionsResponse) GetRevision() int64 {
 	return 0
 }
 
+// Deprecated: Marked as deprecated in classroute/v1/catalog.proto.
 func (x *ListRegionsResponse) GetRedactedRegions() int32 {
 	if x != nil {
 		return x.RedactedRegions
@@ -1168,11 +1172,11 @@ const file_classroute_v1_catalog_proto_rawDesc = "" +
 	"\x11GetRegionResponse\x12-\n" +
 	"\x06region\x18\x01 \x01(\v2\x15.classroute.v1.RegionR\x06region\"0\n" +
 	"\x12ListRegionsRequest\x12\x1a\n" +
-	"\bprovider\x18\x01 \x01(\tR\bprovider\"\x8d\x01\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\"\x91\x01\n" +
 	"\x13ListRegionsResponse\x12/\n" +
 	"\aregions\x18\x01 \x03(\v2\x15.classroute.v1.RegionR\aregions\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\x12)\n" +
-	"\x10redacted_regions\x18\x03 \x01(\x05R\x0fredactedRegions\"'\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12-\n" +
+	"\x10redacted_regions\x18\x03 \x01(\x05B\x02\x18\x01R\x0fredactedRegions\"'\n" +
 	"\x13DeleteRegionRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"\x16\n" +
 	"\x14DeleteRegionResponse\"I\n" +

@@ -223,7 +223,8 @@ func (x *PlanRequest) GetWorkload() *Workload {
 type PlanResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Label *Label                 `protobuf:"bytes,1,opt,name=label,proto3" json:"label,omitempty"`
-	// The etcd revision the decision read.
+	// The etcd revision the decision read; 0 for a tenant's users, who
+	// are never shown etcd revisions (they count every tenant's writes).
 	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Every region: chosen first, then other eligible by score, then the
 	// ineligible with every failing reason.
@@ -232,8 +233,11 @@ type PlanResponse struct {
 	Chosen []string `protobuf:"bytes,4,rep,name=chosen,proto3" json:"chosen,omitempty"`
 	// Why nothing could be chosen; empty when a placement is possible.
 	Refusal string `protobuf:"bytes,5,opt,name=refusal,proto3" json:"refusal,omitempty"`
-	// Regions left out of regions because the caller may not know of them:
-	// above its tenant's ceiling, or not serving its tenant. Counted, never named.
+	// Deprecated: always 0. A region the caller may not know of (above its
+	// tenant's ceiling, or not serving its tenant) is left out of regions
+	// and of every figure the caller receives, this count included.
+	//
+	// Deprecated: Marked as deprecated in classroute/v1/placement.proto.
 	RedactedRegions int32 `protobuf:"varint,6,opt,name=redacted_regions,json=redactedRegions,proto3" json:"redacted_regions,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -304,6 +308,7 @@ func (x *PlanResponse) GetRefusal() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in classroute/v1/placement.proto.
 func (x *PlanResponse) GetRedactedRegions() int32 {
 	if x != nil {
 		return x.RedactedRegions
@@ -481,11 +486,15 @@ type ListResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Placements    []*Placement           `protobuf:"bytes,1,rep,name=placements,proto3" json:"placements,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
-	// The etcd revision this page reflects. To follow the placements
-	// without a gap, Watch with after_revision set to the first page's
-	// revision: later pages may reflect later revisions, so changes they
-	// already showed may come again, but none is missed.
-	Revision      int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The etcd revision this page reflects; 0 for a tenant's users. To
+	// follow the placements without a gap, Watch with the first page's
+	// resume_token (or after_revision set to its revision): later pages
+	// may reflect later revisions, so changes they already showed may come
+	// again, but none is missed.
+	Revision int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Opaque: where a Watch resumes to follow this page. Good at any
+	// daemon of the cluster, for the caller's tenant only.
+	ResumeToken   string `protobuf:"bytes,4,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -539,6 +548,13 @@ func (x *ListResponse) GetRevision() int64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *ListResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
 }
 
 type ReleaseRequest struct {
@@ -641,8 +657,13 @@ type WatchRequest struct {
 	// Stream changes after this revision; 0 means from now: from the
 	// revision the daemon's cache reflects, which the first response (a
 	// progress notice) reports. A revision etcd has not reached is
-	// OUT_OF_RANGE too.
+	// OUT_OF_RANGE too. A tenant's users resume with resume_token instead:
+	// after_revision is refused to them.
 	AfterRevision int64 `protobuf:"varint,4,opt,name=after_revision,json=afterRevision,proto3" json:"after_revision,omitempty"`
+	// Stream changes after the point this token (from a ListResponse or a
+	// WatchResponse) stands for. Set at most one of after_revision and
+	// resume_token.
+	ResumeToken   string `protobuf:"bytes,5,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -705,12 +726,23 @@ func (x *WatchRequest) GetAfterRevision() int64 {
 	return 0
 }
 
+func (x *WatchRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
 type WatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The etcd revision of these changes. A response with no events is a
-	// progress notice: nothing matching changed up to this revision.
-	Revision      int64             `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
-	Events        []*PlacementEvent `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	// The etcd revision of these changes (0 for a tenant's users). A
+	// response with no events is a progress notice: nothing matching
+	// changed up to this point. A tenant's users get progress notices on
+	// a fixed period, whatever happens elsewhere.
+	Revision int64             `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	Events   []*PlacementEvent `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	// Opaque: resume after these changes with it.
+	ResumeToken   string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,6 +789,13 @@ func (x *WatchResponse) GetEvents() []*PlacementEvent {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *WatchResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
 }
 
 type PlacementEvent struct {
@@ -823,14 +862,14 @@ const file_classroute_v1_placement_proto_rawDesc = "" +
 	"\rPlaceResponse\x126\n" +
 	"\tplacement\x18\x01 \x01(\v2\x18.classroute.v1.PlacementR\tplacement\"B\n" +
 	"\vPlanRequest\x123\n" +
-	"\bworkload\x18\x01 \x01(\v2\x17.classroute.v1.WorkloadR\bworkload\"\xeb\x01\n" +
+	"\bworkload\x18\x01 \x01(\v2\x17.classroute.v1.WorkloadR\bworkload\"\xef\x01\n" +
 	"\fPlanResponse\x12*\n" +
 	"\x05label\x18\x01 \x01(\v2\x14.classroute.v1.LabelR\x05label\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x126\n" +
 	"\aregions\x18\x03 \x03(\v2\x1c.classroute.v1.RegionVerdictR\aregions\x12\x16\n" +
 	"\x06chosen\x18\x04 \x03(\tR\x06chosen\x12\x18\n" +
-	"\arefusal\x18\x05 \x01(\tR\arefusal\x12)\n" +
-	"\x10redacted_regions\x18\x06 \x01(\x05R\x0fredactedRegions\"\x1c\n" +
+	"\arefusal\x18\x05 \x01(\tR\arefusal\x12-\n" +
+	"\x10redacted_regions\x18\x06 \x01(\x05B\x02\x18\x01R\x0fredactedRegions\"\x1c\n" +
 	"\n" +
 	"GetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"E\n" +
@@ -842,25 +881,28 @@ const file_classroute_v1_placement_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\x0e2\x1d.classroute.v1.PlacementStateR\x05state\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"\x8c\x01\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"\xaf\x01\n" +
 	"\fListResponse\x128\n" +
 	"\n" +
 	"placements\x18\x01 \x03(\v2\x18.classroute.v1.PlacementR\n" +
 	"placements\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x03R\brevision\" \n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\x12!\n" +
+	"\fresume_token\x18\x04 \x01(\tR\vresumeToken\" \n" +
 	"\x0eReleaseRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"I\n" +
 	"\x0fReleaseResponse\x126\n" +
-	"\tplacement\x18\x01 \x01(\v2\x18.classroute.v1.PlacementR\tplacement\"\x81\x01\n" +
+	"\tplacement\x18\x01 \x01(\v2\x18.classroute.v1.PlacementR\tplacement\"\xa4\x01\n" +
 	"\fWatchRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1a\n" +
 	"\bworkload\x18\x02 \x01(\tR\bworkload\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x12%\n" +
-	"\x0eafter_revision\x18\x04 \x01(\x03R\rafterRevision\"b\n" +
+	"\x0eafter_revision\x18\x04 \x01(\x03R\rafterRevision\x12!\n" +
+	"\fresume_token\x18\x05 \x01(\tR\vresumeToken\"\x85\x01\n" +
 	"\rWatchResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x125\n" +
-	"\x06events\x18\x02 \x03(\v2\x1d.classroute.v1.PlacementEventR\x06events\"\x7f\n" +
+	"\x06events\x18\x02 \x03(\v2\x1d.classroute.v1.PlacementEventR\x06events\x12!\n" +
+	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\"\x7f\n" +
 	"\x0ePlacementEvent\x125\n" +
 	"\x04type\x18\x01 \x01(\x0e2!.classroute.v1.PlacementEventTypeR\x04type\x126\n" +
 	"\tplacement\x18\x02 \x01(\v2\x18.classroute.v1.PlacementR\tplacement*\xc2\x01\n" +

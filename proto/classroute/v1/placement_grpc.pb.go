@@ -45,9 +45,10 @@ type PlacementServiceClient interface {
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// Watch streams placement changes matching a filter, from a revision.
 	// Each response holds every matching change of one etcd revision, so
-	// resuming with after_revision set to the last revision received
-	// neither misses nor repeats a change. A revision etcd has compacted
-	// is OUT_OF_RANGE: list again, then watch from the list's revision.
+	// resuming with the last resume_token received (or after_revision set
+	// to the last revision) neither misses nor repeats a change. A token
+	// or revision etcd has compacted is OUT_OF_RANGE: list again, then
+	// watch from the list's resume_token.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
@@ -146,9 +147,10 @@ type PlacementServiceServer interface {
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// Watch streams placement changes matching a filter, from a revision.
 	// Each response holds every matching change of one etcd revision, so
-	// resuming with after_revision set to the last revision received
-	// neither misses nor repeats a change. A revision etcd has compacted
-	// is OUT_OF_RANGE: list again, then watch from the list's revision.
+	// resuming with the last resume_token received (or after_revision set
+	// to the last revision) neither misses nor repeats a change. A token
+	// or revision etcd has compacted is OUT_OF_RANGE: list again, then
+	// watch from the list's resume_token.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedPlacementServiceServer()
 }

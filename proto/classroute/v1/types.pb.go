@@ -1090,6 +1090,9 @@ type Tenant struct {
 	AllowedProviders []string `protobuf:"bytes,8,rep,name=allowed_providers,json=allowedProviders,proto3" json:"allowed_providers,omitempty"`
 	DeniedProviders  []string `protobuf:"bytes,9,rep,name=denied_providers,json=deniedProviders,proto3" json:"denied_providers,omitempty"`
 	// The tenant's users and their roles; a user with no entry has none.
+	// Shown to administrators, security auditors and the tenant's own
+	// auditors only. A tenant's users are shown only the regions and
+	// providers of these lists that they may know of.
 	Members       []*TenantMember `protobuf:"bytes,10,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1993,7 +1996,7 @@ type Placement struct {
 	Label       *Label         `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
 	Assignments []*Assignment  `protobuf:"bytes,5,rep,name=assignments,proto3" json:"assignments,omitempty"`
 	State       PlacementState `protobuf:"varint,6,opt,name=state,proto3,enum=classroute.v1.PlacementState" json:"state,omitempty"`
-	// The etcd revision the decision read.
+	// The etcd revision the decision read; 0 for a tenant's users.
 	DecidedAtRevision int64                  `protobuf:"varint,7,opt,name=decided_at_revision,json=decidedAtRevision,proto3" json:"decided_at_revision,omitempty"`
 	CreateTime        *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	ReleaseTime       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=release_time,json=releaseTime,proto3" json:"release_time,omitempty"`
@@ -2003,7 +2006,8 @@ type Placement struct {
 	Retiring []*RetiringCopy `protobuf:"bytes,11,rep,name=retiring,proto3" json:"retiring,omitempty"`
 	// How many times a replica of it has been moved.
 	Moves int32 `protobuf:"varint,12,opt,name=moves,proto3" json:"moves,omitempty"`
-	// The etcd revision of this version of the placement.
+	// The etcd revision of this version of the placement; 0 for a
+	// tenant's users.
 	Revision      int64 `protobuf:"varint,13,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2133,12 +2137,17 @@ func (x *Placement) GetRevision() int64 {
 // Refusal is attached to a FAILED_PRECONDITION status when no region
 // qualifies: every region's verdict, and the revision decided at.
 type Refusal struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Summary  string                 `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
-	Revision int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	Regions  []*RegionVerdict       `protobuf:"bytes,3,rep,name=regions,proto3" json:"regions,omitempty"`
-	// Regions left out of regions because the caller may not know of them:
-	// above its tenant's ceiling, or not serving its tenant.
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Summary string                 `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The etcd revision decided at; 0 for a tenant's users.
+	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Every region the caller may know of: one above its tenant's ceiling,
+	// or not serving its tenant, is left out, and is no figure of the
+	// summary either.
+	Regions []*RegionVerdict `protobuf:"bytes,3,rep,name=regions,proto3" json:"regions,omitempty"`
+	// Deprecated: always 0 (see regions).
+	//
+	// Deprecated: Marked as deprecated in classroute/v1/types.proto.
 	RedactedRegions int32 `protobuf:"varint,4,opt,name=redacted_regions,json=redactedRegions,proto3" json:"redacted_regions,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -2195,6 +2204,7 @@ func (x *Refusal) GetRegions() []*RegionVerdict {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in classroute/v1/types.proto.
 func (x *Refusal) GetRedactedRegions() int32 {
 	if x != nil {
 		return x.RedactedRegions
@@ -2354,12 +2364,12 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	" \x03(\v2\x1b.classroute.v1.ReplicaIssueR\x06issues\x127\n" +
 	"\bretiring\x18\v \x03(\v2\x1b.classroute.v1.RetiringCopyR\bretiring\x12\x14\n" +
 	"\x05moves\x18\f \x01(\x05R\x05moves\x12\x1a\n" +
-	"\brevision\x18\r \x01(\x03R\brevision\"\xa2\x01\n" +
+	"\brevision\x18\r \x01(\x03R\brevision\"\xa6\x01\n" +
 	"\aRefusal\x12\x18\n" +
 	"\asummary\x18\x01 \x01(\tR\asummary\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x126\n" +
-	"\aregions\x18\x03 \x03(\v2\x1c.classroute.v1.RegionVerdictR\aregions\x12)\n" +
-	"\x10redacted_regions\x18\x04 \x01(\x05R\x0fredactedRegions*\x85\x01\n" +
+	"\aregions\x18\x03 \x03(\v2\x1c.classroute.v1.RegionVerdictR\aregions\x12-\n" +
+	"\x10redacted_regions\x18\x04 \x01(\x05B\x02\x18\x01R\x0fredactedRegions*\x85\x01\n" +
 	"\x05Level\x12\x15\n" +
 	"\x11LEVEL_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12LEVEL_UNCLASSIFIED\x10\x01\x12\r\n" +
