@@ -296,10 +296,13 @@ func (s *Store) waitCommitted(ctx context.Context, rev int64) error {
 	wctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	if err := s.WaitFor(wctx, rev); err != nil {
+		// No revision in the message: it reaches tenant users, whom a
+		// revision would tell how many writes others made.
+		s.log.Warn("state: committed, cache not caught up", "revision", rev, "err", err)
 		if ctx.Err() != nil {
-			return fmt.Errorf("committed at revision %d, cache not caught up: %w", rev, ctx.Err())
+			return fmt.Errorf("committed, cache not caught up: %w", ctx.Err())
 		}
-		return fmt.Errorf("%w: committed at revision %d, but the cache has not caught up: %w", router.ErrUnavailable, rev, err)
+		return fmt.Errorf("%w: committed, but the cache has not caught up: %w", router.ErrUnavailable, err)
 	}
 	return nil
 }
