@@ -163,7 +163,7 @@ func TestWatchAcrossRestart(t *testing.T) {
 	// A sentinel: the next line is its, so nothing came in between.
 	e.place(spec, "--request-id", "w-3")
 	expect(placed, "w-3")
-	if !strings.Contains(js.errs(), "resuming after revision") {
+	if !strings.Contains(js.errs(), "watch interrupted") || !strings.Contains(js.errs(), "; resuming in ") {
 		t.Errorf("watch stderr %q; want it to say it resumed", js.errs())
 	}
 	for _, want := range []string{"w-2", "w-1", "w-3"} {
