@@ -42,7 +42,7 @@ Usage:
   classroutectl get ID                                 show a placement
   classroutectl list [--tenant T] [--region P/ID] [--state placed|released|stranded|violation] [--page-size N] [--page-token T]
   classroutectl release ID                             release a placement's capacity
-  classroutectl watch [--tenant T] [--workload W] [--region P/ID] [--after REV]
+  classroutectl watch [--tenant T] [--workload W] [--region P/ID] [--after REV | --after-token TOKEN]
                                                        stream placement changes, one line each:
                                                        REVISION TYPE ID STATE REGIONS (-o json: one
                                                        WatchResponse per event); after a disconnect it
@@ -227,12 +227,13 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&req.Workload, "workload", "", "")
 		fs.StringVar(&req.Region, "region", "", "")
 		fs.Int64Var(&req.AfterRevision, "after", 0, "")
+		fs.StringVar(&req.ResumeToken, "after-token", "", "")
 		pos, err := c.flags(fs, args)
 		if err != nil {
 			return err
 		}
-		if len(pos) > 0 || req.AfterRevision < 0 {
-			return usageError{"watch: takes no arguments; --after must not be negative"}
+		if len(pos) > 0 || req.AfterRevision < 0 || req.AfterRevision != 0 && req.ResumeToken != "" {
+			return usageError{"watch: takes no arguments; --after must not be negative; set --after or --after-token, not both"}
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
