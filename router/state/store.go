@@ -59,6 +59,8 @@ type options struct {
 	watchProgressEvery time.Duration // see feed.go
 	watchBuffer        int
 	observer           Observer // see observe.go
+
+	refusalAudit RefusalAuditLimit // see auditlimit.go
 }
 
 // WithPrefix sets the etcd key prefix (default DefaultPrefix). It should
@@ -116,6 +118,7 @@ type Store struct {
 	commits commitQueue
 	own     ownWrites
 	auditID auditIDs
+	trail   auditTrail // the audit index and refusal bounds (auditindex.go, auditlimit.go)
 
 	// Health of the cache, read by Ready on every decision.
 	loaded    atomic.Bool  // the first load is done
@@ -153,6 +156,7 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		watchProgressEvery: DefaultWatchProgressEvery,
 		watchBuffer:        DefaultWatchBuffer,
 		observer:           nopObserver{},
+		refusalAudit:       DefaultRefusalAuditLimit,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -167,6 +171,9 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		o.watchProgressEvery <= 0 || o.watchBuffer <= 0 {
 		return nil, fmt.Errorf("state: invalid options (prefix %q, stale after %v, progress every %v, max retries %d, op timeout %v, watch progress every %v, watch buffer %d)",
 			o.prefix, o.staleAfter, o.progressEvery, o.maxRetries, o.opTimeout, o.watchProgressEvery, o.watchBuffer)
+	}
+	if err := o.refusalAudit.validate(); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	s := &Store{
 		cli:      cli,
@@ -192,6 +199,10 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		s.watcher.Close()
 		return nil, fmt.Errorf("state: load: %w", err)
 	}
+	if err := s.checkAuditIndex(ctx); err != nil {
+		s.watcher.Close()
+		return nil, fmt.Errorf("state: audit index: %w", err)
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	var wg sync.WaitGroup
@@ -200,6 +211,8 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 	for range committers {
 		wg.Go(func() { s.sendCommits(bg) })
 	}
+	wg.Go(func() { s.backfillAuditIndex(bg) })
+	wg.Go(func() { s.flushRefusals(bg) })
 	go func() { wg.Wait(); close(s.done) }()
 
 	for s.Ready() != nil {
