@@ -126,6 +126,8 @@ type Store struct {
 	confirmed atomic.Int64 // clock time (UnixNano) etcd last answered the watch
 	etcd      etcdSeen     // what the freshness read last saw, for metrics
 
+	alarms atomic.Pointer[[]string] // etcd's alarms as last polled, read by Ready too (alarm.go)
+
 	kick   chan struct{} // asks for a progress request now
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the background goroutines have exited
@@ -213,6 +215,7 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 	}
 	wg.Go(func() { s.backfillAuditIndex(bg) })
 	wg.Go(func() { s.flushRefusals(bg) })
+	wg.Go(func() { s.watchAlarms(bg) })
 	go func() { wg.Wait(); close(s.done) }()
 
 	for s.Ready() != nil {
@@ -240,10 +243,12 @@ func (s *Store) Close() error {
 // Done is closed once the store has stopped.
 func (s *Store) Done() <-chan struct{} { return s.done }
 
-// Ready returns nil while the store can vouch for its cache: it is
-// loaded, its watch on etcd is established, and etcd confirmed the watch
-// within the stale bound. Otherwise it returns an error wrapping
-// router.ErrUnavailable, and decisions are refused.
+// Ready returns nil while the store can vouch for its cache and etcd
+// takes writes: it is loaded, its watch on etcd is established, etcd
+// confirmed the watch within the stale bound, and etcd has raised no
+// alarm (NOSPACE: its database is full; see alarm.go). Otherwise it
+// returns an error wrapping router.ErrUnavailable that says why, and
+// decisions are refused.
 func (s *Store) Ready() error {
 	select {
 	case <-s.done:
@@ -252,6 +257,9 @@ func (s *Store) Ready() error {
 	}
 	if !s.loaded.Load() {
 		return fmt.Errorf("%w: cache not loaded", router.ErrUnavailable)
+	}
+	if a := s.alarms.Load(); a != nil && len(*a) > 0 {
+		return alarmErr(*a)
 	}
 	if !s.live.Load() {
 		return fmt.Errorf("%w: watch on etcd broken, re-establishing", router.ErrUnavailable)
