@@ -20,7 +20,7 @@ const (
 
 	// AuditRefuseSummary stands for the refusals of one caller and
 	// tenant that were not audited one by one (see auditlimit.go):
-	// Count of them, from From to Time, by reason in Reasons.
+	// Count of them, made from From to To, by reason in Reasons.
 	AuditRefuseSummary = "refuse-summary"
 
 	// Written by the reconciler (reconcile.go), in the transaction of
@@ -79,9 +79,11 @@ type AuditEntry struct {
 	Before string `json:"before,omitempty"`
 	After  string `json:"after,omitempty"`
 	// Count, in a refuse-summary, is how many refusals it stands for,
-	// and From the time of the first (Time is the last's).
+	// made from From to To. Its Time, like any entry's, is when it was
+	// written: never before the entries written ahead of it.
 	Count int64     `json:"count,omitempty"`
 	From  time.Time `json:"from,omitzero"`
+	To    time.Time `json:"to,omitzero"`
 }
 
 // Stored sizes. An audit entry holds at most: a canonical banner (the

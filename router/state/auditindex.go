@@ -110,16 +110,15 @@ func (k keys) auditIndexComplete() string { return k.prefix + auditIndexDir + id
 
 // indexIter walks the ids of one index range, a page of keys at a time.
 type indexIter struct {
-	q        *auditQuery
-	prefix   string // the range's key prefix; ids follow it
-	end      string // the range's end key
-	page     int    // keys to read next
-	maxPage  int
-	buf      []string // ids read, ascending
-	pos      int
-	loaded   bool
-	more     bool // etcd holds ids past buf in the range
-	readFrom string
+	q       *auditQuery
+	prefix  string // the range's key prefix; ids follow it
+	end     string // the range's end key
+	page    int    // keys to read next
+	maxPage int
+	buf     []string // ids read, ascending
+	pos     int
+	loaded  bool
+	more    bool // etcd holds ids past buf in the range
 }
 
 // seek returns the range's first id at or after target, or "" when none.

@@ -25,7 +25,7 @@ import (
 // by reason, with the times of the first and last. The counts are
 // written as refuse-summary entries, one per tenant:
 //
-//	refuse-summary  actor X  tenant T  count 1204  from T1  time T2
+//	refuse-summary  actor X  tenant T  count 1204  from T1  to T2
 //	  "1204 further refusals by X for tenant T between T1 and T2 were not audited one by one"
 //	  "permission_denied: 1200"  "no_eligible_region: 4"
 //
@@ -166,7 +166,7 @@ func (s *Store) auditRefusal(ctx context.Context, e AuditEntry, cause error) err
 	}
 	entries := make([]AuditEntry, 0, len(sums)+1)
 	for _, sum := range sums {
-		entries = append(entries, sum.entry(s.Revision()))
+		entries = append(entries, sum.entry(s.Revision(), e.Time))
 	}
 	if err := s.appendAudit(ctx, append(entries, e)...); err != nil {
 		s.trail.refusals.restore(key, sums)
@@ -323,15 +323,18 @@ func (rl *refusalLimiter) due(now time.Time, l RefusalAuditLimit, all bool) map[
 	return out
 }
 
-// entry is the summary's audit entry.
-func (s *refusalSummary) entry(rev int64) AuditEntry {
+// entry is the summary's audit entry, dated now, when it is written, as
+// every entry is; From and To say when the refusals it counts were. (An
+// entry dated back to them would sort before entries written ahead of
+// it, which the audit chain takes for back-dating.)
+func (s *refusalSummary) entry(rev int64, now time.Time) AuditEntry {
 	reasons := []string{fmt.Sprintf("%d further refusals by %s for tenant %s between %s and %s were not audited one by one",
 		s.count, s.actor, s.tenant, s.first.UTC().Format(time.RFC3339Nano), s.last.UTC().Format(time.RFC3339Nano))}
 	for _, r := range slices.Sorted(maps.Keys(s.byReason)) {
 		reasons = append(reasons, fmt.Sprintf("%s: %d", r, s.byReason[r]))
 	}
 	return AuditEntry{
-		Time: s.last, From: s.first, Op: AuditRefuseSummary, Actor: s.actor, Tenant: s.tenant,
+		Time: now.UTC(), From: s.first.UTC(), To: s.last.UTC(), Op: AuditRefuseSummary, Actor: s.actor, Tenant: s.tenant,
 		Count: s.count, Reasons: reasons, Revision: rev,
 	}
 }
@@ -368,7 +371,7 @@ func (s *Store) writeSummaries(ctx context.Context, due map[string][]*refusalSum
 			n := min(len(sums), 32) // each a nested transaction of at most 3 operations
 			entries := make([]AuditEntry, n)
 			for i, sum := range sums[:n] {
-				entries[i] = sum.entry(s.Revision())
+				entries[i] = sum.entry(s.Revision(), s.clock())
 			}
 			if err := s.appendAudit(ctx, entries...); err != nil {
 				if !final {

@@ -135,7 +135,7 @@ func TestRefusalAuditFlood(t *testing.T) {
 			case state.AuditRefuseSummary:
 				summaries++
 				counted += a.Count
-				if a.Actor != authz.Actor(user) || a.Tenant != "us-army" || a.From.After(a.Time) ||
+				if a.Actor != authz.Actor(user) || a.Tenant != "us-army" || a.From.After(a.To) || a.To.After(a.Time) ||
 					!slices.Contains(a.Reasons, fmt.Sprintf("permission_denied: %d", a.Count)) ||
 					!strings.HasPrefix(a.Reasons[0], fmt.Sprintf("%d further refusals by %s for tenant us-army between ", a.Count, authz.Actor(user))) {
 					t.Errorf("summary %+v", a)
