@@ -74,10 +74,13 @@ type Config struct {
 	// AuditPubKey is what VerifyAudit checks them against by default.
 	AuditKey, AuditPubKey string
 	AuditCheckpoint       time.Duration
+	// AuditRefusals bounds the refusals of one caller audited one by
+	// one; the rest are counted in summary entries.
+	AuditRefusals state.RefusalAuditLimit
 }
 
 func parseFlags(args []string, stderr io.Writer) (*Config, error) {
-	c := &Config{}
+	c := &Config{AuditRefusals: state.DefaultRefusalAuditLimit}
 	fs := flag.NewFlagSet("classrouted", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var etcd, reflect, level string
@@ -111,6 +114,11 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.AuditKey, "audit-key", "", "ed25519 key (PKCS #8 PEM; classroutectl audit keygen) signing the audit chain's checkpoints; without one the chain has no checkpoints")
 	fs.StringVar(&c.AuditPubKey, "audit-pubkey", "", "ed25519 public key (PEM) audit verification checks checkpoints against when the caller gives none")
 	fs.DurationVar(&c.AuditCheckpoint, "audit-checkpoint-interval", 10*time.Second, "sign a checkpoint of the audit chain at least this often while entries arrive")
+	fs.Func("audit-refusals-per-identity", "refused Place calls of one caller audited one by one, per daemon: RATE/s|m|h[,burst=N], or off (every refusal on its own); "+
+		"the rest are counted in refuse-summary entries written within 10s (default "+c.AuditRefusals.String()+")", func(v string) (err error) {
+		c.AuditRefusals, err = state.ParseRefusalAuditLimit(v)
+		return err
+	})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -260,7 +268,8 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	m := metrics.New()
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	store, err := state.Open(openCtx, cli, router.NewEngine(),
-		state.WithPrefix(cfg.EtcdPrefix), state.WithLogger(log), state.WithStaleAfter(cfg.StaleAfter), state.WithObserver(m))
+		state.WithPrefix(cfg.EtcdPrefix), state.WithLogger(log), state.WithStaleAfter(cfg.StaleAfter), state.WithObserver(m),
+		state.WithRefusalAuditLimit(cfg.AuditRefusals))
 	cancel()
 	if err != nil {
 		return fmt.Errorf("open state: %w", err)

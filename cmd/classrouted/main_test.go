@@ -40,6 +40,11 @@ func TestFlags(t *testing.T) {
 		{"metrics elsewhere", []string{"--metrics-listen", "127.0.0.1:19400"}, ""},
 		{"metrics off", []string{"--metrics-listen", ""}, ""},
 		{"bad metrics address", []string{"--metrics-listen", "9400"}, `-metrics-listen "9400"`},
+		{"refusal audit rate", []string{"--audit-refusals-per-identity", "100/m,burst=20"}, ""},
+		{"refusal audit off", []string{"--audit-refusals-per-identity", "off"}, ""},
+		{"refusal audit without unit", []string{"--audit-refusals-per-identity", "10"}, "RATE/s"},
+		{"refusal audit zero rate", []string{"--audit-refusals-per-identity", "0/s"}, "positive"},
+		{"refusal audit bad burst", []string{"--audit-refusals-per-identity", "10/s,burst=0"}, "burst"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,7 @@ import (
 //	classroute_reconciler_leader                   1 while this daemon leads the reconciler
 //	classroute_placements_stranded                 placements with a replica that must move and nowhere to go
 //	classroute_placements_violating                placements with a replica whose region no longer covers them
+//	classroute_etcd_alarm{type}                    1 while etcd has raised the alarm: nospace (its quota is full) or corrupt
 //
 // The gauges read the store when scraped. The Go runtime's and the
 // process's standard metrics are exported too.
@@ -236,10 +238,14 @@ var (
 	descStranded  = prometheus.NewDesc("classroute_placements_stranded", "Placements with a replica that must move and no region to move to.", nil, nil)
 	descViolating = prometheus.NewDesc("classroute_placements_violating", "Placements with a replica whose region no longer covers the workload.", nil, nil)
 	descLeader    = prometheus.NewDesc("classroute_reconciler_leader", "1 while this daemon's reconciler is the elected leader (exactly one daemon should be).", nil, nil)
+	descAlarm     = prometheus.NewDesc("classroute_etcd_alarm", "1 while etcd has raised the alarm of the type: nospace (the database reached its quota: every write fails; the daemon is NOT_SERVING) or corrupt.", []string{"type"}, nil)
 )
 
+// alarmTypes bound classroute_etcd_alarm's type label: etcd's alarms.
+var alarmTypes = []string{"nospace", "corrupt"}
+
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReady, descEtcd, descRevision, descLag, descAge, descAgents, descStranded, descViolating, descLeader} {
+	for _, d := range []*prometheus.Desc{descReady, descEtcd, descRevision, descLag, descAge, descAgents, descStranded, descViolating, descLeader, descAlarm} {
 		ch <- d
 	}
 }
@@ -256,6 +262,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descStranded, float64(st.Stranded))
 	gauge(descViolating, float64(st.Violating))
 	gauge(descLeader, boolValue(st.Leading))
+	for _, a := range alarmTypes {
+		ch <- prometheus.MustNewConstMetric(descAlarm, prometheus.GaugeValue, boolValue(slices.Contains(st.EtcdAlarms, a)), a)
+	}
 }
 
 func boolValue(b bool) float64 {

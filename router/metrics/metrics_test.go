@@ -194,6 +194,8 @@ func TestScrape(t *testing.T) {
 		"classroute_placements_stranded":         func(v float64) bool { return v == 0 },
 		"classroute_placements_violating":        func(v float64) bool { return v == 0 },
 		"classroute_reconciler_leader":           func(v float64) bool { return v == 0 }, // the test runs no reconciler
+		"classroute_etcd_alarm{type=nospace}":    func(v float64) bool { return v == 0 },
+		"classroute_etcd_alarm{type=corrupt}":    func(v float64) bool { return v == 0 },
 	}
 	for name, ok := range gauges {
 		if v, found := after[name]; !found || !ok(v) {
@@ -229,6 +231,42 @@ func TestScrape(t *testing.T) {
 	}
 	if v := e.scrape(t)["classroute_store_ready"]; v != 0 {
 		t.Errorf("classroute_store_ready after Close = %v; want 0", v)
+	}
+}
+
+// statsSource is a metrics.Source reporting fixed stats.
+type statsSource state.Stats
+
+func (s statsSource) Stats() state.Stats { return state.Stats(s) }
+
+// classroute_etcd_alarm is 1 for each alarm etcd reports, 0 for the
+// others. (router/state's TestEtcdNoSpaceAlarm raises a real one.)
+func TestEtcdAlarmGauge(t *testing.T) {
+	for _, tc := range []struct {
+		alarms           []string
+		nospace, corrupt float64
+	}{
+		{nil, 0, 0},
+		{[]string{"nospace"}, 1, 0},
+		{[]string{"corrupt", "nospace"}, 1, 1},
+	} {
+		m := metrics.New()
+		m.AddStore(statsSource{EtcdAlarms: tc.alarms})
+		mfs, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, f := range mfs {
+			if f.GetName() == "classroute_etcd_alarm" {
+				for _, s := range f.GetMetric() {
+					got[s.GetLabel()[0].GetValue()] = s.GetGauge().GetValue()
+				}
+			}
+		}
+		if got["nospace"] != tc.nospace || got["corrupt"] != tc.corrupt || len(got) != 2 {
+			t.Errorf("alarms %v: classroute_etcd_alarm %v; want nospace %v, corrupt %v", tc.alarms, got, tc.nospace, tc.corrupt)
+		}
 	}
 }
 

@@ -44,6 +44,10 @@ func (s *Server) registerAudit(g *grpc.Server) {
 	}
 }
 
+// maxAuditFilterLen bounds each ListAudit filter: region keys, the
+// longest values filtered on, are at most 127 bytes.
+const maxAuditFilterLen = 256
+
 // auditScope is the tenant the caller may see the audit entries of: a
 // tenant's user (a tenant auditor) is held to its own tenant, with the
 // regions it may not know of redacted from the entries; a security
@@ -74,6 +78,17 @@ func redactReasons(reasons []string, known map[string]bool) []string {
 	return out
 }
 
+// omitted says how many of a refusal's region verdicts were not stored
+// (past the entry's size bound), to a caller who may know every region;
+// to one who may not, the count could tell hidden regions apart, so it
+// is not given.
+func omitted(reasons []string, n int, known map[string]bool) []string {
+	if n == 0 || known != nil {
+		return reasons
+	}
+	return append(reasons, fmt.Sprintf("(%d more regions not recorded)", n))
+}
+
 func (a *auditService) ListAudit(ctx context.Context, req *pb.ListAuditRequest) (*pb.ListAuditResponse, error) {
 	var v router.Violations
 	if req.GetPageSize() < 0 || req.GetPageSize() > 1000 {
@@ -84,6 +99,15 @@ func (a *auditService) ListAudit(ctx context.Context, req *pb.ListAuditRequest) 
 	}
 	if req.Until != nil && req.Until.CheckValid() != nil {
 		v.Add("until", "invalid timestamp")
+	}
+	// Filters name stored values, all far shorter; and each is an index
+	// key, whose length the caller must not choose freely.
+	for _, f := range []struct{ field, value string }{
+		{"tenant", req.GetTenant()}, {"workload", req.GetWorkload()}, {"region", req.GetRegion()}, {"op", req.GetOp()}, {"page_token", req.GetPageToken()},
+	} {
+		if len(f.value) > maxAuditFilterLen {
+			v.Add(f.field, "longer than %d bytes", maxAuditFilterLen)
+		}
 	}
 	if err := v.Err(); err != nil {
 		return nil, toStatus(ctx, a.log, err)
@@ -116,7 +140,7 @@ func (a *auditService) ListAudit(ctx context.Context, req *pb.ListAuditRequest) 
 		resp.Entries = append(resp.Entries, &pb.AuditEntry{
 			Id: r.ID, Time: timestamppb.New(e.Time), Op: e.Op, Actor: e.Actor, RequestId: e.RequestID,
 			Tenant: e.Tenant, Workload: e.Workload, Label: e.Label, Regions: e.Regions, Scores: e.Scores,
-			Reasons: redactReasons(e.Reasons, known), Revision: e.Revision, Provider: e.Provider, Before: e.Before, After: e.After,
+			Reasons: omitted(redactReasons(e.Reasons, known), e.ReasonsOmitted, known), Revision: e.Revision, Provider: e.Provider, Before: e.Before, After: e.After,
 			Written: r.Written,
 		})
 	}

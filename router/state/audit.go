@@ -18,6 +18,11 @@ const (
 	AuditRefuse  = "refuse"  // a placement refused: no eligible region, or spread unsatisfiable
 	AuditRelease = "release" // a placement released
 
+	// AuditRefuseSummary stands for the refusals of one caller and
+	// tenant that were not audited one by one (see auditlimit.go):
+	// Count of them, made from From to To, by reason in Reasons.
+	AuditRefuseSummary = "refuse-summary"
+
 	// Written by the reconciler (reconcile.go), in the transaction of
 	// the change they record.
 	AuditViolation = "violation" // a replica's region no longer covers the workload
@@ -43,7 +48,9 @@ const (
 // AuditEntry is one audit record: what was decided, for whom, on what
 // label, where, and on which revision of the state. Place and release
 // records are written in the same etcd transaction as the change they
-// record; refusal records are written before the refusal is returned.
+// record; refusal records are written before the refusal is returned,
+// one by one up to each caller's rate and then as counted summaries
+// (auditlimit.go). Its stored form is at most MaxAuditEntryBytes.
 type AuditEntry struct {
 	Time time.Time `json:"time"`
 	Op   string    `json:"op"`
@@ -58,8 +65,11 @@ type AuditEntry struct {
 	Regions []string  `json:"regions,omitempty"`
 	Scores  []float64 `json:"scores,omitempty"`
 	// Reasons says why a refusal refused: the summary, then for every
-	// region refused "provider/id: code, code".
-	Reasons []string `json:"reasons,omitempty"`
+	// region refused "provider/id: code, code". Each reason is at most
+	// maxReasonBytes, and all of them at most MaxAuditReasonsBytes: the
+	// region verdicts past the bound are counted in ReasonsOmitted.
+	Reasons        []string `json:"reasons,omitempty"`
+	ReasonsOmitted int      `json:"reasons_omitted,omitempty"`
 	// Revision is the etcd revision the decision read.
 	Revision int64 `json:"revision"`
 	// Provider is the provider a provider-put or -delete changed.
@@ -68,7 +78,28 @@ type AuditEntry struct {
 	// region's accreditation); empty for the others.
 	Before string `json:"before,omitempty"`
 	After  string `json:"after,omitempty"`
+	// Count, in a refuse-summary, is how many refusals it stands for,
+	// made from From to To. Its Time, like any entry's, is when it was
+	// written: never before the entries written ahead of it.
+	Count int64     `json:"count,omitempty"`
+	From  time.Time `json:"from,omitzero"`
+	To    time.Time `json:"to,omitzero"`
 }
+
+// Stored sizes. An audit entry holds at most: a canonical banner (the
+// parser bounds its input to router.MaxBannerLen; expanding tetragraphs
+// adds a few hundred bytes), up to twice router.MaxReplicas region keys
+// (a release while every replica moves: replicas and retiring copies),
+// names and ids of bounded length, and reasons bounded here. The worst
+// legal entry is about 9.5 KB (TestAuditEntrySize and TestAuditEntryBound
+// build it); the cap
+// leaves room and is enforced: an entry that would exceed it is not
+// written, and the change it records fails with it.
+const (
+	MaxAuditEntryBytes   = 16 << 10
+	MaxAuditReasonsBytes = 4 << 10
+	maxReasonBytes       = 512
+)
 
 // auditIDs makes audit keys that sort by time and are unique across
 // daemons: the clock in nanoseconds, this store's random node id, and a
@@ -83,27 +114,103 @@ func (a *auditIDs) next(t time.Time) string {
 	return fmt.Sprintf("%016x-%s-%08x", ns, a.node, a.seq.Add(1))
 }
 
-// auditOp returns the etcd operation that appends e, to be put in the
-// transaction of the change e records. A zero e.Time is now.
-func (s *Store) auditOp(e AuditEntry) (clientv3.Op, error) {
+// auditIDTime is the id prefix of time t: every id of an entry at t or
+// later sorts at or after it.
+func auditIDTime(t time.Time) string { return fmt.Sprintf("%016x", max(t.UnixNano(), 0)) }
+
+// encodeAudit is e's stored form, within MaxAuditEntryBytes: reasons
+// clipped to maxReasonBytes each and MaxAuditReasonsBytes together (the
+// first, the refusal's summary, always kept; the region verdicts past
+// the bound counted in ReasonsOmitted), Before and After clipped.
+func encodeAudit(e AuditEntry) ([]byte, error) {
+	if len(e.Before) > maxReasonBytes || len(e.After) > maxReasonBytes {
+		e.Before, e.After = clipReason(e.Before), clipReason(e.After)
+	}
+	total, clip := 0, false
+	for i, r := range e.Reasons {
+		total += len(r)
+		clip = clip || len(r) > maxReasonBytes || (i > 0 && total > MaxAuditReasonsBytes)
+	}
+	if clip {
+		kept := make([]string, 0, len(e.Reasons))
+		total = 0
+		for i, r := range e.Reasons {
+			r = clipReason(r)
+			if i > 0 && total+len(r) > MaxAuditReasonsBytes {
+				e.ReasonsOmitted += len(e.Reasons) - i
+				break
+			}
+			total += len(r)
+			kept = append(kept, r)
+		}
+		e.Reasons = kept
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("audit record: %w", err)
+	}
+	if len(b) > MaxAuditEntryBytes {
+		return nil, fmt.Errorf("audit record of %s %s is %d bytes, over the bound of %d", e.Op, e.RequestID, len(b), MaxAuditEntryBytes)
+	}
+	return b, nil
+}
+
+// clipReason shortens a reason to maxReasonBytes, saying by how much.
+func clipReason(r string) string {
+	if len(r) <= maxReasonBytes {
+		return r
+	}
+	const room = 32 // for the note
+	cut := strings.ToValidUTF8(r[:maxReasonBytes-room], "")
+	return fmt.Sprintf("%s... (%d bytes clipped)", cut, len(r)-len(cut))
+}
+
+// auditOps returns the etcd operations that append e, flat, to be put
+// in the transaction of the change e records: the entry under audit/
+// and its index keys (auditindex.go). A zero e.Time is now. size is the
+// bytes they write.
+func (s *Store) auditOps(e AuditEntry) (ops []clientv3.Op, size int, err error) {
 	if e.Time.IsZero() {
 		e.Time = s.clock().UTC()
 	}
-	val, err := json.Marshal(e)
+	val, err := encodeAudit(e)
 	if err != nil {
-		return clientv3.Op{}, fmt.Errorf("audit record: %w", err)
+		return nil, 0, err
 	}
-	return clientv3.OpPut(s.keys.audit(s.auditID.next(e.Time)), string(val)), nil
+	id := s.auditID.next(e.Time)
+	ops = append(ops, clientv3.OpPut(s.keys.audit(id), string(val)))
+	size = len(val)
+	for _, k := range s.keys.auditIndexKeys(id, &e) {
+		ops = append(ops, clientv3.OpPut(k, ""))
+		size += len(k)
+	}
+	return ops, size, nil
 }
 
-// appendAudit writes one audit record on its own.
-func (s *Store) appendAudit(ctx context.Context, e AuditEntry) error {
-	op, err := s.auditOp(e)
+// auditOp is auditOps as one operation (a nested transaction without
+// conditions), for a transaction with room for it: etcd allows a nested
+// transaction the operations its parent level leaves of --max-txn-ops,
+// and an entry needs at most 4 plus one per region it names.
+func (s *Store) auditOp(e AuditEntry) (clientv3.Op, error) {
+	ops, _, err := s.auditOps(e)
 	if err != nil {
-		return err
+		return clientv3.Op{}, err
 	}
-	_, err = s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return s.kv.Txn(ctx).Then(op).Commit()
+	return clientv3.OpTxn(nil, ops, nil), nil
+}
+
+// appendAudit writes audit records on their own, in one transaction.
+func (s *Store) appendAudit(ctx context.Context, es ...AuditEntry) error {
+	var ops []clientv3.Op
+	for _, e := range es {
+		eops, _, err := s.auditOps(e)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, clientv3.OpTxn(nil, eops, nil))
+	}
+	_, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.kv.Txn(ctx).Then(ops...).Commit()
 	})
 	return err
 }
@@ -157,6 +264,21 @@ func (f *AuditFilter) match(e *AuditEntry) bool {
 		(f.Until.IsZero() || e.Time.Before(f.Until))
 }
 
+// idRange is the range of audit ids f's times and page token allow:
+// [from, to), to "" for no bound.
+func (f *AuditFilter) idRange() (from, to string) {
+	if !f.Since.IsZero() {
+		from = auditIDTime(f.Since)
+	}
+	if f.After != "" {
+		from = max(from, f.After+"\x00")
+	}
+	if !f.Until.IsZero() {
+		to = auditIDTime(f.Until)
+	}
+	return from, to
+}
+
 // AuditRecord is an audit entry with its id (the key under audit/, which
 // sorts by time) and the etcd revision that wrote it.
 type AuditRecord struct {
@@ -167,51 +289,147 @@ type AuditRecord struct {
 
 // FindAudit returns the audit records f selects, oldest first, a page of
 // at most f.Limit, and the token of the next page ("" after the last).
-// It reads etcd, scanning the key range of f's times.
+//
+// It reads etcd at one revision. A filter on tenant, workload, region or
+// op is answered from the index (auditindex.go): the ids each names are
+// joined, reading only index keys near the matches, and then only the
+// matching entries are read; a filter naming a value no entry has costs
+// a read per named field, whatever the size of the trail. Without such a filter
+// the entries of f's time range are read in order, each a match. Until
+// the index covers the whole trail (a trail written before it existed
+// is indexed in the background), every entry of the time range is read
+// and matched.
 func (s *Store) FindAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, string, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
 	limit = min(limit, 1000)
-	from, end := s.keys.audit(""), clientv3.GetPrefixRangeEnd(s.keys.audit(""))
-	if !f.Since.IsZero() {
-		from = s.keys.audit(fmt.Sprintf("%016x", max(f.Since.UnixNano(), 0)))
+	from, to := f.idRange()
+	if to != "" && from >= to {
+		return nil, "", nil
 	}
-	if !f.Until.IsZero() {
-		end = min(end, s.keys.audit(fmt.Sprintf("%016x", max(f.Until.UnixNano(), 0))))
+	q := &auditQuery{s: s, ctx: ctx}
+	lists := s.keys.auditIndexLists(&f)
+	if len(lists) > 0 && !s.trail.indexed.Load() {
+		if err := s.checkAuditIndex(ctx); err != nil {
+			return nil, "", err
+		}
+		if !s.trail.indexed.Load() {
+			return q.scan(&f, from, to, limit, 500)
+		}
 	}
-	if f.After != "" {
-		from = max(from, s.keys.audit(f.After)+"\x00")
+	if len(lists) == 0 {
+		return q.scan(&f, from, to, limit, limit)
+	}
+	ids, err := q.join(lists, from, to, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	recs, err := q.entries(&f, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(ids) == limit {
+		next = ids[len(ids)-1]
+	}
+	return recs, next, nil
+}
+
+// auditQuery is one FindAudit's reads: all at the revision of the first.
+type auditQuery struct {
+	s   *Store
+	ctx context.Context
+	rev int64
+}
+
+// get is one read at the query's revision; it counts the keys read.
+func (q *auditQuery) get(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	gctx, cancel := context.WithTimeout(q.ctx, q.s.opTimeout)
+	defer cancel()
+	resp, err := q.s.kv.Get(gctx, key, append(opts, clientv3.WithRev(q.rev))...)
+	if err != nil {
+		return nil, unavailable(q.ctx, err)
+	}
+	q.rev = resp.Header.Revision
+	q.s.trail.keysRead.Add(int64(len(resp.Kvs)))
+	return resp, nil
+}
+
+// scan reads the entries with ids in [from, to) in order, page at a
+// time, and keeps those f matches.
+func (q *auditQuery) scan(f *AuditFilter, from, to string, limit, page int) ([]AuditRecord, string, error) {
+	start, end := q.s.keys.audit(from), clientv3.GetPrefixRangeEnd(q.s.keys.audit(""))
+	if to != "" {
+		end = q.s.keys.audit(to)
 	}
 	var out []AuditRecord
-	var rev int64 // read every page at the first page's revision
-	for from < end {
-		gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
-		resp, err := s.kv.Get(gctx, from, clientv3.WithRange(end), clientv3.WithLimit(500), clientv3.WithRev(rev))
-		cancel()
+	for start < end {
+		resp, err := q.get(start, clientv3.WithRange(end), clientv3.WithLimit(int64(page)))
 		if err != nil {
-			return nil, "", unavailable(ctx, err)
+			return nil, "", err
 		}
-		rev = resp.Header.Revision
 		for _, kv := range resp.Kvs {
-			id := strings.TrimPrefix(string(kv.Key), s.keys.audit(""))
-			var e AuditEntry
-			if err := json.Unmarshal(kv.Value, &e); err != nil {
-				return nil, "", fmt.Errorf("audit record %s: %w", id, err)
+			rec, err := q.s.auditRecord(kv.Key, kv.Value, kv.ModRevision)
+			if err != nil {
+				return nil, "", err
 			}
-			if !f.match(&e) {
+			if !f.match(&rec.Entry) {
 				continue
 			}
-			out = append(out, AuditRecord{ID: id, Written: kv.ModRevision, Entry: e})
+			out = append(out, rec)
 			if len(out) == limit {
-				return out, id, nil
+				return out, rec.ID, nil
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
 		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 	return out, "", nil
+}
+
+// entries reads the entries of ids, in order, and keeps those f
+// matches: all of them, unless an entry was written without its index
+// keys' agreement (straight into etcd).
+func (q *auditQuery) entries(f *AuditFilter, ids []string) ([]AuditRecord, error) {
+	out := make([]AuditRecord, 0, len(ids))
+	const chunk = 100 // Gets per transaction, under --max-txn-ops
+	for len(ids) > 0 {
+		n := min(len(ids), chunk)
+		ops := make([]clientv3.Op, n)
+		for i, id := range ids[:n] {
+			ops[i] = clientv3.OpGet(q.s.keys.audit(id), clientv3.WithRev(q.rev))
+		}
+		tctx, cancel := context.WithTimeout(q.ctx, q.s.opTimeout)
+		resp, err := q.s.kv.Txn(tctx).Then(ops...).Commit()
+		cancel()
+		if err != nil {
+			return nil, unavailable(q.ctx, err)
+		}
+		for _, r := range resp.Responses {
+			for _, kv := range r.GetResponseRange().GetKvs() {
+				q.s.trail.keysRead.Add(1)
+				rec, err := q.s.auditRecord(kv.Key, kv.Value, kv.ModRevision)
+				if err != nil {
+					return nil, err
+				}
+				if f.match(&rec.Entry) {
+					out = append(out, rec)
+				}
+			}
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
+func (s *Store) auditRecord(key, val []byte, written int64) (AuditRecord, error) {
+	rec := AuditRecord{ID: strings.TrimPrefix(string(key), s.keys.audit("")), Written: written}
+	if err := json.Unmarshal(val, &rec.Entry); err != nil {
+		return AuditRecord{}, fmt.Errorf("audit record %s: %w", rec.ID, err)
+	}
+	return rec, nil
 }

@@ -86,3 +86,28 @@ func SignCheckpointForTest(cp Checkpoint, key ed25519.PrivateKey) Checkpoint {
 	cp.Signature = ed25519.Sign(key, checkpointMessage(cp.Seq, mustHex(cp.Hash), cp.Time))
 	return cp
 }
+
+// AuditKeysRead counts the keys FindAudit has read from etcd.
+func (s *Store) AuditKeysRead() int64 { return s.trail.keysRead.Load() }
+
+// AuditIndexed reports whether the store answers filters from the
+// audit index; SetAuditIndexed makes it think so or not (false: the
+// full scan, as before the index).
+func (s *Store) AuditIndexed() bool      { return s.trail.indexed.Load() }
+func (s *Store) SetAuditIndexed(ok bool) { s.trail.indexed.Store(ok) }
+
+// EncodeAudit is an entry's stored form.
+func EncodeAudit(e AuditEntry) ([]byte, error) { return encodeAudit(e) }
+
+// AppendAudit writes entries as the store writes any, in one transaction.
+func (s *Store) AppendAudit(ctx context.Context, es ...AuditEntry) error {
+	return s.appendAudit(ctx, es...)
+}
+
+// FindAuditByScan is FindAudit as it was before the index: every entry
+// of the time range read and matched.
+func (s *Store) FindAuditByScan(ctx context.Context, f AuditFilter) ([]AuditRecord, string, error) {
+	q := &auditQuery{s: s, ctx: ctx}
+	from, to := f.idRange()
+	return q.scan(&f, from, to, min(max(f.Limit, 100), 1000), 500)
+}

@@ -60,6 +60,9 @@ type Stats struct {
 	Stranded, Violating int
 	// Leading: this store's reconciler is the elected leader.
 	Leading bool
+	// EtcdAlarms are the alarms etcd last reported ("nospace",
+	// "corrupt"; see alarm.go).
+	EtcdAlarms []string
 }
 
 // Stats reads the store's state for metrics, from one cache transaction.
@@ -71,6 +74,7 @@ func (s *Store) Stats() Stats {
 		EtcdRevision: s.etcd.rev.Load(),
 		FreshnessAge: max(now.Sub(time.Unix(0, s.confirmed.Load())), 0),
 		Leading:      s.Leading(),
+		EtcdAlarms:   s.EtcdAlarms(),
 	}
 	if at := s.etcd.at.Load(); at != 0 {
 		st.EtcdReachable = now.Sub(time.Unix(0, at)) <= s.staleAfter

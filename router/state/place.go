@@ -120,11 +120,12 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			return nil, unknownTenant(w.Tenant)
 		}
 		if err := mayDecide(ctx, snap.tenant.Tenant, w, authz.RoleSubmitter); err != nil {
-			// A refusal like any other: on the record, or UNAVAILABLE.
-			if aerr := s.appendAudit(ctx, AuditEntry{
+			// A refusal like any other: on the record (on its own or
+			// counted, see auditlimit.go), or UNAVAILABLE.
+			if aerr := s.auditRefusal(ctx, AuditEntry{
 				Time: s.clock().UTC(), Op: AuditRefuse, Actor: authz.Actor(ctx), RequestID: requestID,
 				Tenant: w.Tenant, Workload: w.Name, Label: w.Banner, Reasons: []string{err.Error()}, Revision: snap.rev,
-			}); aerr != nil {
+			}, err); aerr != nil {
 				return nil, fmt.Errorf("%w: refusal of %s not audited: %w", router.ErrUnavailable, requestID, aerr)
 			}
 			return nil, err
@@ -244,7 +245,7 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 	if err != nil {
 		return nil, 0, fmt.Errorf("place %s: encode: %w", requestID, err)
 	}
-	aval, err := json.Marshal(AuditEntry{
+	aops, asize, err := s.auditOps(AuditEntry{
 		Actor:     authz.Actor(ctx),
 		Time:      p.CreatedAt,
 		Op:        AuditPlace,
@@ -259,7 +260,7 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 	if err != nil {
 		return nil, 0, err
 	}
-	size := len(pval) + len(aval)
+	size := len(pval) + asize
 	pkey, tkey := s.keys.placement(requestID), s.keys.tenant(w.Tenant)
 	cmps := make([]clientv3.Cmp, 0, 2+3*len(chosen))
 	ops := make([]clientv3.Op, 0, 2+len(chosen))
@@ -286,7 +287,7 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 		ops = append(ops, clientv3.OpPut(ukey, string(uval)))
 		size += len(uval)
 	}
-	ops = append(ops, clientv3.OpPut(s.keys.audit(s.auditID.next(p.CreatedAt)), string(aval)))
+	ops = append(ops, aops...) // the entry and its index keys
 
 	if s.beforeCommit != nil {
 		s.beforeCommit(requestID)
@@ -343,8 +344,9 @@ func (s *Store) placedElsewhere(ctx context.Context, requestID string, want []by
 
 // refuse builds the refusal of a decision that found no placement: every
 // region's verdict from the explaining decision on the same input, and
-// an audit record. If the audit record cannot be written, the refusal is
-// router.ErrUnavailable: nothing is decided without its record.
+// an audit record (or, past the caller's rate, a count in a summary
+// record: see auditlimit.go). If the audit record cannot be written, the
+// refusal is router.ErrUnavailable: nothing is decided without its record.
 func (s *Store) refuse(ctx context.Context, requestID string, in *router.Input, rev int64, placeErr error) error {
 	plan := s.engine.Plan(*in)
 	err := plan.Err
@@ -364,7 +366,7 @@ func (s *Store) refuse(ctx context.Context, requestID string, in *router.Input, 
 		reasons = append(reasons, e.Key+": "+strings.Join(codes, ", "))
 	}
 	w := in.Workload
-	if aerr := s.appendAudit(ctx, AuditEntry{
+	if aerr := s.auditRefusal(ctx, AuditEntry{
 		Actor:     authz.Actor(ctx),
 		Time:      s.clock().UTC(),
 		Op:        AuditRefuse,
@@ -374,7 +376,7 @@ func (s *Store) refuse(ctx context.Context, requestID string, in *router.Input, 
 		Label:     w.Banner,
 		Reasons:   reasons,
 		Revision:  rev,
-	}); aerr != nil {
+	}, err); aerr != nil {
 		return fmt.Errorf("%w: refusal of %s not audited: %w", router.ErrUnavailable, requestID, aerr)
 	}
 	return refusal

@@ -59,6 +59,8 @@ type options struct {
 	watchProgressEvery time.Duration // see feed.go
 	watchBuffer        int
 	observer           Observer // see observe.go
+
+	refusalAudit RefusalAuditLimit // see auditlimit.go
 }
 
 // WithPrefix sets the etcd key prefix (default DefaultPrefix). It should
@@ -116,6 +118,7 @@ type Store struct {
 	commits commitQueue
 	own     ownWrites
 	auditID auditIDs
+	trail   auditTrail // the audit index and refusal bounds (auditindex.go, auditlimit.go)
 
 	resumeKey []byte // see ResumeKey
 
@@ -124,6 +127,8 @@ type Store struct {
 	live      atomic.Bool  // the watch is established and has not broken
 	confirmed atomic.Int64 // clock time (UnixNano) etcd last answered the watch
 	etcd      etcdSeen     // what the freshness read last saw, for metrics
+
+	alarms atomic.Pointer[[]string] // etcd's alarms as last polled, read by Ready too (alarm.go)
 
 	kick   chan struct{} // asks for a progress request now
 	cancel context.CancelFunc
@@ -155,6 +160,7 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		watchProgressEvery: DefaultWatchProgressEvery,
 		watchBuffer:        DefaultWatchBuffer,
 		observer:           nopObserver{},
+		refusalAudit:       DefaultRefusalAuditLimit,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -169,6 +175,9 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		o.watchProgressEvery <= 0 || o.watchBuffer <= 0 {
 		return nil, fmt.Errorf("state: invalid options (prefix %q, stale after %v, progress every %v, max retries %d, op timeout %v, watch progress every %v, watch buffer %d)",
 			o.prefix, o.staleAfter, o.progressEvery, o.maxRetries, o.opTimeout, o.watchProgressEvery, o.watchBuffer)
+	}
+	if err := o.refusalAudit.validate(); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	s := &Store{
 		cli:      cli,
@@ -199,6 +208,10 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		s.watcher.Close()
 		return nil, fmt.Errorf("state: load: %w", err)
 	}
+	if err := s.checkAuditIndex(ctx); err != nil {
+		s.watcher.Close()
+		return nil, fmt.Errorf("state: audit index: %w", err)
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	var wg sync.WaitGroup
@@ -207,6 +220,9 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 	for range committers {
 		wg.Go(func() { s.sendCommits(bg) })
 	}
+	wg.Go(func() { s.backfillAuditIndex(bg) })
+	wg.Go(func() { s.flushRefusals(bg) })
+	wg.Go(func() { s.watchAlarms(bg) })
 	go func() { wg.Wait(); close(s.done) }()
 
 	for s.Ready() != nil {
@@ -234,10 +250,12 @@ func (s *Store) Close() error {
 // Done is closed once the store has stopped.
 func (s *Store) Done() <-chan struct{} { return s.done }
 
-// Ready returns nil while the store can vouch for its cache: it is
-// loaded, its watch on etcd is established, and etcd confirmed the watch
-// within the stale bound. Otherwise it returns an error wrapping
-// router.ErrUnavailable, and decisions are refused.
+// Ready returns nil while the store can vouch for its cache and etcd
+// takes writes: it is loaded, its watch on etcd is established, etcd
+// confirmed the watch within the stale bound, and etcd has raised no
+// alarm (NOSPACE: its database is full; see alarm.go). Otherwise it
+// returns an error wrapping router.ErrUnavailable that says why, and
+// decisions are refused.
 func (s *Store) Ready() error {
 	select {
 	case <-s.done:
@@ -246,6 +264,9 @@ func (s *Store) Ready() error {
 	}
 	if !s.loaded.Load() {
 		return fmt.Errorf("%w: cache not loaded", router.ErrUnavailable)
+	}
+	if a := s.alarms.Load(); a != nil && len(*a) > 0 {
+		return alarmErr(*a)
 	}
 	if !s.live.Load() {
 		return fmt.Errorf("%w: watch on etcd broken, re-establishing", router.ErrUnavailable)
