@@ -62,7 +62,7 @@ func TestListAuditBounds(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, en := range resp.GetEntries() {
-			if en.GetId() == id {
+			if en.GetRequestId() == "big-refusal" { // a tenant auditor sees the id sealed
 				return strings.Join(en.GetReasons(), "\n")
 			}
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	crand "crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -37,6 +39,8 @@ const resumeTokenAD = "classroute/v1 resume token\x00"
 type resumeTokens struct {
 	mu   sync.Mutex
 	aead cipher.AEAD
+	// idKey derives the nonce of a sealed id (see sealID).
+	idKey []byte
 }
 
 func (rt *resumeTokens) cipher(ctx context.Context, store Store) (cipher.AEAD, error) {
@@ -62,6 +66,9 @@ func (rt *resumeTokens) cipher(ctx context.Context, store Store) (cipher.AEAD, e
 		return nil, err
 	}
 	rt.aead = aead
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("classroute/v1 sealed id nonce key"))
+	rt.idKey = mac.Sum(nil)
 	return aead, nil
 }
 
@@ -104,4 +111,47 @@ func (s *Server) resumeRevision(ctx context.Context, field, tenant, token string
 		return 0, bad
 	}
 	return rev, nil
+}
+
+// sealedIDAD binds a sealed id to its purpose; the tenant id follows.
+const sealedIDAD = "classroute/v1 sealed id\x00"
+
+// sealID returns id as a confined caller may see it: sealed for its
+// tenant, the same every time (the nonce is a MAC of the id, so one
+// entry keeps one id across pages and calls), opaque. Callers not
+// confined get id itself.
+func (s *Server) sealID(ctx context.Context, sc scope, id string) (string, error) {
+	if !sc.confined() {
+		return id, nil
+	}
+	aead, err := s.resume.cipher(ctx, s.store)
+	if err != nil {
+		return "", err
+	}
+	mac := hmac.New(sha256.New, s.resume.idKey)
+	mac.Write([]byte(sc.tenantID + "\x00" + id))
+	nonce := mac.Sum(nil)[:aead.NonceSize()]
+	sealed := aead.Seal(nonce, nonce, []byte(id), []byte(sealedIDAD+sc.tenantID))
+	return base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+// openID reverses sealID for a token the caller sent in field.
+func (s *Server) openID(ctx context.Context, field string, sc scope, token string) (string, error) {
+	if !sc.confined() {
+		return token, nil
+	}
+	aead, err := s.resume.cipher(ctx, s.store)
+	if err != nil {
+		return "", err
+	}
+	bad := router.Violations{{Field: field, Description: "not a token this service issued to this caller"}}.Err()
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) < aead.NonceSize()+aead.Overhead() {
+		return "", bad
+	}
+	plain, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte(sealedIDAD+sc.tenantID))
+	if err != nil {
+		return "", bad
+	}
+	return string(plain), nil
 }
