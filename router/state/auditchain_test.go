@@ -21,6 +21,13 @@ import (
 // the chainer stopped so that a test may tamper with etcd behind it.
 func chainedEnv(t *testing.T, n int) (*env, ed25519.PublicKey, ed25519.PrivateKey) {
 	t.Helper()
+	return chainedEnvWith(t, n, state.AuditChainConfig{})
+}
+
+// chainedEnvWith is chainedEnv with a chainer configured as cfg, less
+// its key and checkpoint period.
+func chainedEnvWith(t *testing.T, n int, cfg state.AuditChainConfig) (*env, ed25519.PublicKey, ed25519.PrivateKey) {
+	t.Helper()
 	pub, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -29,8 +36,8 @@ func chainedEnv(t *testing.T, n int) (*env, ed25519.PublicKey, ed25519.PrivateKe
 	e.seed([]router.Provider{provider("aws")},
 		[]router.Region{secretRegion("aws", "secret-east", big), commercialRegion("aws", "us-east-1")},
 		[]router.Tenant{army()})
-	stop := reconcile(t, e.store, state.ReconcilerConfig{Interval: 50 * time.Millisecond,
-		Audit: state.AuditChainConfig{Key: key, CheckpointEvery: 3, CheckpointInterval: 20 * time.Millisecond}})
+	cfg.Key, cfg.CheckpointEvery, cfg.CheckpointInterval = key, 3, 20*time.Millisecond
+	stop := reconcile(t, e.store, state.ReconcilerConfig{Interval: 50 * time.Millisecond, Audit: cfg})
 	ctx := context.Background()
 	for i := range n {
 		if _, err := e.store.Place(ctx, fmt.Sprintf("req-%d", i), secretWorkload(t, fmt.Sprintf("w%d", i))); err != nil {

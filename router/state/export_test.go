@@ -74,7 +74,7 @@ func (s *Store) LeaderKey(ctx context.Context) (string, int64, error) {
 
 // ChainHashForTest is the hash a chain record should hold, in hex.
 func ChainHashForTest(r ChainRecord) string {
-	return hex.EncodeToString(chainHash(r.Seq, r.Rev, r.Key, mustHex(r.EntrySHA256), mustHex(r.Prev)))
+	return hex.EncodeToString(recordHash(&r, mustHex(r.EntrySHA256), mustHex(r.Prev)))
 }
 
 // SHA256ForTest is the hex SHA-256 of b.
