@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -18,7 +20,7 @@ import (
 // AuditStore is what the audit service needs of the store.
 type AuditStore interface {
 	FindAudit(ctx context.Context, f state.AuditFilter) ([]state.AuditRecord, string, error)
-	VerifyAudit(ctx context.Context, pub ed25519.PublicKey) (*state.AuditReport, error)
+	VerifyAudit(ctx context.Context, pub ed25519.PublicKey, opts ...state.VerifyOption) (*state.AuditReport, error)
 }
 
 // WithAuditPublicKey sets the key VerifyAudit checks checkpoints against
@@ -27,11 +29,22 @@ func WithAuditPublicKey(pub ed25519.PublicKey) Option {
 	return func(s *Server) { s.auditPub = pub }
 }
 
+// WithAuditMaxSkew sets the clock-skew allowance VerifyAudit judges the
+// entries' times with: the chainer's (default state.DefaultAuditMaxSkew).
+func WithAuditMaxSkew(d time.Duration) Option {
+	return func(s *Server) { s.auditSkew = d }
+}
+
+// maxAnchors is how many anchored checkpoints one VerifyAudit call may
+// check (about 2 MB of them).
+const maxAnchors = 10000
+
 // auditService implements the Audit service.
 type auditService struct {
 	pb.UnimplementedAuditServiceServer
 	store AuditStore
 	pub   ed25519.PublicKey
+	skew  time.Duration
 	log   *slog.Logger
 	srv   *Server // for the caller's scope
 }
@@ -40,7 +53,7 @@ type auditService struct {
 // trail.
 func (s *Server) registerAudit(g *grpc.Server) {
 	if as, ok := s.store.(AuditStore); ok {
-		pb.RegisterAuditServiceServer(g, &auditService{store: as, pub: s.auditPub, log: s.log, srv: s})
+		pb.RegisterAuditServiceServer(g, &auditService{store: as, pub: s.auditPub, skew: s.auditSkew, log: s.log, srv: s})
 	}
 }
 
@@ -163,13 +176,18 @@ func (a *auditService) ListAudit(ctx context.Context, req *pb.ListAuditRequest) 
 
 func (a *auditService) VerifyAudit(ctx context.Context, req *pb.VerifyAuditRequest) (*pb.VerifyAuditResponse, error) {
 	pub := a.pub
+	var v router.Violations
 	if k := req.GetPublicKey(); len(k) > 0 {
 		if len(k) != ed25519.PublicKeySize {
-			return nil, toStatus(ctx, a.log, router.Violations{{Field: "public_key", Description: "want a 32-byte ed25519 public key"}}.Err())
+			v.Add("public_key", "want a 32-byte ed25519 public key")
 		}
 		pub = k
 	}
-	rep, err := a.store.VerifyAudit(ctx, pub)
+	anchors, av := anchorsOf(req.GetAnchors())
+	if err := append(v, av...).Err(); err != nil {
+		return nil, toStatus(ctx, a.log, err)
+	}
+	rep, err := a.store.VerifyAudit(ctx, pub, state.VerifyMaxSkew(a.skew), state.VerifyAnchors(anchors))
 	if err != nil {
 		return nil, toStatus(ctx, a.log, err)
 	}
@@ -178,7 +196,7 @@ func (a *auditService) VerifyAudit(ctx context.Context, req *pb.VerifyAuditReque
 		Unchained: int64(rep.Unchained), Warnings: rep.Warnings,
 	}
 	if cp := rep.Checkpoint; cp != nil {
-		resp.Checkpoint = &pb.AuditCheckpoint{Seq: cp.Seq, Hash: cp.Hash, Time: timestamppb.New(cp.Time), PublicKey: cp.PublicKey}
+		resp.Checkpoint = &pb.AuditCheckpoint{Seq: cp.Seq, Hash: cp.Hash, Time: timestamppb.New(cp.Time), PublicKey: cp.PublicKey, Signature: cp.Signature}
 	}
 	for i, p := range rep.Problems {
 		if i == 100 {
@@ -188,4 +206,38 @@ func (a *auditService) VerifyAudit(ctx context.Context, req *pb.VerifyAuditReque
 		resp.Problems = append(resp.Problems, &pb.AuditProblem{Seq: p.Seq, Entry: p.Entry, Description: p.What})
 	}
 	return resp, nil
+}
+
+// anchorsOf reads the anchored checkpoints of a VerifyAudit request,
+// naming the first few malformed ones.
+func anchorsOf(in []*pb.AuditCheckpoint) ([]state.Checkpoint, router.Violations) {
+	var v router.Violations
+	if len(in) > maxAnchors {
+		v.Add("anchors", "at most %d per call: verify in several calls", maxAnchors)
+		return nil, v
+	}
+	out := make([]state.Checkpoint, 0, len(in))
+	for i, a := range in {
+		if len(v) >= 10 {
+			break
+		}
+		field := fmt.Sprintf("anchors[%d].", i)
+		h, err := hex.DecodeString(a.GetHash())
+		switch {
+		case a.GetSeq() == 0:
+			v.Add(field+"seq", "must be positive")
+		case err != nil || len(h) != 32 || hex.EncodeToString(h) != a.GetHash():
+			v.Add(field+"hash", "want 64 lower-case hex digits")
+		case a.GetTime().CheckValid() != nil:
+			v.Add(field+"time", "invalid timestamp")
+		case len(a.GetPublicKey()) != ed25519.PublicKeySize:
+			v.Add(field+"public_key", "want a 32-byte ed25519 public key")
+		case len(a.GetSignature()) != ed25519.SignatureSize:
+			v.Add(field+"signature", "want a 64-byte ed25519 signature")
+		default:
+			out = append(out, state.Checkpoint{Seq: a.GetSeq(), Hash: a.GetHash(), Time: a.GetTime().AsTime(),
+				PublicKey: a.GetPublicKey(), Signature: a.GetSignature()})
+		}
+	}
+	return out, v
 }

@@ -172,6 +172,8 @@ type Server struct {
 	// progress notice (see watch.go).
 	watchProgressEvery time.Duration
 
+	auditSkew time.Duration // see WithAuditMaxSkew
+
 	// draining ends when StopWatches is called.
 	draining    context.Context
 	stopWatches context.CancelFunc

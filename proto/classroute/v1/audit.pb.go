@@ -355,7 +355,13 @@ type VerifyAuditRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The ed25519 public key the checkpoints must be signed with: 32 raw
 	// bytes. Empty: the daemon's configured key, if it has one.
-	PublicKey     []byte `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	PublicKey []byte `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// Checkpoints kept outside etcd (classrouted --audit-checkpoint-dir),
+	// with their signatures: each must be signed by the key, and the
+	// chain must hold its head at its seq, so that a log cut short is
+	// found even when every checkpoint in etcd past the cut is gone too.
+	// At most 10,000 per call.
+	Anchors       []*AuditCheckpoint `protobuf:"bytes,2,rep,name=anchors,proto3" json:"anchors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -393,6 +399,13 @@ func (*VerifyAuditRequest) Descriptor() ([]byte, []int) {
 func (x *VerifyAuditRequest) GetPublicKey() []byte {
 	if x != nil {
 		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *VerifyAuditRequest) GetAnchors() []*AuditCheckpoint {
+	if x != nil {
+		return x.Anchors
 	}
 	return nil
 }
@@ -506,9 +519,11 @@ type AuditCheckpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	// The chain hash at seq, hex.
-	Hash          string                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
-	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
-	PublicKey     []byte                 `protobuf:"bytes,4,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Hash      string                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	Time      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	PublicKey []byte                 `protobuf:"bytes,4,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// The ed25519 signature over seq, hash and time.
+	Signature     []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -567,6 +582,13 @@ func (x *AuditCheckpoint) GetTime() *timestamppb.Timestamp {
 func (x *AuditCheckpoint) GetPublicKey() []byte {
 	if x != nil {
 		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *AuditCheckpoint) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
 	}
 	return nil
 }
@@ -670,10 +692,11 @@ const file_classroute_v1_audit_proto_rawDesc = "" +
 	"\bprovider\x18\r \x01(\tR\bprovider\x12\x16\n" +
 	"\x06before\x18\x0e \x01(\tR\x06before\x12\x14\n" +
 	"\x05after\x18\x0f \x01(\tR\x05after\x12\x18\n" +
-	"\awritten\x18\x10 \x01(\x03R\awritten\"3\n" +
+	"\awritten\x18\x10 \x01(\x03R\awritten\"m\n" +
 	"\x12VerifyAuditRequest\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x01 \x01(\fR\tpublicKey\"\xa8\x02\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x128\n" +
+	"\aanchors\x18\x02 \x03(\v2\x1e.classroute.v1.AuditCheckpointR\aanchors\"\xa8\x02\n" +
 	"\x13VerifyAuditResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x18\n" +
@@ -684,13 +707,14 @@ const file_classroute_v1_audit_proto_rawDesc = "" +
 	"checkpoint\x18\x06 \x01(\v2\x1e.classroute.v1.AuditCheckpointR\n" +
 	"checkpoint\x127\n" +
 	"\bproblems\x18\a \x03(\v2\x1b.classroute.v1.AuditProblemR\bproblems\x12\x1a\n" +
-	"\bwarnings\x18\b \x03(\tR\bwarnings\"\x86\x01\n" +
+	"\bwarnings\x18\b \x03(\tR\bwarnings\"\xa4\x01\n" +
 	"\x0fAuditCheckpoint\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x04 \x01(\fR\tpublicKey\"X\n" +
+	"public_key\x18\x04 \x01(\fR\tpublicKey\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"X\n" +
 	"\fAuditProblem\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05entry\x18\x02 \x01(\tR\x05entry\x12 \n" +
@@ -723,22 +747,23 @@ var file_classroute_v1_audit_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_classroute_v1_audit_proto_depIdxs = []int32{
-	7, // 0: classroute.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	7, // 1: classroute.v1.ListAuditRequest.until:type_name -> google.protobuf.Timestamp
-	2, // 2: classroute.v1.ListAuditResponse.entries:type_name -> classroute.v1.AuditEntry
-	7, // 3: classroute.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	5, // 4: classroute.v1.VerifyAuditResponse.checkpoint:type_name -> classroute.v1.AuditCheckpoint
-	6, // 5: classroute.v1.VerifyAuditResponse.problems:type_name -> classroute.v1.AuditProblem
-	7, // 6: classroute.v1.AuditCheckpoint.time:type_name -> google.protobuf.Timestamp
-	0, // 7: classroute.v1.AuditService.ListAudit:input_type -> classroute.v1.ListAuditRequest
-	3, // 8: classroute.v1.AuditService.VerifyAudit:input_type -> classroute.v1.VerifyAuditRequest
-	1, // 9: classroute.v1.AuditService.ListAudit:output_type -> classroute.v1.ListAuditResponse
-	4, // 10: classroute.v1.AuditService.VerifyAudit:output_type -> classroute.v1.VerifyAuditResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	7,  // 0: classroute.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	7,  // 1: classroute.v1.ListAuditRequest.until:type_name -> google.protobuf.Timestamp
+	2,  // 2: classroute.v1.ListAuditResponse.entries:type_name -> classroute.v1.AuditEntry
+	7,  // 3: classroute.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	5,  // 4: classroute.v1.VerifyAuditRequest.anchors:type_name -> classroute.v1.AuditCheckpoint
+	5,  // 5: classroute.v1.VerifyAuditResponse.checkpoint:type_name -> classroute.v1.AuditCheckpoint
+	6,  // 6: classroute.v1.VerifyAuditResponse.problems:type_name -> classroute.v1.AuditProblem
+	7,  // 7: classroute.v1.AuditCheckpoint.time:type_name -> google.protobuf.Timestamp
+	0,  // 8: classroute.v1.AuditService.ListAudit:input_type -> classroute.v1.ListAuditRequest
+	3,  // 9: classroute.v1.AuditService.VerifyAudit:input_type -> classroute.v1.VerifyAuditRequest
+	1,  // 10: classroute.v1.AuditService.ListAudit:output_type -> classroute.v1.ListAuditResponse
+	4,  // 11: classroute.v1.AuditService.VerifyAudit:output_type -> classroute.v1.VerifyAuditResponse
+	10, // [10:12] is the sub-list for method output_type
+	8,  // [8:10] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_classroute_v1_audit_proto_init() }
