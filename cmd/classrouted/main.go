@@ -77,6 +77,10 @@ type Config struct {
 	// AuditRefusals bounds the refusals of one caller audited one by
 	// one; the rest are counted in summary entries.
 	AuditRefusals state.RefusalAuditLimit
+	// AuditCheckpointDir anchors each signed checkpoint outside etcd;
+	// AuditMaxSkew is the clock-skew allowance entries are judged with.
+	AuditCheckpointDir string
+	AuditMaxSkew       time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*Config, error) {
@@ -119,6 +123,8 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 		c.AuditRefusals, err = state.ParseRefusalAuditLimit(v)
 		return err
 	})
+	fs.StringVar(&c.AuditCheckpointDir, "audit-checkpoint-dir", "", "also write each signed audit checkpoint this daemon makes to this directory, one file each, never rewritten (put it on another volume and ship it to write-once storage; classroutectl audit verify --anchor checks etcd against it)")
+	fs.DurationVar(&c.AuditMaxSkew, "audit-max-skew", state.DefaultAuditMaxSkew, "clock-skew allowance between daemons: an audit entry dated further behind the entries chained before it, or ahead of the chainer's clock, is reported as tampering")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -193,6 +199,7 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("-metrics-listen %q: %w", c.MetricsListen, err))
 		}
 	}
+	errs = append(errs, c.validateAudit()...)
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format %q: want text or json", c.LogFormat))
 	}
@@ -313,10 +320,14 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	chain, err := auditChain(cfg, auditKey, m.Registry())
+	if err != nil {
+		return err
+	}
 	// Every call is authenticated and authorized: by the client
 	// certificate with mutual TLS, else as the loopback development
 	// mode's principal (classroutectl --as NAME names one).
-	srv := server.New(store, log, server.WithAgentTTL(cfg.AgentTTL), server.WithAuthenticator(authn), server.WithAuditPublicKey(auditPub))
+	srv := server.New(store, log, server.WithAgentTTL(cfg.AgentTTL), server.WithAuthenticator(authn), server.WithAuditPublicKey(auditPub), server.WithAuditMaxSkew(cfg.AuditMaxSkew))
 	g := grpc.NewServer(append(opts, srv.AuthOptions()...)...)
 	srv.Register(g)
 	hs := health.NewServer()
@@ -338,7 +349,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			defer close(rdone)
 			_ = store.Reconcile(rctx, state.ReconcilerConfig{
 				Name: name, AgentGrace: cfg.AgentGrace, RequireAgents: cfg.RequireAgents, MoveEvery: cfg.MoveEvery,
-				Audit: state.AuditChainConfig{Key: auditKey, CheckpointInterval: cfg.AuditCheckpoint},
+				Audit: chain,
 			})
 		}()
 	}
