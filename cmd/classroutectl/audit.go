@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,8 +27,11 @@ import (
 const auditUsage = `  classroutectl audit list [--tenant T] [--workload W] [--region P/ID] [--op OP] [--since T] [--until T] [--limit N]
                                                        audit entries, oldest first; T is RFC 3339 or a
                                                        duration ago (1h); --limit 0 is every one
-  classroutectl audit verify [--pubkey FILE]           check the whole log against its hash chain and
-                                                       signed checkpoints; exit 1 naming the first bad entry
+  classroutectl audit verify [--pubkey FILE] [--anchor DIR]
+                                                       check the whole log against its hash chain, signed
+                                                       checkpoints and the rules every genuine entry keeps
+                                                       (and the checkpoints classrouted --audit-checkpoint-dir
+                                                       kept in DIR); exit 1 naming the first bad entry
   classroutectl audit keygen --out FILE                write an ed25519 checkpoint signing key (PKCS #8
                                                        PEM, for classrouted --audit-key) and FILE.pub
 `
@@ -41,6 +46,7 @@ func (c *cli) audit(fs *flag.FlagSet, args []string) error {
 	until := fs.String("until", "", "")
 	limit := fs.Int("limit", 100, "")
 	pubFile := fs.String("pubkey", "", "")
+	anchorDir := fs.String("anchor", "", "")
 	out := fs.String("out", "", "")
 	pos, err := c.flags(fs, args)
 	if err != nil {
@@ -78,7 +84,16 @@ func (c *cli) audit(fs *flag.FlagSet, args []string) error {
 			}
 			pub = k
 		}
-		return c.auditVerify(pub)
+		var anchors []state.Checkpoint
+		if *anchorDir != "" {
+			if anchors, err = state.AnchorDir(*anchorDir).Read(); err != nil {
+				return err
+			}
+			if len(anchors) == 0 {
+				return fmt.Errorf("audit verify: --anchor %s holds no checkpoint to check the log against", *anchorDir)
+			}
+		}
+		return c.auditVerify(pub, anchors)
 	case "keygen":
 		if *out == "" {
 			return usageError{"audit keygen: --out FILE is required"}
@@ -145,12 +160,47 @@ func dash(s string) string {
 	return s
 }
 
-func (c *cli) auditVerify(pub []byte) error {
+// maxAnchorsPerCall is how many anchored checkpoints one VerifyAudit call
+// carries (the daemon takes at most 10,000).
+const maxAnchorsPerCall = 5000
+
+func (c *cli) auditVerify(pub []byte, anchors []state.Checkpoint) error {
+	nAnchors, newest := len(anchors), uint64(0)
+	for _, a := range anchors {
+		newest = max(newest, a.Seq)
+	}
 	var resp *pb.VerifyAuditResponse
 	err := c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-		var err error
-		resp, err = pb.NewAuditServiceClient(cc).VerifyAudit(ctx, &pb.VerifyAuditRequest{PublicKey: pub})
-		return err
+		cl := pb.NewAuditServiceClient(cc)
+		// Each call walks the whole log: many anchors take several.
+		seen := map[string]bool{}
+		for first := true; first || len(anchors) > 0; first = false {
+			req := &pb.VerifyAuditRequest{PublicKey: pub}
+			for _, a := range anchors[:min(len(anchors), maxAnchorsPerCall)] {
+				req.Anchors = append(req.Anchors, &pb.AuditCheckpoint{Seq: a.Seq, Hash: a.Hash, Time: timestamppb.New(a.Time),
+					PublicKey: a.PublicKey, Signature: a.Signature})
+			}
+			anchors = anchors[len(req.Anchors):]
+			r, err := cl.VerifyAudit(ctx, req)
+			if err != nil {
+				return err
+			}
+			if resp == nil {
+				resp = r
+			} else {
+				resp.Ok = resp.Ok && r.GetOk()
+			}
+			for _, p := range r.GetProblems() {
+				if k := problemString(p); !seen[k] {
+					seen[k] = true
+					if resp != r {
+						resp.Problems = append(resp.Problems, p)
+					}
+				}
+			}
+		}
+		slices.SortStableFunc(resp.Problems, func(a, b *pb.AuditProblem) int { return cmp.Compare(a.GetSeq(), b.GetSeq()) })
+		return nil
 	})
 	if err != nil {
 		return err
@@ -164,6 +214,9 @@ func (c *cli) auditVerify(pub []byte) error {
 			resp.GetRevision(), resp.GetEntries(), resp.GetChained(), resp.GetUnchained())
 		if cp := resp.GetCheckpoint(); cp != nil {
 			fmt.Fprintf(c.stdout, "latest checkpoint: #%d %s at %s\n", cp.GetSeq(), cp.GetHash(), cp.GetTime().AsTime().UTC().Format(time.RFC3339))
+		}
+		if n := nAnchors; n > 0 {
+			fmt.Fprintf(c.stdout, "anchored checkpoints: %d checked, the newest #%d\n", n, newest)
 		}
 		for _, w := range resp.GetWarnings() {
 			fmt.Fprintf(c.stdout, "warning: %s\n", w)
