@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/ed25519"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +18,13 @@ import (
 func TestVerifyAuditAnchors(t *testing.T) {
 	e := newEnv(t)
 	audit := pb.NewAuditServiceClient(e.conn)
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	good := func() *pb.AuditCheckpoint {
 		return &pb.AuditCheckpoint{Seq: 5, Hash: strings.Repeat("ab", 32), Time: timestamppb.New(time.Now()),
-			PublicKey: make([]byte, 32), Signature: make([]byte, 64)}
+			PublicKey: pub, Signature: make([]byte, 64)}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -49,7 +54,7 @@ func TestVerifyAuditAnchors(t *testing.T) {
 		wantContains(t, "anchors", wantField(t, err, "anchors"), "at most 10000")
 	})
 	t.Run("judged", func(t *testing.T) {
-		resp, err := audit.VerifyAudit(as(t, asSecAud), &pb.VerifyAuditRequest{Anchors: []*pb.AuditCheckpoint{good()}})
+		resp, err := audit.VerifyAudit(as(t, asSecAud), &pb.VerifyAuditRequest{PublicKey: pub, Anchors: []*pb.AuditCheckpoint{good()}})
 		if err != nil {
 			t.Fatal(err)
 		}

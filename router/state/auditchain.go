@@ -85,7 +85,7 @@ import (
 //
 // An entry that fails is chained all the same, with its fault in the
 // record's tamper field, and reported: logged at error, counted
-// (AuditObserver.Tampered, classroute_audit_tampered_entries_total), and
+// (AuditObserver.Tampered; classroute_audit_tampered_total), and
 // written into the log itself as a "tamper" entry by the reconciler (in
 // the transaction of its flagged records, so the report and the flag
 // land together, and the report is chained after them like any entry).
@@ -95,9 +95,10 @@ import (
 // Flagged, it keeps its place, its bytes stay sealed as evidence, the
 // chain moves on, and VerifyAudit reports it (and the tamper entry) as a
 // problem for ever after. The chainer likewise reports an entry changed
-// or deleted after it was written (its watch sees it), and, at the start
-// of each term, a chain shorter than or different from its newest
-// anchored checkpoint.
+// or deleted after it was written (its watch sees it), at the start of
+// each term a chain shorter than or different from its newest anchored
+// checkpoint, and a checkpoint it signs that differs from the one
+// anchored at the same seq (the log was cut and has grown again).
 //
 // What a verifier holding the right public key can detect: an entry
 // changed, deleted or rewritten (etcd's version of its key grows), an
