@@ -523,6 +523,31 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("get unknown id: exit %d, %q; want NotFound", r.code, firstLine(r.stderr))
 		}
 	})
+
+	t.Run("request ids are the tenant's; get and release take --tenant", func(t *testing.T) {
+		dutch := e.place("examples/foreign-military-nld.yaml", "--request-id", "e2e-shared-1")
+		polish := e.place("examples/foreign-military-pol.yaml", "--request-id", "e2e-shared-1")
+		if dutch.GetTenant() != "nld-mod" || polish.GetTenant() != "pol-mod" {
+			t.Fatalf("placements of e2e-shared-1: %s's and %s's; want nld-mod's and pol-mod's", dutch.GetTenant(), polish.GetTenant())
+		}
+		if r := e.run("get", "e2e-shared-1"); r.code != 1 || !strings.Contains(r.stderr, "InvalidArgument") || !strings.Contains(r.stderr, "field tenant") {
+			t.Errorf("get of an id two tenants used: exit %d, stderr %q; want InvalidArgument on field tenant", r.code, r.stderr)
+		}
+		var got pb.GetResponse
+		e.ok(&got, "get", "e2e-shared-1", "--tenant", "pol-mod")
+		if !proto.Equal(got.GetPlacement(), polish) {
+			t.Errorf("get --tenant pol-mod: %v; want %v", got.GetPlacement(), polish)
+		}
+		var rel pb.ReleaseResponse
+		e.ok(&rel, "release", "--tenant", "nld-mod", "e2e-shared-1")
+		if rel.GetPlacement().GetTenant() != "nld-mod" || rel.GetPlacement().GetState() != pb.PlacementState_PLACEMENT_STATE_RELEASED {
+			t.Errorf("release --tenant nld-mod: %v", rel.GetPlacement())
+		}
+		e.ok(&got, "get", "e2e-shared-1", "--tenant", "pol-mod")
+		if got.GetPlacement().GetState() != pb.PlacementState_PLACEMENT_STATE_PLACED {
+			t.Errorf("pol-mod's e2e-shared-1 after nld-mod's release: %v; want placed", got.GetPlacement().GetState())
+		}
+	})
 }
 
 func lineWith(s, sub string) string {

@@ -506,10 +506,10 @@ func readStore(t testing.TB, cli *clientv3.Client) stored {
 			var u usageRecord
 			err = json.Unmarshal(kv.Value, &u)
 			s.usage[id] = u
-		case "placements":
+		case "placements": // placements/<tenant>/<request id>; the loads are one tenant's
 			var p router.Placement
 			err = json.Unmarshal(kv.Value, &p)
-			s.placements[id] = p
+			s.placements[p.ID] = p
 		}
 		if err != nil {
 			t.Fatalf("decode %s: %v", kv.Key, err)

@@ -39,14 +39,16 @@ const usage = `classroutectl talks to classrouted.
 Usage:
   classroutectl place -f SPEC.yaml [--request-id ID]   decide and commit a placement
   classroutectl plan -f SPEC.yaml                      decide without committing; every region's verdict
-  classroutectl get ID                                 show a placement
+  classroutectl get ID [--tenant T]                    show a placement: request id ID of tenant T
+                                                       (a tenant's user: its own tenant; others may
+                                                       omit it while one tenant only used the id)
   classroutectl list [--tenant T] [--region P/ID] [--state placed|released|stranded|violation] [--page-size N] [--page-token T]
-  classroutectl release ID                             release a placement's capacity
+  classroutectl release ID [--tenant T]                release a placement's capacity (--tenant as for get)
   classroutectl watch [--tenant T] [--workload W] [--region P/ID] [--after REV | --after-token TOKEN]
                                                        stream placement changes, one line each:
                                                        REVISION TYPE ID STATE REGIONS (-o json: one
                                                        WatchResponse per event); after a disconnect it
-                                                       resumes after the last revision seen, until
+                                                       resumes after the last change seen, until
                                                        interrupted
   classroutectl regions [--provider P]                 list regions with accreditation and usage
   classroutectl providers                              list providers
@@ -188,6 +190,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		}
 		return c.place(w, *reqID)
 	case "get", "release":
+		tenant := fs.String("tenant", "", "")
 		pos, err := c.flags(fs, args)
 		if err != nil {
 			return err
@@ -195,7 +198,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		if len(pos) != 1 {
 			return usageError{cmd + ": want exactly one placement id"}
 		}
-		return c.getOrRelease(cmd, pos[0])
+		return c.getOrRelease(cmd, *tenant, pos[0])
 	case "list":
 		var req pb.ListRequest
 		fs.StringVar(&req.Tenant, "tenant", "", "")
@@ -530,19 +533,19 @@ func stateName(s pb.PlacementState) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "PLACEMENT_STATE_"))
 }
 
-func (c *cli) getOrRelease(cmd, id string) error {
+func (c *cli) getOrRelease(cmd, tenant, id string) error {
 	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
 		client := pb.NewPlacementServiceClient(cc)
 		var p *pb.Placement
 		var resp proto.Message
 		if cmd == "get" {
-			r, err := client.Get(ctx, &pb.GetRequest{Id: id})
+			r, err := client.Get(ctx, &pb.GetRequest{Id: id, Tenant: tenant})
 			if err != nil {
 				return err
 			}
 			p, resp = r.GetPlacement(), r
 		} else {
-			r, err := client.Release(ctx, &pb.ReleaseRequest{Id: id})
+			r, err := client.Release(ctx, &pb.ReleaseRequest{Id: id, Tenant: tenant})
 			if err != nil {
 				return err
 			}

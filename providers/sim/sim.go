@@ -74,8 +74,8 @@ type Agent struct {
 
 	mu       sync.Mutex
 	capacity router.Resources
-	running  map[string]router.Resources
-	runs     int // placements assigned and acknowledged, for CrashAfterRuns
+	running  map[string]router.Resources // by placement "tenant/request id"
+	runs     int                         // placements assigned and acknowledged, for CrashAfterRuns
 }
 
 // New checks cfg and returns an agent; Run runs it.
@@ -106,7 +106,9 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{cfg: cfg, log: cfg.Log.With("region", cfg.Region, "agent", cfg.AgentID), capacity: c, running: make(map[string]router.Resources)}, nil
 }
 
-// Running returns the ids of the placements the agent runs, sorted.
+// Running returns the placements the agent runs, sorted, each as
+// "tenant/request id": a request id names a placement within its tenant
+// only, and two tenants may use the same one.
 func (a *Agent) Running() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -343,7 +345,7 @@ type session struct {
 	healthy  bool
 	crashDue bool // the CrashAfterRuns fault strikes at the next report
 	// The initial assignment set: how many RUNs are still to come, and
-	// the ids seen so far. Placements the agent runs that are not in it
+	// the placements ("tenant/request id") seen so far. Placements the agent runs that are not in it
 	// were stopped while it was away.
 	initialLeft int
 	initial     map[string]bool
@@ -392,15 +394,17 @@ func (s *session) report() error {
 	}}})
 }
 
-func (s *session) ack(id string, st pb.ReplicaState, detail string) error {
+// ack acknowledges u's placement, named as u names it: by tenant and
+// request id.
+func (s *session) ack(u *pb.AssignmentUpdate, st pb.ReplicaState, detail string) error {
 	return s.send(&pb.ConnectRequest{Msg: &pb.ConnectRequest_Ack{Ack: &pb.AgentAck{
-		Region: s.region, PlacementId: id, State: st, Detail: detail}}})
+		Region: s.region, Tenant: u.GetTenant(), PlacementId: u.GetPlacementId(), State: st, Detail: detail}}})
 }
 
 // assignment runs or stops a placement and acknowledges it; crash says
 // whether the CrashAfterRuns fault is due.
 func (s *session) assignment(u *pb.AssignmentUpdate) (crash bool, err error) {
-	a, id := s.a, u.GetPlacementId()
+	a, id := s.a, u.GetTenant()+"/"+u.GetPlacementId()
 	res := u.GetWorkload().GetResources()
 	need := router.Resources{MilliCPU: res.GetMilliCpu(), MemoryMiB: res.GetMemoryMib(), GPU: res.GetGpu()}
 	switch u.GetAction() {
@@ -442,17 +446,17 @@ func (s *session) assignment(u *pb.AssignmentUpdate) (crash bool, err error) {
 	a.mu.Unlock()
 	if refusal != "" {
 		a.log.Info("sim: refuse", "placement", id, "why", refusal)
-		return false, s.ack(id, pb.ReplicaState_REPLICA_STATE_FAILED, refusal)
+		return false, s.ack(u, pb.ReplicaState_REPLICA_STATE_FAILED, refusal)
 	}
 	if already {
 		a.log.Info("sim: run (already running)", "placement", id)
-		return false, s.ack(id, pb.ReplicaState_REPLICA_STATE_RUNNING, "simulated")
+		return false, s.ack(u, pb.ReplicaState_REPLICA_STATE_RUNNING, "simulated")
 	}
 	a.log.Info("sim: run", "placement", id, "workload", u.GetWorkload().GetName(), "revision", u.GetRevision())
-	if err := s.ack(id, pb.ReplicaState_REPLICA_STATE_ACCEPTED, ""); err != nil {
+	if err := s.ack(u, pb.ReplicaState_REPLICA_STATE_ACCEPTED, ""); err != nil {
 		return false, err
 	}
-	if err := s.ack(id, pb.ReplicaState_REPLICA_STATE_RUNNING, "simulated"); err != nil {
+	if err := s.ack(u, pb.ReplicaState_REPLICA_STATE_RUNNING, "simulated"); err != nil {
 		return false, err
 	}
 	if err := s.report(); err != nil {

@@ -190,7 +190,7 @@ func (d *daemon) mustPlace(tb testing.TB, id string) {
 
 func (d *daemon) replica(tb testing.TB, id string) router.ReplicaStatus {
 	tb.Helper()
-	p, err := d.store.GetPlacement(id)
+	p, err := d.store.GetPlacement("ke-moh", id)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -208,8 +208,8 @@ func TestRunsAndReportsFree(t *testing.T) {
 	})
 	d.mustPlace(t, "k1")
 	until(t, 3*time.Second, "k1 running", func() bool { return d.replica(t, "k1").State == router.ReplicaRunning })
-	if got := a.Running(); !slices.Equal(got, []string{"k1"}) {
-		t.Errorf("Running = %v; want [k1]", got)
+	if got := a.Running(); !slices.Equal(got, []string{"ke-moh/k1"}) {
+		t.Errorf("Running = %v; want [ke-moh/k1]", got)
 	}
 	until(t, 3*time.Second, "free capacity less k1", func() bool {
 		l, _ := d.store.RegionAgent(konza)
@@ -236,7 +236,7 @@ func TestReconnectDropsWhatWasReleasedMeanwhile(t *testing.T) {
 	}
 	d.blocked.Store(false)
 	until(t, 3*time.Second, "the agent back", func() bool { l, _ := d.store.RegionAgent(konza); return l != nil })
-	until(t, 3*time.Second, "only kept running", func() bool { return slices.Equal(a.Running(), []string{"kept"}) })
+	until(t, 3*time.Second, "only kept running", func() bool { return slices.Equal(a.Running(), []string{"ke-moh/kept"}) })
 }
 
 func TestCrashAfterRuns(t *testing.T) {
@@ -342,5 +342,47 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 	if _, err := sim.New(good); err != nil {
 		t.Errorf("New(good) = %v", err)
+	}
+}
+
+// Two tenants' placements of one request id in one region are two
+// assignments: the agent runs both, acknowledges each for its tenant,
+// and stops only the one released.
+func TestSameRequestIDTwoTenants(t *testing.T) {
+	d := startDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// A second Kenyan tenant, which Konza serves too.
+	moi := router.Tenant{ID: "ke-moi", Name: "Kenya Ministry of Interior", Nation: "KEN", Sector: "civil", Ceiling: "CUI"}
+	if err := d.store.PutTenant(ctx, &moi); err != nil {
+		t.Fatal(err)
+	}
+	a, _, _ := d.run(t, konza, capacity, sim.Faults{})
+	d.mustPlace(t, "k1")
+	w := kenya()
+	w.Tenant = "ke-moi"
+	w.Resources.MilliCpu = 4000
+	if _, err := d.place.Place(ctx, &pb.PlaceRequest{RequestId: "k1", Workload: w}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, 3*time.Second, "both k1 running", func() bool {
+		return slices.Equal(a.Running(), []string{"ke-moh/k1", "ke-moi/k1"})
+	})
+	for _, tenant := range []string{"ke-moh", "ke-moi"} {
+		until(t, 3*time.Second, tenant+"'s k1 acknowledged running", func() bool {
+			p, err := d.store.GetPlacement(tenant, "k1")
+			return err == nil && p.Replica(0).State == router.ReplicaRunning
+		})
+	}
+	until(t, 3*time.Second, "free capacity less both", func() bool {
+		l, _ := d.store.RegionAgent(konza)
+		return l != nil && l.Free == router.Resources{MilliCPU: 64000 - 8000 - 4000, MemoryMiB: 262144 - 2*32768}
+	})
+	if _, err := d.place.Release(ctx, &pb.ReleaseRequest{Id: "k1", Tenant: "ke-moi"}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, 3*time.Second, "ke-moi's k1 stopped", func() bool { return slices.Equal(a.Running(), []string{"ke-moh/k1"}) })
+	if p, _ := d.store.GetPlacement("ke-moh", "k1"); p.State != router.PlacementPlaced || p.Replica(0).State != router.ReplicaRunning {
+		t.Errorf("ke-moh's k1: %v, replica %v; want placed and running", p.State, p.Replica(0).State)
 	}
 }

@@ -169,9 +169,9 @@ func (s *Server) agentMessage(ctx context.Context, log *slog.Logger, sess *state
 		if err := v.Err(); err != nil {
 			return s.fail(ctx, err)
 		}
-		err := sess.Ack(ctx, a.GetPlacementId(), st, a.GetDetail())
+		err := sess.Ack(ctx, a.GetTenant(), a.GetPlacementId(), st, a.GetDetail())
 		if errors.Is(err, router.ErrNotFound) || errors.Is(err, router.ErrNotAssigned) {
-			log.InfoContext(ctx, "agent ack dropped", "placement", a.GetPlacementId(), "state", st, "err", err)
+			log.InfoContext(ctx, "agent ack dropped", "tenant", a.GetTenant(), "placement", a.GetPlacementId(), "state", st, "err", err)
 			return nil
 		}
 		return s.fail(ctx, err)
@@ -188,6 +188,7 @@ func sendAssignments(stream pb.AgentService_ConnectServer, as []state.Assignment
 			action = pb.AssignmentAction_ASSIGNMENT_ACTION_STOP
 		}
 		u := &pb.AssignmentUpdate{
+			Tenant:      a.Placement.Tenant,
 			PlacementId: a.Placement.ID,
 			Action:      action,
 			Workload:    WorkloadToProto(&a.Placement.Workload),

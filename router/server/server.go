@@ -30,9 +30,12 @@ import (
 type Store interface {
 	Place(ctx context.Context, requestID string, w *router.Workload) (*router.Placement, error)
 	Plan(ctx context.Context, w *router.Workload) (PlanResult, error)
-	GetPlacement(id string) (*router.Placement, error)
+	// GetPlacement and Release name a placement by its tenant and
+	// request id; GetPlacement with tenant "" finds the one tenant that
+	// used the id (InvalidError on "tenant" when several did).
+	GetPlacement(tenant, id string) (*router.Placement, error)
 	ListPlacements(f PlacementFilter, pageSize int, pageToken string) (state.PlacementPage, error)
-	Release(ctx context.Context, id string) (*router.Placement, error)
+	Release(ctx context.Context, tenant, id string) (*router.Placement, error)
 	// WatchPlacements streams the placement changes after a revision.
 	WatchPlacements(ctx context.Context, f state.WatchFilter, after int64) (*state.Feed, error)
 
@@ -367,10 +370,24 @@ func (s *Server) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanRespons
 	return out, nil
 }
 
-// Get returns one placement.
+// placementName checks the request id and tenant that name a placement
+// in a Get or Release.
+func placementName(id, tenant string) error {
+	var v router.Violations
+	if id == "" {
+		v.Add("id", "required")
+	}
+	if tenant != "" && !tenantPattern.MatchString(tenant) {
+		v.Add("tenant", "want a tenant id of lowercase letters, digits and '-', got %q", clip(tenant, maxDescriptionBytes/2))
+	}
+	return v.Err()
+}
+
+// Get returns one placement: the request id's within the caller's
+// tenant for a tenant user, within the tenant named otherwise.
 func (s *Server) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
-	if req.GetId() == "" {
-		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
+	if err := placementName(req.GetId(), req.GetTenant()); err != nil {
+		return nil, s.fail(ctx, err)
 	}
 	if err := s.fresh(ctx); err != nil {
 		return nil, err
@@ -379,7 +396,11 @@ func (s *Server) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, 
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.store.GetPlacement(req.GetId())
+	tenant, err := sc.tenantFilter(req.GetTenant())
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.store.GetPlacement(tenant, req.GetId())
 	if err == nil && !sc.maySee(p) {
 		err = notFound("placement", req.GetId())
 	}
@@ -437,27 +458,36 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 	return out, nil
 }
 
-// Release frees a placement's capacity.
+// Release frees a placement's capacity: the request id's within the
+// caller's tenant for a tenant user (it can touch no other tenant's),
+// within the tenant named otherwise.
 func (s *Server) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.ReleaseResponse, error) {
-	if req.GetId() == "" {
-		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
+	if err := placementName(req.GetId(), req.GetTenant()); err != nil {
+		return nil, s.fail(ctx, err)
 	}
 	sc, err := s.scopeOf(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if sc.confined() {
-		// A placement's tenant never changes, so checking the cached
-		// copy first is enough; one this daemon has not seen yet is
-		// not found.
+	tenant, err := sc.tenantFilter(req.GetTenant())
+	if err != nil {
+		return nil, err
+	}
+	if tenant == "" {
+		// An unconfined caller that names no tenant: the one tenant
+		// that used the id, as the cache shows (one placed through
+		// another daemon a moment ago may not be found: name the
+		// tenant to be sure).
 		if err := s.fresh(ctx); err != nil {
 			return nil, err
 		}
-		if p, err := s.store.GetPlacement(req.GetId()); err != nil || !sc.maySee(p) {
-			return nil, s.fail(ctx, notFound("placement", req.GetId()))
+		p, err := s.store.GetPlacement("", req.GetId())
+		if err != nil {
+			return nil, s.fail(ctx, err)
 		}
+		tenant = p.Tenant
 	}
-	p, err := s.store.Release(ctx, req.GetId())
+	p, err := s.store.Release(ctx, tenant, req.GetId())
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}

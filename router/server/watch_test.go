@@ -162,7 +162,8 @@ func (e *env) history(tb testing.TB, from, to int64) []change {
 			if rev > to {
 				return out
 			}
-			id := strings.TrimPrefix(string(ev.Kv.Key), e.prefix+"placements/")
+			id := string(ev.Kv.Key)
+			id = id[strings.LastIndex(id, "/")+1:] // placements/<tenant>/<id>
 			typ := pb.PlacementEventType_PLACEMENT_EVENT_TYPE_UPDATED
 			switch {
 			case ev.Type == clientv3.EventTypeDelete:
@@ -234,10 +235,10 @@ func (e *env) mustPlace(tb testing.TB, id string, w *pb.Workload) *pb.Placement 
 	return resp.GetPlacement()
 }
 
-// record reads a placement record from etcd.
-func (e *env) record(tb testing.TB, id string) router.Placement {
+// record reads tenant's placement record id from etcd.
+func (e *env) record(tb testing.TB, tenant, id string) router.Placement {
 	tb.Helper()
-	resp, err := e.etcd.Get(ctx(tb), e.prefix+"placements/"+id)
+	resp, err := e.etcd.Get(ctx(tb), e.prefix+"placements/"+tenant+"/"+id)
 	if err != nil || len(resp.Kvs) != 1 {
 		tb.Fatalf("placement record %s: %v, %d keys", id, err, len(resp.Kvs))
 	}
@@ -258,7 +259,7 @@ func (e *env) putRecords(tb testing.TB, ps ...router.Placement) int64 {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		ops = append(ops, clientv3.OpPut(e.prefix+"placements/"+p.ID, string(b)))
+		ops = append(ops, clientv3.OpPut(e.prefix+"placements/"+p.Tenant+"/"+p.ID, string(b)))
 	}
 	resp, err := e.etcd.Txn(ctx(tb)).Then(ops...).Commit()
 	if err != nil {
@@ -303,7 +304,7 @@ func TestWatchResumesWithoutGapOrRepeat(t *testing.T) {
 				t.Errorf("Release: %v", err)
 			}
 			if r%3 == 0 {
-				a, b := e.record(t, fmt.Sprintf("p-%d-1", r)), e.record(t, fmt.Sprintf("p-%d-2", r))
+				a, b := e.record(t, "aus-defence", fmt.Sprintf("p-%d-1", r)), e.record(t, "aus-defence", fmt.Sprintf("p-%d-2", r))
 				a.ID, b.ID = fmt.Sprintf("twin-%d-a", r), fmt.Sprintf("twin-%d-b", r)
 				e.putRecords(t, a, b)
 			}
@@ -399,7 +400,7 @@ func TestWatchFilters(t *testing.T) {
 	}
 	// A move as the reconciler makes it: the replica in x moves to z,
 	// and the copy in x retires once z's is confirmed.
-	moved := e.record(t, "a1")
+	moved := e.record(t, "aus-defence", "a1")
 	moved.Regions = []string{z, y}
 	moved.Retiring = []router.Retiring{{Region: x, MovedTo: z, Since: time.Now()}}
 	e.putRecords(t, moved)
@@ -408,17 +409,17 @@ func TestWatchFilters(t *testing.T) {
 	if _, err := e.place.Release(ctx(t), &pb.ReleaseRequest{Id: "a1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.etcd.Delete(ctx(t), e.prefix+"placements/k1"); err != nil {
+	if _, err := e.etcd.Delete(ctx(t), e.prefix+"placements/ke-moh/k1"); err != nil {
 		t.Fatal(err)
 	}
 	// Unreadable records: not JSON, and one whose id disagrees with its key.
-	if _, err := e.etcd.Put(ctx(t), e.prefix+"placements/bad", "{not json"); err != nil {
+	if _, err := e.etcd.Put(ctx(t), e.prefix+"placements/aus-defence/bad", "{not json"); err != nil {
 		t.Fatal(err)
 	}
-	other := e.record(t, "a1")
+	other := e.record(t, "aus-defence", "a1")
 	other.ID = "someone-else"
 	b, _ := json.Marshal(other)
-	if _, err := e.etcd.Put(ctx(t), e.prefix+"placements/misnamed", string(b)); err != nil {
+	if _, err := e.etcd.Put(ctx(t), e.prefix+"placements/aus-defence/misnamed", string(b)); err != nil {
 		t.Fatal(err)
 	}
 	e.mustPlace(t, "k2", kenya())
@@ -495,7 +496,7 @@ func TestWatchEventCarriesPlacement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	del, err := e.etcd.Delete(ctx(t), e.prefix+"placements/a1")
+	del, err := e.etcd.Delete(ctx(t), e.prefix+"placements/aus-defence/a1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -576,7 +577,7 @@ func TestWatchSlowClient(t *testing.T) {
 	e := startEnv(t, shared, true, state.WithWatchProgressEvery(watchEvery), state.WithWatchBuffer(4))
 	start := e.store.Revision()
 	const n = 200
-	base := e.record(t, e.mustPlace(t, "seed", small()).GetId())
+	base := e.record(t, "aus-defence", e.mustPlace(t, "seed", small()).GetId())
 	for i := range n {
 		p := base
 		p.ID = fmt.Sprintf("bulk-%03d", i)

@@ -112,7 +112,7 @@ type AgentSession struct {
 
 	amu   sync.Mutex // Assignments
 	first bool
-	known map[string]*router.Placement
+	known map[string]*router.Placement // by placement key "tenant/id"
 
 	stop      context.CancelFunc // stops the watchdog
 	watchDone chan struct{}
@@ -488,8 +488,13 @@ func (a *AgentSession) refresh(ctx context.Context) error {
 	return nil
 }
 
-// Ack records the agent's acknowledgement of a placement assigned to its
-// region: ACCEPTED, RUNNING or FAILED, with detail. For a replica in the
+// Ack records the agent's acknowledgement of tenant's placement of
+// request id placementID, assigned to its region: ACCEPTED, RUNNING or
+// FAILED, with detail. A request id names a placement within its tenant
+// only; with tenant "" (an agent that does not say) it is the one
+// placement of that id the region holds, and when the region holds
+// several tenants' placements of the id, an InvalidError on field
+// "ack.tenant". For a replica in the
 // region it sets the placement's Replicas entry of that replica (growing
 // the slice to one entry per region, pending) in a compare-and-swap on
 // the placement's mod revision and the session's live record, retried
@@ -499,10 +504,13 @@ func (a *AgentSession) refresh(ctx context.Context) error {
 // writes nothing. An unknown placement is router.ErrNotFound; one that
 // is released or holds nothing in the region is router.ErrNotAssigned;
 // either way nothing changes.
-func (a *AgentSession) Ack(ctx context.Context, placementID string, st router.ReplicaState, detail string) error {
+func (a *AgentSession) Ack(ctx context.Context, tenant, placementID string, st router.ReplicaState, detail string) error {
 	var v router.Violations
 	if !validKeyPart(placementID) {
 		v.Add("ack.placement_id", "required: a placement id")
+	}
+	if tenant != "" && !validKeyPart(tenant) {
+		v.Add("ack.tenant", "not a tenant id")
 	}
 	switch st {
 	case router.ReplicaAccepted, router.ReplicaRunning, router.ReplicaFailed:
@@ -517,14 +525,21 @@ func (a *AgentSession) Ack(ctx context.Context, placementID string, st router.Re
 		return err
 	}
 	s := a.s
-	pkey, lkey := s.keys.placement(placementID), s.keys.live(a.region)
+	lkey := s.keys.live(a.region)
+	if tenant == "" {
+		var err error
+		if tenant, err = a.tenantOf(placementID); err != nil {
+			return err
+		}
+	}
+	pkey := s.keys.placement(placementKey(tenant, placementID))
 	return s.retry(ctx, "ack "+placementID, func(ctx context.Context) (bool, int64, error) {
 		if err := s.Ready(); err != nil {
 			return false, 0, err
 		}
 		tx := s.db.Txn(false)
 		rev, _ := revisionTxn(tx)
-		rec := placementTxn(tx, placementID)
+		rec := placementTxn(tx, placementKey(tenant, placementID))
 		tx.Abort()
 		if rec == nil {
 			return false, 0, s.notCached(ctx, pkey, "placement "+placementID)
@@ -592,6 +607,37 @@ func (a *AgentSession) Ack(ctx context.Context, placementID string, st router.Re
 	})
 }
 
+// tenantOf finds the tenant of an ack that names none: the one tenant
+// whose placement of request id id holds the region. None is
+// router.ErrNotFound (like an ack of a placement that no longer holds
+// the region, it changes nothing); several, an InvalidError on
+// ack.tenant.
+func (a *AgentSession) tenantOf(id string) (string, error) {
+	tenants := make(map[string]bool)
+	tx := a.s.db.Txn(false)
+	it, err := tx.Get(tablePlacements, indexRequest, id)
+	if err != nil {
+		tx.Abort()
+		return "", err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if p := raw.(*placementRecord).P; p.Holds(a.region) {
+			tenants[p.Tenant] = true
+		}
+	}
+	tx.Abort()
+	switch len(tenants) {
+	case 0:
+		return "", fmt.Errorf("placement %q: %w", id, router.ErrNotFound)
+	case 1:
+		for t := range tenants {
+			return t, nil
+		}
+	}
+	return "", router.Violations{{Field: "ack.tenant", Description: fmt.Sprintf(
+		"required: the region holds more than one tenant's placement of request id %q", id)}}.Err()
+}
+
 // Assignments returns the changes to what the session's region is
 // assigned. The first call returns at once with a RUN for every live
 // placement that holds the region (a replica or a retiring copy there),
@@ -641,7 +687,7 @@ func (a *AgentSession) Assignments(ctx context.Context) ([]Assignment, error) {
 
 // diffTxn compares the region's set of placements at rev with the one
 // last returned, updates it, and returns the changes: RUNs in placement
-// id order, then STOPs in placement id order.
+// key order ("tenant/id"), then STOPs in placement key order.
 func (a *AgentSession) diffTxn(tx *memdb.Txn, rev int64) ([]Assignment, error) {
 	it, err := tx.Get(tablePlacements, indexHolds, a.region)
 	if err != nil {
@@ -651,28 +697,29 @@ func (a *AgentSession) diffTxn(tx *memdb.Txn, rev int64) ([]Assignment, error) {
 	seen := make(map[string]struct{}, len(a.known))
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		rec := raw.(*placementRecord)
-		seen[rec.P.ID] = struct{}{}
-		if _, ok := a.known[rec.P.ID]; !ok {
+		key := keyOf(rec.P)
+		seen[key] = struct{}{}
+		if _, ok := a.known[key]; !ok {
 			out = append(out, Assignment{Action: AssignRun, Placement: rec.P, Revision: rec.Rev})
-			a.known[rec.P.ID] = rec.P
+			a.known[key] = rec.P
 		}
 	}
 	if len(seen) == len(a.known) {
 		return out, nil // every known placement is still there
 	}
 	var stops []Assignment
-	for id, last := range a.known {
-		if _, ok := seen[id]; ok {
+	for key, last := range a.known {
+		if _, ok := seen[key]; ok {
 			continue
 		}
 		st := Assignment{Action: AssignStop, Placement: last, Revision: rev}
-		if rec := placementTxn(tx, id); rec != nil {
+		if rec := placementTxn(tx, key); rec != nil {
 			st.Placement, st.Revision = rec.P, rec.Rev
 		}
 		stops = append(stops, st)
-		delete(a.known, id)
+		delete(a.known, key)
 	}
-	sort.Slice(stops, func(i, j int) bool { return stops[i].Placement.ID < stops[j].Placement.ID })
+	sort.Slice(stops, func(i, j int) bool { return keyOf(stops[i].Placement) < keyOf(stops[j].Placement) })
 	return append(out, stops...), nil
 }
 

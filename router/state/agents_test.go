@@ -525,10 +525,10 @@ func TestAgentAck(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := a.Ack(ctx, "two", router.ReplicaRunning, "pid 42"); err != nil {
+	if err := a.Ack(ctx, "us-army", "two", router.ReplicaRunning, "pid 42"); err != nil {
 		t.Fatal(err)
 	}
-	got, err := e.store.GetPlacement("two")
+	got, err := e.store.GetPlacement("us-army", "two")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,15 +545,15 @@ func TestAgentAck(t *testing.T) {
 		t.Errorf("UpdatedAt not set")
 	}
 	// The same ack again writes nothing.
-	rev := e.record("placements/two").ModRev
-	if err := a.Ack(ctx, "two", router.ReplicaRunning, "pid 42"); err != nil {
+	rev := e.record("placements/us-army/two").ModRev
+	if err := a.Ack(ctx, "us-army", "two", router.ReplicaRunning, "pid 42"); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.record("placements/two").ModRev; r != rev {
+	if r := e.record("placements/us-army/two").ModRev; r != rev {
 		t.Errorf("a repeated ack rewrote the placement (%d -> %d)", rev, r)
 	}
 
-	if err := a.Ack(ctx, "two", router.ReplicaFailed, "out of disk"); err != nil {
+	if err := a.Ack(ctx, "us-army", "two", router.ReplicaFailed, "out of disk"); err != nil {
 		t.Fatal(err)
 	}
 	audit, err := e.store.ListAudit(ctx, 1)
@@ -564,33 +564,37 @@ func TestAgentAck(t *testing.T) {
 		len(x.Reasons) != 1 || !strings.Contains(x.Reasons[0], "out of disk") || !strings.Contains(x.Reasons[0], "agent-1") || x.Label != "SECRET//NOFORN" {
 		t.Errorf("audit record %+v; want a replica-failed record of two in %s", x, east)
 	}
-	if got, _ := e.store.GetPlacement("two"); got.Replica(i).State != router.ReplicaFailed {
+	if got, _ := e.store.GetPlacement("us-army", "two"); got.Replica(i).State != router.ReplicaFailed {
 		t.Errorf("replica state %v; want failed", got.Replica(i).State)
 	}
 
 	// Refused acks change nothing.
-	if _, err := e.store.Release(ctx, "elsewhere"); err != nil {
+	if _, err := e.store.Release(ctx, "us-army", "elsewhere"); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
-		name  string
-		id    string
-		st    router.ReplicaState
-		want  error
-		field string
+		name   string
+		tenant string
+		id     string
+		st     router.ReplicaState
+		want   error
+		field  string
 	}{
-		{"unknown placement", "no-such", router.ReplicaRunning, router.ErrNotFound, ""},
-		{"released placement", "elsewhere", router.ReplicaRunning, router.ErrNotAssigned, ""},
-		{"pending", "two", router.ReplicaPending, nil, "ack.state"},
-		{"unknown state", "two", router.ReplicaState(9), nil, "ack.state"},
-		{"no id", "", router.ReplicaRunning, nil, "ack.placement_id"},
+		{"unknown placement", "us-army", "no-such", router.ReplicaRunning, router.ErrNotFound, ""},
+		{"another tenant's id", "us-navy", "two", router.ReplicaRunning, router.ErrNotFound, ""},
+		{"released placement", "us-army", "elsewhere", router.ReplicaRunning, router.ErrNotAssigned, ""},
+		{"released, no tenant", "", "elsewhere", router.ReplicaRunning, router.ErrNotFound, ""},
+		{"pending", "us-army", "two", router.ReplicaPending, nil, "ack.state"},
+		{"unknown state", "us-army", "two", router.ReplicaState(9), nil, "ack.state"},
+		{"no id", "us-army", "", router.ReplicaRunning, nil, "ack.placement_id"},
+		{"bad tenant", "us-army/two", "two", router.ReplicaRunning, nil, "ack.tenant"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := e.record("placements/two")
-			beforeOther := e.record("placements/elsewhere")
+			before := e.record("placements/us-army/two")
+			beforeOther := e.record("placements/us-army/elsewhere")
 			auditBefore, _ := e.store.ListAudit(ctx, 100)
-			err := a.Ack(ctx, tc.id, tc.st, "")
+			err := a.Ack(ctx, tc.tenant, tc.id, tc.st, "")
 			if err == nil {
 				t.Fatal("Ack succeeded")
 			}
@@ -601,10 +605,10 @@ func TestAgentAck(t *testing.T) {
 			if tc.field != "" && (!errors.As(err, &invalid) || invalid.Violations[0].Field != tc.field) {
 				t.Errorf("got %v; want an InvalidError on %s", err, tc.field)
 			}
-			if got := e.record("placements/two"); *got != *before {
+			if got := e.record("placements/us-army/two"); *got != *before {
 				t.Errorf("placement two changed")
 			}
-			if got := e.record("placements/elsewhere"); *got != *beforeOther {
+			if got := e.record("placements/us-army/elsewhere"); *got != *beforeOther {
 				t.Errorf("placement elsewhere changed")
 			}
 			if auditAfter, _ := e.store.ListAudit(ctx, 100); len(auditAfter) != len(auditBefore) {
@@ -630,11 +634,11 @@ func TestAgentAckOtherRegion(t *testing.T) {
 		otherRegion = "azure/secret-west"
 	}
 	a := e.connect(e.store, otherRegion, "agent-x")
-	before := e.record("placements/one")
-	if err := a.Ack(ctx, "one", router.ReplicaRunning, ""); !errors.Is(err, router.ErrNotAssigned) {
+	before := e.record("placements/us-army/one")
+	if err := a.Ack(ctx, "us-army", "one", router.ReplicaRunning, ""); !errors.Is(err, router.ErrNotAssigned) {
 		t.Errorf("ack from %s of a placement in %s = %v; want ErrNotAssigned", otherRegion, p.Regions[0], err)
 	}
-	if got := e.record("placements/one"); *got != *before {
+	if got := e.record("placements/us-army/one"); *got != *before {
 		t.Errorf("placement changed by a refused ack")
 	}
 }
@@ -678,7 +682,7 @@ func TestAgentAssignments(t *testing.T) {
 	if got := summary(as); !slices.Equal(got, []string{"run before"}) {
 		t.Fatalf("initial assignments %v; want [run before]", got)
 	}
-	if as[0].Revision != e.record("placements/before").ModRev || as[0].Placement.Workload.Name != "w" {
+	if as[0].Revision != e.record("placements/us-army/before").ModRev || as[0].Placement.Workload.Name != "w" {
 		t.Errorf("assignment %+v; want the placement's revision and workload", as[0])
 	}
 
@@ -691,7 +695,7 @@ func TestAgentAssignments(t *testing.T) {
 	if got := summary(as); !slices.Equal(got, []string{"run new"}) {
 		t.Fatalf("after Place: %v; want [run new]", got)
 	}
-	if as[0].Revision != e.record("placements/new").ModRev || !slices.Equal(as[0].Placement.Regions, p.Regions) {
+	if as[0].Revision != e.record("placements/us-army/new").ModRev || !slices.Equal(as[0].Placement.Regions, p.Regions) {
 		t.Errorf("assignment %+v", as[0])
 	}
 
@@ -699,17 +703,17 @@ func TestAgentAssignments(t *testing.T) {
 	if err := a.Report(ctx, true, "", big); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Ack(ctx, "new", router.ReplicaRunning, ""); err != nil {
+	if err := a.Ack(ctx, "us-army", "new", router.ReplicaRunning, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.Release(ctx, "new"); err != nil {
+	if _, err := e.store.Release(ctx, "us-army", "new"); err != nil {
 		t.Fatal(err)
 	}
 	as = next(t, a)
 	if got := summary(as); !slices.Equal(got, []string{"stop new"}) {
 		t.Fatalf("after Release: %v; want [stop new]", got)
 	}
-	if as[0].Placement.State != router.PlacementReleased || as[0].Revision != e.record("placements/new").ModRev {
+	if as[0].Placement.State != router.PlacementReleased || as[0].Revision != e.record("placements/us-army/new").ModRev {
 		t.Errorf("stop %+v; want the released version", as[0])
 	}
 
@@ -719,10 +723,10 @@ func TestAgentAssignments(t *testing.T) {
 	moved := *mustGet(t, e.store, "before")
 	moved.Regions = []string{west, "aws/secret-north"}
 	moved.Retiring = []router.Retiring{{Region: east, MovedTo: "aws/secret-north", Since: time.Now().UTC()}}
-	rev := e.putJSON("placements/before", &moved)
+	rev := e.putJSON("placements/us-army/before", &moved)
 	waitFor(t, e.store, rev)
 	moved.Retiring = nil
-	rev = e.putJSON("placements/before", &moved)
+	rev = e.putJSON("placements/us-army/before", &moved)
 	as = next(t, a)
 	if got := summary(as); !slices.Equal(got, []string{"stop before"}) {
 		t.Fatalf("after the retiring copy went: %v; want [stop before]", got)
@@ -734,7 +738,7 @@ func TestAgentAssignments(t *testing.T) {
 	// Placements elsewhere wake nothing.
 	elsewhere := *mustGet(t, e.store, "before")
 	elsewhere.ID, elsewhere.Regions, elsewhere.Retiring = "west-only", []string{west}, nil
-	e.putJSON("placements/west-only", &elsewhere)
+	e.putJSON("placements/us-army/west-only", &elsewhere)
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	if as, err := a.Assignments(short); !errors.Is(err, context.DeadlineExceeded) {
@@ -743,20 +747,20 @@ func TestAgentAssignments(t *testing.T) {
 
 	// A retiring copy alone assigns the region.
 	elsewhere.Retiring = []router.Retiring{{Region: east, MovedTo: west, Since: time.Now().UTC()}}
-	e.putJSON("placements/west-only", &elsewhere)
+	e.putJSON("placements/us-army/west-only", &elsewhere)
 	if got := summary(next(t, a)); !slices.Equal(got, []string{"run west-only"}) {
 		t.Fatalf("after a retiring copy appeared: %v; want [run west-only]", got)
 	}
 	// An ack of a retiring copy is taken and changes nothing.
-	before := e.record("placements/west-only")
-	if err := a.Ack(ctx, "west-only", router.ReplicaRunning, ""); err != nil {
+	before := e.record("placements/us-army/west-only")
+	if err := a.Ack(ctx, "us-army", "west-only", router.ReplicaRunning, ""); err != nil {
 		t.Errorf("ack of a retiring copy: %v", err)
 	}
-	if got := e.record("placements/west-only"); *got != *before {
+	if got := e.record("placements/us-army/west-only"); *got != *before {
 		t.Errorf("ack of a retiring copy changed the placement")
 	}
 	// Deleting the record stops it.
-	if _, err := e.other.Delete(ctx, e.prefix+"placements/west-only"); err != nil {
+	if _, err := e.other.Delete(ctx, e.prefix+"placements/us-army/west-only"); err != nil {
 		t.Fatal(err)
 	}
 	if got := summary(next(t, a)); !slices.Equal(got, []string{"stop west-only"}) {
@@ -766,7 +770,7 @@ func TestAgentAssignments(t *testing.T) {
 
 func mustGet(tb testing.TB, s *state.Store, id string) *router.Placement {
 	tb.Helper()
-	p, err := s.GetPlacement(id)
+	p, err := s.GetPlacement("us-army", id)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -414,7 +414,7 @@ func TestFindAudit(t *testing.T) {
 	}
 	mid := time.Now()
 	time.Sleep(2 * time.Millisecond)
-	if _, err := e.store.Release(ctx, "r0"); err != nil {
+	if _, err := e.store.Release(ctx, "us-army", "r0"); err != nil {
 		t.Fatal(err)
 	}
 	all, _, err := e.store.FindAudit(ctx, state.AuditFilter{})

@@ -40,8 +40,8 @@ func auditActivity(tb testing.TB, e *env) (mid1, mid2 time.Time) {
 	}
 	mid1 = time.Now()
 	time.Sleep(2 * time.Millisecond)
-	for _, id := range []string{"army-0", "navy-1", "army-3"} {
-		if _, err := e.store.Release(ctx, id); err != nil {
+	for _, r := range [][2]string{{"us-army", "army-0"}, {"us-navy", "navy-1"}, {"us-army", "army-3"}} {
+		if _, err := e.store.Release(ctx, r[0], r[1]); err != nil {
 			tb.Fatal(err)
 		}
 	}

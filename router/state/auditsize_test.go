@@ -122,11 +122,11 @@ func TestAuditEntrySize(t *testing.T) {
 	if !errors.As(refusal, &re) {
 		t.Fatalf("second Place: %v; want a refusal", refusal)
 	}
-	if _, err := e.store.Release(context.Background(), reqID); err != nil {
+	if _, err := e.store.Release(context.Background(), tn.ID, reqID); err != nil {
 		t.Fatal(err)
 	}
 
-	resp, err := e.other.Get(context.Background(), e.prefix+"placements/"+reqID)
+	resp, err := e.other.Get(context.Background(), e.prefix+"placements/"+tn.ID+"/"+reqID)
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("placement record: %v, %d", err, len(resp.Kvs))
 	}

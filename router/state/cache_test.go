@@ -39,15 +39,15 @@ func TestCacheFollowsEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, second, e.store.Revision())
-	if got, err := second.GetPlacement("a"); err != nil || got.Regions[0] != p.Regions[0] {
+	if got, err := second.GetPlacement("us-army", "a"); err != nil || got.Regions[0] != p.Regions[0] {
 		t.Errorf("second store's GetPlacement = %+v, %v", got, err)
 	}
 	// And can release it.
-	if _, err := second.Release(ctx, "a"); err != nil {
+	if _, err := second.Release(ctx, "us-army", "a"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, e.store, second.Revision())
-	if got, _ := e.store.GetPlacement("a"); got.State != router.PlacementReleased {
+	if got, _ := e.store.GetPlacement("us-army", "a"); got.State != router.PlacementReleased {
 		t.Errorf("first store sees %v; want released", got.State)
 	}
 
@@ -164,7 +164,7 @@ func TestCompactionRecovery(t *testing.T) {
 	if strings.Join(keys, " ") != "aws/secret-east aws/secret-north" {
 		t.Errorf("regions after re-listing %v", keys)
 	}
-	if p, err := e.store.GetPlacement("b"); err != nil || p.Workload.Label.Level != secretWorkload(t, "w").Label.Level {
+	if p, err := e.store.GetPlacement("us-army", "b"); err != nil || p.Workload.Label.Level != secretWorkload(t, "w").Label.Level {
 		t.Errorf("the other daemon's placement after re-listing: %+v, %v", p, err)
 	}
 	if _, err := e.store.Place(ctx, "c", secretWorkload(t, "w")); err != nil {

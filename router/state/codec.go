@@ -68,8 +68,8 @@ func decodeRecord(k kind, id string, val []byte, rev, createRev int64) (any, err
 		if err != nil {
 			return nil, err
 		}
-		if p.ID != id {
-			return nil, fmt.Errorf("record names placement %q", p.ID)
+		if !validKeyPart(p.Tenant) || !validKeyPart(p.ID) || keyOf(p) != id {
+			return nil, fmt.Errorf("record names placement %q", keyOf(p))
 		}
 		return &placementRecord{P: p, Rev: rev}, nil
 	}
@@ -158,8 +158,9 @@ func (o *ownWrites) take(key string, val []byte) *router.Placement {
 func workloadJSON(w *router.Workload) ([]byte, error) { return json.Marshal(w) }
 
 // sameWorkload applies the idempotency rule: a request id that already
-// made a placement returns it when the workload is the same, and
-// ErrRequestReused when it is not.
+// made a placement of the tenant returns it when the workload is the
+// same, and ErrRequestReused when it is not. (The workload names the
+// tenant: another tenant's placement of the id is never compared.)
 func sameWorkload(p *router.Placement, want []byte) (*router.Placement, error) {
 	got, err := workloadJSON(&p.Workload)
 	if err != nil {

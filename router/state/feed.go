@@ -281,8 +281,12 @@ type feedRun struct {
 	// latest seen, until that revision is known to be complete.
 	pendingRev int64
 	pending    []PlacementEvent
-	last       int64     // the revision of the last batch queued
-	lastPush   time.Time // when it was queued
+	// moved holds the values of the legacy placement records that
+	// revision pendingRev moved to their tenant's directory (see
+	// migrate.go): the move is no change of the placement.
+	moved    map[string]bool
+	last     int64     // the revision of the last batch queued
+	lastPush time.Time // when it was queued
 }
 
 func (r *feedRun) run(ctx context.Context, wch clientv3.WatchChan) error {
@@ -367,6 +371,16 @@ func (r *feedRun) handle(resp *clientv3.WatchResponse) error {
 				return err
 			}
 			r.pendingRev = rev
+			clear(r.moved)
+		}
+		if _, legacy := r.s.keys.legacyPlacement(string(ev.Kv.Key)); legacy && ev.Type == clientv3.EventTypeDelete && ev.PrevKv != nil {
+			// A migration deletes the legacy record before it
+			// writes the same value under the new key.
+			if r.moved == nil {
+				r.moved = make(map[string]bool)
+			}
+			r.moved[string(ev.PrevKv.Value)] = true
+			continue
 		}
 		if pe, ok := r.event(ev); ok {
 			r.pending = append(r.pending, pe)
@@ -414,6 +428,9 @@ func (r *feedRun) event(ev *clientv3.Event) (PlacementEvent, bool) {
 		}
 		return PlacementEvent{Type: EventDeleted, Placement: prev}, r.filter.match(prev)
 	}
+	if ev.Kv.CreateRevision == ev.Kv.ModRevision && r.moved[string(ev.Kv.Value)] {
+		return PlacementEvent{}, false // migrated, unchanged
+	}
 	cur := r.decode(ev.Kv, id)
 	if cur == nil || !(r.filter.match(cur) || prev != nil && r.filter.match(prev)) {
 		return PlacementEvent{}, false
@@ -430,8 +447,8 @@ func (r *feedRun) event(ev *clientv3.Event) (PlacementEvent, bool) {
 
 func (r *feedRun) decode(kv *mvccpb.KeyValue, id string) *router.Placement {
 	p, err := decodePlacement(kv.Value)
-	if err == nil && p.ID != id {
-		err = fmt.Errorf("record names placement %q", p.ID)
+	if err == nil && keyOf(p) != id {
+		err = fmt.Errorf("record names placement %q", keyOf(p))
 	}
 	if err != nil {
 		r.s.log.Warn("state: placement feed: skipping unreadable record", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)

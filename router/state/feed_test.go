@@ -31,7 +31,7 @@ func TestFeedGroupsByRevision(t *testing.T) {
 			t.Fatal(err)
 		}
 		return &clientv3.Event{Type: mvccpb.PUT, Kv: &mvccpb.KeyValue{
-			Key: []byte("/p/placements/" + id), Value: b, CreateRevision: rev, ModRevision: rev}}
+			Key: []byte("/p/placements/t/" + id), Value: b, CreateRevision: rev, ModRevision: rev}}
 	}
 	events := func(evs ...*clientv3.Event) *clientv3.WatchResponse {
 		return &clientv3.WatchResponse{Header: &etcdserverpb.ResponseHeader{Revision: 9}, Events: evs}

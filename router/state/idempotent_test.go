@@ -26,7 +26,7 @@ func TestRequestIDPlacedElsewhereIsNotRefused(t *testing.T) {
 	waitFor(t, b, e.store.Revision())
 
 	stall.Store(true)
-	if _, err := e.store.Release(context.Background(), "y"); err != nil {
+	if _, err := e.store.Release(context.Background(), "us-army", "y"); err != nil {
 		t.Fatal(err)
 	}
 	x := e.place("x", secretWorkload(t, "x"))

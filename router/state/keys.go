@@ -3,6 +3,8 @@ package state
 import (
 	"fmt"
 	"strings"
+
+	"github.com/classroute/classroute/router"
 )
 
 // DefaultPrefix is the etcd key prefix under which a Store keeps its records.
@@ -14,7 +16,7 @@ const DefaultPrefix = "/classroute/v1/"
 //	providers/<id>            router.Provider
 //	tenants/<id>              router.Tenant
 //	usage/<provider>/<id>     usageValue: capacity used by live placements
-//	placements/<id>           router.Placement, by request id
+//	placements/<tenant>/<id>  router.Placement, by tenant and request id
 //	audit/<sortable id>       AuditEntry (not cached)
 //	audit-chain/<seq>         ChainRecord: the hash chain over audit/ (see auditchain.go; not cached)
 //	audit-checkpoint/<seq>    Checkpoint: a signed chain head (not cached)
@@ -62,7 +64,8 @@ func (k keys) election() string             { return k.prefix + electionDir + "r
 func (k keys) regionsOf(prov string) string { return k.prefix + regionsDir + prov + "/" }
 
 // kind says which table an etcd key belongs to, and the record's id
-// within it (a region key "provider/id" for regions and usage).
+// within it (a region key "provider/id" for regions and usage, a
+// placement key "tenant/id" for placements).
 type kind uint8
 
 const (
@@ -95,6 +98,11 @@ func (k keys) parse(key string) (kind, string) {
 		{healthDir, kindHealth},
 	} {
 		if id, ok := strings.CutPrefix(rest, d.dir); ok && id != "" {
+			if d.kind == kindPlacement && !strings.Contains(id, "/") {
+				// The layout before request ids were scoped to the
+				// tenant (see migrate.go): not cached.
+				return kindOther, ""
+			}
 			return d.kind, id
 		}
 	}
@@ -119,4 +127,20 @@ func validKeyPart(s string) bool {
 func splitRegionKey(key string) (prov, id string, ok bool) {
 	prov, id, ok = strings.Cut(key, "/")
 	return prov, id, ok && validKeyPart(prov) && validKeyPart(id)
+}
+
+// placementKey is a placement's key "tenant/id": a request id names a
+// placement within its tenant only, and neither part holds a '/'. It is
+// the placement's etcd key under placements/ and its cache primary key.
+func placementKey(tenant, id string) string { return tenant + "/" + id }
+
+// keyOf is p's placement key.
+func keyOf(p *router.Placement) string { return placementKey(p.Tenant, p.ID) }
+
+// legacyPlacement reports whether key is a placement key of the layout
+// before request ids were scoped to the tenant, placements/<id>, and
+// returns the id.
+func (k keys) legacyPlacement(key string) (string, bool) {
+	id, ok := strings.CutPrefix(key, k.prefix+placementsDir)
+	return id, ok && id != "" && !strings.Contains(id, "/")
 }

@@ -55,15 +55,15 @@ func TestObserverAndStats(t *testing.T) {
 	}
 	rec.mu.Unlock()
 
-	p, err := e.store.GetPlacement("a")
+	p, err := e.store.GetPlacement("us-army", "a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	stranded, violating := *p, *p
 	stranded.ID, stranded.State = "s", router.PlacementStranded
 	violating.ID, violating.State = "v", router.PlacementViolation
-	e.putJSON("placements/s", stranded)
-	e.putJSON("placements/v", violating)
+	e.putJSON("placements/us-army/s", stranded)
+	e.putJSON("placements/us-army/v", violating)
 	rev := e.putJSON("live/aws/secret-east", map[string]any{"agent": "agent-1", "lease": 1, "healthy": true})
 	waitFor(t, e.store, rev)
 

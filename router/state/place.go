@@ -21,7 +21,8 @@ type snapshot struct {
 	rev     int64
 	tenant  *tenantRecord
 	regions *regionView
-	// existing is the placement already made with the request id, if any.
+	// existing is the placement the tenant already made with the
+	// request id, if any.
 	existing *placementRecord
 }
 
@@ -32,7 +33,7 @@ func (s *Store) snapshot(tenantID, requestID string) snapshot {
 	snap.rev, snap.regions = revisionTxn(tx)
 	snap.tenant = tenantTxn(tx, tenantID)
 	if requestID != "" {
-		snap.existing = placementTxn(tx, requestID)
+		snap.existing = placementTxn(tx, placementKey(tenantID, requestID))
 	}
 	return snap
 }
@@ -86,13 +87,14 @@ func mayDecide(ctx context.Context, t *router.Tenant, w *router.Workload, role a
 
 // Place decides where w runs and commits the placement under requestID.
 //
-// A request id names one placement: placing the same workload again with
-// it returns the placement already made, and a different workload is
-// router.ErrRequestReused. The decision reads one snapshot of the cache;
-// the commit is one etcd transaction that compares the mod revision of
-// every record the decision read about the regions it chose (region,
-// usage and health records) and of the tenant record, and that the request id is
-// unused. It writes the placement, each chosen region's usage, and an
+// A request id names one placement of the workload's tenant (another
+// tenant's placements of the same id are unrelated): placing the same
+// workload again with it returns the placement already made, and a
+// different workload is router.ErrRequestReused. The decision reads one
+// snapshot of the cache; the commit is one etcd transaction that
+// compares the mod revision of every record the decision read about the
+// regions it chose (region, usage and health records) and of the tenant
+// record, and that the tenant's request id is unused. It writes the placement, each chosen region's usage, and an
 // audit record. A lost race re-decides on fresh state, up to the retry
 // bound (then router.ErrConflict). A refusal is a *router.RefusalError
 // with every region's verdict, and is audited. When the store cannot
@@ -146,7 +148,7 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			// Another daemon may have committed this request id a
 			// moment ago, its write not yet in this cache: then that
 			// placement, not a refusal, is the answer.
-			if prev, err := s.placedElsewhere(ctx, requestID, want); prev != nil || err != nil {
+			if prev, err := s.placedElsewhere(ctx, w.Tenant, requestID, want); prev != nil || err != nil {
 				return prev, err
 			}
 			return nil, s.refuse(ctx, requestID, &in, snap.rev, d.Err)
@@ -171,14 +173,14 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		}
 		if err == nil && rev != 0 {
 			err = s.waitCommitted(ctx, rev)
-			s.own.drop(s.keys.placement(requestID)) // applied by now, unless the wait failed
+			s.own.drop(s.keys.placement(placementKey(w.Tenant, requestID))) // applied by now, unless the wait failed
 		}
 		s.res.release(held)
 		if err != nil {
 			return nil, err
 		}
 		if rev != 0 {
-			if cur, err := s.GetPlacement(requestID); err == nil {
+			if cur, err := s.GetPlacement(w.Tenant, requestID); err == nil {
 				return cur, nil // the cached copy: shares nothing with w
 			}
 		}
@@ -188,9 +190,9 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 
 // decide makes the Place decision on in as this daemon should: with the
 // reservation overlay. On success it holds the chosen regions and the
-// request id, and returns the held keys: the chosen region keys in
-// replica order, then the request id's. A refusal (d.Err) is decided on
-// the committed state alone. When only the overlay stands in the way
+// request id (within the tenant), and returns the held keys: the chosen
+// region keys in replica order, then the request id's. A refusal (d.Err)
+// is decided on the committed state alone. When only the overlay stands in the way
 // (every region that could take the workload is held by this daemon's
 // commits in flight, or one it chose was held meanwhile) it returns a
 // channel to wait on before deciding again on a fresh snapshot.
@@ -215,7 +217,7 @@ func (s *Store) decide(in *router.Input, view *regionView, requestID string) (d 
 	}
 	// The request id too: a batch of commits must never write one key
 	// twice, and a second Place of the id waits for the first.
-	held = append(held, heldRequest(requestID))
+	held = append(held, heldRequest(placementKey(in.Workload.Tenant, requestID)))
 	if !s.res.hold(held) {
 		// Held by another decision: one that took a region since the
 		// overlay, or this request id placed concurrently, or the
@@ -261,7 +263,7 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 		return nil, 0, err
 	}
 	size := len(pval) + asize
-	pkey, tkey := s.keys.placement(requestID), s.keys.tenant(w.Tenant)
+	pkey, tkey := s.keys.placement(placementKey(w.Tenant, requestID)), s.keys.tenant(w.Tenant)
 	cmps := make([]clientv3.Cmp, 0, 2+3*len(chosen))
 	ops := make([]clientv3.Op, 0, 2+len(chosen))
 	cmps = append(cmps,
@@ -311,8 +313,8 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 		return p, req.rev, nil
 	}
 	if kvs := req.resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
-		// The request id was used meanwhile (another daemon, or a
-		// retry of this request racing itself).
+		// The tenant used the request id meanwhile (another daemon,
+		// or a retry of this request racing itself).
 		prev, err := decodePlacement(kvs[0].Value)
 		if err != nil {
 			return nil, 0, fmt.Errorf("place %s: stored placement: %w", requestID, err)
@@ -323,11 +325,11 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 	return nil, req.rev, nil
 }
 
-// placedElsewhere reads the request id's placement from etcd: the
-// placement if one exists (or ErrRequestReused), nil if none.
-func (s *Store) placedElsewhere(ctx context.Context, requestID string, want []byte) (*router.Placement, error) {
+// placedElsewhere reads the tenant's placement of the request id from
+// etcd: the placement if one exists (or ErrRequestReused), nil if none.
+func (s *Store) placedElsewhere(ctx context.Context, tenant, requestID string, want []byte) (*router.Placement, error) {
 	gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
-	resp, err := s.kv.Get(gctx, s.keys.placement(requestID))
+	resp, err := s.kv.Get(gctx, s.keys.placement(placementKey(tenant, requestID)))
 	cancel()
 	if err != nil {
 		return nil, unavailable(ctx, err)
@@ -428,16 +430,17 @@ func (s *Store) Plan(ctx context.Context, w *router.Workload) (Plan, error) {
 	return out, nil
 }
 
-// Release ends a placement and returns its capacity: one etcd
-// transaction compares the placement's and each region's usage record's
-// mod revision, marks the placement released, decrements the usage, and
-// writes an audit record. Releasing a released placement returns it
-// unchanged. An unknown id is router.ErrNotFound.
-func (s *Store) Release(ctx context.Context, id string) (*router.Placement, error) {
-	if !validKeyPart(id) {
+// Release ends tenant's placement of request id id and returns its
+// capacity: one etcd transaction compares the placement's and each
+// region's usage record's mod revision, marks the placement released,
+// decrements the usage, and writes an audit record. Releasing a released
+// placement returns it unchanged. An unknown one is router.ErrNotFound.
+func (s *Store) Release(ctx context.Context, tenant, id string) (*router.Placement, error) {
+	if !validKeyPart(tenant) || !validKeyPart(id) {
 		return nil, fmt.Errorf("placement %q: %w", id, router.ErrNotFound)
 	}
-	pkey := s.keys.placement(id)
+	key := placementKey(tenant, id)
+	pkey := s.keys.placement(key)
 	var out *router.Placement
 	err := s.retry(ctx, "release "+id, func(ctx context.Context) (bool, int64, error) {
 		if err := s.Ready(); err != nil {
@@ -445,7 +448,7 @@ func (s *Store) Release(ctx context.Context, id string) (*router.Placement, erro
 		}
 		tx := s.db.Txn(false)
 		rev, _ := revisionTxn(tx)
-		rec := placementTxn(tx, id)
+		rec := placementTxn(tx, key)
 		var usage []*usageRecord
 		var held []string // replicas and retiring copies: each holds capacity
 		if rec != nil {
@@ -525,7 +528,7 @@ func (s *Store) Release(ctx context.Context, id string) (*router.Placement, erro
 	if err != nil {
 		return nil, err
 	}
-	if cur, err := s.GetPlacement(id); err == nil && cur.State == router.PlacementReleased {
+	if cur, err := s.GetPlacement(tenant, id); err == nil && cur.State == router.PlacementReleased {
 		return cur, nil
 	}
 	return out, nil

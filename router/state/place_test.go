@@ -39,7 +39,7 @@ func TestPlaceCommits(t *testing.T) {
 	if p.Workload.Label.Level != label.Secret || p.Workload.Banner != w.Banner {
 		t.Errorf("stored workload label %v banner %q; want SECRET, %q", p.Workload.Label, p.Workload.Banner, w.Banner)
 	}
-	got, err := e.store.GetPlacement("req-1")
+	got, err := e.store.GetPlacement("us-army", "req-1")
 	if err != nil || got.ID != "req-1" || !slices.Equal(got.Regions, p.Regions) {
 		t.Fatalf("GetPlacement = %+v, %v", got, err)
 	}
@@ -101,7 +101,7 @@ func TestPlaceRefuses(t *testing.T) {
 			t.Errorf("verdict %+v; want ineligible for level", r)
 		}
 	}
-	if _, err := e.store.GetPlacement("req-ts"); !errors.Is(err, router.ErrNotFound) {
+	if _, err := e.store.GetPlacement("us-army", "req-ts"); !errors.Is(err, router.ErrNotFound) {
 		t.Errorf("refused placement stored: %v", err)
 	}
 	audit, err := e.store.ListAudit(ctx, 10)
@@ -141,7 +141,7 @@ func TestPlan(t *testing.T) {
 	if r := plan.Regions[2]; r.Key != "aws/us-east-1" || r.Eligible || len(r.Reasons) < 2 {
 		t.Errorf("commercial region verdict %+v; want ineligible with every reason", r)
 	}
-	if _, err := e.store.GetPlacement("plan"); !errors.Is(err, router.ErrNotFound) {
+	if _, err := e.store.GetPlacement("us-army", "plan"); !errors.Is(err, router.ErrNotFound) {
 		t.Errorf("Plan committed something: %v", err)
 	}
 }
@@ -241,7 +241,7 @@ func TestDowngradeAfterSnapshot(t *testing.T) {
 		if len(refusal.Regions) != 1 || refusal.Regions[0].Reasons[0].Code != router.ReasonLevel {
 			t.Errorf("refusal %+v; want the region refused for its level", refusal.Regions)
 		}
-		if _, err := e.store.GetPlacement("req"); !errors.Is(err, router.ErrNotFound) {
+		if _, err := e.store.GetPlacement("us-army", "req"); !errors.Is(err, router.ErrNotFound) {
 			t.Errorf("placement stored: %v", err)
 		}
 	})
@@ -378,7 +378,7 @@ func TestRelease(t *testing.T) {
 	if _, err := e.store.Place(ctx, "b", w); err != nil {
 		t.Fatal(err)
 	}
-	p, err := e.store.Release(ctx, "a")
+	p, err := e.store.Release(ctx, "us-army", "a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,14 +391,14 @@ func TestRelease(t *testing.T) {
 	if st, _ := e.store.GetRegion("aws/secret-east"); st.Used != unit {
 		t.Errorf("cached usage %+v; want %+v", st.Used, unit)
 	}
-	again, err := e.store.Release(ctx, "a")
+	again, err := e.store.Release(ctx, "us-army", "a")
 	if err != nil || !again.ReleasedAt.Equal(p.ReleasedAt) {
 		t.Errorf("Release again = %+v, %v; want the same released placement", again, err)
 	}
 	if used, n := e.usage("aws/secret-east"); used != unit || n != 1 {
 		t.Errorf("usage after repeat release %+v, %d", used, n)
 	}
-	if _, err := e.store.Release(ctx, "nope"); !errors.Is(err, router.ErrNotFound) {
+	if _, err := e.store.Release(ctx, "us-army", "nope"); !errors.Is(err, router.ErrNotFound) {
 		t.Errorf("Release unknown = %v; want ErrNotFound", err)
 	}
 	audit, err := e.store.ListAudit(ctx, 10)
@@ -427,7 +427,7 @@ func TestDeleteInUse(t *testing.T) {
 	if err := e.store.DeleteProvider(ctx, "aws"); !errors.Is(err, router.ErrInUse) {
 		t.Errorf("DeleteProvider with regions = %v; want ErrInUse", err)
 	}
-	if _, err := e.store.Release(ctx, "a"); err != nil {
+	if _, err := e.store.Release(ctx, "us-army", "a"); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.store.DeleteRegion(ctx, "aws/secret-east"); err != nil {
@@ -505,10 +505,10 @@ func TestListPlacements(t *testing.T) {
 		if _, err := e.store.Place(ctx, id, w); err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, id)
+		want = append(want, w.Tenant+"/"+id)
 	}
-	slices.Sort(want)
-	if _, err := e.store.Release(ctx, "p-03"); err != nil {
+	slices.Sort(want) // the order of List: by tenant, then request id
+	if _, err := e.store.Release(ctx, "us-navy", "p-03"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -531,13 +531,13 @@ func TestListPlacements(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var expect []string
-			for _, id := range want {
-				p, err := e.store.GetPlacement(id)
+			for _, key := range want {
+				p, err := e.store.GetPlacement("", key[strings.Index(key, "/")+1:]) // each id is one tenant's
 				if err != nil {
 					t.Fatal(err)
 				}
 				if tc.keep(p) {
-					expect = append(expect, id)
+					expect = append(expect, key)
 				}
 			}
 			var got []string
@@ -552,7 +552,7 @@ func TestListPlacements(t *testing.T) {
 					t.Fatalf("page of %d items, page %d", len(items), pages)
 				}
 				for _, p := range items {
-					got = append(got, p.ID)
+					got = append(got, p.Tenant+"/"+p.ID)
 				}
 				if next == "" {
 					break

@@ -14,8 +14,10 @@ const (
 	tablePlacements = "placements"
 
 	indexTenant = "tenant"
-	indexState  = "state"
-	indexRegion = "region"
+	// indexRequest: a request id's placements, one per tenant that used it.
+	indexRequest = "request"
+	indexState   = "state"
+	indexRegion  = "region"
 	// indexHolds: the live placements that hold capacity in a region (a
 	// replica or a retiring copy there; see router.Placement.Holds). It
 	// is what a region's agent is assigned.
@@ -38,9 +40,19 @@ func placementsTableSchema() *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: tablePlacements,
 		Indexes: map[string]*memdb.IndexSchema{
+			// The primary key is the placement key "tenant/id" (see
+			// placementKey): a request id is unique within its tenant
+			// only. It is the key's suffix under placements/, so the
+			// watch deletes by the id it parses, and a page token that
+			// holds it seeks within every other index (their entries
+			// end in the primary key).
 			indexID: {
 				Name:    indexID,
 				Unique:  true,
+				Indexer: oneIndex[*placementRecord](func(p *placementRecord) string { return keyOf(p.P) }),
+			},
+			indexRequest: {
+				Name:    indexRequest,
 				Indexer: oneIndex[*placementRecord](func(p *placementRecord) string { return p.P.ID }),
 			},
 			indexTenant: {
@@ -73,8 +85,9 @@ func holdsIndex(p *placementRecord) []string {
 	return placementRegions(p.P)
 }
 
-func placementTxn(tx *memdb.Txn, id string) *placementRecord {
-	raw, err := tx.First(tablePlacements, indexID, id)
+// placementTxn returns the placement of key "tenant/id" (placementKey).
+func placementTxn(tx *memdb.Txn, key string) *placementRecord {
+	raw, err := tx.First(tablePlacements, indexID, key)
 	if err != nil || raw == nil {
 		return nil
 	}
@@ -114,10 +127,11 @@ func placementRegions(p *router.Placement) []string {
 	return out
 }
 
-// placementsTxn calls yield with the placements f selects, in id order,
-// starting after the id after (all when empty), until yield returns false.
-// It walks the most selective index; within one index value memdb orders
-// entries by primary key, so the walk is in id order and can seek.
+// placementsTxn calls yield with the placements f selects, in key order
+// ("tenant/id": by request id within a tenant), starting after the key
+// after (all when empty), until yield returns false. It walks the most
+// selective index; within one index value memdb orders entries by
+// primary key, so the walk is in key order and can seek.
 func placementsTxn(tx *memdb.Txn, f PlacementFilter, after string, yield func(*placementRecord) bool) error {
 	var index string
 	var args []any
@@ -145,7 +159,7 @@ func placementsTxn(tx *memdb.Txn, f PlacementFilter, after string, yield func(*p
 	}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		p := raw.(*placementRecord)
-		if p.P.ID == after {
+		if keyOf(p.P) == after {
 			continue
 		}
 		if !f.match(p.P) {
@@ -184,15 +198,43 @@ func firstPlacementTxn(tx *memdb.Txn, f PlacementFilter) *router.Placement {
 	return first
 }
 
-// GetPlacement returns a placement from the cache. An unknown id is ErrNotFound.
-func (s *Store) GetPlacement(id string) (*router.Placement, error) {
+// GetPlacement returns the placement tenant made with request id id,
+// from the cache; an unknown one is ErrNotFound. With tenant "" it is the
+// placement of id whatever its tenant, for a caller who may see every
+// tenant's: when more than one tenant used the id, the caller must name
+// one (an InvalidError on field "tenant").
+func (s *Store) GetPlacement(tenant, id string) (*router.Placement, error) {
+	if !validKeyPart(id) || tenant != "" && !validKeyPart(tenant) {
+		return nil, fmt.Errorf("placement %q: %w", id, router.ErrNotFound)
+	}
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	p := placementTxn(tx, id)
+	if tenant == "" {
+		return onlyPlacementTxn(tx, id)
+	}
+	p := placementTxn(tx, placementKey(tenant, id))
 	if p == nil {
 		return nil, fmt.Errorf("placement %q: %w", id, router.ErrNotFound)
 	}
 	return p.P, nil
+}
+
+// onlyPlacementTxn returns the one placement of request id id, of any
+// tenant. It reads at most two.
+func onlyPlacementTxn(tx *memdb.Txn, id string) (*router.Placement, error) {
+	it, err := tx.Get(tablePlacements, indexRequest, id)
+	if err != nil {
+		return nil, err
+	}
+	first := it.Next()
+	if first == nil {
+		return nil, fmt.Errorf("placement %q: %w", id, router.ErrNotFound)
+	}
+	if it.Next() != nil {
+		return nil, router.Violations{{Field: "tenant", Description: fmt.Sprintf(
+			"request id %q is used by more than one tenant: name the tenant", id)}}.Err()
+	}
+	return first.(*placementRecord).P, nil
 }
 
 // PlacementPage is one page of ListPlacements.
@@ -206,7 +248,7 @@ type PlacementPage struct {
 }
 
 // ListPlacements returns one page of the placements f selects, ordered by
-// id, from the cache. pageSize 0 means DefaultPageSize and is capped at
+// placement key ("tenant/id"), from the cache. pageSize 0 means DefaultPageSize and is capped at
 // MaxPageSize. pageToken is "" for the first page, then the token the
 // previous page returned; the last page returns "". The placements are
 // shared: never modify one.
@@ -242,7 +284,7 @@ func (s *Store) ListPlacements(f PlacementFilter, pageSize int, pageToken string
 		return PlacementPage{}, fmt.Errorf("list placements: %w", err)
 	}
 	if more {
-		page.Next = base64.RawURLEncoding.EncodeToString([]byte(page.Placements[len(page.Placements)-1].ID))
+		page.Next = base64.RawURLEncoding.EncodeToString([]byte(keyOf(page.Placements[len(page.Placements)-1])))
 	}
 	return page, nil
 }

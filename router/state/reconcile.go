@@ -176,7 +176,8 @@ type reconciler struct {
 	lastMove         time.Time
 	wrote            int // transactions committed this term
 	// regionRevs: each region's record and health revisions at the last
-	// pass; watch: placements to look at on every pass; lastFull: when
+	// pass; watch: placements to look at on every pass, by placement
+	// key "tenant/id"; lastFull: when
 	// the last full pass began. See pass.
 	regionRevs map[string][2]int64
 	watch      map[string]bool
@@ -241,11 +242,11 @@ func (r *reconciler) pass(ctx context.Context) error {
 	}
 	full := r.regionRevs == nil || r.s.clock().Sub(r.lastFull) >= r.cfg.Interval
 	seen := make(map[string]bool)
-	var ids []string
-	add := func(id string) {
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
+	var todo []string // placement keys "tenant/id"
+	add := func(key string) {
+		if !seen[key] {
+			seen[key] = true
+			todo = append(todo, key)
 		}
 	}
 	tx := r.s.db.Txn(false)
@@ -262,7 +263,7 @@ func (r *reconciler) pass(ctx context.Context) error {
 				return err
 			}
 			for raw := it.Next(); raw != nil; raw = it.Next() {
-				add(raw.(*placementRecord).P.ID)
+				add(keyOf(raw.(*placementRecord).P))
 			}
 		}
 		r.watch = make(map[string]bool)
@@ -278,25 +279,25 @@ func (r *reconciler) pass(ctx context.Context) error {
 				return err
 			}
 			for raw := it.Next(); raw != nil; raw = it.Next() {
-				add(raw.(*placementRecord).P.ID)
+				add(keyOf(raw.(*placementRecord).P))
 			}
 		}
-		for id := range r.watch {
-			add(id)
+		for key := range r.watch {
+			add(key)
 		}
 	}
 	tx.Abort()
 	r.regionRevs = revs
-	for _, id := range ids {
+	for _, key := range todo {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if err := r.s.Ready(); err != nil {
 			return err
 		}
-		if err := r.placement(ctx, id); err != nil {
-			r.s.log.Warn("state: reconcile placement", "id", id, "err", err)
-			r.watch[id] = true // look again on the next pass
+		if err := r.placement(ctx, key); err != nil {
+			r.s.log.Warn("state: reconcile placement", "placement", key, "err", err)
+			r.watch[key] = true // look again on the next pass
 		}
 	}
 	return nil
@@ -309,9 +310,9 @@ func (r *reconciler) watchOrForget(p *router.Placement) {
 		need = need || rs.State == router.ReplicaFailed
 	}
 	if need {
-		r.watch[p.ID] = true
+		r.watch[keyOf(p)] = true
 	} else {
-		delete(r.watch, p.ID)
+		delete(r.watch, keyOf(p))
 	}
 }
 
@@ -401,26 +402,26 @@ const noAgentReason = "no live agent"
 // actorReconciler is the reconciler's name in the audit trail.
 const actorReconciler = "system:reconciler"
 
-// placement reconciles one placement on a fresh snapshot and commits
-// what changed in one fenced transaction.
-func (r *reconciler) placement(ctx context.Context, id string) error {
+// placement reconciles one placement, by placement key "tenant/id", on a
+// fresh snapshot and commits what changed in one fenced transaction.
+func (r *reconciler) placement(ctx context.Context, key string) error {
 	s := r.s
 	now := s.clock()
 	tx := s.db.Txn(false)
 	_, view := revisionTxn(tx)
-	rec := placementTxn(tx, id)
+	rec := placementTxn(tx, key)
 	var tenant *tenantRecord
 	if rec != nil {
 		tenant = tenantTxn(tx, rec.P.Tenant)
 	}
 	defer tx.Abort() // step 3 reads the live records of the same snapshot
 	if rec == nil || !rec.P.State.Live() {
-		delete(r.watch, id)
+		delete(r.watch, key)
 		return nil
 	}
 	p := rec.P
 	if tenant == nil {
-		return fmt.Errorf("tenant %q of placement %s is not cached", p.Tenant, id)
+		return fmt.Errorf("tenant %q of placement %s is not cached", p.Tenant, p.ID)
 	}
 	w := p.Workload
 	in := router.Input{Workload: &w, Tenant: tenant.Tenant, Regions: view.states, Now: now}
@@ -595,7 +596,7 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 	next.UpdatedAt = now.UTC()
 	r.watchOrForget(next) // on failure too: the next pass looks again
 	if err := r.commit(ctx, rec, next, view, compared, moved, retired, agentless, audits); err != nil {
-		r.watch[id] = true
+		r.watch[key] = true
 		return err
 	}
 	return nil
@@ -609,7 +610,7 @@ func (r *reconciler) placement(ctx context.Context, id string) error {
 func (r *reconciler) commit(ctx context.Context, rec *placementRecord, next *router.Placement, view *regionView,
 	compared, moved []int, retired, agentless []string, audits []AuditEntry) error {
 	s := r.s
-	pkey := s.keys.placement(next.ID)
+	pkey := s.keys.placement(keyOf(next))
 	pval, err := json.Marshal(next)
 	if err != nil {
 		return err
@@ -668,12 +669,12 @@ func (r *reconciler) commit(ctx context.Context, rec *placementRecord, next *rou
 	}
 	if !resp.Succeeded {
 		// Lost a race (or the role): the next pass reads fresh state.
-		r.watch[next.ID] = true
+		r.watch[keyOf(next)] = true
 		return s.waitCommitted(ctx, resp.Header.Revision)
 	}
 	r.wrote++
 	if len(audits) > 0 {
-		s.log.Info("state: reconciled placement", "id", next.ID, "state", next.State, "regions", next.Regions, "retiring", len(next.Retiring), "ops", auditOps(audits))
+		s.log.Info("state: reconciled placement", "tenant", next.Tenant, "id", next.ID, "state", next.State, "regions", next.Regions, "retiring", len(next.Retiring), "ops", auditOps(audits))
 	}
 	return s.waitCommitted(ctx, resp.Header.Revision)
 }

@@ -269,7 +269,7 @@ func TestReconcileKeepsTheOldCopyUntilTheNewOneRuns(t *testing.T) {
 
 	// The agent acknowledges the new replica running: the old copy goes.
 	p.Replicas = []router.ReplicaStatus{{State: router.ReplicaRunning, At: time.Now().UTC()}}
-	e.putJSON("placements/w", p)
+	e.putJSON("placements/us-army/w", p)
 	eventually(t, 10*time.Second, func() (bool, string) {
 		p := e.placements()["w"].P
 		return len(p.Retiring) == 0, fmt.Sprintf("%+v", p.Retiring)

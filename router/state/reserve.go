@@ -25,7 +25,7 @@ import (
 // keys (see batch.go).
 type reservations struct {
 	mu      sync.Mutex
-	busy    map[string]struct{} // region keys and request ids held by in-flight commits
+	busy    map[string]struct{} // region keys and placement keys held by in-flight commits
 	changed chan struct{}       // closed, and replaced, when a hold ends
 }
 
@@ -62,9 +62,10 @@ func (r *reservations) overlay(v *regionView, buf *[]router.RegionState) (region
 	return *buf, r.changed, false
 }
 
-// heldRequest is the reservation key of a request id; it cannot collide
-// with a region key.
-func heldRequest(id string) string { return "\x00request/" + id }
+// heldRequest is the reservation key of a placement key "tenant/id"
+// (placementKey): two tenants' requests of one id are unrelated. It
+// cannot collide with a region key.
+func heldRequest(key string) string { return "\x00request/" + key }
 
 // hold marks the chosen regions busy, or returns false if one of them
 // already is (another decision took it since the overlay was made).

@@ -70,7 +70,7 @@ func TestReconcileWaitsForAConnectedAgentThatHasNotReported(t *testing.T) {
 	if p := e.placements()["w"].P; len(p.Retiring) != 1 {
 		t.Fatalf("retiring %+v, replicas %+v: the old copy went before s2's connected agent acknowledged the new one", p.Retiring, p.Replicas)
 	}
-	if err := a.Ack(context.Background(), "w", router.ReplicaRunning, ""); err != nil {
+	if err := a.Ack(context.Background(), "us-army", "w", router.ReplicaRunning, ""); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, func() (bool, string) {
@@ -123,7 +123,7 @@ func TestReconcileUsageUnderRacingReleasesAndPlacements(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprintf("w%d", i)
 		if i%2 == 0 {
-			if _, err := b.Release(ctx, id); err != nil {
+			if _, err := b.Release(ctx, "us-army", id); err != nil {
 				t.Errorf("release %s: %v", id, err)
 			}
 		} else {

@@ -142,8 +142,8 @@ type Store struct {
 }
 
 // Open loads the state under the prefix from etcd, starts the watch that
-// keeps the cache current, and returns once the store is Ready or ctx
-// ends. The client stays the caller's: close it after the Store.
+// keeps the cache current, moves placement records of the legacy layout
+// (see migrate.go), and returns once the store is Ready or ctx ends. The client stays the caller's: close it after the Store.
 func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Option) (*Store, error) {
 	if cli == nil || engine == nil {
 		return nil, errors.New("state: Open needs an etcd client and an engine")
@@ -203,7 +203,7 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		s.watcher.Close()
 		return nil, fmt.Errorf("state: resume token key: %w", err)
 	}
-	rev, err := s.load(ctx)
+	rev, legacy, err := s.load(ctx)
 	if err != nil {
 		s.watcher.Close()
 		return nil, fmt.Errorf("state: load: %w", err)
@@ -232,6 +232,16 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 			return nil, fmt.Errorf("state: %w: watch not established: %w", router.ErrUnavailable, ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
+	}
+	// Serve no placement before the legacy records are where the
+	// cache can see them (migrate.go).
+	moved, err := s.migrateLegacy(ctx, legacy)
+	if err == nil && moved != 0 {
+		err = s.waitCommitted(ctx, moved)
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("state: move legacy placement records: %w", err)
 	}
 	return s, nil
 }

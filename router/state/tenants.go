@@ -100,9 +100,10 @@ func (s *Store) PutTenant(ctx context.Context, t *router.Tenant) error {
 
 // DeleteTenant deletes a tenant. A tenant with live (not released)
 // placements is ErrInUse. The cache is checked at revision R, and the
-// delete compares that the tenant record is the one read and that no
-// placement was created after R (placements have no per-tenant record to
-// compare), so a placement committed meanwhile makes it retry.
+// delete compares that the tenant record is the one read and that none
+// of the tenant's placements (its directory placements/<tenant>/) was
+// created after R, so a placement of the tenant committed meanwhile
+// makes it retry; other tenants' placements do not.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	if err := s.Ready(); err != nil {
 		return err
@@ -135,7 +136,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 			return s.kv.Txn(ctx).
 				If(
 					clientv3.Compare(clientv3.ModRevision(key), "=", t.Rev),
-					clientv3.Compare(clientv3.CreateRevision(s.keys.placement("")), "<", rev+1).WithPrefix(),
+					clientv3.Compare(clientv3.CreateRevision(s.keys.placement(placementKey(id, ""))), "<", rev+1).WithPrefix(),
 				).
 				Then(clientv3.OpDelete(key), aop).
 				Commit()

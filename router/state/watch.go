@@ -40,13 +40,15 @@ var errCompacted = errors.New("watch revision compacted")
 const loadPageSize = 500
 
 // load reads the cached directories at one revision and replaces the
-// cache with them. It returns the revision.
-func (s *Store) load(ctx context.Context) (int64, error) {
+// cache with them. It returns the revision, and the placement records of
+// the legacy layout it found (not cached: see migrate.go).
+func (s *Store) load(ctx context.Context) (int64, []*mvccpb.KeyValue, error) {
 	tx := s.db.Txn(true)
 	defer tx.Abort()
+	var legacy []*mvccpb.KeyValue
 	for _, table := range []string{tableProviders, tableRegions, tableTenants, tableUsage, tablePlacements, tableLive, tableHealth} {
 		if _, err := tx.DeleteAll(table, indexID); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
 	var rev int64
@@ -62,12 +64,16 @@ func (s *Store) load(ctx context.Context) (int64, error) {
 			resp, err := s.kv.Get(gctx, start, opts...)
 			cancel()
 			if err != nil {
-				return 0, unavailable(ctx, err)
+				return 0, nil, unavailable(ctx, err)
 			}
 			if rev == 0 {
 				rev = resp.Header.Revision
 			}
 			for _, kv := range resp.Kvs {
+				if _, ok := s.keys.legacyPlacement(string(kv.Key)); ok {
+					legacy = append(legacy, kv)
+					continue
+				}
 				s.applyPut(tx, kv)
 			}
 			if !resp.More || len(resp.Kvs) == 0 {
@@ -77,13 +83,13 @@ func (s *Store) load(ctx context.Context) (int64, error) {
 		}
 	}
 	if err := setRevisionTxn(tx, rev, buildView(tx)); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	tx.Commit()
 	s.rev.advance(rev)
 	s.loaded.Store(true)
 	s.log.Debug("state: cache loaded", "revision", rev)
-	return rev, nil
+	return rev, legacy, nil
 }
 
 // run keeps the cache following etcd until ctx ends.
@@ -108,7 +114,12 @@ func (s *Store) run(ctx context.Context, rev int64) {
 		}
 		if errors.Is(err, errCompacted) {
 			s.log.Warn("state: watch fell behind compaction; re-listing", "revision", rev, "err", err)
-			if rev, err = s.load(ctx); err == nil {
+			var legacy []*mvccpb.KeyValue
+			if rev, legacy, err = s.load(ctx); err == nil {
+				// The watch, resumed from rev, brings the moves in.
+				if _, err := s.migrateLegacy(ctx, legacy); err != nil {
+					s.log.Warn("state: moving legacy placement records", "err", err)
+				}
 				backoff = 50 * time.Millisecond
 				continue
 			}
@@ -241,6 +252,10 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 			k, id = s.applyDelete(tx, ev.Kv)
 		} else {
 			k, id, present = s.applyPut(tx, ev.Kv)
+			if _, legacy := s.keys.legacyPlacement(string(ev.Kv.Key)); legacy {
+				s.log.Warn("state: placement record of the legacy layout (written by a daemon not yet upgraded?) is not served until a daemon reloads and moves it",
+					"key", string(ev.Kv.Key), "revision", ev.Kv.ModRevision)
+			}
 		}
 		if k == kindRegion {
 			if _, had := view.index[id]; had != present {

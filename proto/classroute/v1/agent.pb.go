@@ -300,12 +300,19 @@ func (x *AgentReport) GetFree() *Resources {
 // longer holds the region (released or moved meanwhile), or never did,
 // changes nothing and does not end the stream.
 type AgentAck struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Region      string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
-	PlacementId string                 `protobuf:"bytes,2,opt,name=placement_id,json=placementId,proto3" json:"placement_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	// The placement's request id: with tenant, as the assignment named it.
+	PlacementId string `protobuf:"bytes,2,opt,name=placement_id,json=placementId,proto3" json:"placement_id,omitempty"`
 	// ACCEPTED, RUNNING or FAILED.
-	State         ReplicaState `protobuf:"varint,3,opt,name=state,proto3,enum=classroute.v1.ReplicaState" json:"state,omitempty"`
-	Detail        string       `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	State  ReplicaState `protobuf:"varint,3,opt,name=state,proto3,enum=classroute.v1.ReplicaState" json:"state,omitempty"`
+	Detail string       `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The placement's tenant: a request id names a placement within its
+	// tenant only. Empty (an agent that predates it) means the one
+	// placement of placement_id the region holds; when the region holds
+	// several tenants' placements of that id, the stream ends with
+	// INVALID_ARGUMENT naming ack.tenant.
+	Tenant        string `protobuf:"bytes,5,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -364,6 +371,13 @@ func (x *AgentAck) GetState() ReplicaState {
 func (x *AgentAck) GetDetail() string {
 	if x != nil {
 		return x.Detail
+	}
+	return ""
+}
+
+func (x *AgentAck) GetTenant() string {
+	if x != nil {
+		return x.Tenant
 	}
 	return ""
 }
@@ -524,13 +538,17 @@ func (x *AgentWelcome) GetInitialAssignments() int32 {
 }
 
 type AssignmentUpdate struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	PlacementId string                 `protobuf:"bytes,1,opt,name=placement_id,json=placementId,proto3" json:"placement_id,omitempty"`
-	Action      AssignmentAction       `protobuf:"varint,2,opt,name=action,proto3,enum=classroute.v1.AssignmentAction" json:"action,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The placement is named by its tenant and its request id together:
+	// two tenants may use the same request id.
+	PlacementId string           `protobuf:"bytes,1,opt,name=placement_id,json=placementId,proto3" json:"placement_id,omitempty"`
+	Action      AssignmentAction `protobuf:"varint,2,opt,name=action,proto3,enum=classroute.v1.AssignmentAction" json:"action,omitempty"`
 	// The workload (name, tenant, label, resources).
 	Workload *Workload `protobuf:"bytes,3,opt,name=workload,proto3" json:"workload,omitempty"`
 	// The etcd revision of the placement version this reflects.
-	Revision      int64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision int64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The placement's tenant (the workload's).
+	Tenant        string `protobuf:"bytes,5,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -593,6 +611,13 @@ func (x *AssignmentUpdate) GetRevision() int64 {
 	return 0
 }
 
+func (x *AssignmentUpdate) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
 var File_classroute_v1_agent_proto protoreflect.FileDescriptor
 
 const file_classroute_v1_agent_proto_rawDesc = "" +
@@ -611,12 +636,13 @@ const file_classroute_v1_agent_proto_rawDesc = "" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12,\n" +
-	"\x04free\x18\x04 \x01(\v2\x18.classroute.v1.ResourcesR\x04free\"\x90\x01\n" +
+	"\x04free\x18\x04 \x01(\v2\x18.classroute.v1.ResourcesR\x04free\"\xa8\x01\n" +
 	"\bAgentAck\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12!\n" +
 	"\fplacement_id\x18\x02 \x01(\tR\vplacementId\x121\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x1b.classroute.v1.ReplicaStateR\x05state\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail\"\x94\x01\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\x12\x16\n" +
+	"\x06tenant\x18\x05 \x01(\tR\x06tenant\"\x94\x01\n" +
 	"\x0fConnectResponse\x127\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1b.classroute.v1.AgentWelcomeH\x00R\awelcome\x12A\n" +
 	"\n" +
@@ -627,12 +653,13 @@ const file_classroute_v1_agent_proto_rawDesc = "" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x19\n" +
 	"\blease_id\x18\x02 \x01(\x03R\aleaseId\x12&\n" +
 	"\x0freport_every_ms\x18\x03 \x01(\x03R\rreportEveryMs\x12/\n" +
-	"\x13initial_assignments\x18\x04 \x01(\x05R\x12initialAssignments\"\xbf\x01\n" +
+	"\x13initial_assignments\x18\x04 \x01(\x05R\x12initialAssignments\"\xd7\x01\n" +
 	"\x10AssignmentUpdate\x12!\n" +
 	"\fplacement_id\x18\x01 \x01(\tR\vplacementId\x127\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x1f.classroute.v1.AssignmentActionR\x06action\x123\n" +
 	"\bworkload\x18\x03 \x01(\v2\x17.classroute.v1.WorkloadR\bworkload\x12\x1a\n" +
-	"\brevision\x18\x04 \x01(\x03R\brevision*l\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\x12\x16\n" +
+	"\x06tenant\x18\x05 \x01(\tR\x06tenant*l\n" +
 	"\x10AssignmentAction\x12!\n" +
 	"\x1dASSIGNMENT_ACTION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ASSIGNMENT_ACTION_RUN\x10\x01\x12\x1a\n" +

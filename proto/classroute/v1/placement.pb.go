@@ -81,7 +81,8 @@ func (PlacementEventType) EnumDescriptor() ([]byte, []int) {
 
 type PlaceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Client-chosen id, 1-128 characters of [A-Za-z0-9._:-].
+	// Client-chosen id, 1-128 characters of [A-Za-z0-9._:-]: with the
+	// workload's tenant, it names the placement.
 	RequestId     string    `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Workload      *Workload `protobuf:"bytes,2,opt,name=workload,proto3" json:"workload,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -317,8 +318,16 @@ func (x *PlanResponse) GetRedactedRegions() int32 {
 }
 
 type GetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request id that made the placement.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The tenant whose request id it is: a request id names a placement
+	// within its tenant only. A tenant's user gets its own tenant's
+	// placement whatever it sets here (another tenant is PERMISSION_DENIED,
+	// as List's filter is). Others may leave it empty when one tenant only
+	// has used the id; when several have, it is INVALID_ARGUMENT naming
+	// the field tenant.
+	Tenant        string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -356,6 +365,13 @@ func (*GetRequest) Descriptor() ([]byte, []int) {
 func (x *GetRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *GetRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
 	}
 	return ""
 }
@@ -558,8 +574,11 @@ func (x *ListResponse) GetResumeToken() string {
 }
 
 type ReleaseRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request id that made the placement.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The tenant whose request id it is: as GetRequest.tenant.
+	Tenant        string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -597,6 +616,13 @@ func (*ReleaseRequest) Descriptor() ([]byte, []int) {
 func (x *ReleaseRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *ReleaseRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
 	}
 	return ""
 }
@@ -869,10 +895,11 @@ const file_classroute_v1_placement_proto_rawDesc = "" +
 	"\aregions\x18\x03 \x03(\v2\x1c.classroute.v1.RegionVerdictR\aregions\x12\x16\n" +
 	"\x06chosen\x18\x04 \x03(\tR\x06chosen\x12\x18\n" +
 	"\arefusal\x18\x05 \x01(\tR\arefusal\x12-\n" +
-	"\x10redacted_regions\x18\x06 \x01(\x05B\x02\x18\x01R\x0fredactedRegions\"\x1c\n" +
+	"\x10redacted_regions\x18\x06 \x01(\x05B\x02\x18\x01R\x0fredactedRegions\"4\n" +
 	"\n" +
 	"GetRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"E\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\"E\n" +
 	"\vGetResponse\x126\n" +
 	"\tplacement\x18\x01 \x01(\v2\x18.classroute.v1.PlacementR\tplacement\"\xae\x01\n" +
 	"\vListRequest\x12\x16\n" +
@@ -888,9 +915,10 @@ const file_classroute_v1_placement_proto_rawDesc = "" +
 	"placements\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
 	"\brevision\x18\x03 \x01(\x03R\brevision\x12!\n" +
-	"\fresume_token\x18\x04 \x01(\tR\vresumeToken\" \n" +
+	"\fresume_token\x18\x04 \x01(\tR\vresumeToken\"8\n" +
 	"\x0eReleaseRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"I\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\"I\n" +
 	"\x0fReleaseResponse\x126\n" +
 	"\tplacement\x18\x01 \x01(\v2\x18.classroute.v1.PlacementR\tplacement\"\xa4\x01\n" +
 	"\fWatchRequest\x12\x16\n" +

@@ -33,8 +33,11 @@ const (
 //
 // PlacementService decides where workloads run and commits the decisions.
 type PlacementServiceClient interface {
-	// Place decides and commits. Idempotent on request_id: the same id
-	// returns the same placement, never a second one. No eligible region
+	// Place decides and commits. Idempotent on request_id within the
+	// workload's tenant: the same id and workload return the same
+	// placement, never a second one; another workload is ALREADY_EXISTS
+	// (REQUEST_ID_REUSED). Another tenant's use of the id is unrelated and
+	// never shows. No eligible region
 	// is FAILED_PRECONDITION with a Refusal detail, never a fallback.
 	Place(ctx context.Context, in *PlaceRequest, opts ...grpc.CallOption) (*PlaceResponse, error)
 	// Plan makes the same decision and commits nothing.
@@ -135,8 +138,11 @@ type PlacementService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 //
 // PlacementService decides where workloads run and commits the decisions.
 type PlacementServiceServer interface {
-	// Place decides and commits. Idempotent on request_id: the same id
-	// returns the same placement, never a second one. No eligible region
+	// Place decides and commits. Idempotent on request_id within the
+	// workload's tenant: the same id and workload return the same
+	// placement, never a second one; another workload is ALREADY_EXISTS
+	// (REQUEST_ID_REUSED). Another tenant's use of the id is unrelated and
+	// never shows. No eligible region
 	// is FAILED_PRECONDITION with a Refusal detail, never a fallback.
 	Place(context.Context, *PlaceRequest) (*PlaceResponse, error)
 	// Plan makes the same decision and commits nothing.
