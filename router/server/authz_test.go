@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -420,6 +421,10 @@ func wantNoneNamed(t *testing.T, what string, m proto.Message, keys []string) {
 	}
 }
 
+// rawAuditID is the form of an audit entry's stored id: its time, the
+// writing daemon's node and its count of entries.
+var rawAuditID = regexp.MustCompile(`^[0-9a-f]{16}-[0-9a-f]{8}-[0-9a-f]{8}$`)
+
 // TestRedaction checks that a Kenyan tenant's users never learn of a
 // region above their ceiling or not serving Kenya: plans, refusals and
 // the catalogue neither name nor count such regions. Others see all.
@@ -544,7 +549,7 @@ func TestRedaction(t *testing.T) {
 			}
 			// Ids count the daemon's entries of every tenant, and
 			// revisions every write: sealed and left out.
-			if strings.Count(en.GetId(), "-") == 2 || en.GetRevision() != 0 || en.GetWritten() != 0 {
+			if rawAuditID.MatchString(en.GetId()) || en.GetRevision() != 0 || en.GetWritten() != 0 {
 				t.Errorf("entry as a tenant auditor: id %q, revision %d, written %d; want a sealed id and no revisions", en.GetId(), en.GetRevision(), en.GetWritten())
 			}
 		}
