@@ -118,6 +118,12 @@ func newEnv(tb testing.TB) *env {
 // behind.
 func startEnv(tb testing.TB, m *etcdlocal.Member, leakCheck bool, opts ...state.Option) *env {
 	tb.Helper()
+	return startEnvWith(tb, m, leakCheck, nil, opts...)
+}
+
+// startEnvWith is startEnv with srvOpts added to the server's options.
+func startEnvWith(tb testing.TB, m *etcdlocal.Member, leakCheck bool, srvOpts []server.Option, opts ...state.Option) *env {
+	tb.Helper()
 	cli := newClient(tb, m)
 	if leakCheck {
 		// The baseline counts the client's goroutines; the check runs
@@ -150,7 +156,7 @@ func startEnv(tb testing.TB, m *etcdlocal.Member, leakCheck bool, opts ...state.
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.srv = server.New(store, log, server.WithAgentTTL(agentTTL), server.WithAuthenticator(headerAuthenticator))
+	e.srv = server.New(store, log, append([]server.Option{server.WithAgentTTL(agentTTL), server.WithAuthenticator(headerAuthenticator)}, srvOpts...)...)
 	g := grpc.NewServer(append(server.ServerOptions(log), e.srv.AuthOptions()...)...)
 	e.srv.Register(g)
 	e.grpc = g

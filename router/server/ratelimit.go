@@ -1,0 +1,253 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router/authz"
+)
+
+// Rate is a token bucket: PerSecond calls a second on average, up to
+// Burst at once. A zero PerSecond is no limit.
+type Rate struct {
+	PerSecond float64
+	Burst     int
+}
+
+func (r Rate) String() string {
+	if r.PerSecond <= 0 {
+		return "off"
+	}
+	return fmt.Sprintf("%g/s, burst %d", r.PerSecond, r.Burst)
+}
+
+// IdentityLimits bound what one caller may do, whatever connections it
+// spreads its calls over. A caller is a principal's kind, tenant, name
+// and region: two certificates of one identity share its limits.
+type IdentityLimits struct {
+	// Place, Plan and ListAudit limit those calls per caller.
+	Place, Plan, ListAudit Rate
+	// AgentReports limits an agent's reports and session starts (each
+	// an etcd write). A session start beyond it is refused; a report
+	// beyond it is held back, not written, and the agent's latest held
+	// report is written once the rate allows (agent.go).
+	AgentReports Rate
+	// Watches caps the Watch streams one caller holds open at once;
+	// 0: no cap.
+	Watches int
+	// LimitDev holds the development principal (the loopback mode's
+	// caller, and every name classroutectl --as gives) to the limits
+	// too. Without it that principal is exempt: it exists only on a
+	// loopback daemon, where tests and benchmarks run.
+	LimitDev bool
+}
+
+// DefaultIdentityLimits are the daemon's defaults (cmd/classrouted's
+// flags): far above what a person, a pipeline or a region agent
+// reporting every -agent-ttl/3 needs, far below what a loop can do.
+// Watches: a dashboard holds a few streams, not dozens.
+var DefaultIdentityLimits = IdentityLimits{
+	Place:        Rate{PerSecond: 20, Burst: 40},
+	Plan:         Rate{PerSecond: 20, Burst: 40},
+	ListAudit:    Rate{PerSecond: 5, Burst: 10},
+	AgentReports: Rate{PerSecond: 2, Burst: 10},
+	Watches:      32,
+}
+
+// WithIdentityLimits holds every caller to l. Without it a Server
+// limits no caller: the daemon always sets it.
+func WithIdentityLimits(l IdentityLimits) Option {
+	return func(s *Server) { s.idLimits = l }
+}
+
+// LimitObserver is told of each call or stream the identity limits
+// refuse, by the limit's name (place, plan, list_audit, agent_report or
+// watch): never by the caller's.
+type LimitObserver interface {
+	Limited(limit string)
+}
+
+// WithLimitObserver tells o of every refusal by the identity limits.
+func WithLimitObserver(o LimitObserver) Option {
+	return func(s *Server) { s.limitObs = o }
+}
+
+// The names of the limits, in metrics and ErrorInfo metadata.
+const (
+	limitPlace       = "place"
+	limitPlan        = "plan"
+	limitListAudit   = "list_audit"
+	limitAgentReport = "agent_report"
+	limitWatch       = "watch"
+)
+
+// LimitNames are every limit's name, as LimitObserver is told them.
+var LimitNames = []string{limitPlace, limitPlan, limitListAudit, limitAgentReport, limitWatch}
+
+// rateLimited are the unary methods with a rate limit, and which.
+var rateLimited = map[string]string{
+	pb.PlacementService_Place_FullMethodName: limitPlace,
+	pb.PlacementService_Plan_FullMethodName:  limitPlan,
+	pb.AuditService_ListAudit_FullMethodName: limitListAudit,
+}
+
+// identity is what the limits key a caller on.
+type identity struct{ kind, tenant, name, region string }
+
+type bucketKey struct {
+	limit string
+	who   identity
+}
+
+// sweepEvery is how often idle buckets are dropped.
+const sweepEvery = 30 * time.Second
+
+// limiter enforces IdentityLimits. Its memory is bounded by the callers
+// active lately: a bucket that has refilled (one idle for Burst/PerSecond
+// seconds) is dropped at the next sweep, which loses nothing, since a new
+// bucket starts full; a caller's watch count goes when its last stream
+// ends.
+type limiter struct {
+	cfg     IdentityLimits
+	obs     LimitObserver
+	now     func() time.Time
+	mu      sync.Mutex
+	buckets map[bucketKey]*rate.Limiter
+	swept   time.Time
+	watches map[identity]int
+}
+
+func newLimiter(cfg IdentityLimits, obs LimitObserver) *limiter {
+	return &limiter{cfg: cfg, obs: obs, now: time.Now, buckets: make(map[bucketKey]*rate.Limiter), watches: make(map[identity]int)}
+}
+
+func (l *limiter) rate(limit string) Rate {
+	switch limit {
+	case limitPlace:
+		return l.cfg.Place
+	case limitPlan:
+		return l.cfg.Plan
+	case limitListAudit:
+		return l.cfg.ListAudit
+	case limitAgentReport:
+		return l.cfg.AgentReports
+	}
+	return Rate{}
+}
+
+// subject is the identity ctx's caller is limited as; ok is false for a
+// caller that is not limited.
+func (l *limiter) subject(ctx context.Context) (identity, bool) {
+	p := authz.FromContext(ctx)
+	if p == nil || (p.Kind == authz.KindDev && !l.cfg.LimitDev) {
+		return identity{}, false
+	}
+	return identity{kind: p.Kind, tenant: p.Tenant, name: p.Name, region: p.Region}, true
+}
+
+// allow spends one of the caller's tokens of limit, or refuses the call
+// with RESOURCE_EXHAUSTED saying when a token will be there.
+func (l *limiter) allow(ctx context.Context, limit string) error {
+	wait := l.take(ctx, limit)
+	if wait == 0 {
+		return nil
+	}
+	l.observe(limit)
+	return withDetails(codes.ResourceExhausted,
+		fmt.Sprintf("rate limited: %s is limited to %s per caller; retry in %v", limit, l.rate(limit), wait),
+		&errdetails.ErrorInfo{Reason: "RATE_LIMITED", Domain: ErrorDomain, Metadata: map[string]string{"limit": limit}},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
+}
+
+// take spends one of the caller's tokens of limit and returns 0, or,
+// when there is none, spends nothing and returns how long until there
+// is one, in whole milliseconds rounded up (so that retrying after it
+// succeeds, unless another call of the caller takes the token first).
+func (l *limiter) take(ctx context.Context, limit string) (wait time.Duration) {
+	r := l.rate(limit)
+	who, ok := l.subject(ctx)
+	if r.PerSecond <= 0 || !ok {
+		return 0
+	}
+	now := l.now()
+	l.mu.Lock()
+	if now.Sub(l.swept) >= sweepEvery {
+		for k, b := range l.buckets {
+			if b.TokensAt(now) >= float64(b.Burst()) {
+				delete(l.buckets, k)
+			}
+		}
+		l.swept = now
+	}
+	k := bucketKey{limit: limit, who: who}
+	b := l.buckets[k]
+	if b == nil {
+		b = rate.NewLimiter(rate.Limit(r.PerSecond), max(r.Burst, 1))
+		l.buckets[k] = b
+	}
+	res := b.ReserveN(now, 1)
+	l.mu.Unlock()
+	if wait = res.DelayFrom(now); wait == 0 {
+		return 0
+	}
+	res.CancelAt(now)
+	return time.Duration(math.Ceil(float64(wait)/float64(time.Millisecond))) * time.Millisecond
+}
+
+// openWatch counts one more Watch stream of the caller, or refuses it
+// when the caller holds the most it may; release, called once when the
+// stream ends, counts it out.
+func (l *limiter) openWatch(ctx context.Context) (release func(), err error) {
+	who, ok := l.subject(ctx)
+	if l.cfg.Watches <= 0 || !ok {
+		return func() {}, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.watches[who] >= l.cfg.Watches {
+		l.observe(limitWatch)
+		return nil, withDetails(codes.ResourceExhausted,
+			fmt.Sprintf("too many Watch streams: at most %d open per caller; close one first", l.cfg.Watches),
+			&errdetails.ErrorInfo{Reason: "TOO_MANY_WATCHES", Domain: ErrorDomain, Metadata: map[string]string{"limit": limitWatch}},
+			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
+				Subject: "watch streams of this caller", Description: fmt.Sprintf("at most %d open at once", l.cfg.Watches)}}})
+	}
+	l.watches[who]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.watches[who]--; l.watches[who] <= 0 {
+				delete(l.watches, who)
+			}
+		})
+	}, nil
+}
+
+func (l *limiter) observe(limit string) {
+	if l.obs != nil {
+		l.obs.Limited(limit)
+	}
+}
+
+// rateInterceptor holds the rate-limited unary methods to the caller's
+// limits. It runs after authentication: the context carries the caller.
+func (s *Server) rateInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if limit, ok := rateLimited[info.FullMethod]; ok {
+		if err := s.limits.allow(ctx, limit); err != nil {
+			return nil, err
+		}
+	}
+	return h(ctx, req)
+}
