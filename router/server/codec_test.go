@@ -21,9 +21,12 @@ import (
 // that sends what no generated client would.
 type rawCodec struct{}
 
-func (rawCodec) Marshal(v any) ([]byte, error)  { return *v.(*[]byte), nil }
-func (rawCodec) Name() string                   { return "proto" }
-func (rawCodec) Unmarshal(b []byte, v any) error { *v.(*[]byte) = append([]byte(nil), b...); return nil }
+func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
+func (rawCodec) Name() string                  { return "proto" }
+func (rawCodec) Unmarshal(b []byte, v any) error {
+	*v.(*[]byte) = append([]byte(nil), b...)
+	return nil
+}
 
 // groups is n unknown groups, each inside the one before.
 func groups(n int) []byte {
