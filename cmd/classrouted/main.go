@@ -136,6 +136,8 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.Var(rateFlag{&c.Limits.Place}, "rate-place", "Place calls one caller may make: N/s or N/m, with ,burst=B (default burst: 2 seconds' worth), or off")
 	fs.Var(rateFlag{&c.Limits.Plan}, "rate-plan", "Plan calls one caller may make (as -rate-place)")
 	fs.Var(rateFlag{&c.Limits.ListAudit}, "rate-list-audit", "ListAudit calls one caller may make (as -rate-place)")
+	fs.DurationVar(&c.Limits.MaxWait, "rate-max-wait", server.DefaultIdentityLimits.MaxWait, "a Place, Plan or ListAudit call beyond its caller's rate waits this long at most for its turn; longer, it is refused (0: refused at once)")
+	fs.IntVar(&c.Limits.MaxWaiting, "rate-max-waiting", server.DefaultIdentityLimits.MaxWaiting, "calls of one caller, per method, that may wait for their turn at once; more are refused")
 	fs.Var(rateFlag{&c.Limits.AgentReports}, "rate-agent-reports", "reports and session starts one region agent may make (as -rate-place); reports beyond it are held back and the latest written when the rate allows")
 	fs.IntVar(&c.Limits.Watches, "max-watches", server.DefaultIdentityLimits.Watches, "Watch streams one caller may hold open (0: no cap)")
 	fs.BoolVar(&c.Limits.LimitDev, "limit-dev", false, "hold the loopback development principal to the per-caller limits too (it is exempt by default)")
@@ -292,6 +294,12 @@ func (c *Config) validateLimits() error {
 	}
 	if c.HandshakeTimeout <= 0 || c.HandshakeTimeout > 2*time.Minute {
 		errs = append(errs, fmt.Errorf("-handshake-timeout %v: want more than 0 and at most 2m", c.HandshakeTimeout))
+	}
+	if c.Limits.MaxWait < 0 || c.Limits.MaxWait > 10*time.Second {
+		errs = append(errs, fmt.Errorf("-rate-max-wait %v: want 0 to 10s", c.Limits.MaxWait))
+	}
+	if c.Limits.MaxWaiting < 0 {
+		errs = append(errs, fmt.Errorf("-rate-max-waiting %d: must not be negative", c.Limits.MaxWaiting))
 	}
 	if c.Limits.Watches < 0 {
 		errs = append(errs, fmt.Errorf("-max-watches %d: must not be negative", c.Limits.Watches))

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
@@ -35,8 +36,20 @@ func (r Rate) String() string {
 // spreads its calls over. A caller is a principal's kind, tenant, name
 // and region: two certificates of one identity share its limits.
 type IdentityLimits struct {
-	// Place, Plan and ListAudit limit those calls per caller.
+	// Place, Plan and ListAudit limit those calls per caller. A call
+	// beyond the rate waits for its token when the token comes within
+	// MaxWait (and the call's deadline), and the caller has fewer than
+	// MaxWaiting calls waiting; otherwise it is refused at once with
+	// RESOURCE_EXHAUSTED and when to retry.
+	//
+	// Waiting rather than refusing is what makes a caller looping on
+	// the method, whatever it does with the refusals, cost the daemon
+	// its rate and no more: each waiting call holds its caller's loop.
+	// Only a caller with more than MaxWaiting calls in flight sees
+	// refusals, and each refusal costs about what a Get does.
 	Place, Plan, ListAudit Rate
+	MaxWait                time.Duration
+	MaxWaiting             int
 	// AgentReports limits an agent's reports and session starts (each
 	// an etcd write). A session start beyond it is refused; a report
 	// beyond it is held back, not written, and the agent's latest held
@@ -61,6 +74,8 @@ var DefaultIdentityLimits = IdentityLimits{
 	Plan:         Rate{PerSecond: 20, Burst: 40},
 	ListAudit:    Rate{PerSecond: 5, Burst: 10},
 	AgentReports: Rate{PerSecond: 2, Burst: 10},
+	MaxWait:      time.Second,
+	MaxWaiting:   16,
 	Watches:      32,
 }
 
@@ -124,11 +139,13 @@ type limiter struct {
 	mu      sync.Mutex
 	buckets map[bucketKey]*rate.Limiter
 	swept   time.Time
+	waiting map[bucketKey]int // calls waiting for a token
 	watches map[identity]int
 }
 
 func newLimiter(cfg IdentityLimits, obs LimitObserver) *limiter {
-	return &limiter{cfg: cfg, obs: obs, now: time.Now, buckets: make(map[bucketKey]*rate.Limiter), watches: make(map[identity]int)}
+	return &limiter{cfg: cfg, obs: obs, now: time.Now, buckets: make(map[bucketKey]*rate.Limiter),
+		waiting: make(map[bucketKey]int), watches: make(map[identity]int)}
 }
 
 func (l *limiter) rate(limit string) Rate {
@@ -155,13 +172,32 @@ func (l *limiter) subject(ctx context.Context) (identity, bool) {
 	return identity{kind: p.Kind, tenant: p.Tenant, name: p.Name, region: p.Region}, true
 }
 
-// allow spends one of the caller's tokens of limit, or refuses the call
-// with RESOURCE_EXHAUSTED saying when a token will be there.
+// allow spends one of the caller's tokens of limit, waiting for it if
+// the limits allow (IdentityLimits.MaxWait), or refuses the call with
+// RESOURCE_EXHAUSTED saying when a token will be there.
 func (l *limiter) allow(ctx context.Context, limit string) error {
-	wait := l.take(ctx, limit)
+	k, res, now, ok := l.reserve(ctx, limit)
+	if !ok {
+		return nil
+	}
+	wait := res.DelayFrom(now)
 	if wait == 0 {
 		return nil
 	}
+	if l.mayWait(ctx, k, wait) {
+		defer l.doneWaiting(k)
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			res.Cancel()
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	res.CancelAt(now)
+	wait = roundUp(wait)
 	l.observe(limit)
 	return withDetails(codes.ResourceExhausted,
 		fmt.Sprintf("rate limited: %s is limited to %s per caller; retry in %v", limit, l.rate(limit), wait),
@@ -171,37 +207,78 @@ func (l *limiter) allow(ctx context.Context, limit string) error {
 
 // take spends one of the caller's tokens of limit and returns 0, or,
 // when there is none, spends nothing and returns how long until there
-// is one, in whole milliseconds rounded up (so that retrying after it
-// succeeds, unless another call of the caller takes the token first).
+// is one (roundUp).
 func (l *limiter) take(ctx context.Context, limit string) (wait time.Duration) {
+	_, res, now, ok := l.reserve(ctx, limit)
+	if !ok {
+		return 0
+	}
+	if wait = res.DelayFrom(now); wait == 0 {
+		return 0
+	}
+	res.CancelAt(now)
+	return roundUp(wait)
+}
+
+// reserve reserves one of the caller's tokens of limit; ok is false when
+// the caller is not limited. The reservation's delay says when the token
+// is there; one not to be waited for must be cancelled.
+func (l *limiter) reserve(ctx context.Context, limit string) (k bucketKey, res *rate.Reservation, now time.Time, ok bool) {
 	r := l.rate(limit)
 	who, ok := l.subject(ctx)
 	if r.PerSecond <= 0 || !ok {
-		return 0
+		return bucketKey{}, nil, time.Time{}, false
 	}
-	now := l.now()
+	now = l.now()
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if now.Sub(l.swept) >= sweepEvery {
 		for k, b := range l.buckets {
-			if b.TokensAt(now) >= float64(b.Burst()) {
+			if b.TokensAt(now) >= float64(b.Burst()) && l.waiting[k] == 0 {
 				delete(l.buckets, k)
 			}
 		}
 		l.swept = now
 	}
-	k := bucketKey{limit: limit, who: who}
+	k = bucketKey{limit: limit, who: who}
 	b := l.buckets[k]
 	if b == nil {
 		b = rate.NewLimiter(rate.Limit(r.PerSecond), max(r.Burst, 1))
 		l.buckets[k] = b
 	}
-	res := b.ReserveN(now, 1)
-	l.mu.Unlock()
-	if wait = res.DelayFrom(now); wait == 0 {
-		return 0
+	return k, b.ReserveN(now, 1), now, true
+}
+
+// mayWait counts a call in as waiting wait for its token, or says it
+// may not wait.
+func (l *limiter) mayWait(ctx context.Context, k bucketKey, wait time.Duration) bool {
+	if wait > l.cfg.MaxWait {
+		return false
 	}
-	res.CancelAt(now)
-	return time.Duration(math.Ceil(float64(wait)/float64(time.Millisecond))) * time.Millisecond
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.waiting[k] >= l.cfg.MaxWaiting {
+		return false
+	}
+	l.waiting[k]++
+	return true
+}
+
+func (l *limiter) doneWaiting(k bucketKey) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.waiting[k]--; l.waiting[k] <= 0 {
+		delete(l.waiting, k)
+	}
+}
+
+// roundUp is d in whole milliseconds, rounded up, so that retrying after
+// it succeeds (unless another call of the caller takes the token first).
+func roundUp(d time.Duration) time.Duration {
+	return time.Duration(math.Ceil(float64(d)/float64(time.Millisecond))) * time.Millisecond
 }
 
 // openWatch counts one more Watch stream of the caller, or refuses it

@@ -331,3 +331,55 @@ func TestAgentReportFloodThrottled(t *testing.T) {
 	}
 	wantRateLimited(t, err, "agent_report")
 }
+
+// A call beyond the rate waits for its token when it comes within
+// MaxWait, for up to MaxWaiting calls of a caller at once; the call
+// beyond those, or one whose deadline is nearer than its token, is
+// refused at once.
+func TestRateLimitWaits(t *testing.T) {
+	e, _ := newLimitedEnv(t, server.IdentityLimits{Plan: server.Rate{PerSecond: 10, Burst: 1}, MaxWait: time.Second, MaxWaiting: 2})
+	plan := func(c context.Context) error {
+		_, err := e.place.Plan(c, &pb.PlanRequest{Workload: kenya()})
+		return err
+	}
+	if err := plan(as(t, asSubmitter)); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		err  error
+		took time.Duration
+	}
+	out := make(chan outcome, 3)
+	for range 3 {
+		go func() {
+			start := time.Now()
+			err := plan(as(t, asSubmitter))
+			out <- outcome{err, time.Since(start)}
+		}()
+	}
+	var waited, refused int
+	for range 3 {
+		o := <-out
+		switch status.Code(o.err) {
+		case codes.OK:
+			waited++
+			if o.took < 50*time.Millisecond {
+				t.Errorf("a call beyond the rate served after %v; want it to wait for its token (100ms or more)", o.took)
+			}
+		case codes.ResourceExhausted:
+			refused++
+			wantRateLimited(t, o.err, "plan")
+		default:
+			t.Errorf("a concurrent Plan: %v", o.err)
+		}
+	}
+	if waited != 2 || refused != 1 {
+		t.Errorf("3 concurrent calls beyond the rate: %d waited, %d refused; want 2 and 1 (MaxWaiting 2)", waited, refused)
+	}
+	// The bucket is drained again: a call whose deadline comes before
+	// its token is refused at once, not left to time out.
+	_ = plan(as(t, asSubmitter))
+	c, cancel := context.WithTimeout(as(t, asSubmitter), 20*time.Millisecond)
+	defer cancel()
+	wantRateLimited(t, plan(c), "plan")
+}
