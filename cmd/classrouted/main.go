@@ -139,7 +139,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.DurationVar(&c.Limits.MaxWait, "rate-max-wait", server.DefaultIdentityLimits.MaxWait, "a Place, Plan or ListAudit call beyond its caller's rate waits this long at most for its turn; longer, it is refused (0: refused at once)")
 	fs.IntVar(&c.Limits.MaxWaiting, "rate-max-waiting", server.DefaultIdentityLimits.MaxWaiting, "calls of one caller, per method, that may wait for their turn at once; more are refused")
 	fs.Var(rateFlag{&c.Limits.AgentReports}, "rate-agent-reports", "reports and session starts one region agent may make (as -rate-place); reports beyond it are held back and the latest written when the rate allows")
-	fs.IntVar(&c.Limits.Watches, "max-watches", server.DefaultIdentityLimits.Watches, "Watch streams one caller may hold open (0: no cap)")
+	fs.IntVar(&c.Limits.Streams, "max-streams", server.DefaultIdentityLimits.Streams, "streams one caller may hold open at once: Watch, health Watch, agent sessions, reflection (0: no cap)")
 	fs.BoolVar(&c.Limits.LimitDev, "limit-dev", false, "hold the loopback development principal to the per-caller limits too (it is exempt by default)")
 	fs.BoolVar(&c.Reconcile, "reconcile", true, "campaign to run the reconciler that re-routes placements when regions change (one daemon leads at a time)")
 	fs.StringVar(&c.Name, "name", "", "this daemon's name in the reconciler election (default: host name and listen address)")
@@ -301,8 +301,8 @@ func (c *Config) validateLimits() error {
 	if c.Limits.MaxWaiting < 0 {
 		errs = append(errs, fmt.Errorf("-rate-max-waiting %d: must not be negative", c.Limits.MaxWaiting))
 	}
-	if c.Limits.Watches < 0 {
-		errs = append(errs, fmt.Errorf("-max-watches %d: must not be negative", c.Limits.Watches))
+	if c.Limits.Streams < 0 {
+		errs = append(errs, fmt.Errorf("-max-streams %d: must not be negative", c.Limits.Streams))
 	}
 	// An agent reports every -agent-ttl/3 to keep its session, and once
 	// more on connecting: the limit must allow both.

@@ -65,7 +65,7 @@ func TestFlags(t *testing.T) {
 		{"agent reports for a short ttl", []string{"--agent-ttl", "1s"}, "want at least 3/s"},
 		{"agent reports for a short ttl, raised", []string{"--agent-ttl", "1s", "--rate-agent-reports", "3/s"}, ""},
 		{"agent reports off", []string{"--rate-agent-reports", "off"}, ""},
-		{"negative watch cap", []string{"--max-watches", "-1"}, "-max-watches -1"},
+		{"negative stream cap", []string{"--max-streams", "-1"}, "-max-streams -1"},
 		{"refuse at once", []string{"--rate-max-wait", "0s", "--rate-max-waiting", "0"}, ""},
 		{"wait too long", []string{"--rate-max-wait", "1m"}, "-rate-max-wait 1m0s: want 0 to 10s"},
 		{"negative waiting", []string{"--rate-max-waiting", "-1"}, "-rate-max-waiting -1"},

@@ -38,7 +38,7 @@ import (
 //	classroute_reconciler_leader                   1 while this daemon leads the reconciler
 //	classroute_placements_stranded                 placements with a replica that must move and nowhere to go
 //	classroute_placements_violating                placements with a replica whose region no longer covers them
-//	classroute_rate_limited_total{limit}           calls and streams refused by a per-caller limit: place, plan, list_audit, agent_report, watch
+//	classroute_rate_limited_total{limit}           calls and streams refused by a per-caller limit: place, plan, list_audit, agent_report, streams
 //	classroute_connections_refused_total{listener,reason}  connections closed at accept: grpc, health or metrics; total or per_source cap
 //	classroute_connections_open{listener}          connections a listener holds open
 //
@@ -46,13 +46,13 @@ import (
 // process's standard metrics are exported too.
 
 // outcomes are the values of classroute_placements_total's outcome label.
-var outcomes = []string{"placed", "refused", "invalid", "unavailable", "conflict", "reused", "canceled", "error"}
+var outcomes = []string{"placed", "refused", "invalid", "unavailable", "conflict", "reused", "canceled", "limited", "error"}
 
 // limits, listeners and connRefusals bound the labels of the limit
 // metrics; any other value counts as "other". limits are
 // server.LimitNames, reasons server.RefusedTotal and RefusedPerSource.
 var (
-	limits       = []string{"place", "plan", "list_audit", "agent_report", "watch"}
+	limits       = []string{"place", "plan", "list_audit", "agent_report", "streams"}
 	listeners    = []string{"grpc", "health", "metrics"}
 	connRefusals = []string{"total", "per_source"}
 )
@@ -87,7 +87,7 @@ func New() *Metrics {
 		reg: prometheus.NewRegistry(),
 		placements: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_placements_total",
-			Help: "Place calls by outcome: placed (including an idempotent repeat), refused (no eligible region), invalid, unavailable, conflict (lost every retry), reused (request id of another workload), canceled, error.",
+			Help: "Place calls by outcome: placed (including an idempotent repeat), refused (no eligible region), invalid, unavailable, conflict (lost every retry), reused (request id of another workload), canceled, limited (the caller's rate), error.",
 		}, []string{"outcome"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_refusals_total",
@@ -110,7 +110,7 @@ func New() *Metrics {
 		known: make(map[string]bool),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_rate_limited_total",
-			Help: "Calls and streams refused with RESOURCE_EXHAUSTED by a per-caller limit: place, plan, list_audit, agent_report (reports and session starts) or watch (open streams).",
+			Help: "Calls and streams refused with RESOURCE_EXHAUSTED by a per-caller limit: place, plan, list_audit, agent_report (reports and session starts) or streams (streams open at once).",
 		}, []string{"limit"}),
 		connsRefd: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_connections_refused_total",
@@ -225,6 +225,8 @@ func (m *Metrics) countPlace(err error) {
 		outcome = "reused"
 	case codes.Canceled, codes.DeadlineExceeded:
 		outcome = "canceled"
+	case codes.ResourceExhausted:
+		outcome = "limited"
 	case codes.FailedPrecondition:
 		if m.countRefusal(st) {
 			outcome = "refused"

@@ -54,8 +54,8 @@ func DevAuthenticator(ctx context.Context) (*authz.Principal, error) {
 // server's Authenticator and authorize it (see authorize and the policy
 // table in authorize.go): a call that
 // fails either never reaches a handler. Without an Authenticator every
-// call is refused. A unary call admitted is then held to its caller's
-// rate limits (ratelimit.go).
+// call is refused. A call admitted is then held to its caller's limits
+// (ratelimit.go): a unary call to its rate, a stream to its stream cap.
 func (s *Server) AuthOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
@@ -71,7 +71,7 @@ func (s *Server) AuthOptions() []grpc.ServerOption {
 				return err
 			}
 			return h(srv, &principalStream{ServerStream: ss, ctx: ctx})
-		}),
+		}, s.streamInterceptor),
 	}
 }
 

@@ -55,9 +55,11 @@ type IdentityLimits struct {
 	// beyond it is held back, not written, and the agent's latest held
 	// report is written once the rate allows (agent.go).
 	AgentReports Rate
-	// Watches caps the Watch streams one caller holds open at once;
-	// 0: no cap.
-	Watches int
+	// Streams caps the streams one caller holds open at once: Watch
+	// streams, the health service's Watch, agent sessions, reflection;
+	// 0: no cap. Each holds memory and goroutines for as long as it
+	// lasts, which may be days.
+	Streams int
 	// LimitDev holds the development principal (the loopback mode's
 	// caller, and every name classroutectl --as gives) to the limits
 	// too. Without it that principal is exempt: it exists only on a
@@ -68,7 +70,7 @@ type IdentityLimits struct {
 // DefaultIdentityLimits are the daemon's defaults (cmd/classrouted's
 // flags): far above what a person, a pipeline or a region agent
 // reporting every -agent-ttl/3 needs, far below what a loop can do.
-// Watches: a dashboard holds a few streams, not dozens.
+// Streams: a dashboard or an agent holds a few streams, not dozens.
 var DefaultIdentityLimits = IdentityLimits{
 	Place:        Rate{PerSecond: 20, Burst: 40},
 	Plan:         Rate{PerSecond: 20, Burst: 40},
@@ -76,7 +78,7 @@ var DefaultIdentityLimits = IdentityLimits{
 	AgentReports: Rate{PerSecond: 2, Burst: 10},
 	MaxWait:      time.Second,
 	MaxWaiting:   16,
-	Watches:      32,
+	Streams:      32,
 }
 
 // WithIdentityLimits holds every caller to l. Without it a Server
@@ -87,7 +89,7 @@ func WithIdentityLimits(l IdentityLimits) Option {
 
 // LimitObserver is told of each call or stream the identity limits
 // refuse, by the limit's name (place, plan, list_audit, agent_report or
-// watch): never by the caller's.
+// streams): never by the caller's.
 type LimitObserver interface {
 	Limited(limit string)
 }
@@ -103,11 +105,11 @@ const (
 	limitPlan        = "plan"
 	limitListAudit   = "list_audit"
 	limitAgentReport = "agent_report"
-	limitWatch       = "watch"
+	limitStreams     = "streams"
 )
 
 // LimitNames are every limit's name, as LimitObserver is told them.
-var LimitNames = []string{limitPlace, limitPlan, limitListAudit, limitAgentReport, limitWatch}
+var LimitNames = []string{limitPlace, limitPlan, limitListAudit, limitAgentReport, limitStreams}
 
 // rateLimited are the unary methods with a rate limit, and which.
 var rateLimited = map[string]string{
@@ -130,7 +132,7 @@ const sweepEvery = 30 * time.Second
 // limiter enforces IdentityLimits. Its memory is bounded by the callers
 // active lately: a bucket that has refilled (one idle for Burst/PerSecond
 // seconds) is dropped at the next sweep, which loses nothing, since a new
-// bucket starts full; a caller's watch count goes when its last stream
+// bucket starts full; a caller's stream count goes when its last stream
 // ends.
 type limiter struct {
 	cfg     IdentityLimits
@@ -140,12 +142,12 @@ type limiter struct {
 	buckets map[bucketKey]*rate.Limiter
 	swept   time.Time
 	waiting map[bucketKey]int // calls waiting for a token
-	watches map[identity]int
+	streams map[identity]int
 }
 
 func newLimiter(cfg IdentityLimits, obs LimitObserver) *limiter {
 	return &limiter{cfg: cfg, obs: obs, now: time.Now, buckets: make(map[bucketKey]*rate.Limiter),
-		waiting: make(map[bucketKey]int), watches: make(map[identity]int)}
+		waiting: make(map[bucketKey]int), streams: make(map[identity]int)}
 }
 
 func (l *limiter) rate(limit string) Rate {
@@ -281,32 +283,32 @@ func roundUp(d time.Duration) time.Duration {
 	return time.Duration(math.Ceil(float64(d)/float64(time.Millisecond))) * time.Millisecond
 }
 
-// openWatch counts one more Watch stream of the caller, or refuses it
-// when the caller holds the most it may; release, called once when the
-// stream ends, counts it out.
-func (l *limiter) openWatch(ctx context.Context) (release func(), err error) {
+// openStream counts one more stream of the caller, or refuses it when
+// the caller holds the most it may; release, called when the stream
+// ends (once or more: it counts once), counts it out.
+func (l *limiter) openStream(ctx context.Context) (release func(), err error) {
 	who, ok := l.subject(ctx)
-	if l.cfg.Watches <= 0 || !ok {
+	if l.cfg.Streams <= 0 || !ok {
 		return func() {}, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.watches[who] >= l.cfg.Watches {
-		l.observe(limitWatch)
+	if l.streams[who] >= l.cfg.Streams {
+		l.observe(limitStreams)
 		return nil, withDetails(codes.ResourceExhausted,
-			fmt.Sprintf("too many Watch streams: at most %d open per caller; close one first", l.cfg.Watches),
-			&errdetails.ErrorInfo{Reason: "TOO_MANY_WATCHES", Domain: ErrorDomain, Metadata: map[string]string{"limit": limitWatch}},
+			fmt.Sprintf("too many open streams: at most %d per caller (Watch, health Watch, agent sessions, reflection); end one first", l.cfg.Streams),
+			&errdetails.ErrorInfo{Reason: "TOO_MANY_STREAMS", Domain: ErrorDomain, Metadata: map[string]string{"limit": limitStreams}},
 			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
-				Subject: "watch streams of this caller", Description: fmt.Sprintf("at most %d open at once", l.cfg.Watches)}}})
+				Subject: "open streams of this caller", Description: fmt.Sprintf("at most %d at once", l.cfg.Streams)}}})
 	}
-	l.watches[who]++
+	l.streams[who]++
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			l.mu.Lock()
 			defer l.mu.Unlock()
-			if l.watches[who]--; l.watches[who] <= 0 {
-				delete(l.watches, who)
+			if l.streams[who]--; l.streams[who] <= 0 {
+				delete(l.streams, who)
 			}
 		})
 	}, nil
@@ -327,4 +329,15 @@ func (s *Server) rateInterceptor(ctx context.Context, req any, info *grpc.UnaryS
 		}
 	}
 	return h(ctx, req)
+}
+
+// streamInterceptor holds every stream to its caller's stream cap. It
+// runs after authentication: the stream's context carries the caller.
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	release, err := s.limits.openStream(ss.Context())
+	if err != nil {
+		return err
+	}
+	defer release()
+	return h(srv, ss)
 }

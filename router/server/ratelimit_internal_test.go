@@ -56,30 +56,30 @@ func TestLimiterKeysOnPrincipal(t *testing.T) {
 	}
 }
 
-// A Watch stream is counted out exactly once, however often its release
-// is called, and a caller with none open holds no memory.
-func TestWatchReleaseOnce(t *testing.T) {
-	l := newLimiter(IdentityLimits{Watches: 2}, nil)
+// A stream is counted out exactly once, however often its release is
+// called, and a caller with none open holds no memory.
+func TestStreamReleaseOnce(t *testing.T) {
+	l := newLimiter(IdentityLimits{Streams: 2}, nil)
 	ctx := caller("a", "t", "a")
-	r1, err := l.openWatch(ctx)
+	r1, err := l.openStream(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := l.openWatch(ctx)
+	r2, err := l.openStream(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.openWatch(ctx); err == nil {
-		t.Fatal("a third watch admitted")
+	if _, err := l.openStream(ctx); err == nil {
+		t.Fatal("a third stream admitted")
 	}
 	r1()
 	r1()
 	r1()
-	if n := l.watches[identity{kind: authz.KindTenant, tenant: "t", name: "a"}]; n != 1 {
-		t.Errorf("%d watches counted after releasing one three times; want 1", n)
+	if n := l.streams[identity{kind: authz.KindTenant, tenant: "t", name: "a"}]; n != 1 {
+		t.Errorf("%d streams counted after releasing one three times; want 1", n)
 	}
 	r2()
-	if len(l.watches) != 0 {
-		t.Errorf("watch counts %v after every stream ended; want none", l.watches)
+	if len(l.streams) != 0 {
+		t.Errorf("stream counts %v after every stream ended; want none", l.streams)
 	}
 }

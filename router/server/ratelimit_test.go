@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
@@ -144,11 +145,12 @@ func TestRateLimitDevWhenAsked(t *testing.T) {
 	wantRateLimited(t, err, "plan")
 }
 
-// A caller holds at most Watches streams open; another is refused until
-// one ends, and other callers are untouched.
-func TestWatchCapPerCaller(t *testing.T) {
+// A caller holds at most Streams streams open, of every kind: a Watch
+// beyond it is refused, and so is a health Watch; other callers are
+// untouched; a stream that ends makes room for one.
+func TestStreamCapPerCaller(t *testing.T) {
 	const cap = 3
-	e, obs := newLimitedEnv(t, server.IdentityLimits{Watches: cap}, state.WithWatchProgressEvery(watchEvery))
+	e, obs := newLimitedEnv(t, server.IdentityLimits{Streams: cap}, state.WithWatchProgressEvery(watchEvery))
 	// openAs opens a Watch as caller, and returns it once a progress
 	// notice says it was admitted, or why it was not.
 	openAs := func(caller string) (*watchStream, error) {
@@ -187,21 +189,35 @@ func TestWatchCapPerCaller(t *testing.T) {
 		}
 		return nil, nil
 	}
+	// The caller's first stream is a health Watch (it answers at
+	// once with the serving status); the rest are placement Watches.
+	hw, err := e.health.Watch(callAs(t, asSubmitter), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hw.Recv(); err != nil {
+		t.Fatalf("health Watch: %v", err)
+	}
 	var held []*watchStream
-	for i := range cap {
+	for i := range cap - 1 {
 		w, err := openAs(asSubmitter)
 		if err != nil {
 			t.Fatalf("watch %d: %v", i+1, err)
 		}
 		held = append(held, w)
 	}
-	_, err := openAs(asSubmitter)
+	_, err = openAs(asSubmitter)
 	st := wantCode(t, err, codes.ResourceExhausted)
-	wantReason(t, st, "TOO_MANY_WATCHES")
+	wantReason(t, st, "TOO_MANY_STREAMS")
 	detail[*errdetails.QuotaFailure](t, st)
-	if got := <-obs.got; got != "watch" {
-		t.Errorf("observer told %q; want watch", got)
+	if got := <-obs.got; got != "streams" {
+		t.Errorf("observer told %q; want streams", got)
 	}
+	hw2, err := e.health.Watch(callAs(t, asSubmitter), &healthpb.HealthCheckRequest{})
+	if err == nil {
+		_, err = hw2.Recv()
+	}
+	wantCode(t, err, codes.ResourceExhausted)
 	// Another caller of the same tenant, and the development principal,
 	// are not held to this caller's count.
 	if _, err := openAs(asTenantAud); err != nil {

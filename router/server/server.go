@@ -262,8 +262,11 @@ func logInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := h(ctx, req)
+		// A caller's mistakes, and refusals by the limits (counted in
+		// the metrics), are not the operator's warnings: a flood of them
+		// must not become a flood of log lines.
 		lvl := slog.LevelDebug
-		if c := status.Code(err); c != codes.OK && c != codes.NotFound && c != codes.InvalidArgument && c != codes.FailedPrecondition {
+		if c := status.Code(err); c != codes.OK && c != codes.NotFound && c != codes.InvalidArgument && c != codes.FailedPrecondition && c != codes.ResourceExhausted {
 			lvl = slog.LevelWarn
 		}
 		log.Log(ctx, lvl, "rpc", "method", info.FullMethod, "code", status.Code(err).String(), "duration", time.Since(start))
@@ -276,7 +279,7 @@ func logStreamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
 		start := time.Now()
 		err := h(srv, ss)
 		lvl := slog.LevelDebug
-		if c := status.Code(err); c != codes.OK && c != codes.Canceled && c != codes.InvalidArgument {
+		if c := status.Code(err); c != codes.OK && c != codes.Canceled && c != codes.InvalidArgument && c != codes.ResourceExhausted {
 			lvl = slog.LevelWarn
 		}
 		log.Log(ss.Context(), lvl, "stream", "method", info.FullMethod, "code", status.Code(err).String(), "duration", time.Since(start))

@@ -29,9 +29,7 @@ var errDraining = errors.New("daemon stopping")
 
 // Watch streams placement changes. A client resumes after a broken
 // stream (UNAVAILABLE, RESOURCE_EXHAUSTED) with after_revision set to
-// the last revision it received; OUT_OF_RANGE means list again. A caller
-// holding IdentityLimits.Watches streams open is refused another with
-// RESOURCE_EXHAUSTED (TOO_MANY_WATCHES) until one ends.
+// the last revision it received; OUT_OF_RANGE means list again.
 func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	ctx := stream.Context()
 	f := state.WatchFilter{Tenant: req.GetTenant(), Workload: req.GetWorkload(), Region: req.GetRegion()}
@@ -51,11 +49,6 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 	if err := v.Err(); err != nil {
 		return s.fail(ctx, err)
 	}
-	release, err := s.limits.openWatch(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
 	sc, err := s.scopeOf(ctx)
 	if err != nil {
 		return err
