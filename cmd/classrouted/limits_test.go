@@ -101,11 +101,11 @@ func TestIdleConnectionsDoNotKillDaemon(t *testing.T) {
 		t.Skip("starts a daemon")
 	}
 	const nofile = 1024
-	listen, metricsAddr := freeAddr(t), freeAddr(t)
+	listen, metricsAddr, healthAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	args := []string{
 		"--listen", listen, "--data-dir", t.TempDir(),
 		"--embedded-etcd-client", freeAddr(t), "--embedded-etcd-peer", freeAddr(t),
-		"--metrics-listen", metricsAddr, "--handshake-timeout", "2m", "--reconcile=false",
+		"--metrics-listen", metricsAddr, "--health-listen", healthAddr, "--handshake-timeout", "2m", "--reconcile=false",
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDaemonProcess$", "-test.v")
 	started := time.Now()
@@ -217,6 +217,21 @@ func TestIdleConnectionsDoNotKillDaemon(t *testing.T) {
 	}
 	if open := refused[`classroute_connections_open{listener="grpc"}`]; open > float64(connBudget(nofile)) {
 		t.Errorf("%v connections open; want at most %d", open, connBudget(nofile))
+	}
+	// The health listener has caps of its own (auxConns).
+	for range auxConns.PerSource + 4 {
+		c, err := dialFrom(ctx, "127.0.0.50", healthAddr)
+		if err != nil {
+			t.Fatalf("health listener: %v", err)
+		}
+		conns = append(conns, c)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for scrapeFrom(t, "127.0.0.100", metricsAddr)[`classroute_connections_refused_total{listener="health",reason="per_source"}`] != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to the health listener from one source: want 4 refused", auxConns.PerSource+4)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// The flood ends: its connections are counted out, and a client

@@ -511,16 +511,20 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	if cfg.HealthListen != "" {
 		// Health alone: it tells whether this daemon can vouch for its
-		// state, and nothing of what the state holds.
-		hg := grpc.NewServer(limits.Options()...)
+		// state, and nothing of what the state holds. No caller is
+		// authenticated here, so no per-caller cap holds its streams:
+		// a few per connection (a probe needs one), within auxConns.
+		hl := limits
+		hl.MaxConcurrentStreams = 8
+		hg := grpc.NewServer(hl.Options()...)
 		healthpb.RegisterHealthServer(hg, hs)
-		hl, err := listen("health", cfg.HealthListen, auxConns, m)
+		hlis, err := listen("health", cfg.HealthListen, auxConns, m)
 		if err != nil {
 			return fmt.Errorf("-health-listen: %w", err)
 		}
-		go func() { _ = hg.Serve(hl) }()
+		go func() { _ = hg.Serve(hlis) }()
 		defer hg.Stop()
-		log.Info("health serving", "listen", hl.Addr().String())
+		log.Info("health serving", "listen", hlis.Addr().String())
 	}
 	log.Info("classrouted serving", "listen", lis.Addr().String(), "etcd", endpoints, "tls", cfg.TLSCert != "", "reflection", cfg.Reflection,
 		"max_conns", cfg.MaxConns, "max_conns_per_ip", cfg.MaxConnsPerIP, "fd_limit", cfg.FDLimit)
