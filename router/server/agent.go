@@ -35,7 +35,8 @@ import (
 // with UNAVAILABLE, and the agent reconnects.
 //
 // Reports and session starts are held to the caller's rate
-// (IdentityLimits.AgentReports): a hello beyond it is refused with
+// (IdentityLimits.AgentReports): a hello beyond it waits for its turn as
+// a rate-limited call does (IdentityLimits.MaxWait), or is refused with
 // RESOURCE_EXHAUSTED before anything is written; a report beyond it is
 // held back (heldReport), and the latest held is written once the rate
 // allows. Holding back rather than ending the stream matters: an agent
