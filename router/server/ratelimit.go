@@ -51,9 +51,10 @@ type IdentityLimits struct {
 	MaxWait                time.Duration
 	MaxWaiting             int
 	// AgentReports limits an agent's reports and session starts (each
-	// an etcd write). A session start beyond it is refused; a report
-	// beyond it is held back, not written, and the agent's latest held
-	// report is written once the rate allows (agent.go).
+	// an etcd write). A session start beyond it waits or is refused as
+	// a Place beyond its rate is; a report beyond it is held back, not
+	// written, and the agent's latest held report is written once the
+	// rate allows (agent.go).
 	AgentReports Rate
 	// Streams caps the streams one caller holds open at once: Watch
 	// streams, the health service's Watch, agent sessions, reflection;
