@@ -130,7 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9400", "HTTP address serving Prometheus /metrics and /healthz (plaintext; the metrics name no tenant, workload or region); loopback only unless -metrics-allow-remote; empty disables")
 	fs.BoolVar(&c.MetricsAllowRemote, "metrics-allow-remote", false, "let -metrics-listen listen beyond loopback: anyone who can reach it reads the metrics, in plaintext, unauthenticated")
-	fs.IntVar(&c.MaxConns, "max-conns", maxConns, fmt.Sprintf("connections the gRPC listener holds at most; more are closed at accept (default: what the descriptor limit leaves after etcd's reserve, at most %d)", maxConnsDefault))
+	fs.IntVar(&c.MaxConns, "max-conns", maxConns, fmt.Sprintf("connections the gRPC listener holds at most; more are closed at accept. The default follows the descriptor limit (RLIMIT_NOFILE): what it leaves after a quarter is kept for the embedded etcd, at most %d", maxConnsDefault))
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", perIPDefault(maxConns), "connections the gRPC listener holds at most from one IPv4 address or IPv6 /64")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", server.DefaultLimits.HandshakeTimeout, "close a connection that has not finished its TLS handshake (gRPC) or sent its request headers (metrics) within this")
 	fs.Var(rateFlag{&c.Limits.Place}, "rate-place", "Place calls one caller may make: N/s or N/m, with ,burst=B (default burst: 2 seconds' worth), or off")
@@ -234,7 +234,11 @@ func plaintextListen(name, addr string, remote bool, allow string) error {
 		return fmt.Errorf("%s %q: %w", name, addr, err)
 	}
 	if !remote && !isLoopback(host) {
-		return fmt.Errorf("%s %q: serves plaintext, so only on loopback; give %s to serve it on %q anyway", name, addr, allow, host)
+		where := fmt.Sprintf("%q", host)
+		if host == "" {
+			where = "every interface"
+		}
+		return fmt.Errorf("%s %q: serves plaintext, so only on loopback; give %s to serve it on %s anyway", name, addr, allow, where)
 	}
 	return nil
 }
