@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,8 +52,10 @@ type Config struct {
 	// the certificates must carry.
 	TLSClientCA, TrustDomain string
 	// HealthListen, when set, serves grpc.health.v1 alone in plaintext:
-	// for probes that cannot speak TLS (the kubelet's gRPC probes).
-	HealthListen string
+	// for probes that cannot speak TLS (the kubelet's gRPC probes). Only
+	// on loopback unless HealthAllowRemote.
+	HealthListen      string
+	HealthAllowRemote bool
 	// EtcdCA, EtcdCert and EtcdKey make the etcd client speak TLS: the
 	// CA that signs the members' certificates, and this daemon's client
 	// certificate when the members require one.
@@ -63,7 +67,22 @@ type Config struct {
 	LogLevel                  slog.Level
 	LogFormat                 string
 	// MetricsListen serves /metrics and /healthz over HTTP; empty: off.
-	MetricsListen string
+	// Only on loopback unless MetricsAllowRemote.
+	MetricsListen      string
+	MetricsAllowRemote bool
+	// FDLimit is the process's descriptor limit (RLIMIT_NOFILE, raised
+	// to the hard limit by main); 0: unknown. The connection caps are
+	// held within the budget it leaves (connBudget).
+	FDLimit uint64
+	// MaxConns and MaxConnsPerIP cap the gRPC listener's connections
+	// (server.ConnLimits); the health and metrics listeners have
+	// auxConns. HandshakeTimeout closes a connection that has not
+	// finished its TLS handshake (or, in plaintext, its HTTP/2 preface;
+	// on the metrics listener, its request headers) in time.
+	MaxConns, MaxConnsPerIP int
+	HandshakeTimeout        time.Duration
+	// Limits bound each caller (server.IdentityLimits).
+	Limits server.IdentityLimits
 	// Reconciler: see state.ReconcilerConfig.
 	Reconcile     bool
 	Name          string
@@ -88,6 +107,12 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs := flag.NewFlagSet("classrouted", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var etcd, reflect, level string
+	c.FDLimit, _ = fdLimit()
+	maxConns := maxConnsDefault
+	if c.FDLimit > 0 {
+		maxConns = min(connBudget(c.FDLimit), maxConnsDefault)
+	}
+	c.Limits = server.DefaultIdentityLimits
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:7400", "gRPC listen address; plaintext only on loopback")
 	fs.StringVar(&c.DataDir, "data-dir", "classroute-data", "data directory of the embedded etcd member")
 	fs.StringVar(&etcd, "etcd", "", "comma-separated external etcd endpoints (host:port,...); empty runs an embedded single member")
@@ -99,7 +124,8 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "CA certificate(s) (PEM) that sign client certificates; required with -tls-cert (mutual TLS)")
 	fs.StringVar(&c.TrustDomain, "trust-domain", "", "SPIFFE trust domain of client identities (spiffe://TD/...); required with -tls-cert")
-	fs.StringVar(&c.HealthListen, "health-listen", "", "also serve grpc.health.v1 alone, in plaintext, here (for probes that cannot speak TLS)")
+	fs.StringVar(&c.HealthListen, "health-listen", "", "also serve grpc.health.v1 alone, in plaintext, here (for probes that cannot speak TLS); loopback only unless -health-allow-remote")
+	fs.BoolVar(&c.HealthAllowRemote, "health-allow-remote", false, "let -health-listen listen beyond loopback: anyone who can reach it learns, in plaintext, whether the daemon serves")
 	fs.StringVar(&c.EtcdCA, "etcd-ca", "", "CA certificate (PEM) of an external etcd cluster's TLS; set, the client speaks TLS")
 	fs.StringVar(&c.EtcdCert, "etcd-cert", "", "client certificate (PEM) presented to etcd")
 	fs.StringVar(&c.EtcdKey, "etcd-key", "", "client private key (PEM)")
@@ -109,7 +135,19 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline before in-flight calls are cut")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
-	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9400", "HTTP address serving Prometheus /metrics and /healthz (plaintext; the metrics name no tenant, workload or region); empty disables")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9400", "HTTP address serving Prometheus /metrics and /healthz (plaintext; the metrics name no tenant, workload or region); loopback only unless -metrics-allow-remote; empty disables")
+	fs.BoolVar(&c.MetricsAllowRemote, "metrics-allow-remote", false, "let -metrics-listen listen beyond loopback: anyone who can reach it reads the metrics, in plaintext, unauthenticated")
+	fs.IntVar(&c.MaxConns, "max-conns", maxConns, fmt.Sprintf("connections the gRPC listener holds at most; more are closed at accept. The default follows the descriptor limit (RLIMIT_NOFILE): what it leaves after a quarter is kept for the embedded etcd, at most %d", maxConnsDefault))
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", perIPDefault(maxConns), "connections the gRPC listener holds at most from one IPv4 address or IPv6 /64")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", server.DefaultLimits.HandshakeTimeout, "close a connection that has not finished its TLS handshake (gRPC) or sent its request headers (metrics) within this")
+	fs.Var(rateFlag{&c.Limits.Place}, "rate-place", "Place calls one caller may make: N/s or N/m, with ,burst=B (default burst: 2 seconds' worth), or off")
+	fs.Var(rateFlag{&c.Limits.Plan}, "rate-plan", "Plan calls one caller may make (as -rate-place)")
+	fs.Var(rateFlag{&c.Limits.ListAudit}, "rate-list-audit", "ListAudit calls one caller may make (as -rate-place)")
+	fs.DurationVar(&c.Limits.MaxWait, "rate-max-wait", server.DefaultIdentityLimits.MaxWait, "a Place, Plan or ListAudit call beyond its caller's rate waits this long at most for its turn; longer, it is refused (0: refused at once)")
+	fs.IntVar(&c.Limits.MaxWaiting, "rate-max-waiting", server.DefaultIdentityLimits.MaxWaiting, "calls of one caller, per method, that may wait for their turn at once; more are refused")
+	fs.Var(rateFlag{&c.Limits.AgentReports}, "rate-agent-reports", "reports and session starts one region agent may make (as -rate-place); reports beyond it are held back and the latest written when the rate allows")
+	fs.IntVar(&c.Limits.Streams, "max-streams", server.DefaultIdentityLimits.Streams, "streams one caller may hold open at once: Watch, health Watch, agent sessions, reflection (0: no cap)")
+	fs.BoolVar(&c.Limits.LimitDev, "limit-dev", false, "hold the loopback development principal to the per-caller limits too (it is exempt by default)")
 	fs.BoolVar(&c.Reconcile, "reconcile", true, "campaign to run the reconciler that re-routes placements when regions change (one daemon leads at a time)")
 	fs.StringVar(&c.Name, "name", "", "this daemon's name in the reconciler election (default: host name and listen address)")
 	fs.DurationVar(&c.AgentGrace, "agent-grace", 30*time.Second, "a region whose agent has not been live for this long is unhealthy")
@@ -169,9 +207,7 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("-tls-client-ca and -trust-domain go with -tls-cert and -tls-key"))
 	}
 	if c.HealthListen != "" {
-		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
-			errs = append(errs, fmt.Errorf("-health-listen %q: %w", c.HealthListen, err))
-		}
+		errs = append(errs, plaintextListen("-health-listen", c.HealthListen, c.HealthAllowRemote, "-health-allow-remote"))
 	}
 	if (c.EtcdCert == "") != (c.EtcdKey == "") {
 		errs = append(errs, errors.New("-etcd-cert and -etcd-key go together"))
@@ -195,15 +231,146 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("-agent-ttl %v: want at least %v", c.AgentTTL, state.MinAgentTTL))
 	}
 	if c.MetricsListen != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
-			errs = append(errs, fmt.Errorf("-metrics-listen %q: %w", c.MetricsListen, err))
-		}
+		errs = append(errs, plaintextListen("-metrics-listen", c.MetricsListen, c.MetricsAllowRemote, "-metrics-allow-remote"))
 	}
 	errs = append(errs, c.validateAudit()...)
+	errs = append(errs, c.validateLimits())
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format %q: want text or json", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// plaintextListen checks the address of a plaintext listener: loopback
+// only, unless allowed beyond by the flag named allow.
+func plaintextListen(name, addr string, remote bool, allow string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", name, addr, err)
+	}
+	if !remote && !isLoopback(host) {
+		where := fmt.Sprintf("%q", host)
+		if host == "" {
+			where = "every interface"
+		}
+		return fmt.Errorf("%s %q: serves plaintext, so only on loopback; give %s to serve it on %s anyway", name, addr, allow, where)
+	}
+	return nil
+}
+
+// The descriptor budget. The process's descriptors (RLIMIT_NOFILE) are
+// shared by every listener's connections, the embedded etcd (its WAL,
+// snapshots and database, its listeners, both ends of each loopback
+// connection to it, ours included), the etcd client and the logs. The
+// connection caps must leave a reserve for all but the connections, or
+// enough idle connections starve etcd ("too many open files") and the
+// daemon with it: the reserve is a quarter of the limit, at least
+// minFDReserve, and the health and metrics listeners hold auxConns each.
+const (
+	minFDReserve = 256
+	// maxConnsDefault bounds -max-conns's default whatever the budget:
+	// each connection costs memory too (buffers, goroutines).
+	maxConnsDefault = 8192
+)
+
+// auxConns caps the health and metrics listeners: a prober or a
+// scraper holds one connection, or opens one per probe.
+var auxConns = server.ConnLimits{Max: 64, PerSource: 16}
+
+// connBudget is how many connections the gRPC listener may hold with
+// descriptor limit nofile; 0 when nofile leaves none, or is unknown (0).
+func connBudget(nofile uint64) int {
+	if nofile == 0 {
+		return 0
+	}
+	reserve := max(minFDReserve, nofile/4)
+	aux := uint64(2 * auxConns.Max)
+	if nofile <= reserve+aux {
+		return 0
+	}
+	return int(min(nofile-reserve-aux, 1<<30))
+}
+
+// perIPDefault is -max-conns-per-ip's default: an eighth of the cap, at
+// most 128 (a NAT or proxy fronting many clients), at least 1.
+func perIPDefault(maxConns int) int { return max(1, min(128, maxConns/8)) }
+
+func (c *Config) validateLimits() error {
+	var errs []error
+	budget := connBudget(c.FDLimit)
+	switch {
+	case c.FDLimit > 0 && budget == 0:
+		errs = append(errs, fmt.Errorf("the descriptor limit (RLIMIT_NOFILE) is %d: it leaves none for connections after the %d kept for the embedded etcd, the daemon and the health and metrics listeners; raise it (ulimit -n)",
+			c.FDLimit, max(minFDReserve, c.FDLimit/4)+uint64(2*auxConns.Max)))
+	case c.MaxConns < 1:
+		errs = append(errs, fmt.Errorf("-max-conns %d: want at least 1", c.MaxConns))
+	case c.FDLimit > 0 && c.MaxConns > budget:
+		errs = append(errs, fmt.Errorf("-max-conns %d: the descriptor limit (RLIMIT_NOFILE) is %d, of which %d are kept for the embedded etcd and the daemon and %d for the health and metrics listeners: at most %d (raise the hard limit, ulimit -Hn, for more)",
+			c.MaxConns, c.FDLimit, max(minFDReserve, c.FDLimit/4), 2*auxConns.Max, budget))
+	}
+	if c.MaxConnsPerIP < 1 || c.MaxConnsPerIP > c.MaxConns {
+		errs = append(errs, fmt.Errorf("-max-conns-per-ip %d: want 1 to -max-conns (%d)", c.MaxConnsPerIP, c.MaxConns))
+	}
+	if c.HandshakeTimeout <= 0 || c.HandshakeTimeout > 2*time.Minute {
+		errs = append(errs, fmt.Errorf("-handshake-timeout %v: want more than 0 and at most 2m", c.HandshakeTimeout))
+	}
+	if c.Limits.MaxWait < 0 || c.Limits.MaxWait > 10*time.Second {
+		errs = append(errs, fmt.Errorf("-rate-max-wait %v: want 0 to 10s", c.Limits.MaxWait))
+	}
+	if c.Limits.MaxWaiting < 0 {
+		errs = append(errs, fmt.Errorf("-rate-max-waiting %d: must not be negative", c.Limits.MaxWaiting))
+	}
+	if c.Limits.Streams < 0 {
+		errs = append(errs, fmt.Errorf("-max-streams %d: must not be negative", c.Limits.Streams))
+	}
+	// An agent reports every -agent-ttl/3 to keep its session, and once
+	// more on connecting: the limit must allow both.
+	if r := c.Limits.AgentReports; r.PerSecond > 0 && c.AgentTTL > 0 {
+		if need := 3 / c.AgentTTL.Seconds(); r.PerSecond < need || r.Burst < 2 {
+			errs = append(errs, fmt.Errorf("-rate-agent-reports %s: an agent reports every -agent-ttl/3 (%v) and on connecting: want at least %.3g/s, burst 2", rateFlag{&r}, c.AgentTTL/3, need))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rateFlag is a server.Rate as a flag: "N/s" or "N/m", optionally with
+// ",burst=B" (default: two seconds' worth, at least 1), or "off".
+type rateFlag struct{ r *server.Rate }
+
+func (f rateFlag) String() string {
+	if f.r == nil {
+		return ""
+	}
+	if f.r.PerSecond <= 0 {
+		return "off"
+	}
+	return fmt.Sprintf("%s/s,burst=%d", strconv.FormatFloat(f.r.PerSecond, 'g', -1, 64), f.r.Burst)
+}
+
+func (f rateFlag) Set(v string) error {
+	if v == "off" || v == "0" {
+		*f.r = server.Rate{}
+		return nil
+	}
+	spec, burst, hasBurst := strings.Cut(v, ",")
+	num, unit, ok := strings.Cut(spec, "/")
+	n, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || n <= 0 || math.IsInf(n, 0) || (unit != "s" && unit != "m") {
+		return fmt.Errorf("%q: want N/s or N/m (N > 0), optionally with ,burst=B, or off", v)
+	}
+	r := server.Rate{PerSecond: n}
+	if unit == "m" {
+		r.PerSecond = n / 60
+	}
+	r.Burst = max(1, int(math.Ceil(2*r.PerSecond)))
+	if hasBurst {
+		b, ok := strings.CutPrefix(burst, "burst=")
+		if r.Burst, err = strconv.Atoi(b); !ok || err != nil || r.Burst < 1 {
+			return fmt.Errorf("%q: want ,burst=B with B at least 1", v)
+		}
+	}
+	*f.r = r
+	return nil
 }
 
 func isLoopback(host string) bool {
@@ -215,6 +382,8 @@ func isLoopback(host string) bool {
 }
 
 func main() {
+	// Before the flags: their defaults and checks follow the limit.
+	_, rlimitErr := raiseFDLimit()
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -228,6 +397,9 @@ func main() {
 		h = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
 	}
 	log := slog.New(h)
+	if rlimitErr != nil {
+		log.Warn("could not raise the descriptor limit to the hard limit", "err", rlimitErr, "limit", cfg.FDLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {
@@ -284,7 +456,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer store.Close()
 	m.AddStore(store)
 	if cfg.MetricsListen != "" {
-		stop, err := serveMetrics(cfg.MetricsListen, m.Handler(store.Ready), log)
+		stop, err := serveMetrics(cfg, m, m.Handler(store.Ready), log)
 		if err != nil {
 			return err
 		}
@@ -303,7 +475,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		log.Warn("store already holds a catalogue; -catalog was checked but not applied: change regions through the Catalog API", "catalog", cfg.Catalog)
 	}
 
-	opts := append(server.ServerOptions(log), grpc.ChainUnaryInterceptor(m.UnaryInterceptor()))
+	limits := server.DefaultLimits
+	limits.HandshakeTimeout = cfg.HandshakeTimeout
+	opts := append(limits.ServerOptions(log), grpc.ChainUnaryInterceptor(m.UnaryInterceptor()))
 	authn := server.DevAuthenticator
 	if cfg.TLSCert != "" {
 		tc, err := serverTLS(cfg)
@@ -327,7 +501,8 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// Every call is authenticated and authorized: by the client
 	// certificate with mutual TLS, else as the loopback development
 	// mode's principal (classroutectl --as NAME names one).
-	srv := server.New(store, log, server.WithAgentTTL(cfg.AgentTTL), server.WithAuthenticator(authn), server.WithAuditPublicKey(auditPub), server.WithAuditMaxSkew(cfg.AuditMaxSkew))
+	srv := server.New(store, log, server.WithAgentTTL(cfg.AgentTTL), server.WithAuthenticator(authn), server.WithAuditPublicKey(auditPub),
+		server.WithAuditMaxSkew(cfg.AuditMaxSkew), server.WithIdentityLimits(cfg.Limits), server.WithLimitObserver(m))
 	g := grpc.NewServer(append(opts, srv.AuthOptions()...)...)
 	srv.Register(g)
 	hs := health.NewServer()
@@ -354,24 +529,29 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}()
 	}
 
-	lis, err := net.Listen("tcp", cfg.Listen)
+	lis, err := listen("grpc", cfg.Listen, server.ConnLimits{Max: cfg.MaxConns, PerSource: cfg.MaxConnsPerIP}, m)
 	if err != nil {
 		return err
 	}
 	if cfg.HealthListen != "" {
 		// Health alone: it tells whether this daemon can vouch for its
-		// state, and nothing of what the state holds.
-		hg := grpc.NewServer()
+		// state, and nothing of what the state holds. No caller is
+		// authenticated here, so no per-caller cap holds its streams:
+		// a few per connection (a probe needs one), within auxConns.
+		hl := limits
+		hl.MaxConcurrentStreams = 8
+		hg := grpc.NewServer(hl.Options()...)
 		healthpb.RegisterHealthServer(hg, hs)
-		hl, err := net.Listen("tcp", cfg.HealthListen)
+		hlis, err := listen("health", cfg.HealthListen, auxConns, m)
 		if err != nil {
-			return err
+			return fmt.Errorf("-health-listen: %w", err)
 		}
-		go func() { _ = hg.Serve(hl) }()
+		go func() { _ = hg.Serve(hlis) }()
 		defer hg.Stop()
-		log.Info("health serving", "listen", hl.Addr().String())
+		log.Info("health serving", "listen", hlis.Addr().String())
 	}
-	log.Info("classrouted serving", "listen", lis.Addr().String(), "etcd", endpoints, "tls", cfg.TLSCert != "", "reflection", cfg.Reflection)
+	log.Info("classrouted serving", "listen", lis.Addr().String(), "etcd", endpoints, "tls", cfg.TLSCert != "", "reflection", cfg.Reflection,
+		"max_conns", cfg.MaxConns, "max_conns_per_ip", cfg.MaxConnsPerIP, "fd_limit", cfg.FDLimit)
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(lis) }()
 
@@ -425,13 +605,34 @@ func etcdClientTLS(cfg *Config) (*tls.Config, error) {
 	return c, nil
 }
 
-// serveMetrics serves h on addr until stop is called.
-func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
-	lis, err := net.Listen("tcp", addr)
+// listen listens on addr, holding the connections to c (counted in m as
+// listener name).
+func listen(name, addr string, c server.ConnLimits, m *metrics.Metrics) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	ll := server.LimitListener(l, c, m.ConnRefused(name))
+	m.AddListener(name, ll.Open)
+	return ll, nil
+}
+
+// serveMetrics serves h on -metrics-listen until stop is called: within
+// auxConns, and with deadlines for every part of a request, so that a
+// slow or silent client holds a connection for seconds at most.
+func serveMetrics(cfg *Config, m *metrics.Metrics, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	lis, err := listen("metrics", cfg.MetricsListen, auxConns, m)
 	if err != nil {
 		return nil, fmt.Errorf("-metrics-listen: %w", err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.HandshakeTimeout,
+		ReadTimeout:       cfg.HandshakeTimeout,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

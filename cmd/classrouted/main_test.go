@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/classroute/classroute/router/server"
 )
 
 func TestFlags(t *testing.T) {
@@ -30,7 +32,10 @@ func TestFlags(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, "-log-level"},
 		{"bad log format", []string{"--log-format", "xml"}, "want text or json"},
 		{"stray argument", []string{"serve"}, "unexpected arguments"},
-		{"health listener beyond loopback", []string{"--health-listen", "0.0.0.0:7401"}, ""},
+		{"health listener beyond loopback", []string{"--health-listen", "0.0.0.0:7401"}, `-health-listen "0.0.0.0:7401": serves plaintext, so only on loopback; give -health-allow-remote`},
+		{"health listener on every interface", []string{"--health-listen", ":7401"}, "-health-allow-remote"},
+		{"health listener beyond loopback, allowed", []string{"--health-listen", "0.0.0.0:7401", "--health-allow-remote"}, ""},
+		{"health listener on loopback", []string{"--health-listen", "127.0.0.1:7401"}, ""},
 		{"bad health listener", []string{"--health-listen", "7401"}, "-health-listen"},
 		{"etcd over tls", []string{"--etcd", "10.0.0.1:2379", "--etcd-ca", "ca.pem", "--etcd-cert", "c.pem", "--etcd-key", "k.pem"}, ""},
 		{"etcd cert without key", []string{"--etcd", "10.0.0.1:2379", "--etcd-cert", "c.pem"}, "-etcd-cert and -etcd-key go together"},
@@ -45,6 +50,30 @@ func TestFlags(t *testing.T) {
 		{"refusal audit without unit", []string{"--audit-refusals-per-identity", "10"}, "RATE/s"},
 		{"refusal audit zero rate", []string{"--audit-refusals-per-identity", "0/s"}, "positive"},
 		{"refusal audit bad burst", []string{"--audit-refusals-per-identity", "10/s,burst=0"}, "burst"},
+		{"metrics beyond loopback", []string{"--metrics-listen", "192.0.2.10:9400"}, `-metrics-listen "192.0.2.10:9400": serves plaintext, so only on loopback; give -metrics-allow-remote`},
+		{"metrics on every interface", []string{"--metrics-listen", ":9400"}, "-metrics-allow-remote"},
+		{"metrics beyond loopback, allowed", []string{"--metrics-listen", "0.0.0.0:9400", "--metrics-allow-remote"}, ""},
+		{"metrics on localhost", []string{"--metrics-listen", "localhost:9400"}, ""},
+		{"small connection caps", []string{"--max-conns", "10", "--max-conns-per-ip", "2", "--handshake-timeout", "1s"}, ""},
+		{"no connections", []string{"--max-conns", "0"}, "-max-conns 0: want at least 1"},
+		{"connections beyond the descriptor budget", []string{"--max-conns", "1000000000"}, "the descriptor limit (RLIMIT_NOFILE) is"},
+		{"per-ip above the cap", []string{"--max-conns", "10", "--max-conns-per-ip", "11"}, "-max-conns-per-ip 11: want 1 to -max-conns (10)"},
+		{"per-ip zero", []string{"--max-conns-per-ip", "0"}, "-max-conns-per-ip 0"},
+		{"no handshake time", []string{"--handshake-timeout", "0s"}, "-handshake-timeout 0s"},
+		{"handshake time too long", []string{"--handshake-timeout", "1h"}, "at most 2m"},
+		{"rates", []string{"--rate-place", "5/s", "--rate-plan", "120/m,burst=10", "--rate-list-audit", "off", "--rate-agent-reports", "10/s,burst=20"}, ""},
+		{"bad rate", []string{"--rate-plan", "fast"}, "want N/s or N/m"},
+		{"bad rate unit", []string{"--rate-plan", "5/h"}, "want N/s or N/m"},
+		{"negative rate", []string{"--rate-plan", "-5/s"}, "want N/s or N/m"},
+		{"bad burst", []string{"--rate-plan", "5/s,burst=0"}, "want ,burst=B with B at least 1"},
+		{"agent reports below the agent ttl", []string{"--rate-agent-reports", "1/m"}, "-rate-agent-reports 0.01666"},
+		{"agent reports for a short ttl", []string{"--agent-ttl", "1s"}, "want at least 3/s"},
+		{"agent reports for a short ttl, raised", []string{"--agent-ttl", "1s", "--rate-agent-reports", "3/s"}, ""},
+		{"agent reports off", []string{"--rate-agent-reports", "off"}, ""},
+		{"negative stream cap", []string{"--max-streams", "-1"}, "-max-streams -1"},
+		{"refuse at once", []string{"--rate-max-wait", "0s", "--rate-max-waiting", "0"}, ""},
+		{"wait too long", []string{"--rate-max-wait", "1m"}, "-rate-max-wait 1m0s: want 0 to 10s"},
+		{"negative waiting", []string{"--rate-max-waiting", "-1"}, "-rate-max-waiting -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,6 +85,41 @@ func TestFlags(t *testing.T) {
 				t.Fatalf("got error %v; want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// The limits' defaults: the package's identity limits, and connection
+// caps within what the descriptor limit leaves.
+func TestLimitDefaults(t *testing.T) {
+	c, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits != server.DefaultIdentityLimits {
+		t.Errorf("identity limits %+v; want %+v", c.Limits, server.DefaultIdentityLimits)
+	}
+	if c.FDLimit == 0 {
+		t.Skip("no descriptor limit known here")
+	}
+	if b := connBudget(c.FDLimit); c.MaxConns != min(b, maxConnsDefault) || c.MaxConnsPerIP != perIPDefault(c.MaxConns) {
+		t.Errorf("caps %d, %d per IP with descriptor limit %d; want %d, %d", c.MaxConns, c.MaxConnsPerIP, c.FDLimit, min(b, maxConnsDefault), perIPDefault(c.MaxConns))
+	}
+	for _, tt := range []struct {
+		nofile uint64
+		want   int
+	}{
+		{0, 0}, {256, 0}, {384, 0}, {1024, 1024 - 256 - 128}, {20000, 20000 - 5000 - 128}, {1 << 20, 1<<20 - 1<<18 - 128},
+	} {
+		if got := connBudget(tt.nofile); got != tt.want {
+			t.Errorf("connBudget(%d) = %d; want %d", tt.nofile, got, tt.want)
+		}
+	}
+	r := server.Rate{}
+	if err := (rateFlag{&r}).Set("30/m"); err != nil || r.PerSecond != 0.5 || r.Burst != 1 {
+		t.Errorf("30/m: %+v, %v; want 0.5/s, burst 1", r, err)
+	}
+	if got := (rateFlag{&server.DefaultIdentityLimits.Place}).String(); got != "20/s,burst=40" {
+		t.Errorf("the default -rate-place prints %q", got)
 	}
 }
 

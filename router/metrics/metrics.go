@@ -39,12 +39,24 @@ import (
 //	classroute_placements_stranded                 placements with a replica that must move and nowhere to go
 //	classroute_placements_violating                placements with a replica whose region no longer covers them
 //	classroute_etcd_alarm{type}                    1 while etcd has raised the alarm: nospace (its quota is full) or corrupt
+//	classroute_rate_limited_total{limit}           calls and streams refused by a per-caller limit: place, plan, list_audit, agent_report, streams
+//	classroute_connections_refused_total{listener,reason}  connections closed at accept: grpc, health or metrics; total or per_source cap
+//	classroute_connections_open{listener}          connections a listener holds open
 //
 // The gauges read the store when scraped. The Go runtime's and the
 // process's standard metrics are exported too.
 
 // outcomes are the values of classroute_placements_total's outcome label.
-var outcomes = []string{"placed", "refused", "invalid", "unavailable", "conflict", "reused", "canceled", "error"}
+var outcomes = []string{"placed", "refused", "invalid", "unavailable", "conflict", "reused", "canceled", "limited", "error"}
+
+// limits, listeners and connRefusals bound the labels of the limit
+// metrics; any other value counts as "other". limits are
+// server.LimitNames, reasons server.RefusedTotal and RefusedPerSource.
+var (
+	limits       = []string{"place", "plan", "list_audit", "agent_report", "streams"}
+	listeners    = []string{"grpc", "health", "metrics"}
+	connRefusals = []string{"total", "per_source"}
+)
 
 // reasonCodes bound the code label; any other code counts as "other".
 var reasonCodes = []router.ReasonCode{
@@ -66,6 +78,8 @@ type Metrics struct {
 	committed  prometheus.Observer // commit's children, looked up once
 	failed     prometheus.Observer
 	known      map[string]bool // reason codes
+	limited    *prometheus.CounterVec
+	connsRefd  *prometheus.CounterVec
 }
 
 // New makes the metrics in a registry of their own.
@@ -74,7 +88,7 @@ func New() *Metrics {
 		reg: prometheus.NewRegistry(),
 		placements: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_placements_total",
-			Help: "Place calls by outcome: placed (including an idempotent repeat), refused (no eligible region), invalid, unavailable, conflict (lost every retry), reused (request id of another workload), canceled, error.",
+			Help: "Place calls by outcome: placed (including an idempotent repeat), refused (no eligible region), invalid, unavailable, conflict (lost every retry), reused (request id of another workload), canceled, limited (the caller's rate), error.",
 		}, []string{"outcome"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_refusals_total",
@@ -95,6 +109,22 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.5e-3, 2, 14), // 0.5ms .. 4s
 		}, []string{"result"}),
 		known: make(map[string]bool),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "classroute_rate_limited_total",
+			Help: "Calls and streams refused with RESOURCE_EXHAUSTED by a per-caller limit: place, plan, list_audit, agent_report (reports and session starts) or streams (streams open at once).",
+		}, []string{"limit"}),
+		connsRefd: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "classroute_connections_refused_total",
+			Help: "Connections closed as soon as accepted, by listener (grpc, health, metrics) and the cap they were beyond (total or per_source).",
+		}, []string{"listener", "reason"}),
+	}
+	for _, l := range limits {
+		m.limited.WithLabelValues(l)
+	}
+	for _, l := range listeners {
+		for _, r := range connRefusals {
+			m.connsRefd.WithLabelValues(l, r)
+		}
 	}
 	for _, o := range outcomes {
 		m.placements.WithLabelValues(o)
@@ -106,7 +136,7 @@ func New() *Metrics {
 		m.known[string(c)] = true
 	}
 	m.committed, m.failed = m.commit.WithLabelValues("committed"), m.commit.WithLabelValues("failed")
-	m.reg.MustRegister(m.placements, m.refusals, m.refusedFor, m.decision, m.commit,
+	m.reg.MustRegister(m.placements, m.refusals, m.refusedFor, m.decision, m.commit, m.limited, m.connsRefd,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -124,6 +154,38 @@ func (m *Metrics) Committed(d time.Duration, ok bool) {
 	} else {
 		m.failed.Observe(d.Seconds())
 	}
+}
+
+// Limited counts a call or stream refused by the per-caller limit named
+// limit (server.LimitObserver).
+func (m *Metrics) Limited(limit string) {
+	m.limited.WithLabelValues(oneOf(limit, limits)).Inc()
+}
+
+// ConnRefused returns what listener (grpc, health or metrics) calls for
+// each connection it refuses, with the cap's name (server.LimitListener).
+func (m *Metrics) ConnRefused(listener string) func(reason string) {
+	listener = oneOf(listener, listeners)
+	return func(reason string) { m.connsRefd.WithLabelValues(listener, oneOf(reason, connRefusals)).Inc() }
+}
+
+// AddListener exports the number of connections listener (grpc, health
+// or metrics) holds open, read from open when scraped
+// (server.LimitedListener.Open). Each listener is added once.
+func (m *Metrics) AddListener(listener string, open func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "classroute_connections_open",
+		Help:        "Connections a listener holds open (accepted and not yet closed), by listener: grpc, health, metrics.",
+		ConstLabels: prometheus.Labels{"listener": oneOf(listener, listeners)},
+	}, func() float64 { return float64(open()) }))
+}
+
+// oneOf is v when it is one of known, else "other".
+func oneOf(v string, known []string) string {
+	if slices.Contains(known, v) {
+		return v
+	}
+	return "other"
 }
 
 // Source is what the metrics read of the store when scraped (a *state.Store).
@@ -164,6 +226,8 @@ func (m *Metrics) countPlace(err error) {
 		outcome = "reused"
 	case codes.Canceled, codes.DeadlineExceeded:
 		outcome = "canceled"
+	case codes.ResourceExhausted:
+		outcome = "limited"
 	case codes.FailedPrecondition:
 		if m.countRefusal(st) {
 			outcome = "refused"

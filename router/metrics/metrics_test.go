@@ -298,3 +298,57 @@ func BenchmarkObserver(b *testing.B) {
 		}
 	})
 }
+
+// What the limits refuse is counted by fixed names: every limit the
+// server reports, each listener and cap; anything else counts as other,
+// so no caller, tenant or region can become a label.
+func TestLimitMetrics(t *testing.T) {
+	m := metrics.New()
+	for _, l := range server.LimitNames {
+		m.Limited(l)
+	}
+	m.Limited("tenant/ke-moh/user/amina")
+	refused := m.ConnRefused("grpc")
+	refused(server.RefusedTotal)
+	refused(server.RefusedPerSource)
+	refused(server.RefusedPerSource)
+	m.ConnRefused("10.0.0.1:7400")("total")
+	m.AddListener("metrics", func() int { return 7 })
+	hs := httptest.NewServer(m.Handler(func() error { return nil }))
+	defer hs.Close()
+	got := (&env{metrics: hs.URL}).scrape(t)
+	want := map[string]float64{
+		"classroute_rate_limited_total{limit=other}":                              1,
+		"classroute_connections_refused_total{listener=grpc,reason=total}":        1,
+		"classroute_connections_refused_total{listener=grpc,reason=per_source}":   2,
+		"classroute_connections_refused_total{listener=other,reason=total}":       1,
+		"classroute_connections_refused_total{listener=health,reason=per_source}": 0,
+		"classroute_connections_open{listener=metrics}":                           7,
+	}
+	for _, l := range server.LimitNames {
+		want["classroute_rate_limited_total{limit="+l+"}"] = 1
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v; want %v", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if strings.Contains(k, "amina") || strings.Contains(k, "10.0.0.1") {
+			t.Errorf("a caller or address became a label: %s", k)
+		}
+	}
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "classroute_") {
+			t.Errorf("lint: %s: %s", p.Metric, p.Text)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -32,6 +33,16 @@ import (
 // revoked, so the live record goes at once); a session that loses its
 // lease, or a daemon that is stopping (StopWatches), ends the stream
 // with UNAVAILABLE, and the agent reconnects.
+//
+// Reports and session starts are held to the caller's rate
+// (IdentityLimits.AgentReports): a hello beyond it waits for its turn as
+// a rate-limited call does (IdentityLimits.MaxWait), or is refused with
+// RESOURCE_EXHAUSTED before anything is written; a report beyond it is
+// held back (heldReport), and the latest held is written once the rate
+// allows. Holding back rather than ending the stream matters: an agent
+// reports after each assignment it runs, so a burst of placements is a
+// burst of reports, and ending the session would replay every
+// assignment on reconnecting, and the burst with them.
 func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
@@ -51,6 +62,12 @@ func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 		// An agent's identity names its region; only the development
 		// principal may serve any region.
 		return status.Errorf(codes.PermissionDenied, "%s may serve region %s only", p, p.Region)
+	}
+	// Starting a session writes to etcd as a report does, so it spends
+	// one of the caller's report tokens: reconnecting is no way around
+	// the limit.
+	if err := s.limits.allow(ctx, limitAgentReport); err != nil {
+		return err
 	}
 	sess, err := s.store.ConnectAgent(ctx, hello.GetRegion(), hello.GetAgentId(), s.agentTTL)
 	if err != nil {
@@ -120,11 +137,17 @@ func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 		}
 	})
 
+	var held heldReport
+	defer held.stop()
 	for {
 		select {
 		case m := <-msgs:
-			if err := s.agentMessage(ctx, log, sess, m); err != nil {
+			if err := s.agentMessage(ctx, log, sess, m, &held); err != nil {
 				log.InfoContext(ctx, "agent session ended", "err", err)
+				return err
+			}
+		case <-held.due():
+			if err := s.writeHeld(ctx, sess, &held); err != nil {
 				return err
 			}
 		case err := <-recvErr:
@@ -148,7 +171,7 @@ func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 }
 
 // agentMessage handles one report or ack of the session's agent.
-func (s *Server) agentMessage(ctx context.Context, log *slog.Logger, sess *state.AgentSession, m *pb.ConnectRequest) error {
+func (s *Server) agentMessage(ctx context.Context, log *slog.Logger, sess *state.AgentSession, m *pb.ConnectRequest, held *heldReport) error {
 	switch msg := m.GetMsg().(type) {
 	case *pb.ConnectRequest_Report:
 		r := msg.Report
@@ -158,7 +181,7 @@ func (s *Server) agentMessage(ctx context.Context, log *slog.Logger, sess *state
 		if r.GetFree() == nil {
 			return s.fail(ctx, router.Violations{{Field: "report.free", Description: "required: the region's free capacity"}}.Err())
 		}
-		return s.fail(ctx, sess.Report(ctx, r.GetHealthy(), r.GetDetail(), resourcesFromProto(r.GetFree())))
+		return s.report(ctx, sess, r, held)
 	case *pb.ConnectRequest_Ack:
 		a := msg.Ack
 		if a.GetRegion() != sess.Region() {
@@ -179,6 +202,55 @@ func (s *Server) agentMessage(ctx context.Context, log *slog.Logger, sess *state
 		return s.fail(ctx, router.Violations{{Field: "hello", Description: "only the first message may be a hello"}}.Err())
 	}
 	return s.fail(ctx, router.Violations{{Field: "msg", Description: "required: a report or an ack"}}.Err())
+}
+
+// heldReport is an agent's latest report beyond its rate, to be written
+// when the rate allows: etcd sees no more than the rate, and the
+// region's record is at most one token's wait behind what its agent
+// last said.
+type heldReport struct {
+	r     *pb.AgentReport
+	timer *time.Timer // nil: nothing held
+}
+
+// due fires when the held report may be tried again.
+func (h *heldReport) due() <-chan time.Time {
+	if h.timer == nil {
+		return nil
+	}
+	return h.timer.C
+}
+
+func (h *heldReport) stop() {
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+}
+
+// report writes a checked report, or holds it back when the caller is
+// beyond its rate. A report arriving while another is held replaces it.
+func (s *Server) report(ctx context.Context, sess *state.AgentSession, r *pb.AgentReport, held *heldReport) error {
+	if held.timer == nil {
+		wait := s.limits.take(ctx, limitAgentReport)
+		if wait == 0 {
+			return s.fail(ctx, sess.Report(ctx, r.GetHealthy(), r.GetDetail(), resourcesFromProto(r.GetFree())))
+		}
+		held.timer = time.NewTimer(wait)
+	}
+	held.r = r
+	s.limits.observe(limitAgentReport)
+	return nil
+}
+
+// writeHeld writes the held report if the rate now allows, else waits on.
+func (s *Server) writeHeld(ctx context.Context, sess *state.AgentSession, held *heldReport) error {
+	if wait := s.limits.take(ctx, limitAgentReport); wait > 0 {
+		held.timer.Reset(wait)
+		return nil
+	}
+	r := held.r
+	held.r, held.timer = nil, nil
+	return s.fail(ctx, sess.Report(ctx, r.GetHealthy(), r.GetDetail(), resourcesFromProto(r.GetFree())))
 }
 
 func sendAssignments(stream pb.AgentService_ConnectServer, as []state.Assignment) error {

@@ -54,7 +54,8 @@ func DevAuthenticator(ctx context.Context) (*authz.Principal, error) {
 // server's Authenticator and authorize it (see authorize and the policy
 // table in authorize.go): a call that
 // fails either never reaches a handler. Without an Authenticator every
-// call is refused.
+// call is refused. A call admitted is then held to its caller's limits
+// (ratelimit.go): a unary call to its rate, a stream to its stream cap.
 func (s *Server) AuthOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
@@ -63,14 +64,14 @@ func (s *Server) AuthOptions() []grpc.ServerOption {
 				return nil, err
 			}
 			return h(ctx, req)
-		}),
+		}, s.rateInterceptor),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			ctx, err := s.admit(ss.Context(), info.FullMethod)
 			if err != nil {
 				return err
 			}
 			return h(srv, &principalStream{ServerStream: ss, ctx: ctx})
-		}),
+		}, s.streamInterceptor),
 	}
 }
 

@@ -117,12 +117,25 @@ func newEnv(tb testing.TB) *env {
 // behind.
 func startEnv(tb testing.TB, m *etcdlocal.Member, leakCheck bool, opts ...state.Option) *env {
 	tb.Helper()
-	return startEnvCatalog(tb, m, leakCheck, nil, opts...)
+	return startEnvFull(tb, m, leakCheck, nil, nil, opts...)
 }
 
 // startEnvCatalog is startEnv with the default catalogue changed by
 // mutate before it is seeded (nil: unchanged).
 func startEnvCatalog(tb testing.TB, m *etcdlocal.Member, leakCheck bool, mutate func(*providers.Catalog), opts ...state.Option) *env {
+	tb.Helper()
+	return startEnvFull(tb, m, leakCheck, mutate, nil, opts...)
+}
+
+// startEnvWith is startEnv with srvOpts added to the server's options.
+func startEnvWith(tb testing.TB, m *etcdlocal.Member, leakCheck bool, srvOpts []server.Option, opts ...state.Option) *env {
+	tb.Helper()
+	return startEnvFull(tb, m, leakCheck, nil, srvOpts, opts...)
+}
+
+// startEnvFull is startEnv with the catalogue changed by mutate (nil:
+// unchanged) and srvOpts added to the server's options.
+func startEnvFull(tb testing.TB, m *etcdlocal.Member, leakCheck bool, mutate func(*providers.Catalog), srvOpts []server.Option, opts ...state.Option) *env {
 	tb.Helper()
 	cli := newClient(tb, m)
 	if leakCheck {
@@ -159,7 +172,7 @@ func startEnvCatalog(tb testing.TB, m *etcdlocal.Member, leakCheck bool, mutate 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.srv = server.New(store, log, server.WithAgentTTL(agentTTL), server.WithAuthenticator(headerAuthenticator))
+	e.srv = server.New(store, log, append([]server.Option{server.WithAgentTTL(agentTTL), server.WithAuthenticator(headerAuthenticator)}, srvOpts...)...)
 	g := grpc.NewServer(append(server.ServerOptions(log), e.srv.AuthOptions()...)...)
 	e.srv.Register(g)
 	e.grpc = g

@@ -103,6 +103,11 @@ type Limits struct {
 	// AgentService.Connect are long-lived by design; the keepalive
 	// above ends them when their peer is gone.
 	MaxUnaryDeadline time.Duration
+	// HandshakeTimeout closes a connection that has not finished its
+	// TLS handshake and HTTP/2 preface within it (grpc.ConnectionTimeout),
+	// so a connection opened and left silent holds a descriptor for
+	// this long at most.
+	HandshakeTimeout time.Duration
 }
 
 // DefaultLimits: a connection may hold 256 streams (an agent holds one, a
@@ -110,7 +115,8 @@ type Limits struct {
 // clients may ping every 10s at most (grpc-go's own floor) and only with
 // a stream open; idle connections close after 5 minutes; dead peers are
 // found within 40s; no unary call runs longer than 60s (a placement
-// commits in milliseconds, or fails fast when etcd is unreachable).
+// commits in milliseconds, or fails fast when etcd is unreachable); a
+// connection has 10s to finish its handshake.
 var DefaultLimits = Limits{
 	MaxConcurrentStreams: 256,
 	PingMinTime:          10 * time.Second,
@@ -118,11 +124,18 @@ var DefaultLimits = Limits{
 	KeepaliveTime:        30 * time.Second,
 	KeepaliveTimeout:     10 * time.Second,
 	MaxUnaryDeadline:     60 * time.Second,
+	HandshakeTimeout:     10 * time.Second,
 }
 
-// Options are the server options enforcing l.
+// Options are the server options enforcing l, and refusing requests that
+// do not decode with INVALID_ARGUMENT (codec.go): that check is the
+// first interceptor of each chain.
 func (l Limits) Options() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.ForceServerCodecV2(newDecodeCodec()),
+		grpc.ChainUnaryInterceptor(decodeUnaryInterceptor),
+		grpc.ChainStreamInterceptor(decodeStreamInterceptor),
+		grpc.ConnectionTimeout(l.HandshakeTimeout),
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(MaxSendMsgSize),
 		grpc.MaxConcurrentStreams(l.MaxConcurrentStreams),
@@ -177,6 +190,11 @@ type Server struct {
 
 	auditSkew time.Duration // see WithAuditMaxSkew
 
+	// The identity limits (ratelimit.go).
+	idLimits IdentityLimits
+	limitObs LimitObserver
+	limits   *limiter
+
 	// draining ends when StopWatches is called.
 	draining    context.Context
 	stopWatches context.CancelFunc
@@ -188,6 +206,7 @@ func New(store Store, log *slog.Logger, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	s.limits = newLimiter(s.idLimits, s.limitObs)
 	s.draining, s.stopWatches = context.WithCancel(context.Background())
 	return s
 }
@@ -204,7 +223,13 @@ func (s *Server) Register(g *grpc.Server) {
 // ServerOptions are the options every classroute gRPC server uses:
 // DefaultLimits, then the interceptors.
 func ServerOptions(log *slog.Logger) []grpc.ServerOption {
-	return append(DefaultLimits.Options(),
+	return DefaultLimits.ServerOptions(log)
+}
+
+// ServerOptions are the options of a classroute gRPC server enforcing l:
+// l's Options, then the interceptors.
+func (l Limits) ServerOptions(log *slog.Logger) []grpc.ServerOption {
+	return append(l.Options(),
 		grpc.ChainUnaryInterceptor(recoverInterceptor(log), logInterceptor(log)),
 		grpc.ChainStreamInterceptor(recoverStreamInterceptor(log), logStreamInterceptor(log)),
 	)
@@ -247,8 +272,11 @@ func logInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := h(ctx, req)
+		// A caller's mistakes, and refusals by the limits (counted in
+		// the metrics), are not the operator's warnings: a flood of them
+		// must not become a flood of log lines.
 		lvl := slog.LevelDebug
-		if c := status.Code(err); c != codes.OK && c != codes.NotFound && c != codes.InvalidArgument && c != codes.FailedPrecondition {
+		if c := status.Code(err); c != codes.OK && c != codes.NotFound && c != codes.InvalidArgument && c != codes.FailedPrecondition && c != codes.ResourceExhausted {
 			lvl = slog.LevelWarn
 		}
 		log.Log(ctx, lvl, "rpc", "method", info.FullMethod, "code", status.Code(err).String(), "duration", time.Since(start))
@@ -261,7 +289,7 @@ func logStreamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
 		start := time.Now()
 		err := h(srv, ss)
 		lvl := slog.LevelDebug
-		if c := status.Code(err); c != codes.OK && c != codes.Canceled && c != codes.InvalidArgument {
+		if c := status.Code(err); c != codes.OK && c != codes.Canceled && c != codes.InvalidArgument && c != codes.ResourceExhausted {
 			lvl = slog.LevelWarn
 		}
 		log.Log(ss.Context(), lvl, "stream", "method", info.FullMethod, "code", status.Code(err).String(), "duration", time.Since(start))
