@@ -145,6 +145,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.Var(rateFlag{&c.Limits.ListAudit}, "rate-list-audit", "ListAudit calls one caller may make (as -rate-place)")
 	fs.DurationVar(&c.Limits.MaxWait, "rate-max-wait", server.DefaultIdentityLimits.MaxWait, "a Place, Plan or ListAudit call beyond its caller's rate waits this long at most for its turn; longer, it is refused (0: refused at once)")
 	fs.IntVar(&c.Limits.MaxWaiting, "rate-max-waiting", server.DefaultIdentityLimits.MaxWaiting, "calls of one caller, per method, that may wait for their turn at once; more are refused")
+	fs.Var(rateFlag{&c.Limits.AgentMessages}, "rate-agent-messages", "messages (reports and acknowledgements) one agent session is read at; beyond it the daemon stops reading and flow control holds the agent")
 	fs.Var(rateFlag{&c.Limits.AgentReports}, "rate-agent-reports", "reports and session starts one region agent may make (as -rate-place); reports beyond it are held back and the latest written when the rate allows")
 	fs.IntVar(&c.Limits.Streams, "max-streams", server.DefaultIdentityLimits.Streams, "streams one caller may hold open at once: Watch, health Watch, agent sessions, reflection (0: no cap)")
 	fs.BoolVar(&c.Limits.LimitDev, "limit-dev", false, "hold the loopback development principal to the per-caller limits too (it is exempt by default)")

@@ -106,8 +106,14 @@ func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 	}()
 	msgs := make(chan *pb.ConnectRequest)
 	recvErr := make(chan error, 1)
+	pace := s.limits.pacer(ctx)
 	go func() {
 		for {
+			// Beyond the pace, stop reading: flow control holds the
+			// agent's sends, and a flood costs no more than the pace.
+			if pace != nil && pace.Wait(run) != nil {
+				return // the handler has returned
+			}
 			m, err := stream.Recv()
 			if err != nil {
 				recvErr <- err

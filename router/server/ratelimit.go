@@ -56,10 +56,22 @@ type IdentityLimits struct {
 	// written, and the agent's latest held report is written once the
 	// rate allows (agent.go).
 	AgentReports Rate
+	// AgentMessages paces what an agent session reads of its stream,
+	// reports and acknowledgements alike: beyond the rate the daemon
+	// stops reading, and HTTP/2 flow control stops the agent's sends,
+	// so a flood costs the daemon its rate in decoding and no more.
+	// Acknowledgements come one per assignment, so it is far above a
+	// region's assignments: an agent that reconnects to a region of
+	// 10,000 placements acknowledges them in a few seconds.
+	AgentMessages Rate
 	// Streams caps the streams one caller holds open at once: Watch
 	// streams, the health service's Watch, agent sessions, reflection;
 	// 0: no cap. Each holds memory and goroutines for as long as it
-	// lasts, which may be days.
+	// lasts, which may be days. A stream beyond the cap waits, as a call
+	// beyond its rate does (MaxWait, MaxWaiting), for one of the
+	// caller's streams to end, and is refused only then: a loop opening
+	// streams costs the daemon a refusal per MaxWait, not one per
+	// round trip.
 	Streams int
 	// LimitDev holds the development principal (the loopback mode's
 	// caller, and every name classroutectl --as gives) to the limits
@@ -73,13 +85,14 @@ type IdentityLimits struct {
 // reporting every -agent-ttl/3 needs, far below what a loop can do.
 // Streams: a dashboard or an agent holds a few streams, not dozens.
 var DefaultIdentityLimits = IdentityLimits{
-	Place:        Rate{PerSecond: 20, Burst: 40},
-	Plan:         Rate{PerSecond: 20, Burst: 40},
-	ListAudit:    Rate{PerSecond: 5, Burst: 10},
-	AgentReports: Rate{PerSecond: 2, Burst: 10},
-	MaxWait:      time.Second,
-	MaxWaiting:   16,
-	Streams:      32,
+	Place:         Rate{PerSecond: 20, Burst: 40},
+	Plan:          Rate{PerSecond: 20, Burst: 40},
+	ListAudit:     Rate{PerSecond: 5, Burst: 10},
+	AgentReports:  Rate{PerSecond: 2, Burst: 10},
+	AgentMessages: Rate{PerSecond: 2000, Burst: 10000},
+	MaxWait:       time.Second,
+	MaxWaiting:    16,
+	Streams:       32,
 }
 
 // WithIdentityLimits holds every caller to l. Without it a Server
@@ -144,11 +157,13 @@ type limiter struct {
 	swept   time.Time
 	waiting map[bucketKey]int // calls waiting for a token
 	streams map[identity]int
+	// freed is closed, and replaced, when a stream ends.
+	freed chan struct{}
 }
 
 func newLimiter(cfg IdentityLimits, obs LimitObserver) *limiter {
 	return &limiter{cfg: cfg, obs: obs, now: time.Now, buckets: make(map[bucketKey]*rate.Limiter),
-		waiting: make(map[bucketKey]int), streams: make(map[identity]int)}
+		waiting: make(map[bucketKey]int), streams: make(map[identity]int), freed: make(chan struct{})}
 }
 
 func (l *limiter) rate(limit string) Rate {
@@ -294,6 +309,37 @@ func (l *limiter) openStream(ctx context.Context) (release func(), err error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.streams[who] >= l.cfg.Streams && l.cfg.MaxWait > 0 {
+		// Wait, a bounded number of callers at a time, for one of the
+		// caller's streams to end.
+		k := bucketKey{limit: limitStreams, who: who}
+		if l.waiting[k] < l.cfg.MaxWaiting {
+			l.waiting[k]++
+			deadline := time.Now().Add(l.cfg.MaxWait)
+			for l.streams[who] >= l.cfg.Streams && ctx.Err() == nil {
+				d := time.Until(deadline)
+				if d <= 0 {
+					break
+				}
+				freed := l.freed
+				l.mu.Unlock()
+				t := time.NewTimer(d)
+				select {
+				case <-freed:
+				case <-t.C:
+				case <-ctx.Done():
+				}
+				t.Stop()
+				l.mu.Lock()
+			}
+			if l.waiting[k]--; l.waiting[k] <= 0 {
+				delete(l.waiting, k)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, status.FromContextError(err).Err()
+			}
+		}
+	}
 	if l.streams[who] >= l.cfg.Streams {
 		l.observe(limitStreams)
 		return nil, withDetails(codes.ResourceExhausted,
@@ -311,8 +357,21 @@ func (l *limiter) openStream(ctx context.Context) (release func(), err error) {
 			if l.streams[who]--; l.streams[who] <= 0 {
 				delete(l.streams, who)
 			}
+			close(l.freed)
+			l.freed = make(chan struct{})
 		})
 	}, nil
+}
+
+// pacer returns the limiter that paces what one agent session reads
+// (IdentityLimits.AgentMessages), or nil when ctx's caller is not held
+// to it.
+func (l *limiter) pacer(ctx context.Context) *rate.Limiter {
+	r := l.cfg.AgentMessages
+	if _, ok := l.subject(ctx); !ok || r.PerSecond <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(r.PerSecond), max(r.Burst, 1))
 }
 
 func (l *limiter) observe(limit string) {
