@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -363,5 +364,57 @@ func TestEnumTextFoldsASCIIOnly(t *testing.T) {
 	}
 	if err := p.UnmarshalText([]byte("cleared-top-\u017fecret")); err == nil {
 		t.Errorf("long s accepted as %v", p)
+	}
+}
+
+// TestCanonicalBannerBound checks that a banner within MaxBannerLen whose
+// canonical form (tetragraphs expanded) is longer is refused, for a
+// workload and for a tenant's ceiling: the canonical form is what is
+// stored, and a stored record longer than the bound fails validation
+// when read back, so the cache would drop it (a tenant that vanishes, a
+// placement the reconciler never sees again).
+func TestCanonicalBannerBound(t *testing.T) {
+	// Every country once, the tetragraphs' members through the
+	// tetragraphs, which the canonical form writes out as trigraphs.
+	inTetra := map[string]bool{"USA": true}
+	for _, tg := range []string{"NATO", "FVEY", "ACGU", "TEYE"} {
+		for _, n := range label.MustParse("SECRET//REL TO USA, " + tg).Nations {
+			inTetra[n] = true
+		}
+	}
+	var all []string
+	for a := 'A'; a <= 'Z'; a++ {
+		for b := 'A'; b <= 'Z'; b++ {
+			for c := 'A'; c <= 'Z'; c++ {
+				if code := string([]rune{a, b, c}); label.IsCountry(code) && !inTetra[code] {
+					all = append(all, code)
+				}
+			}
+		}
+	}
+	rel := "//REL TO USA, ACGU, FVEY, NATO, TEYE, " + strings.Join(all, ", ") + "/DISPLAY ONLY ACGU, FVEY, NATO, TEYE"
+	var progs []string
+	for i := 0; ; i++ {
+		p := fmt.Sprintf("P%03d", i) + strings.Repeat("X", 56)
+		if len("SECRET//SAR-"+strings.Join(append(progs, p), "/")+rel) > MaxBannerLen {
+			break
+		}
+		progs = append(progs, p)
+	}
+	banner := "SECRET//SAR-" + strings.Join(progs, "/") + rel
+	l, err := label.Parse(banner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(banner) > MaxBannerLen || len(l.String()) <= MaxBannerLen {
+		t.Fatalf("test banner of %d bytes, canonical %d: want within the bound, canonical beyond", len(banner), len(l.String()))
+	}
+	w := Workload{Name: "w", Tenant: "t", Banner: banner, AllowedCountries: []string{"*"}, Replicas: 1}
+	if err := ValidateWorkload(&w); err == nil || !strings.Contains(err.Error(), "workload.label: its canonical form") {
+		t.Errorf("ValidateWorkload: got %v; want workload.label refused for its canonical length", err)
+	}
+	tn := Tenant{ID: "t", Name: "t", Nation: "USA", Sector: "defense", Ceiling: banner}
+	if err := ValidateTenant(&tn); err == nil || !strings.Contains(err.Error(), "tenant.ceiling: its canonical form") {
+		t.Errorf("ValidateTenant: got %v; want tenant.ceiling refused for its canonical length", err)
 	}
 }
