@@ -114,6 +114,8 @@ type daemon struct {
 	etcdAddr string
 	metrics  string // address of /metrics
 	args     []string
+	extra    []string     // the test's own flags
+	started  bool         // it has served once: its addresses are fixed
 	logs     bytes.Buffer // of every run
 	cancel   context.CancelFunc
 	exited   chan error // nil when not running
@@ -125,21 +127,50 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := freeAddr(t)
-	d := &daemon{t: t, etcdAddr: freeAddr(t), metrics: freeAddr(t)}
-	d.args = append([]string{
-		"--listen", listen,
-		"--data-dir", t.TempDir(),
-		"--embedded-etcd-client", d.etcdAddr,
-		"--embedded-etcd-peer", freeAddr(t),
-		"--metrics-listen", d.metrics,
-		"--log-level", "debug"}, extra...)
-	d.env = &env{t: t, ctl: filepath.Join(bin, "classroutectl"), server: listen, root: repoRoot(t)}
+	d := &daemon{t: t, extra: extra}
+	d.env = &env{t: t, ctl: filepath.Join(bin, "classroutectl"), root: repoRoot(t)}
+	d.pickAddrs(t.TempDir())
 	return d
 }
 
-// start starts the daemon and waits until it serves.
+// pickAddrs gives the daemon free loopback addresses. A port found free
+// may be taken by another process before the daemon binds it (the
+// packages' tests run side by side): start picks again then.
+func (d *daemon) pickAddrs(dataDir string) {
+	listen := freeAddr(d.t)
+	d.etcdAddr, d.metrics = freeAddr(d.t), freeAddr(d.t)
+	d.args = append([]string{
+		"--listen", listen,
+		"--data-dir", dataDir,
+		"--embedded-etcd-client", d.etcdAddr,
+		"--embedded-etcd-peer", freeAddr(d.t),
+		"--metrics-listen", d.metrics,
+		"--log-level", "debug"}, d.extra...)
+	d.env.server = listen
+}
+
+// start starts the daemon and waits until it serves. On its first start,
+// a port taken meanwhile by another process is picked again, twice at
+// most.
 func (d *daemon) start() {
+	d.t.Helper()
+	for try := 0; ; try++ {
+		err := d.startOnce()
+		if err == nil {
+			d.started = true
+			return
+		}
+		if d.started || try == 2 || !strings.Contains(d.logs.String(), "address already in use") {
+			d.t.Fatal(err)
+		}
+		d.t.Logf("daemon could not bind a port picked free (taken meanwhile); picking again")
+		d.logs.Reset()
+		d.pickAddrs(d.t.TempDir())
+	}
+}
+
+// startOnce starts the daemon and waits until it serves, or says why not.
+func (d *daemon) startOnce() error {
 	t := d.t
 	t.Helper()
 	bin, err := binaries()
@@ -163,12 +194,13 @@ func (d *daemon) start() {
 	for {
 		r := d.env.run("regions", "-o", "json", "--timeout", "2s")
 		if r.code == 0 {
-			return
+			return nil
 		}
 		select {
 		case err := <-d.exited:
-			d.exited <- err
-			t.Fatalf("daemon exited before serving: %v\n%s", err, d.logs.String())
+			d.exited = nil
+			cancel()
+			return fmt.Errorf("daemon exited before serving: %v\n%s", err, d.logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
