@@ -470,7 +470,9 @@ func (policyChecker) Explain(w *want, r *RegionState) Reason {
 	}
 	switch {
 	case len(t.AllowedProviders) > 0 && !contains(t.AllowedProviders, reg.Provider):
-		parts = append(parts, fmt.Sprintf("tenant %s may use providers %s only", t.ID, list(t.AllowedProviders)))
+		// Name the region's own provider, never the allowed list: it may
+		// name providers the tenant's users may not know of.
+		parts = append(parts, fmt.Sprintf("provider %s is not among tenant %s's allowed providers", reg.Provider, t.ID))
 	case contains(t.DeniedProviders, reg.Provider):
 		parts = append(parts, fmt.Sprintf("tenant %s may not use provider %s", t.ID, reg.Provider))
 	}

@@ -233,7 +233,7 @@ func TestCheckersFail(t *testing.T) {
 		{mutation{name: "provider denied to the tenant", tenant: func(t **Tenant) { (*t).DeniedProviders = []string{"x", baseRegion().Provider} }},
 			ReasonPolicy, "tenant us-army may not use provider " + baseRegion().Provider},
 		{mutation{name: "provider not allowed to the tenant", tenant: func(t **Tenant) { (*t).AllowedProviders = []string{"azure-x"} }},
-			ReasonPolicy, "tenant us-army may use providers azure-x only"},
+			ReasonPolicy, "provider " + baseRegion().Provider + " is not among tenant us-army's allowed providers"},
 		{mutation{name: "region not allowed to the tenant", tenant: func(t **Tenant) { (*t).AllowedRegions = []string{baseRegion().Provider + "/other"} }},
 			ReasonPolicy, "not among tenant us-army's allowed regions"},
 		{mutation{name: "region denied to the tenant", tenant: func(t **Tenant) { (*t).DeniedRegions = []string{baseRegion().Key()} }},

@@ -650,9 +650,14 @@ func (s *Server) GetProvider(ctx context.Context, req *pb.GetProviderRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.store.GetProvider(req.GetId())
-	if err == nil && sc.confined() && !s.knownProviders(sc)[p.ID] {
+	// For a confined caller, the providers it may know of are worked
+	// out first, whatever it asked for: a hidden provider and a missing
+	// one cost the same.
+	var p *router.Provider
+	if sc.confined() && !s.knownProviders(sc)[req.GetId()] {
 		err = notFound("provider", req.GetId())
+	} else {
+		p, err = s.store.GetProvider(req.GetId())
 	}
 	if err != nil {
 		return nil, s.fail(ctx, err)
