@@ -181,6 +181,12 @@ func (s *Store) WatchPlacements(ctx context.Context, f WatchFilter, after int64)
 	// rather than serving it silently.
 	wctx := clientv3.WithRequireLeader(fctx)
 	dir := s.keys.prefix + placementsDir
+	if validKeyPart(f.Tenant) {
+		// One tenant's directory: the feed's work follows that
+		// tenant's writes, not everyone's (a tenant's user learns
+		// nothing of the others' volume from it).
+		dir += f.Tenant + "/"
+	}
 	wch := w.Watch(wctx, dir, clientv3.WithPrefix(), clientv3.WithRev(after+1),
 		clientv3.WithPrevKV(), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
 	stop := func() {
