@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -160,6 +161,11 @@ func (a *auditService) ListAudit(ctx context.Context, req *pb.ListAuditRequest) 
 	}
 	for _, r := range recs {
 		e := r.Entry
+		if sc.confined() && e.Op != state.AuditRefuse && slices.ContainsFunc(e.Regions, func(k string) bool { return !known[k] }) {
+			// What the reconciler found of a region the caller may no
+			// longer know of (see scope.placement).
+			e.Reasons = []string{string(router.ReasonPolicy) + ": " + unavailableMessage(sc.tenantID)}
+		}
 		id, err := a.srv.sealID(ctx, sc, r.ID)
 		if err != nil {
 			return nil, toStatus(ctx, a.log, err)

@@ -151,6 +151,9 @@ type scope struct {
 	// tenant is its record; nil when it is gone (then the caller may
 	// know of no region).
 	tenant *router.Tenant
+	// known holds the keys of the regions a confined caller may know of
+	// (knownRegions), as of the call's start.
+	known map[string]bool
 }
 
 func (sc scope) confined() bool { return sc.tenantID != "" }
@@ -179,6 +182,7 @@ func (s *Server) scopeOf(ctx context.Context) (scope, error) {
 	if t, err := s.store.GetTenant(p.Tenant); err == nil {
 		sc.tenant = t
 	}
+	sc.known = s.knownRegions(sc)
 	return sc, nil
 }
 
@@ -253,13 +257,37 @@ func (sc scope) revision(rev int64) int64 {
 }
 
 // placement converts p as the caller may see it: without etcd
-// revisions for a confined caller.
+// revisions for a confined caller, and without what the reconciler
+// found of a region the caller may no longer know of (its placement
+// still names the region it was placed in, but not whom the region
+// serves now, or what it is now accredited for).
 func (sc scope) placement(p *router.Placement) *pb.Placement {
 	out := PlacementToProto(p)
-	if sc.confined() {
-		out.Revision, out.DecidedAtRevision = 0, 0
+	if !sc.confined() {
+		return out
+	}
+	out.Revision, out.DecidedAtRevision = 0, 0
+	for _, is := range out.Issues {
+		if !sc.known[is.GetRegion()] {
+			is.Reasons = sc.unavailable()
+		}
+	}
+	for _, rt := range out.Retiring {
+		if !sc.known[rt.GetRegion()] {
+			rt.Reasons = sc.unavailable()
+		}
 	}
 	return out
+}
+
+// unavailableMessage is what a confined caller is told of a region it
+// may no longer know of, in place of the reasons that say why.
+func unavailableMessage(tenant string) string {
+	return "the region is no longer available to tenant " + tenant
+}
+
+func (sc scope) unavailable() []*pb.Reason {
+	return []*pb.Reason{{Code: string(router.ReasonPolicy), Message: unavailableMessage(sc.tenantID)}}
 }
 
 // tenantToProto converts tenant record t as the caller may see it. Its

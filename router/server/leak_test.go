@@ -312,3 +312,78 @@ func TestTenantViewUnmovedByHidden(t *testing.T) {
 	}
 	t.Logf("%d responses compared, %d moved", len(plain), moved)
 }
+
+// TestReasonsOfARegionTurnedHidden checks that when a region a tenant's
+// placement uses stops serving the tenant (so the tenant may no longer
+// know of it), what the reconciler finds there reaches the tenant's
+// users as "no longer available", never as whom the region serves now
+// or what it is accredited for: in Get, and in its audit trail. Found
+// by the adversarial review of issue 8.
+func TestReasonsOfARegionTurnedHidden(t *testing.T) {
+	e := startEnvCatalog(t, shared, false, nil)
+	tn, err := e.catalog.GetTenant(ctx(t), &pb.GetTenantRequest{Id: "nld-mod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.GetTenant().Members = []*pb.TenantMember{{Name: "anouk", Roles: []string{"tenant-submitter", "tenant-auditor"}}}
+	if _, err := e.catalog.PutTenant(as(t, asAdmin), &pb.PutTenantRequest{Tenant: tn.GetTenant()}); err != nil {
+		t.Fatal(err)
+	}
+	nl := &pb.Workload{Name: "nl", Tenant: "nld-mod", Label: "UNCLASSIFIED", AllowedStorageCountries: []string{"*"},
+		Resources: &pb.Resources{MilliCpu: 1}, Replicas: 1}
+	p, err := e.place.Place(as(t, asDutch), &pb.PlaceRequest{RequestId: "nl-1", Workload: nl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := p.GetPlacement().GetAssignments()[0].GetRegion()
+	st, err := e.store.GetRegion(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := *st.Region
+	r.Customers = []string{"USA/intelligence"} // it serves others only now
+	if _, err := e.store.PutRegion(ctx(t), &r); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.store.Reconcile(rctx, state.ReconcilerConfig{Interval: 50 * time.Millisecond})
+	}()
+	defer func() { cancel(); <-done }()
+	var text string
+	eventually(t, "the reconciler notes the issue", func() bool {
+		g, err := e.place.Get(as(t, asDutch), &pb.GetRequest{Id: "nl-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text = prototext.Format(g)
+		if strings.Contains(text, "USA/intelligence") {
+			t.Errorf("the Dutch user's Get describes region %s, which it may no longer know of:\n%s", key, text)
+		}
+		return g.GetPlacement().GetMoves() > 0
+	})
+	// The violation and the move are on the record: the security
+	// auditor's entries say why, the Dutch auditor's do not.
+	audit := pb.NewAuditServiceClient(e.conn)
+	all, err := audit.ListAudit(as(t, asSecAud), &pb.ListAuditRequest{Tenant: "nld-mod"})
+	if err != nil || !strings.Contains(prototext.Format(all), "USA/intelligence") {
+		t.Fatalf("the security auditor's ListAudit: %v; want the reasons (the test would prove nothing)", err)
+	}
+	l, err := audit.ListAudit(as(t, asDutch), &pb.ListAuditRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := false
+	for _, en := range l.GetEntries() {
+		s := prototext.Format(en)
+		if strings.Contains(s, "USA/intelligence") {
+			t.Errorf("the Dutch auditor's ListAudit describes region %s: %s", key, s)
+		}
+		said = said || strings.Contains(s, "no longer available to tenant nld-mod")
+	}
+	if !said {
+		t.Errorf("the Dutch auditor's ListAudit: no entry says the region is no longer available")
+	}
+}
