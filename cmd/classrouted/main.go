@@ -143,6 +143,8 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.Var(rateFlag{&c.Limits.Place}, "rate-place", "Place calls one caller may make: N/s or N/m, with ,burst=B (default burst: 2 seconds' worth), or off")
 	fs.Var(rateFlag{&c.Limits.Plan}, "rate-plan", "Plan calls one caller may make (as -rate-place)")
 	fs.Var(rateFlag{&c.Limits.ListAudit}, "rate-list-audit", "ListAudit calls one caller may make (as -rate-place)")
+	fs.Var(rateFlag{&c.Limits.Reads}, "rate-reads", "read tokens one caller may spend (as -rate-place): a Get, catalogue or change read costs one, a List one more per 100 placements its page may hold")
+	fs.Var(rateFlag{&c.Limits.VerifyAudit}, "rate-verify-audit", "whole-log audit verifications one caller may run (as -rate-place)")
 	fs.DurationVar(&c.Limits.MaxWait, "rate-max-wait", server.DefaultIdentityLimits.MaxWait, "a Place, Plan or ListAudit call beyond its caller's rate waits this long at most for its turn; longer, it is refused (0: refused at once)")
 	fs.IntVar(&c.Limits.MaxWaiting, "rate-max-waiting", server.DefaultIdentityLimits.MaxWaiting, "calls of one caller, per method, that may wait for their turn at once; more are refused")
 	fs.Var(rateFlag{&c.Limits.AgentMessages}, "rate-agent-messages", "messages (reports and acknowledgements) one agent session is read at; beyond it the daemon stops reading and flow control holds the agent")

@@ -50,6 +50,16 @@ type IdentityLimits struct {
 	Place, Plan, ListAudit Rate
 	MaxWait                time.Duration
 	MaxWaiting             int
+	// Reads limits every other unary read a caller makes (Get, List,
+	// the catalogue's reads, CheckLabel, the change reads), in tokens:
+	// one a call, and a List one more per 10 placements its page may
+	// hold, since marshalling a page of 1,000 costs about a thousand
+	// Gets. A read beyond it waits or is refused as a Place beyond its
+	// rate is.
+	Reads Rate
+	// VerifyAudit limits the whole-log verifications a caller runs:
+	// each reads and hashes every entry.
+	VerifyAudit Rate
 	// AgentReports limits an agent's reports and session starts (each
 	// an etcd write). A session start beyond it waits or is refused as
 	// a Place beyond its rate is; a report beyond it is held back, not
@@ -88,6 +98,8 @@ var DefaultIdentityLimits = IdentityLimits{
 	Place:         Rate{PerSecond: 20, Burst: 40},
 	Plan:          Rate{PerSecond: 20, Burst: 40},
 	ListAudit:     Rate{PerSecond: 5, Burst: 10},
+	Reads:         Rate{PerSecond: 500, Burst: 1000},
+	VerifyAudit:   Rate{PerSecond: 0.2, Burst: 2},
 	AgentReports:  Rate{PerSecond: 2, Burst: 10},
 	AgentMessages: Rate{PerSecond: 2000, Burst: 10000},
 	MaxWait:       time.Second,
@@ -120,16 +132,43 @@ const (
 	limitListAudit   = "list_audit"
 	limitAgentReport = "agent_report"
 	limitStreams     = "streams"
+	limitRead        = "read"
+	limitVerifyAudit = "verify_audit"
 )
 
 // LimitNames are every limit's name, as LimitObserver is told them.
-var LimitNames = []string{limitPlace, limitPlan, limitListAudit, limitAgentReport, limitStreams}
+var LimitNames = []string{limitPlace, limitPlan, limitListAudit, limitAgentReport, limitStreams, limitRead, limitVerifyAudit}
 
 // rateLimited are the unary methods with a rate limit, and which.
 var rateLimited = map[string]string{
-	pb.PlacementService_Place_FullMethodName: limitPlace,
-	pb.PlacementService_Plan_FullMethodName:  limitPlan,
-	pb.AuditService_ListAudit_FullMethodName: limitListAudit,
+	pb.PlacementService_Place_FullMethodName:       limitPlace,
+	pb.PlacementService_Plan_FullMethodName:        limitPlan,
+	pb.AuditService_ListAudit_FullMethodName:       limitListAudit,
+	pb.AuditService_VerifyAudit_FullMethodName:     limitVerifyAudit,
+	pb.PlacementService_Get_FullMethodName:         limitRead,
+	pb.PlacementService_List_FullMethodName:        limitRead,
+	pb.CatalogService_GetRegion_FullMethodName:     limitRead,
+	pb.CatalogService_ListRegions_FullMethodName:   limitRead,
+	pb.CatalogService_GetProvider_FullMethodName:   limitRead,
+	pb.CatalogService_ListProviders_FullMethodName: limitRead,
+	pb.CatalogService_GetTenant_FullMethodName:     limitRead,
+	pb.CatalogService_ListTenants_FullMethodName:   limitRead,
+	pb.CatalogService_CheckLabel_FullMethodName:    limitRead,
+	pb.ChangeService_GetChange_FullMethodName:      limitRead,
+	pb.ChangeService_ListChanges_FullMethodName:    limitRead,
+}
+
+// cost is how many of its limit's tokens a call spends: a List one more
+// per 10 placements its page may hold (page_size 0 means 100).
+func cost(req any) int {
+	if l, ok := req.(*pb.ListRequest); ok {
+		n := int(l.GetPageSize())
+		if n <= 0 {
+			n = 100
+		}
+		return 1 + (n+9)/10
+	}
+	return 1
 }
 
 // identity is what the limits key a caller on.
@@ -176,6 +215,10 @@ func (l *limiter) rate(limit string) Rate {
 		return l.cfg.ListAudit
 	case limitAgentReport:
 		return l.cfg.AgentReports
+	case limitRead:
+		return l.cfg.Reads
+	case limitVerifyAudit:
+		return l.cfg.VerifyAudit
 	}
 	return Rate{}
 }
@@ -194,7 +237,16 @@ func (l *limiter) subject(ctx context.Context) (identity, bool) {
 // the limits allow (IdentityLimits.MaxWait), or refuses the call with
 // RESOURCE_EXHAUSTED saying when a token will be there.
 func (l *limiter) allow(ctx context.Context, limit string) error {
-	k, res, now, ok := l.reserve(ctx, limit)
+	return l.allowN(ctx, limit, 1)
+}
+
+// allowN is allow for a call that costs n tokens. A call whose tokens
+// come later than MaxWait is refused, but, while fewer than MaxWaiting
+// of the caller's calls wait, only after MaxWait: a loop that ignores
+// RetryInfo is held to a refusal per MaxWait per call in flight, not
+// one per round trip.
+func (l *limiter) allowN(ctx context.Context, limit string, n int) error {
+	k, res, now, ok := l.reserveN(ctx, limit, n)
 	if !ok {
 		return nil
 	}
@@ -202,19 +254,29 @@ func (l *limiter) allow(ctx context.Context, limit string) error {
 	if wait == 0 {
 		return nil
 	}
-	if l.mayWait(ctx, k, wait) {
+	if l.mayWait(ctx, k) {
 		defer l.doneWaiting(k)
-		t := time.NewTimer(wait)
+		granted := wait <= l.cfg.MaxWait
+		if !granted {
+			res.CancelAt(now) // refused: the tokens go back now
+		}
+		t := time.NewTimer(min(wait, l.cfg.MaxWait))
 		defer t.Stop()
 		select {
 		case <-t.C:
-			return nil
+			if granted {
+				return nil
+			}
 		case <-ctx.Done():
-			res.Cancel()
+			if granted {
+				res.Cancel()
+			}
 			return status.FromContextError(ctx.Err()).Err()
 		}
+		wait -= l.cfg.MaxWait
+	} else {
+		res.CancelAt(now)
 	}
-	res.CancelAt(now)
 	wait = roundUp(wait)
 	l.observe(limit)
 	return withDetails(codes.ResourceExhausted,
@@ -242,6 +304,11 @@ func (l *limiter) take(ctx context.Context, limit string) (wait time.Duration) {
 // the caller is not limited. The reservation's delay says when the token
 // is there; one not to be waited for must be cancelled.
 func (l *limiter) reserve(ctx context.Context, limit string) (k bucketKey, res *rate.Reservation, now time.Time, ok bool) {
+	return l.reserveN(ctx, limit, 1)
+}
+
+// reserveN is reserve for n tokens (at most the burst).
+func (l *limiter) reserveN(ctx context.Context, limit string, n int) (k bucketKey, res *rate.Reservation, now time.Time, ok bool) {
 	r := l.rate(limit)
 	who, ok := l.subject(ctx)
 	if r.PerSecond <= 0 || !ok {
@@ -264,16 +331,16 @@ func (l *limiter) reserve(ctx context.Context, limit string) (k bucketKey, res *
 		b = rate.NewLimiter(rate.Limit(r.PerSecond), max(r.Burst, 1))
 		l.buckets[k] = b
 	}
-	return k, b.ReserveN(now, 1), now, true
+	return k, b.ReserveN(now, min(n, b.Burst())), now, true
 }
 
-// mayWait counts a call in as waiting wait for its token, or says it
-// may not wait.
-func (l *limiter) mayWait(ctx context.Context, k bucketKey, wait time.Duration) bool {
-	if wait > l.cfg.MaxWait {
+// mayWait counts a call in as waiting, or says it may not wait: the
+// limits allow no wait, or the caller has MaxWaiting calls waiting.
+func (l *limiter) mayWait(ctx context.Context, k bucketKey) bool {
+	if l.cfg.MaxWait <= 0 {
 		return false
 	}
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < min(l.cfg.MaxWait, time.Second) {
 		return false
 	}
 	l.mu.Lock()
@@ -383,10 +450,12 @@ func (l *limiter) observe(limit string) {
 // rateInterceptor holds the rate-limited unary methods to the caller's
 // limits. It runs after authentication: the context carries the caller.
 func (s *Server) rateInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if limit, ok := rateLimited[info.FullMethod]; ok {
-		if err := s.limits.allow(ctx, limit); err != nil {
-			return nil, err
-		}
+	limit, ok := rateLimited[info.FullMethod]
+	if !ok {
+		return h(ctx, req)
+	}
+	if err := s.limits.allowN(ctx, limit, cost(req)); err != nil {
+		return nil, err
 	}
 	return h(ctx, req)
 }
