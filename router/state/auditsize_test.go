@@ -23,8 +23,8 @@ func long(s string, n int, fill string) string {
 }
 
 // worstBanner is a banner of at most router.MaxBannerLen bytes (the
-// parser's input bound) whose canonical form is about as long as legal
-// input makes it: SAP programs with 60-character names (each a control a
+// parser's input bound) whose canonical form is as long as legal input
+// makes it (within the same bound): SAP programs with 60-character names (each a control a
 // region can list), releasable to every country with the tetragraphs
 // written short, and DISPLAY ONLY them too, expanded in the canonical
 // form. It returns the banner, its controls, and a ceiling of the same
@@ -49,10 +49,16 @@ func worstBanner(tb testing.TB) (banner string, controls []string, ceiling strin
 		}
 	}
 	dissem := "//REL TO " + strings.Join(rel, ", ") + "/DISPLAY ONLY ACGU, FVEY, NATO, TEYE"
+	// The canonical form, which is what is stored, must be within the
+	// bound too (router.ValidateWorkload): add programs while both are.
 	var progs []string
 	for i := 0; ; i++ {
 		p := long(fmt.Sprintf("P%03d", i), 60, "X")
-		if len("SECRET//SAR-")+len(strings.Join(append(progs, p), "/"))+len(dissem) > router.MaxBannerLen {
+		b := "SECRET//SAR-" + strings.Join(append(progs, p), "/") + dissem
+		if len(b) > router.MaxBannerLen {
+			break
+		}
+		if l, err := label.Parse(b); err != nil || len(l.String()) > router.MaxBannerLen {
 			break
 		}
 		progs = append(progs, p)
