@@ -3,12 +3,14 @@ package server_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/providers"
 )
 
 // A tenant auditor's ListAudit does the same work whatever other tenants
@@ -117,5 +119,47 @@ func TestListAuditCostUnmovedByHidden(t *testing.T) {
 	if !proto.Equal(h, m) || len(h.GetEntries()) != 0 || rh != 0 || rm != 0 {
 		t.Errorf("a region turned hidden: %d entries, %d keys read; a missing one: %d entries, %d keys read; want none, nothing read",
 			len(h.GetEntries()), rh, len(m.GetEntries()), rm)
+	}
+}
+
+// A refusal's audit entry keeps the verdicts of the regions the tenant
+// may know of first, so the 4 KiB bound on them never trades a visible
+// region's line for a hidden one's: the tenant auditor's view of the
+// entry is the same with and without 200 hidden regions sorting before
+// every other. (Adversarial review of issue 8.)
+func TestRefusalAuditUnmovedByHidden(t *testing.T) {
+	run := func(t *testing.T, mutate func(*providers.Catalog)) (dutch, all []string) {
+		e := startEnvCatalog(t, shared, false, mutate)
+		grantDutchAnouk(t, e, "tenant-submitter", "tenant-auditor")
+		w := &pb.Workload{Name: "probe", Tenant: "nld-mod", Label: "UNCLASSIFIED", AllowedStorageCountries: []string{"USA"},
+			Resources: &pb.Resources{MilliCpu: 800000}, Replicas: 16}
+		if _, err := e.place.Place(as(t, asDutch), &pb.PlaceRequest{RequestId: "probe", Workload: w}); err == nil {
+			t.Fatal("the probe was placed")
+		}
+		audit := pb.NewAuditServiceClient(e.conn)
+		l, err := audit.ListAudit(as(t, asDutch), &pb.ListAuditRequest{Op: "refuse"})
+		if err != nil || len(l.GetEntries()) != 1 {
+			t.Fatalf("ListAudit: %v, %v", l, err)
+		}
+		a, err := audit.ListAudit(as(t, asSecAud), &pb.ListAuditRequest{Op: "refuse"})
+		if err != nil || len(a.GetEntries()) != 1 {
+			t.Fatalf("ListAudit as a security auditor: %v, %v", a, err)
+		}
+		return l.GetEntries()[0].GetReasons(), a.GetEntries()[0].GetReasons()
+	}
+	var plain, hidden, hiddenAll []string
+	t.Run("plain", func(t *testing.T) { plain, _ = run(t, nil) })
+	t.Run("hidden", func(t *testing.T) { hidden, hiddenAll = run(t, withManyHidden) })
+	t.Logf("the Dutch auditor's refusal entry: %d reasons without the hidden regions, %d with; the security auditor's %d", len(plain), len(hidden), len(hiddenAll))
+	if len(plain) < 2 {
+		t.Fatalf("the refusal entry names no region: %q", plain)
+	}
+	if strings.Join(plain, "\n") != strings.Join(hidden, "\n") {
+		t.Errorf("the refusal entry's reasons moved by hidden regions:\n without: %q\n with:    %q", plain, hidden)
+	}
+	// All of them are recorded for those who see every region: the
+	// Dutch auditor's lines, then the hidden regions' (as many as fit).
+	if len(hiddenAll) <= len(hidden) || !slices.Equal(hiddenAll[:len(hidden)], hidden) || !strings.HasPrefix(hiddenAll[len(hidden)], "a-hid/") {
+		t.Errorf("the security auditor's view: %q", hiddenAll)
 	}
 }

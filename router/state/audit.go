@@ -65,9 +65,11 @@ type AuditEntry struct {
 	Regions []string  `json:"regions,omitempty"`
 	Scores  []float64 `json:"scores,omitempty"`
 	// Reasons says why a refusal refused: the summary, then for every
-	// region refused "provider/id: code, code". Each reason is at most
-	// maxReasonBytes, and all of them at most MaxAuditReasonsBytes: the
-	// region verdicts past the bound are counted in ReasonsOmitted.
+	// region refused "provider/id: code, code", first those of the
+	// regions the tenant may know of (router.Tenant.MayKnow) and then
+	// the others, each part in the decision's order. Each reason is at
+	// most maxReasonBytes, and all of them at most MaxAuditReasonsBytes:
+	// the region verdicts past the bound are counted in ReasonsOmitted.
 	Reasons        []string `json:"reasons,omitempty"`
 	ReasonsOmitted int      `json:"reasons_omitted,omitempty"`
 	// Revision is the etcd revision the decision read.
