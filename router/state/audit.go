@@ -65,9 +65,11 @@ type AuditEntry struct {
 	Regions []string  `json:"regions,omitempty"`
 	Scores  []float64 `json:"scores,omitempty"`
 	// Reasons says why a refusal refused: the summary, then for every
-	// region refused "provider/id: code, code". Each reason is at most
-	// maxReasonBytes, and all of them at most MaxAuditReasonsBytes: the
-	// region verdicts past the bound are counted in ReasonsOmitted.
+	// region refused "provider/id: code, code", first those of the
+	// regions the tenant may know of (router.Tenant.MayKnow) and then
+	// the others, each part in the decision's order. Each reason is at
+	// most maxReasonBytes, and all of them at most MaxAuditReasonsBytes:
+	// the region verdicts past the bound are counted in ReasonsOmitted.
 	Reasons        []string `json:"reasons,omitempty"`
 	ReasonsOmitted int      `json:"reasons_omitted,omitempty"`
 	// Revision is the etcd revision the decision read.
@@ -180,7 +182,7 @@ func (s *Store) auditOps(e AuditEntry) (ops []clientv3.Op, size int, err error) 
 	id := s.auditID.next(e.Time)
 	ops = append(ops, clientv3.OpPut(s.keys.audit(id), string(val)))
 	size = len(val)
-	for _, k := range s.keys.auditIndexKeys(id, &e) {
+	for _, k := range s.keys.auditIndexKeys(id, &e, true) {
 		ops = append(ops, clientv3.OpPut(k, ""))
 		size += len(k)
 	}
@@ -190,7 +192,9 @@ func (s *Store) auditOps(e AuditEntry) (ops []clientv3.Op, size int, err error) 
 // auditOp is auditOps as one operation (a nested transaction without
 // conditions), for a transaction with room for it: etcd allows a nested
 // transaction the operations its parent level leaves of --max-txn-ops,
-// and an entry needs at most 4 plus one per region it names.
+// and an entry needs at most 6 plus two per region it names (70 for a
+// release naming twice router.MaxReplicas regions, whose parent level
+// holds 34: the placement, a usage record per region, the entry).
 func (s *Store) auditOp(e AuditEntry) (clientv3.Op, error) {
 	ops, _, err := s.auditOps(e)
 	if err != nil {
@@ -294,11 +298,15 @@ type AuditRecord struct {
 // op is answered from the index (auditindex.go): the ids each names are
 // joined, reading only index keys near the matches, and then only the
 // matching entries are read; a filter naming a value no entry has costs
-// a read per named field, whatever the size of the trail. Without such a filter
-// the entries of f's time range are read in order, each a match. Until
-// the index covers the whole trail (a trail written before it existed
-// is indexed in the background), every entry of the time range is read
-// and matched.
+// a read per named field, whatever the size of the trail. A filter that
+// names a tenant reads that tenant's index ranges only, so its work
+// depends on no other tenant's entries. Without such a filter the
+// entries of f's time range are read in order, each a match. Until the
+// index covers the whole trail (a trail written before it existed, or
+// before its per-tenant ranges did, is indexed in the background), a
+// filter naming a tenant reads and matches that tenant's entries of the
+// time range (its t range) when the shared ranges are complete, and any
+// other filter every entry of the time range.
 func (s *Store) FindAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, string, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -311,16 +319,25 @@ func (s *Store) FindAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, st
 	}
 	q := &auditQuery{s: s, ctx: ctx}
 	lists := s.keys.auditIndexLists(&f)
-	if len(lists) > 0 && !s.trail.indexed.Load() {
+	if len(lists) == 0 {
+		return q.scan(&f, from, to, limit, limit)
+	}
+	need := indexedShared
+	if f.Tenant != "" {
+		need = indexedTenant // its ranges are the per-tenant ones
+	}
+	if s.trail.indexed.Load() < need {
 		if err := s.checkAuditIndex(ctx); err != nil {
 			return nil, "", err
 		}
-		if !s.trail.indexed.Load() {
-			return q.scan(&f, from, to, limit, 500)
-		}
 	}
-	if len(lists) == 0 {
-		return q.scan(&f, from, to, limit, limit)
+	switch level := s.trail.indexed.Load(); {
+	case level >= need:
+	case f.Tenant != "" && level == indexedShared:
+		// Not the other tenants' entries: this tenant's, all of them.
+		return q.scanList(&f, s.keys.auditIndex(idxTenant, f.Tenant), from, to, limit)
+	default:
+		return q.scan(&f, from, to, limit, 500)
 	}
 	ids, err := q.join(lists, from, to, limit)
 	if err != nil {
@@ -389,6 +406,33 @@ func (q *auditQuery) scan(f *AuditFilter, from, to string, limit, page int) ([]A
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 	return out, "", nil
+}
+
+// scanList reads the entries of one index range with ids in [from, to)
+// in order, a page at a time, and keeps those f matches.
+func (q *auditQuery) scanList(f *AuditFilter, list, from, to string, limit int) ([]AuditRecord, string, error) {
+	const page = 100
+	var out []AuditRecord
+	for {
+		ids, err := q.join([]string{list}, from, to, page)
+		if err != nil {
+			return nil, "", err
+		}
+		recs, err := q.entries(f, ids)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, rec := range recs {
+			out = append(out, rec)
+			if len(out) == limit {
+				return out, rec.ID, nil
+			}
+		}
+		if len(ids) < page {
+			return out, "", nil
+		}
+		from = ids[len(ids)-1] + "\x00"
+	}
 }
 
 // entries reads the entries of ids, in order, and keeps those f

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,5 +254,201 @@ func TestAuditIndexBackfill(t *testing.T) {
 		if got, want := find(t, s2, f, 1000), selects(all, f); !slices.Equal(got, want) {
 			t.Errorf("%+v: got %v; want %v", f, got, want)
 		}
+	}
+}
+
+// tenantTrail writes the trail of tenant nld-mod (120 entries: two
+// workloads, places and releases, in a region others use too) and, with
+// others, after each of its entries three entries of tenant us-ic that
+// name the same region, a region nld-mod may not know of, a workload of
+// the same name and one of its own, and ops nld-mod never had.
+func tenantTrail(tb testing.TB, s *state.Store, others bool) {
+	tb.Helper()
+	ctx := context.Background()
+	for i := 0; i < 120; i += 10 {
+		var es []state.AuditEntry
+		for j := i; j < i+10; j++ {
+			op, wl := state.AuditPlace, "nl"
+			if j%3 == 2 {
+				op = state.AuditRelease
+			}
+			if j%2 == 1 {
+				wl = "nl2"
+			}
+			es = append(es, state.AuditEntry{Op: op, Tenant: "nld-mod", Workload: wl, RequestID: fmt.Sprintf("nl-%d", j),
+				Label: "UNCLASSIFIED", Regions: []string{"aws/a"}})
+			if !others {
+				continue
+			}
+			for k, x := range [...]struct{ op, wl, region string }{
+				{state.AuditPlace, "nl", "aws/a"},
+				{state.AuditRefuse, "sigint", "hid/ts-1"},
+				{state.AuditReroute, "sigint", "hid/ts-1"},
+			} {
+				es = append(es, state.AuditEntry{Op: x.op, Tenant: "us-ic", Workload: x.wl, RequestID: fmt.Sprintf("ic-%d-%d", j, k),
+					Label: "TOP SECRET//NOFORN", Regions: []string{x.region, "hid/ts-2"}})
+			}
+		}
+		if err := s.AppendAudit(ctx, es...); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// describe names what f filters on.
+func describe(f state.AuditFilter) string {
+	var parts []string
+	for _, x := range [...][2]string{{"tenant", f.Tenant}, {"workload", f.Workload}, {"op", f.Op}, {"region", f.Region}} {
+		if x[1] != "" {
+			parts = append(parts, x[0]+"="+x[1])
+		}
+	}
+	if f.Limit > 0 {
+		parts = append(parts, fmt.Sprintf("limit=%d", f.Limit))
+	}
+	return strings.Join(parts, " ")
+}
+
+// findCost is FindAudit's page for f, as request ids, and the keys it read.
+func findCost(tb testing.TB, s *state.Store, f state.AuditFilter) ([]string, int64) {
+	tb.Helper()
+	before := s.AuditKeysRead()
+	recs, _, err := s.FindAudit(context.Background(), f)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var ids []string
+	for _, r := range recs {
+		ids = append(ids, r.Entry.RequestID)
+	}
+	return ids, s.AuditKeysRead() - before
+}
+
+// tenantFilters are filters held to nld-mod, as its auditor's are.
+var tenantFilters = []state.AuditFilter{
+	{Tenant: "nld-mod", Region: "hid/ts-1"},
+	{Tenant: "nld-mod", Region: "nosuch/ts-1"},
+	{Tenant: "nld-mod", Workload: "sigint"},
+	{Tenant: "nld-mod", Workload: "nosuch"},
+	{Tenant: "nld-mod", Op: state.AuditRefuse},
+	{Tenant: "nld-mod", Op: "nosuch"},
+	{Tenant: "nld-mod", Limit: 10},
+	{Tenant: "nld-mod", Region: "aws/a"},
+	{Tenant: "nld-mod", Region: "aws/a", Workload: "nl"},
+	{Tenant: "nld-mod", Region: "aws/a", Op: state.AuditRelease, Limit: 7},
+	{Tenant: "nld-mod", Workload: "nl2", Op: state.AuditPlace},
+	{Tenant: "nld-mod", Workload: "nl", Op: state.AuditRefuse, Region: "aws/a"},
+}
+
+// A filter held to one tenant does the same work, and finds the same
+// entries, whatever other tenants did: a filter on a region the tenant
+// may not know of, on another tenant's workload or on an op only others
+// used costs what one on a value nobody used costs, and a filter on a
+// region or workload name both tenants used reads none of the other's
+// entries. (Adversarial review of issue 8: a hidden region with
+// activity read the whole trail, 400 keys, a missing one 1.)
+func TestAuditIndexTenantWorkUnmovedByOthers(t *testing.T) {
+	type result struct {
+		ids  []string
+		read int64
+	}
+	run := func(t *testing.T, others bool) []result {
+		e := newEnv(t, nil)
+		tenantTrail(t, e.store, others)
+		var out []result
+		for _, f := range tenantFilters {
+			ids, read := findCost(t, e.store, f)
+			out = append(out, result{ids, read})
+		}
+		return out
+	}
+	var alone, among []result
+	t.Run("alone", func(t *testing.T) { alone = run(t, false) })
+	t.Run("among others", func(t *testing.T) { among = run(t, true) })
+	if len(alone) != len(tenantFilters) || len(among) != len(tenantFilters) {
+		t.Fatal("a run failed")
+	}
+	for i, f := range tenantFilters {
+		a, o := alone[i], among[i]
+		t.Logf("%s: %d records, %d keys read alone; %d records, %d keys read among others", describe(f), len(a.ids), a.read, len(o.ids), o.read)
+		if !slices.Equal(a.ids, o.ids) || a.read != o.read {
+			t.Errorf("%s: alone %d records, %d keys read; among others %d records (the same: %t), %d keys read",
+				describe(f), len(a.ids), a.read, len(o.ids), slices.Equal(a.ids, o.ids), o.read)
+		}
+	}
+	// Pairs: what only others have, and what nobody has.
+	for i := 0; i < 6; i += 2 {
+		h, m := among[i], among[i+1]
+		if len(h.ids) != 0 || len(m.ids) != 0 || h.read != m.read || h.read > 0 {
+			t.Errorf("%s: %d records, %d keys read; %s: %d records, %d keys read; want none and nothing read, alike",
+				describe(tenantFilters[i]), len(h.ids), h.read, describe(tenantFilters[i+1]), len(m.ids), m.read)
+		}
+	}
+}
+
+// TestAuditIndexTenantBackfill: a trail indexed by a daemon of the
+// version before the per-tenant keys (the shared keys and their marker
+// only) is answered correctly meanwhile, a filter naming a tenant from
+// that tenant's entries alone, and the next store to open writes the
+// per-tenant keys (only those) and their marker.
+func TestAuditIndexTenantBackfill(t *testing.T) {
+	e := newEnv(t, nil, state.WithRefusalAuditLimit(state.RefusalAuditLimit{PerSecond: 0.01, Burst: 2, SummaryAfter: 100 * time.Millisecond}))
+	mid1, mid2 := auditActivity(t, e)
+	tenantTrail(t, e.store, true)
+	ctx := context.Background()
+	all, _, err := e.store.FindAudit(ctx, state.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the older version left it.
+	for _, dir := range []string{"tw/", "to/", "tr/", "complete-v2"} {
+		if _, err := e.other.Delete(ctx, e.prefix+"audit-index/"+dir, clientv3.WithPrefix()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shared, err := e.other.Get(ctx, e.prefix+"audit-index/t/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil || len(shared.Kvs) == 0 {
+		t.Fatalf("shared keys: %v, %v", shared, err)
+	}
+	e.store.SetAuditIndexedShared()
+	check := func(s *state.Store, fs []state.AuditFilter) {
+		t.Helper()
+		for _, f := range fs {
+			for _, limit := range []int{3, 1000} {
+				if got, want := find(t, s, f, limit), selects(all, f); !slices.Equal(got, want) {
+					t.Errorf("%+v, pages of %d: got %v; want %v", f, limit, got, want)
+				}
+			}
+		}
+	}
+	check(e.store, filters(mid1, mid2))
+	check(e.store, tenantFilters)
+	if !e.store.AuditIndexedShared() {
+		t.Fatal("the store thinks the per-tenant keys complete")
+	}
+	// Meanwhile a tenant's filter reads its own entries, no one else's.
+	_, h := findCost(t, e.store, state.AuditFilter{Tenant: "nld-mod", Region: "hid/ts-1"})
+	_, m := findCost(t, e.store, state.AuditFilter{Tenant: "nld-mod", Region: "nosuch/ts-1"})
+	if h != m || h != 2*120 {
+		t.Errorf("before the per-tenant keys: a hidden region read %d keys, a missing one %d; want both nld-mod's 120 index keys and entries", h, m)
+	}
+
+	s2 := e.open(e.other)
+	for deadline := time.Now().Add(10 * time.Second); !s2.AuditIndexed(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the per-tenant keys were not written")
+		}
+	}
+	after, err := e.other.Get(ctx, e.prefix+"audit-index/t/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Kvs) != len(shared.Kvs) || after.Kvs[0].ModRevision != shared.Kvs[0].ModRevision {
+		t.Errorf("the shared keys were written again")
+	}
+	check(s2, filters(mid1, mid2))
+	check(s2, tenantFilters)
+	if _, h := findCost(t, s2, state.AuditFilter{Tenant: "nld-mod", Region: "hid/ts-1"}); h != 0 {
+		t.Errorf("indexed: a hidden region read %d keys; want 0", h)
 	}
 }

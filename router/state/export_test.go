@@ -87,14 +87,19 @@ func SignCheckpointForTest(cp Checkpoint, key ed25519.PrivateKey) Checkpoint {
 	return cp
 }
 
-// AuditKeysRead counts the keys FindAudit has read from etcd.
-func (s *Store) AuditKeysRead() int64 { return s.trail.keysRead.Load() }
+// AuditIndexed reports whether the store answers every filter from the
+// audit index, per-tenant ranges included; SetAuditIndexed makes it
+// think so or not (false: the full scan, as before the index).
+func (s *Store) AuditIndexed() bool { return s.trail.indexed.Load() == indexedTenant }
+func (s *Store) SetAuditIndexed(ok bool) {
+	s.trail.indexed.Store(map[bool]int32{true: indexedTenant, false: indexedNone}[ok])
+}
 
-// AuditIndexed reports whether the store answers filters from the
-// audit index; SetAuditIndexed makes it think so or not (false: the
-// full scan, as before the index).
-func (s *Store) AuditIndexed() bool      { return s.trail.indexed.Load() }
-func (s *Store) SetAuditIndexed(ok bool) { s.trail.indexed.Store(ok) }
+// AuditIndexedShared reports whether the store has seen the marker of
+// the shared index keys only; SetAuditIndexedShared makes it think so
+// (as a daemon of the version before the per-tenant keys left it).
+func (s *Store) AuditIndexedShared() bool { return s.trail.indexed.Load() == indexedShared }
+func (s *Store) SetAuditIndexedShared()   { s.trail.indexed.Store(indexedShared) }
 
 // EncodeAudit is an entry's stored form.
 func EncodeAudit(e AuditEntry) ([]byte, error) { return encodeAudit(e) }

@@ -356,17 +356,29 @@ func (s *Store) refuse(ctx context.Context, requestID string, in *router.Input, 
 		err = placeErr // the engines disagree: refuse all the same
 	}
 	refusal := &router.RefusalError{Err: err, Revision: rev, Regions: plan.Explain(in)}
+	// The verdicts of the regions the tenant may know of come first and
+	// the others after them, so the entry's size bound, which keeps the
+	// first lines, keeps the same lines of the former whatever the
+	// latter are: the tenant's auditors, who see only the former, see
+	// nothing move when a region they may not know of is added.
 	reasons := []string{err.Error()}
-	for _, e := range refusal.Regions {
+	var hidden []string
+	for i, e := range refusal.Regions {
 		if len(e.Reasons) == 0 {
 			continue
 		}
 		codes := make([]string, len(e.Reasons))
-		for i, r := range e.Reasons {
-			codes[i] = string(r.Code)
+		for j, r := range e.Reasons {
+			codes[j] = string(r.Code)
 		}
-		reasons = append(reasons, e.Key+": "+strings.Join(codes, ", "))
+		line := e.Key + ": " + strings.Join(codes, ", ")
+		if in.Tenant.MayKnow(in.Regions[plan.Verdicts[i].Index].Region) {
+			reasons = append(reasons, line)
+		} else {
+			hidden = append(hidden, line)
+		}
 	}
+	reasons = append(reasons, hidden...)
 	w := in.Workload
 	if aerr := s.auditRefusal(ctx, AuditEntry{
 		Actor:     authz.Actor(ctx),
