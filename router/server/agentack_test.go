@@ -315,3 +315,39 @@ func TestAgentAckBurstStoredEventually(t *testing.T) {
 		t.Errorf("reconnecting and acknowledging what is stored wrote %d times; want none", again-writes-1)
 	}
 }
+
+// The latest ack of a placement is what is stored, even when it says
+// what the record already says while an earlier one is held back: the
+// held ack is dropped, not written after it.
+func TestAgentAckLatestWins(t *testing.T) {
+	lim := server.DefaultIdentityLimits
+	lim.AgentAcks = server.Rate{PerSecond: 2, Burst: 1}
+	e, _ := newLimitedEnv(t, lim)
+	e.mustPlace(t, "k1", kenya())
+	e.mustPlace(t, "k2", kenya())
+	a := e.agentStream(t, 30*time.Second)
+	running := func(id, detail string) *pb.ConnectRequest {
+		return &pb.ConnectRequest{Msg: &pb.ConnectRequest_Ack{Ack: &pb.AgentAck{
+			Region: konza, Tenant: "ke-moh", PlacementId: id, State: pb.ReplicaState_REPLICA_STATE_RUNNING, Detail: detail}}}
+	}
+	a.send(running("k1", "up"))            // the burst: written at once
+	a.send(failedAck("k1", "crashed"))     // held back
+	a.send(running("k2", "up"))            // held back, behind k1's
+	a.send(running("k1", "up"))            // what k1's record says: k1's held FAILED is dropped
+	a.send(running("k2", "up, 3 workers")) // replaces k2's held ack
+	eventually(t, "k2's latest ack is stored", func() bool {
+		a.keepAlive()
+		r, _ := e.replicaOf(t, "k2")
+		return r.Detail == "up, 3 workers"
+	})
+	if r, _ := e.replicaOf(t, "k1"); r.State != router.ReplicaRunning || r.Detail != "up" {
+		t.Errorf("k1's replica %+v; want running, up (its latest ack)", r)
+	}
+	if _, v := e.replicaOf(t, "k2"); v != 2 {
+		t.Errorf("k2 written %d times; want once (its acks held back were one)", v-1)
+	}
+	recs, _, err := e.store.FindAudit(ctx(t), state.AuditFilter{Op: state.AuditReplicaFailed})
+	if err != nil || len(recs) != 0 {
+		t.Errorf("replica-failed entries %v, %v; want none (the FAILED ack was superseded)", recs, err)
+	}
+}
