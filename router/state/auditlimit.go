@@ -37,9 +37,9 @@ import (
 // exact.
 //
 // A region agent's acknowledgements of a replica as FAILED (Ack's
-// replica-failed entries) draw on the same bucket of the agent: an agent
-// whose detail changes with every FAILED ack would otherwise write an
-// entry per ack. Those not audited one by one are counted likewise, by
+// replica-failed entries) draw on the agent's bucket the same way: an
+// agent whose detail changes with every FAILED ack would otherwise
+// write an entry per ack. Those not audited one by one are counted likewise, by
 // tenant and placement, in replica-failed-summary entries:
 //
 //	replica-failed-summary  actor A  tenant T  regions R  count 298
@@ -55,7 +55,8 @@ import (
 // (at most SummaryAfter of them; their counts, without the caller's
 // name, are logged when the final write fails).
 
-// RefusalAuditLimit bounds the refusals of one caller audited one by one.
+// RefusalAuditLimit bounds the refusals of one caller, and the failure
+// acknowledgements of one agent, audited one by one.
 type RefusalAuditLimit struct {
 	// PerSecond and Burst size each caller's token bucket; PerSecond 0
 	// audits every refusal on its own.
