@@ -149,6 +149,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.IntVar(&c.Limits.MaxWaiting, "rate-max-waiting", server.DefaultIdentityLimits.MaxWaiting, "calls of one caller, per method, that may wait for their turn at once; more are refused")
 	fs.Var(rateFlag{&c.Limits.AgentMessages}, "rate-agent-messages", "messages (reports and acknowledgements) one agent session is read at; beyond it the daemon stops reading and flow control holds the agent")
 	fs.Var(rateFlag{&c.Limits.AgentReports}, "rate-agent-reports", "reports and session starts one region agent may make (as -rate-place); reports beyond it are held back and the latest written when the rate allows")
+	fs.Var(rateFlag{&c.Limits.AgentAcks}, "rate-agent-acks", "acknowledgements that write (a placement record's rewrite; for FAILED an audit entry) one region agent may make (as -rate-place; an ack saying what the record says is free); beyond it the latest per placement is held back and written when the rate allows")
 	fs.IntVar(&c.Limits.Streams, "max-streams", server.DefaultIdentityLimits.Streams, "streams one caller may hold open at once: Watch, health Watch, agent sessions, reflection (0: no cap)")
 	fs.BoolVar(&c.Limits.LimitDev, "limit-dev", false, "hold the loopback development principal to the per-caller limits too (it is exempt by default)")
 	fs.BoolVar(&c.Reconcile, "reconcile", true, "campaign to run the reconciler that re-routes placements when regions change (one daemon leads at a time)")
@@ -159,8 +160,8 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.AuditKey, "audit-key", "", "ed25519 key (PKCS #8 PEM; classroutectl audit keygen) signing the audit chain's checkpoints; without one the chain has no checkpoints")
 	fs.StringVar(&c.AuditPubKey, "audit-pubkey", "", "ed25519 public key (PEM) audit verification checks checkpoints against when the caller gives none")
 	fs.DurationVar(&c.AuditCheckpoint, "audit-checkpoint-interval", 10*time.Second, "sign a checkpoint of the audit chain at least this often while entries arrive")
-	fs.Func("audit-refusals-per-identity", "refused Place calls of one caller audited one by one, per daemon: RATE/s|m|h[,burst=N], or off (every refusal on its own); "+
-		"the rest are counted in refuse-summary entries written within 10s (default "+c.AuditRefusals.String()+")", func(v string) (err error) {
+	fs.Func("audit-refusals-per-identity", "refused Place calls of one caller, and a region agent's acknowledgements of a failed replica, audited one by one, per daemon: RATE/s|m|h[,burst=N], or off (every one on its own); "+
+		"the rest are counted in refuse-summary (replica-failed-summary) entries written within 10s (default "+c.AuditRefusals.String()+")", func(v string) (err error) {
 		c.AuditRefusals, err = state.ParseRefusalAuditLimit(v)
 		return err
 	})

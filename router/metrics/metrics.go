@@ -39,7 +39,7 @@ import (
 //	classroute_placements_stranded                 placements with a replica that must move and nowhere to go
 //	classroute_placements_violating                placements with a replica whose region no longer covers them
 //	classroute_etcd_alarm{type}                    1 while etcd has raised the alarm: nospace (its quota is full) or corrupt
-//	classroute_rate_limited_total{limit}           calls and streams refused by a per-caller limit: place, plan, list_audit, agent_report, streams, read, verify_audit
+//	classroute_rate_limited_total{limit}           calls and streams refused (agent messages held back) by a per-caller limit: place, plan, list_audit, agent_report, agent_ack, streams, read, verify_audit
 //	classroute_connections_refused_total{listener,reason}  connections closed at accept: grpc, health or metrics; total or per_source cap
 //	classroute_connections_open{listener}          connections a listener holds open
 //
@@ -53,7 +53,7 @@ var outcomes = []string{"placed", "refused", "invalid", "unavailable", "conflict
 // metrics; any other value counts as "other". limits are
 // server.LimitNames, reasons server.RefusedTotal and RefusedPerSource.
 var (
-	limits       = []string{"place", "plan", "list_audit", "agent_report", "streams", "read", "verify_audit"}
+	limits       = []string{"place", "plan", "list_audit", "agent_report", "agent_ack", "streams", "read", "verify_audit"}
 	listeners    = []string{"grpc", "health", "metrics"}
 	connRefusals = []string{"total", "per_source"}
 )
@@ -111,7 +111,7 @@ func New() *Metrics {
 		known: make(map[string]bool),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_rate_limited_total",
-			Help: "Calls and streams refused with RESOURCE_EXHAUSTED by a per-caller limit: place, plan, list_audit, agent_report (reports and session starts), streams (streams open at once), read (Get, List and the catalogue's reads) or verify_audit.",
+			Help: "Calls and streams refused with RESOURCE_EXHAUSTED, and agent messages held back, by a per-caller limit: place, plan, list_audit, agent_report (reports and session starts), agent_ack (acknowledgements that write), streams (streams open at once), read (Get, List and the catalogue's reads) or verify_audit.",
 		}, []string{"limit"}),
 		connsRefd: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_connections_refused_total",

@@ -43,6 +43,16 @@ import (
 // reports after each assignment it runs, so a burst of placements is a
 // burst of reports, and ending the session would replay every
 // assignment on reconnecting, and the burst with them.
+//
+// Acks are held to the caller's ack rate (IdentityLimits.AgentAcks)
+// likewise, counting only those that write (state.AgentSession.AckNeeded):
+// one beyond it is held back (heldAcks), the latest per placement, and
+// the held acks are written in the order their placements were first
+// held as the rate allows. So a flood of acks costs etcd the rate, and a
+// burst of legitimate ones is delayed, never lost while the session
+// lasts. What is still held when the session ends is dropped, as a held
+// report is: the reconnecting agent is sent its assignments again and
+// acknowledges them again.
 func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
@@ -145,15 +155,21 @@ func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 
 	var held heldReport
 	defer held.stop()
+	var acks heldAcks
+	defer acks.stop()
 	for {
 		select {
 		case m := <-msgs:
-			if err := s.agentMessage(ctx, log, sess, m, &held); err != nil {
+			if err := s.agentMessage(ctx, log, sess, m, &held, &acks); err != nil {
 				log.InfoContext(ctx, "agent session ended", "err", err)
 				return err
 			}
 		case <-held.due():
 			if err := s.writeHeld(ctx, sess, &held); err != nil {
+				return err
+			}
+		case <-acks.due():
+			if err := s.writeHeldAcks(ctx, log, sess, &acks); err != nil {
 				return err
 			}
 		case err := <-recvErr:
@@ -177,7 +193,7 @@ func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 }
 
 // agentMessage handles one report or ack of the session's agent.
-func (s *Server) agentMessage(ctx context.Context, log *slog.Logger, sess *state.AgentSession, m *pb.ConnectRequest, held *heldReport) error {
+func (s *Server) agentMessage(ctx context.Context, log *slog.Logger, sess *state.AgentSession, m *pb.ConnectRequest, held *heldReport, acks *heldAcks) error {
 	switch msg := m.GetMsg().(type) {
 	case *pb.ConnectRequest_Report:
 		r := msg.Report
@@ -198,12 +214,18 @@ func (s *Server) agentMessage(ctx context.Context, log *slog.Logger, sess *state
 		if err := v.Err(); err != nil {
 			return s.fail(ctx, err)
 		}
-		err := sess.Ack(ctx, a.GetTenant(), a.GetPlacementId(), st, a.GetDetail())
-		if errors.Is(err, router.ErrNotFound) || errors.Is(err, router.ErrNotAssigned) {
-			log.InfoContext(ctx, "agent ack dropped", "tenant", a.GetTenant(), "placement", a.GetPlacementId(), "state", st, "err", err)
+		tenant, needed, err := sess.AckNeeded(ctx, a.GetTenant(), a.GetPlacementId(), st, a.GetDetail())
+		if err != nil {
+			return s.ackFailed(ctx, log, ackKey{a.GetTenant(), a.GetPlacementId()}, st, err, acks)
+		}
+		k := ackKey{tenant, a.GetPlacementId()}
+		if !needed {
+			// The record says it already; an ack held back for the
+			// placement would now undo it.
+			acks.drop(k)
 			return nil
 		}
-		return s.fail(ctx, err)
+		return s.ack(ctx, log, sess, heldAck{k, st, a.GetDetail()}, acks)
 	case *pb.ConnectRequest_Hello:
 		return s.fail(ctx, router.Violations{{Field: "hello", Description: "only the first message may be a hello"}}.Err())
 	}
@@ -257,6 +279,135 @@ func (s *Server) writeHeld(ctx context.Context, sess *state.AgentSession, held *
 	r := held.r
 	held.r, held.timer = nil, nil
 	return s.fail(ctx, sess.Report(ctx, r.GetHealthy(), r.GetDetail(), resourcesFromProto(r.GetFree())))
+}
+
+// ackKey names the placement an ack is of: its tenant and request id.
+type ackKey struct{ tenant, id string }
+
+// heldAck is an ack that writes, checked (state.AgentSession.AckNeeded).
+type heldAck struct {
+	key    ackKey
+	state  router.ReplicaState
+	detail string
+}
+
+// heldAcks are an agent's acks beyond its rate, to be written when the
+// rate allows: the latest per placement, in the order their placements
+// were first held. Only acks that write are held, so they hold at most
+// one ack per placement the region holds.
+type heldAcks struct {
+	order  []ackKey // oldest first; a key dropped meanwhile is skipped
+	latest map[ackKey]heldAck
+	timer  *time.Timer // nil: nothing held
+}
+
+// due fires when held acks may be tried again.
+func (h *heldAcks) due() <-chan time.Time {
+	if h.timer == nil {
+		return nil
+	}
+	return h.timer.C
+}
+
+func (h *heldAcks) stop() {
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+}
+
+// hold holds a back, replacing the ack held for its placement.
+func (h *heldAcks) hold(a heldAck) {
+	if h.latest == nil {
+		h.latest = make(map[ackKey]heldAck)
+	}
+	if _, ok := h.latest[a.key]; !ok {
+		h.order = append(h.order, a.key)
+	}
+	h.latest[a.key] = a
+	if len(h.order) > 2*len(h.latest)+64 {
+		// Keys dropped and held again are in order more than once:
+		// keep the first of each held key.
+		seen := make(map[ackKey]bool, len(h.latest))
+		kept := make([]ackKey, 0, len(h.latest))
+		for _, k := range h.order {
+			if _, held := h.latest[k]; held && !seen[k] {
+				seen[k] = true
+				kept = append(kept, k)
+			}
+		}
+		h.order = kept
+	}
+}
+
+// drop forgets the ack held for k, if any.
+func (h *heldAcks) drop(k ackKey) { delete(h.latest, k) }
+
+// next takes the oldest held ack; ok is false when none is held.
+func (h *heldAcks) next() (a heldAck, ok bool) {
+	for len(h.order) > 0 {
+		k := h.order[0]
+		h.order = h.order[1:]
+		if a, ok = h.latest[k]; ok {
+			delete(h.latest, k)
+			return a, true
+		}
+	}
+	h.order = nil
+	return heldAck{}, false
+}
+
+// ackFailed handles an ack that AckNeeded or Ack refused: an ack of a
+// placement that no longer holds the region, or never did, is dropped
+// with any ack held for it, and the session goes on; any other error
+// ends the session.
+func (s *Server) ackFailed(ctx context.Context, log *slog.Logger, k ackKey, st router.ReplicaState, err error, acks *heldAcks) error {
+	if errors.Is(err, router.ErrNotFound) || errors.Is(err, router.ErrNotAssigned) {
+		log.InfoContext(ctx, "agent ack dropped", "tenant", k.tenant, "placement", k.id, "state", st, "err", err)
+		acks.drop(k)
+		return nil
+	}
+	return s.fail(ctx, err)
+}
+
+// ack writes a checked ack, or holds it back when the caller is beyond
+// its ack rate or has acks held already (those go first).
+func (s *Server) ack(ctx context.Context, log *slog.Logger, sess *state.AgentSession, a heldAck, acks *heldAcks) error {
+	if acks.timer == nil {
+		wait := s.limits.take(ctx, limitAgentAck)
+		if wait == 0 {
+			return s.writeAck(ctx, log, sess, a, acks)
+		}
+		acks.timer = time.NewTimer(wait)
+	}
+	acks.hold(a)
+	s.limits.observe(limitAgentAck)
+	return nil
+}
+
+// writeHeldAcks writes held acks, oldest first, while the rate allows,
+// then waits on for the rest.
+func (s *Server) writeHeldAcks(ctx context.Context, log *slog.Logger, sess *state.AgentSession, acks *heldAcks) error {
+	for {
+		if len(acks.latest) == 0 {
+			acks.order, acks.timer = nil, nil
+			return nil
+		}
+		if wait := s.limits.take(ctx, limitAgentAck); wait > 0 {
+			acks.timer.Reset(wait)
+			return nil
+		}
+		a, _ := acks.next()
+		if err := s.writeAck(ctx, log, sess, a, acks); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Server) writeAck(ctx context.Context, log *slog.Logger, sess *state.AgentSession, a heldAck, acks *heldAcks) error {
+	if err := sess.Ack(ctx, a.key.tenant, a.key.id, a.state, a.detail); err != nil {
+		return s.ackFailed(ctx, log, a.key, a.state, err, acks)
+	}
+	return nil
 }
 
 func sendAssignments(stream pb.AgentService_ConnectServer, as []state.Assignment) error {

@@ -66,6 +66,16 @@ type IdentityLimits struct {
 	// written, and the agent's latest held report is written once the
 	// rate allows (agent.go).
 	AgentReports Rate
+	// AgentAcks limits an agent's acknowledgements that write (each a
+	// rewrite of the placement's record, and for FAILED an audit entry):
+	// an ack that says what the record already says costs nothing. An
+	// ack beyond the rate is held back, the latest per placement, and
+	// the held acks are written in turn as the rate allows (agent.go).
+	// The burst is for a region whose placements all change at once
+	// (a reroute into it, an agent restarted): acks of placements
+	// already running cost nothing, and an ACCEPTED held back is
+	// replaced by the RUNNING that follows it.
+	AgentAcks Rate
 	// AgentMessages paces what an agent session reads of its stream,
 	// reports and acknowledgements alike: beyond the rate the daemon
 	// stops reading, and HTTP/2 flow control stops the agent's sends,
@@ -101,6 +111,7 @@ var DefaultIdentityLimits = IdentityLimits{
 	Reads:         Rate{PerSecond: 500, Burst: 1000},
 	VerifyAudit:   Rate{PerSecond: 0.2, Burst: 2},
 	AgentReports:  Rate{PerSecond: 2, Burst: 10},
+	AgentAcks:     Rate{PerSecond: 10, Burst: 1000},
 	AgentMessages: Rate{PerSecond: 2000, Burst: 10000},
 	MaxWait:       time.Second,
 	MaxWaiting:    16,
@@ -114,8 +125,9 @@ func WithIdentityLimits(l IdentityLimits) Option {
 }
 
 // LimitObserver is told of each call or stream the identity limits
-// refuse, by the limit's name (place, plan, list_audit, agent_report or
-// streams): never by the caller's.
+// refuse, and each agent report or ack they hold back, by the limit's
+// name (place, plan, list_audit, agent_report, agent_ack or streams):
+// never by the caller's.
 type LimitObserver interface {
 	Limited(limit string)
 }
@@ -131,13 +143,14 @@ const (
 	limitPlan        = "plan"
 	limitListAudit   = "list_audit"
 	limitAgentReport = "agent_report"
+	limitAgentAck    = "agent_ack"
 	limitStreams     = "streams"
 	limitRead        = "read"
 	limitVerifyAudit = "verify_audit"
 )
 
 // LimitNames are every limit's name, as LimitObserver is told them.
-var LimitNames = []string{limitPlace, limitPlan, limitListAudit, limitAgentReport, limitStreams, limitRead, limitVerifyAudit}
+var LimitNames = []string{limitPlace, limitPlan, limitListAudit, limitAgentReport, limitAgentAck, limitStreams, limitRead, limitVerifyAudit}
 
 // rateLimited are the unary methods with a rate limit, and which.
 var rateLimited = map[string]string{
@@ -219,6 +232,8 @@ func (l *limiter) rate(limit string) Rate {
 		return l.cfg.Reads
 	case limitVerifyAudit:
 		return l.cfg.VerifyAudit
+	case limitAgentAck:
+		return l.cfg.AgentAcks
 	}
 	return Rate{}
 }

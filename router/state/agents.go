@@ -499,41 +499,24 @@ func (a *AgentSession) refresh(ctx context.Context) error {
 // the slice to one entry per region, pending) in a compare-and-swap on
 // the placement's mod revision and the session's live record, retried
 // on conflict. A retiring copy has no entry: its ack changes nothing
-// (FAILED is still audited). FAILED is written to the audit trail in
-// the same transaction. An ack that says what the entry already says
-// writes nothing. An unknown placement is router.ErrNotFound; one that
-// is released or holds nothing in the region is router.ErrNotAssigned;
-// either way nothing changes.
+// (FAILED is still audited). An ack that says what the entry already
+// says writes nothing (AckNeeded tells beforehand). FAILED is audited
+// in the same transaction, within the agent's bound on audit entries
+// (auditlimit.go: past it, counted in a replica-failed-summary). An
+// unknown placement is router.ErrNotFound; one that is released or
+// holds nothing in the region is router.ErrNotAssigned; either way
+// nothing changes.
 func (a *AgentSession) Ack(ctx context.Context, tenant, placementID string, st router.ReplicaState, detail string) error {
-	var v router.Violations
-	if !validKeyPart(placementID) {
-		v.Add("ack.placement_id", "required: a placement id")
-	}
-	if tenant != "" && !validKeyPart(tenant) {
-		v.Add("ack.tenant", "not a tenant id")
-	}
-	switch st {
-	case router.ReplicaAccepted, router.ReplicaRunning, router.ReplicaFailed:
-	default:
-		v.Add("ack.state", "want accepted, running or failed, got %s", st)
-	}
-	checkDetail(&v, "ack.detail", detail)
-	if err := v.Err(); err != nil {
-		return err
-	}
-	if err := a.Err(); err != nil {
+	tenant, err := a.ackTenant(tenant, placementID, st, detail)
+	if err != nil {
 		return err
 	}
 	s := a.s
 	lkey := s.keys.live(a.region)
-	if tenant == "" {
-		var err error
-		if tenant, err = a.tenantOf(placementID); err != nil {
-			return err
-		}
-	}
 	pkey := s.keys.placement(placementKey(tenant, placementID))
-	return s.retry(ctx, "ack "+placementID, func(ctx context.Context) (bool, int64, error) {
+	var adm *auditAdmission // decided once, on the first attempt that audits
+	committed := false
+	err = s.retry(ctx, "ack "+placementID, func(ctx context.Context) (bool, int64, error) {
 		if err := s.Ready(); err != nil {
 			return false, 0, err
 		}
@@ -545,15 +528,13 @@ func (a *AgentSession) Ack(ctx context.Context, tenant, placementID string, st r
 			return false, 0, s.notCached(ctx, pkey, "placement "+placementID)
 		}
 		p := rec.P
-		if !p.Holds(a.region) {
-			return false, 0, fmt.Errorf("placement %q, region %s: %w", placementID, a.region, router.ErrNotAssigned)
+		i, needed, err := a.ackChange(p, placementID, st, detail)
+		if err != nil || !needed {
+			return err == nil, 0, err
 		}
 		now := s.clock().UTC()
 		var ops []clientv3.Op
-		if i := slices.Index(p.Regions, a.region); i >= 0 {
-			if cur := p.Replica(i); cur.State == st && cur.Detail == detail {
-				return true, 0, nil
-			}
+		if i >= 0 {
 			np := *p
 			np.Replicas = make([]router.ReplicaStatus, len(p.Regions))
 			copy(np.Replicas, p.Replicas)
@@ -570,19 +551,28 @@ func (a *AgentSession) Ack(ctx context.Context, tenant, placementID string, st r
 			if detail != "" {
 				why += ": " + detail
 			}
-			aop, err := s.auditOp(AuditEntry{
+			e := AuditEntry{
 				Actor: authz.Actor(ctx),
 				Time:  now, Op: AuditReplicaFailed, RequestID: p.ID, Tenant: p.Tenant,
 				Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: []string{a.region},
 				Reasons: []string{why}, Revision: rev,
-			})
-			if err != nil {
-				return false, 0, err
 			}
-			ops = append(ops, aop)
+			if adm == nil {
+				v := s.admitAudit(ctx, &e, "placement "+p.ID+" in "+a.region)
+				adm = &v
+			}
+			if adm.ok {
+				for _, ae := range adm.entries(s, e) {
+					aop, err := s.auditOp(ae)
+					if err != nil {
+						return false, 0, err
+					}
+					ops = append(ops, aop)
+				}
+			}
 		}
 		if len(ops) == 0 {
-			return true, 0, nil // a retiring copy accepted or running: nothing to record
+			return true, 0, nil // counted in the agent's summary, and nothing else to record
 		}
 		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			return s.kv.Txn(ctx).
@@ -596,6 +586,7 @@ func (a *AgentSession) Ack(ctx context.Context, tenant, placementID string, st r
 			return false, 0, err
 		}
 		if resp.Succeeded {
+			committed = true
 			return true, resp.Header.Revision, nil
 		}
 		if !a.stillOurs(resp, 0) {
@@ -605,6 +596,89 @@ func (a *AgentSession) Ack(ctx context.Context, tenant, placementID string, st r
 		}
 		return false, resp.Header.Revision, nil // the placement changed: re-read it
 	})
+	if !committed && adm != nil {
+		// Not written: the summaries go back to be written with the
+		// agent's next audited entry. (A failure counted rather than
+		// written stays counted: the agent did acknowledge it.)
+		adm.undo(s)
+	}
+	return err
+}
+
+// AckNeeded checks an ack as Ack does and says, from the cache, whether
+// Ack would write anything: not when the region's replica entry already
+// says st and detail, nor for a retiring copy's ACCEPTED or RUNNING. It
+// returns the ack's tenant (found as Ack finds it when tenant is ""),
+// and the errors Ack would: router.InvalidError, router.ErrNotFound,
+// router.ErrNotAssigned. It writes nothing. A server holding an agent's
+// acks to a rate spends the rate only on those that write, and holds
+// back no more acks than the region holds placements.
+func (a *AgentSession) AckNeeded(ctx context.Context, tenant, placementID string, st router.ReplicaState, detail string) (string, bool, error) {
+	tenant, err := a.ackTenant(tenant, placementID, st, detail)
+	if err != nil {
+		return "", false, err
+	}
+	key := placementKey(tenant, placementID)
+	for cached := false; ; cached = true {
+		tx := a.s.db.Txn(false)
+		rec := placementTxn(tx, key)
+		tx.Abort()
+		if rec != nil {
+			_, needed, err := a.ackChange(rec.P, placementID, st, detail)
+			return tenant, needed, err
+		}
+		if cached {
+			return "", false, fmt.Errorf("placement %q: %w", placementID, router.ErrNotFound)
+		}
+		// Not in the cache: in etcd, perhaps, and the cache behind.
+		if err := a.s.notCached(ctx, a.s.keys.placement(key), "placement "+placementID); err != nil {
+			return "", false, err
+		}
+	}
+}
+
+// ackTenant checks an ack's values and the session, and returns the
+// tenant the ack is for (tenantOf when it names none).
+func (a *AgentSession) ackTenant(tenant, placementID string, st router.ReplicaState, detail string) (string, error) {
+	var v router.Violations
+	if !validKeyPart(placementID) {
+		v.Add("ack.placement_id", "required: a placement id")
+	}
+	if tenant != "" && !validKeyPart(tenant) {
+		v.Add("ack.tenant", "not a tenant id")
+	}
+	switch st {
+	case router.ReplicaAccepted, router.ReplicaRunning, router.ReplicaFailed:
+	default:
+		v.Add("ack.state", "want accepted, running or failed, got %s", st)
+	}
+	checkDetail(&v, "ack.detail", detail)
+	if err := v.Err(); err != nil {
+		return "", err
+	}
+	if err := a.Err(); err != nil {
+		return "", err
+	}
+	if tenant == "" {
+		return a.tenantOf(placementID)
+	}
+	return tenant, nil
+}
+
+// ackChange says what an ack of p's copy in the session's region
+// changes: i is the index of the region's replica entry (-1 for a
+// retiring copy), needed whether anything is written (the entry, or for
+// FAILED an audit entry). A placement that holds nothing in the region
+// is router.ErrNotAssigned.
+func (a *AgentSession) ackChange(p *router.Placement, placementID string, st router.ReplicaState, detail string) (i int, needed bool, err error) {
+	if !p.Holds(a.region) {
+		return 0, false, fmt.Errorf("placement %q, region %s: %w", placementID, a.region, router.ErrNotAssigned)
+	}
+	if i = slices.Index(p.Regions, a.region); i >= 0 {
+		cur := p.Replica(i)
+		return i, cur.State != st || cur.Detail != detail, nil
+	}
+	return -1, st == router.ReplicaFailed, nil
 }
 
 // tenantOf finds the tenant of an ack that names none: the one tenant

@@ -33,7 +33,12 @@ const (
 	AuditHealth    = "health"    // a region marked unhealthy: no live agent past the grace period
 	// AuditReplicaFailed: a region's agent acknowledged a replica as
 	// FAILED (Regions names the region, Reasons the agent's detail).
+	// Bounded per agent as refusals are (auditlimit.go).
 	AuditReplicaFailed = "replica-failed"
+	// AuditReplicaFailedSummary stands for the replica-failed entries of
+	// one agent and tenant that were not written one by one: Count of
+	// them, from From to To, by placement in Reasons.
+	AuditReplicaFailedSummary = "replica-failed-summary"
 
 	// Catalogue changes, written in the transaction of the change. For
 	// regions, Before and After summarise the accreditation.
@@ -80,7 +85,8 @@ type AuditEntry struct {
 	// region's accreditation); empty for the others.
 	Before string `json:"before,omitempty"`
 	After  string `json:"after,omitempty"`
-	// Count, in a refuse-summary, is how many refusals it stands for,
+	// Count, in a refuse-summary (or replica-failed-summary), is how
+	// many refusals (or failure acknowledgements) it stands for,
 	// made from From to To. Its Time, like any entry's, is when it was
 	// written: never before the entries written ahead of it.
 	Count int64     `json:"count,omitempty"`

@@ -34,15 +34,29 @@ import (
 // writes at most PerSecond entries a second in all), or once the oldest
 // count is SummaryAfter old, or when the store closes. So every refusal
 // is on the trail, one by one or in a summary, and the counts are
-// exact. Only refusals are bounded: placements, releases, catalogue
-// changes and the reconciler's entries are always written.
+// exact.
+//
+// A region agent's acknowledgements of a replica as FAILED (Ack's
+// replica-failed entries) draw on the agent's bucket the same way: an
+// agent whose detail changes with every FAILED ack would otherwise
+// write an entry per ack. Those not audited one by one are counted likewise, by
+// tenant and placement, in replica-failed-summary entries:
+//
+//	replica-failed-summary  actor A  tenant T  regions R  count 298
+//	  "298 further acknowledgements of a failed replica by A for tenant T between T1 and T2 were not audited one by one"
+//	  "placement k1 in R: 298"
+//
+// The placement record still takes each ack (held to the agent's ack
+// rate by the server). Placements, releases, catalogue changes and the
+// reconciler's entries are never bounded.
 //
 // The bound is per store: a caller spread over several daemons is
 // bounded by each. Counts not yet written when a daemon dies are lost
 // (at most SummaryAfter of them; their counts, without the caller's
 // name, are logged when the final write fails).
 
-// RefusalAuditLimit bounds the refusals of one caller audited one by one.
+// RefusalAuditLimit bounds the refusals of one caller, and the failure
+// acknowledgements of one agent, audited one by one.
 type RefusalAuditLimit struct {
 	// PerSecond and Burst size each caller's token bucket; PerSecond 0
 	// audits every refusal on its own.
@@ -154,25 +168,54 @@ func callerKey(p *authz.Principal) string {
 // counted refusals' summaries), else counted. An error means e could
 // not be written; the caller's counts are kept for the next write.
 func (s *Store) auditRefusal(ctx context.Context, e AuditEntry, cause error) error {
-	if s.refusalAudit.PerSecond == 0 {
-		return s.appendAudit(ctx, e)
-	}
 	if e.Time.IsZero() {
 		e.Time = s.clock().UTC()
 	}
-	key, ok, sums := s.trail.refusals.admit(callerKey(authz.FromContext(ctx)), &e, refusalReason(cause), s.refusalAudit)
-	if !ok {
+	adm := s.admitAudit(ctx, &e, refusalReason(cause))
+	if !adm.ok {
 		return nil
 	}
-	entries := make([]AuditEntry, 0, len(sums)+1)
-	for _, sum := range sums {
-		entries = append(entries, sum.entry(s.Revision(), e.Time))
-	}
-	if err := s.appendAudit(ctx, append(entries, e)...); err != nil {
-		s.trail.refusals.restore(key, sums)
+	if err := s.appendAudit(ctx, adm.entries(s, e)...); err != nil {
+		adm.undo(s)
 		return err
 	}
 	return nil
+}
+
+// auditAdmission is the bound's verdict on one entry: written on its
+// own (ok, with the caller's pending summaries, sums) or counted.
+type auditAdmission struct {
+	key  string
+	ok   bool
+	sums []*refusalSummary
+}
+
+// admitAudit puts entry e (dated) of ctx's caller to the caller's
+// bucket; reason is what a summary counts it under.
+func (s *Store) admitAudit(ctx context.Context, e *AuditEntry, reason string) auditAdmission {
+	if s.refusalAudit.PerSecond == 0 {
+		return auditAdmission{ok: true}
+	}
+	key, ok, sums := s.trail.refusals.admit(callerKey(authz.FromContext(ctx)), e, reason, s.refusalAudit)
+	return auditAdmission{key: key, ok: ok, sums: sums}
+}
+
+// entries are the entries an admitted e is written with: the pending
+// summaries, then e.
+func (a auditAdmission) entries(s *Store, e AuditEntry) []AuditEntry {
+	out := make([]AuditEntry, 0, len(a.sums)+1)
+	for _, sum := range a.sums {
+		out = append(out, sum.entry(s.Revision(), e.Time))
+	}
+	return append(out, e)
+}
+
+// undo puts back the summaries of an admitted entry that could not be
+// written.
+func (a auditAdmission) undo(s *Store) {
+	if a.ok {
+		s.trail.refusals.restore(a.key, a.sums)
+	}
 }
 
 // maxCallers bounds the buckets kept; callers past it share one.
@@ -192,13 +235,49 @@ type callerRefusals struct {
 	pending map[string]*refusalSummary
 }
 
-// refusalSummary counts one caller's refusals for one tenant not
-// audited one by one.
+// refusalSummary counts one caller's refusals (or failure
+// acknowledgements) for one tenant not audited one by one.
 type refusalSummary struct {
+	op            string // the summary's: AuditRefuseSummary or AuditReplicaFailedSummary
 	actor, tenant string
+	regions       []string // of the failure acknowledgements, sorted
 	count         int64
 	first, last   time.Time
 	byReason      map[string]int64
+}
+
+// maxSummaryRegions bounds the regions a summary lists (each an index
+// key of its entry, in a transaction of bounded size); its reasons name
+// every one.
+const maxSummaryRegions = 16
+
+// addRegions adds regions to the ones the summary lists.
+func (s *refusalSummary) addRegions(regions []string) {
+	for _, r := range regions {
+		if i, found := slices.BinarySearch(s.regions, r); !found && len(s.regions) < maxSummaryRegions {
+			s.regions = slices.Insert(s.regions, i, r)
+		}
+	}
+}
+
+// summaryOp is the op of the summary that counts entries of op e not
+// audited one by one.
+func summaryOp(op string) string {
+	if op == AuditReplicaFailed {
+		return AuditReplicaFailedSummary
+	}
+	return AuditRefuseSummary
+}
+
+// pendingKey is a summary's key among its caller's pending summaries.
+func pendingKey(op, tenant string) string { return op + "\x00" + tenant }
+
+// compareSummaries orders summaries by op, then tenant.
+func compareSummaries(a, b *refusalSummary) int {
+	if c := strings.Compare(a.op, b.op); c != 0 {
+		return c
+	}
+	return strings.Compare(a.tenant, b.tenant)
 }
 
 func (c *callerRefusals) refill(now time.Time, l RefusalAuditLimit) {
@@ -233,19 +312,23 @@ func (rl *refusalLimiter) admit(key string, e *AuditEntry, reason string, l Refu
 		c.tokens -= cost
 		sums := slices.Collect(maps.Values(c.pending))
 		c.pending = nil
-		slices.SortFunc(sums, func(a, b *refusalSummary) int { return strings.Compare(a.tenant, b.tenant) })
+		slices.SortFunc(sums, compareSummaries)
 		return key, true, sums
 	}
 	if c.pending == nil {
 		c.pending = make(map[string]*refusalSummary)
 	}
-	sum := c.pending[e.Tenant]
+	op := summaryOp(e.Op)
+	sum := c.pending[pendingKey(op, e.Tenant)]
 	if sum == nil {
-		sum = &refusalSummary{actor: e.Actor, tenant: e.Tenant, first: e.Time, byReason: make(map[string]int64)}
+		sum = &refusalSummary{op: op, actor: e.Actor, tenant: e.Tenant, first: e.Time, byReason: make(map[string]int64)}
 		if key == overflowCaller {
-			sum.actor = fmt.Sprintf("(callers past the first %d refused at once)", maxCallers)
+			sum.actor = fmt.Sprintf("(callers past the first %d audited at once)", maxCallers)
 		}
-		c.pending[e.Tenant] = sum
+		c.pending[pendingKey(op, e.Tenant)] = sum
+	}
+	if op == AuditReplicaFailedSummary {
+		sum.addRegions(e.Regions)
 	}
 	sum.count++
 	sum.first, sum.last = earlier(sum.first, e.Time), later(sum.last, e.Time)
@@ -283,11 +366,13 @@ func (rl *refusalLimiter) restore(key string, sums []*refusalSummary) {
 		c.pending = make(map[string]*refusalSummary)
 	}
 	for _, s := range sums {
-		cur := c.pending[s.tenant]
+		pk := pendingKey(s.op, s.tenant)
+		cur := c.pending[pk]
 		if cur == nil {
-			c.pending[s.tenant] = s
+			c.pending[pk] = s
 			continue
 		}
+		cur.addRegions(s.regions)
 		cur.count += s.count
 		cur.first, cur.last = earlier(cur.first, s.first), later(cur.last, s.last)
 		for r, n := range s.byReason {
@@ -304,13 +389,13 @@ func (rl *refusalLimiter) due(now time.Time, l RefusalAuditLimit, all bool) map[
 	defer rl.mu.Unlock()
 	var out map[string][]*refusalSummary
 	for key, c := range rl.callers {
-		for tenant, s := range c.pending {
+		for pk, s := range c.pending {
 			if all || now.Sub(s.first) >= l.SummaryAfter {
 				if out == nil {
 					out = make(map[string][]*refusalSummary)
 				}
 				out[key] = append(out[key], s)
-				delete(c.pending, tenant)
+				delete(c.pending, pk)
 			}
 		}
 		if len(c.pending) == 0 {
@@ -328,14 +413,18 @@ func (rl *refusalLimiter) due(now time.Time, l RefusalAuditLimit, all bool) map[
 // entry dated back to them would sort before entries written ahead of
 // it, which the audit chain takes for back-dating.)
 func (s *refusalSummary) entry(rev int64, now time.Time) AuditEntry {
-	reasons := []string{fmt.Sprintf("%d further refusals by %s for tenant %s between %s and %s were not audited one by one",
-		s.count, s.actor, s.tenant, s.first.UTC().Format(time.RFC3339Nano), s.last.UTC().Format(time.RFC3339Nano))}
+	what := "refusals"
+	if s.op == AuditReplicaFailedSummary {
+		what = "acknowledgements of a failed replica"
+	}
+	reasons := []string{fmt.Sprintf("%d further %s by %s for tenant %s between %s and %s were not audited one by one",
+		s.count, what, s.actor, s.tenant, s.first.UTC().Format(time.RFC3339Nano), s.last.UTC().Format(time.RFC3339Nano))}
 	for _, r := range slices.Sorted(maps.Keys(s.byReason)) {
 		reasons = append(reasons, fmt.Sprintf("%s: %d", r, s.byReason[r]))
 	}
 	return AuditEntry{
-		Time: now.UTC(), From: s.first.UTC(), To: s.last.UTC(), Op: AuditRefuseSummary, Actor: s.actor, Tenant: s.tenant,
-		Count: s.count, Reasons: reasons, Revision: rev,
+		Time: now.UTC(), From: s.first.UTC(), To: s.last.UTC(), Op: s.op, Actor: s.actor, Tenant: s.tenant,
+		Regions: slices.Clone(s.regions), Count: s.count, Reasons: reasons, Revision: rev,
 	}
 }
 
