@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -271,7 +272,7 @@ func ValidateWorkload(w *Workload) error {
 		v.Add("workload.allowed_storage_countries", "export-controlled data must be allowed to rest in USA (export_control %s)", w.ExportControl)
 	}
 
-	checkEach(&v, "workload.capabilities", w.Capabilities, checkToken)
+	checkShort(&v, "workload.capabilities", w.Capabilities, checkToken)
 	if w.StorageTier != "" {
 		checkToken(&v, "workload.storage_tier", w.StorageTier)
 	}
@@ -285,14 +286,48 @@ func ValidateWorkload(w *Workload) error {
 	if d := w.Spread.MinDistanceKm; !(d >= 0 && d < maxDistanceKm) {
 		v.Add("workload.spread.min_distance_km", "must be >= 0 and < %d, got %v", maxDistanceKm, d)
 	}
-	checkEach(&v, "workload.preferences.providers", w.Preferences.Providers, checkID)
+	checkShort(&v, "workload.preferences.providers", w.Preferences.Providers, checkID)
 	if cw := w.Preferences.CostWeight; !(cw >= 0 && cw <= 1) {
 		v.Add("workload.preferences.cost_weight", "must be between 0 and 1, got %v", cw)
 	}
 	if w.Preferences.Near != nil {
 		checkLocation(&v, "workload.preferences.near", *w.Preferences.Near)
 	}
+	if len(v) == 0 {
+		// Every field within its bound may still add up to more than a
+		// workload needs; what is stored (in the placement record, and
+		// kept until its retention ends) is this encoding.
+		if b, err := json.Marshal(w); err != nil {
+			v.Add("workload", "does not encode: %v", err)
+		} else if len(b) > MaxWorkloadBytes {
+			v.Add("workload", "encodes to %d bytes, more than %d: shorten the label, name or lists", len(b), MaxWorkloadBytes)
+		}
+	}
 	return v.Err()
+}
+
+// MaxShortListLen bounds the workload lists that name a few things a
+// workload needs or prefers (capabilities, preferred providers): the
+// catalogue's regions offer a handful of capabilities, and a workload
+// prefers a few providers. Their entries are syntactic ids, not checked
+// against the catalogue: a provider the caller may not know of must read
+// exactly as one that does not exist, and one may be preferred before it
+// is added.
+const MaxShortListLen = 16
+
+// MaxWorkloadBytes bounds a valid workload's JSON encoding, as a
+// placement record stores it. The largest label (MaxBannerLen) with
+// residency and jurisdiction lists of every country fits; the typical
+// workload encodes to a few hundred bytes.
+const MaxWorkloadBytes = 8 << 10
+
+// checkShort is checkEach with the bound MaxShortListLen.
+func checkShort(v *Violations, field string, list []string, check func(v *Violations, field, s string)) {
+	if len(list) > MaxShortListLen {
+		v.Add(field, "at most %d entries, got %d", MaxShortListLen, len(list))
+		return
+	}
+	checkEach(v, field, list, check)
 }
 
 // MaxListLen bounds every list field of a workload, region, provider

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -212,7 +213,64 @@ func TestValidateTenant(t *testing.T) {
 	})
 }
 
+// ids is n distinct ids of size bytes, starting with prefix.
+func ids(prefix string, n, size int) []string {
+	out := make([]string, n)
+	for i := range out {
+		id := fmt.Sprintf("%s%d-", prefix, i)
+		out[i] = id + strings.Repeat("x", size-len(id))
+	}
+	return out
+}
+
+// countries is every ISO 3166 trigraph the label package knows.
+func countries() []string {
+	var out []string
+	for a := 'A'; a <= 'Z'; a++ {
+		for b := 'A'; b <= 'Z'; b++ {
+			for c := 'A'; c <= 'Z'; c++ {
+				if code := string([]rune{a, b, c}); label.IsCountry(code) {
+					out = append(out, code)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// longestBanner is a SECRET banner releasable to every country whose
+// canonical form is as long as MaxBannerLen allows: SAP programs of 60
+// characters until the next would not fit.
+func longestBanner(tb testing.TB) string {
+	tb.Helper()
+	rel := []string{"USA"}
+	for _, c := range countries() {
+		if c != "USA" {
+			rel = append(rel, c)
+		}
+	}
+	dissem := "//REL TO " + strings.Join(rel, ", ")
+	var progs []string
+	for i := 0; ; i++ {
+		p := fmt.Sprintf("P%03d", i)
+		p += strings.Repeat("X", 60-len(p))
+		if len("SECRET//SAR-")+len(strings.Join(append(progs, p), "/"))+len(dissem) > MaxBannerLen {
+			break
+		}
+		progs = append(progs, p)
+	}
+	l, err := label.Parse("SECRET//SAR-" + strings.Join(progs, "/") + dissem)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if c := l.String(); len(c) > MaxBannerLen || len(c) < MaxBannerLen-64 {
+		tb.Fatalf("canonical banner of %d bytes; want within 64 of %d", len(c), MaxBannerLen)
+	}
+	return l.String()
+}
+
 func TestValidateWorkload(t *testing.T) {
+	longest := longestBanner(t)
 	runViolationCases(t, goodWorkload, ValidateWorkload, []violationCase[Workload]{
 		{"no label", func(w *Workload) { w.Banner = "" }, "workload.label", "required"},
 		{"no name", func(w *Workload) { w.Name = "" }, "workload.name", "required"},
@@ -243,6 +301,14 @@ func TestValidateWorkload(t *testing.T) {
 		{"distance past the antipode", func(w *Workload) { w.Spread.MinDistanceKm = 20040 }, "workload.spread.min_distance_km", "< 20040"},
 		{"NaN distance", func(w *Workload) { w.Spread.MinDistanceKm = math.NaN() }, "workload.spread.min_distance_km", ">= 0"},
 		{"bad preferred provider", func(w *Workload) { w.Preferences.Providers = []string{"aws", "Azure"} }, "workload.preferences.providers[1]", "lowercase"},
+		{"17 preferred providers", func(w *Workload) { w.Preferences.Providers = ids("p", 17, 63) }, "workload.preferences.providers", "at most 16 entries, got 17"},
+		{"256 preferred providers", func(w *Workload) { w.Preferences.Providers = ids("p", 256, 63) }, "workload.preferences.providers", "at most 16 entries, got 256"},
+		{"17 capabilities", func(w *Workload) { w.Capabilities = ids("c", 17, 8) }, "workload.capabilities", "at most 16 entries, got 17"},
+		{"257 countries", func(w *Workload) { w.AllowedCountries = slices.Repeat([]string{"USA"}, 257) }, "workload.allowed_storage_countries", "at most 256 entries"},
+		{"every list full of long ids", func(w *Workload) {
+			w.Banner, w.AllowedCountries, w.AllowedJurisdictions = longest, countries(), countries()
+			w.Name, w.Capabilities, w.Preferences.Providers = strings.Repeat("n", 128), ids("c", 16, 63), ids("p", 16, 63)
+		}, "workload", "more than 8192: shorten"},
 		{"cost weight above 1", func(w *Workload) { w.Preferences.CostWeight = 1.5 }, "workload.preferences.cost_weight", "between 0 and 1"},
 		{"negative cost weight", func(w *Workload) { w.Preferences.CostWeight = -0.1 }, "workload.preferences.cost_weight", "between 0 and 1"},
 		{"near lat", func(w *Workload) { w.Preferences.Near.Lat = -91 }, "workload.preferences.near.lat", "between -90 and 90"},
@@ -251,6 +317,7 @@ func TestValidateWorkload(t *testing.T) {
 }
 
 func TestValidateWorkloadAccepts(t *testing.T) {
+	longest := longestBanner(t)
 	for _, tc := range []struct {
 		name   string
 		mutate func(*Workload)
@@ -265,6 +332,17 @@ func TestValidateWorkloadAccepts(t *testing.T) {
 		{"no preferences", func(w *Workload) { w.Preferences = Preferences{} }},
 		{"cost only", func(w *Workload) { w.Preferences.CostWeight = 1 }},
 		{"no storage tier", func(w *Workload) { w.StorageTier = "" }},
+		{"16 preferred providers, 16 capabilities", func(w *Workload) {
+			w.Preferences.Providers, w.Capabilities = ids("p", 16, 63), ids("c", 16, 63)
+		}},
+		// The bound on the encoded size leaves room for the largest
+		// label with every country allowed, a name of the longest and
+		// a few capabilities and providers.
+		{"longest label, every country, longest name", func(w *Workload) {
+			w.Banner, w.AllowedCountries, w.AllowedJurisdictions = longest, countries(), countries()
+			w.Name, w.Tenant, w.StorageTier = strings.Repeat("n", 128), strings.Repeat("t", 63), strings.Repeat("s", 63)
+			w.Capabilities, w.Preferences.Providers = ids("c", 4, 16), ids("p", 4, 16)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := goodWorkload()

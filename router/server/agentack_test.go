@@ -175,7 +175,7 @@ func TestAgentAckFloodEtcdBounded(t *testing.T) {
 	lim := server.DefaultIdentityLimits
 	e, obs := newAckEnv(t, lim)
 	var provs []string
-	for i := range 256 {
+	for i := range router.MaxShortListLen { // the most a workload may prefer
 		provs = append(provs, fmt.Sprintf("p%062d", i))
 	}
 	w := kenya()

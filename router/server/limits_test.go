@@ -30,7 +30,7 @@ func TestOversizeFieldsGetSmallErrors(t *testing.T) {
 			for i := range 20000 {
 				w.Capabilities = append(w.Capabilities, fmt.Sprintf("cap-%d", i))
 			}
-		}, "workload.capabilities", "at most 256 entries, got 20000"},
+		}, "workload.capabilities", "at most 16 entries, got 20000"},
 		{"50,000 countries", func(w *pb.Workload) {
 			for range 50000 {
 				w.AllowedStorageCountries = append(w.AllowedStorageCountries, "USA")
@@ -43,7 +43,7 @@ func TestOversizeFieldsGetSmallErrors(t *testing.T) {
 			for i := range 100000 {
 				w.Preferences.Providers = append(w.Preferences.Providers, fmt.Sprintf("p%d", i))
 			}
-		}, "workload.preferences.providers", "at most 256 entries"},
+		}, "workload.preferences.providers", "at most 16 entries"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
