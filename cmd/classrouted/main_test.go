@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/classroute/classroute/router/server"
 )
@@ -77,6 +78,9 @@ func TestFlags(t *testing.T) {
 		{"refuse at once", []string{"--rate-max-wait", "0s", "--rate-max-waiting", "0"}, ""},
 		{"wait too long", []string{"--rate-max-wait", "1m"}, "-rate-max-wait 1m0s: want 0 to 10s"},
 		{"negative waiting", []string{"--rate-max-waiting", "-1"}, "-rate-max-waiting -1"},
+		{"released kept a week", []string{"--released-retention", "168h"}, ""},
+		{"released kept forever", []string{"--released-retention", "0"}, ""},
+		{"negative retention", []string{"--released-retention", "-1h"}, "-released-retention -1h0m0s: must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,6 +104,9 @@ func TestLimitDefaults(t *testing.T) {
 	}
 	if c.Limits != server.DefaultIdentityLimits {
 		t.Errorf("identity limits %+v; want %+v", c.Limits, server.DefaultIdentityLimits)
+	}
+	if c.ReleasedRetention != 24*time.Hour {
+		t.Errorf("released retention %v; want 24h", c.ReleasedRetention)
 	}
 	if c.FDLimit == 0 {
 		t.Skip("no descriptor limit known here")

@@ -85,7 +85,7 @@ func TestAuditEntrySize(t *testing.T) {
 	name := long("u", 128, "x")
 	tn.Members = []router.TenantMember{{Name: name, Roles: []authz.Role{authz.RoleSubmitter}}}
 	var caps, provs []string
-	for i := range router.MaxListLen {
+	for i := range router.MaxShortListLen {
 		caps = append(caps, long(fmt.Sprintf("c%03d", i), 63, "x"))
 		provs = append(provs, long(fmt.Sprintf("p%03d", i), 63, "x"))
 	}
@@ -108,11 +108,13 @@ func TestAuditEntrySize(t *testing.T) {
 	user := authz.NewContext(context.Background(), &authz.Principal{
 		ID: "spiffe://" + td + "/tenant/" + tn.ID + "/user/" + name, Kind: authz.KindTenant, Tenant: tn.ID, Name: name})
 	all := allCountries()
+	// Within router.MaxWorkloadBytes: the longest banner and every
+	// country leave room for a few capabilities and providers.
 	w := &router.Workload{
 		Name: long("w", 128, "x"), Tenant: tn.ID, Banner: banner,
-		AllowedCountries: all, AllowedJurisdictions: all, Capabilities: caps,
+		AllowedCountries: all, AllowedJurisdictions: all, Capabilities: caps[:4],
 		Resources: unit, Replicas: router.MaxReplicas,
-		Preferences: router.Preferences{Providers: provs},
+		Preferences: router.Preferences{Providers: provs[:4]},
 	}
 	if err := router.ValidateWorkload(w); err != nil {
 		t.Fatal(err)

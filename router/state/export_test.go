@@ -59,6 +59,12 @@ func (s *Store) PassAs(ctx context.Context, key string, rev int64, cfg Reconcile
 	return r.pass(ctx)
 }
 
+// PurgeAs runs one purge batch of the records released no later than
+// cutoff as a leader whose election key is key with create revision rev.
+func (s *Store) PurgeAs(ctx context.Context, key string, rev int64, cutoff time.Time) (int, error) {
+	return s.purgeDue(ctx, fence{key, rev}, cutoff)
+}
+
 // LeaderKey returns the current leader's election key and its create
 // revision.
 func (s *Store) LeaderKey(ctx context.Context) (string, int64, error) {

@@ -22,6 +22,9 @@ const (
 	// replica or a retiring copy there; see router.Placement.Holds). It
 	// is what a region's agent is assigned.
 	indexHolds = "holds"
+	// indexReleased: the released placements by release time, oldest
+	// first (see releasedIndex): what the retention purge walks.
+	indexReleased = "released"
 )
 
 // Page sizes of ListPlacements.
@@ -72,6 +75,11 @@ func placementsTableSchema() *memdb.TableSchema {
 				Name:         indexHolds,
 				AllowMissing: true,
 				Indexer:      manyIndex[*placementRecord](holdsIndex),
+			},
+			indexReleased: {
+				Name:         indexReleased,
+				AllowMissing: true,
+				Indexer:      oneIndex[*placementRecord](releasedIndex),
 			},
 		},
 	}

@@ -36,6 +36,8 @@ import (
 //     the reasons, and retried on every pass.
 //   - a region with an agent (a health record) whose agent has not been
 //     live for longer than the grace period is marked unhealthy.
+//   - a released placement's record is deleted once its retention has
+//     passed (see retention.go).
 //
 // Exactly one reconciler acts at a time: the daemons campaign in an etcd
 // election, and every write of the leader compares the create revision
@@ -60,6 +62,10 @@ type ReconcilerConfig struct {
 	// MoveEvery, when set, spaces replica moves at least this far apart,
 	// so that a region failure does not become a stampede.
 	MoveEvery time.Duration
+	// ReleasedRetention, when set, is how long a released placement's
+	// record is kept after its release; the leader then deletes it (see
+	// retention.go). 0 keeps every record forever.
+	ReleasedRetention time.Duration
 	// Audit configures the audit chainer, which runs while this
 	// reconciler leads (see auditchain.go).
 	Audit AuditChainConfig
@@ -155,13 +161,16 @@ func (s *Store) campaign(ctx context.Context, cfg *ReconcilerConfig) error {
 	defer s.leading.Store(false)
 	s.log.Info("state: reconciler elected", "name", cfg.Name, "fence", f.rev)
 	r := &reconciler{s: s, cfg: *cfg, f: f, lostAt: map[string]time.Time{}, lastSeen: map[string]time.Time{}}
-	var chaining sync.WaitGroup
+	var alongside sync.WaitGroup // the audit chainer and the purge
 	if !cfg.Audit.Disabled {
-		chaining.Go(func() { s.chainAudit(lctx, f, cfg.Audit) })
+		alongside.Go(func() { s.chainAudit(lctx, f, cfg.Audit) })
+	}
+	if cfg.ReleasedRetention > 0 {
+		alongside.Go(func() { s.purgeReleased(lctx, f, cfg.ReleasedRetention, cfg.Interval) })
 	}
 	r.lead(lctx)
 	cancel()
-	chaining.Wait()
+	alongside.Wait()
 	return fmt.Errorf("leadership ended: %w", context.Cause(lctx))
 }
 
