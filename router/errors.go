@@ -41,6 +41,9 @@ var (
 	// ErrChangeNotPending: the proposal was already approved, rejected or
 	// superseded (its region changed since it was proposed).
 	ErrChangeNotPending = errors.New("change is not pending")
+	// ErrPlacementCap: the tenant holds as many live placements as its
+	// policy allows (Tenant.MaxPlacements); one must be released first.
+	ErrPlacementCap = errors.New("tenant placement cap reached")
 )
 
 // Explained is one region's verdict, by region key, for reporting.

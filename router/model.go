@@ -291,6 +291,10 @@ type Tenant struct {
 	// Members grants the tenant's users their roles: a tenant user with
 	// no entry has none.
 	Members []TenantMember `json:"members,omitempty" yaml:"members,omitempty"`
+	// MaxPlacements, when positive, is the most live placements the
+	// tenant may hold at once (a Place beyond it is ErrPlacementCap);
+	// 0 sets no cap.
+	MaxPlacements int `json:"max_placements,omitempty" yaml:"max_placements,omitempty"`
 }
 
 // TenantMember is one user of a tenant and the roles it holds there:

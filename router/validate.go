@@ -155,6 +155,9 @@ func ValidateTenant(t *Tenant) error {
 	}
 	checkList(&v, "tenant.allowed_providers", t.AllowedProviders, func(field, id string) { checkID(&v, field, id) })
 	checkList(&v, "tenant.denied_providers", t.DeniedProviders, func(field, id string) { checkID(&v, field, id) })
+	if t.MaxPlacements < 0 || t.MaxPlacements > MaxTenantPlacements {
+		v.Add("tenant.max_placements", "must be between 0 (no cap) and %d, got %d", MaxTenantPlacements, t.MaxPlacements)
+	}
 	if len(t.Members) > maxTenantMembers {
 		v.Add("tenant.members", "more than %d members", maxTenantMembers)
 	}
@@ -183,6 +186,9 @@ func ValidateTenant(t *Tenant) error {
 const (
 	maxTenantMembers = 10000
 	maxPolicyList    = 1000
+	// MaxTenantPlacements bounds a tenant's max_placements: Place counts
+	// the tenant's live placements up to the cap.
+	MaxTenantPlacements = 100000
 )
 
 var memberNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)

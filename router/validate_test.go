@@ -210,6 +210,8 @@ func TestValidateTenant(t *testing.T) {
 		{"repeated member", func(x *Tenant) { x.Members = append(x.Members, x.Members[0]) }, "tenant.members[1].name", "twice"},
 		{"no roles", func(x *Tenant) { x.Members[0].Roles = nil }, "tenant.members[0].roles", "required"},
 		{"admin role", func(x *Tenant) { x.Members[0].Roles = []authz.Role{authz.RoleCatalogAdmin} }, "tenant.members[0].roles", "grants only"},
+		{"negative placement cap", func(x *Tenant) { x.MaxPlacements = -1 }, "tenant.max_placements", "between 0 (no cap) and 100000, got -1"},
+		{"placement cap too high", func(x *Tenant) { x.MaxPlacements = 100001 }, "tenant.max_placements", "got 100001"},
 	})
 }
 

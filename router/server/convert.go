@@ -280,6 +280,7 @@ func TenantFromProto(t *pb.Tenant, v *router.Violations) *router.Tenant {
 		ID: t.GetId(), Name: t.GetName(), Nation: t.GetNation(), Sector: t.GetSector(), Ceiling: t.GetCeiling(),
 		AllowedRegions: t.GetAllowedRegions(), DeniedRegions: t.GetDeniedRegions(),
 		AllowedProviders: t.GetAllowedProviders(), DeniedProviders: t.GetDeniedProviders(),
+		MaxPlacements: int(t.GetMaxPlacements()),
 	}
 	for _, m := range t.GetMembers() {
 		tm := router.TenantMember{Name: m.GetName()}
@@ -297,6 +298,7 @@ func TenantToProto(t *router.Tenant) *pb.Tenant {
 		Id: t.ID, Name: t.Name, Nation: t.Nation, Sector: t.Sector, Ceiling: t.Ceiling,
 		AllowedRegions: t.AllowedRegions, DeniedRegions: t.DeniedRegions,
 		AllowedProviders: t.AllowedProviders, DeniedProviders: t.DeniedProviders,
+		MaxPlacements: int32(t.MaxPlacements), // validated: at most router.MaxTenantPlacements
 	}
 	for _, m := range t.Members {
 		pm := &pb.TenantMember{Name: m.Name}

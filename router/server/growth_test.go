@@ -10,6 +10,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
@@ -165,5 +167,47 @@ func TestPlaceReleaseLoopKeepsOnlyTheTrail(t *testing.T) {
 	// Two entries a cycle, each with its index keys and chain record.
 	if perCycle > 4<<10 {
 		t.Errorf("%.0f bytes kept per cycle; want at most 4 KiB (the place and release entries with their index and chain records)", perCycle)
+	}
+}
+
+// A tenant's max_placements: set and shown through the Catalog API,
+// bounded, and a Place beyond it is RESOURCE_EXHAUSTED naming the cap,
+// until a placement is released.
+func TestTenantPlacementCap(t *testing.T) {
+	e, _ := newLimitedEnv(t, server.DefaultIdentityLimits)
+	got, err := e.catalog.GetTenant(ctx(t), &pb.GetTenantRequest{Id: "ke-moh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := got.GetTenant()
+	tn.MaxPlacements = -1
+	_, err = e.catalog.PutTenant(as(t, asAdmin), &pb.PutTenantRequest{Tenant: tn})
+	wantContains(t, "tenant.max_placements", wantField(t, err, "tenant.max_placements"), "between 0 (no cap) and 100000")
+	tn.MaxPlacements = 2
+	if _, err := e.catalog.PutTenant(as(t, asAdmin), &pb.PutTenantRequest{Tenant: tn}); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := e.catalog.GetTenant(as(t, asSubmitter), &pb.GetTenantRequest{Id: "ke-moh"})
+	if err != nil || mine.GetTenant().GetMaxPlacements() != 2 {
+		t.Fatalf("GetTenant as its user: max_placements %d, %v; want 2", mine.GetTenant().GetMaxPlacements(), err)
+	}
+
+	for _, id := range []string{"k1", "k2"} {
+		if _, err := e.place.Place(as(t, asSubmitter), &pb.PlaceRequest{RequestId: id, Workload: kenya()}); err != nil {
+			t.Fatalf("Place %s: %v", id, err)
+		}
+	}
+	_, err = e.place.Place(as(t, asSubmitter), &pb.PlaceRequest{RequestId: "k3", Workload: kenya()})
+	st := wantCode(t, err, codes.ResourceExhausted)
+	wantReason(t, st, "PLACEMENT_CAP")
+	wantContains(t, "message", st.Message(), "holds 2 live placements, its cap (max_placements); release one first")
+	if qf := detail[*errdetails.QuotaFailure](t, st); len(qf.GetViolations()) != 1 || qf.GetViolations()[0].GetSubject() != "tenant.max_placements" {
+		t.Errorf("QuotaFailure %v; want one violation of tenant.max_placements", qf)
+	}
+	if _, err := e.place.Release(as(t, asSubmitter), &pb.ReleaseRequest{Id: "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.place.Place(as(t, asSubmitter), &pb.PlaceRequest{RequestId: "k3", Workload: kenya()}); err != nil {
+		t.Errorf("Place k3 after a release: %v", err)
 	}
 }

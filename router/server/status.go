@@ -79,6 +79,10 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return withDetails(codes.FailedPrecondition, msg, &errdetails.ErrorInfo{Reason: "TWO_PERSON_REQUIRED", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrChangeNotPending):
 		return withDetails(codes.FailedPrecondition, msg, &errdetails.ErrorInfo{Reason: "CHANGE_NOT_PENDING", Domain: ErrorDomain})
+	case errors.Is(err, router.ErrPlacementCap):
+		return withDetails(codes.ResourceExhausted, msg,
+			&errdetails.ErrorInfo{Reason: "PLACEMENT_CAP", Domain: ErrorDomain},
+			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: "tenant.max_placements", Description: msg}}})
 	case errors.Is(err, router.ErrConflict):
 		return withDetails(codes.Aborted, msg, &errdetails.ErrorInfo{Reason: "CONFLICT", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrRevisionOutOfRange):

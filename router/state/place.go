@@ -24,6 +24,9 @@ type snapshot struct {
 	// existing is the placement the tenant already made with the
 	// request id, if any.
 	existing *placementRecord
+	// live counts the tenant's live placements when its policy caps
+	// them (up to the cap), else 0.
+	live int
 }
 
 func (s *Store) snapshot(tenantID, requestID string) snapshot {
@@ -34,6 +37,9 @@ func (s *Store) snapshot(tenantID, requestID string) snapshot {
 	snap.tenant = tenantTxn(tx, tenantID)
 	if requestID != "" {
 		snap.existing = placementTxn(tx, placementKey(tenantID, requestID))
+		if snap.tenant != nil && snap.tenant.Tenant.MaxPlacements > 0 {
+			snap.live, _ = liveCountTxn(tx, tenantID, snap.tenant.Tenant.MaxPlacements) // the index exists
+		}
 	}
 	return snap
 }
@@ -85,6 +91,18 @@ func mayDecide(ctx context.Context, t *router.Tenant, w *router.Workload, role a
 	return t.WithinCeiling(w.Label)
 }
 
+// withinCap refuses a Place by a tenant that holds as many live
+// placements as its policy allows. The count is the snapshot's: Places
+// of the tenant in flight at once (on this daemon or others) may each
+// find room for one, so the cap can be passed by as many as run at once
+// (a few, at the callers' Place rates), never by a loop.
+func withinCap(t *router.Tenant, live int) error {
+	if t.MaxPlacements > 0 && live >= t.MaxPlacements {
+		return fmt.Errorf("%w: tenant %s holds %d live placements, its cap (max_placements); release one first", router.ErrPlacementCap, t.ID, live)
+	}
+	return nil
+}
+
 // Place decides where w runs and commits the placement under requestID.
 //
 // A request id names one placement of the workload's tenant (another
@@ -121,7 +139,11 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		if snap.tenant == nil {
 			return nil, unknownTenant(w.Tenant)
 		}
-		if err := mayDecide(ctx, snap.tenant.Tenant, w, authz.RoleSubmitter); err != nil {
+		err := mayDecide(ctx, snap.tenant.Tenant, w, authz.RoleSubmitter)
+		if err == nil {
+			err = withinCap(snap.tenant.Tenant, snap.live)
+		}
+		if err != nil {
 			// A refusal like any other: on the record (on its own or
 			// counted, see auditlimit.go), or UNAVAILABLE.
 			if aerr := s.auditRefusal(ctx, AuditEntry{

@@ -25,6 +25,9 @@ const (
 	// indexReleased: the released placements by release time, oldest
 	// first (see releasedIndex): what the retention purge walks.
 	indexReleased = "released"
+	// indexTenantLive: a tenant's live placements, which its cap
+	// (Tenant.MaxPlacements) counts.
+	indexTenantLive = "tenant-live"
 )
 
 // Page sizes of ListPlacements.
@@ -76,6 +79,16 @@ func placementsTableSchema() *memdb.TableSchema {
 				AllowMissing: true,
 				Indexer:      manyIndex[*placementRecord](holdsIndex),
 			},
+			indexTenantLive: {
+				Name:         indexTenantLive,
+				AllowMissing: true,
+				Indexer: oneIndex[*placementRecord](func(p *placementRecord) string {
+					if !p.P.State.Live() {
+						return ""
+					}
+					return p.P.Tenant
+				}),
+			},
 			indexReleased: {
 				Name:         indexReleased,
 				AllowMissing: true,
@@ -100,6 +113,19 @@ func placementTxn(tx *memdb.Txn, key string) *placementRecord {
 		return nil
 	}
 	return raw.(*placementRecord)
+}
+
+// liveCountTxn counts tenant's live placements, up to limit.
+func liveCountTxn(tx *memdb.Txn, tenant string, limit int) (int, error) {
+	it, err := tx.Get(tablePlacements, indexTenantLive, tenant)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for raw := it.Next(); raw != nil && n < limit; raw = it.Next() {
+		n++
+	}
+	return n, nil
 }
 
 // PlacementFilter selects placements; zero fields match everything.

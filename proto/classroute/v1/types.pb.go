@@ -1093,7 +1093,12 @@ type Tenant struct {
 	// Shown to administrators, security auditors and the tenant's own
 	// auditors only. A tenant's users are shown only the regions and
 	// providers of these lists that they may know of.
-	Members       []*TenantMember `protobuf:"bytes,10,rep,name=members,proto3" json:"members,omitempty"`
+	Members []*TenantMember `protobuf:"bytes,10,rep,name=members,proto3" json:"members,omitempty"`
+	// The most live (not released) placements the tenant may hold at once;
+	// 0: no cap. A Place beyond it is RESOURCE_EXHAUSTED (ErrorInfo reason
+	// PLACEMENT_CAP, with a QuotaFailure naming the tenant) until one is
+	// released. At most 100000.
+	MaxPlacements int32 `protobuf:"varint,11,opt,name=max_placements,json=maxPlacements,proto3" json:"max_placements,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1196,6 +1201,13 @@ func (x *Tenant) GetMembers() []*TenantMember {
 		return x.Members
 	}
 	return nil
+}
+
+func (x *Tenant) GetMaxPlacements() int32 {
+	if x != nil {
+		return x.MaxPlacements
+	}
+	return 0
 }
 
 // TenantMember grants one user of a tenant its roles there:
@@ -2270,7 +2282,7 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
 	"\fjurisdiction\x18\x03 \x01(\tR\fjurisdiction\x12\x14\n" +
-	"\x05notes\x18\x04 \x01(\tR\x05notes\"\xd5\x02\n" +
+	"\x05notes\x18\x04 \x01(\tR\x05notes\"\xfc\x02\n" +
 	"\x06Tenant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -2282,7 +2294,8 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\x11allowed_providers\x18\b \x03(\tR\x10allowedProviders\x12)\n" +
 	"\x10denied_providers\x18\t \x03(\tR\x0fdeniedProviders\x125\n" +
 	"\amembers\x18\n" +
-	" \x03(\v2\x1b.classroute.v1.TenantMemberR\amembers\"8\n" +
+	" \x03(\v2\x1b.classroute.v1.TenantMemberR\amembers\x12%\n" +
+	"\x0emax_placements\x18\v \x01(\x05R\rmaxPlacements\"8\n" +
 	"\fTenantMember\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\"_\n" +
