@@ -90,8 +90,11 @@ type Config struct {
 	RequireAgents bool
 	MoveEvery     time.Duration
 	// ReleasedRetention: how long a released placement's record is
-	// kept before the reconciler deletes it (0: forever).
+	// kept before the reconciler deletes it (0: no time bound);
+	// ReleasedKeep: the most released records kept per tenant (0: no
+	// count bound).
 	ReleasedRetention time.Duration
+	ReleasedKeep      int
 	// AuditKey signs the audit chain's checkpoints (PKCS #8 PEM ed25519);
 	// AuditPubKey is what VerifyAudit checks them against by default.
 	AuditKey, AuditPubKey string
@@ -160,7 +163,8 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.DurationVar(&c.AgentGrace, "agent-grace", 30*time.Second, "a region whose agent has not been live for this long is unhealthy")
 	fs.BoolVar(&c.RequireAgents, "require-agents", false, "hold every region to -agent-grace, even one no agent has served yet")
 	fs.DurationVar(&c.MoveEvery, "move-every", 0, "space replica moves at least this far apart (0: no limit)")
-	fs.DurationVar(&c.ReleasedRetention, "released-retention", 24*time.Hour, "delete a released placement's record this long after its release; its audit entries stay, and its request id may be used again (0: keep every record forever)")
+	fs.DurationVar(&c.ReleasedRetention, "released-retention", 24*time.Hour, "delete a released placement's record this long after its release; its audit entries stay, and its request id may be used again (0: no time bound)")
+	fs.IntVar(&c.ReleasedKeep, "released-keep", 10000, "keep at most this many released placement records per tenant, deleting the oldest beyond it (0: no count bound)")
 	fs.StringVar(&c.AuditKey, "audit-key", "", "ed25519 key (PKCS #8 PEM; classroutectl audit keygen) signing the audit chain's checkpoints; without one the chain has no checkpoints")
 	fs.StringVar(&c.AuditPubKey, "audit-pubkey", "", "ed25519 public key (PEM) audit verification checks checkpoints against when the caller gives none")
 	fs.DurationVar(&c.AuditCheckpoint, "audit-checkpoint-interval", 10*time.Second, "sign a checkpoint of the audit chain at least this often while entries arrive")
@@ -236,7 +240,10 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("-agent-grace must be positive and -move-every not negative"))
 	}
 	if c.ReleasedRetention < 0 {
-		errs = append(errs, fmt.Errorf("-released-retention %v: must not be negative (0 keeps every released placement)", c.ReleasedRetention))
+		errs = append(errs, fmt.Errorf("-released-retention %v: must not be negative (0: no time bound)", c.ReleasedRetention))
+	}
+	if c.ReleasedKeep < 0 {
+		errs = append(errs, fmt.Errorf("-released-keep %d: must not be negative (0: no count bound)", c.ReleasedKeep))
 	}
 	if c.AgentTTL < state.MinAgentTTL {
 		errs = append(errs, fmt.Errorf("-agent-ttl %v: want at least %v", c.AgentTTL, state.MinAgentTTL))
@@ -535,7 +542,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			defer close(rdone)
 			_ = store.Reconcile(rctx, state.ReconcilerConfig{
 				Name: name, AgentGrace: cfg.AgentGrace, RequireAgents: cfg.RequireAgents, MoveEvery: cfg.MoveEvery,
-				ReleasedRetention: cfg.ReleasedRetention, Audit: chain,
+				ReleasedRetention: cfg.ReleasedRetention, ReleasedKeep: cfg.ReleasedKeep, Audit: chain,
 			})
 		}()
 	}

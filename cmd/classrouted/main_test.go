@@ -79,8 +79,9 @@ func TestFlags(t *testing.T) {
 		{"wait too long", []string{"--rate-max-wait", "1m"}, "-rate-max-wait 1m0s: want 0 to 10s"},
 		{"negative waiting", []string{"--rate-max-waiting", "-1"}, "-rate-max-waiting -1"},
 		{"released kept a week", []string{"--released-retention", "168h"}, ""},
-		{"released kept forever", []string{"--released-retention", "0"}, ""},
+		{"released kept forever", []string{"--released-retention", "0", "--released-keep", "0"}, ""},
 		{"negative retention", []string{"--released-retention", "-1h"}, "-released-retention -1h0m0s: must not be negative"},
+		{"negative released count", []string{"--released-keep", "-1"}, "-released-keep -1: must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,8 +106,8 @@ func TestLimitDefaults(t *testing.T) {
 	if c.Limits != server.DefaultIdentityLimits {
 		t.Errorf("identity limits %+v; want %+v", c.Limits, server.DefaultIdentityLimits)
 	}
-	if c.ReleasedRetention != 24*time.Hour {
-		t.Errorf("released retention %v; want 24h", c.ReleasedRetention)
+	if c.ReleasedRetention != 24*time.Hour || c.ReleasedKeep != 10000 {
+		t.Errorf("released retention %v, %d per tenant; want 24h, 10000", c.ReleasedRetention, c.ReleasedKeep)
 	}
 	if c.FDLimit == 0 {
 		t.Skip("no descriptor limit known here")

@@ -60,9 +60,10 @@ func (s *Store) PassAs(ctx context.Context, key string, rev int64, cfg Reconcile
 }
 
 // PurgeAs runs one purge batch of the records released no later than
-// cutoff as a leader whose election key is key with create revision rev.
-func (s *Store) PurgeAs(ctx context.Context, key string, rev int64, cutoff time.Time) (int, error) {
-	return s.purgeDue(ctx, fence{key, rev}, cutoff)
+// cutoff, and of each tenant's beyond its keep most recent, as a leader
+// whose election key is key with create revision rev.
+func (s *Store) PurgeAs(ctx context.Context, key string, rev int64, cutoff time.Time, keep int) (int, error) {
+	return s.purgeDue(ctx, fence{key, rev}, purgePolicy{cutoff: cutoff, keep: keep})
 }
 
 // LeaderKey returns the current leader's election key and its create

@@ -25,6 +25,9 @@ const (
 	// indexReleased: the released placements by release time, oldest
 	// first (see releasedIndex): what the retention purge walks.
 	indexReleased = "released"
+	// indexTenantReleased: each tenant's released placements by
+	// release time (see releasedBy): what the purge counts.
+	indexTenantReleased = "tenant-released"
 	// indexTenantLive: a tenant's live placements, which its cap
 	// (Tenant.MaxPlacements) counts.
 	indexTenantLive = "tenant-live"
@@ -88,6 +91,11 @@ func placementsTableSchema() *memdb.TableSchema {
 					}
 					return p.P.Tenant
 				}),
+			},
+			indexTenantReleased: {
+				Name:         indexTenantReleased,
+				AllowMissing: true,
+				Indexer:      oneIndex[*placementRecord](releasedBy),
 			},
 			indexReleased: {
 				Name:         indexReleased,

@@ -64,8 +64,12 @@ type ReconcilerConfig struct {
 	MoveEvery time.Duration
 	// ReleasedRetention, when set, is how long a released placement's
 	// record is kept after its release; the leader then deletes it (see
-	// retention.go). 0 keeps every record forever.
+	// retention.go). 0: no time bound.
 	ReleasedRetention time.Duration
+	// ReleasedKeep, when set, is the most released records kept per
+	// tenant: the leader deletes the oldest beyond it. 0: no count
+	// bound.
+	ReleasedKeep int
 	// Audit configures the audit chainer, which runs while this
 	// reconciler leads (see auditchain.go).
 	Audit AuditChainConfig
@@ -165,8 +169,8 @@ func (s *Store) campaign(ctx context.Context, cfg *ReconcilerConfig) error {
 	if !cfg.Audit.Disabled {
 		alongside.Go(func() { s.chainAudit(lctx, f, cfg.Audit) })
 	}
-	if cfg.ReleasedRetention > 0 {
-		alongside.Go(func() { s.purgeReleased(lctx, f, cfg.ReleasedRetention, cfg.Interval) })
+	if cfg.ReleasedRetention > 0 || cfg.ReleasedKeep > 0 {
+		alongside.Go(func() { s.purgeReleased(lctx, f, cfg) })
 	}
 	r.lead(lctx)
 	cancel()

@@ -137,6 +137,42 @@ func TestReleasedPlacementsKeptWithoutRetention(t *testing.T) {
 	}
 }
 
+// Each tenant keeps its ReleasedKeep most recent released records,
+// whatever the retention: a loop of Place and Release costs a bounded
+// number of records. Another tenant's are its own count.
+func TestReleasedKeptPerTenant(t *testing.T) {
+	e := newEnv(t, nil)
+	navy := army()
+	navy.ID = "us-navy"
+	e.seed([]router.Provider{provider("aws")}, []router.Region{secretRegion("aws", "s1", big)}, []router.Tenant{army(), navy})
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, fmt.Sprintf("r%02d", i))
+	}
+	e.released(ids...)
+	w := secretWorkload(t, "navy")
+	w.Tenant = "us-navy"
+	for _, id := range []string{"n1", "n2"} {
+		e.place(id, w)
+		if _, err := e.store.Release(context.Background(), "us-navy", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.place("live", secretWorkload(t, "w-live"))
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: 20 * time.Millisecond, ReleasedKeep: 10})
+	want := append(slices.Clone(ids[20:]), "live", "n1", "n2")
+	slices.Sort(want)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		got := slices.Sorted(maps.Keys(e.placements()))
+		return slices.Equal(got, want), fmt.Sprintf("records %v; want %v", got, want)
+	})
+	// And no more: the newest ten stay.
+	time.Sleep(500 * time.Millisecond)
+	if got := slices.Sorted(maps.Keys(e.placements())); !slices.Equal(got, want) {
+		t.Errorf("records %v; want %v", got, want)
+	}
+}
+
 // A backlog is purged in transactions of at most 100 deletions, spaced
 // apart, oldest first.
 func TestReleasedPurgeBatches(t *testing.T) {
@@ -211,7 +247,7 @@ func TestReleasedPurgeFenced(t *testing.T) {
 		return err == nil && key != "", fmt.Sprintf("leader key: %v", err)
 	})
 	stop()
-	n, err := e.store.PurgeAs(context.Background(), key, rev, time.Now())
+	n, err := e.store.PurgeAs(context.Background(), key, rev, time.Now(), 0)
 	if err != nil || n != 0 {
 		t.Errorf("a former leader's purge: %d deleted, %v; want none", n, err)
 	}
