@@ -13,6 +13,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -70,6 +71,11 @@ type Config struct {
 	// Only on loopback unless MetricsAllowRemote.
 	MetricsListen      string
 	MetricsAllowRemote bool
+	// DebugListen serves Go's net/http/pprof at /debug/pprof/ over
+	// HTTP; empty: off. Loopback only, always: a profile shows the
+	// daemon's code and data paths, a trace or a long CPU profile slows
+	// it, and nothing authenticates the caller.
+	DebugListen string
 	// FDLimit is the process's descriptor limit (RLIMIT_NOFILE, raised
 	// to the hard limit by main); 0: unknown. The connection caps are
 	// held within the budget it leaves (connBudget).
@@ -142,6 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9400", "HTTP address serving Prometheus /metrics and /healthz (plaintext; the metrics name no tenant, workload or region); loopback only unless -metrics-allow-remote; empty disables")
+	fs.StringVar(&c.DebugListen, "debug-listen", "", "HTTP address serving Go's pprof at /debug/pprof/ (plaintext, unauthenticated), as etcd and Nomad do; loopback only; empty (default) disables")
 	fs.BoolVar(&c.MetricsAllowRemote, "metrics-allow-remote", false, "let -metrics-listen listen beyond loopback: anyone who can reach it reads the metrics, in plaintext, unauthenticated")
 	fs.IntVar(&c.MaxConns, "max-conns", maxConns, fmt.Sprintf("connections the gRPC listener holds at most; more are closed at accept. The default follows the descriptor limit (RLIMIT_NOFILE): what it leaves after a quarter is kept for the embedded etcd, at most %d", maxConnsDefault))
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", perIPDefault(maxConns), "connections the gRPC listener holds at most from one IPv4 address or IPv6 /64")
@@ -251,6 +258,9 @@ func (c *Config) validate() error {
 	if c.MetricsListen != "" {
 		errs = append(errs, plaintextListen("-metrics-listen", c.MetricsListen, c.MetricsAllowRemote, "-metrics-allow-remote"))
 	}
+	if c.DebugListen != "" {
+		errs = append(errs, plaintextListen("-debug-listen", c.DebugListen, false, ""))
+	}
 	errs = append(errs, c.validateAudit()...)
 	errs = append(errs, c.validateLimits())
 	if c.LogFormat != "text" && c.LogFormat != "json" {
@@ -260,13 +270,17 @@ func (c *Config) validate() error {
 }
 
 // plaintextListen checks the address of a plaintext listener: loopback
-// only, unless allowed beyond by the flag named allow.
+// only, unless allowed beyond by the flag named allow (remote set); with
+// no such flag (allow empty), loopback only, always.
 func plaintextListen(name, addr string, remote bool, allow string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%s %q: %w", name, addr, err)
 	}
 	if !remote && !isLoopback(host) {
+		if allow == "" {
+			return fmt.Errorf("%s %q: serves plaintext, unauthenticated, so only on loopback (127.0.0.1, [::1] or localhost)", name, addr)
+		}
 		where := fmt.Sprintf("%q", host)
 		if host == "" {
 			where = "every interface"
@@ -294,6 +308,13 @@ const (
 // auxConns caps the health and metrics listeners: a prober or a
 // scraper holds one connection, or opens one per probe.
 var auxConns = server.ConnLimits{Max: 64, PerSource: 16}
+
+// debugConns caps the -debug-listen listener: an operator's go tool
+// pprof or curl holds one or two. They come out of the reserve (at
+// least minFDReserve) rather than the gRPC listener's budget: the
+// listener is off unless asked for, and a handful of descriptors is
+// nothing beside the embedded etcd's.
+var debugConns = server.ConnLimits{Max: 8, PerSource: 4}
 
 // connBudget is how many connections the gRPC listener may hold with
 // descriptor limit nofile; 0 when nofile leaves none, or is unknown (0).
@@ -480,6 +501,13 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		defer stop()
 	}
+	if cfg.DebugListen != "" {
+		stop, err := serveDebug(cfg, m, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	seedCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	seeded, err := store.Seed(seedCtx, cat.Providers, cat.Regions, cat.Tenants)
@@ -659,6 +687,42 @@ func serveMetrics(cfg *Config, m *metrics.Metrics, h http.Handler, log *slog.Log
 		}
 	}()
 	log.Info("serving metrics", "listen", lis.Addr().String())
+	return func() { _ = hs.Close(); <-done }, nil
+}
+
+// serveDebug serves Go's pprof on -debug-listen until stop is called:
+// within debugConns, and with the metrics listener's deadlines
+// (net/http/pprof extends the write deadline of a CPU profile or an
+// execution trace by the time it is asked to run). The handlers are
+// mounted on a mux of its own, never on http.DefaultServeMux (which
+// importing net/http/pprof also fills, and which nothing here serves).
+func serveDebug(cfg *Config, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	lis, err := listen("debug", cfg.DebugListen, debugConns, m)
+	if err != nil {
+		return nil, fmt.Errorf("-debug-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // and every named profile: heap, goroutine, allocs, block, mutex, ...
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: cfg.HandshakeTimeout,
+		ReadTimeout:       cfg.HandshakeTimeout,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("debug server stopped", "err", err)
+		}
+	}()
+	log.Warn("serving pprof: anyone who can connect to this loopback address can profile the daemon", "listen", lis.Addr().String())
 	return func() { _ = hs.Close(); <-done }, nil
 }
 

@@ -55,6 +55,14 @@ func TestFlags(t *testing.T) {
 		{"metrics on every interface", []string{"--metrics-listen", ":9400"}, "-metrics-allow-remote"},
 		{"metrics beyond loopback, allowed", []string{"--metrics-listen", "0.0.0.0:9400", "--metrics-allow-remote"}, ""},
 		{"metrics on localhost", []string{"--metrics-listen", "localhost:9400"}, ""},
+		{"debug listener on loopback", []string{"--debug-listen", "127.0.0.1:6060"}, ""},
+		{"debug listener on loopback v6", []string{"--debug-listen", "[::1]:6060"}, ""},
+		{"debug listener on localhost", []string{"--debug-listen", "localhost:6060"}, ""},
+		{"debug listener beyond loopback", []string{"--debug-listen", "192.0.2.10:6060"}, `-debug-listen "192.0.2.10:6060": serves plaintext, unauthenticated, so only on loopback`},
+		{"debug listener on every interface", []string{"--debug-listen", ":6060"}, `-debug-listen ":6060": serves plaintext, unauthenticated, so only on loopback`},
+		{"debug listener on every v4 interface", []string{"--debug-listen", "0.0.0.0:6060"}, "only on loopback"},
+		{"debug listener beyond loopback, even with the metrics allowed remote", []string{"--debug-listen", "0.0.0.0:6060", "--metrics-allow-remote", "--health-allow-remote"}, "only on loopback"},
+		{"bad debug address", []string{"--debug-listen", "6060"}, `-debug-listen "6060"`},
 		{"small connection caps", []string{"--max-conns", "10", "--max-conns-per-ip", "2", "--handshake-timeout", "1s"}, ""},
 		{"no connections", []string{"--max-conns", "0"}, "-max-conns 0: want at least 1"},
 		{"connections beyond the descriptor budget", []string{"--max-conns", "1000000000"}, "the descriptor limit (RLIMIT_NOFILE) is"},
@@ -142,6 +150,13 @@ func TestMetricsListen(t *testing.T) {
 	c, err = parseFlags([]string{"--metrics-listen="}, io.Discard)
 	if err != nil || c.MetricsListen != "" {
 		t.Errorf("--metrics-listen= : %q, err %v; want off", c.MetricsListen, err)
+	}
+}
+
+func TestDebugListenOffByDefault(t *testing.T) {
+	c, err := parseFlags(nil, io.Discard)
+	if err != nil || c.DebugListen != "" {
+		t.Errorf("default debug address %q, err %v; want off", c.DebugListen, err)
 	}
 }
 

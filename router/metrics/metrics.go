@@ -54,7 +54,7 @@ var outcomes = []string{"placed", "refused", "invalid", "unavailable", "conflict
 // server.LimitNames, reasons server.RefusedTotal and RefusedPerSource.
 var (
 	limits       = []string{"place", "plan", "list_audit", "agent_report", "agent_ack", "streams", "read", "verify_audit"}
-	listeners    = []string{"grpc", "health", "metrics"}
+	listeners    = []string{"grpc", "health", "metrics", "debug"}
 	connRefusals = []string{"total", "per_source"}
 )
 
@@ -115,7 +115,7 @@ func New() *Metrics {
 		}, []string{"limit"}),
 		connsRefd: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_connections_refused_total",
-			Help: "Connections closed as soon as accepted, by listener (grpc, health, metrics) and the cap they were beyond (total or per_source).",
+			Help: "Connections closed as soon as accepted, by listener (grpc, health, metrics, debug) and the cap they were beyond (total or per_source).",
 		}, []string{"listener", "reason"}),
 	}
 	for _, l := range limits {
@@ -175,7 +175,7 @@ func (m *Metrics) ConnRefused(listener string) func(reason string) {
 func (m *Metrics) AddListener(listener string, open func() int) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "classroute_connections_open",
-		Help:        "Connections a listener holds open (accepted and not yet closed), by listener: grpc, health, metrics.",
+		Help:        "Connections a listener holds open (accepted and not yet closed), by listener: grpc, health, metrics, debug.",
 		ConstLabels: prometheus.Labels{"listener": oneOf(listener, listeners)},
 	}, func() float64 { return float64(open()) }))
 }
