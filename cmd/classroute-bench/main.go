@@ -1,0 +1,509 @@
+// Command classroute-bench measures a classrouted daemon at scale: it
+// starts one with its embedded etcd as a process of its own, places N
+// placements over gRPC, and reports throughput beside etcd's own put
+// rate, CPU at rest, memory and etcd bytes per placement, cold-start
+// time and the time to move every placement off a drained region.
+//
+//	go run ./cmd/classroute-bench                      # 10,000 placements, every phase
+//	go run ./cmd/classroute-bench -n 100000 -o json
+//	go run ./cmd/classroute-bench -n 0 -data-dir big -phases rest,restart,drain   # reuse a populated store
+//
+// It talks to the daemon over gRPC (the loopback development mode, whose
+// principal no per-caller rate limit holds), to its etcd member over
+// the etcd client API, and reads /proc/<pid>: nothing of the daemon's
+// internals, so it measures any version of it. Linux only (/proc).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+
+	pb "github.com/classroute/classroute/proto/classroute/v1"
+)
+
+// Config is what the bench is told.
+type Config struct {
+	N, HotN, Conc int
+	Mix, HotMix   *mix
+	Phases        []string
+	DataDir       string // empty: a temporary directory, removed after
+	Keep          bool
+	Classrouted   string // a built daemon; empty: go build it
+	Catalog       string
+	DaemonArgs    []string
+	CapacityScale int64
+	Puts          int
+	Settle, Rest  time.Duration
+	DrainRegion   string
+	DrainTimeout  time.Duration
+	StartTimeout  time.Duration
+	Compact       bool
+	ProfileDir    string
+	Output        string
+}
+
+// phases, in the order they run.
+var allPhases = []string{"place", "hot", "rest", "restart", "drain"}
+
+func (c *Config) has(phase string) bool { return slices.Contains(c.Phases, phase) }
+
+func parseFlags(args []string, stderr io.Writer) (*Config, error) {
+	c := &Config{}
+	fs := flag.NewFlagSet("classroute-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: classroute-bench [flags]\n\n"+
+			"Starts classrouted with its embedded etcd, places workloads over gRPC, and reports\n"+
+			"placements/s beside etcd's own put rate, CPU at rest, RSS and etcd bytes per placement,\n"+
+			"cold-start time and the time to drain a region. Shapes: %s.\n\n", shapeNames())
+		fs.PrintDefaults()
+	}
+	var mixFlag, hotFlag, phases, daemonArgs string
+	fs.IntVar(&c.N, "n", 10000, "placements of the mix")
+	fs.IntVar(&c.HotN, "hot-n", -1, "placements of the hot-region mix (default: n, at most max(10000, n/10))")
+	fs.IntVar(&c.Conc, "c", 64, "concurrent Place calls (and concurrent puts of the etcd baseline)")
+	fs.StringVar(&mixFlag, "mix", "unclass=1,cui=1,secret=1,ts=1,aukus=1,kenya=1,nld=1", "the mix: shape=weight,...")
+	fs.StringVar(&hotFlag, "hot-mix", "kenya", "the hot-region mix: shapes that all go to one region")
+	fs.StringVar(&phases, "phases", strings.Join(allPhases, ","), "phases to run, of "+strings.Join(allPhases, ","))
+	fs.StringVar(&c.DataDir, "data-dir", "", "the daemon's data directory, kept and reused by later runs (placements add up); empty: a temporary one, removed after")
+	fs.BoolVar(&c.Keep, "keep", false, "keep the temporary data directory (and the daemon's log)")
+	fs.StringVar(&c.Classrouted, "classrouted", "", "a classrouted binary to run (default: go build this checkout's)")
+	fs.StringVar(&c.Catalog, "catalog", "", "catalogue for a new store (classrouted --catalog; default the built-in one)")
+	fs.StringVar(&daemonArgs, "daemon-args", "", "more flags for classrouted, space-separated (e.g. \"--move-every 10ms\")")
+	fs.Int64Var(&c.CapacityScale, "capacity-scale", 100000, "multiply the cpu and memory capacity of every region under a billion by this, over the Catalog API, so capacity never runs out (1: leave the catalogue alone)")
+	fs.IntVar(&c.Puts, "puts", 0, "puts of the etcd baseline before each Place phase (default: that phase's placements, at least 2000, at most 20000)")
+	fs.DurationVar(&c.Settle, "settle", 3*time.Second, "wait this long after placing before measuring at rest")
+	fs.DurationVar(&c.Rest, "rest", 10*time.Second, "CPU-at-rest window")
+	fs.StringVar(&c.DrainRegion, "drain-region", "", "region to drain (default: the most used one every shape can leave)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Minute, "give up waiting for a drain after this")
+	fs.DurationVar(&c.StartTimeout, "start-timeout", 10*time.Minute, "give up waiting for the daemon to serve after this")
+	fs.BoolVar(&c.Compact, "compact", true, "also report etcd's live bytes per placement: compact etcd's history (to the revision before the rest window) and read its size in use")
+	fs.StringVar(&c.ProfileDir, "profile-dir", "", "write the daemon's CPU profile over the rest window and its heap after it here (classrouted --debug-listen)")
+	fs.StringVar(&c.Output, "o", "table", "table or json")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var errs []error
+	var err error
+	if c.Mix, err = parseMix(mixFlag); err != nil {
+		errs = append(errs, fmt.Errorf("-mix %w", err))
+	}
+	if c.HotMix, err = parseMix(hotFlag); err != nil {
+		errs = append(errs, fmt.Errorf("-hot-mix %w", err))
+	}
+	for _, p := range strings.Split(phases, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !slices.Contains(allPhases, p) {
+			errs = append(errs, fmt.Errorf("-phases: unknown phase %q; want some of %s", p, strings.Join(allPhases, ",")))
+			continue
+		}
+		if !slices.Contains(c.Phases, p) {
+			c.Phases = append(c.Phases, p)
+		}
+	}
+	c.DaemonArgs = strings.Fields(daemonArgs)
+	if c.HotN < 0 {
+		c.HotN = min(c.N, max(10000, c.N/10))
+	}
+	if c.N < 0 {
+		errs = append(errs, fmt.Errorf("-n %d: must not be negative", c.N))
+	}
+	if c.Conc < 1 || c.Conc > 4096 {
+		errs = append(errs, fmt.Errorf("-c %d: want 1 to 4096", c.Conc))
+	}
+	if c.CapacityScale < 1 {
+		errs = append(errs, fmt.Errorf("-capacity-scale %d: want at least 1", c.CapacityScale))
+	}
+	if c.Puts < 0 {
+		errs = append(errs, fmt.Errorf("-puts %d: must not be negative", c.Puts))
+	}
+	if c.Rest <= 0 || c.Settle < 0 || c.DrainTimeout <= 0 || c.StartTimeout <= 0 {
+		errs = append(errs, errors.New("-rest, -drain-timeout and -start-timeout must be positive, -settle not negative"))
+	}
+	if c.Output != "table" && c.Output != "json" {
+		errs = append(errs, fmt.Errorf("-o %q: want table or json", c.Output))
+	}
+	if c.Keep && c.DataDir != "" {
+		errs = append(errs, errors.New("-keep is for the temporary data directory: -data-dir is always kept"))
+	}
+	return c, errors.Join(errs...)
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "classroute-bench: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, cfg, os.Stderr)
+	if rep != nil {
+		if cfg.Output == "json" {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(rep)
+		} else {
+			rep.table(os.Stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "classroute-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// benchState is kept in the data directory: its addresses (the embedded
+// member's peer address is in its data) and how many placements the
+// bench has made there.
+type benchState struct {
+	Addrs  addrs `json:"addrs"`
+	Placed int   `json:"placed"`
+}
+
+const stateFile = "classroute-bench.json"
+
+func loadState(dir string) (*benchState, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		a, err := pickAddrs()
+		return &benchState{Addrs: a}, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s benchState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", stateFile, err)
+	}
+	return &s, nil
+}
+
+func (s *benchState) save(dir string) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, stateFile), append(b, '\n'), 0o644)
+}
+
+// run runs the phases cfg asks for and reports what it measured; the
+// report holds what was measured before an error too.
+func run(ctx context.Context, cfg *Config, log io.Writer) (rep *Report, err error) {
+	rep = &Report{Machine: machine(), Commit: commit(), Concurrency: cfg.Conc, Phases: cfg.Phases, Started: time.Now().UTC()}
+	dataDir := cfg.DataDir
+	if dataDir == "" {
+		if dataDir, err = os.MkdirTemp("", "classroute-bench-"); err != nil {
+			return rep, err
+		}
+		if cfg.Keep {
+			fmt.Fprintf(log, "data directory (kept): %s\n", dataDir)
+		} else {
+			defer os.RemoveAll(dataDir)
+		}
+	} else if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return rep, err
+	}
+	st, err := loadState(dataDir)
+	if err != nil {
+		return rep, err
+	}
+	if cfg.ProfileDir == "" {
+		st.Addrs.Debug = "" // only when asked: any daemon version runs
+	} else if st.Addrs.Debug == "" {
+		a, err := pickAddrs()
+		if err != nil {
+			return rep, err
+		}
+		st.Addrs.Debug = a.Debug
+	}
+	rep.HeldBefore = st.Placed
+	bin := cfg.Classrouted
+	if bin == "" {
+		binDir, err := os.MkdirTemp("", "classroute-bench-bin-")
+		if err != nil {
+			return rep, err
+		}
+		defer os.RemoveAll(binDir)
+		if bin, err = buildDaemon(ctx, binDir, log); err != nil {
+			return rep, err
+		}
+	}
+	extra := slices.Clone(cfg.DaemonArgs)
+	if cfg.Catalog != "" {
+		extra = append(extra, "--catalog", cfg.Catalog)
+	}
+	d := &daemon{bin: bin, dataDir: dataDir, addrs: st.Addrs, extra: extra, logPath: filepath.Join(dataDir, "classrouted.log")}
+	defer func() {
+		if serr := d.stop(); serr != nil && err == nil {
+			err = fmt.Errorf("stopping classrouted: %w", serr)
+		}
+		if serr := st.save(dataDir); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	fmt.Fprintf(log, "starting classrouted (data %s, log %s)\n", dataDir, d.logPath)
+	took, err := d.start(ctx, cfg.StartTimeout)
+	if err != nil {
+		return rep, err
+	}
+	rep.FirstStart = Duration(took)
+	if err := st.save(dataDir); err != nil {
+		return rep, err
+	}
+
+	ccs, err := conns(st.Addrs.Listen, min(8, max(1, cfg.Conc/16)))
+	if err != nil {
+		return rep, err
+	}
+	defer func() {
+		for _, cc := range ccs {
+			cc.Close()
+		}
+	}()
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{st.Addrs.EtcdClient}, DialTimeout: 5 * time.Second, Logger: nil})
+	if err != nil {
+		return rep, err
+	}
+	defer etcd.Close()
+	cat := pb.NewCatalogServiceClient(ccs[0])
+	if err := raiseCapacity(ctx, cat, cfg.CapacityScale, log); err != nil {
+		return rep, err
+	}
+
+	b := &bench{cfg: cfg, rep: rep, d: d, etcd: etcd, cat: cat, ccs: ccs, st: st, log: log}
+	return rep, b.run(ctx)
+}
+
+// bench holds a run's connections and figures.
+type bench struct {
+	cfg  *Config
+	rep  *Report
+	d    *daemon
+	etcd *clientv3.Client
+	cat  pb.CatalogServiceClient
+	ccs  []*grpc.ClientConn
+	st   *benchState
+	log  io.Writer
+}
+
+func (b *bench) placer() *placer {
+	var cs []pb.PlacementServiceClient
+	for _, cc := range b.ccs {
+		cs = append(cs, pb.NewPlacementServiceClient(cc))
+	}
+	// Request ids unique to the run: a reused store keeps earlier runs'.
+	return &placer{conns: cs, runID: "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36), conc: b.cfg.Conc, log: b.log}
+}
+
+func (b *bench) run(ctx context.Context) error {
+	cfg, rep := b.cfg, b.rep
+	// Before: the daemon's memory and etcd's size, with the store as
+	// it was found.
+	var err error
+	if rep.RSSBefore, err = rss(b.d.pid()); err != nil {
+		return err
+	}
+	before, err := dbStatus(ctx, b.etcd)
+	if err != nil {
+		return err
+	}
+	rep.DBQuota = before.DbSizeQuota
+	rep.DBInUseBefore = before.DbSizeInUse
+	if cfg.Compact {
+		// Compacted, the pages of the history are free, and placing
+		// reuses them: the growth in use counts from here.
+		if err := compact(ctx, b.etcd, before.Header.Revision); err != nil {
+			return err
+		}
+		st, err := dbStatus(ctx, b.etcd)
+		if err != nil {
+			return err
+		}
+		rep.DBLiveBefore, rep.DBInUseBefore = st.DbSizeInUse, st.DbSizeInUse
+	}
+
+	pl := b.placer()
+	var putGrowth int64
+	placed := 0
+	for _, ph := range []struct {
+		name string
+		m    *mix
+		n    int
+		out  **PlaceResult
+	}{{"place", cfg.Mix, cfg.N, &rep.Mix}, {"hot", cfg.HotMix, cfg.HotN, &rep.Hot}} {
+		if !cfg.has(ph.name) || ph.n == 0 {
+			continue
+		}
+		size, err := pl.warmUp(ctx, ph.name, ph.m)
+		if err != nil {
+			return err
+		}
+		placed += len(ph.m.shapes)
+		b.st.Placed += len(ph.m.shapes)
+		puts := cfg.Puts
+		if puts == 0 {
+			puts = min(20000, max(2000, ph.n))
+		}
+		fmt.Fprintf(b.log, "%s: etcd baseline, %d puts of %d bytes at c=%d\n", ph.name, puts, size, cfg.Conc)
+		put, err := putRate(ctx, b.etcd, fmt.Sprintf("/classroute-bench/%s-%s/", pl.runID, ph.name), puts, cfg.Conc, size)
+		if err != nil {
+			return err
+		}
+		putGrowth += put.DBGrowth
+		fmt.Fprintf(b.log, "%s: %d placements of %s at c=%d\n", ph.name, ph.n, ph.m, cfg.Conc)
+		res := pl.place(ctx, ph.name, ph.m, ph.n)
+		res.Put = put
+		if put.Rate > 0 {
+			res.Ratio = res.Rate / put.Rate
+		}
+		*ph.out = res
+		placed += res.Placed
+		b.st.Placed += res.Placed
+		if err := b.st.save(b.d.dataDir); err != nil {
+			return err
+		}
+		if res.Failed > 0 {
+			return fmt.Errorf("%s: %d placements failed; the first: %s", ph.name, res.Failed, res.FirstError)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	rep.Placed = placed
+	rep.HeldAfter = b.st.Placed
+
+	if cfg.has("rest") {
+		if err := b.rest(ctx, placed, putGrowth); err != nil {
+			return err
+		}
+	}
+	if cfg.has("restart") {
+		fmt.Fprintf(b.log, "restart: stopping classrouted\n")
+		if err := b.d.stop(); err != nil {
+			return fmt.Errorf("stopping classrouted: %w", err)
+		}
+		took, err := b.d.start(ctx, cfg.StartTimeout)
+		if err != nil {
+			return err
+		}
+		rep.ColdStart = Duration(took)
+		if rep.RSSAfterStart, err = rss(b.d.pid()); err != nil {
+			return err
+		}
+		fmt.Fprintf(b.log, "restart: serving after %v\n", took.Round(time.Millisecond))
+	}
+	if cfg.has("drain") {
+		place := pb.NewPlacementServiceClient(b.ccs[0])
+		region := cfg.DrainRegion
+		if region == "" {
+			run := slices.Concat(cfg.Mix.shapes, cfg.HotMix.shapes)
+			if region, err = chooseDrainRegion(ctx, b.cat, place, run); err != nil {
+				return err
+			}
+		}
+		if rep.Drain, err = drain(ctx, b.cat, place, region, cfg.DrainTimeout, b.log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rest measures the daemon at rest after placing: its CPU over the rest
+// window, its memory, and etcd's size, per placement made.
+func (b *bench) rest(ctx context.Context, placed int, putGrowth int64) error {
+	cfg, rep := b.cfg, b.rep
+	fmt.Fprintf(b.log, "rest: settling %v, then measuring CPU for %v\n", cfg.Settle, cfg.Rest)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(cfg.Settle):
+	}
+	head, err := dbStatus(ctx, b.etcd)
+	if err != nil {
+		return err
+	}
+	var profile chan error
+	if cfg.ProfileDir != "" {
+		profile = make(chan error, 1)
+		go func() {
+			profile <- fetchProfile(ctx, b.d.addrs.Debug, fmt.Sprintf("profile?seconds=%d", max(1, int(cfg.Rest.Seconds()))), filepath.Join(cfg.ProfileDir, "cpu-rest.pprof"))
+		}()
+	}
+	cpu0, err := cpuTime(b.d.pid())
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(cfg.Rest):
+	}
+	cpu1, err := cpuTime(b.d.pid())
+	if err != nil {
+		return err
+	}
+	rep.RestCPU = 100 * float64(cpu1-cpu0) / float64(time.Since(t0))
+	rep.RestWindow = Duration(time.Since(t0))
+	if rep.RSSAfter, err = rss(b.d.pid()); err != nil {
+		return err
+	}
+	if profile != nil {
+		if err := <-profile; err != nil {
+			return err
+		}
+		if err := fetchProfile(ctx, b.d.addrs.Debug, "heap", filepath.Join(cfg.ProfileDir, "heap-rest.pprof")); err != nil {
+			return err
+		}
+	}
+	after, err := dbStatus(ctx, b.etcd)
+	if err != nil {
+		return err
+	}
+	rep.DBInUseAfter = after.DbSizeInUse
+	rep.PutGrowth = putGrowth
+	if cfg.Compact {
+		// To the revision read before the window: the daemon has had
+		// the window to read (and chain) what it wrote before.
+		if err := compact(ctx, b.etcd, head.Header.Revision); err != nil {
+			return err
+		}
+		st, err := dbStatus(ctx, b.etcd)
+		if err != nil {
+			return err
+		}
+		rep.DBLiveAfter = st.DbSizeInUse
+	}
+	if placed > 0 {
+		rep.RSSPerPlacement = float64(rep.RSSAfter-rep.RSSBefore) / float64(placed)
+		rep.DBPerPlacement = float64(rep.DBInUseAfter-rep.DBInUseBefore-putGrowth) / float64(placed)
+		if cfg.Compact {
+			rep.DBLivePerPlacement = float64(rep.DBLiveAfter-rep.DBLiveBefore) / float64(placed)
+		}
+	}
+	return nil
+}
