@@ -351,14 +351,14 @@ func (pl *placer) warmUp(ctx context.Context, phase string, m *mix) (int, error)
 // daemon's member, at the same concurrency, of values the size of a
 // placement record, under a prefix of the bench's own (deleted after).
 type PutResult struct {
-	Puts       int      `json:"puts"`
-	ValueBytes int      `json:"value_bytes"`
-	Seconds    float64  `json:"seconds"`
-	Rate       float64  `json:"puts_per_second"`
-	Latency    Latency  `json:"latency"`
-	DBGrowth   int64    `json:"db_growth_bytes"` // in use, before the delete; subtracted from the placements' growth
-	Prefix     string   `json:"prefix"`
-	Errors     int      `json:"errors"`
+	Puts       int     `json:"puts"`
+	ValueBytes int     `json:"value_bytes"`
+	Seconds    float64 `json:"seconds"`
+	Rate       float64 `json:"puts_per_second"`
+	Latency    Latency `json:"latency"`
+	DBGrowth   int64   `json:"db_growth_bytes"` // in use, before the delete; subtracted from the placements' growth
+	Prefix     string  `json:"prefix"`
+	Errors     int     `json:"errors"`
 }
 
 func putRate(ctx context.Context, cli *clientv3.Client, prefix string, n, conc, size int) (*PutResult, error) {
