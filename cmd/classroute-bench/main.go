@@ -55,6 +55,7 @@ type Config struct {
 	Compact       bool
 	ProfileDir    string
 	Output        string
+	JSONFile      string
 }
 
 // phases, in the order they run.
@@ -95,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.BoolVar(&c.Compact, "compact", true, "also report etcd's live bytes per placement: compact etcd's history (to the revision before the rest window) and read its size in use")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "write the daemon's CPU profile over the rest window and its heap after it here (classrouted --debug-listen)")
 	fs.StringVar(&c.Output, "o", "table", "table or json")
+	fs.StringVar(&c.JSONFile, "json", "", "also write the report, as JSON, to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -162,12 +164,17 @@ func main() {
 	defer stop()
 	rep, err := run(ctx, cfg, os.Stderr)
 	if rep != nil {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		b = append(b, '\n')
 		if cfg.Output == "json" {
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(rep)
+			os.Stdout.Write(b)
 		} else {
 			rep.table(os.Stdout)
+		}
+		if cfg.JSONFile != "" {
+			if werr := os.WriteFile(cfg.JSONFile, b, 0o644); werr != nil {
+				err = errors.Join(err, werr)
+			}
 		}
 	}
 	if err != nil {
