@@ -247,7 +247,7 @@ func run(ctx context.Context, cfg *Config, log io.Writer) (rep *Report, err erro
 		}
 		st.Addrs.Debug = a.Debug
 	}
-	rep.HeldBefore = st.Placed
+	rep.HeldBefore, rep.HeldAfter = st.Placed, st.Placed
 	bin := cfg.Classrouted
 	if bin == "" {
 		binDir, err := os.MkdirTemp("", "classroute-bench-bin-")
@@ -355,7 +355,7 @@ func (b *bench) run(ctx context.Context) error {
 
 	pl := b.placer()
 	var putGrowth int64
-	placed := 0
+	var failed error
 	for _, ph := range []struct {
 		name string
 		m    *mix
@@ -369,8 +369,7 @@ func (b *bench) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		placed += len(ph.m.shapes)
-		b.st.Placed += len(ph.m.shapes)
+		b.placed(len(ph.m.shapes))
 		puts := cfg.Puts
 		if puts == 0 {
 			puts = min(20000, max(2000, ph.n))
@@ -388,23 +387,22 @@ func (b *bench) run(ctx context.Context) error {
 			res.Ratio = res.Rate / put.Rate
 		}
 		*ph.out = res
-		placed += res.Placed
-		b.st.Placed += res.Placed
+		b.placed(res.Placed)
 		if err := b.st.save(b.d.dataDir); err != nil {
 			return err
-		}
-		if res.Failed > 0 {
-			return fmt.Errorf("%s: %d placements failed; the first: %s", ph.name, res.Failed, res.FirstError)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// A failed call (one past its 30s deadline, say) is a figure:
+		// the run goes on, and fails at its end.
+		if res.Failed > 0 {
+			failed = errors.Join(failed, fmt.Errorf("%s: %d placements failed; the first: %s", ph.name, res.Failed, res.FirstError))
+		}
 	}
-	rep.Placed = placed
-	rep.HeldAfter = b.st.Placed
 
 	if cfg.has("rest") {
-		if err := b.rest(ctx, placed, putGrowth); err != nil {
+		if err := b.rest(ctx, rep.Placed, putGrowth); err != nil {
 			return err
 		}
 	}
@@ -436,7 +434,15 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return failed
+}
+
+// placed counts n placements made (a call past its deadline may have
+// made one too: it is not counted).
+func (b *bench) placed(n int) {
+	b.rep.Placed += n
+	b.st.Placed += n
+	b.rep.HeldAfter = b.st.Placed
 }
 
 // rest measures the daemon at rest after placing: its CPU over the rest

@@ -95,7 +95,7 @@ func (r *Report) table(w io.Writer) {
 	fmt.Fprintf(w, "placements held: %d before, %d placed by this run, %d after; concurrency %d\n\n", r.HeldBefore, r.Placed, r.HeldAfter, r.Concurrency)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if r.Mix != nil || r.Hot != nil {
-		fmt.Fprintln(tw, "PLACE\tPLACED\tPLACEMENTS/S\tP50\tP99\tMAX\tETCD PUTS/S\tRATIO\tRETRIES")
+		fmt.Fprintln(tw, "PLACE\tPLACED\tFAILED\tPLACEMENTS/S\tP50\tP99\tMAX\tETCD PUTS/S\tRATIO\tRETRIES")
 		for _, p := range []struct {
 			name string
 			r    *PlaceResult
@@ -103,7 +103,7 @@ func (r *Report) table(w io.Writer) {
 			if p.r == nil {
 				continue
 			}
-			fmt.Fprintf(tw, "%s (%s)\t%d\t%.0f\t%v\t%v\t%v\t%.0f\t%.2f\t%d\n", p.name, p.r.Mix, p.r.Placed, p.r.Rate,
+			fmt.Fprintf(tw, "%s (%s)\t%d\t%d\t%.0f\t%v\t%v\t%v\t%.0f\t%.2f\t%d\n", p.name, p.r.Mix, p.r.Placed, p.r.Failed, p.r.Rate,
 				p.r.Latency.P50, p.r.Latency.P99, p.r.Latency.Max, p.r.Put.Rate, p.r.Ratio, p.r.Retries)
 			if len(p.r.Shapes) > 1 || p.name == "hot region" {
 				for _, s := range p.r.Shapes {
@@ -115,7 +115,7 @@ func (r *Report) table(w io.Writer) {
 						}
 						where = append(where, fmt.Sprintf("%s %d", k, s.Regions[k]))
 					}
-					fmt.Fprintf(tw, "  %s\t%d\t\t%v\t%v\t%v\t\t\t%s\n", s.Shape, s.Placed, s.Latency.P50, s.Latency.P99, s.Latency.Max, strings.Join(where, ", "))
+					fmt.Fprintf(tw, "  %s\t%d\t\t\t%v\t%v\t%v\t\t\t%s\n", s.Shape, s.Placed, s.Latency.P50, s.Latency.P99, s.Latency.Max, strings.Join(where, ", "))
 				}
 			}
 		}
@@ -147,6 +147,11 @@ func (r *Report) table(w io.Writer) {
 		fmt.Fprintf(tw, "drain %s\t%s\t\n", d.Region, out)
 	}
 	tw.Flush()
+	for _, p := range []*PlaceResult{r.Mix, r.Hot} {
+		if p != nil && p.Failed > 0 {
+			fmt.Fprintf(w, "\n%d placements of %s failed; the first: %s\n", p.Failed, p.Mix, p.FirstError)
+		}
+	}
 }
 
 // capacityFloor: a region whose cpu or memory capacity is below it is
