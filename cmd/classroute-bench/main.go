@@ -189,6 +189,11 @@ func main() {
 type benchState struct {
 	Addrs  addrs `json:"addrs"`
 	Placed int   `json:"placed"`
+	// EmptyRSS and EmptyDBLive are the daemon's resident memory and
+	// etcd's live size when the store held none of the bench's
+	// placements: what a placement held costs is measured over them.
+	EmptyRSS    int64 `json:"empty_rss_bytes,omitempty"`
+	EmptyDBLive int64 `json:"empty_etcd_live_bytes,omitempty"`
 }
 
 const stateFile = "classroute-bench.json"
@@ -352,6 +357,10 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		rep.DBLiveBefore, rep.DBInUseBefore = st.DbSizeInUse, st.DbSizeInUse
 	}
+	if b.st.Placed == 0 && b.st.EmptyRSS == 0 {
+		b.st.EmptyRSS, b.st.EmptyDBLive = rep.RSSBefore, rep.DBLiveBefore
+	}
+	rep.EmptyRSS, rep.EmptyDBLive = b.st.EmptyRSS, b.st.EmptyDBLive
 
 	pl := b.placer()
 	var putGrowth int64
@@ -418,6 +427,9 @@ func (b *bench) run(ctx context.Context) error {
 		rep.ColdStart = Duration(took)
 		if rep.RSSAfterStart, err = rss(b.d.pid()); err != nil {
 			return err
+		}
+		if rep.EmptyRSS > 0 && rep.HeldAfter > 0 {
+			rep.RSSAfterStartPerHeld = float64(rep.RSSAfterStart-rep.EmptyRSS) / float64(rep.HeldAfter)
 		}
 		fmt.Fprintf(b.log, "restart: serving after %v\n", took.Round(time.Millisecond))
 	}
@@ -510,6 +522,14 @@ func (b *bench) rest(ctx context.Context, placed int, putGrowth int64) error {
 			return err
 		}
 		rep.DBLiveAfter = st.DbSizeInUse
+	}
+	if held := rep.HeldAfter; held > 0 {
+		if rep.EmptyRSS > 0 {
+			rep.RSSPerHeld = float64(rep.RSSAfter-rep.EmptyRSS) / float64(held)
+		}
+		if rep.EmptyDBLive > 0 && rep.DBLiveAfter > 0 {
+			rep.DBLivePerHeld = float64(rep.DBLiveAfter-rep.EmptyDBLive) / float64(held)
+		}
 	}
 	if placed > 0 {
 		rep.RSSPerPlacement = float64(rep.RSSAfter-rep.RSSBefore) / float64(placed)

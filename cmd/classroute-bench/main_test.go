@@ -173,6 +173,12 @@ func TestBenchSmall(t *testing.T) {
 		t.Errorf("etcd in use %d → %d (%.0f per placement), live %d → %d (%.0f per placement); want growth of at least 100 bytes a placement, live within in use",
 			rep.DBInUseBefore, rep.DBInUseAfter, rep.DBPerPlacement, rep.DBLiveBefore, rep.DBLiveAfter, rep.DBLivePerPlacement)
 	}
+	// Per placement held, over the empty daemon and store: the first
+	// run started on an empty store, so its before is that.
+	if rep.EmptyRSS != rep.RSSBefore || rep.EmptyDBLive != rep.DBLiveBefore || rep.RSSPerHeld == 0 || rep.RSSAfterStartPerHeld == 0 || rep.DBLivePerHeld < 100 {
+		t.Errorf("empty RSS %d (before %d), empty etcd %d (before %d); per placement held: RSS %.0f, after the cold start %.0f, etcd live %.0f; want each measured",
+			rep.EmptyRSS, rep.RSSBefore, rep.EmptyDBLive, rep.DBLiveBefore, rep.RSSPerHeld, rep.RSSAfterStartPerHeld, rep.DBLivePerHeld)
+	}
 	if rep.DBQuota <= 0 {
 		t.Errorf("etcd quota %d", rep.DBQuota)
 	}
@@ -222,6 +228,9 @@ func TestBenchSmall(t *testing.T) {
 	if again.HeldBefore != rep.HeldAfter || again.HeldAfter != rep.HeldAfter || again.Placed != 0 || again.ColdStart <= 0 || again.Mix != nil || again.Drain != nil {
 		t.Errorf("second run: held %d before, %d after, placed %d, cold start %v; want %d held, nothing placed, a cold start",
 			again.HeldBefore, again.HeldAfter, again.Placed, again.ColdStart, rep.HeldAfter)
+	}
+	if again.EmptyRSS != rep.EmptyRSS || again.RSSAfterStartPerHeld == 0 {
+		t.Errorf("second run: empty RSS %d, %.0f per placement held after the cold start; want the first run's %d, and a figure", again.EmptyRSS, again.RSSAfterStartPerHeld, rep.EmptyRSS)
 	}
 	if _, err := os.Stat(dataDir + "/" + stateFile); err != nil {
 		t.Error(err)

@@ -66,6 +66,12 @@ type Report struct {
 	RSSAfter        int64   `json:"rss_after_bytes"`
 	RSSPerPlacement float64 `json:"rss_bytes_per_placement"`
 	RSSAfterStart   int64   `json:"rss_after_cold_start_bytes"`
+	// Per placement held (every one the bench has made in the data
+	// directory), over the empty daemon's RSS: after placing, and once
+	// serving after the cold start (no garbage of placing left).
+	EmptyRSS             int64   `json:"rss_empty_bytes,omitempty"`
+	RSSPerHeld           float64 `json:"rss_bytes_per_placement_held,omitempty"`
+	RSSAfterStartPerHeld float64 `json:"rss_after_cold_start_bytes_per_placement_held,omitempty"`
 	// etcd's database size in use, before and after placing (history
 	// included; the growth of the put baselines is subtracted), and
 	// live: after compacting the history.
@@ -77,6 +83,8 @@ type Report struct {
 	DBLiveBefore       int64   `json:"etcd_live_before_bytes,omitempty"`
 	DBLiveAfter        int64   `json:"etcd_live_after_bytes,omitempty"`
 	DBLivePerPlacement float64 `json:"etcd_live_bytes_per_placement,omitempty"`
+	EmptyDBLive        int64   `json:"etcd_live_empty_bytes,omitempty"`
+	DBLivePerHeld      float64 `json:"etcd_live_bytes_per_placement_held,omitempty"`
 
 	ColdStart Duration     `json:"cold_start_seconds"`
 	Drain     *DrainResult `json:"drain,omitempty"`
@@ -126,10 +134,16 @@ func (r *Report) table(w io.Writer) {
 	fmt.Fprintln(tw, "FIGURE\tVALUE\t")
 	if r.RestWindow > 0 {
 		fmt.Fprintf(tw, "daemon CPU at rest\t%.1f%% of one core (over %v)\t\n", r.RestCPU, r.RestWindow)
-		fmt.Fprintf(tw, "daemon RSS\t%s before, %s after: %s per placement\t\n", mib(r.RSSBefore), mib(r.RSSAfter), kib(r.RSSPerPlacement))
-		fmt.Fprintf(tw, "etcd db in use (with history)\t%s before, %s after: %s per placement\t\n", mib(r.DBInUseBefore), mib(r.DBInUseAfter), kib(r.DBPerPlacement))
+		fmt.Fprintf(tw, "daemon RSS\t%s before, %s after: %s per placement placed\t\n", mib(r.RSSBefore), mib(r.RSSAfter), kib(r.RSSPerPlacement))
+		if r.RSSPerHeld != 0 {
+			fmt.Fprintf(tw, "daemon RSS per placement held\t%s (over the empty daemon's %s)\t\n", kib(r.RSSPerHeld), mib(r.EmptyRSS))
+		}
+		fmt.Fprintf(tw, "etcd db in use (with history)\t%s before, %s after: %s per placement placed\t\n", mib(r.DBInUseBefore), mib(r.DBInUseAfter), kib(r.DBPerPlacement))
 		if r.DBLiveAfter > 0 {
-			fmt.Fprintf(tw, "etcd db live (compacted)\t%s before, %s after: %s per placement\t\n", mib(r.DBLiveBefore), mib(r.DBLiveAfter), kib(r.DBLivePerPlacement))
+			fmt.Fprintf(tw, "etcd db live (compacted)\t%s before, %s after: %s per placement placed\t\n", mib(r.DBLiveBefore), mib(r.DBLiveAfter), kib(r.DBLivePerPlacement))
+			if r.DBLivePerHeld != 0 {
+				fmt.Fprintf(tw, "etcd db live per placement held\t%s (over the empty store's %s)\t\n", kib(r.DBLivePerHeld), mib(r.EmptyDBLive))
+			}
 			if r.DBQuota > 0 && r.DBLivePerPlacement > 0 {
 				fmt.Fprintf(tw, "etcd quota\t%s: room for %.2g placements at that rate\t\n", mib(r.DBQuota), float64(r.DBQuota)/r.DBLivePerPlacement)
 			}
@@ -137,7 +151,11 @@ func (r *Report) table(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "first start\t%v (%d held)\t\n", r.FirstStart, r.HeldBefore)
 	if r.ColdStart > 0 {
-		fmt.Fprintf(tw, "cold start (health SERVING, List answers)\t%v (%d held); RSS %s once serving\t\n", r.ColdStart, r.HeldAfter, mib(r.RSSAfterStart))
+		fmt.Fprintf(tw, "cold start (health SERVING, List answers)\t%v (%d held); RSS %s once serving", r.ColdStart, r.HeldAfter, mib(r.RSSAfterStart))
+		if r.RSSAfterStartPerHeld != 0 {
+			fmt.Fprintf(tw, ": %s per placement held", kib(r.RSSAfterStartPerHeld))
+		}
+		fmt.Fprintln(tw, "\t")
 	}
 	if d := r.Drain; d != nil {
 		out := fmt.Sprintf("%d placements: %d moved, %d stranded, %d left, in %.2fs (%.0f moves/s)", d.Placements, d.Moved, d.Stranded, d.Left, d.Seconds, d.Rate)
