@@ -104,6 +104,10 @@ func (d *daemon) args() []string {
 	return append(a, d.extra...)
 }
 
+// errAddrInUse: the daemon could not listen on an address picked free
+// a moment before (another process took it meanwhile).
+var errAddrInUse = errors.New("address already in use")
+
 // start starts the process and waits until it serves (see serving). It
 // returns how long that took, from the process's start.
 func (d *daemon) start(ctx context.Context, timeout time.Duration) (time.Duration, error) {
@@ -114,6 +118,7 @@ func (d *daemon) start(ctx context.Context, timeout time.Duration) (time.Duratio
 	if err != nil {
 		return 0, err
 	}
+	logStart, _ := f.Seek(0, io.SeekEnd)
 	fmt.Fprintf(f, "\n==== classroute-bench: starting classrouted %s\n", strings.Join(d.args(), " "))
 	cmd := exec.Command(d.bin, d.args()...)
 	cmd.Stdout, cmd.Stderr = f, f
@@ -140,7 +145,10 @@ func (d *daemon) start(ctx context.Context, timeout time.Duration) (time.Duratio
 			d.exited <- err
 			d.cmd = nil
 			d.logf.Close()
-			return 0, fmt.Errorf("classrouted exited before serving: %v (log: %s)", err, d.logPath)
+			if b, rerr := os.ReadFile(d.logPath); rerr == nil && int64(len(b)) >= logStart && strings.Contains(string(b[logStart:]), errAddrInUse.Error()) {
+				err = fmt.Errorf("%w: %v", errAddrInUse, err)
+			}
+			return 0, fmt.Errorf("classrouted exited before serving: %w (log: %s)", err, d.logPath)
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-time.After(10 * time.Millisecond):

@@ -58,7 +58,11 @@ type Config struct {
 	JSONFile      string
 }
 
-// phases, in the order they run.
+// pickDaemonAddrs picks the addresses of a new store's daemon (a
+// variable, for a test).
+var pickDaemonAddrs = pickAddrs
+
+// allPhases, in the order they run.
 var allPhases = []string{"place", "hot", "rest", "restart", "drain"}
 
 func (c *Config) has(phase string) bool { return slices.Contains(c.Phases, phase) }
@@ -81,7 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&mixFlag, "mix", "unclass=1,cui=1,secret=1,ts=1,aukus=1,kenya=1,nld=1", "the mix: shape=weight,...")
 	fs.StringVar(&hotFlag, "hot-mix", "kenya", "the hot-region mix: shapes that all go to one region")
 	fs.StringVar(&phases, "phases", strings.Join(allPhases, ","), "phases to run, of "+strings.Join(allPhases, ","))
-	fs.StringVar(&c.DataDir, "data-dir", "", "the daemon's data directory, kept and reused by later runs (placements add up); empty: a temporary one, removed after")
+	fs.StringVar(&c.DataDir, "data-dir", "", "the bench's data directory (the daemon's data, its log and the bench's state), kept and reused by later runs (placements add up); empty: a temporary one, removed after")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temporary data directory (and the daemon's log)")
 	fs.StringVar(&c.Classrouted, "classrouted", "", "a classrouted binary to run (default: go build this checkout's)")
 	fs.StringVar(&c.Catalog, "catalog", "", "catalogue for a new store (classrouted --catalog; default the built-in one)")
@@ -201,7 +205,7 @@ const stateFile = "classroute-bench.json"
 func loadState(dir string) (*benchState, error) {
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if errors.Is(err, os.ErrNotExist) {
-		a, err := pickAddrs()
+		a, err := pickDaemonAddrs()
 		return &benchState{Addrs: a}, err
 	}
 	if err != nil {
@@ -239,6 +243,8 @@ func run(ctx context.Context, cfg *Config, log io.Writer) (rep *Report, err erro
 	} else if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return rep, err
 	}
+	_, statErr := os.Stat(filepath.Join(dataDir, stateFile))
+	fresh := errors.Is(statErr, os.ErrNotExist) // a new store: its addresses are not fixed yet
 	st, err := loadState(dataDir)
 	if err != nil {
 		return rep, err
@@ -246,7 +252,7 @@ func run(ctx context.Context, cfg *Config, log io.Writer) (rep *Report, err erro
 	if cfg.ProfileDir == "" {
 		st.Addrs.Debug = "" // only when asked: any daemon version runs
 	} else if st.Addrs.Debug == "" {
-		a, err := pickAddrs()
+		a, err := pickDaemonAddrs()
 		if err != nil {
 			return rep, err
 		}
@@ -268,7 +274,7 @@ func run(ctx context.Context, cfg *Config, log io.Writer) (rep *Report, err erro
 	if cfg.Catalog != "" {
 		extra = append(extra, "--catalog", cfg.Catalog)
 	}
-	d := &daemon{bin: bin, dataDir: dataDir, addrs: st.Addrs, extra: extra, logPath: filepath.Join(dataDir, "classrouted.log")}
+	d := &daemon{bin: bin, dataDir: filepath.Join(dataDir, "classrouted"), addrs: st.Addrs, extra: extra, logPath: filepath.Join(dataDir, "classrouted.log")}
 	defer func() {
 		if serr := d.stop(); serr != nil && err == nil {
 			err = fmt.Errorf("stopping classrouted: %w", serr)
@@ -279,6 +285,23 @@ func run(ctx context.Context, cfg *Config, log io.Writer) (rep *Report, err erro
 	}()
 	fmt.Fprintf(log, "starting classrouted (data %s, log %s)\n", dataDir, d.logPath)
 	took, err := d.start(ctx, cfg.StartTimeout)
+	for try := 1; fresh && errors.Is(err, errAddrInUse) && try < 3; try++ {
+		// A port found free was taken before the daemon bound it (tests
+		// run side by side): a new store may start again elsewhere.
+		fmt.Fprintf(log, "an address picked free was taken meanwhile; picking again\n")
+		if err := os.RemoveAll(d.dataDir); err != nil {
+			return rep, err
+		}
+		debug := st.Addrs.Debug
+		if st.Addrs, err = pickDaemonAddrs(); err != nil {
+			return rep, err
+		}
+		if debug == "" {
+			st.Addrs.Debug = ""
+		}
+		d.addrs = st.Addrs
+		took, err = d.start(ctx, cfg.StartTimeout)
+	}
 	if err != nil {
 		return rep, err
 	}
@@ -306,7 +329,7 @@ func run(ctx context.Context, cfg *Config, log io.Writer) (rep *Report, err erro
 		return rep, err
 	}
 
-	b := &bench{cfg: cfg, rep: rep, d: d, etcd: etcd, cat: cat, ccs: ccs, st: st, log: log}
+	b := &bench{cfg: cfg, rep: rep, d: d, etcd: etcd, cat: cat, ccs: ccs, st: st, dir: dataDir, log: log}
 	return rep, b.run(ctx)
 }
 
@@ -319,6 +342,7 @@ type bench struct {
 	cat  pb.CatalogServiceClient
 	ccs  []*grpc.ClientConn
 	st   *benchState
+	dir  string // the bench's data directory (the daemon's is in it)
 	log  io.Writer
 }
 
@@ -397,7 +421,7 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		*ph.out = res
 		b.placed(res.Placed)
-		if err := b.st.save(b.d.dataDir); err != nil {
+		if err := b.st.save(b.dir); err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {

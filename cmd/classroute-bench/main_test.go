@@ -5,12 +5,49 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
+
+// daemonBinary builds classrouted once per test binary.
+var daemonBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "classroute-bench-test-bin-")
+	if err != nil {
+		return "", err
+	}
+	return buildDaemon(context.Background(), dir, io.Discard)
+})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bin, err := daemonBinary(); err == nil {
+		os.RemoveAll(filepath.Dir(bin))
+	}
+	os.Exit(code)
+}
+
+// needDaemon skips a test in -short mode or without /proc, and returns
+// the built daemon.
+func needDaemon(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a daemon")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	bin, err := daemonBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
 
 func TestFlags(t *testing.T) {
 	tests := []struct {
@@ -95,17 +132,8 @@ func TestMix(t *testing.T) {
 // the placements of the first (its addresses reused, its cold start on
 // a populated store).
 func TestBenchSmall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a daemon and places 600 workloads")
-	}
-	if runtime.GOOS != "linux" {
-		t.Skip("reads /proc")
-	}
 	started := time.Now()
-	bin, err := buildDaemon(context.Background(), t.TempDir(), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := needDaemon(t)
 	built := time.Since(started)
 	dataDir := t.TempDir()
 	cfg, err := parseFlags([]string{"-n", "300", "-hot-n", "300", "-rest", "2s", "-settle", "1s", "-puts", "1000",
@@ -234,5 +262,42 @@ func TestBenchSmall(t *testing.T) {
 	}
 	if _, err := os.Stat(dataDir + "/" + stateFile); err != nil {
 		t.Error(err)
+	}
+}
+
+// A new store's daemon that cannot bind an address picked free (taken
+// meanwhile by another process) is started again on other addresses.
+func TestStartPicksAgainWhenAPortIsTaken(t *testing.T) {
+	bin := needDaemon(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	picks := 0
+	pickDaemonAddrs = func() (addrs, error) {
+		a, err := pickAddrs()
+		if picks++; picks == 1 {
+			a.Listen = taken.Addr().String()
+		}
+		return a, err
+	}
+	defer func() { pickDaemonAddrs = pickAddrs }()
+	dataDir := t.TempDir()
+	cfg, err := parseFlags([]string{"-n", "0", "-phases", "", "-data-dir", dataDir, "-classrouted", bin, "-start-timeout", "60s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	rep, err := run(context.Background(), cfg, &log)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	st, err := loadState(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if picks != 2 || rep.FirstStart <= 0 || st.Addrs.Listen == taken.Addr().String() || !strings.Contains(log.String(), "picking again") {
+		t.Errorf("%d picks, first start %v, listening on %s (%s taken); want a second pick, and a start there\n%s", picks, rep.FirstStart, st.Addrs.Listen, taken.Addr(), log.String())
 	}
 }
