@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,19 +14,23 @@ import (
 	"time"
 )
 
-// daemonBinary builds classrouted once per test binary.
-var daemonBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "classroute-bench-test-bin-")
-	if err != nil {
-		return "", err
-	}
-	return buildDaemon(context.Background(), dir, io.Discard)
-})
+// daemonBinary builds classrouted once per test binary, into binDir.
+var (
+	binDir       string
+	daemonBinary = sync.OnceValues(func() (string, error) {
+		dir, err := os.MkdirTemp("", "classroute-bench-test-bin-")
+		if err != nil {
+			return "", err
+		}
+		binDir = dir
+		return buildDaemon(context.Background(), dir, io.Discard)
+	})
+)
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bin, err := daemonBinary(); err == nil {
-		os.RemoveAll(filepath.Dir(bin))
+	if binDir != "" {
+		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
