@@ -15,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/classroute/classroute/router/metrics"
 )
 
@@ -110,14 +114,15 @@ func TestDebugListener(t *testing.T) {
 	}
 }
 
-// The daemon serves pprof on -debug-listen (off by default: TestDebugListenOffByDefault).
+// The daemon serves pprof on -debug-listen (off by default:
+// TestDebugListenOffByDefault).
 func TestDaemonServesPprof(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a daemon")
 	}
-	debug := freeAddr(t)
+	listen, debug := freeAddr(t), freeAddr(t)
 	cfg, err := parseFlags([]string{
-		"--listen", freeAddr(t), "--data-dir", t.TempDir(),
+		"--listen", listen, "--data-dir", t.TempDir(),
 		"--embedded-etcd-client", freeAddr(t), "--embedded-etcd-peer", freeAddr(t),
 		"--metrics-listen", "", "--reconcile=false", "--debug-listen", debug,
 	}, io.Discard)
@@ -133,27 +138,32 @@ func TestDaemonServesPprof(t *testing.T) {
 			t.Errorf("run: %v", err)
 		}
 	}()
+	conn, err := grpc.NewClient(listen, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get("http://" + debug + "/debug/pprof/goroutine?debug=1")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			// The daemon's own goroutines: the state store's watch among them.
-			if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("router/state")) {
-				t.Fatalf("goroutine profile: %d %.300q; want 200 and the daemon's goroutines", resp.StatusCode, body)
-			}
-			return
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		r, err := healthpb.NewHealthClient(conn).Check(c, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			break
 		}
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("daemon exited before serving pprof: %v", err)
+			t.Fatalf("daemon exited before serving: %v", err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("pprof not served after 60s: %v", err)
+			t.Fatalf("daemon not serving after 60s: %v %v", r, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The daemon's own goroutines: the state store's among them.
+	if code, body := get(t, "http://"+debug+"/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !bytes.Contains(body, []byte("router/state")) {
+		t.Fatalf("goroutine profile: %d %.300q; want 200 and the daemon's goroutines", code, body)
 	}
 }

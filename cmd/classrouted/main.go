@@ -484,6 +484,15 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer cli.Close()
 
 	m := metrics.New()
+	if cfg.DebugListen != "" {
+		// Before the store opens: a slow start (loading a large cache)
+		// can be profiled too.
+		stop, err := serveDebug(cfg, m, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	store, err := state.Open(openCtx, cli, router.NewEngine(),
 		state.WithPrefix(cfg.EtcdPrefix), state.WithLogger(log), state.WithStaleAfter(cfg.StaleAfter), state.WithObserver(m),
@@ -496,13 +505,6 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	m.AddStore(store)
 	if cfg.MetricsListen != "" {
 		stop, err := serveMetrics(cfg, m, m.Handler(store.Ready), log)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
-	if cfg.DebugListen != "" {
-		stop, err := serveDebug(cfg, m, log)
 		if err != nil {
 			return err
 		}
