@@ -53,6 +53,9 @@ type RegionState struct {
 	// Reported is the free capacity the region's live agent last
 	// reported, nil without a live agent.
 	Reported *Resources
+	// AgentLive: an agent session is live for the region (connected,
+	// whether or not it has reported yet): it may acknowledge replicas.
+	AgentLive bool
 }
 
 // Free is the capacity still available: the catalogue capacity less

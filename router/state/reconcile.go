@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -17,32 +19,59 @@ import (
 
 // The reconciler follows the live world. A placement that was right when
 // it was made can be wrong today: its region lost health, was drained,
-// or lost its accreditation. The reconciler re-decides every live
-// placement whenever the cache changes (and on a timer, since an
-// accreditation expires without any write):
-//
-//   - each replica is rechecked against its region (every rule but
-//     capacity). A failed coverage rule (level, accreditation, controls,
-//     releasability, residency...) flags the placement a violation at
-//     once, with the reasons, in the audit trail and in its record.
-//   - a replica that must move gets the best region that qualifies and
-//     keeps the spread with the other replicas. The move is committed
-//     with the new region's capacity taken, and the old copy kept as a
-//     retiring copy, holding its capacity. Only once the replacement is
-//     confirmed (its agent acknowledges it running, or its region has no
-//     agent to acknowledge) is the old copy released, in a later
-//     transaction: the last compliant copy is never lost.
-//   - when no region can take it, the placement is marked stranded, with
-//     the reasons, and retried on every pass.
-//   - a region with an agent (a health record) whose agent has not been
-//     live for longer than the grace period is marked unhealthy.
-//   - a released placement's record is deleted once its retention has
-//     passed (see retention.go).
+// or lost its accreditation. What must happen to a placement is decided
+// by router.Reconcile, a pure function of the placement, the regions and
+// the time (flag a violation, move a replica, strand it, retire a copy,
+// recover; see router/reconcile.go). This file keeps the rest: the
+// election, the fence, which placements to look at and when, and the
+// commits.
 //
 // Exactly one reconciler acts at a time: the daemons campaign in an etcd
 // election, and every write of the leader compares the create revision
 // of its election key, so a former leader (paused past its session TTL,
 // partitioned) cannot write even if it still thinks it leads.
+//
+// The leader works on change, not on a clock: its cost at rest does not
+// grow with the placements held. The cache's apply loop hands it the
+// keys each batch of watch events touched (changeFeed), and it looks at
+// the placements a change can affect:
+//
+//   - a region whose record or health changed, or whose accreditation
+//     has just expired: every live placement holding capacity there
+//     (the holds index: replicas and retiring copies);
+//   - a tenant whose policy changed (router.Tenant.SamePolicy): its
+//     live placements (the tenant-live index);
+//   - a placement record that changed (an agent's acknowledgement, the
+//     reconciler's own move): that placement, when it needs looking
+//     after (issues, retiring copies, a failed replica) or holds a region
+//     whose accreditation has expired (a Place that committed as it
+//     expired);
+//   - a region whose agent came or went: the watched placements there
+//     (a retiring copy's release rests on whether its replacement's
+//     region has an agent);
+//   - when capacity may have grown somewhere (a region's record or
+//     health changed, its usage fell, its agent came or reported more
+//     free): the placements with issues (stranded, or waiting to move),
+//     at once for a record or health change and at most every Interval
+//     for usage and agent reports;
+//   - with MoveEvery, the placements whose moves are held, one move per
+//     MoveEvery.
+//
+// An accreditation expires without any write: the leader keeps each
+// region's expiry and wakes for the next one. A region with an agent (a
+// health record) whose agent has not been live for longer than the grace
+// period is marked unhealthy: the leader wakes for that deadline too.
+//
+// A term begins with a sweep of every live placement (the previous
+// leader's last changes may not have been acted on), in batches that
+// yield to changes. After it, a slow sweep is the safety net: at most
+// sweepRate placements a second, a full sweep at most every SweepEvery,
+// so that it never shows at rest.
+//
+// Moves are make-before-break: a move commits the new region with its
+// capacity taken and keeps the old copy as a retiring copy holding its
+// own; the old copy is released in a later transaction, once the
+// replacement is confirmed.
 
 // ReconcilerConfig configures Reconcile.
 type ReconcilerConfig struct {
@@ -54,8 +83,15 @@ type ReconcilerConfig struct {
 	// RequireAgents holds every region to the grace period, even one no
 	// agent has ever served.
 	RequireAgents bool
-	// Interval is the longest time between passes (default 1s).
+	// Interval (default 1s) is the least time between two retries of the
+	// placements with issues that usage or agent reports prompt (a
+	// record or health change retries them at once), and the cadence of
+	// the purge of released placements (retention.go).
 	Interval time.Duration
+	// SweepEvery (default 10m) is the least time between the starts of
+	// two safety-net sweeps over every live placement. A sweep looks at
+	// no more than sweepRate placements a second.
+	SweepEvery time.Duration
 	// SessionTTL is the election session's lease TTL (default 5s): how
 	// long a dead leader holds the role.
 	SessionTTL time.Duration
@@ -85,10 +121,34 @@ func (c *ReconcilerConfig) defaults() {
 	if c.Interval <= 0 {
 		c.Interval = time.Second
 	}
+	if c.SweepEvery <= 0 {
+		c.SweepEvery = 10 * time.Minute
+	}
 	if c.SessionTTL < time.Second {
 		c.SessionTTL = 5 * time.Second
 	}
 }
+
+const (
+	// passSettle is how long the leader waits after a change for more
+	// changes, so that a burst (a placement storm) is one step.
+	passSettle = 20 * time.Millisecond
+	// stepBudget bounds the time one step spends on placements before
+	// it takes the changes that arrived meanwhile.
+	stepBudget = 100 * time.Millisecond
+	// sweepRate is the most placements the slow sweep looks at a second,
+	// in batches of sweepBatch; the term's first sweep is not slowed.
+	sweepRate  = 1000
+	sweepBatch = 100
+	// retryAfter: a placement whose commit lost a race is looked at
+	// again after this (one whose commit failed, after Interval).
+	retryAfter = 50 * time.Millisecond
+	// notReadyPoll: how often a leader whose cache cannot vouch for
+	// itself looks again.
+	notReadyPoll = 100 * time.Millisecond
+	// maxSleep bounds any wait (a clock that jumps is caught up with).
+	maxSleep = time.Minute
+)
 
 // fence is a leader's election key and its create revision. Every write
 // of the leader compares it.
@@ -164,7 +224,7 @@ func (s *Store) campaign(ctx context.Context, cfg *ReconcilerConfig) error {
 	s.leading.Store(true)
 	defer s.leading.Store(false)
 	s.log.Info("state: reconciler elected", "name", cfg.Name, "fence", f.rev)
-	r := &reconciler{s: s, cfg: *cfg, f: f, lostAt: map[string]time.Time{}, lastSeen: map[string]time.Time{}}
+	r := &reconciler{s: s, cfg: *cfg, f: f}
 	var alongside sync.WaitGroup // the audit chainer and the purge
 	if !cfg.Audit.Disabled {
 		alongside.Go(func() { s.chainAudit(lctx, f, cfg.Audit) })
@@ -178,6 +238,117 @@ func (s *Store) campaign(ctx context.Context, cfg *ReconcilerConfig) error {
 	return fmt.Errorf("leadership ended: %w", context.Cause(lctx))
 }
 
+// changeFeed carries to the leading reconciler what the cache's apply
+// loop changed: the region keys (record, usage, live or health record),
+// tenant ids and placement keys that a batch of watch events touched, or
+// that everything may have changed (the cache was re-listed). It
+// collects only while a reconciler listens.
+type changeFeed struct {
+	on   atomic.Bool
+	mu   sync.Mutex
+	c    changes
+	wake chan struct{} // 1-buffered: something was added
+}
+
+// changes is what the feed collected since the reconciler last took it.
+type changes struct {
+	all                          bool
+	regions, tenants, placements map[string]struct{}
+}
+
+func (c *changes) empty() bool {
+	return !c.all && len(c.regions) == 0 && len(c.tenants) == 0 && len(c.placements) == 0
+}
+
+// listen starts collecting and returns the channel that says something
+// was added.
+func (f *changeFeed) listen() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.wake == nil {
+		f.wake = make(chan struct{}, 1)
+	}
+	f.c = changes{}
+	f.on.Store(true)
+	return f.wake
+}
+
+// stop stops collecting and drops what was collected.
+func (f *changeFeed) stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.on.Store(false)
+	f.c = changes{}
+}
+
+// listening reports whether a reconciler listens: the apply loop
+// collects nothing otherwise.
+func (f *changeFeed) listening() bool { return f.on.Load() }
+
+// add records what one applied batch touched. It is called after the
+// batch is committed to the cache, so that a reconciler woken by it
+// reads a cache that holds the changes.
+func (f *changeFeed) add(regions, tenants, placements map[string]struct{}) {
+	if len(regions) == 0 && len(tenants) == 0 && len(placements) == 0 {
+		return
+	}
+	f.mu.Lock()
+	if !f.on.Load() {
+		f.mu.Unlock()
+		return
+	}
+	merge := func(dst *map[string]struct{}, src map[string]struct{}) {
+		if len(src) == 0 {
+			return
+		}
+		if *dst == nil {
+			*dst = src // the caller hands it over
+			return
+		}
+		for k := range src {
+			(*dst)[k] = struct{}{}
+		}
+	}
+	merge(&f.c.regions, regions)
+	merge(&f.c.tenants, tenants)
+	merge(&f.c.placements, placements)
+	f.mu.Unlock()
+	f.notify()
+}
+
+// reload records that the cache was replaced: everything may have changed.
+func (f *changeFeed) reload() {
+	f.mu.Lock()
+	if !f.on.Load() {
+		f.mu.Unlock()
+		return
+	}
+	f.c.all = true
+	f.mu.Unlock()
+	f.notify()
+}
+
+func (f *changeFeed) notify() {
+	f.mu.Lock()
+	w := f.wake
+	f.mu.Unlock()
+	if w != nil {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take returns what was collected and starts afresh.
+func (f *changeFeed) take() changes {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.c
+	f.c = changes{}
+	return c
+}
+
 // reconciler is one term of leadership.
 type reconciler struct {
 	s   *Store
@@ -186,152 +357,637 @@ type reconciler struct {
 	// lostAt: when each agent-monitored region was last seen without a
 	// live agent begin; lastSeen: its live agent's last report.
 	lostAt, lastSeen map[string]time.Time
-	lastMove         time.Time
-	wrote            int // transactions committed this term
-	// regionRevs: each region's record and health revisions at the last
-	// pass; watch: placements to look at on every pass, by placement
-	// key "tenant/id"; lastFull: when
-	// the last full pass began. See pass.
-	regionRevs map[string][2]int64
-	watch      map[string]bool
-	lastFull   time.Time
+	// graceAt: the earliest time a region of lostAt reaches the grace
+	// period (zero: none waits); healthAll: look at every region's
+	// agent on the next step.
+	graceAt   time.Time
+	healthAll bool
+	lastMove  time.Time
+
+	// seen: each region as the reconciler last looked at it (see
+	// regionChanged); tenants: each tenant's record likewise.
+	seen    map[string]regionSeen
+	tenants map[string]*router.Tenant
+	// expiries: the accreditation expiry of each region still to come.
+	expiries map[string]time.Time
+
+	// The placements (by key "tenant/id") to look at: dirty now; watch:
+	// those that need looking after (issues, retiring copies, failed
+	// replicas); held: those whose move waits for MoveEvery; retry: those
+	// to look at again after a failed commit, and when.
+	dirty   map[string]dirtyRef
+	watch   map[string]struct{}
+	held    map[string]struct{}
+	retry   map[string]time.Time
+	retryAt time.Time
+
+	// growAt: when the placements with issues were last retried for
+	// capacity that may have grown; growPending: a retry is owed.
+	growAt      time.Time
+	growPending bool
+
+	sweep sweep
+	snap  *reconcileSnap
+	gen   uint64 // the generation of the last snapshot
 }
 
-// lead runs passes until ctx ends: after every change of the cache, and
-// at least every Interval.
-func (r *reconciler) lead(ctx context.Context) {
-	t := time.NewTicker(r.cfg.Interval)
-	defer t.Stop()
-	for ctx.Err() == nil {
-		seen := r.s.Revision()
-		wrote := r.wrote
-		if r.s.Ready() == nil {
-			if err := r.pass(ctx); err != nil && ctx.Err() == nil {
-				r.s.log.Warn("state: reconcile pass", "err", err)
-			}
-		}
-		if r.wrote != wrote {
-			// What this pass wrote may let a copy retire, or another
-			// move go ahead: look again at once.
-			continue
-		}
-		changed := r.s.rev.wait(seen + 1)
-		if changed == nil {
-			// Changed during the pass: look again, once a burst of
-			// changes has settled.
-			select {
-			case <-ctx.Done():
-			case <-time.After(passSettle):
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-		case <-changed:
-			// Let a burst of changes (a placement storm) settle into
-			// one pass rather than one pass per revision.
-			select {
-			case <-ctx.Done():
-			case <-time.After(passSettle):
-			}
-		case <-t.C:
-		}
-	}
+// regionSeen is what decides whether a change of a region can affect a
+// placement (see regionChanged).
+type regionSeen struct {
+	present             bool
+	rev, healthRev      int64
+	used                router.Resources
+	reported            *router.Resources
+	agent               bool
+	expires             time.Time
+	revokedOrNoExpiries bool
 }
 
-// passSettle is how long a pass waits after a change for more changes.
-const passSettle = 20 * time.Millisecond
+// sweep walks the live placements in key order, a batch at a time.
+type sweep struct {
+	active  bool
+	fast    bool      // the term's first: not slowed
+	after   string    // the last placement key swept
+	started time.Time // when the current or last sweep began
+	next    time.Time // when the next batch (or sweep) is due
+}
 
-// pass reconciles region health, then the placements that may need it.
-// A full pass (the first of a term, then at least every Interval: an
-// accreditation expires without a write) looks at every live placement;
-// in between, a pass after a change looks only at the placements in
-// regions whose record or health changed, and at those already on the
-// watch list (with issues, retiring copies or failed replicas), so that
-// a placement storm does not cost a walk of every placement per change.
-func (r *reconciler) pass(ctx context.Context) error {
-	if err := r.healthPass(ctx); err != nil {
-		return err
+// reconcileSnap is one read of the cache that decisions share until the
+// reconciler writes: its own write is then read back.
+type reconcileSnap struct {
+	tx   *memdb.Txn
+	gen  uint64 // counts the snapshots of a term
+	view *regionView
+	// tenants: the tenant records read so far.
+	tenants map[string]*router.Tenant
+}
+
+// tenant returns tenant id's record, nil if there is none.
+func (sn *reconcileSnap) tenant(id string) *router.Tenant {
+	if t, ok := sn.tenants[id]; ok {
+		return t
 	}
-	full := r.regionRevs == nil || r.s.clock().Sub(r.lastFull) >= r.cfg.Interval
-	seen := make(map[string]bool)
-	var todo []string // placement keys "tenant/id"
-	add := func(key string) {
-		if !seen[key] {
-			seen[key] = true
-			todo = append(todo, key)
-		}
+	var t *router.Tenant
+	if rec := tenantTxn(sn.tx, id); rec != nil {
+		t = rec.Tenant
+	}
+	sn.tenants[id] = t
+	return t
+}
+
+// dirtyRef is a placement to look at: the record as read by the
+// snapshot of generation gen, if it was at hand (else read afresh).
+type dirtyRef struct {
+	rec *placementRecord
+	gen uint64
+}
+
+// mark marks rec's placement dirty; rec was read by the current snapshot.
+func (r *reconciler) mark(rec *placementRecord) {
+	r.dirty[keyOf(rec.P)] = dirtyRef{rec: rec, gen: r.snap.gen}
+}
+
+func (r *reconciler) init() {
+	if r.seen != nil {
+		return
+	}
+	if r.lostAt == nil {
+		r.lostAt = map[string]time.Time{}
+	}
+	if r.lastSeen == nil {
+		r.lastSeen = map[string]time.Time{}
+	}
+	r.seen = map[string]regionSeen{}
+	r.tenants = map[string]*router.Tenant{}
+	r.expiries = map[string]time.Time{}
+	r.dirty = map[string]dirtyRef{}
+	r.watch = map[string]struct{}{}
+	r.held = map[string]struct{}{}
+	r.retry = map[string]time.Time{}
+}
+
+// fresh returns a snapshot of the cache as it is now.
+func (r *reconciler) fresh() *reconcileSnap {
+	if r.snap != nil {
+		r.snap.tx.Abort()
 	}
 	tx := r.s.db.Txn(false)
 	_, view := revisionTxn(tx)
-	revs := make(map[string][2]int64, len(view.keys))
-	for i, key := range view.keys {
-		revs[key] = [2]int64{view.states[i].Rev, view.states[i].HealthRev}
+	r.gen++
+	r.snap = &reconcileSnap{tx: tx, gen: r.gen, view: view, tenants: make(map[string]*router.Tenant)}
+	return r.snap
+}
+
+// current returns the shared snapshot: read afresh after the reconciler
+// wrote (commit releases it), so that it reads its own writes.
+func (r *reconciler) current() *reconcileSnap {
+	if r.snap == nil {
+		return r.fresh()
 	}
-	if full {
-		for _, st := range []router.PlacementState{router.PlacementPlaced, router.PlacementStranded, router.PlacementViolation} {
-			it, err := tx.Get(tablePlacements, indexState, st.String())
-			if err != nil {
-				tx.Abort()
-				return err
+	return r.snap
+}
+
+func (r *reconciler) release() {
+	if r.snap != nil {
+		r.snap.tx.Abort()
+		r.snap = nil
+	}
+}
+
+// lead acts on changes until ctx ends.
+func (r *reconciler) lead(ctx context.Context) {
+	r.init()
+	wake := r.s.changes.listen()
+	defer r.s.changes.stop()
+	defer r.release()
+	// The term begins: look at every region and tenant as they are, and
+	// sweep every live placement.
+	first := true
+	timer := time.NewTimer(maxSleep)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		if r.s.Ready() != nil {
+			// The cache cannot vouch for what it holds: decide nothing
+			// on it. What changes meanwhile is kept in the feed.
+			if !sleep(ctx, timer, notReadyPoll, nil) {
+				return
 			}
-			for raw := it.Next(); raw != nil; raw = it.Next() {
-				add(keyOf(raw.(*placementRecord).P))
-			}
+			continue
 		}
-		r.watch = make(map[string]bool)
-		r.lastFull = r.s.clock()
-	} else {
-		for key, rv := range revs {
-			if r.regionRevs[key] == rv {
-				continue
-			}
-			it, err := tx.Get(tablePlacements, indexRegion, key)
-			if err != nil {
-				tx.Abort()
-				return err
-			}
-			for raw := it.Next(); raw != nil; raw = it.Next() {
-				add(keyOf(raw.(*placementRecord).P))
-			}
+		if first {
+			r.begin()
+			first = false
 		}
-		for key := range r.watch {
-			add(key)
+		busy, err := r.step(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.s.log.Warn("state: reconcile", "err", err)
+			busy = false // wait a moment rather than spin on the error
+			r.wakeAt(r.s.clock().Add(r.cfg.Interval))
+		}
+		if busy {
+			continue // more to do at once: take what changed, and go on
+		}
+		wait := r.nextWake().Sub(r.s.clock())
+		if !sleep(ctx, timer, wait, wake) {
+			return
 		}
 	}
-	tx.Abort()
-	r.regionRevs = revs
-	for _, key := range todo {
+}
+
+// sleep waits for d, or a change on wake (then passSettle more, for the
+// rest of a burst), or the end of ctx; it reports whether ctx lives.
+func sleep(ctx context.Context, t *time.Timer, d time.Duration, wake <-chan struct{}) bool {
+	t.Reset(min(max(d, time.Millisecond), maxSleep))
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	case <-wake:
+		t.Reset(passSettle) // (a timer's channel holds no stale value since Go 1.23)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+}
+
+// begin starts a term, or starts again after the cache was re-listed:
+// every region and tenant as it is now, and a sweep of every placement.
+func (r *reconciler) begin() {
+	now := r.s.clock()
+	snap := r.fresh()
+	clear(r.seen)
+	clear(r.tenants)
+	clear(r.expiries)
+	for _, key := range snap.view.keys {
+		r.seen[key] = r.summarize(snap, key)
+		r.noteExpiry(key, r.seen[key], now)
+	}
+	it, err := snap.tx.Get(tableTenants, indexID)
+	if err == nil {
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			t := raw.(*tenantRecord).Tenant
+			r.tenants[t.ID] = t
+		}
+	}
+	r.sweep = sweep{active: true, fast: true, started: now}
+	r.healthAll = true // look at every region's agent
+}
+
+// step takes what changed, works out which placements it affects and
+// looks at them, within stepBudget. It reports whether work remains.
+func (r *reconciler) step(ctx context.Context) (bool, error) {
+	s := r.s
+	c := s.changes.take()
+	now := s.clock()
+	snap := r.fresh() // after taking the changes: it holds them
+	if c.all {
+		// The cache was re-listed: no list of what changed. Start
+		// again from everything.
+		r.begin()
+		snap = r.snap
+	}
+	// Agents first: a region marked unhealthy comes back as a change.
+	var look []string
+	switch {
+	case c.all || r.healthAll:
+		look, r.healthAll = snap.view.keys, false
+	case len(c.regions) > 0 || !r.graceAt.IsZero() && !now.Before(r.graceAt):
+		for key := range c.regions {
+			look = append(look, key)
+		}
+		for key := range r.lostAt {
+			if _, ok := c.regions[key]; !ok {
+				look = append(look, key)
+			}
+		}
+	}
+	if look != nil {
+		if err := r.healthPass(ctx, look); err != nil && ctx.Err() == nil {
+			// Looked at again after Interval (graceAt); the placements
+			// need not wait for it.
+			s.log.Warn("state: reconcile: region agents", "err", err)
+		}
+	}
+	r.changed(snap, &c, now)
+
+	// The placements due now: those a change affects, retries due, a
+	// sweep batch due.
+	if !r.retryAt.IsZero() && !now.Before(r.retryAt) {
+		r.retryAt = time.Time{}
+		for key, at := range r.retry {
+			if !now.Before(at) {
+				r.dirty[key] = dirtyRef{}
+				delete(r.retry, key)
+			} else if r.retryAt.IsZero() || at.Before(r.retryAt) {
+				r.retryAt = at
+			}
+		}
+	}
+	// A sweep adds a batch only once the last ones are done with.
+	if len(r.dirty) < sweepBatch {
+		if r.sweep.active && !now.Before(r.sweep.next) {
+			r.sweepBatch(snap, now)
+		} else if !r.sweep.active && !now.Before(r.sweep.started.Add(r.cfg.SweepEvery)) {
+			r.sweep = sweep{active: true, started: now, next: now}
+			r.sweepBatch(snap, now)
+		}
+	}
+
+	deadline := time.Now().Add(stepBudget)
+	for key, ref := range r.dirty {
 		if err := ctx.Err(); err != nil {
-			return err
+			return false, err
 		}
-		if err := r.s.Ready(); err != nil {
-			return err
+		if time.Now().After(deadline) {
+			return true, nil
 		}
-		if err := r.placement(ctx, key); err != nil {
-			r.s.log.Warn("state: reconcile placement", "placement", key, "err", err)
-			r.watch[key] = true // look again on the next pass
+		if err := s.Ready(); err != nil {
+			return false, err
+		}
+		delete(r.dirty, key)
+		r.placement(ctx, key, ref)
+	}
+	// Held moves, one at a time as MoveEvery allows.
+	if len(r.held) > 0 && r.maxMoves(s.clock()) != 0 {
+		keys := make([]string, 0, len(r.held))
+		for key := range r.held {
+			keys = append(keys, key)
+		}
+		slices.Sort(keys)
+		for _, key := range keys {
+			if ctx.Err() != nil || time.Now().After(deadline) {
+				break
+			}
+			r.placement(ctx, key, dirtyRef{})
+			if r.maxMoves(s.clock()) == 0 {
+				break // moved: the next waits for MoveEvery
+			}
+		}
+	}
+	busy := len(r.dirty) > 0 || r.sweep.active && r.sweep.fast
+	return busy, nil
+}
+
+// changed works out which placements the changes in c affect, and marks
+// them dirty.
+func (r *reconciler) changed(snap *reconcileSnap, c *changes, now time.Time) {
+	grow, growNow := false, false
+	affect := func(key string) {
+		holders, watched, g, gNow := r.regionChanged(snap, key, now)
+		grow, growNow = grow || g, growNow || gNow
+		switch {
+		case holders:
+			r.markHolders(snap, key)
+		case watched:
+			r.markWatched(snap, key)
+		}
+	}
+	for key := range c.regions {
+		affect(key)
+	}
+	// Accreditations that have expired since the last look, with no write.
+	for key, at := range r.expiries {
+		if !now.Before(at) {
+			delete(r.expiries, key)
+			r.markHolders(snap, key)
+			grow, growNow = true, true
+		}
+	}
+	for id := range c.tenants {
+		var t *router.Tenant
+		if rec := tenantTxn(snap.tx, id); rec != nil {
+			t = rec.Tenant
+		}
+		old, had := r.tenants[id]
+		if t == nil {
+			delete(r.tenants, id)
+			continue
+		}
+		r.tenants[id] = t
+		if !had || !old.SamePolicy(t) {
+			r.markTenant(snap, id)
+		}
+	}
+	for key := range c.placements {
+		rec := placementTxn(snap.tx, key)
+		if rec == nil || !rec.P.State.Live() {
+			r.forget(key)
+			continue
+		}
+		if _, watched := r.watch[key]; watched || needsLooking(rec.P) || r.expiredIn(rec.P, now) {
+			r.mark(rec)
+		}
+	}
+	if grow || r.growPending {
+		if growNow || !now.Before(r.growAt.Add(r.cfg.Interval)) {
+			r.growAt, r.growPending = now, false
+			for key := range r.watch {
+				if rec := placementTxn(snap.tx, key); rec != nil && len(rec.P.Issues) > 0 {
+					r.mark(rec)
+				}
+			}
+		} else {
+			r.growPending = true
+		}
+	}
+}
+
+// summarize is a region as regionChanged compares it.
+func (r *reconciler) summarize(snap *reconcileSnap, key string) regionSeen {
+	st, ok := snap.view.state(key)
+	if !ok {
+		return regionSeen{}
+	}
+	a := &st.Region.Accreditation
+	return regionSeen{
+		present: true, rev: st.Rev, healthRev: st.HealthRev, used: st.Used,
+		reported: st.Reported, agent: st.AgentLive, expires: a.Expires, revokedOrNoExpiries: a.Revoked || a.Expires.IsZero(),
+	}
+}
+
+// regionChanged compares region key with how it was last seen and says
+// what the change can affect: every placement holding capacity there
+// (its record or health changed: the rechecks may differ), or only the
+// watched ones there (its agent came or went: a retirement may rest on
+// it); and whether capacity may have grown for a move (grow), calling
+// for a retry of the stranded at once (growNow) or within Interval.
+func (r *reconciler) regionChanged(snap *reconcileSnap, key string, now time.Time) (holders, watched, grow, growNow bool) {
+	cur := r.summarize(snap, key)
+	old, had := r.seen[key]
+	if cur.present {
+		r.seen[key] = cur
+	} else {
+		delete(r.seen, key)
+	}
+	r.noteExpiry(key, cur, now)
+	if !had && !cur.present {
+		return false, false, false, false // usage of no region
+	}
+	if had != cur.present || cur.rev != old.rev || cur.healthRev != old.healthRev {
+		return true, false, true, true
+	}
+	if cur.agent != old.agent {
+		return false, true, true, false
+	}
+	if freer(old.reported, cur.reported) || less(cur.used, old.used) {
+		return false, false, true, false
+	}
+	return false, false, false, false
+}
+
+// noteExpiry keeps the time region key's accreditation expires, if it
+// is still to come: the reconciler wakes for it.
+func (r *reconciler) noteExpiry(key string, seen regionSeen, now time.Time) {
+	if seen.present && !seen.revokedOrNoExpiries && now.Before(seen.expires) {
+		r.expiries[key] = seen.expires
+	} else {
+		delete(r.expiries, key)
+	}
+}
+
+// freer reports whether an agent's report b leaves more free in some
+// dimension than a (a report where there was none counts).
+func freer(a, b *router.Resources) bool {
+	switch {
+	case b == nil:
+		return false
+	case a == nil:
+		return true
+	}
+	return b.MilliCPU > a.MilliCPU || b.MemoryMiB > a.MemoryMiB || b.GPU > a.GPU
+}
+
+// less reports whether a is below b in some dimension.
+func less(a, b router.Resources) bool {
+	return a.MilliCPU < b.MilliCPU || a.MemoryMiB < b.MemoryMiB || a.GPU < b.GPU
+}
+
+// expiredIn reports whether p holds a region whose accreditation has
+// expired by now.
+func (r *reconciler) expiredIn(p *router.Placement, now time.Time) bool {
+	for _, key := range placementRegions(p) {
+		if seen, ok := r.seen[key]; ok && !seen.revokedOrNoExpiries && !now.Before(seen.expires) {
+			return true
+		}
+	}
+	return false
+}
+
+// markHolders marks dirty every live placement holding capacity in
+// region key.
+func (r *reconciler) markHolders(snap *reconcileSnap, key string) {
+	it, err := snap.tx.Get(tablePlacements, indexHolds, key)
+	if err != nil {
+		r.s.log.Warn("state: reconcile: placements of a region", "region", key, "err", err)
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		r.mark(raw.(*placementRecord))
+	}
+}
+
+// markWatched marks dirty the watched placements holding region key.
+func (r *reconciler) markWatched(snap *reconcileSnap, key string) {
+	for pk := range r.watch {
+		if rec := placementTxn(snap.tx, pk); rec != nil && rec.P.Holds(key) {
+			r.mark(rec)
+		}
+	}
+}
+
+// markTenant marks dirty every live placement of tenant id.
+func (r *reconciler) markTenant(snap *reconcileSnap, id string) {
+	it, err := snap.tx.Get(tablePlacements, indexTenantLive, id)
+	if err != nil {
+		r.s.log.Warn("state: reconcile: placements of a tenant", "tenant", id, "err", err)
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		r.mark(raw.(*placementRecord))
+	}
+}
+
+// sweepBatch marks dirty the next batch of live placements of the
+// sweep, and schedules the next batch.
+func (r *reconciler) sweepBatch(snap *reconcileSnap, now time.Time) {
+	sw := &r.sweep
+	batch := sweepBatch
+	if sw.fast {
+		batch = 10 * sweepBatch
+	}
+	it, err := snap.tx.LowerBound(tablePlacements, indexID, sw.after)
+	if err != nil {
+		r.s.log.Warn("state: reconcile sweep", "err", err)
+		return
+	}
+	// Released records are skipped, and counted against the batch at a
+	// quarter of a live one, so that a batch stays bounded.
+	cost := 0
+	for raw := it.Next(); ; raw = it.Next() {
+		if raw == nil {
+			if sw.fast {
+				r.s.log.Debug("state: reconciler: first sweep done", "took", now.Sub(sw.started))
+			}
+			sw.active, sw.fast, sw.after = false, false, ""
+			return
+		}
+		p := raw.(*placementRecord).P
+		key := keyOf(p)
+		if key == sw.after {
+			continue
+		}
+		sw.after = key
+		if p.State.Live() {
+			r.mark(raw.(*placementRecord))
+			cost += 4
+		} else {
+			cost++
+		}
+		if cost >= 4*batch {
+			break
+		}
+	}
+	if sw.fast {
+		sw.next = now
+	} else {
+		sw.next = now.Add(time.Duration(batch) * time.Second / sweepRate)
+	}
+}
+
+// nextWake is when the reconciler must look again with no change: the
+// next accreditation expiry, agent grace deadline, held move, retry,
+// owed capacity retry or sweep batch.
+func (r *reconciler) nextWake() time.Time {
+	now := r.s.clock()
+	next := now.Add(maxSleep)
+	at := func(t time.Time) {
+		if !t.IsZero() && t.Before(next) {
+			next = t
+		}
+	}
+	for _, t := range r.expiries {
+		at(t)
+	}
+	at(r.graceAt)
+	if len(r.held) > 0 {
+		at(r.lastMove.Add(r.cfg.MoveEvery))
+	}
+	at(r.retryAt)
+	if r.growPending {
+		at(r.growAt.Add(r.cfg.Interval))
+	}
+	if r.sweep.active {
+		at(r.sweep.next)
+	} else {
+		at(r.sweep.started.Add(r.cfg.SweepEvery))
+	}
+	return next
+}
+
+// wakeAt makes the reconciler look again by t.
+func (r *reconciler) wakeAt(t time.Time) {
+	if r.retryAt.IsZero() || t.Before(r.retryAt) {
+		r.retryAt = t
+	}
+}
+
+// needsLooking reports whether live placement p needs looking after
+// whatever changes: it has issues, retiring copies or a failed replica.
+func needsLooking(p *router.Placement) bool {
+	if !p.State.Live() {
+		return false
+	}
+	if len(p.Issues) > 0 || len(p.Retiring) > 0 || p.State != router.PlacementPlaced {
+		return true
+	}
+	for _, rs := range p.Replicas {
+		if rs.State == router.ReplicaFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// forget drops a placement the reconciler no longer looks after.
+func (r *reconciler) forget(key string) {
+	delete(r.watch, key)
+	delete(r.held, key)
+	delete(r.retry, key)
+}
+
+// pass looks at every live placement once, as a fresh leader does:
+// region health, then each placement. (Tests run it as a former leader
+// to show that its writes are fenced.)
+func (r *reconciler) pass(ctx context.Context) error {
+	r.init()
+	defer r.release()
+	r.begin()
+	if err := r.healthPass(ctx, r.snap.view.keys); err != nil {
+		return err
+	}
+	for r.sweep.active {
+		r.sweepBatch(r.current(), r.s.clock())
+		for key, ref := range r.dirty {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			delete(r.dirty, key)
+			r.placement(ctx, key, ref)
 		}
 	}
 	return nil
 }
 
-// watchOrForget keeps p on the watch list while it needs looking after.
-func (r *reconciler) watchOrForget(p *router.Placement) {
-	need := p.State.Live() && (len(p.Issues) > 0 || len(p.Retiring) > 0)
-	for _, rs := range p.Replicas {
-		need = need || rs.State == router.ReplicaFailed
-	}
-	if need {
-		r.watch[keyOf(p)] = true
-	} else {
-		delete(r.watch, keyOf(p))
-	}
-}
-
-// healthPass marks unhealthy the agent-monitored regions that have had
-// no live agent for longer than the grace period.
-func (r *reconciler) healthPass(ctx context.Context) error {
+// healthPass looks at the agents of the regions keys (those whose
+// records changed, and every region still waiting out its grace period
+// in lostAt): it marks unhealthy the agent-monitored regions that have
+// had no live agent for longer than the grace period, and notes when the
+// next one will have.
+func (r *reconciler) healthPass(ctx context.Context, keys []string) error {
 	now := r.s.clock()
 	tx := r.s.db.Txn(false)
 	_, view := revisionTxn(tx)
@@ -341,7 +997,13 @@ func (r *reconciler) healthPass(ctx context.Context) error {
 		lost time.Time
 	}
 	var marks []mark
-	for _, key := range view.keys {
+	r.graceAt = time.Time{}
+	for _, key := range keys {
+		if _, ok := view.index[key]; !ok {
+			delete(r.lostAt, key) // no such region (any more)
+			delete(r.lastSeen, key)
+			continue
+		}
 		live, h := liveTxn(tx, key), healthTxn(tx, key)
 		if live != nil {
 			r.lastSeen[key] = live.V.ReportedAt
@@ -359,11 +1021,14 @@ func (r *reconciler) healthPass(ctx context.Context) error {
 			}
 			r.lostAt[key] = lost
 		}
-		if now.Sub(lost) < r.cfg.AgentGrace {
-			continue
-		}
 		if h != nil && !h.H.Healthy && strings.HasPrefix(h.H.Reason, noAgentReason) {
 			continue // already marked
+		}
+		if due := lost.Add(r.cfg.AgentGrace); now.Before(due) {
+			if r.graceAt.IsZero() || due.Before(r.graceAt) {
+				r.graceAt = due
+			}
+			continue
 		}
 		marks = append(marks, mark{key, h, lost})
 	}
@@ -398,13 +1063,16 @@ func (r *reconciler) healthPass(ctx context.Context) error {
 			).Commit()
 		})
 		if err != nil {
+			r.graceAt = now.Add(r.cfg.Interval)
 			return err
 		}
 		if resp.Succeeded {
 			r.s.log.Warn("state: region unhealthy: no live agent", "region", m.key, "since", m.lost)
-			if err := r.s.waitCommitted(ctx, resp.Header.Revision); err != nil {
-				return err
-			}
+		} else if r.graceAt.IsZero() || now.Add(retryAfter).Before(r.graceAt) {
+			r.graceAt = now.Add(retryAfter) // lost a race: look again
+		}
+		if err := r.s.waitCommitted(ctx, resp.Header.Revision); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -415,344 +1083,251 @@ const noAgentReason = "no live agent"
 // actorReconciler is the reconciler's name in the audit trail.
 const actorReconciler = "system:reconciler"
 
-// placement reconciles one placement, by placement key "tenant/id", on a
-// fresh snapshot and commits what changed in one fenced transaction.
-func (r *reconciler) placement(ctx context.Context, key string) error {
-	s := r.s
-	now := s.clock()
-	tx := s.db.Txn(false)
-	_, view := revisionTxn(tx)
-	rec := placementTxn(tx, key)
-	var tenant *tenantRecord
-	if rec != nil {
-		tenant = tenantTxn(tx, rec.P.Tenant)
+// maxMoves is how many replicas the next placement may move.
+func (r *reconciler) maxMoves(now time.Time) int {
+	switch {
+	case r.cfg.MoveEvery <= 0:
+		return router.AnyMoves
+	case now.Sub(r.lastMove) >= r.cfg.MoveEvery:
+		return 1
+	default:
+		return 0
 	}
-	defer tx.Abort() // step 3 reads the live records of the same snapshot
+}
+
+// placement looks at one placement, by key "tenant/id": it decides on
+// the shared snapshot (router.Reconcile) and commits what changed in
+// one fenced transaction. A failure is logged and the placement looked
+// at again after Interval.
+func (r *reconciler) placement(ctx context.Context, key string, ref dirtyRef) {
+	if err := r.reconcileOne(ctx, key, ref); err != nil {
+		if ctx.Err() == nil {
+			r.s.log.Warn("state: reconcile placement", "placement", key, "err", err)
+		}
+		r.retryLater(key, r.cfg.Interval)
+	}
+}
+
+// retryLater looks at placement key again after d.
+func (r *reconciler) retryLater(key string, d time.Duration) {
+	at := r.s.clock().Add(d)
+	r.retry[key] = at
+	r.wakeAt(at)
+}
+
+func (r *reconciler) reconcileOne(ctx context.Context, key string, ref dirtyRef) error {
+	s := r.s
+	snap := r.current()
+	rec := ref.rec
+	if rec == nil || ref.gen != snap.gen {
+		rec = placementTxn(snap.tx, key)
+	}
 	if rec == nil || !rec.P.State.Live() {
-		delete(r.watch, key)
+		r.forget(key)
 		return nil
 	}
 	p := rec.P
+	tenant := snap.tenant(p.Tenant)
 	if tenant == nil {
 		return fmt.Errorf("tenant %q of placement %s is not cached", p.Tenant, p.ID)
 	}
-	w := p.Workload
-	in := router.Input{Workload: &w, Tenant: tenant.Tenant, Regions: view.states, Now: now}
-	labelOK := w.Banner != "" && w.Label.String() == w.Banner
-	// A tenant whose ceiling was lowered below the workload's label may
-	// no longer hold it anywhere: every replica is a violation, and no
-	// move can mend it.
-	var ceiling error
-	if labelOK {
-		ceiling = tenant.Tenant.WithinCeiling(w.Label)
-	}
-
-	next := clonePlacement(p)
-	next.Issues = nil
-	var audits []AuditEntry
-	audit := func(op string, regions []string, reasons []router.Reason) {
-		a := AuditEntry{Time: now.UTC(), Op: op, Actor: actorReconciler, RequestID: p.ID, Tenant: p.Tenant, Workload: w.Name, Label: w.Banner, Regions: regions, Revision: s.Revision()}
-		for _, rs := range reasons {
-			a.Reasons = append(a.Reasons, string(rs.Code)+": "+rs.Message)
-		}
-		audits = append(audits, a)
-	}
-
-	// The regions every write must find as they were read: the current
-	// replicas' (the verdicts rest on them) and any region moved to.
-	var compared []int
-
-	// 1. Recheck every replica.
-	var keep, avoid []int
-	type bad struct {
-		i     int
-		issue router.Issue
-	}
-	var bads []bad
-	for i, key := range p.Regions {
-		idx, ok := view.index[key]
-		var reasons []router.Reason
-		violation := false
-		switch {
-		case !labelOK:
-			reasons, violation = []router.Reason{{Code: router.ReasonLevel, Message: fmt.Sprintf("stored label %q no longer parses", w.Banner)}}, true
-		case ceiling != nil:
-			reasons, violation = []router.Reason{{Code: router.ReasonPolicy, Message: ceiling.Error()}}, true
-		case !ok:
-			reasons, violation = []router.Reason{{Code: router.ReasonHealth, Message: "region record is gone"}}, true
-		default:
-			compared = append(compared, idx)
-			reasons, violation = s.engine.Recheck(in, idx)
-		}
-		if rs := p.Replica(i); rs.State == router.ReplicaFailed {
-			msg := "replica failed in the region"
-			if rs.Detail != "" {
-				msg += ": " + rs.Detail
-			}
-			reasons = append(reasons, router.Reason{Code: router.ReasonHealth, Message: msg})
-		}
-		if len(reasons) == 0 {
-			if ok {
-				keep = append(keep, idx)
-			}
-			continue
-		}
-		if ok {
-			avoid = append(avoid, idx)
-		}
-		bads = append(bads, bad{i, router.Issue{Region: key, Violation: violation, Reasons: reasons, Since: issueSince(p, key, now)}})
-	}
-	for _, rt := range p.Retiring {
-		if idx, ok := view.index[rt.Region]; ok {
-			avoid = append(avoid, idx)
-		}
-	}
-
-	// 2. Move what must move, or say why it cannot.
-	var moved []int // view indexes taken by moves
-	for _, b := range bads {
-		issue := b.issue
-		if issue.Violation && !hadIssue(p, issue.Region, func(is router.Issue) bool { return is.Violation }) {
-			audit(AuditViolation, []string{issue.Region}, issue.Reasons)
-		}
-		if !labelOK || ceiling != nil {
-			why := "cannot re-decide on a label that does not parse"
-			if ceiling != nil {
-				why = "no region may hold it: the label is above the tenant's ceiling"
-			}
-			issue.Stranded = true
-			issue.Reasons = append(issue.Reasons, router.Reason{Code: router.ReasonStranded, Message: why})
-			next.Issues = append(next.Issues, issue)
-			continue
-		}
-		if r.cfg.MoveEvery > 0 && now.Sub(r.lastMove) < r.cfg.MoveEvery {
-			next.Issues = append(next.Issues, carryStranded(p, issue))
-			continue // moved on a later pass
-		}
-		rep, err := s.engine.Replace(in, keep, avoid)
-		if err != nil {
-			issue.Stranded = true
-			issue.Reasons = append(issue.Reasons, router.Reason{Code: router.ReasonStranded, Message: err.Error()})
-			if !hadIssue(p, issue.Region, func(is router.Issue) bool { return is.Stranded }) {
-				audit(AuditStranded, []string{issue.Region}, issue.Reasons)
-			}
-			next.Issues = append(next.Issues, issue)
-			continue
-		}
-		to := view.keys[rep.Index]
-		next.Regions[b.i] = to
-		next.Scores[b.i] = rep.Score
-		if b.i < len(next.Replicas) {
-			next.Replicas[b.i] = router.ReplicaStatus{State: router.ReplicaPending, At: now.UTC()}
-		}
-		next.Retiring = append(next.Retiring, router.Retiring{Region: issue.Region, MovedTo: to, Reasons: issue.Reasons, Since: now.UTC()})
-		next.Moves++
-		keep = append(keep, rep.Index)
-		avoid = append(avoid, rep.Index)
-		moved = append(moved, rep.Index)
-		compared = append(compared, rep.Index)
-		audit(AuditReroute, []string{issue.Region, to}, issue.Reasons)
-		r.lastMove = now
-	}
-
-	// 3. Release the retiring copies whose replacement is confirmed
-	// (never one made in this transaction).
-	var retired, agentless []string
-	kept := next.Retiring[:0:0]
-	hasAgent := func(key string) bool { return liveTxn(tx, key) != nil }
-	for _, rt := range next.Retiring {
-		if ok, none := confirmed(next, rt, view, hasAgent); ok && !rt.Since.Equal(now.UTC()) {
-			retired = append(retired, rt.Region)
-			if none != "" {
-				agentless = append(agentless, none)
-			}
-			audit(AuditRetire, []string{rt.Region, rt.MovedTo}, nil)
-			continue
-		}
-		kept = append(kept, rt)
-	}
-	next.Retiring = kept
-
-	// 4. The state: a violation while any replica, or any copy still
-	// running, sits where the workload may not be.
-	next.State = router.PlacementPlaced
-	for _, is := range next.Issues {
-		if is.Stranded && next.State != router.PlacementViolation {
-			next.State = router.PlacementStranded
-		}
-		if is.Violation {
-			next.State = router.PlacementViolation
-		}
-	}
-	for _, rt := range next.Retiring {
-		if idx, ok := view.index[rt.Region]; ok && labelOK {
-			if reasons, v := s.engine.Recheck(in, idx); v {
-				next.State = router.PlacementViolation
-				flagged := hadIssue(p, rt.Region, func(is router.Issue) bool { return is.Violation }) ||
-					slices.ContainsFunc(bads, func(b bad) bool { return b.issue.Region == rt.Region && b.issue.Violation })
-				if p.State != router.PlacementViolation && !flagged {
-					// A copy still running where the workload may not
-					// be is a violation on the record, even though it
-					// is already leaving.
-					audit(AuditViolation, []string{rt.Region}, reasons)
-				}
-			}
-		}
-	}
-	if len(p.Issues) > 0 && len(next.Issues) == 0 && len(moved) == 0 {
-		audit(AuditRecovered, p.Regions, nil)
-	}
-	if samePlacement(p, next) {
-		r.watchOrForget(p)
+	now := s.clock()
+	res := router.Reconcile(s.engine, p, router.ReconcileInput{
+		Tenant: tenant, Regions: snap.view.states, Index: snap.view.index, Now: now, MaxMoves: r.maxMoves(now),
+	})
+	r.note(key, p, &res)
+	if res.Keep() {
 		return nil
 	}
-	next.UpdatedAt = now.UTC()
-	r.watchOrForget(next) // on failure too: the next pass looks again
-	if err := r.commit(ctx, rec, next, view, compared, moved, retired, agentless, audits); err != nil {
-		r.watch[key] = true
+	if slices.ContainsFunc(res.Actions, func(a router.Action) bool { return a.Kind == router.ActionMove }) {
+		r.lastMove = now
+	}
+	w, err := s.reconcileWrite(rec, &res, snap.view, now)
+	if err != nil {
 		return err
+	}
+	ok, err := r.commit(ctx, w, snap.view)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// Lost a race (or the role): look again on fresh state.
+		r.retryLater(key, retryAfter)
+		return nil
+	}
+	if len(w.audits) > 0 {
+		n := res.Next
+		s.log.Info("state: reconciled placement", "tenant", n.Tenant, "id", n.ID, "state", n.State, "regions", n.Regions, "retiring", len(n.Retiring), "ops", auditOps(w.audits))
 	}
 	return nil
 }
 
-// commit writes a reconciled placement: fenced, comparing the placement,
-// every region compared and its health, the usage of the regions moved
-// to (taken) and of the copies retired (returned), and that the regions
-// in agentless (a retirement rests on their having no agent) still have
-// no live agent.
-func (r *reconciler) commit(ctx context.Context, rec *placementRecord, next *router.Placement, view *regionView,
-	compared, moved []int, retired, agentless []string, audits []AuditEntry) error {
-	s := r.s
+// note keeps the watch and held sets up to date with what was decided
+// for placement key (p as read).
+func (r *reconciler) note(key string, p *router.Placement, res *router.Reconciliation) {
+	next := p
+	if res.Next != nil {
+		next = res.Next
+	}
+	if needsLooking(next) {
+		r.watch[key] = struct{}{}
+	} else {
+		delete(r.watch, key)
+	}
+	if res.Held() {
+		r.held[key] = struct{}{}
+	} else {
+		delete(r.held, key)
+	}
+}
+
+// reconcileWrite is what committing one reconciled placement takes: the
+// comparisons and operations of its own (the placement, compared at its
+// mod revision; the regions its decision rests on and their health; the
+// regions a retirement's "no agent" rests on; its audit entries), and
+// the changes to regions' usage, kept apart so that the writes of
+// several placements can share one usage operation per region.
+type reconcileWrite struct {
+	cmps   []clientv3.Cmp
+	ops    []clientv3.Op
+	usage  []usageDelta
+	audits []AuditEntry
+}
+
+// usageDelta is a change to a region's usage: a move takes a replica's
+// resources in its new region (n = +1), a retirement returns them in the
+// old one (n = -1).
+type usageDelta struct {
+	region string
+	res    router.Resources
+	n      int64
+}
+
+// reconcileWrite turns a reconciliation of rec, decided on view at now,
+// into what its commit writes (see commit).
+func (s *Store) reconcileWrite(rec *placementRecord, res *router.Reconciliation, view *regionView, now time.Time) (reconcileWrite, error) {
+	p, next := rec.P, res.Next
+	var w reconcileWrite
 	pkey := s.keys.placement(keyOf(next))
 	pval, err := json.Marshal(next)
 	if err != nil {
-		return err
+		return w, err
 	}
-	cmps := []clientv3.Cmp{r.f.cmp(), clientv3.Compare(clientv3.ModRevision(pkey), "=", rec.Rev)}
-	ops := []clientv3.Op{clientv3.OpPut(pkey, string(pval))}
-	for _, idx := range compared {
+	w.cmps = append(w.cmps, clientv3.Compare(clientv3.ModRevision(pkey), "=", rec.Rev))
+	w.ops = append(w.ops, clientv3.OpPut(pkey, string(pval)))
+	for _, idx := range res.Compared {
 		key, st := view.keys[idx], &view.states[idx]
-		cmps = append(cmps,
+		w.cmps = append(w.cmps,
 			clientv3.Compare(clientv3.ModRevision(s.keys.region(key)), "=", st.Rev),
 			clientv3.Compare(clientv3.ModRevision(s.keys.health(key)), "=", st.HealthRev))
 	}
-	for _, key := range agentless {
-		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.live(key)), "=", 0))
-	}
-	res := next.Workload.Resources
-	for _, idx := range moved {
-		key, st := view.keys[idx], &view.states[idx]
-		ukey := s.keys.usage(key)
-		uval, err := json.Marshal(usageValue{Used: st.Used.Add(res), Placements: view.counts[idx] + 1})
-		if err != nil {
-			return err
+	wl := &p.Workload
+	audit := func(op string, regions []string, reasons []router.Reason) {
+		a := AuditEntry{Time: now.UTC(), Op: op, Actor: actorReconciler, RequestID: p.ID, Tenant: p.Tenant, Workload: wl.Name, Label: wl.Banner, Regions: regions, Revision: s.Revision()}
+		for _, rs := range reasons {
+			a.Reasons = append(a.Reasons, string(rs.Code)+": "+rs.Message)
 		}
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ukey), "=", st.UsageRev))
-		ops = append(ops, clientv3.OpPut(ukey, string(uval)))
+		w.audits = append(w.audits, a)
 	}
-	for _, key := range retired {
-		ukey := s.keys.usage(key)
-		idx, ok := view.index[key]
-		if !ok {
-			// The region is gone: it cannot be while a copy holds it.
-			return fmt.Errorf("retiring copy of %s in unknown region %s", next.ID, key)
+	for _, a := range res.Actions {
+		switch a.Kind {
+		case router.ActionFlag:
+			audit(AuditViolation, []string{a.Region}, a.Reasons)
+		case router.ActionStrand:
+			audit(AuditStranded, []string{a.Region}, a.Reasons)
+		case router.ActionMove:
+			audit(AuditReroute, []string{a.Region, a.To}, a.Reasons)
+			w.usage = append(w.usage, usageDelta{region: a.To, res: wl.Resources, n: 1})
+		case router.ActionRetire:
+			audit(AuditRetire, []string{a.Region, a.To}, nil)
+			w.usage = append(w.usage, usageDelta{region: a.Region, res: wl.Resources, n: -1})
+			if a.NoAgent != "" {
+				w.cmps = append(w.cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.live(a.NoAgent)), "=", 0))
+			}
+		case router.ActionRecover:
+			audit(AuditRecovered, p.Regions, nil)
 		}
-		st := &view.states[idx]
-		left := st.Used.Sub(res)
-		left = router.Resources{MilliCPU: max(left.MilliCPU, 0), MemoryMiB: max(left.MemoryMiB, 0), GPU: max(left.GPU, 0)}
-		uval, err := json.Marshal(usageValue{Used: left, Placements: max(view.counts[idx]-1, 0)})
-		if err != nil {
-			return err
-		}
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ukey), "=", st.UsageRev))
-		ops = append(ops, clientv3.OpPut(ukey, string(uval)))
 	}
-	for _, a := range audits {
+	for _, a := range w.audits {
 		aop, err := s.auditOp(a)
 		if err != nil {
-			return err
+			return w, err
 		}
-		ops = append(ops, aop)
+		w.ops = append(w.ops, aop)
 	}
+	return w, nil
+}
+
+// usageOps compares the usage of every region the deltas change as view
+// read it, and writes it with the deltas applied (never below zero).
+func (s *Store) usageOps(view *regionView, deltas []usageDelta) ([]clientv3.Cmp, []clientv3.Op, error) {
+	type sum struct {
+		idx  int
+		used router.Resources
+		n    int64
+	}
+	var order []string
+	sums := make(map[string]*sum)
+	for _, d := range deltas {
+		u, ok := sums[d.region]
+		if !ok {
+			idx, known := view.index[d.region]
+			if !known {
+				// A copy cannot hold a region that is gone, nor a move
+				// take one.
+				return nil, nil, fmt.Errorf("usage of unknown region %s", d.region)
+			}
+			st := &view.states[idx]
+			u = &sum{idx: idx, used: st.Used, n: view.counts[idx]}
+			sums[d.region] = u
+			order = append(order, d.region)
+		}
+		if d.n > 0 {
+			u.used = u.used.Add(d.res)
+		} else {
+			u.used = u.used.Sub(d.res)
+		}
+		u.n += d.n
+	}
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	for _, key := range order {
+		u := sums[key]
+		used := router.Resources{MilliCPU: max(u.used.MilliCPU, 0), MemoryMiB: max(u.used.MemoryMiB, 0), GPU: max(u.used.GPU, 0)}
+		uval, err := json.Marshal(usageValue{Used: used, Placements: max(u.n, 0)})
+		if err != nil {
+			return nil, nil, err
+		}
+		ukey := s.keys.usage(key)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ukey), "=", view.states[u.idx].UsageRev))
+		ops = append(ops, clientv3.OpPut(ukey, string(uval)))
+	}
+	return cmps, ops, nil
+}
+
+// commit writes w in one transaction that also compares the leader's
+// fence, and waits for the cache to hold what it met. It reports
+// whether the transaction succeeded; a loss (a race, or the role) is no
+// error.
+func (r *reconciler) commit(ctx context.Context, w reconcileWrite, view *regionView) (bool, error) {
+	s := r.s
+	ucmps, uops, err := s.usageOps(view, w.usage)
+	if err != nil {
+		return false, err
+	}
+	cmps := append(append([]clientv3.Cmp{r.f.cmp()}, w.cmps...), ucmps...)
+	ops := append(w.ops, uops...)
 	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
-	if !resp.Succeeded {
-		// Lost a race (or the role): the next pass reads fresh state.
-		r.watch[keyOf(next)] = true
-		return s.waitCommitted(ctx, resp.Header.Revision)
-	}
-	r.wrote++
-	if len(audits) > 0 {
-		s.log.Info("state: reconciled placement", "tenant", next.Tenant, "id", next.ID, "state", next.State, "regions", next.Regions, "retiring", len(next.Retiring), "ops", auditOps(audits))
-	}
-	return s.waitCommitted(ctx, resp.Header.Revision)
-}
-
-// confirmed reports whether the replacement of a retiring copy is
-// confirmed: following the moves from rt (a replacement may itself have
-// moved on before it was confirmed) to a current replica, that replica
-// has no issue and is acknowledged running, or its region has no agent
-// to acknowledge it (no health record, and no live agent session: one
-// that has connected but not yet reported is an agent). When it rests on
-// the region having no agent, it returns that region too.
-func confirmed(p *router.Placement, rt router.Retiring, view *regionView, hasAgent func(string) bool) (bool, string) {
-	to := rt.MovedTo
-	for range len(p.Retiring) + 1 {
-		if j := slices.Index(p.Regions, to); j >= 0 {
-			for _, is := range p.Issues {
-				if is.Region == to {
-					return false, ""
-				}
-			}
-			if p.Replica(j).State == router.ReplicaRunning {
-				return true, ""
-			}
-			if st, ok := view.state(to); ok && st.Health == nil && !hasAgent(to) {
-				return true, to
-			}
-			return false, ""
-		}
-		k := slices.IndexFunc(p.Retiring, func(o router.Retiring) bool { return o.Region == to })
-		if k < 0 {
-			return false, ""
-		}
-		to = p.Retiring[k].MovedTo
-	}
-	return false, ""
-}
-
-// issueSince keeps the time an issue was first seen.
-func issueSince(p *router.Placement, region string, now time.Time) time.Time {
-	for _, is := range p.Issues {
-		if is.Region == region {
-			return is.Since
-		}
-	}
-	return now.UTC()
-}
-
-// hadIssue reports whether p already had an issue in region that is.
-func hadIssue(p *router.Placement, region string, is func(router.Issue) bool) bool {
-	for _, x := range p.Issues {
-		if x.Region == region && is(x) {
-			return true
-		}
-	}
-	return false
-}
-
-// carryStranded keeps a replica's stranded mark while its move waits.
-func carryStranded(p *router.Placement, issue router.Issue) router.Issue {
-	for _, is := range p.Issues {
-		if is.Region == issue.Region && is.Stranded {
-			return is
-		}
-	}
-	return issue
+	// Succeeded or not, the next decision reads a cache that holds what
+	// this one met.
+	err = s.waitCommitted(ctx, resp.Header.Revision)
+	r.release()
+	return resp.Succeeded, err
 }
 
 func auditOps(as []AuditEntry) string {
@@ -761,34 +1336,4 @@ func auditOps(as []AuditEntry) string {
 		ops[i] = a.Op
 	}
 	return strings.Join(ops, ",")
-}
-
-// clonePlacement copies the parts of p the reconciler changes.
-func clonePlacement(p *router.Placement) *router.Placement {
-	c := *p
-	c.Regions = slices.Clone(p.Regions)
-	c.Scores = slices.Clone(p.Scores)
-	c.Replicas = slices.Clone(p.Replicas)
-	c.Issues = slices.Clone(p.Issues)
-	c.Retiring = slices.Clone(p.Retiring)
-	return &c
-}
-
-// samePlacement reports whether the reconciler would change nothing.
-func samePlacement(a, b *router.Placement) bool {
-	if a.State != b.State || a.Moves != b.Moves || !slices.Equal(a.Regions, b.Regions) || len(a.Issues) != len(b.Issues) || len(a.Retiring) != len(b.Retiring) {
-		return false
-	}
-	for i := range a.Issues {
-		x, y := a.Issues[i], b.Issues[i]
-		if x.Region != y.Region || x.Violation != y.Violation || x.Stranded != y.Stranded || !slices.Equal(x.Reasons, y.Reasons) {
-			return false
-		}
-	}
-	for i := range a.Retiring {
-		if a.Retiring[i].Region != b.Retiring[i].Region || a.Retiring[i].MovedTo != b.Retiring[i].MovedTo {
-			return false
-		}
-	}
-	return true
 }

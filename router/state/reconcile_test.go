@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -579,4 +580,338 @@ func TestLoweredCeilingFlagsPlacements(t *testing.T) {
 	if ops := e.auditOps(); ops[state.AuditViolation] != 1 {
 		t.Errorf("audit %v: want the violation recorded", ops)
 	}
+}
+
+// writePlacements writes live placements of secretWorkload straight to
+// etcd, as many as counts says for each "tenant region" (one replica
+// each, ids "<tenant>-<region>-<i>"), sets the usage of each region to
+// what they hold, and waits for the store's cache to hold them.
+func (e *env) writePlacements(counts map[string]int) {
+	e.tb.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	var ops []clientv3.Op
+	flush := func() {
+		if len(ops) == 0 {
+			return
+		}
+		if _, err := e.other.Txn(ctx).Then(ops...).Commit(); err != nil {
+			e.tb.Fatal(err)
+		}
+		ops = ops[:0]
+	}
+	held := make(map[string]int64)
+	for spec, n := range counts {
+		tenant, region, _ := strings.Cut(spec, " ")
+		w := secretWorkload(e.tb, "w")
+		w.Tenant = tenant
+		for i := range n {
+			id := fmt.Sprintf("%s-%s-%d", tenant, strings.ReplaceAll(region, "/", "-"), i)
+			p := router.Placement{ID: id, Tenant: tenant, Workload: *w, Regions: []string{region}, Scores: []float64{1},
+				State: router.PlacementPlaced, DecidedAt: 1, CreatedAt: now}
+			v, err := json.Marshal(&p)
+			if err != nil {
+				e.tb.Fatal(err)
+			}
+			ops = append(ops, clientv3.OpPut(e.prefix+"placements/"+tenant+"/"+id, string(v)))
+			if len(ops) == 100 {
+				flush()
+			}
+		}
+		held[region] += int64(n)
+	}
+	for region, n := range held {
+		v, err := json.Marshal(map[string]any{"used": router.Resources{MilliCPU: unit.MilliCPU * n, MemoryMiB: unit.MemoryMiB * n}, "placements": n})
+		if err != nil {
+			e.tb.Fatal(err)
+		}
+		ops = append(ops, clientv3.OpPut(e.prefix+"usage/"+region, string(v)))
+	}
+	flush()
+	resp, err := e.other.Get(ctx, "x")
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := e.store.WaitFor(wctx, resp.Header.Revision); err != nil {
+		e.tb.Fatal(err)
+	}
+}
+
+// countingEngine is the engine, counting its rechecks: how many
+// replicas the reconciler looked at.
+type countingEngine struct {
+	*router.Engine
+	rechecks atomic.Int64
+}
+
+func (c *countingEngine) Recheck(in router.Input, idx int) ([]router.Reason, bool) {
+	c.rechecks.Add(1)
+	return c.Engine.Recheck(in, idx)
+}
+
+// openCounting opens the env's store anew on a counting engine (the
+// env's first store is closed).
+func (e *env) openCounting() *countingEngine {
+	e.tb.Helper()
+	ce := &countingEngine{Engine: router.NewEngine()}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := state.Open(ctx, e.cli, ce, state.WithPrefix(e.prefix), state.WithLogger(slog.New(e.logs)))
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	e.tb.Cleanup(func() { s.Close() })
+	e.store.Close()
+	e.store = s
+	return ce
+}
+
+// settled waits until the count has not moved for half a second, and
+// returns it; after 5 seconds it returns what it has (a count that never
+// settles fails the caller's comparison).
+func settled(tb testing.TB, c *atomic.Int64) int64 {
+	tb.Helper()
+	last := c.Load()
+	deadline := time.Now().Add(5 * time.Second)
+	for still := 0; still < 5 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		if n := c.Load(); n != last {
+			last, still = n, 0
+			continue
+		}
+		still++
+	}
+	return last
+}
+
+// The reconciler looks at what a change can affect, and at nothing at
+// rest: no pass over every placement on a clock.
+func TestReconcilerWorksOnChange(t *testing.T) {
+	e := newEnv(t, nil)
+	s1, s2 := secretRegion("aws", "s1", big), secretRegion("azure", "s2", big)
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, s2}, []router.Tenant{army(), navy()})
+	ce := e.openCounting()
+	e.writePlacements(map[string]int{"us-army aws/s1": 1000, "us-army azure/s2": 10, "us-navy aws/s1": 100})
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: 100 * time.Millisecond, Audit: state.AuditChainConfig{Disabled: true}})
+	eventually(t, 10*time.Second, func() (bool, string) {
+		return ce.rechecks.Load() >= 1110, fmt.Sprintf("%d rechecked by the first sweep", ce.rechecks.Load())
+	})
+	looked := func(what string, do func(), want int64) {
+		t.Helper()
+		before := settled(t, &ce.rechecks)
+		do()
+		if got := settled(t, &ce.rechecks) - before; got != want {
+			t.Errorf("%s: %d replicas rechecked, want %d", what, got, want)
+		}
+	}
+	looked("at rest", func() { time.Sleep(2500 * time.Millisecond) }, 0)
+	ctx := context.Background()
+	cheaper := s2
+	cheaper.Cost = 0.9
+	looked("a region's record changed", func() { waitFor(t, e.store, e.putRegion(cheaper)) }, 10)
+	renamed := navy()
+	renamed.Name = "Department of the Navy"
+	renamed.MaxPlacements = 5000
+	looked("a tenant's name and cap changed", func() {
+		if err := e.store.PutTenant(ctx, &renamed); err != nil {
+			t.Fatal(err)
+		}
+	}, 0)
+	restricted := renamed
+	restricted.AllowedProviders = []string{"aws", "azure"}
+	looked("a tenant's policy changed", func() {
+		if err := e.store.PutTenant(ctx, &restricted); err != nil {
+			t.Fatal(err)
+		}
+	}, 100)
+	looked("a placement into a region", func() { e.place("new", secretWorkload(t, "new")) }, 0)
+	looked("a release", func() {
+		if _, err := e.store.Release(ctx, "us-army", "new"); err != nil {
+			t.Fatal(err)
+		}
+	}, 0)
+}
+
+// An authority to operate expires with no write to etcd: the reconciler
+// wakes for it, and flags the placement within a second of its end,
+// with no pass on a clock (Interval is an hour here).
+func TestReconcilerCatchesExpiryWithNoWrite(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	expires := time.Now().Add(time.Second).UTC()
+	s1.Accreditation.Expires = expires
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	if p := e.place("w", secretWorkload(t, "w")); p.Regions[0] != "aws/s1" {
+		t.Fatalf("placed in %v", p.Regions)
+	}
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: time.Hour, Audit: state.AuditChainConfig{Disabled: true}})
+	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
+	rev := e.store.Revision() // no write from here on but the reconciler's
+	var flag state.AuditEntry
+	eventually(t, time.Until(expires)+2*time.Second, func() (bool, string) {
+		entries, err := e.store.ListAudit(context.Background(), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range entries {
+			if a.Op == state.AuditViolation {
+				flag = a
+				return true, ""
+			}
+		}
+		return false, "not flagged"
+	})
+	if late := flag.Time.Sub(expires); late < 0 || late > time.Second {
+		t.Errorf("flagged at %v, %v after the expiry at %v: want within a second after", flag.Time, late, expires)
+	}
+	if flag.Revision != rev {
+		t.Errorf("the flag read revision %d; want %d (no write between)", flag.Revision, rev)
+	}
+	eventually(t, 5*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
+	})
+	e.checkUsage("aws/s1", "azure/s2")
+}
+
+// A record no change points at (written behind the store's back into a
+// drained region, as a daemon of another version might) is caught by
+// the safety-net sweep, which looks at no more than its rate a second.
+func TestReconcileSweepCatchesWhatNoChangeSays(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	ce := e.openCounting()
+	e.writePlacements(map[string]int{"us-army azure/s2": 3000})
+	drained := s1
+	drained.Status = router.StatusDraining
+	waitFor(t, e.store, e.putRegion(drained))
+	const every = 3 * time.Second
+	start := time.Now()
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", SweepEvery: every, Audit: state.AuditChainConfig{Disabled: true}})
+	eventually(t, 5*time.Second, func() (bool, string) {
+		return ce.rechecks.Load() >= 3000, fmt.Sprintf("%d rechecked by the first sweep", ce.rechecks.Load())
+	})
+	// Behind the store's back: a placement in the drained region. Its
+	// write touches a placement that needs nothing, as far as it says.
+	p := router.Placement{ID: "stray", Tenant: "us-army", Workload: *secretWorkload(t, "stray"), Regions: []string{"aws/s1"},
+		Scores: []float64{1}, State: router.PlacementPlaced, DecidedAt: 1, CreatedAt: time.Now().UTC()}
+	waitFor(t, e.store, e.putJSON("placements/us-army/stray", p))
+	u, _ := json.Marshal(map[string]any{"used": unit, "placements": 1})
+	waitFor(t, e.store, e.putJSON("usage/aws/s1", json.RawMessage(u)))
+	// The next sweep, every after the first began, finds it: the
+	// change path did not look (its move is no earlier).
+	eventually(t, every+5*time.Second, func() (bool, string) {
+		got := e.placements()["stray"].P
+		return slices.Equal(got.Regions, []string{"azure/s2"}) && len(got.Retiring) == 0, fmt.Sprintf("%+v", got)
+	})
+	entries, err := e.store.ListAudit(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range entries {
+		if a.Op == state.AuditReroute && a.Time.Before(start.Add(every)) {
+			t.Errorf("moved at %v, %v after the term began: before the sweep", a.Time, a.Time.Sub(start))
+		}
+	}
+	e.checkUsage("aws/s1")
+	// At its rate: 3001 placements take three seconds at least.
+	before := ce.rechecks.Load()
+	time.Sleep(time.Second)
+	if n := ce.rechecks.Load() - before; n > 1500 {
+		t.Errorf("the sweep rechecked %d replicas in a second; want at most its rate (1000), with slack", n)
+	}
+}
+
+// With MoveEvery, the moves off a drained region are spaced.
+func TestReconcileMovesArePaced(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	const n = 5
+	for i := range n {
+		e.place(fmt.Sprintf("w%d", i), secretWorkload(t, fmt.Sprintf("w%d", i)))
+	}
+	const every = 300 * time.Millisecond
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", MoveEvery: every, Audit: state.AuditChainConfig{Disabled: true}})
+	drained := s1
+	drained.Status = router.StatusDraining
+	e.putRegion(drained)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		for id, sp := range e.placements() {
+			if !slices.Equal(sp.P.Regions, []string{"azure/s2"}) || len(sp.P.Retiring) > 0 {
+				return false, fmt.Sprintf("%s: %v retiring %v", id, sp.P.Regions, sp.P.Retiring)
+			}
+		}
+		return true, ""
+	})
+	entries, err := e.store.ListAudit(context.Background(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moves []time.Time
+	for _, a := range entries {
+		if a.Op == state.AuditReroute {
+			moves = append(moves, a.Time)
+		}
+	}
+	slices.SortFunc(moves, func(a, b time.Time) int { return a.Compare(b) })
+	if len(moves) != n {
+		t.Fatalf("%d moves, want %d", len(moves), n)
+	}
+	for i := 1; i < n; i++ {
+		if gap := moves[i].Sub(moves[i-1]); gap < every {
+			t.Errorf("moves %d and %d %v apart; want at least %v", i-1, i, gap, every)
+		}
+	}
+	e.checkUsage("aws/s1", "azure/s2")
+}
+
+// The cache is re-listed (its watch fell behind a compaction): the feed
+// cannot say what changed, and the reconciler starts again from
+// everything.
+func TestReconcilerStartsAgainAfterRelisting(t *testing.T) {
+	m, _ := newMember(t)
+	e := newEnv(t, m)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	e.place("w", secretWorkload(t, "w"))
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}})
+	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
+	time.Sleep(200 * time.Millisecond) // the first sweep
+
+	resume := e.store.InterruptWatch()
+	drained := s1
+	drained.Status = router.StatusDraining
+	b, err := json.Marshal(&drained)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := e.other.Put(ctx, e.prefix+"regions/aws/s1", string(b)); err != nil {
+		t.Fatal(err)
+	}
+	// A later write, so that the drain's revision is compacted away.
+	resp, err := e.other.Put(ctx, e.prefix+"providers/gcp", `{"id":"gcp","name":"GCP","jurisdiction":"USA"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.other.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	resume()
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p := e.placements()["w"].P
+		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
+	})
+	if !strings.Contains(e.logs.String(), "re-listing") {
+		t.Errorf("the store did not re-list:\n%s", e.logs)
+	}
+	e.checkUsage("aws/s1", "azure/s2")
 }

@@ -135,6 +135,7 @@ type Store struct {
 	done   chan struct{} // closed when the background goroutines have exited
 
 	leading atomic.Bool // this store's reconciler is the elected leader
+	changes changeFeed  // what the cache's changes touched, for the leading reconciler
 
 	mu          sync.Mutex
 	watchCancel context.CancelFunc // cancels the current watch

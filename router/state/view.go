@@ -93,7 +93,9 @@ func agentState(tx *memdb.Txn, key string, st *router.RegionState) {
 	if h := healthTxn(tx, key); h != nil {
 		st.Health, st.HealthRev = h.H, h.Rev
 	}
-	if l := liveTxn(tx, key); l != nil && !l.V.ReportedAt.IsZero() {
+	l := liveTxn(tx, key)
+	st.AgentLive = l != nil
+	if l != nil && !l.V.ReportedAt.IsZero() {
 		free := l.V.Free
 		st.Reported = &free
 	}

@@ -87,6 +87,7 @@ func (s *Store) load(ctx context.Context) (int64, []*mvccpb.KeyValue, error) {
 	}
 	tx.Commit()
 	s.rev.advance(rev)
+	s.changes.reload() // a leading reconciler starts again from everything
 	s.loaded.Store(true)
 	s.log.Debug("state: cache loaded", "revision", rev)
 	return rev, legacy, nil
@@ -243,6 +244,10 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 	defer tx.Abort()
 	_, view := revisionTxn(tx)
 	var touched map[string]struct{}
+	// What else the batch touched, for a leading reconciler (see
+	// changeFeed): tenant ids and placement keys.
+	feed := s.changes.listening()
+	var tenants, placements map[string]struct{}
 	rebuild := false
 	for _, ev := range evs {
 		var k kind
@@ -262,11 +267,22 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 				rebuild = true
 			}
 		}
-		if k == kindRegion || k == kindUsage || k == kindLive || k == kindHealth {
+		switch {
+		case k == kindRegion || k == kindUsage || k == kindLive || k == kindHealth:
 			if touched == nil {
 				touched = make(map[string]struct{})
 			}
 			touched[id] = struct{}{}
+		case feed && k == kindTenant:
+			if tenants == nil {
+				tenants = make(map[string]struct{})
+			}
+			tenants[id] = struct{}{}
+		case feed && k == kindPlacement:
+			if placements == nil {
+				placements = make(map[string]struct{}, len(evs))
+			}
+			placements[id] = struct{}{}
 		}
 	}
 	switch {
@@ -280,6 +296,15 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 	}
 	tx.Commit()
 	s.rev.advance(rev)
+	switch {
+	case feed:
+		// Handed over: the view keeps no reference to touched.
+		s.changes.add(touched, tenants, placements)
+	case s.changes.listening():
+		// A reconciler began listening during the batch, which
+		// collected nothing for it: it must start from everything.
+		s.changes.reload()
+	}
 	return nil
 }
 
