@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/classroute/classroute/router"
-	"github.com/classroute/classroute/router/label"
 )
 
 // decodeRecord decodes the JSON value of a cached record of kind k and
@@ -79,14 +78,17 @@ func decodeRecord(k kind, id string, val []byte, rev, createRev int64) (any, err
 // decodePlacement decodes a placement and re-parses its workload's label
 // from the stored canonical banner (the parsed label is not stored). A
 // banner that no longer parses leaves the label zero; the placement
-// itself is still served, since it records what was decided.
+// itself is still served, since it records what was decided. Its strings
+// are interned and its label is shared with every placement of the same
+// banner (intern.go).
 func decodePlacement(val []byte) (*router.Placement, error) {
 	var p router.Placement
 	if err := json.Unmarshal(val, &p); err != nil {
 		return nil, err
 	}
+	intern.placement(&p)
 	if p.Workload.Banner != "" {
-		if l, err := label.Parse(p.Workload.Banner); err == nil {
+		if l, ok := intern.label(p.Workload.Banner); ok {
 			p.Workload.Label = l
 		}
 	}

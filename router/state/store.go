@@ -55,6 +55,7 @@ type options struct {
 	beforeApply    func(watch context.Context) // tests only; see export_test.go
 	afterSeedChunk func(chunk int)             // tests only; see export_test.go
 	seedLeaseTTL   int64                       // seconds; see Seed
+	loadByPages    bool                        // tests only: load as from an etcd without range streams
 
 	watchProgressEvery time.Duration // see feed.go
 	watchBuffer        int

@@ -4,20 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/classroute/classroute/router"
 )
 
 // How the cache follows etcd:
 //
-//  1. load: read every cached directory at one revision R (paged) and
-//     replace the whole cache with it in one memdb transaction.
+//  1. load: read the watched range at one revision R (streamed, decoded
+//     in parallel) and replace the whole cache with it in one memdb
+//     transaction.
 //  2. watch from R+1. The responses that have arrived are applied in one
 //     memdb transaction that also records the revision they reach; a
 //     progress notification advances the revision without events. Any
@@ -31,17 +35,19 @@ import (
 // The audit directory is not cached and not watched: audit keys sort
 // first under the prefix, so the watch covers [prefix+"audit0", end).
 
-// cachedDirs are the directories the cache holds.
-var cachedDirs = []string{providersDir, regionsDir, tenantsDir, usageDir, placementsDir, liveDir, healthDir}
-
 // errCompacted: the watch's start revision is compacted; re-list.
 var errCompacted = errors.New("watch revision compacted")
 
-const loadPageSize = 500
-
-// load reads the cached directories at one revision and replaces the
-// cache with them. It returns the revision, and the placement records of
-// the legacy layout it found (not cached: see migrate.go).
+// load reads every cached record at one revision and replaces the cache
+// with them. It returns the revision, and the placement records of the
+// legacy layout it found (not cached: see migrate.go).
+//
+// It reads the watched range (everything after the audit directory; the
+// records of other kinds in it are skipped as the watch skips them) as
+// a stream (listRecords), decodes the batches in parallel as they
+// arrive, and inserts them in one memdb transaction in key order: a
+// cold start with a million placements is bound by decoding and
+// inserting, not by round trips.
 func (s *Store) load(ctx context.Context) (int64, []*mvccpb.KeyValue, error) {
 	tx := s.db.Txn(true)
 	defer tx.Abort()
@@ -51,36 +57,68 @@ func (s *Store) load(ctx context.Context) (int64, []*mvccpb.KeyValue, error) {
 			return 0, nil, err
 		}
 	}
-	var rev int64
-	for _, dir := range cachedDirs {
-		start := s.keys.prefix + dir
-		end := clientv3.GetPrefixRangeEnd(start)
-		for {
-			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(loadPageSize)}
-			if rev != 0 {
-				opts = append(opts, clientv3.WithRev(rev))
+	// Pin the revision every read is at.
+	gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	resp, err := s.kv.Get(gctx, s.keys.seeded(), clientv3.WithCountOnly())
+	cancel()
+	if err != nil {
+		return 0, nil, unavailable(ctx, err)
+	}
+	rev := resp.Header.Revision
+
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	batches := make(chan *loadBatch, loadAhead) // in key order, for the inserter
+	work := make(chan *loadBatch, loadAhead)    // for the decoders
+	errc := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		defer close(work)
+		errc <- s.listRecords(lctx, rev, func(kvs []*mvccpb.KeyValue) bool {
+			b := &loadBatch{kvs: kvs, done: make(chan struct{})}
+			select {
+			case batches <- b:
+			case <-lctx.Done():
+				return false
 			}
-			gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
-			resp, err := s.kv.Get(gctx, start, opts...)
-			cancel()
-			if err != nil {
-				return 0, nil, unavailable(ctx, err)
+			select {
+			case work <- b:
+				return true
+			case <-lctx.Done():
+				return false
 			}
-			if rev == 0 {
-				rev = resp.Header.Revision
+		})
+	}()
+	for range loadDecoders() {
+		go func() {
+			for b := range work {
+				b.decode(s)
 			}
-			for _, kv := range resp.Kvs {
-				if _, ok := s.keys.legacyPlacement(string(kv.Key)); ok {
-					legacy = append(legacy, kv)
-					continue
-				}
-				s.applyPut(tx, kv)
+		}()
+	}
+	for b := range batches {
+		select {
+		case <-b.done:
+		case <-lctx.Done():
+			// The lister stops, and the decoders with it.
+			for range batches {
 			}
-			if !resp.More || len(resp.Kvs) == 0 {
-				break
+			if err := <-errc; err != nil {
+				return 0, nil, err
 			}
-			start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+			return 0, nil, unavailable(ctx, lctx.Err())
 		}
+		for i, kv := range b.kvs {
+			r := &b.recs[i]
+			if r.legacy {
+				legacy = append(legacy, kv)
+				continue
+			}
+			s.insertRecord(tx, kv, r.k, r.id, r.obj, r.err)
+		}
+	}
+	if err := <-errc; err != nil {
+		return 0, nil, err
 	}
 	if err := setRevisionTxn(tx, rev, buildView(tx)); err != nil {
 		return 0, nil, err
@@ -91,6 +129,127 @@ func (s *Store) load(ctx context.Context) (int64, []*mvccpb.KeyValue, error) {
 	s.loaded.Store(true)
 	s.log.Debug("state: cache loaded", "revision", rev)
 	return rev, legacy, nil
+}
+
+// How load overlaps reading, decoding and inserting: loadAhead batches
+// may wait between the reader and the inserter, each of up to
+// loadPageSize records when read by pages (a stream's chunks are sized
+// by etcd, near its request limit).
+const (
+	loadPageSize = 2000
+	loadAhead    = 8
+)
+
+// loadDecoders is how many goroutines decode a load's batches.
+func loadDecoders() int { return max(1, runtime.GOMAXPROCS(0)) }
+
+// loadBatch is a run of records as read, and what they decode to.
+type loadBatch struct {
+	kvs  []*mvccpb.KeyValue
+	recs []loadedRecord
+	done chan struct{} // closed once recs is filled in
+}
+
+type loadedRecord struct {
+	k      kind
+	id     string
+	obj    any
+	err    error
+	legacy bool // a placement record of the legacy layout (migrate.go)
+}
+
+func (b *loadBatch) decode(s *Store) {
+	b.recs = make([]loadedRecord, len(b.kvs))
+	for i, kv := range b.kvs {
+		r := &b.recs[i]
+		if _, ok := s.keys.legacyPlacement(string(kv.Key)); ok {
+			r.legacy = true
+			continue
+		}
+		r.k, r.id, r.obj, r.err = s.decodeKV(kv)
+	}
+	close(b.done)
+}
+
+// listRecords calls page with the records of the watched range at rev,
+// in key order, a batch at a time, until it has them all, page returns
+// false, or reading fails. It reads them as one stream (etcd's
+// RangeStream, which sizes its chunks and counts nothing); from a
+// server without it (etcd before 3.7), by pages. A page of a plain range
+// read makes etcd count the rest of the range, so that reading N
+// records by pages costs it N²/page steps: a million placements by
+// pages of 2,000 is half a billion.
+func (s *Store) listRecords(ctx context.Context, rev int64, page func([]*mvccpb.KeyValue) bool) error {
+	start := s.keys.prefix + auditDir[:len(auditDir)-1] + "0"
+	end := clientv3.GetPrefixRangeEnd(s.keys.prefix)
+	if !s.loadByPages {
+		done, err := s.streamRecords(ctx, rev, start, end, page)
+		if done || err != nil {
+			return err
+		}
+		s.log.Info("state: etcd serves no range streams; loading by pages")
+	}
+	for {
+		gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+		resp, err := s.kv.Get(gctx, start, clientv3.WithRange(end), clientv3.WithLimit(loadPageSize), clientv3.WithRev(rev))
+		cancel()
+		if err != nil {
+			return unavailable(ctx, err)
+		}
+		if len(resp.Kvs) > 0 && !page(resp.Kvs) {
+			return nil
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// streamRecords reads [start, end) at rev as one stream. It returns
+// false and no error when the server has no range streams. A stream
+// that brings nothing for the op timeout is given up.
+func (s *Store) streamRecords(ctx context.Context, rev int64, start, end string, page func([]*mvccpb.KeyValue) bool) (bool, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := s.kv.GetStream(sctx, start, clientv3.WithRange(end), clientv3.WithRev(rev))
+	if err != nil {
+		if status.Code(err) == codes.Unimplemented {
+			return false, nil
+		}
+		return false, unavailable(ctx, err)
+	}
+	defer func() {
+		cancel()
+		for range ch { // the client's reader ends with the stream
+		}
+	}()
+	idle := time.NewTimer(s.opTimeout)
+	defer idle.Stop()
+	first := true
+	for {
+		select {
+		case r, ok := <-ch:
+			if !ok {
+				return true, nil
+			}
+			if err := r.Err(); err != nil {
+				if first && status.Code(err) == codes.Unimplemented {
+					return false, nil
+				}
+				return false, unavailable(ctx, err)
+			}
+			first = false
+			if len(r.Kvs) > 0 && !page(r.Kvs) {
+				return true, nil
+			}
+			idle.Reset(s.opTimeout)
+		case <-idle.C:
+			return false, unavailable(ctx, fmt.Errorf("range stream: nothing for %v", s.opTimeout))
+		case <-ctx.Done():
+			return false, unavailable(ctx, ctx.Err())
+		}
+	}
 }
 
 // run keeps the cache following etcd until ctx ends.
@@ -313,27 +472,41 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 // from the cache (and logged): the store never decides on a record it
 // cannot read, and never keeps the previous version of one in its place.
 func (s *Store) applyPut(tx *memdb.Txn, kv *mvccpb.KeyValue) (kind, string, bool) {
+	k, id, obj, err := s.decodeKV(kv)
+	return k, id, s.insertRecord(tx, kv, k, id, obj, err)
+}
+
+// decodeKV decodes the record kv holds into the object its table holds
+// (kindOther: none). It reads no table, so that load may call it from
+// several goroutines at once.
+func (s *Store) decodeKV(kv *mvccpb.KeyValue) (kind, string, any, error) {
 	k, id := s.keys.parse(string(kv.Key))
 	if k == kindOther {
-		return k, id, false
+		return k, id, nil, nil
 	}
-	var obj any
-	var err error
 	if p := s.ownPlacement(k, kv); p != nil {
-		obj = &placementRecord{P: p, Rev: kv.ModRevision}
-	} else {
-		obj, err = decodeRecord(k, id, kv.Value, kv.ModRevision, kv.CreateRevision)
+		return k, id, &placementRecord{P: internedCopy(p), Rev: kv.ModRevision}, nil
+	}
+	obj, err := decodeRecord(k, id, kv.Value, kv.ModRevision, kv.CreateRevision)
+	return k, id, obj, err
+}
+
+// insertRecord caches obj, what decodeKV made of kv, and reports whether
+// it is cached.
+func (s *Store) insertRecord(tx *memdb.Txn, kv *mvccpb.KeyValue, k kind, id string, obj any, err error) bool {
+	if k == kindOther {
+		return false
 	}
 	if err != nil {
 		s.log.Error("state: dropping unreadable record", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
 		s.applyDelete(tx, kv)
-		return k, id, false
+		return false
 	}
 	if err := tx.Insert(tableOf[k], obj); err != nil {
 		s.log.Error("state: cache insert", "key", string(kv.Key), "err", err)
-		return k, id, false
+		return false
 	}
-	return k, id, true
+	return true
 }
 
 // ownPlacement returns the placement kv holds if this store wrote it.
