@@ -174,9 +174,9 @@ func clipReason(r string) string {
 }
 
 // auditOps returns the etcd operations that append e, flat, to be put
-// in the transaction of the change e records: the entry under audit/
-// and its index keys (auditindex.go). A zero e.Time is now. size is the
-// bytes they write.
+// in the transaction of the change e records: the entry under audit/,
+// alone. (Its index keys are written behind it, by the indexer: see
+// auditindex.go.) A zero e.Time is now. size is the bytes they write.
 func (s *Store) auditOps(e AuditEntry) (ops []clientv3.Op, size int, err error) {
 	if e.Time.IsZero() {
 		e.Time = s.clock().UTC()
@@ -186,21 +186,12 @@ func (s *Store) auditOps(e AuditEntry) (ops []clientv3.Op, size int, err error) 
 		return nil, 0, err
 	}
 	id := s.auditID.next(e.Time)
-	ops = append(ops, clientv3.OpPut(s.keys.audit(id), string(val)))
-	size = len(val)
-	for _, k := range s.keys.auditIndexKeys(id, &e, true) {
-		ops = append(ops, clientv3.OpPut(k, ""))
-		size += len(k)
-	}
-	return ops, size, nil
+	return []clientv3.Op{clientv3.OpPut(s.keys.audit(id), string(val))}, len(val), nil
 }
 
 // auditOp is auditOps as one operation (a nested transaction without
-// conditions), for a transaction with room for it: etcd allows a nested
-// transaction the operations its parent level leaves of --max-txn-ops,
-// and an entry needs at most 6 plus two per region it names (70 for a
-// release naming twice router.MaxReplicas regions, whose parent level
-// holds 34: the placement, a usage record per region, the entry).
+// conditions), so that the callers' transactions keep one shape
+// whatever an entry writes.
 func (s *Store) auditOp(e AuditEntry) (clientv3.Op, error) {
 	ops, _, err := s.auditOps(e)
 	if err != nil {
@@ -305,14 +296,14 @@ type AuditRecord struct {
 // joined, reading only index keys near the matches, and then only the
 // matching entries are read; a filter naming a value no entry has costs
 // a read per named field, whatever the size of the trail. A filter that
-// names a tenant reads that tenant's index ranges only, so its work
-// depends on no other tenant's entries. Without such a filter the
-// entries of f's time range are read in order, each a match. Until the
-// index covers the whole trail (a trail written before it existed, or
-// before its per-tenant ranges did, is indexed in the background), a
-// filter naming a tenant reads and matches that tenant's entries of the
-// time range (its t range) when the shared ranges are complete, and any
-// other filter every entry of the time range.
+// names a tenant reads that tenant's index ranges only, so that work
+// depends on no other tenant's entries. The index is written behind the
+// trail: when it does not yet cover the revision read, the entries
+// written since its watermark (the tail, from the watermark's floor) are
+// read too, matched and merged, whatever the filter. Without such a
+// filter the entries of f's time range are read in order, each a match.
+// On a trail not yet indexed (written before the index; the leader
+// indexes it in the background) every filter reads the whole time range.
 func (s *Store) FindAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, string, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -328,21 +319,11 @@ func (s *Store) FindAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, st
 	if len(lists) == 0 {
 		return q.scan(&f, from, to, limit, limit)
 	}
-	need := indexedShared
-	if f.Tenant != "" {
-		need = indexedTenant // its ranges are the per-tenant ones
+	wm, err := q.watermark()
+	if err != nil {
+		return nil, "", err
 	}
-	if s.trail.indexed.Load() < need {
-		if err := s.checkAuditIndex(ctx); err != nil {
-			return nil, "", err
-		}
-	}
-	switch level := s.trail.indexed.Load(); {
-	case level >= need:
-	case f.Tenant != "" && level == indexedShared:
-		// Not the other tenants' entries: this tenant's, all of them.
-		return q.scanList(&f, s.keys.auditIndex(idxTenant, f.Tenant), from, to, limit)
-	default:
+	if wm == nil {
 		return q.scan(&f, from, to, limit, 500)
 	}
 	ids, err := q.join(lists, from, to, limit)
@@ -353,11 +334,62 @@ func (s *Store) FindAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, st
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
+	bound := "" // the index may hold more past it
 	if len(ids) == limit {
-		next = ids[len(ids)-1]
+		bound = ids[len(ids)-1]
 	}
-	return recs, next, nil
+	if wm.covers(q.rev) {
+		return page(recs, bound, nil, "", limit)
+	}
+	tail, tbound, err := q.tail(&f, wm, from, to, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	return page(recs, bound, tail, tbound, limit)
+}
+
+// page merges two ascending lists of records, each complete up to its
+// bound ("": complete), into a page of at most limit, each id once, and
+// returns it with the next page's token.
+func page(a []AuditRecord, aBound string, b []AuditRecord, bBound string, limit int) ([]AuditRecord, string, error) {
+	bound := aBound
+	if bBound != "" && (bound == "" || bBound < bound) {
+		bound = bBound
+	}
+	out := a
+	if len(b) > 0 {
+		out = make([]AuditRecord, 0, len(a)+len(b))
+		i, j := 0, 0
+		for i < len(a) || j < len(b) {
+			switch {
+			case j == len(b) || i < len(a) && a[i].ID < b[j].ID:
+				out = append(out, a[i])
+				i++
+			case i == len(a) || b[j].ID < a[i].ID:
+				out = append(out, b[j])
+				j++
+			default: // both: read at the same revision
+				out = append(out, b[j])
+				i, j = i+1, j+1
+			}
+		}
+	}
+	if bound != "" {
+		// Past the bound one list is not complete: the next page
+		// starts there.
+		n, _ := slices.BinarySearchFunc(out, bound, func(r AuditRecord, id string) int { return strings.Compare(r.ID, id) })
+		if n < len(out) && out[n].ID == bound {
+			n++
+		}
+		out = out[:n]
+	}
+	switch {
+	case len(out) >= limit:
+		out = out[:limit]
+		return out, out[limit-1].ID, nil
+	default:
+		return out, bound, nil
+	}
 }
 
 // auditQuery is one FindAudit's reads: all at the revision of the first.
@@ -378,6 +410,74 @@ func (q *auditQuery) get(key string, opts ...clientv3.OpOption) (*clientv3.GetRe
 	q.rev = resp.Header.Revision
 	q.s.trail.keysRead.Add(int64(len(resp.Kvs)))
 	return resp, nil
+}
+
+// watermark reads the audit index's watermark (nil: none), at the
+// latest revision, which becomes the query's. It is not counted in the
+// keys read: every filtered query reads it.
+func (q *auditQuery) watermark() (*auditWatermark, error) {
+	gctx, cancel := context.WithTimeout(q.ctx, q.s.opTimeout)
+	defer cancel()
+	resp, err := q.s.kv.Get(gctx, q.s.keys.auditWatermark())
+	if err != nil {
+		return nil, unavailable(q.ctx, err)
+	}
+	q.rev = resp.Header.Revision
+	return q.s.readWatermark(resp.Kvs), nil
+}
+
+// tailPage is the page size of a tail read, in keys.
+const tailPage = 1000
+
+// tail reads the entries not yet indexed (written after wm.Through) with
+// ids in [from, to) dated from wm.Floor, in order, and keeps those f
+// matches, at most limit; bound is the last of them when there may be
+// more ("" when none).
+func (q *auditQuery) tail(f *AuditFilter, wm *auditWatermark, from, to string, limit int) (recs []AuditRecord, bound string, err error) {
+	if !wm.Floor.IsZero() {
+		from = max(from, auditIDTime(wm.Floor))
+	}
+	start, end := q.s.keys.audit(from), clientv3.GetPrefixRangeEnd(q.s.keys.audit(""))
+	if to != "" {
+		end = q.s.keys.audit(to)
+	}
+	// The ids first, then those entries: etcd answers a read of keys
+	// alone from its in-memory index, and the first page asks it for
+	// the keys written after the watermark only, which it finds by
+	// walking the whole range, whatever the limit (with a floor, the
+	// last moments). Past a page (the indexer far behind, or not yet
+	// started: no floor), read on in plain pages.
+	filtered := true
+	for start < end {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(tailPage)}
+		if filtered {
+			opts = append(opts, clientv3.WithMinModRev(wm.Through+1))
+		}
+		resp, err := q.get(start, opts...)
+		if err != nil {
+			return nil, "", err
+		}
+		var ids []string
+		for _, kv := range resp.Kvs {
+			if kv.ModRevision > wm.Through {
+				ids = append(ids, strings.TrimPrefix(string(kv.Key), q.s.keys.audit("")))
+			}
+		}
+		found, err := q.entries(f, ids)
+		if err != nil {
+			return nil, "", err
+		}
+		recs = append(recs, found...)
+		if len(recs) >= limit {
+			recs = recs[:limit]
+			return recs, recs[limit-1].ID, nil
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		start, filtered = string(resp.Kvs[len(resp.Kvs)-1].Key)+"\x00", false
+	}
+	return recs, "", nil
 }
 
 // scan reads the entries with ids in [from, to) in order, page at a
@@ -414,36 +514,10 @@ func (q *auditQuery) scan(f *AuditFilter, from, to string, limit, page int) ([]A
 	return out, "", nil
 }
 
-// scanList reads the entries of one index range with ids in [from, to)
-// in order, a page at a time, and keeps those f matches.
-func (q *auditQuery) scanList(f *AuditFilter, list, from, to string, limit int) ([]AuditRecord, string, error) {
-	const page = 100
-	var out []AuditRecord
-	for {
-		ids, err := q.join([]string{list}, from, to, page)
-		if err != nil {
-			return nil, "", err
-		}
-		recs, err := q.entries(f, ids)
-		if err != nil {
-			return nil, "", err
-		}
-		for _, rec := range recs {
-			out = append(out, rec)
-			if len(out) == limit {
-				return out, rec.ID, nil
-			}
-		}
-		if len(ids) < page {
-			return out, "", nil
-		}
-		from = ids[len(ids)-1] + "\x00"
-	}
-}
-
 // entries reads the entries of ids, in order, and keeps those f
 // matches: all of them, unless an entry was written without its index
-// keys' agreement (straight into etcd).
+// keys' agreement (straight into etcd), deleted, or does not decode (it
+// matches no filter; an unfiltered listing reports it).
 func (q *auditQuery) entries(f *AuditFilter, ids []string) ([]AuditRecord, error) {
 	out := make([]AuditRecord, 0, len(ids))
 	const chunk = 100 // Gets per transaction, under --max-txn-ops
@@ -463,10 +537,7 @@ func (q *auditQuery) entries(f *AuditFilter, ids []string) ([]AuditRecord, error
 			for _, kv := range r.GetResponseRange().GetKvs() {
 				q.s.trail.keysRead.Add(1)
 				rec, err := q.s.auditRecord(kv.Key, kv.Value, kv.ModRevision)
-				if err != nil {
-					return nil, err
-				}
-				if f.match(&rec.Entry) {
+				if err == nil && f.match(&rec.Entry) {
 					out = append(out, rec)
 				}
 			}

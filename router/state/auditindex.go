@@ -10,13 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// The audit index lets FindAudit read only what a filter selects. Every
-// entry's writer puts, in the entry's own transaction, one empty key per
-// field value a filter can name, and, for an entry of a tenant, one per
-// value paired with the tenant:
+// The audit index lets FindAudit read only what a filter selects. It
+// holds one empty key per field value a filter can name, and, for an
+// entry of a tenant, one per value paired with the tenant:
 //
 //	audit-index/t/<tenant>/<id>              the entry's tenant
 //	audit-index/w/<workload>/<id>            its workload
@@ -25,9 +25,7 @@ import (
 //	audit-index/tw/<tenant>/<workload>/<id>  the same, within its tenant
 //	audit-index/to/<tenant>/<op>/<id>
 //	audit-index/tr/<tenant>/<region>/<id>
-//	audit-index/complete                     marker: every entry has its
-//	                                         t, w, o and r keys
-//	audit-index/complete-v2                  marker: every entry has all
+//	audit-index/watermark                    auditWatermark: how far the keys go
 //
 // with each value path-escaped (so a region key "provider/id" is one
 // segment) and <id> the entry's id under audit/, which sorts by time.
@@ -46,52 +44,89 @@ import (
 //
 // A filter that names a tenant reads only that tenant's ranges (t alone,
 // or the tw, to and tr ranges of the other fields it names), never a
-// range shared with other tenants: what it reads, and so how long it
-// takes, depends on that tenant's entries alone. A tenant's auditor is
-// always held to its tenant, so nothing another tenant does, in regions
-// the auditor may not know of or any other, moves the work of its
-// queries, and a filter on another tenant's workload or on an op only
-// others used costs what one on a value nobody used costs. (The shared
-// ranges serve the filters of callers who see every tenant.)
+// range shared with other tenants: what it reads of the index, and so
+// how long that takes, depends on that tenant's entries alone. A
+// tenant's auditor is always held to its tenant, so nothing another
+// tenant does, in regions the auditor may not know of or any other,
+// moves that work, and a filter on another tenant's workload or on an
+// op only others used costs what one on a value nobody used costs. (The
+// shared ranges serve the filters of callers who see every tenant.)
+//
+// The index is written off the commit path. A change's transaction
+// writes its audit entry alone (audit.go): writing the entry's index
+// keys there as well made a one-region Place write 7 more keys, and cut
+// Place's throughput against a plain etcd put from 0.59 to 0.33 at
+// concurrency 64. The indexer (auditindexer.go), run by the elected
+// reconciler leader and fenced like its other writes, follows new
+// entries in etcd revision order, as the audit chainer does, and writes
+// the index keys of many entries per transaction, with the watermark:
+//
+//	through  every entry whose last write is at or before this revision is indexed
+//	clock    the latest time of the entries indexed that the chainer's
+//	         rules take for genuine (judgeEntry)
+//	floor    clock less the skew allowance (--audit-max-skew, 5s)
+//
+// A genuine entry is dated no earlier than any entry written before it
+// less the skew allowance (auditchain.go, "Forged entries"), so every
+// entry not yet indexed, written after through, has an id at or after
+// the floor. FindAudit reads the watermark at the revision it reads
+// everything at. When the index covers that revision (through reaches
+// it, or the watermark's own write, which writes no entry, follows
+// through at once: an indexer at rest) it answers from the index alone.
+// Otherwise it also reads the tail: the entries with ids from the floor
+// written after through, matches them, and merges them with what the
+// index found, each id once. So the answer is the one the definition
+// gives for the whole trail at that revision, indexed or not, save for
+// an entry dated beyond the skew allowance before one written ahead of
+// it (which the chainer reports as tampering), found by a filter only
+// once indexed.
+//
+// The tail is what the indexer lags by: moments while a leader leads
+// (BenchmarkPlaceAuditIndex measures it under a placement storm). Its
+// ids are read first, keys only, which etcd answers from its in-memory
+// index, walking the keys dated from the floor and returning those
+// written after through; then those entries. It is read whatever the
+// filter, so its cost, unlike the index's, depends on every tenant's
+// entries of those moments: a tenant's filter on a hidden region costs
+// what one on a missing region costs, but how much audit activity there
+// was in the last seconds moves the work of every filtered query while
+// the indexer lags. At rest the indexer asks etcd how far its watch has
+// come (a progress notice) and moves the watermark up to it, so the
+// index covers the latest revision and no tail is read.
+
+// Entries written while no reconciler leads are indexed when one does:
+// the new leader's watch starts after through (etcd keeps an hour of
+// history; beyond that the indexer reads the trail and indexes what was
+// written after through). Meanwhile the tail is all of them, and every
+// filtered query reads it: correct, but as costly as a scan of them.
 //
 // The index sorts before "audit0", like the chain (keys.go): the cache's
 // watch skips it, and the chainer and VerifyAudit, which read audit/
 // alone, never see it. It is derived data: VerifyAudit vouches for the
-// entries, and a forged entry written straight into etcd without its
-// index keys is found by unfiltered listing and by verification, not by
-// a filtered one.
+// entries. The indexer indexes every entry it can read, a forged one as
+// well (the chainer flags it and VerifyAudit names it).
 //
-// A trail written before the index existed, or before its per-tenant
-// keys did, lacks keys: Open writes both markers at once when the trail
-// is empty, and otherwise the store indexes the trail in the background
-// (backfillAuditIndex) and writes the markers at the end. Until a store
-// has seen a marker, the filters it covers are answered without it: a
-// filter naming a tenant reads that tenant's t range and matches its
-// entries (complete only), and any filter reads the whole time range
-// (neither: the old way). An entry written by a daemon of an older
-// version after a marker lacks the keys that marker vouches for: upgrade
-// every daemon, then delete the markers (audit-index/complete and
-// audit-index/complete-v2) and restart one, which indexes the trail
-// again.
+// A trail with no watermark is indexed by the leader, whole, in the
+// background, which then writes the watermark; until then every filter
+// reads the whole time range, as before the index existed. Open writes
+// the watermark at once when it can vouch for one: on an empty trail,
+// and on a trail the version before this one indexed in each entry's
+// transaction (its marker audit-index/complete-v2), complete up to the
+// first daemon of this version to open (with no floor, so that until
+// the indexer moves it the tail is every entry written since). Upgrade
+// every daemon together: a daemon of that version that finishes a
+// backfill after this version has written entries without index keys
+// would vouch for them. To index a trail again, stop the daemons,
+// delete audit-index/ and start them: the leader indexes it whole.
 
 // auditTrail is a store's state of the audit trail beyond its ids.
 type auditTrail struct {
-	// indexed is how much of the index covers the trail (the markers
-	// seen): indexedNone, indexedShared or indexedTenant.
-	indexed atomic.Int32
 	// keysRead counts the keys FindAudit has read from etcd, index
-	// keys and entries (for metrics and tests).
+	// keys and entries (for metrics and tests); not the watermark.
 	keysRead atomic.Int64
 	// refusals bounds the refusals audited one by one (auditlimit.go).
 	refusals refusalLimiter
 }
-
-// Index coverage, as the markers say.
-const (
-	indexedNone   int32 = 0 // no marker: filters read the whole time range
-	indexedShared int32 = 1 // audit-index/complete: the t, w, o and r keys
-	indexedTenant int32 = 2 // audit-index/complete-v2: the per-tenant keys too
-)
 
 // AuditKeysRead counts the keys FindAudit has read from etcd since the
 // store opened, index keys and entries.
@@ -106,8 +141,11 @@ const (
 	idxTenantWorkload = "tw/" // then the tenant, then the workload
 	idxTenantOp       = "to/"
 	idxTenantRegion   = "tr/"
-	idxComplete       = "complete"    // indexedShared
-	idxCompleteV2     = "complete-v2" // indexedTenant
+	idxWatermark      = "watermark"
+	// idxCompleteV2 is the marker the version before this one wrote
+	// once every entry had all its index keys, which it wrote in each
+	// entry's transaction.
+	idxCompleteV2 = "complete-v2"
 )
 
 func (k keys) auditIndex(field, value string) string {
@@ -169,8 +207,8 @@ func (k keys) auditIndexLists(f *AuditFilter) []string {
 	return out
 }
 
-func (k keys) auditIndexComplete() string   { return k.prefix + auditIndexDir + idxComplete }
 func (k keys) auditIndexCompleteV2() string { return k.prefix + auditIndexDir + idxCompleteV2 }
+func (k keys) auditWatermark() string       { return k.prefix + auditIndexDir + idxWatermark }
 
 // indexIter walks the ids of one index range, a page of keys at a time.
 type indexIter struct {
@@ -254,13 +292,57 @@ func (q *auditQuery) join(lists []string, from, to string, limit int) ([]string,
 	return out, nil
 }
 
-// checkAuditIndex looks for the markers; on a trail with no entry it
-// writes them, so a new store is indexed from its first entry.
-func (s *Store) checkAuditIndex(ctx context.Context) error {
-	m1, m2 := s.keys.auditIndexComplete(), s.keys.auditIndexCompleteV2()
+// auditWatermark is how far the audit index goes (audit-index/watermark).
+type auditWatermark struct {
+	// Through: every entry whose last write (its mod revision) is at
+	// or before this revision has its index keys.
+	Through int64 `json:"through"`
+	// Clock is the latest time of the entries indexed that pass the
+	// chainer's rules (judgeEntry), zero before the first.
+	Clock time.Time `json:"clock,omitzero"`
+	// Floor is Clock less the skew allowance: every genuine entry
+	// written after Through is dated at or after it. Zero: no bound.
+	Floor time.Time `json:"floor,omitzero"`
+	// Newest is the id of the last entry indexed.
+	Newest string `json:"newest,omitempty"`
+	// Time is when it was written, by the writer's clock.
+	Time time.Time `json:"time"`
+
+	wrote int64 // its mod revision, as read (not stored)
+}
+
+// covers reports whether every entry in etcd as of revision rev is
+// indexed: rev is at or before Through, or is the watermark's own write
+// and that follows Through at once (the transaction that writes the
+// watermark writes no entry).
+func (w *auditWatermark) covers(rev int64) bool {
+	return rev <= w.Through || (w.wrote != 0 && w.Through >= w.wrote-1 && rev <= w.wrote)
+}
+
+// readWatermark decodes a watermark read from etcd (nil: none). One that
+// does not decode is taken for none: the index is not vouched for.
+func (s *Store) readWatermark(kvs []*mvccpb.KeyValue) *auditWatermark {
+	if len(kvs) == 0 {
+		return nil
+	}
+	var w auditWatermark
+	if err := json.Unmarshal(kvs[0].Value, &w); err != nil || w.Through <= 0 {
+		s.log.Warn("state: audit index watermark unreadable: filters read the whole time range until the leader indexes the trail again", "err", err)
+		return nil
+	}
+	w.wrote = kvs[0].ModRevision
+	return &w
+}
+
+// initAuditIndex writes the watermark when there is none and the store
+// can vouch for one (see above): on an empty trail, or on a trail the
+// version before this one indexed as it wrote it. Either way every entry
+// written before is indexed, and the indexer indexes every one after.
+func (s *Store) initAuditIndex(ctx context.Context) error {
+	wmKey, m2 := s.keys.auditWatermark(), s.keys.auditIndexCompleteV2()
 	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.kv.Txn(ctx).Then(
-			clientv3.OpGet(m1, clientv3.WithCountOnly()),
+			clientv3.OpGet(wmKey, clientv3.WithCountOnly()),
 			clientv3.OpGet(m2, clientv3.WithCountOnly()),
 			clientv3.OpGet(s.keys.audit(""), clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(1)),
 		).Commit()
@@ -268,138 +350,50 @@ func (s *Store) checkAuditIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	level := indexedNone
-	switch {
-	case resp.Responses[1].GetResponseRange().GetCount() > 0:
-		level = indexedTenant
-	case resp.Responses[0].GetResponseRange().GetCount() > 0:
-		level = indexedShared
+	hasWM := resp.Responses[0].GetResponseRange().GetCount() > 0
+	indexed := resp.Responses[1].GetResponseRange().GetCount() > 0
+	empty := len(resp.Responses[2].GetResponseRange().GetKvs()) == 0
+	if hasWM || !(empty || indexed) {
+		return nil // indexed, or to be indexed by the leader
 	}
-	s.trail.raise(level)
-	if level == indexedTenant || len(resp.Responses[2].GetResponseRange().GetKvs()) > 0 {
-		return nil // indexed, or to be indexed
-	}
-	// Empty: mark it indexed, unless an entry appeared meanwhile.
-	rend := clientv3.GetPrefixRangeEnd(s.keys.audit(""))
-	marker := indexMarker(s.clock(), "")
-	mark, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return s.kv.Txn(ctx).If(
-			clientv3.Compare(clientv3.CreateRevision(m2), "=", 0),
-			clientv3.Compare(clientv3.CreateRevision(s.keys.audit("")), "=", 0).WithRange(rend),
-		).Then(clientv3.OpPut(m1, marker), clientv3.OpPut(m2, marker)).Commit()
-	})
+	val, err := json.Marshal(auditWatermark{Through: resp.Header.Revision, Time: s.clock().UTC()})
 	if err != nil {
 		return err
 	}
-	if mark.Succeeded {
-		s.trail.raise(indexedTenant)
-	}
-	return nil
-}
-
-// raise records that the index covers level (it never falls: the keys
-// a marker vouches for are written with every entry from then on).
-func (t *auditTrail) raise(level int32) {
-	for cur := t.indexed.Load(); cur < level && !t.indexed.CompareAndSwap(cur, level); cur = t.indexed.Load() {
-	}
-}
-
-func indexMarker(now time.Time, through string) string {
-	b, _ := json.Marshal(struct {
-		Time    time.Time `json:"time"`
-		Through string    `json:"through,omitempty"`
-	}{now.UTC(), through})
-	return string(b)
-}
-
-// backfillAuditIndex indexes a trail written before the index (or
-// before its per-tenant keys), then writes the markers. Index keys are
-// written again for entries that have them (the puts are idempotent);
-// several daemons doing it at once is waste, not harm. It returns when
-// done or ctx ends.
-func (s *Store) backfillAuditIndex(ctx context.Context) {
-	for backoff := time.Second; s.trail.indexed.Load() < indexedTenant && ctx.Err() == nil; backoff = min(2*backoff, 30*time.Second) {
-		err := s.checkAuditIndex(ctx)
-		if err == nil && s.trail.indexed.Load() < indexedTenant {
-			err = s.indexTrail(ctx)
-		}
-		if err == nil || ctx.Err() != nil {
-			continue
-		}
-		s.log.Warn("state: indexing the audit trail", "err", err, "retry", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-		}
-	}
-}
-
-// indexTrail writes the index keys of every entry (only the per-tenant
-// ones when the shared ones are complete), then the markers.
-func (s *Store) indexTrail(ctx context.Context) error {
-	shared := s.trail.indexed.Load() < indexedShared
-	start, end := s.keys.audit(""), clientv3.GetPrefixRangeEnd(s.keys.audit(""))
-	var rev int64
-	var last string
-	n := 0
-	for {
-		gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
-		resp, err := s.kv.Get(gctx, start, clientv3.WithRange(end), clientv3.WithLimit(200), clientv3.WithRev(rev))
-		cancel()
-		if err != nil {
-			return unavailable(ctx, err)
-		}
-		rev = resp.Header.Revision
-		var ops []clientv3.Op
-		flush := func() error {
-			if len(ops) == 0 {
-				return nil
-			}
-			_, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-				return s.kv.Txn(ctx).Then(ops...).Commit()
-			})
-			ops = ops[:0]
-			return err
-		}
-		for _, kv := range resp.Kvs {
-			id := strings.TrimPrefix(string(kv.Key), s.keys.audit(""))
-			var e AuditEntry
-			if err := json.Unmarshal(kv.Value, &e); err != nil {
-				s.log.Warn("state: audit entry not indexed: unreadable", "id", id, "err", err)
-				continue
-			}
-			keys := s.keys.auditIndexKeys(id, &e, shared)
-			if len(ops)+len(keys) > 100 {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-			for _, k := range keys {
-				ops = append(ops, clientv3.OpPut(k, ""))
-			}
-			last = id
-			n++
-		}
-		if err := flush(); err != nil {
-			return err
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-	}
-	marker := indexMarker(s.clock(), last)
-	_, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		ops := []clientv3.Op{clientv3.OpPut(s.keys.auditIndexCompleteV2(), marker)}
-		if shared {
-			ops = append(ops, clientv3.OpPut(s.keys.auditIndexComplete(), marker))
-		}
-		return s.kv.Txn(ctx).Then(ops...).Commit()
+	// Whoever writes it first: the others' would say the same.
+	_, err = s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.kv.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(wmKey), "=", 0)).
+			Then(clientv3.OpPut(wmKey, string(val))).Commit()
 	})
+	return err
+}
+
+// AuditIndexState says how far the audit index goes.
+type AuditIndexState struct {
+	// Started: the index has a watermark. Until it has, filters read
+	// the whole time range (the leader is indexing a trail written
+	// before the index).
+	Started bool
+	// Current: every entry in etcd as of Revision is indexed, so a
+	// filtered query reads no tail.
+	Current bool
+	// Through: every entry written at or before it is indexed.
+	Through, Revision int64
+	// Newest is the id of the last entry indexed.
+	Newest string
+}
+
+// AuditIndexState reads the audit index's watermark.
+func (s *Store) AuditIndexState(ctx context.Context) (AuditIndexState, error) {
+	gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	defer cancel()
+	resp, err := s.kv.Get(gctx, s.keys.auditWatermark())
 	if err != nil {
-		return err
+		return AuditIndexState{}, unavailable(ctx, err)
 	}
-	s.trail.raise(indexedTenant)
-	s.log.Info("state: audit trail indexed", "entries", n, "through", last, "shared", shared)
-	return nil
+	st := AuditIndexState{Revision: resp.Header.Revision}
+	if w := s.readWatermark(resp.Kvs); w != nil {
+		st.Started, st.Current, st.Through, st.Newest = true, w.covers(resp.Header.Revision), w.Through, w.Newest
+	}
+	return st, nil
 }

@@ -94,19 +94,11 @@ func SignCheckpointForTest(cp Checkpoint, key ed25519.PrivateKey) Checkpoint {
 	return cp
 }
 
-// AuditIndexed reports whether the store answers every filter from the
-// audit index, per-tenant ranges included; SetAuditIndexed makes it
-// think so or not (false: the full scan, as before the index).
-func (s *Store) AuditIndexed() bool { return s.trail.indexed.Load() == indexedTenant }
-func (s *Store) SetAuditIndexed(ok bool) {
-	s.trail.indexed.Store(map[bool]int32{true: indexedTenant, false: indexedNone}[ok])
+// AuditIndexed reports whether the audit index has a watermark.
+func (s *Store) AuditIndexed(ctx context.Context) bool {
+	st, err := s.AuditIndexState(ctx)
+	return err == nil && st.Started
 }
-
-// AuditIndexedShared reports whether the store has seen the marker of
-// the shared index keys only; SetAuditIndexedShared makes it think so
-// (as a daemon of the version before the per-tenant keys left it).
-func (s *Store) AuditIndexedShared() bool { return s.trail.indexed.Load() == indexedShared }
-func (s *Store) SetAuditIndexedShared()   { s.trail.indexed.Store(indexedShared) }
 
 // EncodeAudit is an entry's stored form.
 func EncodeAudit(e AuditEntry) ([]byte, error) { return encodeAudit(e) }

@@ -20,7 +20,7 @@ const DefaultPrefix = "/classroute/v1/"
 //	audit/<sortable id>       AuditEntry (not cached)
 //	audit-chain/<seq>         ChainRecord: the hash chain over audit/ (see auditchain.go; not cached)
 //	audit-checkpoint/<seq>    Checkpoint: a signed chain head (not cached)
-//	audit-index/...           the audit index: empty keys naming entries by tenant, workload, op, region (see auditindex.go; not cached)
+//	audit-index/...           the audit index: empty keys naming entries by tenant, workload, op, region, and its watermark (see auditindex.go; not cached)
 //	live/<provider>/<id>      liveValue on the agent's lease (see health.go)
 //	health/<provider>/<id>    router.Health (see health.go)
 //	election/...              the reconciler's leader election (not cached)

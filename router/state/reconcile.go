@@ -109,6 +109,10 @@ type ReconcilerConfig struct {
 	// Audit configures the audit chainer, which runs while this
 	// reconciler leads (see auditchain.go).
 	Audit AuditChainConfig
+	// AuditIndexDisabled turns off the audit indexer, which otherwise
+	// runs while this reconciler leads (see auditindexer.go), with
+	// Audit.MaxSkew (benchmarks; a daemon must index).
+	AuditIndexDisabled bool
 }
 
 func (c *ReconcilerConfig) defaults() {
@@ -225,9 +229,12 @@ func (s *Store) campaign(ctx context.Context, cfg *ReconcilerConfig) error {
 	defer s.leading.Store(false)
 	s.log.Info("state: reconciler elected", "name", cfg.Name, "fence", f.rev)
 	r := &reconciler{s: s, cfg: *cfg, f: f}
-	var alongside sync.WaitGroup // the audit chainer and the purge
+	var alongside sync.WaitGroup // the audit chainer and indexer, and the purge
 	if !cfg.Audit.Disabled {
 		alongside.Go(func() { s.chainAudit(lctx, f, cfg.Audit) })
+	}
+	if !cfg.AuditIndexDisabled {
+		alongside.Go(func() { s.indexAudit(lctx, f, cfg.Audit.MaxSkew) })
 	}
 	if cfg.ReleasedRetention > 0 || cfg.ReleasedKeep > 0 {
 		alongside.Go(func() { s.purgeReleased(lctx, f, cfg) })

@@ -210,7 +210,7 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		s.watcher.Close()
 		return nil, fmt.Errorf("state: load: %w", err)
 	}
-	if err := s.checkAuditIndex(ctx); err != nil {
+	if err := s.initAuditIndex(ctx); err != nil {
 		s.watcher.Close()
 		return nil, fmt.Errorf("state: audit index: %w", err)
 	}
@@ -222,7 +222,6 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 	for range committers {
 		wg.Go(func() { s.sendCommits(bg) })
 	}
-	wg.Go(func() { s.backfillAuditIndex(bg) })
 	wg.Go(func() { s.flushRefusals(bg) })
 	wg.Go(func() { s.watchAlarms(bg) })
 	go func() { wg.Wait(); close(s.done) }()
