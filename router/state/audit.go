@@ -426,13 +426,19 @@ func (q *auditQuery) watermark() (*auditWatermark, error) {
 	return q.s.readWatermark(resp.Kvs), nil
 }
 
-// tailPage is the page size of a tail read, in keys.
-const tailPage = 1000
+// tailPage is the page size of a tail read, in keys, and maxTailKeys
+// about the most keys one query reads of the tail: past it, the page
+// ends where the read did, and its token resumes from there.
+const (
+	tailPage    = 1000
+	maxTailKeys = 5 * tailPage
+)
 
 // tail reads the entries not yet indexed (written after wm.Through) with
 // ids in [from, to) dated from wm.Floor, in order, and keeps those f
-// matches, at most limit; bound is the last of them when there may be
-// more ("" when none).
+// matches, at most limit; bound is where it stopped when there may be
+// more ("" when none): the last match, or, past maxTailKeys, the last
+// id read.
 func (q *auditQuery) tail(f *AuditFilter, wm *auditWatermark, from, to string, limit int) (recs []AuditRecord, bound string, err error) {
 	if !wm.Floor.IsZero() {
 		from = max(from, auditIDTime(wm.Floor))
@@ -447,7 +453,7 @@ func (q *auditQuery) tail(f *AuditFilter, wm *auditWatermark, from, to string, l
 	// walking the whole range, whatever the limit (with a floor, the
 	// last moments). Past a page (the indexer far behind, or not yet
 	// started: no floor), read on in plain pages.
-	filtered := true
+	filtered, read := true, 0
 	for start < end {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(tailPage)}
 		if filtered {
@@ -475,7 +481,11 @@ func (q *auditQuery) tail(f *AuditFilter, wm *auditWatermark, from, to string, l
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
 		}
-		start, filtered = string(resp.Kvs[len(resp.Kvs)-1].Key)+"\x00", false
+		last := string(resp.Kvs[len(resp.Kvs)-1].Key)
+		if read += len(resp.Kvs); read >= maxTailKeys {
+			return recs, strings.TrimPrefix(last, q.s.keys.audit("")), nil
+		}
+		start, filtered = last+"\x00", false
 	}
 	return recs, "", nil
 }
