@@ -448,18 +448,17 @@ func (q *auditQuery) tail(f *AuditFilter, wm *auditWatermark, from, to string, l
 		end = q.s.keys.audit(to)
 	}
 	// The ids first, then those entries: etcd answers a read of keys
-	// alone from its in-memory index, and the first page asks it for
-	// the keys written after the watermark only, which it finds by
-	// walking the whole range, whatever the limit (with a floor, the
-	// last moments). Past a page (the indexer far behind, or not yet
-	// started: no floor), read on in plain pages.
-	filtered, read := true, 0
+	// alone from its in-memory index, and walks no further than the
+	// page it returns. (Not with a filter on the mod revision, which
+	// would return only the keys written after the watermark: etcd
+	// applies it after walking the whole range to its end, whatever the
+	// limit, so that with the indexer far behind, or not yet started
+	// (no floor), one read would walk every key since.) The keys
+	// indexed already are dropped here, and only the others' entries
+	// read.
+	read := 0
 	for start < end {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(tailPage)}
-		if filtered {
-			opts = append(opts, clientv3.WithMinModRev(wm.Through+1))
-		}
-		resp, err := q.get(start, opts...)
+		resp, err := q.get(start, clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(tailPage))
 		if err != nil {
 			return nil, "", err
 		}
@@ -485,7 +484,7 @@ func (q *auditQuery) tail(f *AuditFilter, wm *auditWatermark, from, to string, l
 		if read += len(resp.Kvs); read >= maxTailKeys {
 			return recs, strings.TrimPrefix(last, q.s.keys.audit("")), nil
 		}
-		start, filtered = last+"\x00", false
+		start = last + "\x00"
 	}
 	return recs, "", nil
 }

@@ -83,14 +83,22 @@ import (
 //
 // The tail is what the indexer lags by: moments while a leader leads
 // (BenchmarkPlaceAuditIndex measures it under a placement storm). Its
-// ids are read first, keys only, which etcd answers from its in-memory
-// index, walking the keys dated from the floor and returning those
-// written after through; then those entries. It is read whatever the
-// filter, so its cost, unlike the index's, depends on every tenant's
-// entries of those moments: a tenant's filter on a hidden region costs
-// what one on a missing region costs, but how much audit activity there
-// was in the last seconds moves the work of every filtered query while
-// the indexer lags. At rest the indexer asks etcd how far its watch has
+// ids are read first, keys only, a page at a time from the floor, which
+// etcd answers from its in-memory index walking no further than the
+// page; those written after through are kept, and then those entries
+// read. A page reads at most about 5,000 keys of the tail (maxTailKeys):
+// past them it ends where its read did, and its token resumes there, so
+// that a long tail (no leader, or a leader far behind) costs a query
+// pages, each bounded, rather than one read of it all; a page cut there
+// may be short, or empty, with a token. (Not a read filtered on the mod
+// revision: etcd walks the range to its end for one, whatever the
+// limit.) It is read whatever the filter, so its cost, unlike the
+// index's, depends on every tenant's entries of those moments: a
+// tenant's filter on a hidden region costs what one on a missing region
+// costs, but how much audit activity there was in the last seconds
+// moves the work of every filtered query while the indexer lags (and a
+// short page with a token says the tail is long, not whose it is: the
+// token is sealed for the caller's tenant). At rest the indexer asks etcd how far its watch has
 // come (a progress notice) and moves the watermark up to it, so the
 // index covers the latest revision and no tail is read.
 
@@ -98,7 +106,7 @@ import (
 // the new leader's watch starts after through (etcd keeps an hour of
 // history; beyond that the indexer reads the trail and indexes what was
 // written after through). Meanwhile the tail is all of them, and every
-// filtered query reads it: correct, but as costly as a scan of them.
+// filtered query reads it, at most about 5,000 keys of it a page.
 //
 // The index sorts before "audit0", like the chain (keys.go): the cache's
 // watch skips it, and the chainer and VerifyAudit, which read audit/

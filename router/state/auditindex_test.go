@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -764,21 +765,33 @@ func TestAuditTailBoundedPerPage(t *testing.T) {
 		}
 	}
 	all := trail(t, e.store)
+	// Queried through a client that counts the keys etcd walks to
+	// answer each read of the trail.
+	cli := newClient(t, e.member)
+	walks := &walkCounter{KV: cli.KV, prefix: e.prefix + "audit/"}
+	cli.KV = walks
+	s := e.open(cli)
 	f := state.AuditFilter{Tenant: "rare", Limit: 1000}
 	want := selects(all, f)
 	var got []string
 	pages := 0
 	for {
-		before := e.store.AuditKeysRead()
-		recs, next, err := e.store.FindAudit(ctx, f)
+		before := s.AuditKeysRead()
+		walks.walked.Store(0)
+		recs, next, err := s.FindAudit(ctx, f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		pages++
 		// At most 5,000 keys of the tail and their entries, a page
 		// of 1,000 more keys, and the index's (none).
-		if read := e.store.AuditKeysRead() - before; read > 12000 {
+		if read := s.AuditKeysRead() - before; read > 12000 {
 			t.Fatalf("page %d read %d keys", pages, read)
+		}
+		// And etcd walked no more of the trail than it returned: not
+		// every key written since the watermark, to return a page.
+		if w := walks.walked.Load(); w > 6000 {
+			t.Fatalf("page %d: etcd walked %d keys of the trail (of %d)", pages, w, n)
 		}
 		for _, r := range recs {
 			got = append(got, r.ID)
@@ -795,4 +808,36 @@ func TestAuditTailBoundedPerPage(t *testing.T) {
 	if pages < 2 {
 		t.Errorf("%d pages: the tail was read whole", pages)
 	}
+}
+
+// walkCounter is a KV that counts the keys etcd walks to answer the
+// range reads under prefix: those it returns (and the one past, when
+// there are more), or, for a read etcd answers by walking the range to
+// its end (a filter on revisions, or no limit), every key of the range.
+type walkCounter struct {
+	clientv3.KV
+	prefix string
+	walked atomic.Int64
+}
+
+func (w *walkCounter) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	resp, err := w.KV.Get(ctx, key, opts...)
+	op := clientv3.OpGet(key, opts...)
+	if err != nil || !strings.HasPrefix(key, w.prefix) || len(op.RangeBytes()) == 0 {
+		return resp, err
+	}
+	if op.Limit() == 0 || op.MinModRev() != 0 || op.MaxModRev() != 0 || op.MinCreateRev() != 0 || op.MaxCreateRev() != 0 {
+		c, err := w.KV.Get(ctx, key, clientv3.WithRange(string(op.RangeBytes())), clientv3.WithCountOnly(), clientv3.WithRev(resp.Header.Revision))
+		if err != nil {
+			return nil, err
+		}
+		w.walked.Add(c.Count)
+		return resp, nil
+	}
+	n := int64(len(resp.Kvs))
+	if resp.More {
+		n++
+	}
+	w.walked.Add(n)
+	return resp, nil
 }
