@@ -11,6 +11,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
@@ -840,4 +841,111 @@ func (w *walkCounter) Get(ctx context.Context, key string, opts ...clientv3.OpOp
 	}
 	w.walked.Add(n)
 	return resp, nil
+}
+
+// indexKeys counts the audit index's keys under dir, and returns the
+// watermark's mod revision.
+func (e *env) indexKeys(dir string) (n, wm int64) {
+	e.tb.Helper()
+	ctx := context.Background()
+	resp, err := e.other.Get(ctx, e.prefix+"audit-index/"+dir, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	w, err := e.other.Get(ctx, e.prefix+"audit-index/watermark")
+	if err != nil || len(w.Kvs) != 1 {
+		e.tb.Fatalf("the watermark: %v, %v", w, err)
+	}
+	return resp.Count, w.Kvs[0].ModRevision
+}
+
+// appendTenant appends n entries of tenant.
+func appendTenant(tb testing.TB, s *state.Store, tenant string, n int) {
+	tb.Helper()
+	var es []state.AuditEntry
+	for i := range n {
+		es = append(es, state.AuditEntry{Op: state.AuditPlace, Tenant: tenant, Workload: "w", RequestID: fmt.Sprintf("%s-%d", tenant, i),
+			Label: "UNCLASSIFIED", Regions: []string{"aws/a"}})
+	}
+	if err := s.AppendAudit(context.Background(), es...); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// A former leader's indexer writes nothing: neither index keys nor the
+// watermark (its transactions compare its election key). The current
+// leader's does.
+func TestAuditIndexerFenced(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	stop := indexAudit(t, e.store)
+	appendTenant(t, e.store, "early", 10)
+	waitIndexed(t, e.store)
+	oldKey, oldRev, err := e.store.LeaderKey(ctx)
+	if err != nil || oldRev == 0 {
+		t.Fatalf("leader key: %q %d %v", oldKey, oldRev, err)
+	}
+	stop()
+	// A new leader (the test, holding the election) that does not index.
+	sess, err := concurrency.NewSession(newClient(t, e.member), concurrency.WithTTL(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	el := concurrency.NewElection(sess, e.prefix+"election/reconciler")
+	if err := el.Campaign(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	appendTenant(t, e.store, "late", 10)
+	n0, wm0 := e.indexKeys("t/late/")
+	if n0 != 0 {
+		t.Fatalf("%d index keys of the late entries before indexing", n0)
+	}
+	if err := e.store.IndexAs(ctx, oldKey, oldRev); err == nil {
+		t.Error("a former leader's indexer succeeded")
+	}
+	if n, wm := e.indexKeys("t/late/"); n != 0 || wm != wm0 {
+		t.Fatalf("a former leader's indexer wrote %d index keys, watermark at %d (was %d)", n, wm, wm0)
+	}
+	if st, err := e.store.AuditIndexState(ctx); err != nil || st.Current {
+		t.Fatalf("the late entries are indexed: %+v, %v", st, err)
+	}
+	if err := e.store.IndexAs(ctx, el.Key(), el.Rev()); err != nil {
+		t.Fatalf("the leader's indexer: %v", err)
+	}
+	if n, _ := e.indexKeys("t/late/"); n != 10 {
+		t.Errorf("the leader's indexer wrote %d index keys of the late entries; want 10", n)
+	}
+	waitIndexed(t, e.store)
+}
+
+// Entries written while no leader indexes, their revisions since
+// compacted away: the next leader cannot watch from its watermark, reads
+// the trail instead and indexes them.
+func TestAuditIndexerAfterCompaction(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	stop := indexAudit(t, e.store)
+	appendTenant(t, e.store, "early", 10)
+	waitIndexed(t, e.store)
+	stop()
+	appendTenant(t, e.store, "late", 10)
+	appendTenant(t, e.store, "later", 10)
+	resp, err := e.other.Get(ctx, "compact-here")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.other.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	indexAudit(t, e.store)
+	waitIndexed(t, e.store)
+	for _, tenant := range []string{"early", "late", "later"} {
+		if n, _ := e.indexKeys("t/" + tenant + "/"); n != 10 {
+			t.Errorf("%d index keys of tenant %s; want 10", n, tenant)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "fell behind compaction") {
+		t.Errorf("the indexer did not read the trail after compaction:\n%s", e.logs)
+	}
 }

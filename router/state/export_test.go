@@ -115,3 +115,18 @@ func (s *Store) FindAuditByScan(ctx context.Context, f AuditFilter) ([]AuditReco
 	from, to := f.idRange()
 	return q.scan(&f, from, to, min(max(f.Limit, 100), 1000), 500)
 }
+
+// IndexAs runs the audit indexer once, as a leader whose election key is
+// key with create revision rev: it indexes the entries written after the
+// watermark (the whole trail when there is none) and moves it.
+func (s *Store) IndexAs(ctx context.Context, key string, rev int64) error {
+	x := &indexer{s: s, f: fence{key, rev}, skew: DefaultAuditMaxSkew}
+	found, err := x.load(ctx)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return x.pass(ctx, 0)
+	}
+	return x.pass(ctx, x.wm.Through)
+}
