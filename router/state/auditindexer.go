@@ -305,14 +305,17 @@ func (x *indexer) index(ctx context.Context, kvs []*mvccpb.KeyValue, through int
 	size := 0
 	for _, kv := range kvs {
 		id := strings.TrimPrefix(string(kv.Key), s.keys.audit(""))
-		var e AuditEntry
-		if err := json.Unmarshal(kv.Value, &e); err != nil {
-			s.log.Warn("state: audit entry not indexed: unreadable", "id", entryName(id), "err", err)
-			continue
-		}
 		// The clock moves as the chainer's does: on the entries it
-		// would take for genuine.
-		if _, fault := judgeEntry(id, kv, wm.Clock, now, x.skew); fault == "" && e.Time.After(wm.Clock) {
+		// would take for genuine. (judgeEntry decodes the entry; one
+		// it faults is decoded again, to be indexed all the same.)
+		e, fault := judgeEntry(id, kv, wm.Clock, now, x.skew)
+		if fault != "" {
+			e = AuditEntry{}
+			if err := json.Unmarshal(kv.Value, &e); err != nil {
+				s.log.Warn("state: audit entry not indexed: unreadable", "id", entryName(id), "err", err)
+				continue
+			}
+		} else if e.Time.After(wm.Clock) {
 			wm.Clock = e.Time
 		}
 		keys := s.keys.auditIndexKeys(id, &e, true)
