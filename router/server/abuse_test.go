@@ -22,6 +22,7 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router/server"
+	"github.com/classroute/classroute/router/state"
 )
 
 // The abuser of TestAbusiveTenantFlood: a Dutch defence user holding
@@ -139,6 +140,14 @@ func TestAbusiveTenantFlood(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A daemon's leader indexes the audit trail behind it
+	// (router/state/auditindex.go), so that a filtered ListAudit reads
+	// the index rather than every entry written since the last leader.
+	reconcileEnv(t, e, state.ReconcilerConfig{Interval: time.Hour, Audit: state.AuditChainConfig{Disabled: true}})
+	eventually(t, "the audit index catches up", func() bool {
+		st, err := e.store.AuditIndexState(ctx(t))
+		return err == nil && st.Current
+	})
 	p, err := victim.Place(as(t, asSubmitter), &pb.PlaceRequest{RequestId: "victim", Workload: kenya()})
 	if err != nil {
 		t.Fatal(err)

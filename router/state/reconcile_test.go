@@ -747,7 +747,7 @@ func TestReconcilerCatchesExpiryWithNoWrite(t *testing.T) {
 	if p := e.place("w", secretWorkload(t, "w")); p.Regions[0] != "aws/s1" {
 		t.Fatalf("placed in %v", p.Regions)
 	}
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: time.Hour, Audit: state.AuditChainConfig{Disabled: true}})
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: time.Hour, Audit: state.AuditChainConfig{Disabled: true}, AuditIndexDisabled: true})
 	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
 	rev := e.store.Revision() // no write from here on but the reconciler's
 	var flag state.AuditEntry
