@@ -75,10 +75,14 @@ func benchPlaceShapes(b *testing.B, name string, shapes func(b *testing.B) []*ro
 				b.Fatalf("Seed = %v, %v", ok, err)
 			}
 			ws := shapes(b)
+			rev := s.Revision()
 			run(b, conc, "placements/s", func(i int64) error {
 				_, err := s.Place(ctx, fmt.Sprintf("req-%d", i), ws[int(i)%len(ws)])
 				return err
 			})
+			// Each commit is one etcd revision: how many placements
+			// share one.
+			b.ReportMetric(float64(b.N)/float64(max(s.Revision()-rev, 1)), "placements/commit")
 		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/classroute/classroute/router"
 )
@@ -110,48 +109,6 @@ func cloneWorkload(w *router.Workload) router.Workload {
 		c.Preferences.Near = &near
 	}
 	return c
-}
-
-// ownWrites remembers the placements this store is committing, by key,
-// with the exact value written: when the watch brings one back, the
-// cache takes the object as it is instead of decoding the value and
-// parsing the label again.
-type ownWrites struct {
-	mu sync.Mutex
-	m  map[string]ownWrite
-}
-
-type ownWrite struct {
-	val string
-	p   *router.Placement
-}
-
-func (o *ownWrites) add(key, val string, p *router.Placement) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.m == nil {
-		o.m = make(map[string]ownWrite)
-	}
-	o.m[key] = ownWrite{val, p}
-}
-
-func (o *ownWrites) drop(key string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	delete(o.m, key)
-}
-
-// take returns the placement written as val under key, if this store
-// wrote it, and forgets it.
-func (o *ownWrites) take(key string, val []byte) *router.Placement {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	w, ok := o.m[key]
-	if !ok || w.val != string(val) {
-		return nil
-	}
-	delete(o.m, key)
-	return w.p
 }
 
 // workloadJSON is the canonical form of a workload that decides whether

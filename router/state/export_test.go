@@ -130,3 +130,16 @@ func (s *Store) IndexAs(ctx context.Context, key string, rev int64) error {
 	}
 	return x.pass(ctx, x.wm.Through)
 }
+
+// QueuedWrites counts the writes waiting in the committer: queued for a
+// round, or joined to a write of the same key.
+func (s *Store) QueuedWrites() int {
+	c := &s.committer
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.queue)
+	for _, w := range c.keys {
+		n += len(w.followers)
+	}
+	return n
+}

@@ -108,15 +108,20 @@ func withinCap(t *router.Tenant, live int) error {
 // A request id names one placement of the workload's tenant (another
 // tenant's placements of the same id are unrelated): placing the same
 // workload again with it returns the placement already made, and a
-// different workload is router.ErrRequestReused. The decision reads one
-// snapshot of the cache; the commit is one etcd transaction that
-// compares the mod revision of every record the decision read about the
-// regions it chose (region, usage and health records) and of the tenant
-// record, and that the tenant's request id is unused. It writes the placement, each chosen region's usage, and an
-// audit record. A lost race re-decides on fresh state, up to the retry
-// bound (then router.ErrConflict). A refusal is a *router.RefusalError
-// with every region's verdict, and is audited. When the store cannot
-// vouch for its cache, Place refuses with router.ErrUnavailable.
+// different workload is router.ErrRequestReused. Place reads one
+// snapshot of the cache, decides on it, and submits the placement to
+// the store's committer (committer.go), which commits it with the other
+// placements into the same regions in one etcd transaction: it compares
+// the mod revision of every record the decision read about the regions
+// it chose (region, usage and health records) and of the tenant record,
+// and that the tenant's request id is unused, and writes the placement,
+// each chosen region's usage, and an audit record. A decision that no
+// longer holds (a record it read changed, or the regions filled up
+// meanwhile) is made again on fresh state, up to the retry bound (then
+// router.ErrConflict). Place returns once the cache reflects the
+// placement. A refusal is a *router.RefusalError with every region's
+// verdict, and is audited. When the store cannot vouch for its cache,
+// Place refuses with router.ErrUnavailable.
 func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload) (*router.Placement, error) {
 	if !validKeyPart(requestID) {
 		return nil, router.Violations{{Field: "request_id", Description: "required, without '/'"}}.Err()
@@ -156,15 +161,13 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		}
 		in := snap.input(w, s)
 		t0 := time.Now()
-		d, held, wait := s.decide(&in, snap.regions, requestID)
+		d, wait := s.decide(&in, snap.regions)
 		s.observer.Decided(time.Since(t0))
-		if wait != nil {
-			select {
-			case <-wait:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
+		if wait.any() {
+			if err := s.committer.settled(ctx, wait); err != nil {
+				return nil, err
 			}
+			continue
 		}
 		if d.Err != nil {
 			// Another daemon may have committed this request id a
@@ -175,86 +178,92 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			}
 			return nil, s.refuse(ctx, requestID, &in, snap.rev, d.Err)
 		}
-		chosen := held[:len(d.Chosen):len(d.Chosen)]
-		t0 = time.Now()
-		p, rev, err := s.commit(ctx, requestID, w, &snap, d, chosen, want)
-		s.observer.Committed(time.Since(t0), err == nil && p != nil && rev != 0)
-		if err == nil && p == nil {
-			// Lost a race: wait for the cache to show what beat us.
-			if attempt >= s.maxRetries {
-				err = fmt.Errorf("place %s: %w: lost %d races", requestID, router.ErrConflict, attempt+1)
-			} else {
-				err = s.afterConflict(ctx, rev, attempt)
-			}
-			s.res.release(held)
-			if err != nil {
-				return nil, err
-			}
-			attempt++
-			continue
-		}
-		if err == nil && rev != 0 {
-			err = s.waitCommitted(ctx, rev)
-			s.own.drop(s.keys.placement(placementKey(w.Tenant, requestID))) // applied by now, unless the wait failed
-		}
-		s.res.release(held)
+		wr, err := s.placeWrite(ctx, requestID, w, &snap, d)
 		if err != nil {
 			return nil, err
 		}
-		if rev != 0 {
+		t0 = time.Now()
+		out := s.committer.submit(ctx, wr)
+		s.observer.Committed(time.Since(t0), out.committed)
+		switch {
+		case out.err != nil:
+			// The transaction may have reached etcd and commit later
+			// (a member without quorum keeps it in its log): the
+			// outcome is unknown, and the request id is how the caller
+			// finds out.
+			return nil, fmt.Errorf("place %s: %w; the placement may or may not have been committed: retry with the same request id",
+				requestID, unavailable(ctx, out.err))
+		case out.committed:
+			p := wr.obj
+			if out.leader != nil {
+				// A Place of the same request id was in flight: its
+				// placement is this one's, if the workload is the same.
+				if p, err = sameWorkload(out.leader.obj, want); err != nil {
+					return nil, err
+				}
+			}
+			err := s.waitCommitted(ctx, out.rev)
+			s.committer.own.drop(wr.key) // applied by now, unless the wait failed
+			if err != nil {
+				return nil, err
+			}
 			if cur, err := s.GetPlacement(w.Tenant, requestID); err == nil {
 				return cur, nil // the cached copy: shares nothing with w
 			}
+			return p, nil
+		case out.lost:
+			// The tenant used the request id meanwhile (another
+			// daemon, or a retry of this request racing itself).
+			if out.current == nil {
+				break // placed and purged meanwhile: decide again
+			}
+			prev, err := decodePlacement(out.current.Value)
+			if err != nil {
+				return nil, fmt.Errorf("place %s: stored placement: %w", requestID, err)
+			}
+			return sameWorkload(prev, want)
 		}
-		return p, nil
+		// The decision no longer holds: decide again once the cache
+		// shows what changed.
+		if attempt >= s.maxRetries {
+			return nil, fmt.Errorf("place %s: %w: lost %d races", requestID, router.ErrConflict, attempt+1)
+		}
+		if err := s.afterConflict(ctx, out.rev, attempt); err != nil {
+			return nil, err
+		}
+		attempt++
 	}
 }
 
-// decide makes the Place decision on in as this daemon should: with the
-// reservation overlay. On success it holds the chosen regions and the
-// request id (within the tenant), and returns the held keys: the chosen
-// region keys in replica order, then the request id's. A refusal (d.Err)
-// is decided on the committed state alone. When only the overlay stands in the way
-// (every region that could take the workload is held by this daemon's
-// commits in flight, or one it chose was held meanwhile) it returns a
-// channel to wait on before deciding again on a fresh snapshot.
-func (s *Store) decide(in *router.Input, view *regionView, requestID string) (d router.Decision, held []string, wait <-chan struct{}) {
+// decide makes the Place decision on in as this daemon should: on the
+// regions as the committer overlays them (with what this store's
+// writes in flight add, and the usage it learnt from etcd that the
+// cache does not show yet). A refusal (d.Err) is decided on the cache
+// alone: when only the overlay stands in the way, decide returns what
+// to wait for (with the committer's settled) before deciding again on
+// a fresh snapshot.
+func (s *Store) decide(in *router.Input, view *regionView) (d router.Decision, wait overlaid) {
 	buf := overlayBufs.Get().(*[]router.RegionState)
 	over := *in
-	var changed <-chan struct{}
-	var unchanged bool
-	over.Regions, changed, unchanged = s.res.overlay(view, buf)
+	var o overlaid
+	over.Regions, o = s.committer.overlay(view, buf)
 	d = s.engine.Place(over)
 	clear(*buf)
 	overlayBufs.Put(buf)
-	if d.Err != nil {
-		if !unchanged && s.engine.Place(*in).Err == nil {
-			return d, nil, changed
-		}
-		return d, nil, nil
+	if d.Err != nil && o.any() && s.engine.Place(*in).Err == nil {
+		return d, o
 	}
-	held = make([]string, len(d.Chosen), len(d.Chosen)+1)
-	for i, idx := range d.Chosen {
-		held[i] = view.keys[idx]
-	}
-	// The request id too: a batch of commits must never write one key
-	// twice, and a second Place of the id waits for the first.
-	held = append(held, heldRequest(placementKey(in.Workload.Tenant, requestID)))
-	if !s.res.hold(held) {
-		// Held by another decision: one that took a region since the
-		// overlay, or this request id placed concurrently, or the
-		// workload fits even a region the overlay shows full (it needs
-		// no resources).
-		return d, nil, changed
-	}
-	return d, held, nil
+	return d, overlaid{}
 }
 
-// commit runs the compare-and-swap of one decision. It returns the
-// placement and the commit revision; or the placement that already holds
-// the request id, with revision 0; or no placement and the revision that
-// beat the decision.
-func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload, snap *snapshot, d router.Decision, chosen []string, want []byte) (*router.Placement, int64, error) {
+// placeWrite is the committer's write of a decided placement: the
+// placement record (its request id unused), the chosen regions' usage,
+// the records the decision read, and the audit entry.
+func (s *Store) placeWrite(ctx context.Context, requestID string, w *router.Workload, snap *snapshot, d router.Decision) (*write, error) {
+	chosen := make([]string, len(d.Chosen))
+	for i, idx := range d.Chosen {
+		chosen[i] = snap.regions.keys[idx]
+	}
 	p := &router.Placement{
 		ID:        requestID,
 		Tenant:    w.Tenant,
@@ -267,7 +276,7 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 	}
 	pval, err := json.Marshal(p)
 	if err != nil {
-		return nil, 0, fmt.Errorf("place %s: encode: %w", requestID, err)
+		return nil, fmt.Errorf("place %s: encode: %w", requestID, err)
 	}
 	aops, asize, err := s.auditOps(AuditEntry{
 		Actor:     authz.Actor(ctx),
@@ -282,69 +291,24 @@ func (s *Store) commit(ctx context.Context, requestID string, w *router.Workload
 		Revision:  snap.rev,
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	size := len(pval) + asize
-	pkey, tkey := s.keys.placement(placementKey(w.Tenant, requestID)), s.keys.tenant(w.Tenant)
-	cmps := make([]clientv3.Cmp, 0, 2+3*len(chosen))
-	ops := make([]clientv3.Op, 0, 2+len(chosen))
-	cmps = append(cmps,
-		clientv3.Compare(clientv3.CreateRevision(pkey), "=", 0),
-		clientv3.Compare(clientv3.ModRevision(tkey), "=", snap.tenant.Rev),
-	)
-	pstr := string(pval)
-	ops = append(ops, clientv3.OpPut(pkey, pstr))
-	for _, idx := range d.Chosen {
-		rs, key := &snap.regions.states[idx], snap.regions.keys[idx]
-		ukey := s.keys.usage(key)
-		cmps = append(cmps,
-			clientv3.Compare(clientv3.ModRevision(s.keys.region(key)), "=", rs.Rev),
-			clientv3.Compare(clientv3.ModRevision(ukey), "=", rs.UsageRev),
-			// 0 when the region has no health record: one created
-			// meanwhile fails the compare too.
-			clientv3.Compare(clientv3.ModRevision(s.keys.health(key)), "=", rs.HealthRev),
-		)
-		uval, err := json.Marshal(usageValue{Used: rs.Used.Add(w.Resources), Placements: snap.regions.counts[idx] + 1})
-		if err != nil {
-			return nil, 0, err
-		}
-		ops = append(ops, clientv3.OpPut(ukey, string(uval)))
-		size += len(uval)
+	wr := &write{
+		key:       s.keys.placement(placementKey(w.Tenant, requestID)),
+		val:       string(pval),
+		obj:       p,
+		deltas:    make([]delta, len(d.Chosen)),
+		guards:    []guard{{s.keys.tenant(w.Tenant), snap.tenant.Rev}},
+		ops:       aops,
+		size:      len(pval) + asize,
+		join:      true,
+		requestID: requestID,
 	}
-	ops = append(ops, aops...) // the entry and its index keys
-
-	if s.beforeCommit != nil {
-		s.beforeCommit(requestID)
+	for i, idx := range d.Chosen {
+		rs := &snap.regions.states[idx]
+		wr.deltas[i] = delta{region: chosen[i], used: w.Resources, count: 1, read: true, rev: rs.Rev, healthRev: rs.HealthRev}
 	}
-	req := &commitReq{cmps: cmps, ops: ops, els: []clientv3.Op{clientv3.OpGet(pkey)}, size: size}
-	s.own.add(pkey, pstr, p)
-	err = s.commitBatched(ctx, req)
-	if err == nil && req.err != nil {
-		err = unavailable(ctx, req.err)
-	}
-	if err != nil || !req.resp.Succeeded {
-		s.own.drop(pkey)
-	}
-	if err != nil {
-		// The transaction may have reached etcd and commit later (a
-		// member without quorum keeps it in its log): the outcome is
-		// unknown, and the request id is how the caller finds out.
-		return nil, 0, fmt.Errorf("place %s: %w; the placement may or may not have been committed: retry with the same request id", requestID, err)
-	}
-	if req.resp.Succeeded {
-		return p, req.rev, nil
-	}
-	if kvs := req.resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
-		// The tenant used the request id meanwhile (another daemon,
-		// or a retry of this request racing itself).
-		prev, err := decodePlacement(kvs[0].Value)
-		if err != nil {
-			return nil, 0, fmt.Errorf("place %s: stored placement: %w", requestID, err)
-		}
-		prev, err = sameWorkload(prev, want)
-		return prev, 0, err
-	}
-	return nil, req.rev, nil
+	return wr, nil
 }
 
 // placedElsewhere reads the tenant's placement of the request id from

@@ -96,9 +96,9 @@ func WithOpTimeout(d time.Duration) Option { return func(o *options) { o.opTimeo
 // tenants), the usage of every region and the placements, kept in etcd
 // and cached in memory. Reads come from the cache. Every write is one
 // compare-and-swap in etcd that compares the revisions of what it read
-// (placements from concurrent Place calls travel together, each its own
-// nested transaction; see batch.go), and returns once the cache reflects
-// it. A Store is safe for concurrent use; Close stops it.
+// (placements from concurrent Place calls are committed together by the
+// committer; see committer.go), and returns once the cache reflects it.
+// A Store is safe for concurrent use; Close stops it.
 type Store struct {
 	cli *clientv3.Client
 	kv  clientv3.KV
@@ -113,13 +113,11 @@ type Store struct {
 	keys     keys
 	options
 
-	db      *memdb.MemDB
-	rev     revisionWaiters
-	res     reservations
-	commits commitQueue
-	own     ownWrites
-	auditID auditIDs
-	trail   auditTrail // the audit index and refusal bounds (auditindex.go, auditlimit.go)
+	db        *memdb.MemDB
+	rev       revisionWaiters
+	committer committer // commits placements (committer.go)
+	auditID   auditIDs
+	trail     auditTrail // the audit index and refusal bounds (auditindex.go, auditlimit.go)
 
 	resumeKey []byte // see ResumeKey
 
@@ -194,8 +192,7 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		kick:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
-	s.res.init()
-	s.commits.init()
+	s.committer.init(s)
 	var node [4]byte
 	_, _ = crand.Read(node[:])
 	s.auditID.node = hex.EncodeToString(node[:])
@@ -219,8 +216,8 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 	var wg sync.WaitGroup
 	wg.Go(func() { s.run(bg, rev) })
 	wg.Go(func() { s.requestProgress(bg) })
-	for range committers {
-		wg.Go(func() { s.sendCommits(bg) })
+	for range senders {
+		wg.Go(func() { s.committer.run(bg) })
 	}
 	wg.Go(func() { s.flushRefusals(bg) })
 	wg.Go(func() { s.watchAlarms(bg) })

@@ -514,7 +514,7 @@ func (s *Store) ownPlacement(k kind, kv *mvccpb.KeyValue) *router.Placement {
 	if k != kindPlacement {
 		return nil
 	}
-	return s.own.take(string(kv.Key), kv.Value)
+	return s.committer.own.take(string(kv.Key), kv.Value)
 }
 
 func (s *Store) applyDelete(tx *memdb.Txn, kv *mvccpb.KeyValue) (kind, string) {
