@@ -504,7 +504,9 @@ func (c *committer) failed(g *group, gr *etcdserverpb.TxnResponse, rev int64) []
 			continue
 		}
 		if w.abandoned {
-			c.answer(w, outcome{err: context.Canceled})
+			// Its caller has gone: it need not go again. The writes
+			// that joined it (Places of its request id) decide again.
+			c.answer(w, outcome{rev: rev})
 			continue
 		}
 		// Only usage moved (or another write's record): the same
