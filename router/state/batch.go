@@ -46,13 +46,27 @@ type group struct {
 	maxw    int // the most operations of one of its writes
 }
 
-// compared is one compare of a group: key's mod revision is rev. region
-// is set when key is that region's usage record.
+// compared is one compare of a group: key's mod revision (its create
+// revision if create) is rev. region is set when key is that region's
+// usage record.
 type compared struct {
 	key    string
 	rev    int64
+	create bool
 	region string
 	value  bool // read the value, not only the revision, when it fails
+}
+
+// holds reports whether kv (nil: no such key) is as cm expects.
+func (cm *compared) holds(kv *mvccpb.KeyValue) bool {
+	switch {
+	case kv == nil:
+		return cm.rev == 0
+	case cm.create:
+		return kv.CreateRevision == cm.rev
+	default:
+		return kv.ModRevision == cm.rev
+	}
 }
 
 // width is the most operations the group has at its own level: a
@@ -339,7 +353,7 @@ func (w *write) compares(s *Store, usageRev func(region string) int64) []compare
 		}
 	}
 	for _, g := range w.guards {
-		cmps = append(cmps, compared{key: g.key, rev: g.rev})
+		cmps = append(cmps, compared{key: g.key, rev: g.rev, create: g.create})
 	}
 	return cmps
 }
@@ -349,7 +363,11 @@ func (g *group) txn(s *Store) (clientv3.Op, error) {
 	cmps := make([]clientv3.Cmp, len(g.cmps))
 	els := make([]clientv3.Op, len(g.cmps))
 	for i, cm := range g.cmps {
-		cmps[i] = clientv3.Compare(clientv3.ModRevision(cm.key), "=", cm.rev)
+		if cm.create {
+			cmps[i] = clientv3.Compare(clientv3.CreateRevision(cm.key), "=", cm.rev)
+		} else {
+			cmps[i] = clientv3.Compare(clientv3.ModRevision(cm.key), "=", cm.rev)
+		}
 		if cm.value {
 			els[i] = clientv3.OpGet(cm.key)
 		} else {
@@ -472,17 +490,14 @@ func (c *committer) failed(g *group, gr *etcdserverpb.TxnResponse, rev int64) []
 				kv = kvs[0]
 			}
 		}
-		cur := int64(0)
-		if kv != nil {
-			cur = kv.ModRevision
-		}
-		if cur == cm.rev {
+		if cm.holds(kv) {
 			continue
 		}
 		changed[cm.key] = kv
 		if cm.region == "" {
 			continue
 		}
+		cur := kv.GetModRevision()
 		var u usageValue
 		if kv == nil || json.Unmarshal(kv.Value, &u) != nil {
 			delete(c.known, cm.region) // the cache will tell

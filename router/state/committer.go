@@ -54,6 +54,32 @@ import (
 // usage etcd just returned and go in the next round, decided as they
 // were.
 //
+// The API is submit (one write; Place) and submitAll (several queued at
+// once, so they can share rounds; a batch of moves). A write is a record
+// to write as decided (key, val, obj) with what its decision read:
+//
+//   - keyRev, the record's mod revision as read (0: a new placement,
+//     whose request id must be unused);
+//   - deltas, what it adds to or returns to each region's usage, with
+//     read set on each region the decision chose (its region and health
+//     records' revisions are compared, and it must still fit);
+//   - guards, other records compared (the tenant record; a reconciler's
+//     fence, by create revision);
+//   - ops, written in the same transaction (its audit entry: a write
+//     whose audit entry cannot be built is never submitted).
+//
+// A move is a write like a placement: key the placement, keyRev its mod
+// revision as the reconciler read it, val the placement with the new
+// region added and the old copy kept as retiring (make-before-break: it
+// holds its capacity until its agent has stopped it); a delta adding to
+// the new region, with read set; a delta of a negative amount (and count
+// -1), without read, for each region whose copy the write drops; the
+// fence as a create guard; and join false. Its outcome is
+// committed (at rev), lost (the placement changed meanwhile: current is
+// what etcd holds), or neither: decide again once the cache reflects
+// rev. The committer never decides itself: it only checks again that a
+// decision still holds.
+//
 // While a write is queued or in flight, decisions of this store see
 // what it adds to its regions (overlay), and the committer remembers
 // each usage value it committed until the cache shows it, so decisions
@@ -137,10 +163,13 @@ type delta struct {
 }
 
 // A guard is a record the write's decision read: its mod revision must
-// still be rev (0: it must not exist).
+// still be rev (0: it must not exist). create compares its create
+// revision instead: a reconciler's fence (its election key, which it
+// holds from its creation).
 type guard struct {
-	key string
-	rev int64
+	key    string
+	rev    int64
+	create bool
 }
 
 // outcome is the committer's answer to a write.

@@ -42,6 +42,35 @@ func (e *env) storedPlacements() map[string]stored {
 	return out
 }
 
+// storedAudits reads the audit entries of op from etcd, by
+// "tenant/request id", with their mod revisions.
+func (e *env) storedAudits(op string) map[string]storedAudit {
+	e.tb.Helper()
+	resp, err := e.other.Get(context.Background(), e.prefix+"audit/", clientv3.WithPrefix())
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	out := map[string]storedAudit{}
+	for _, kv := range resp.Kvs {
+		var a state.AuditEntry
+		if err := json.Unmarshal(kv.Value, &a); err != nil {
+			e.tb.Fatal(err)
+		}
+		if a.Op == op {
+			if _, dup := out[a.Tenant+"/"+a.RequestID]; dup {
+				e.tb.Errorf("two %s audit entries of %s/%s", op, a.Tenant, a.RequestID)
+			}
+			out[a.Tenant+"/"+a.RequestID] = storedAudit{&a, kv.ModRevision}
+		}
+	}
+	return out
+}
+
+type storedAudit struct {
+	e   *state.AuditEntry
+	rev int64
+}
+
 // gate holds the committer's first round in the test hook until opened,
 // and says when the hook is entered.
 type gate struct {
@@ -95,9 +124,10 @@ func TestGroupCommitTwoDaemonsLastCapacity(t *testing.T) {
 	stores := []*state.Store{e.store, e.open(e.other)}
 
 	type result struct {
-		id  string
-		p   *router.Placement
-		err error
+		daemon int
+		id     string
+		p      *router.Placement
+		err    error
 	}
 	results := make(chan result, len(stores)*perDaemon)
 	var wg sync.WaitGroup
@@ -112,7 +142,7 @@ func TestGroupCommitTwoDaemonsLastCapacity(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
 				p, err := s.Place(ctx, id, secretWorkload(t, id))
-				results <- result{id, p, err}
+				results <- result{d, id, p, err}
 			})
 		}
 	}
@@ -120,10 +150,12 @@ func TestGroupCommitTwoDaemonsLastCapacity(t *testing.T) {
 	close(results)
 
 	acked := map[string]*router.Placement{}
+	perDaemonAcked := make([]int, len(stores))
 	for r := range results {
 		var refusal *router.RefusalError
 		switch {
 		case r.err == nil:
+			perDaemonAcked[r.daemon]++
 			if prev, ok := acked[r.id]; ok && (!prev.CreatedAt.Equal(r.p.CreatedAt) || !slices.Equal(prev.Regions, r.p.Regions)) {
 				t.Errorf("request %s acknowledged twice, differently: %+v and %+v", r.id, prev, r.p)
 			}
@@ -151,6 +183,26 @@ func TestGroupCommitTwoDaemonsLastCapacity(t *testing.T) {
 		case !slices.Equal(got.p.Regions, p.Regions) || !slices.Equal(p.Regions, []string{hot}) || !got.p.CreatedAt.Equal(p.CreatedAt):
 			t.Errorf("%s: told %v (created %v), etcd holds %v (created %v)", id, p.Regions, p.CreatedAt, got.p.Regions, got.p.CreatedAt)
 		}
+	}
+	for d, n := range perDaemonAcked {
+		if n == 0 {
+			t.Errorf("daemon %d placed nothing: no race", d)
+		}
+	}
+	// Each placement's audit entry was written with it, in the same
+	// transaction: at the same revision, naming the same regions.
+	audits := e.storedAudits(state.AuditPlace)
+	for id, p := range inEtcd {
+		a, ok := audits[id]
+		switch {
+		case !ok:
+			t.Errorf("placement %s has no audit entry", id)
+		case a.rev != p.rev || !slices.Equal(a.e.Regions, p.p.Regions):
+			t.Errorf("placement %s at revision %d in %v; its audit entry at %d names %v", id, p.rev, p.p.Regions, a.rev, a.e.Regions)
+		}
+	}
+	if len(audits) != len(inEtcd) {
+		t.Errorf("%d place audit entries for %d placements", len(audits), len(inEtcd))
 	}
 	used, n := e.usage(hot)
 	if n != int64(len(inEtcd)) || used.MilliCPU != n*unit.MilliCPU || used.MemoryMiB != n*unit.MemoryMiB {

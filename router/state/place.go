@@ -298,7 +298,7 @@ func (s *Store) placeWrite(ctx context.Context, requestID string, w *router.Work
 		val:       string(pval),
 		obj:       p,
 		deltas:    make([]delta, len(d.Chosen)),
-		guards:    []guard{{s.keys.tenant(w.Tenant), snap.tenant.Rev}},
+		guards:    []guard{{key: s.keys.tenant(w.Tenant), rev: snap.tenant.Rev}},
 		ops:       aops,
 		size:      len(pval) + asize,
 		join:      true,
