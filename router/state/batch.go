@@ -420,6 +420,7 @@ func (c *committer) send(ctx context.Context, r *round) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.sending--
 	for _, key := range r.regions {
 		delete(c.busy, key)
 	}
