@@ -13,24 +13,37 @@ import (
 const (
 	tablePlacements = "placements"
 
-	indexTenant = "tenant"
+	// Every index entry costs the cache about half a kilobyte (a radix
+	// tree node and leaf, each with its channel) and a cold start a few
+	// microseconds per placement, so a live placement, most of what the
+	// cache holds, is under as few as serve the reads: its key, its
+	// request id, its tenant (tenant-live) and the regions it holds
+	// (holds). What lists by tenant or region also needs of released
+	// placements is in indexes of their own, walked beside those of the
+	// live ones (see placementsTxn).
+
 	// indexRequest: a request id's placements, one per tenant that used it.
 	indexRequest = "request"
-	indexState   = "state"
-	indexRegion  = "region"
+	// indexState: the placements in a state other than placed (the
+	// placed are most of them; a list of those walks indexID).
+	indexState = "state"
 	// indexHolds: the live placements that hold capacity in a region (a
 	// replica or a retiring copy there; see router.Placement.Holds). It
 	// is what a region's agent is assigned.
 	indexHolds = "holds"
+	// indexTenantLive: a tenant's live placements, which its cap
+	// (Tenant.MaxPlacements) counts.
+	indexTenantLive = "tenant-live"
+	// indexReleasedTenant and indexReleasedRegion: the released
+	// placements by tenant and by region, in key order.
+	indexReleasedTenant = "released-tenant"
+	indexReleasedRegion = "released-region"
 	// indexReleased: the released placements by release time, oldest
 	// first (see releasedIndex): what the retention purge walks.
 	indexReleased = "released"
 	// indexTenantReleased: each tenant's released placements by
 	// release time (see releasedBy): what the purge counts.
 	indexTenantReleased = "tenant-released"
-	// indexTenantLive: a tenant's live placements, which its cap
-	// (Tenant.MaxPlacements) counts.
-	indexTenantLive = "tenant-live"
 )
 
 // Page sizes of ListPlacements.
@@ -64,18 +77,15 @@ func placementsTableSchema() *memdb.TableSchema {
 				Name:    indexRequest,
 				Indexer: oneIndex[*placementRecord](func(p *placementRecord) string { return p.P.ID }),
 			},
-			indexTenant: {
-				Name:    indexTenant,
-				Indexer: oneIndex[*placementRecord](func(p *placementRecord) string { return p.P.Tenant }),
-			},
 			indexState: {
-				Name:    indexState,
-				Indexer: oneIndex[*placementRecord](func(p *placementRecord) string { return p.P.State.String() }),
-			},
-			indexRegion: {
-				Name:         indexRegion,
+				Name:         indexState,
 				AllowMissing: true,
-				Indexer:      manyIndex[*placementRecord](func(p *placementRecord) []string { return placementRegions(p.P) }),
+				Indexer: oneIndex[*placementRecord](func(p *placementRecord) string {
+					if p.P.State == router.PlacementPlaced {
+						return ""
+					}
+					return p.P.State.String()
+				}),
 			},
 			indexHolds: {
 				Name:         indexHolds,
@@ -90,6 +100,26 @@ func placementsTableSchema() *memdb.TableSchema {
 						return ""
 					}
 					return p.P.Tenant
+				}),
+			},
+			indexReleasedTenant: {
+				Name:         indexReleasedTenant,
+				AllowMissing: true,
+				Indexer: oneIndex[*placementRecord](func(p *placementRecord) string {
+					if p.P.State.Live() {
+						return ""
+					}
+					return p.P.Tenant
+				}),
+			},
+			indexReleasedRegion: {
+				Name:         indexReleasedRegion,
+				AllowMissing: true,
+				Indexer: manyIndex[*placementRecord](func(p *placementRecord) []string {
+					if p.P.State.Live() {
+						return nil
+					}
+					return placementRegions(p.P)
 				}),
 			},
 			indexTenantReleased: {
@@ -172,63 +202,121 @@ func placementRegions(p *router.Placement) []string {
 // placementsTxn calls yield with the placements f selects, in key order
 // ("tenant/id": by request id within a tenant), starting after the key
 // after (all when empty), until yield returns false. It walks the most
-// selective index; within one index value memdb orders entries by
-// primary key, so the walk is in key order and can seek.
+// selective indexes: within one index value memdb orders entries by
+// primary key, so each walk is in key order and can seek, and a tenant's
+// or a region's placements, live and released being under indexes of
+// their own, are the two walks merged.
 func placementsTxn(tx *memdb.Txn, f PlacementFilter, after string, yield func(*placementRecord) bool) error {
-	var index string
-	var args []any
+	var walks []*keyWalk
+	walk := func(index string, under func(*router.Placement) bool, args ...any) error {
+		w, err := newKeyWalk(tx, index, args, after, under)
+		if err == nil {
+			walks = append(walks, w)
+		}
+		return err
+	}
+	var err error
 	switch {
 	case f.Tenant != "":
-		index, args = indexTenant, []any{f.Tenant}
+		of := func(p *router.Placement) bool { return p.Tenant == f.Tenant }
+		if err = walk(indexTenantLive, of, f.Tenant); err == nil {
+			err = walk(indexReleasedTenant, of, f.Tenant)
+		}
 	case f.Region != "":
-		index, args = indexRegion, []any{f.Region}
-	case f.State != nil:
-		index, args = indexState, []any{f.State.String()}
+		in := func(p *router.Placement) bool { return slices.Contains(placementRegions(p), f.Region) }
+		if err = walk(indexHolds, in, f.Region); err == nil {
+			err = walk(indexReleasedRegion, in, f.Region)
+		}
+	case f.State != nil && *f.State != router.PlacementPlaced:
+		err = walk(indexState, func(p *router.Placement) bool { return p.State == *f.State }, f.State.String())
 	default:
-		index = indexID
+		err = walk(indexID, nil)
 	}
+	if err != nil {
+		return err
+	}
+	for {
+		var next *keyWalk
+		for _, w := range walks {
+			if w.cur != nil && (next == nil || w.key < next.key) {
+				next = w
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		p := next.cur
+		next.advance()
+		if f.match(p.P) && !yield(p) {
+			return nil
+		}
+	}
+}
+
+// keyWalk walks the entries of one index value in key order, from after
+// a key.
+type keyWalk struct {
+	it memdb.ResultIterator
+	// under reports whether a placement is under the index value; nil
+	// for the whole index.
+	under func(*router.Placement) bool
+	cur   *placementRecord // the next entry, nil at the end
+	key   string           // its key
+	last  string           // the last key walked (after, at first)
+	// started: past the entry the walk resumes after.
+	started bool
+}
+
+func newKeyWalk(tx *memdb.Txn, index string, args []any, after string, under func(*router.Placement) bool) (*keyWalk, error) {
 	var it memdb.ResultIterator
 	var err error
 	if after == "" {
 		it, err = tx.Get(tablePlacements, index, args...)
 	} else {
-		// LowerBound walks to the end of the index: stop at the first
-		// entry past the index value (the filter no longer matches).
+		// LowerBound walks to the end of the index: advance stops at
+		// the first entry past the index value.
 		it, err = tx.LowerBound(tablePlacements, index, append(args, after)...)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		p := raw.(*placementRecord)
-		if keyOf(p.P) == after {
-			continue
-		}
-		if !f.match(p.P) {
-			if after != "" && index != indexID && !inIndex(index, f, p.P) {
-				break
-			}
-			continue
-		}
-		if !yield(p) {
-			break
-		}
+	w := &keyWalk{it: it, under: under, last: after}
+	if after == "" {
+		w.under = nil // Get walks the value's entries only
 	}
-	return nil
+	w.advance()
+	return w, nil
 }
 
-// inIndex reports whether p is still under the index value the walk
-// started at.
-func inIndex(index string, f PlacementFilter, p *router.Placement) bool {
-	switch index {
-	case indexTenant:
-		return p.Tenant == f.Tenant
-	case indexState:
-		return p.State == *f.State
-	case indexRegion:
-		return (&PlacementFilter{Region: f.Region}).match(p)
+// advance moves to the next entry after the last key walked that is
+// under the index value. Past the value, LowerBound walks the entries of
+// the next values; an entry there is not the value's when its placement
+// is not under it, nor when its key is not past the last one walked
+// (under a multi-valued index, such as the regions', a placement that
+// is also under the value was walked already, since the value's entries
+// come in key order).
+func (w *keyWalk) advance() {
+	for {
+		raw := w.it.Next()
+		if raw == nil {
+			w.cur, w.key = nil, ""
+			return
+		}
+		p := raw.(*placementRecord)
+		key := keyOf(p.P)
+		if !w.started {
+			w.started = true
+			if key == w.last && key != "" {
+				continue // the entry the walk resumes after
+			}
+		}
+		if w.under != nil && (key <= w.last || !w.under(p.P)) {
+			w.cur, w.key = nil, ""
+			return
+		}
+		w.cur, w.key, w.last = p, key, key
+		return
 	}
-	return true
 }
 
 func firstPlacementTxn(tx *memdb.Txn, f PlacementFilter) *router.Placement {
