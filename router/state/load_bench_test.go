@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -37,4 +38,32 @@ func BenchmarkLoadInsert(b *testing.B) {
 		}
 	}
 	tx.Commit()
+}
+
+// BenchmarkCacheBytes reports the heap the cache keeps per placement
+// (decoded and under every index), over b.N placements of two replicas
+// decoded from their records as a cold start does.
+func BenchmarkCacheBytes(b *testing.B) {
+	val := internRecord(b, 2)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	db := newDB()
+	tx := db.Txn(true)
+	for i := 0; b.Loop(); i++ {
+		p, err := decodePlacement(val)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Retiring, p.Issues = nil, nil
+		p.ID = fmt.Sprintf("bench-%010d", i)
+		if err := tx.Insert(tablePlacements, &placementRecord{P: p, Rev: int64(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tx.Commit()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "heap-B/placement")
+	runtime.KeepAlive(db)
 }
