@@ -457,14 +457,18 @@ func (c *chainer) load(ctx context.Context) error {
 	defer cancel()
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1)}
 	resp, err := s.kv.Txn(gctx).Then(
-		clientv3.OpGet(s.keys.prefix+chainDir, opts...),
+		clientv3.OpGet(s.keys.prefix+chainDir, clientv3.WithPrefix(), clientv3.WithCountOnly()),
 		clientv3.OpGet(s.keys.prefix+checkpointDir, opts...),
 	).Commit()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
+	headKVs, err := c.headRecord(gctx, resp.Header.Revision, resp.Responses[0].GetResponseRange().Count)
+	if err != nil {
+		return unavailable(ctx, err)
+	}
 	c.seq, c.head, c.lastRev, c.lastKey, c.clock = 0, make([]byte, sha256.Size), 0, "", time.Time{}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+	if kvs := headKVs; len(kvs) > 0 {
 		var r ChainRecord
 		if err := json.Unmarshal(kvs[0].Value, &r); err != nil {
 			return fmt.Errorf("chain head %s: %w", kvs[0].Key, err)
@@ -495,6 +499,35 @@ func (c *chainer) load(ctx context.Context) error {
 		c.unsigned, c.lastCP = int(c.seq-min(cp.Seq, c.seq)), cp.Time
 	}
 	return nil
+}
+
+// headRecord returns the chain's last record (none when it is empty),
+// read at rev, given how many records the chain holds. Their keys are
+// their sequence numbers, from 1 with none missing unless records were
+// deleted: then the n-th of n is the last, read alone. Otherwise it
+// reads the chain sorted, which makes etcd read every record of it.
+func (c *chainer) headRecord(ctx context.Context, rev, n int64) ([]*mvccpb.KeyValue, error) {
+	s := c.s
+	if n == 0 {
+		return nil, nil
+	}
+	nth := s.keys.chain(uint64(n))
+	resp, err := s.kv.Txn(ctx).Then(
+		clientv3.OpGet(nth, clientv3.WithRev(rev)),
+		clientv3.OpGet(nth+"\x00", clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.keys.prefix+chainDir)), clientv3.WithCountOnly(), clientv3.WithRev(rev)),
+	).Commit()
+	if err != nil {
+		return nil, err
+	}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 && resp.Responses[1].GetResponseRange().Count == 0 {
+		return kvs, nil
+	}
+	sorted, err := s.kv.Get(ctx, s.keys.prefix+chainDir, clientv3.WithPrefix(), clientv3.WithRev(rev),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1))
+	if err != nil {
+		return nil, err
+	}
+	return sorted.Kvs, nil
 }
 
 // checkAnchor compares the chain with the newest checkpoint anchored
@@ -638,8 +671,59 @@ func (c *chainer) follow(ctx context.Context) error {
 }
 
 // catchUp chains every entry created after the head, read at one
-// revision, and returns that revision.
+// revision, and returns that revision. It finds them by their keys
+// alone (etcd keeps those, with their revisions, in memory) and reads
+// the values of those only: after a restart, none or a few of a trail
+// of millions.
 func (c *chainer) catchUp(ctx context.Context) (int64, error) {
+	s := c.s
+	from, end := s.keys.audit(""), clientv3.GetPrefixRangeEnd(s.keys.audit(""))
+	gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	resp, err := s.kv.Get(gctx, from, clientv3.WithCountOnly())
+	cancel()
+	if err != nil {
+		return 0, unavailable(ctx, err)
+	}
+	rev := resp.Header.Revision
+	var keys []string
+	streamed, err := s.streamRecords(ctx, rev, from, end, func(kvs []*mvccpb.KeyValue) bool {
+		for _, kv := range kvs {
+			if c.after(kv.CreateRevision, string(kv.Key)) {
+				keys = append(keys, string(kv.Key))
+			}
+		}
+		return true
+	}, clientv3.WithKeysOnly())
+	if err != nil {
+		return 0, err
+	}
+	if !streamed {
+		return c.catchUpByPages(ctx)
+	}
+	var kvs []*mvccpb.KeyValue
+	for len(keys) > 0 {
+		n := min(len(keys), maxTxnOps)
+		ops := make([]clientv3.Op, n)
+		for i, k := range keys[:n] {
+			ops[i] = clientv3.OpGet(k, clientv3.WithRev(rev))
+		}
+		keys = keys[n:]
+		resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return s.kv.Txn(ctx).Then(ops...).Commit()
+		})
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range resp.Responses {
+			kvs = append(kvs, r.GetResponseRange().GetKvs()...)
+		}
+	}
+	return rev, c.append(ctx, kvs)
+}
+
+// catchUpByPages is catchUp from an etcd without range streams: it
+// reads the whole trail, a page at a time.
+func (c *chainer) catchUpByPages(ctx context.Context) (int64, error) {
 	s := c.s
 	from, end := s.keys.audit(""), clientv3.GetPrefixRangeEnd(s.keys.audit(""))
 	var rev int64
@@ -665,8 +749,6 @@ func (c *chainer) catchUp(ctx context.Context) (int64, error) {
 	return rev, c.append(ctx, kvs)
 }
 
-// after reports whether an entry created at rev with etcd key key comes
-// after the chain head.
 func (c *chainer) after(rev int64, key string) bool {
 	return rev > c.lastRev || rev == c.lastRev && strings.TrimPrefix(key, c.s.keys.audit("")) > c.lastKey
 }

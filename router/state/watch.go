@@ -208,11 +208,12 @@ func (s *Store) listRecords(ctx context.Context, rev int64, page func([]*mvccpb.
 
 // streamRecords reads [start, end) at rev as one stream. It returns
 // false and no error when the server has no range streams. A stream
-// that brings nothing for the op timeout is given up.
-func (s *Store) streamRecords(ctx context.Context, rev int64, start, end string, page func([]*mvccpb.KeyValue) bool) (bool, error) {
+// that brings nothing for the op timeout is given up. opts may add
+// clientv3.WithKeysOnly.
+func (s *Store) streamRecords(ctx context.Context, rev int64, start, end string, page func([]*mvccpb.KeyValue) bool, opts ...clientv3.OpOption) (bool, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch, err := s.kv.GetStream(sctx, start, clientv3.WithRange(end), clientv3.WithRev(rev))
+	ch, err := s.kv.GetStream(sctx, start, append([]clientv3.OpOption{clientv3.WithRange(end), clientv3.WithRev(rev)}, opts...)...)
 	if err != nil {
 		if status.Code(err) == codes.Unimplemented {
 			return false, nil
