@@ -305,6 +305,10 @@ const (
 	maxConnsDefault = 8192
 )
 
+// openTimeout bounds opening the store, its first load of the cache
+// included.
+const openTimeout = 5 * time.Minute
+
 // auxConns caps the health and metrics listeners: a prober or a
 // scraper holds one connection, or opens one per probe.
 var auxConns = server.ConnLimits{Max: 64, PerSource: 16}
@@ -493,7 +497,10 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		defer stop()
 	}
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// Opening loads every placement into the cache: a million take tens
+	// of seconds on a small machine. An etcd that stops answering fails
+	// the load sooner (each read has the op timeout).
+	openCtx, cancel := context.WithTimeout(ctx, openTimeout)
 	store, err := state.Open(openCtx, cli, router.NewEngine(),
 		state.WithPrefix(cfg.EtcdPrefix), state.WithLogger(log), state.WithStaleAfter(cfg.StaleAfter), state.WithObserver(m),
 		state.WithRefusalAuditLimit(cfg.AuditRefusals))
