@@ -396,6 +396,10 @@ type reconciler struct {
 	sweep sweep
 	snap  *reconcileSnap
 	gen   uint64 // the generation of the last snapshot
+	// b: the batch being gathered on snap (reconcilebatch.go); members:
+	// the most placements the next batch may hold.
+	b       *batch
+	members int
 }
 
 // regionSeen is what decides whether a change of a region can affect a
@@ -471,10 +475,12 @@ func (r *reconciler) init() {
 	r.watch = map[string]struct{}{}
 	r.held = map[string]struct{}{}
 	r.retry = map[string]time.Time{}
+	r.members = maxBatchMembers
 }
 
 // fresh returns a snapshot of the cache as it is now.
 func (r *reconciler) fresh() *reconcileSnap {
+	r.drop()
 	if r.snap != nil {
 		r.snap.tx.Abort()
 	}
@@ -495,10 +501,24 @@ func (r *reconciler) current() *reconcileSnap {
 }
 
 func (r *reconciler) release() {
+	r.drop()
 	if r.snap != nil {
 		r.snap.tx.Abort()
 		r.snap = nil
 	}
+}
+
+// drop forgets a batch gathered on the snapshot being let go, and looks
+// again at its placements. (Every path commits its batch first: this is
+// the guard.)
+func (r *reconciler) drop() {
+	if r.b == nil {
+		return
+	}
+	for _, w := range r.b.writes {
+		r.dirty[w.key] = dirtyRef{}
+	}
+	r.b = nil
 }
 
 // lead acts on changes until ctx ends.
@@ -644,6 +664,9 @@ func (r *reconciler) step(ctx context.Context) (bool, error) {
 		}
 	}
 
+	// The placements are decided one after another and committed in
+	// batches (reconcilebatch.go).
+	defer r.flush(ctx)
 	deadline := time.Now().Add(stepBudget)
 	for key, ref := range r.dirty {
 		if err := ctx.Err(); err != nil {
@@ -656,8 +679,9 @@ func (r *reconciler) step(ctx context.Context) (bool, error) {
 			return false, err
 		}
 		delete(r.dirty, key)
-		r.placement(ctx, key, ref)
+		r.look(ctx, key, ref)
 	}
+	r.flush(ctx)
 	// Held moves, one at a time as MoveEvery allows.
 	if len(r.held) > 0 && r.maxMoves(s.clock()) != 0 {
 		keys := make([]string, 0, len(r.held))
@@ -669,7 +693,7 @@ func (r *reconciler) step(ctx context.Context) (bool, error) {
 			if ctx.Err() != nil || time.Now().After(deadline) {
 				break
 			}
-			r.placement(ctx, key, dirtyRef{})
+			r.look(ctx, key, dirtyRef{})
 			if r.maxMoves(s.clock()) == 0 {
 				break // moved: the next waits for MoveEvery
 			}
@@ -983,8 +1007,9 @@ func (r *reconciler) pass(ctx context.Context) error {
 				return err
 			}
 			delete(r.dirty, key)
-			r.placement(ctx, key, ref)
+			r.look(ctx, key, ref)
 		}
+		r.flush(ctx)
 	}
 	return nil
 }
@@ -1100,247 +1125,4 @@ func (r *reconciler) maxMoves(now time.Time) int {
 	default:
 		return 0
 	}
-}
-
-// placement looks at one placement, by key "tenant/id": it decides on
-// the shared snapshot (router.Reconcile) and commits what changed in
-// one fenced transaction. A failure is logged and the placement looked
-// at again after Interval.
-func (r *reconciler) placement(ctx context.Context, key string, ref dirtyRef) {
-	if err := r.reconcileOne(ctx, key, ref); err != nil {
-		if ctx.Err() == nil {
-			r.s.log.Warn("state: reconcile placement", "placement", key, "err", err)
-		}
-		r.retryLater(key, r.cfg.Interval)
-	}
-}
-
-// retryLater looks at placement key again after d.
-func (r *reconciler) retryLater(key string, d time.Duration) {
-	at := r.s.clock().Add(d)
-	r.retry[key] = at
-	r.wakeAt(at)
-}
-
-func (r *reconciler) reconcileOne(ctx context.Context, key string, ref dirtyRef) error {
-	s := r.s
-	snap := r.current()
-	rec := ref.rec
-	if rec == nil || ref.gen != snap.gen {
-		rec = placementTxn(snap.tx, key)
-	}
-	if rec == nil || !rec.P.State.Live() {
-		r.forget(key)
-		return nil
-	}
-	p := rec.P
-	tenant := snap.tenant(p.Tenant)
-	if tenant == nil {
-		return fmt.Errorf("tenant %q of placement %s is not cached", p.Tenant, p.ID)
-	}
-	now := s.clock()
-	res := router.Reconcile(s.engine, p, router.ReconcileInput{
-		Tenant: tenant, Regions: snap.view.states, Index: snap.view.index, Now: now, MaxMoves: r.maxMoves(now),
-	})
-	r.note(key, p, &res)
-	if res.Keep() {
-		return nil
-	}
-	if slices.ContainsFunc(res.Actions, func(a router.Action) bool { return a.Kind == router.ActionMove }) {
-		r.lastMove = now
-	}
-	w, err := s.reconcileWrite(rec, &res, snap.view, now)
-	if err != nil {
-		return err
-	}
-	ok, err := r.commit(ctx, w, snap.view)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		// Lost a race (or the role): look again on fresh state.
-		r.retryLater(key, retryAfter)
-		return nil
-	}
-	if len(w.audits) > 0 {
-		n := res.Next
-		s.log.Info("state: reconciled placement", "tenant", n.Tenant, "id", n.ID, "state", n.State, "regions", n.Regions, "retiring", len(n.Retiring), "ops", auditOps(w.audits))
-	}
-	return nil
-}
-
-// note keeps the watch and held sets up to date with what was decided
-// for placement key (p as read).
-func (r *reconciler) note(key string, p *router.Placement, res *router.Reconciliation) {
-	next := p
-	if res.Next != nil {
-		next = res.Next
-	}
-	if needsLooking(next) {
-		r.watch[key] = struct{}{}
-	} else {
-		delete(r.watch, key)
-	}
-	if res.Held() {
-		r.held[key] = struct{}{}
-	} else {
-		delete(r.held, key)
-	}
-}
-
-// reconcileWrite is what committing one reconciled placement takes: the
-// comparisons and operations of its own (the placement, compared at its
-// mod revision; the regions its decision rests on and their health; the
-// regions a retirement's "no agent" rests on; its audit entries), and
-// the changes to regions' usage, kept apart so that the writes of
-// several placements can share one usage operation per region.
-type reconcileWrite struct {
-	cmps   []clientv3.Cmp
-	ops    []clientv3.Op
-	usage  []usageDelta
-	audits []AuditEntry
-}
-
-// usageDelta is a change to a region's usage: a move takes a replica's
-// resources in its new region (n = +1), a retirement returns them in the
-// old one (n = -1).
-type usageDelta struct {
-	region string
-	res    router.Resources
-	n      int64
-}
-
-// reconcileWrite turns a reconciliation of rec, decided on view at now,
-// into what its commit writes (see commit).
-func (s *Store) reconcileWrite(rec *placementRecord, res *router.Reconciliation, view *regionView, now time.Time) (reconcileWrite, error) {
-	p, next := rec.P, res.Next
-	var w reconcileWrite
-	pkey := s.keys.placement(keyOf(next))
-	pval, err := json.Marshal(next)
-	if err != nil {
-		return w, err
-	}
-	w.cmps = append(w.cmps, clientv3.Compare(clientv3.ModRevision(pkey), "=", rec.Rev))
-	w.ops = append(w.ops, clientv3.OpPut(pkey, string(pval)))
-	for _, idx := range res.Compared {
-		key, st := view.keys[idx], &view.states[idx]
-		w.cmps = append(w.cmps,
-			clientv3.Compare(clientv3.ModRevision(s.keys.region(key)), "=", st.Rev),
-			clientv3.Compare(clientv3.ModRevision(s.keys.health(key)), "=", st.HealthRev))
-	}
-	wl := &p.Workload
-	audit := func(op string, regions []string, reasons []router.Reason) {
-		a := AuditEntry{Time: now.UTC(), Op: op, Actor: actorReconciler, RequestID: p.ID, Tenant: p.Tenant, Workload: wl.Name, Label: wl.Banner, Regions: regions, Revision: s.Revision()}
-		for _, rs := range reasons {
-			a.Reasons = append(a.Reasons, string(rs.Code)+": "+rs.Message)
-		}
-		w.audits = append(w.audits, a)
-	}
-	for _, a := range res.Actions {
-		switch a.Kind {
-		case router.ActionFlag:
-			audit(AuditViolation, []string{a.Region}, a.Reasons)
-		case router.ActionStrand:
-			audit(AuditStranded, []string{a.Region}, a.Reasons)
-		case router.ActionMove:
-			audit(AuditReroute, []string{a.Region, a.To}, a.Reasons)
-			w.usage = append(w.usage, usageDelta{region: a.To, res: wl.Resources, n: 1})
-		case router.ActionRetire:
-			audit(AuditRetire, []string{a.Region, a.To}, nil)
-			w.usage = append(w.usage, usageDelta{region: a.Region, res: wl.Resources, n: -1})
-			if a.NoAgent != "" {
-				w.cmps = append(w.cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.live(a.NoAgent)), "=", 0))
-			}
-		case router.ActionRecover:
-			audit(AuditRecovered, p.Regions, nil)
-		}
-	}
-	for _, a := range w.audits {
-		aop, err := s.auditOp(a)
-		if err != nil {
-			return w, err
-		}
-		w.ops = append(w.ops, aop)
-	}
-	return w, nil
-}
-
-// usageOps compares the usage of every region the deltas change as view
-// read it, and writes it with the deltas applied (never below zero).
-func (s *Store) usageOps(view *regionView, deltas []usageDelta) ([]clientv3.Cmp, []clientv3.Op, error) {
-	type sum struct {
-		idx  int
-		used router.Resources
-		n    int64
-	}
-	var order []string
-	sums := make(map[string]*sum)
-	for _, d := range deltas {
-		u, ok := sums[d.region]
-		if !ok {
-			idx, known := view.index[d.region]
-			if !known {
-				// A copy cannot hold a region that is gone, nor a move
-				// take one.
-				return nil, nil, fmt.Errorf("usage of unknown region %s", d.region)
-			}
-			st := &view.states[idx]
-			u = &sum{idx: idx, used: st.Used, n: view.counts[idx]}
-			sums[d.region] = u
-			order = append(order, d.region)
-		}
-		if d.n > 0 {
-			u.used = u.used.Add(d.res)
-		} else {
-			u.used = u.used.Sub(d.res)
-		}
-		u.n += d.n
-	}
-	var cmps []clientv3.Cmp
-	var ops []clientv3.Op
-	for _, key := range order {
-		u := sums[key]
-		used := router.Resources{MilliCPU: max(u.used.MilliCPU, 0), MemoryMiB: max(u.used.MemoryMiB, 0), GPU: max(u.used.GPU, 0)}
-		uval, err := json.Marshal(usageValue{Used: used, Placements: max(u.n, 0)})
-		if err != nil {
-			return nil, nil, err
-		}
-		ukey := s.keys.usage(key)
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ukey), "=", view.states[u.idx].UsageRev))
-		ops = append(ops, clientv3.OpPut(ukey, string(uval)))
-	}
-	return cmps, ops, nil
-}
-
-// commit writes w in one transaction that also compares the leader's
-// fence, and waits for the cache to hold what it met. It reports
-// whether the transaction succeeded; a loss (a race, or the role) is no
-// error.
-func (r *reconciler) commit(ctx context.Context, w reconcileWrite, view *regionView) (bool, error) {
-	s := r.s
-	ucmps, uops, err := s.usageOps(view, w.usage)
-	if err != nil {
-		return false, err
-	}
-	cmps := append(append([]clientv3.Cmp{r.f.cmp()}, w.cmps...), ucmps...)
-	ops := append(w.ops, uops...)
-	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
-	})
-	if err != nil {
-		return false, err
-	}
-	// Succeeded or not, the next decision reads a cache that holds what
-	// this one met.
-	err = s.waitCommitted(ctx, resp.Header.Revision)
-	r.release()
-	return resp.Succeeded, err
-}
-
-func auditOps(as []AuditEntry) string {
-	ops := make([]string, len(as))
-	for i, a := range as {
-		ops[i] = a.Op
-	}
-	return strings.Join(ops, ",")
 }

@@ -1,0 +1,489 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router"
+)
+
+// The reconciler's writes go to etcd in batches. A drained, failed or
+// revoked region can hold tens of thousands of placements; one
+// transaction each (one raft proposal, one fsync, one wait for the
+// cache) would take minutes. Instead the reconciler decides placement
+// after placement on one snapshot and gathers what they write into one
+// transaction, up to etcd's limits (maxTxnOps operations at each level,
+// maxBatchBytes), then commits it and reads back a fresh snapshot:
+//
+//	Txn().If(fence, each placement at its mod revision,
+//	         each region a decision rests on and its health at theirs,
+//	         each region whose having no agent a retirement rests on: no agent,
+//	         the usage of each region written, at its mod revision)
+//	     .Then(each placement, its audit entries, one usage record per region)
+//
+// All or nothing: a batch is as safe as one placement alone. Each
+// decision reads the regions as the snapshot had them plus what the
+// moves already in the batch took (the capacity and the agent's
+// reported free), so the batch never takes more than a region has; the
+// usage written is the snapshot's plus the batch's moves less its
+// retirements, compared at the snapshot's revision. Moves stay
+// make-before-break: the old copy is kept, retiring, and released by a
+// later batch once the replacement is confirmed (Reconcile never
+// retires a copy in the call that moved it).
+//
+// A batch that loses a race (a Place took capacity in a region it
+// writes, an agent acknowledged a replica of one of its placements) is
+// decided again on a fresh snapshot, in batches half as large, down to
+// one placement; a placement that loses alone is looked at again after
+// retryAfter. Successes double the size back up. With MoveEvery, a
+// batch holds at most one move: the pacing is per move, not per batch.
+
+// maxBatchMembers bounds the placements of one batch; etcd's limits
+// bound it first (about 60 moves a transaction).
+const maxBatchMembers = 512
+
+// reconcileWrite is what committing one reconciled placement takes.
+type reconcileWrite struct {
+	key string // "tenant/id"
+	rec *placementRecord
+	res router.Reconciliation
+	// cmp compares the placement at its mod revision; ops are its put
+	// and its audit entries (each a nested transaction, the widest of
+	// width operations); size is the bytes they write.
+	cmp   clientv3.Cmp
+	ops   []clientv3.Op
+	width int
+	size  int
+	// usage: what its moves take and its retirements return; agentless:
+	// the regions whose having no agent its retirements rest on.
+	usage     []usageDelta
+	agentless []string
+	audits    []AuditEntry
+}
+
+// usageDelta is a change to a region's usage: a move takes a replica's
+// resources in its new region (n = +1), a retirement returns them in the
+// old one (n = -1).
+type usageDelta struct {
+	region string
+	res    router.Resources
+	n      int64
+}
+
+// reconcileWrite turns a reconciliation of rec, decided at now, into
+// what its commit writes.
+func (s *Store) reconcileWrite(key string, rec *placementRecord, res router.Reconciliation, now time.Time) (*reconcileWrite, error) {
+	p, next := rec.P, res.Next
+	w := &reconcileWrite{key: key, rec: rec, res: res}
+	pkey := s.keys.placement(keyOf(next))
+	pval, err := json.Marshal(next)
+	if err != nil {
+		return nil, err
+	}
+	w.cmp = clientv3.Compare(clientv3.ModRevision(pkey), "=", rec.Rev)
+	w.ops = append(w.ops, clientv3.OpPut(pkey, string(pval)))
+	w.size = len(pkey) + len(pval)
+	wl := &p.Workload
+	audit := func(op string, regions []string, reasons []router.Reason) {
+		a := AuditEntry{Time: now.UTC(), Op: op, Actor: actorReconciler, RequestID: p.ID, Tenant: p.Tenant, Workload: wl.Name, Label: wl.Banner, Regions: regions, Revision: s.Revision()}
+		for _, rs := range reasons {
+			a.Reasons = append(a.Reasons, string(rs.Code)+": "+rs.Message)
+		}
+		w.audits = append(w.audits, a)
+	}
+	for _, a := range res.Actions {
+		switch a.Kind {
+		case router.ActionFlag:
+			audit(AuditViolation, []string{a.Region}, a.Reasons)
+		case router.ActionStrand:
+			audit(AuditStranded, []string{a.Region}, a.Reasons)
+		case router.ActionMove:
+			audit(AuditReroute, []string{a.Region, a.To}, a.Reasons)
+			w.usage = append(w.usage, usageDelta{region: a.To, res: wl.Resources, n: 1})
+		case router.ActionRetire:
+			audit(AuditRetire, []string{a.Region, a.To}, nil)
+			w.usage = append(w.usage, usageDelta{region: a.Region, res: wl.Resources, n: -1})
+			if a.NoAgent != "" {
+				w.agentless = append(w.agentless, a.NoAgent)
+			}
+		case router.ActionRecover:
+			audit(AuditRecovered, p.Regions, nil)
+		}
+	}
+	for _, a := range w.audits {
+		aops, size, err := s.auditOps(a)
+		if err != nil {
+			return nil, err
+		}
+		w.ops = append(w.ops, clientv3.OpTxn(nil, aops, nil))
+		w.width = max(w.width, len(aops))
+		w.size += size
+	}
+	return w, nil
+}
+
+// batch gathers reconciled placements decided on one snapshot for one
+// transaction (see above).
+type batch struct {
+	snap *reconcileSnap
+	// states: the snapshot's regions with what the batch's moves took;
+	// the snapshot's own slice until the first move (then a copy).
+	states []router.RegionState
+	owned  bool
+	writes []*reconcileWrite
+	keys   map[string]struct{}
+	// The comparisons the members share: regions (by index) and their
+	// health, regions without an agent, usage records written.
+	regions   map[int]struct{}
+	agentless map[string]struct{}
+	usage     map[string]struct{}
+	// What the transaction holds so far: comparisons and operations at
+	// its top level, the widest nested transaction, bytes written.
+	cmps, ops, width, size int
+}
+
+func newBatch(snap *reconcileSnap) *batch {
+	return &batch{
+		snap: snap, states: snap.view.states, keys: map[string]struct{}{},
+		regions: map[int]struct{}{}, agentless: map[string]struct{}{}, usage: map[string]struct{}{},
+		cmps: 1, // the fence
+	}
+}
+
+func (b *batch) has(key string) bool { _, ok := b.keys[key]; return ok }
+
+// fits reports whether w can join the batch within etcd's limits and
+// at most members placements. An empty batch takes anything: a write
+// too large alone is etcd's to refuse.
+func (b *batch) fits(w *reconcileWrite, members int) bool {
+	if len(b.writes) == 0 {
+		return true
+	}
+	if len(b.writes) >= members {
+		return false
+	}
+	cmps, ops := b.cmps+1, b.ops+len(w.ops)
+	for _, idx := range w.res.Compared {
+		if _, ok := b.regions[idx]; !ok {
+			cmps += 2
+		}
+	}
+	for _, key := range w.agentless {
+		if _, ok := b.agentless[key]; !ok {
+			cmps++
+		}
+	}
+	for _, d := range w.usage {
+		if _, ok := b.usage[d.region]; !ok {
+			cmps, ops = cmps+1, ops+1
+		}
+	}
+	return max(cmps, ops)+max(b.width, w.width) <= maxTxnOps && b.size+w.size <= maxBatchBytes
+}
+
+// add puts w in the batch, and takes what its moves take from the
+// batch's regions, so that the decisions after it see it.
+func (b *batch) add(w *reconcileWrite) {
+	b.writes = append(b.writes, w)
+	b.keys[w.key] = struct{}{}
+	b.cmps++
+	b.ops += len(w.ops)
+	for _, idx := range w.res.Compared {
+		if _, ok := b.regions[idx]; !ok {
+			b.regions[idx] = struct{}{}
+			b.cmps += 2
+		}
+	}
+	for _, key := range w.agentless {
+		if _, ok := b.agentless[key]; !ok {
+			b.agentless[key] = struct{}{}
+			b.cmps++
+		}
+	}
+	for _, d := range w.usage {
+		if _, ok := b.usage[d.region]; !ok {
+			b.usage[d.region] = struct{}{}
+			b.cmps, b.ops = b.cmps+1, b.ops+1
+		}
+	}
+	b.width = max(b.width, w.width)
+	b.size += w.size
+	for _, a := range w.res.Actions {
+		if a.Kind != router.ActionMove {
+			continue
+		}
+		if !b.owned {
+			b.states, b.owned = slices.Clone(b.states), true
+		}
+		st := &b.states[a.ToIndex]
+		res := w.rec.P.Workload.Resources
+		st.Used = st.Used.Add(res)
+		if st.Reported != nil {
+			left := st.Reported.Sub(res)
+			st.Reported = &left
+		}
+	}
+}
+
+// txn is the batch's transaction: its comparisons and operations.
+func (b *batch) txn(s *Store, f fence) ([]clientv3.Cmp, []clientv3.Op, error) {
+	view := b.snap.view
+	cmps := make([]clientv3.Cmp, 0, b.cmps)
+	ops := make([]clientv3.Op, 0, b.ops)
+	cmps = append(cmps, f.cmp())
+	var deltas []usageDelta
+	for _, w := range b.writes {
+		cmps = append(cmps, w.cmp)
+		ops = append(ops, w.ops...)
+		deltas = append(deltas, w.usage...)
+	}
+	idxs := make([]int, 0, len(b.regions))
+	for idx := range b.regions {
+		idxs = append(idxs, idx)
+	}
+	slices.Sort(idxs)
+	for _, idx := range idxs {
+		key, st := view.keys[idx], &view.states[idx]
+		cmps = append(cmps,
+			clientv3.Compare(clientv3.ModRevision(s.keys.region(key)), "=", st.Rev),
+			clientv3.Compare(clientv3.ModRevision(s.keys.health(key)), "=", st.HealthRev))
+	}
+	for _, key := range sortedKeys(b.agentless) {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.live(key)), "=", 0))
+	}
+	ucmps, uops, err := s.usageOps(view, deltas)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(cmps, ucmps...), append(ops, uops...), nil
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// usageOps compares the usage of every region the deltas change as view
+// read it, and writes it with the deltas applied (never below zero).
+func (s *Store) usageOps(view *regionView, deltas []usageDelta) ([]clientv3.Cmp, []clientv3.Op, error) {
+	type sum struct {
+		idx  int
+		used router.Resources
+		n    int64
+	}
+	var order []string
+	sums := make(map[string]*sum)
+	for _, d := range deltas {
+		u, ok := sums[d.region]
+		if !ok {
+			idx, known := view.index[d.region]
+			if !known {
+				// A copy cannot hold a region that is gone, nor a move
+				// take one.
+				return nil, nil, fmt.Errorf("usage of unknown region %s", d.region)
+			}
+			st := &view.states[idx]
+			u = &sum{idx: idx, used: st.Used, n: view.counts[idx]}
+			sums[d.region] = u
+			order = append(order, d.region)
+		}
+		if d.n > 0 {
+			u.used = u.used.Add(d.res)
+		} else {
+			u.used = u.used.Sub(d.res)
+		}
+		u.n += d.n
+	}
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	for _, key := range order {
+		u := sums[key]
+		used := router.Resources{MilliCPU: max(u.used.MilliCPU, 0), MemoryMiB: max(u.used.MemoryMiB, 0), GPU: max(u.used.GPU, 0)}
+		uval, err := json.Marshal(usageValue{Used: used, Placements: max(u.n, 0)})
+		if err != nil {
+			return nil, nil, err
+		}
+		ukey := s.keys.usage(key)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ukey), "=", view.states[u.idx].UsageRev))
+		ops = append(ops, clientv3.OpPut(ukey, string(uval)))
+	}
+	return cmps, ops, nil
+}
+
+// batch returns the batch being gathered, on the shared snapshot.
+func (r *reconciler) batch() *batch {
+	snap := r.current()
+	if r.b == nil || r.b.snap != snap {
+		r.b = newBatch(snap)
+	}
+	return r.b
+}
+
+// look looks at one placement, by key "tenant/id": it decides on the
+// shared snapshot, with what the batch being gathered has taken
+// (router.Reconcile), and adds what changed to the batch, committing
+// the batch first when it is full.
+func (r *reconciler) look(ctx context.Context, key string, ref dirtyRef) {
+	s := r.s
+	b := r.batch()
+	if b.has(key) {
+		r.flush(ctx) // looked at again: on what the first look wrote
+		b = r.batch()
+	}
+	moves := r.maxMoves(s.clock())
+	for {
+		rec := ref.rec
+		if rec == nil || ref.gen != b.snap.gen {
+			rec = placementTxn(b.snap.tx, key)
+		}
+		if rec == nil || !rec.P.State.Live() {
+			r.forget(key)
+			return
+		}
+		p := rec.P
+		tenant := b.snap.tenant(p.Tenant)
+		if tenant == nil {
+			s.log.Warn("state: reconcile placement", "placement", key, "err", fmt.Sprintf("tenant %q is not cached", p.Tenant))
+			r.retryLater(key, r.cfg.Interval)
+			return
+		}
+		now := s.clock()
+		res := router.Reconcile(s.engine, p, router.ReconcileInput{
+			Tenant: tenant, Regions: b.states, Index: b.snap.view.index, Now: now, MaxMoves: moves,
+		})
+		r.note(key, p, &res)
+		if res.Keep() {
+			return
+		}
+		w, err := s.reconcileWrite(key, rec, res, now)
+		if err != nil {
+			s.log.Warn("state: reconcile placement", "placement", key, "err", err)
+			r.retryLater(key, r.cfg.Interval)
+			return
+		}
+		if !b.fits(w, r.members) {
+			// Decided on what the batch took: commit the batch, and
+			// decide again on what it left.
+			r.flush(ctx)
+			b = r.batch()
+			continue
+		}
+		b.add(w)
+		if slices.ContainsFunc(res.Actions, func(a router.Action) bool { return a.Kind == router.ActionMove }) {
+			r.lastMove = now // (with MoveEvery, the next look holds its moves)
+		}
+		return
+	}
+}
+
+// flush commits the batch being gathered, if any, and releases the
+// snapshot, so that what follows reads what it wrote.
+func (r *reconciler) flush(ctx context.Context) {
+	b := r.b
+	r.b = nil
+	if b == nil || len(b.writes) == 0 {
+		return
+	}
+	defer r.release()
+	s := r.s
+	again := func(d string) {
+		// Decide them again on fresh state: in smaller batches, or,
+		// alone, a moment later.
+		if len(b.writes) == 1 {
+			r.retryLater(b.writes[0].key, retryAfter)
+			return
+		}
+		r.members = max(1, len(b.writes)/2)
+		s.log.Debug("state: reconcile batch not committed; deciding again", "placements", len(b.writes), "why", d)
+		for _, w := range b.writes {
+			r.dirty[w.key] = dirtyRef{}
+		}
+	}
+	cmps, ops, err := b.txn(s, r.f)
+	if err != nil {
+		s.log.Warn("state: reconcile batch", "placements", len(b.writes), "err", err)
+		for _, w := range b.writes {
+			r.retryLater(w.key, r.cfg.Interval)
+		}
+		return
+	}
+	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	})
+	switch {
+	case err != nil && (errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge)):
+		again(err.Error())
+		return
+	case err != nil:
+		if ctx.Err() == nil {
+			s.log.Warn("state: reconcile batch", "placements", len(b.writes), "err", err)
+		}
+		for _, w := range b.writes {
+			r.retryLater(w.key, r.cfg.Interval)
+		}
+		return
+	}
+	// Succeeded or not, what comes next reads a cache that holds what
+	// this batch met.
+	if err := s.waitCommitted(ctx, resp.Header.Revision); err != nil && ctx.Err() == nil {
+		s.log.Warn("state: reconcile batch", "err", err)
+	}
+	if !resp.Succeeded {
+		// Lost a race (or the role).
+		again("a comparison failed")
+		return
+	}
+	r.members = min(2*r.members, maxBatchMembers)
+	for _, w := range b.writes {
+		if len(w.audits) > 0 {
+			n := w.res.Next
+			s.log.Info("state: reconciled placement", "tenant", n.Tenant, "id", n.ID, "state", n.State, "regions", n.Regions, "retiring", len(n.Retiring), "ops", auditOps(w.audits))
+		}
+	}
+}
+
+// retryLater looks at placement key again after d.
+func (r *reconciler) retryLater(key string, d time.Duration) {
+	at := r.s.clock().Add(d)
+	r.retry[key] = at
+	r.wakeAt(at)
+}
+
+// note keeps the watch and held sets up to date with what was decided
+// for placement key (p as read).
+func (r *reconciler) note(key string, p *router.Placement, res *router.Reconciliation) {
+	next := p
+	if res.Next != nil {
+		next = res.Next
+	}
+	if needsLooking(next) {
+		r.watch[key] = struct{}{}
+	} else {
+		delete(r.watch, key)
+	}
+	if res.Held() {
+		r.held[key] = struct{}{}
+	} else {
+		delete(r.held, key)
+	}
+}
+
+func auditOps(as []AuditEntry) string {
+	ops := make([]string, len(as))
+	for i, a := range as {
+		ops[i] = a.Op
+	}
+	return strings.Join(ops, ",")
+}
