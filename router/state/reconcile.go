@@ -672,7 +672,8 @@ func (r *reconciler) step(ctx context.Context) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		if time.Now().After(deadline) {
+		// (A batch begun is filled: its placements cost one commit.)
+		if (r.b == nil || len(r.b.writes) == 0) && time.Now().After(deadline) {
 			return true, nil
 		}
 		if err := s.Ready(); err != nil {

@@ -915,3 +915,196 @@ func TestReconcilerStartsAgainAfterRelisting(t *testing.T) {
 	}
 	e.checkUsage("aws/s1", "azure/s2")
 }
+
+// countAudit counts the audit entries of each op.
+func (e *env) countAudit() map[string]int {
+	e.tb.Helper()
+	entries, err := e.store.ListAudit(context.Background(), 100000)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, a := range entries {
+		n[a.Op]++
+	}
+	return n
+}
+
+// allIn reports whether every placement holds exactly region, with no
+// retiring copy.
+func (e *env) allIn(region string) (bool, string) {
+	for id, sp := range e.placements() {
+		if !slices.Equal(sp.P.Regions, []string{region}) || len(sp.P.Retiring) > 0 || sp.P.State != router.PlacementPlaced {
+			return false, fmt.Sprintf("%s: %s in %v retiring %v", id, sp.P.State, sp.P.Regions, sp.P.Retiring)
+		}
+	}
+	return true, ""
+}
+
+// A drained region's placements leave it in batches: a transaction
+// carries dozens of moves (or retirements), each make-before-break, and
+// the usage of both regions stays exact.
+func TestReconcileDrainMovesInBatches(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	const n = 1000
+	e.writePlacements(map[string]int{"us-army aws/s1": n})
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}})
+	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
+	time.Sleep(500 * time.Millisecond) // the first sweep
+	rev := e.store.Revision()
+	drained := s1
+	drained.Status = router.StatusDraining
+	e.putRegion(drained)
+	eventually(t, time.Minute, func() (bool, string) { return e.allIn("azure/s2") })
+	// One move and one retirement a placement: 2n writes. Alone, each is
+	// a transaction (a revision); in batches, at most 2n/20.
+	if revs := e.store.Revision() - rev; revs > 2*n/20 {
+		t.Errorf("the drain took %d revisions for %d placements; want at most %d (batches)", revs, n, 2*n/20)
+	}
+	ops := e.countAudit()
+	if ops[state.AuditReroute] != n || ops[state.AuditRetire] != n || ops[state.AuditViolation] != 0 {
+		t.Errorf("audit %v; want %d reroutes and retirements, no violation", ops, n)
+	}
+	for id, sp := range e.placements() {
+		if sp.P.Moves != 1 {
+			t.Errorf("%s moved %d times", id, sp.P.Moves)
+		}
+	}
+	e.checkUsage("aws/s1", "azure/s2")
+}
+
+// A batch never takes more of a region than it has: each decision sees
+// what the moves before it in the batch took. Half the placements fit
+// in the region they may move to; the rest are stranded.
+func TestReconcileBatchTakesNoMoreThanARegionHas(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	const n, room = 200, 100
+	small := router.Resources{MilliCPU: room * unit.MilliCPU, MemoryMiB: room * unit.MemoryMiB}
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", small)}, []router.Tenant{army()})
+	e.writePlacements(map[string]int{"us-army aws/s1": n})
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}})
+	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
+	drained := s1
+	drained.Status = router.StatusDraining
+	e.putRegion(drained)
+	eventually(t, time.Minute, func() (bool, string) {
+		moved, stranded := 0, 0
+		for _, sp := range e.placements() {
+			switch {
+			case slices.Equal(sp.P.Regions, []string{"azure/s2"}) && len(sp.P.Retiring) == 0:
+				moved++
+			case sp.P.State == router.PlacementStranded:
+				stranded++
+			}
+		}
+		return moved == room && stranded == n-room, fmt.Sprintf("%d moved, %d stranded", moved, stranded)
+	})
+	if used, _ := e.usage("azure/s2"); used != small {
+		t.Errorf("azure/s2 uses %v of %v", used, small)
+	}
+	e.checkUsage("aws/s1", "azure/s2")
+}
+
+// A region with nowhere for its placements to go strands them all, in
+// batches; when it comes back they recover, in batches too.
+func TestReconcileStrandsAndRecoversInBatches(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	e.seed([]router.Provider{provider("aws")}, []router.Region{s1}, []router.Tenant{army()})
+	const n = 1000
+	e.writePlacements(map[string]int{"us-army aws/s1": n})
+	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}})
+	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
+	time.Sleep(500 * time.Millisecond) // the first sweep
+	all := func(st router.PlacementState) func() (bool, string) {
+		return func() (bool, string) {
+			for id, sp := range e.placements() {
+				if sp.P.State != st || !slices.Equal(sp.P.Regions, []string{"aws/s1"}) {
+					return false, fmt.Sprintf("%s: %s in %v", id, sp.P.State, sp.P.Regions)
+				}
+			}
+			return true, ""
+		}
+	}
+	rev := e.store.Revision()
+	drained := s1
+	drained.Status = router.StatusDraining
+	e.putRegion(drained)
+	eventually(t, time.Minute, all(router.PlacementStranded))
+	if revs := e.store.Revision() - rev; revs > n/20 {
+		t.Errorf("stranding took %d revisions for %d placements; want at most %d (batches)", revs, n, n/20)
+	}
+	rev = e.store.Revision()
+	e.putRegion(s1)
+	eventually(t, time.Minute, all(router.PlacementPlaced))
+	if revs := e.store.Revision() - rev; revs > n/20 {
+		t.Errorf("recovering took %d revisions for %d placements; want at most %d (batches)", revs, n, n/20)
+	}
+	ops := e.countAudit()
+	if ops[state.AuditStranded] != n || ops[state.AuditRecovered] != n {
+		t.Errorf("audit %v; want %d stranded and recovered", ops, n)
+	}
+	e.checkUsage("aws/s1")
+}
+
+// A bulk move interrupted by killing the leading daemon part-way: the
+// next leader finishes it; no copy is lost, none is moved twice, and the
+// usage of both regions is exact.
+func TestBulkMoveInterruptedByKillingTheLeader(t *testing.T) {
+	e := newEnv(t, nil)
+	s1 := secretRegion("aws", "s1", big)
+	s1.Cost = 0.5
+	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
+	const n = 3000
+	e.writePlacements(map[string]int{"us-army aws/s1": n})
+	// a leads on a client of its own, which the test kills.
+	acli := newClient(t, e.member)
+	a := e.open(acli)
+	reconcile(t, a, state.ReconcilerConfig{Name: "a", SessionTTL: time.Second, Audit: state.AuditChainConfig{Disabled: true}})
+	eventually(t, 5*time.Second, func() (bool, string) { return a.Leading(), "a not leading" })
+	b := e.open(e.other)
+	reconcile(t, b, state.ReconcilerConfig{Name: "b", SessionTTL: time.Second, Audit: state.AuditChainConfig{Disabled: true}})
+	time.Sleep(500 * time.Millisecond) // a's first sweep
+
+	drained := s1
+	drained.Status = router.StatusDraining
+	e.putRegion(drained)
+	moved := func() int {
+		k := 0
+		for _, sp := range e.placements() {
+			if sp.P.Moves > 0 {
+				k++
+			}
+		}
+		return k
+	}
+	eventually(t, time.Minute, func() (bool, string) { return moved() >= n/10, fmt.Sprintf("%d moved", moved()) })
+	acli.Close() // a dies mid-drain, a batch perhaps in flight: no resignation
+	if k := moved(); k == n {
+		t.Fatal("a finished before it was killed")
+	} else {
+		t.Logf("a killed with %d of %d moved", k, n)
+	}
+	eventually(t, 2*time.Minute, func() (bool, string) { return e.allIn("azure/s2") })
+	if !b.Leading() {
+		t.Error("b does not lead")
+	}
+	ps := e.placements()
+	if len(ps) != n {
+		t.Fatalf("%d placements, want %d", len(ps), n)
+	}
+	for id, sp := range ps {
+		if sp.P.Moves != 1 {
+			t.Errorf("%s moved %d times", id, sp.P.Moves)
+		}
+	}
+	e.checkUsage("aws/s1", "azure/s2")
+	if ops := e.countAudit(); ops[state.AuditReroute] != n || ops[state.AuditRetire] != n {
+		t.Errorf("audit %v; want %d reroutes and retirements", ops, n)
+	}
+}
