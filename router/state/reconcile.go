@@ -396,10 +396,17 @@ type reconciler struct {
 	sweep sweep
 	snap  *reconcileSnap
 	gen   uint64 // the generation of the last snapshot
-	// b: the batch being gathered on snap (reconcilebatch.go); members:
-	// the most placements the next batch may hold.
-	b       *batch
-	members int
+	// The batches (reconcilebatch.go): b, the one being gathered on
+	// snap; inflight, the one sent and not yet answered; wrote, the
+	// placements written on snap; base, the usage records written on
+	// snap; lastRev, the revision of the last batch committed on snap;
+	// members, the most placements the next batch may hold.
+	b        *batch
+	inflight *inflight
+	wrote    map[string]struct{}
+	base     map[string]usageBase
+	lastRev  int64
+	members  int
 }
 
 // regionSeen is what decides whether a change of a region can affect a
@@ -476,6 +483,8 @@ func (r *reconciler) init() {
 	r.held = map[string]struct{}{}
 	r.retry = map[string]time.Time{}
 	r.members = maxBatchMembers
+	r.wrote = map[string]struct{}{}
+	r.base = map[string]usageBase{}
 }
 
 // fresh returns a snapshot of the cache as it is now.
@@ -512,13 +521,18 @@ func (r *reconciler) release() {
 // again at its placements. (Every path commits its batch first: this is
 // the guard.)
 func (r *reconciler) drop() {
-	if r.b == nil {
-		return
+	if r.inflight != nil {
+		r.settle(context.Background()) // (its txn has a deadline)
 	}
-	for _, w := range r.b.writes {
-		r.dirty[w.key] = dirtyRef{}
+	if r.b != nil {
+		for _, w := range r.b.writes {
+			r.dirty[w.key] = dirtyRef{}
+		}
+		r.b = nil
 	}
-	r.b = nil
+	clear(r.wrote)
+	clear(r.base)
+	r.lastRev = 0
 }
 
 // lead acts on changes until ctx ends.

@@ -139,7 +139,6 @@ type batch struct {
 	states []router.RegionState
 	owned  bool
 	writes []*reconcileWrite
-	keys   map[string]struct{}
 	// The comparisons the members share: regions (by index) and their
 	// health, regions without an agent, usage records written.
 	regions   map[int]struct{}
@@ -152,13 +151,11 @@ type batch struct {
 
 func newBatch(snap *reconcileSnap) *batch {
 	return &batch{
-		snap: snap, states: snap.view.states, keys: map[string]struct{}{},
+		snap: snap, states: snap.view.states,
 		regions: map[int]struct{}{}, agentless: map[string]struct{}{}, usage: map[string]struct{}{},
 		cmps: 1, // the fence
 	}
 }
-
-func (b *batch) has(key string) bool { _, ok := b.keys[key]; return ok }
 
 // fits reports whether w can join the batch within etcd's limits and
 // at most members placements. An empty batch takes anything: a write
@@ -193,7 +190,6 @@ func (b *batch) fits(w *reconcileWrite, members int) bool {
 // batch's regions, so that the decisions after it see it.
 func (b *batch) add(w *reconcileWrite) {
 	b.writes = append(b.writes, w)
-	b.keys[w.key] = struct{}{}
 	b.cmps++
 	b.ops += len(w.ops)
 	for _, idx := range w.res.Compared {
@@ -233,8 +229,11 @@ func (b *batch) add(w *reconcileWrite) {
 	}
 }
 
-// txn is the batch's transaction: its comparisons and operations.
-func (b *batch) txn(s *Store, f fence) ([]clientv3.Cmp, []clientv3.Op, error) {
+// txn is the batch's transaction: its comparisons and operations, and
+// the usage records it writes. The usage of a region is the one in base
+// when it has it (what an earlier batch on the same snapshot wrote),
+// else the snapshot's.
+func (b *batch) txn(s *Store, f fence, base map[string]usageBase) ([]clientv3.Cmp, []clientv3.Op, map[string]usageBase, error) {
 	view := b.snap.view
 	cmps := make([]clientv3.Cmp, 0, b.cmps)
 	ops := make([]clientv3.Op, 0, b.ops)
@@ -259,11 +258,11 @@ func (b *batch) txn(s *Store, f fence) ([]clientv3.Cmp, []clientv3.Op, error) {
 	for _, key := range sortedKeys(b.agentless) {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.keys.live(key)), "=", 0))
 	}
-	ucmps, uops, err := s.usageOps(view, deltas)
+	ucmps, uops, wrote, err := s.usageOps(view, base, deltas)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return append(cmps, ucmps...), append(ops, uops...), nil
+	return append(cmps, ucmps...), append(ops, uops...), wrote, nil
 }
 
 func sortedKeys(m map[string]struct{}) []string {
@@ -275,16 +274,21 @@ func sortedKeys(m map[string]struct{}) []string {
 	return out
 }
 
-// usageOps compares the usage of every region the deltas change as view
-// read it, and writes it with the deltas applied (never below zero).
-func (s *Store) usageOps(view *regionView, deltas []usageDelta) ([]clientv3.Cmp, []clientv3.Op, error) {
-	type sum struct {
-		idx  int
-		used router.Resources
-		n    int64
-	}
+// usageBase is a region's usage record as a batch wrote it: what the
+// next batch on the same snapshot starts from, and compares (rev is the
+// revision it was written at).
+type usageBase struct {
+	used router.Resources
+	n    int64
+	rev  int64
+}
+
+// usageOps compares the usage of every region the deltas change, as base
+// (else view) has it, and writes it with the deltas applied (never below
+// zero). It returns what it writes (rev unset).
+func (s *Store) usageOps(view *regionView, base map[string]usageBase, deltas []usageDelta) ([]clientv3.Cmp, []clientv3.Op, map[string]usageBase, error) {
 	var order []string
-	sums := make(map[string]*sum)
+	sums := make(map[string]usageBase)
 	for _, d := range deltas {
 		u, ok := sums[d.region]
 		if !ok {
@@ -292,11 +296,12 @@ func (s *Store) usageOps(view *regionView, deltas []usageDelta) ([]clientv3.Cmp,
 			if !known {
 				// A copy cannot hold a region that is gone, nor a move
 				// take one.
-				return nil, nil, fmt.Errorf("usage of unknown region %s", d.region)
+				return nil, nil, nil, fmt.Errorf("usage of unknown region %s", d.region)
 			}
-			st := &view.states[idx]
-			u = &sum{idx: idx, used: st.Used, n: view.counts[idx]}
-			sums[d.region] = u
+			if u, ok = base[d.region]; !ok {
+				st := &view.states[idx]
+				u = usageBase{used: st.Used, n: view.counts[idx], rev: st.UsageRev}
+			}
 			order = append(order, d.region)
 		}
 		if d.n > 0 {
@@ -305,21 +310,25 @@ func (s *Store) usageOps(view *regionView, deltas []usageDelta) ([]clientv3.Cmp,
 			u.used = u.used.Sub(d.res)
 		}
 		u.n += d.n
+		sums[d.region] = u
 	}
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
+	wrote := make(map[string]usageBase, len(order))
 	for _, key := range order {
 		u := sums[key]
 		used := router.Resources{MilliCPU: max(u.used.MilliCPU, 0), MemoryMiB: max(u.used.MemoryMiB, 0), GPU: max(u.used.GPU, 0)}
-		uval, err := json.Marshal(usageValue{Used: used, Placements: max(u.n, 0)})
+		n := max(u.n, 0)
+		uval, err := json.Marshal(usageValue{Used: used, Placements: n})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		ukey := s.keys.usage(key)
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ukey), "=", view.states[u.idx].UsageRev))
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ukey), "=", u.rev))
 		ops = append(ops, clientv3.OpPut(ukey, string(uval)))
+		wrote[key] = usageBase{used: used, n: n}
 	}
-	return cmps, ops, nil
+	return cmps, ops, wrote, nil
 }
 
 // batch returns the batch being gathered, on the shared snapshot.
@@ -332,16 +341,15 @@ func (r *reconciler) batch() *batch {
 }
 
 // look looks at one placement, by key "tenant/id": it decides on the
-// shared snapshot, with what the batch being gathered has taken
-// (router.Reconcile), and adds what changed to the batch, committing
-// the batch first when it is full.
+// shared snapshot, with what the batches gathered on it have taken
+// (router.Reconcile), and adds what changed to the batch being
+// gathered, sending it first when it is full.
 func (r *reconciler) look(ctx context.Context, key string, ref dirtyRef) {
 	s := r.s
-	b := r.batch()
-	if b.has(key) {
+	if _, ok := r.wrote[key]; ok {
 		r.flush(ctx) // looked at again: on what the first look wrote
-		b = r.batch()
 	}
+	b := r.batch()
 	moves := r.maxMoves(s.clock())
 	for {
 		rec := ref.rec
@@ -374,13 +382,14 @@ func (r *reconciler) look(ctx context.Context, key string, ref dirtyRef) {
 			return
 		}
 		if !b.fits(w, r.members) {
-			// Decided on what the batch took: commit the batch, and
-			// decide again on what it left.
-			r.flush(ctx)
+			// Decided on what the batch took: send the batch, and
+			// decide again on what it left (the next batch carries it).
+			r.send(ctx)
 			b = r.batch()
 			continue
 		}
 		b.add(w)
+		r.wrote[key] = struct{}{}
 		if slices.ContainsFunc(res.Actions, func(a router.Action) bool { return a.Kind == router.ActionMove }) {
 			r.lastMove = now // (with MoveEvery, the next look holds its moves)
 		}
@@ -388,70 +397,124 @@ func (r *reconciler) look(ctx context.Context, key string, ref dirtyRef) {
 	}
 }
 
-// flush commits the batch being gathered, if any, and releases the
-// snapshot, so that what follows reads what it wrote.
-func (r *reconciler) flush(ctx context.Context) {
+// inflight is a batch sent to etcd, not yet answered.
+type inflight struct {
+	b     *batch
+	wrote map[string]usageBase
+	done  chan struct{}
+	resp  *clientv3.TxnResponse
+	err   error
+}
+
+// send sends the batch being gathered, once the batch before it has
+// committed, and goes on gathering on the same snapshot: the next batch
+// starts from what this one took of the regions, and from the usage
+// records it writes. While it is in flight the next one is decided.
+func (r *reconciler) send(ctx context.Context) {
+	if !r.settle(ctx) {
+		return // the batch before failed: this one, decided on it, went too
+	}
 	b := r.b
-	r.b = nil
 	if b == nil || len(b.writes) == 0 {
 		return
 	}
-	defer r.release()
 	s := r.s
-	again := func(d string) {
-		// Decide them again on fresh state: in smaller batches, or,
-		// alone, a moment later.
-		if len(b.writes) == 1 {
-			r.retryLater(b.writes[0].key, retryAfter)
-			return
+	cmps, ops, wrote, err := b.txn(s, r.f, r.base)
+	if err != nil {
+		s.log.Warn("state: reconcile batch", "placements", len(b.writes), "err", err)
+		r.b = nil
+		for _, w := range b.writes {
+			delete(r.wrote, w.key)
+			r.retryLater(w.key, r.cfg.Interval)
+		}
+		r.release() // what follows starts again from fresh state
+		return
+	}
+	fl := &inflight{b: b, wrote: wrote, done: make(chan struct{})}
+	go func() {
+		defer close(fl.done)
+		fl.resp, fl.err = s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		})
+	}()
+	r.inflight = fl
+	next := newBatch(b.snap)
+	next.states, next.owned = b.states, b.owned
+	r.b = next
+}
+
+// settle waits for the batch in flight, if any, and reports whether it
+// committed. If it did not, the batch being gathered (decided on what
+// it would have written) is dropped, their placements are decided again
+// on fresh state, and the snapshot is released.
+func (r *reconciler) settle(ctx context.Context) bool {
+	fl := r.inflight
+	if fl == nil {
+		return true
+	}
+	r.inflight = nil
+	<-fl.done
+	s := r.s
+	b := fl.b
+	if fl.err == nil && fl.resp.Succeeded {
+		r.lastRev = fl.resp.Header.Revision
+		for key, u := range fl.wrote {
+			u.rev = fl.resp.Header.Revision
+			r.base[key] = u
+		}
+		r.members = min(2*r.members, maxBatchMembers)
+		for _, w := range b.writes {
+			if len(w.audits) > 0 {
+				n := w.res.Next
+				s.log.Info("state: reconciled placement", "tenant", n.Tenant, "id", n.ID, "state", n.State, "regions", n.Regions, "retiring", len(n.Retiring), "ops", auditOps(w.audits))
+			}
+		}
+		return true
+	}
+	switch {
+	case fl.err != nil && !errors.Is(fl.err, rpctypes.ErrTooManyOps) && !errors.Is(fl.err, rpctypes.ErrRequestTooLarge):
+		if ctx.Err() == nil {
+			s.log.Warn("state: reconcile batch", "placements", len(b.writes), "err", fl.err)
+		}
+		for _, w := range b.writes {
+			r.retryLater(w.key, r.cfg.Interval)
+		}
+	case len(b.writes) == 1:
+		r.retryLater(b.writes[0].key, retryAfter) // lost a race (or the role)
+	default:
+		// Lost a race, or too large for etcd: decide them again, in
+		// smaller batches.
+		why := "a comparison failed"
+		if fl.err != nil {
+			why = fl.err.Error()
 		}
 		r.members = max(1, len(b.writes)/2)
-		s.log.Debug("state: reconcile batch not committed; deciding again", "placements", len(b.writes), "why", d)
+		s.log.Debug("state: reconcile batch not committed; deciding again", "placements", len(b.writes), "why", why)
 		for _, w := range b.writes {
 			r.dirty[w.key] = dirtyRef{}
 		}
 	}
-	cmps, ops, err := b.txn(s, r.f)
-	if err != nil {
-		s.log.Warn("state: reconcile batch", "placements", len(b.writes), "err", err)
-		for _, w := range b.writes {
-			r.retryLater(w.key, r.cfg.Interval)
-		}
-		return
-	}
-	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
-	})
-	switch {
-	case err != nil && (errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge)):
-		again(err.Error())
-		return
-	case err != nil:
-		if ctx.Err() == nil {
-			s.log.Warn("state: reconcile batch", "placements", len(b.writes), "err", err)
-		}
-		for _, w := range b.writes {
-			r.retryLater(w.key, r.cfg.Interval)
-		}
-		return
-	}
-	// Succeeded or not, what comes next reads a cache that holds what
-	// this batch met.
-	if err := s.waitCommitted(ctx, resp.Header.Revision); err != nil && ctx.Err() == nil {
-		s.log.Warn("state: reconcile batch", "err", err)
-	}
-	if !resp.Succeeded {
-		// Lost a race (or the role).
-		again("a comparison failed")
-		return
-	}
-	r.members = min(2*r.members, maxBatchMembers)
-	for _, w := range b.writes {
-		if len(w.audits) > 0 {
-			n := w.res.Next
-			s.log.Info("state: reconciled placement", "tenant", n.Tenant, "id", n.ID, "state", n.State, "regions", n.Regions, "retiring", len(n.Retiring), "ops", auditOps(w.audits))
+	if fl.err == nil {
+		// What comes next reads a cache that holds what this batch met.
+		if err := s.waitCommitted(ctx, fl.resp.Header.Revision); err != nil && ctx.Err() == nil {
+			s.log.Warn("state: reconcile batch", "err", err)
 		}
 	}
+	r.release() // and with it the batch being gathered
+	return false
+}
+
+// flush sends the batch being gathered, waits for what is in flight,
+// and releases the snapshot once the cache holds what was written, so
+// that what follows reads it.
+func (r *reconciler) flush(ctx context.Context) {
+	r.send(ctx)
+	if r.settle(ctx) && r.lastRev > 0 {
+		if err := r.s.waitCommitted(ctx, r.lastRev); err != nil && ctx.Err() == nil {
+			r.s.log.Warn("state: reconcile batch", "err", err)
+		}
+	}
+	r.release()
 }
 
 // retryLater looks at placement key again after d.
