@@ -396,13 +396,16 @@ type reconciler struct {
 	sweep sweep
 	snap  *reconcileSnap
 	gen   uint64 // the generation of the last snapshot
-	// The batches (reconcilebatch.go): b, the one being gathered on
-	// snap; inflight, the one sent and not yet answered; wrote, the
-	// placements written on snap; base, the usage records written on
-	// snap; lastRev, the revision of the last batch committed on snap;
-	// members, the most placements the next batch may hold.
-	b        *batch
-	inflight *inflight
+	// The batches (reconcilebatch.go): states, the snapshot's regions
+	// with what the decisions on it took (owned: a copy); open, those
+	// being gathered, by lane; inflight, those sent and not yet
+	// answered; wrote, the placements written on snap; base, the usage
+	// records written on snap; lastRev, the newest revision a batch on
+	// snap met; members, the most placements the next batch may hold.
+	states   []router.RegionState
+	owned    bool
+	open     map[string]*batch
+	inflight []*inflight
 	wrote    map[string]struct{}
 	base     map[string]usageBase
 	lastRev  int64
@@ -485,6 +488,7 @@ func (r *reconciler) init() {
 	r.members = maxBatchMembers
 	r.wrote = map[string]struct{}{}
 	r.base = map[string]usageBase{}
+	r.open = map[string]*batch{}
 }
 
 // fresh returns a snapshot of the cache as it is now.
@@ -521,18 +525,34 @@ func (r *reconciler) release() {
 // again at its placements. (Every path commits its batch first: this is
 // the guard.)
 func (r *reconciler) drop() {
-	if r.inflight != nil {
-		r.settle(context.Background()) // (its txn has a deadline)
+	for _, fl := range r.inflight {
+		r.settle(context.Background(), fl) // (its txn has a deadline)
 	}
-	if r.b != nil {
-		for _, w := range r.b.writes {
-			r.dirty[w.key] = dirtyRef{}
+	r.inflight = r.inflight[:0]
+	for _, b := range r.open {
+		r.requeue(b)
+	}
+	clear(r.open)
+	if r.lastRev > 0 {
+		// What follows reads a cache that holds what the batches met.
+		ctx, cancel := context.WithTimeout(context.Background(), r.s.opTimeout)
+		if err := r.s.waitCommitted(ctx, r.lastRev); err != nil {
+			r.s.log.Warn("state: reconcile batch", "err", err)
 		}
-		r.b = nil
+		cancel()
 	}
 	clear(r.wrote)
 	clear(r.base)
-	r.lastRev = 0
+	r.states, r.owned, r.lastRev = nil, false, 0
+}
+
+// gathered is how many placements the open batches hold.
+func (r *reconciler) gathered() int {
+	n := 0
+	for _, b := range r.open {
+		n += len(b.writes)
+	}
+	return n
 }
 
 // lead acts on changes until ctx ends.
@@ -686,8 +706,9 @@ func (r *reconciler) step(ctx context.Context) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		// (A batch begun is filled: its placements cost one commit.)
-		if (r.b == nil || len(r.b.writes) == 0) && time.Now().After(deadline) {
+		// A batch begun is filled (its placements cost one commit), for
+		// one more stepBudget at most.
+		if now := time.Now(); now.After(deadline) && (r.gathered() == 0 || now.After(deadline.Add(stepBudget))) {
 			return true, nil
 		}
 		if err := s.Ready(); err != nil {

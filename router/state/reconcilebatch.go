@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -131,13 +132,11 @@ func (s *Store) reconcileWrite(key string, rec *placementRecord, res router.Reco
 }
 
 // batch gathers reconciled placements decided on one snapshot for one
-// transaction (see above).
+// transaction (see above). The placements of a batch write the usage of
+// the same regions (its lane: sig), so that batches of other lanes can
+// be in flight at the same time.
 type batch struct {
-	snap *reconcileSnap
-	// states: the snapshot's regions with what the batch's moves took;
-	// the snapshot's own slice until the first move (then a copy).
-	states []router.RegionState
-	owned  bool
+	sig    string
 	writes []*reconcileWrite
 	// The comparisons the members share: regions (by index) and their
 	// health, regions without an agent, usage records written.
@@ -149,12 +148,30 @@ type batch struct {
 	cmps, ops, width, size int
 }
 
-func newBatch(snap *reconcileSnap) *batch {
+func newBatch(sig string) *batch {
 	return &batch{
-		snap: snap, states: snap.view.states,
+		sig:     sig,
 		regions: map[int]struct{}{}, agentless: map[string]struct{}{}, usage: map[string]struct{}{},
 		cmps: 1, // the fence
 	}
+}
+
+// lane is the usage records w writes, as a batch's sig.
+func lane(w *reconcileWrite) string {
+	switch len(w.usage) {
+	case 0:
+		return ""
+	case 1:
+		return w.usage[0].region
+	}
+	keys := make([]string, 0, len(w.usage))
+	for _, d := range w.usage {
+		if !slices.Contains(keys, d.region) {
+			keys = append(keys, d.region)
+		}
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, " ")
 }
 
 // fits reports whether w can join the batch within etcd's limits and
@@ -186,8 +203,7 @@ func (b *batch) fits(w *reconcileWrite, members int) bool {
 	return max(cmps, ops)+max(b.width, w.width) <= maxTxnOps && b.size+w.size <= maxBatchBytes
 }
 
-// add puts w in the batch, and takes what its moves take from the
-// batch's regions, so that the decisions after it see it.
+// add puts w in the batch.
 func (b *batch) add(w *reconcileWrite) {
 	b.writes = append(b.writes, w)
 	b.cmps++
@@ -212,14 +228,22 @@ func (b *batch) add(w *reconcileWrite) {
 	}
 	b.width = max(b.width, w.width)
 	b.size += w.size
+}
+
+// take takes from the reconciler's regions what w's moves take (the
+// capacity, and the free its agent reported), so that the decisions
+// after it see it, whatever batch they go in. A batch that fails leaves
+// its moves taken until the snapshot is released: the later decisions
+// on it only saw less room than there was.
+func (r *reconciler) take(w *reconcileWrite) {
 	for _, a := range w.res.Actions {
 		if a.Kind != router.ActionMove {
 			continue
 		}
-		if !b.owned {
-			b.states, b.owned = slices.Clone(b.states), true
+		if !r.owned {
+			r.states, r.owned = slices.Clone(r.states), true
 		}
-		st := &b.states[a.ToIndex]
+		st := &r.states[a.ToIndex]
 		res := w.rec.P.Workload.Resources
 		st.Used = st.Used.Add(res)
 		if st.Reported != nil {
@@ -233,8 +257,7 @@ func (b *batch) add(w *reconcileWrite) {
 // the usage records it writes. The usage of a region is the one in base
 // when it has it (what an earlier batch on the same snapshot wrote),
 // else the snapshot's.
-func (b *batch) txn(s *Store, f fence, base map[string]usageBase) ([]clientv3.Cmp, []clientv3.Op, map[string]usageBase, error) {
-	view := b.snap.view
+func (b *batch) txn(s *Store, f fence, view *regionView, base map[string]usageBase) ([]clientv3.Cmp, []clientv3.Op, map[string]usageBase, error) {
 	cmps := make([]clientv3.Cmp, 0, b.cmps)
 	ops := make([]clientv3.Op, 0, b.ops)
 	cmps = append(cmps, f.cmp())
@@ -331,37 +354,36 @@ func (s *Store) usageOps(view *regionView, base map[string]usageBase, deltas []u
 	return cmps, ops, wrote, nil
 }
 
-// batch returns the batch being gathered, on the shared snapshot.
-func (r *reconciler) batch() *batch {
-	snap := r.current()
-	if r.b == nil || r.b.snap != snap {
-		r.b = newBatch(snap)
-	}
-	return r.b
-}
+// maxInflight is the most batches in flight at once (on disjoint
+// usage records): etcd commits the ones that arrive together in one
+// round of its log, one fsync for all.
+const maxInflight = 4
 
 // look looks at one placement, by key "tenant/id": it decides on the
 // shared snapshot, with what the batches gathered on it have taken
-// (router.Reconcile), and adds what changed to the batch being
-// gathered, sending it first when it is full.
+// (router.Reconcile), and adds what changed to the batch of its lane,
+// sending that batch first when it is full.
 func (r *reconciler) look(ctx context.Context, key string, ref dirtyRef) {
 	s := r.s
 	if _, ok := r.wrote[key]; ok {
 		r.flush(ctx) // looked at again: on what the first look wrote
 	}
-	b := r.batch()
 	moves := r.maxMoves(s.clock())
 	for {
+		snap := r.current()
+		if r.states == nil {
+			r.states, r.owned = snap.view.states, false
+		}
 		rec := ref.rec
-		if rec == nil || ref.gen != b.snap.gen {
-			rec = placementTxn(b.snap.tx, key)
+		if rec == nil || ref.gen != snap.gen {
+			rec = placementTxn(snap.tx, key)
 		}
 		if rec == nil || !rec.P.State.Live() {
 			r.forget(key)
 			return
 		}
 		p := rec.P
-		tenant := b.snap.tenant(p.Tenant)
+		tenant := snap.tenant(p.Tenant)
 		if tenant == nil {
 			s.log.Warn("state: reconcile placement", "placement", key, "err", fmt.Sprintf("tenant %q is not cached", p.Tenant))
 			r.retryLater(key, r.cfg.Interval)
@@ -369,7 +391,7 @@ func (r *reconciler) look(ctx context.Context, key string, ref dirtyRef) {
 		}
 		now := s.clock()
 		res := router.Reconcile(s.engine, p, router.ReconcileInput{
-			Tenant: tenant, Regions: b.states, Index: b.snap.view.index, Now: now, MaxMoves: moves,
+			Tenant: tenant, Regions: r.states, Index: snap.view.index, Now: now, MaxMoves: moves,
 		})
 		r.note(key, p, &res)
 		if res.Keep() {
@@ -381,14 +403,21 @@ func (r *reconciler) look(ctx context.Context, key string, ref dirtyRef) {
 			r.retryLater(key, r.cfg.Interval)
 			return
 		}
+		sig := lane(w)
+		b := r.open[sig]
+		if b == nil {
+			b = newBatch(sig)
+			r.open[sig] = b
+		}
 		if !b.fits(w, r.members) {
-			// Decided on what the batch took: send the batch, and
-			// decide again on what it left (the next batch carries it).
-			r.send(ctx)
-			b = r.batch()
-			continue
+			if !r.send(ctx, b) {
+				continue // the snapshot was let go: decide again on fresh state
+			}
+			b = newBatch(sig)
+			r.open[sig] = b
 		}
 		b.add(w)
+		r.take(w)
 		r.wrote[key] = struct{}{}
 		if slices.ContainsFunc(res.Actions, func(a router.Action) bool { return a.Kind == router.ActionMove }) {
 			r.lastMove = now // (with MoveEvery, the next look holds its moves)
@@ -406,29 +435,53 @@ type inflight struct {
 	err   error
 }
 
-// send sends the batch being gathered, once the batch before it has
-// committed, and goes on gathering on the same snapshot: the next batch
-// starts from what this one took of the regions, and from the usage
-// records it writes. While it is in flight the next one is decided.
-func (r *reconciler) send(ctx context.Context) {
-	if !r.settle(ctx) {
-		return // the batch before failed: this one, decided on it, went too
+// overlaps reports whether fl writes a usage record b writes too.
+func (fl *inflight) overlaps(b *batch) bool {
+	for key := range b.usage {
+		if _, ok := fl.b.usage[key]; ok {
+			return true
+		}
 	}
-	b := r.b
-	if b == nil || len(b.writes) == 0 {
-		return
+	return false
+}
+
+// send sends batch b (removed from the open ones) once no batch in
+// flight writes a usage record it writes and fewer than maxInflight
+// are, and starts from the usage those wrote. It reports false if a
+// batch in flight failed: then every batch gathered on the snapshot
+// was dropped (their placements are decided again on fresh state), b
+// with them, and the snapshot released.
+func (r *reconciler) send(ctx context.Context, b *batch) bool {
+	if r.open[b.sig] == b {
+		delete(r.open, b.sig)
+	}
+	for len(r.inflight) > 0 {
+		i := slices.IndexFunc(r.inflight, func(fl *inflight) bool { return fl.overlaps(b) })
+		if i < 0 && len(r.inflight) < maxInflight {
+			break
+		}
+		if i < 0 {
+			i = 0 // the oldest
+		}
+		fl := r.inflight[i]
+		r.inflight = slices.Delete(r.inflight, i, i+1)
+		if !r.settle(ctx, fl) {
+			r.requeue(b)
+			r.abandon(ctx)
+			return false
+		}
+	}
+	if len(b.writes) == 0 {
+		return true
 	}
 	s := r.s
-	cmps, ops, wrote, err := b.txn(s, r.f, r.base)
+	cmps, ops, wrote, err := b.txn(s, r.f, r.snap.view, r.base)
 	if err != nil {
 		s.log.Warn("state: reconcile batch", "placements", len(b.writes), "err", err)
-		r.b = nil
 		for _, w := range b.writes {
-			delete(r.wrote, w.key)
 			r.retryLater(w.key, r.cfg.Interval)
 		}
-		r.release() // what follows starts again from fresh state
-		return
+		return true
 	}
 	fl := &inflight{b: b, wrote: wrote, done: make(chan struct{})}
 	go func() {
@@ -437,27 +490,22 @@ func (r *reconciler) send(ctx context.Context) {
 			return s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		})
 	}()
-	r.inflight = fl
-	next := newBatch(b.snap)
-	next.states, next.owned = b.states, b.owned
-	r.b = next
+	r.inflight = append(r.inflight, fl)
+	return true
 }
 
-// settle waits for the batch in flight, if any, and reports whether it
-// committed. If it did not, the batch being gathered (decided on what
-// it would have written) is dropped, their placements are decided again
-// on fresh state, and the snapshot is released.
-func (r *reconciler) settle(ctx context.Context) bool {
-	fl := r.inflight
-	if fl == nil {
-		return true
-	}
-	r.inflight = nil
+// settle waits for batch fl and reports whether it committed. What it
+// wrote becomes the base of the batches after it; if it did not commit,
+// its placements are looked at again (decided again on fresh state, in
+// smaller batches; one alone, a moment later).
+func (r *reconciler) settle(ctx context.Context, fl *inflight) bool {
 	<-fl.done
 	s := r.s
 	b := fl.b
+	if fl.err == nil {
+		r.lastRev = max(r.lastRev, fl.resp.Header.Revision)
+	}
 	if fl.err == nil && fl.resp.Succeeded {
-		r.lastRev = fl.resp.Header.Revision
 		for key, u := range fl.wrote {
 			u.rev = fl.resp.Header.Revision
 			r.base[key] = u
@@ -490,29 +538,50 @@ func (r *reconciler) settle(ctx context.Context) bool {
 		}
 		r.members = max(1, len(b.writes)/2)
 		s.log.Debug("state: reconcile batch not committed; deciding again", "placements", len(b.writes), "why", why)
-		for _, w := range b.writes {
-			r.dirty[w.key] = dirtyRef{}
-		}
+		r.requeue(b)
 	}
-	if fl.err == nil {
-		// What comes next reads a cache that holds what this batch met.
-		if err := s.waitCommitted(ctx, fl.resp.Header.Revision); err != nil && ctx.Err() == nil {
-			s.log.Warn("state: reconcile batch", "err", err)
-		}
-	}
-	r.release() // and with it the batch being gathered
 	return false
 }
 
-// flush sends the batch being gathered, waits for what is in flight,
-// and releases the snapshot once the cache holds what was written, so
-// that what follows reads it.
+// requeue looks at b's placements again, on fresh state.
+func (r *reconciler) requeue(b *batch) {
+	for _, w := range b.writes {
+		r.dirty[w.key] = dirtyRef{}
+	}
+}
+
+// abandon, after a batch failed, waits for the others in flight, drops
+// the open ones (their placements are looked at again) and releases
+// the snapshot once the cache holds what the failure met.
+func (r *reconciler) abandon(ctx context.Context) {
+	for _, fl := range r.inflight {
+		r.settle(ctx, fl)
+	}
+	r.inflight = r.inflight[:0]
+	for _, b := range r.open {
+		r.requeue(b)
+	}
+	clear(r.open)
+	r.release()
+}
+
+// flush sends the open batches and waits for every batch in flight, and
+// releases the snapshot once the cache holds what they wrote, so that
+// what follows reads it.
 func (r *reconciler) flush(ctx context.Context) {
-	r.send(ctx)
-	if r.settle(ctx) && r.lastRev > 0 {
-		if err := r.s.waitCommitted(ctx, r.lastRev); err != nil && ctx.Err() == nil {
-			r.s.log.Warn("state: reconcile batch", "err", err)
+	for _, sig := range slices.Sorted(maps.Keys(r.open)) {
+		if b := r.open[sig]; b != nil && !r.send(ctx, b) {
+			return
 		}
+	}
+	ok := true
+	for _, fl := range r.inflight {
+		ok = r.settle(ctx, fl) && ok
+	}
+	r.inflight = r.inflight[:0]
+	if !ok {
+		r.abandon(ctx)
+		return
 	}
 	r.release()
 }
