@@ -72,6 +72,13 @@ import (
 // capacity taken and keeps the old copy as a retiring copy holding its
 // own; the old copy is released in a later transaction, once the
 // replacement is confirmed.
+//
+// What the leader decides is committed in batches, dozens of placements
+// to a fenced transaction, several transactions in flight on disjoint
+// usage records (reconcilebatch.go): a drained, failed or revoked
+// region's placements leave it, or are stranded, at etcd's pace rather
+// than one commit at a time. With MoveEvery, moves are still one per
+// MoveEvery.
 
 // ReconcilerConfig configures Reconcile.
 type ReconcilerConfig struct {
