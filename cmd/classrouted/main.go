@@ -680,6 +680,13 @@ func serveMetrics(cfg *Config, m *metrics.Metrics, h http.Handler, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("-metrics-listen: %w", err)
 	}
+	log.Info("serving metrics", "listen", lis.Addr().String())
+	return serveHTTP(cfg, lis, h, "metrics", log), nil
+}
+
+// serveHTTP serves h on lis, with the deadlines every loopback HTTP
+// listener of the daemon shares, until the returned stop is called.
+func serveHTTP(cfg *Config, lis net.Listener, h http.Handler, name string, log *slog.Logger) (stop func()) {
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.HandshakeTimeout,
@@ -692,11 +699,10 @@ func serveMetrics(cfg *Config, m *metrics.Metrics, h http.Handler, log *slog.Log
 	go func() {
 		defer close(done)
 		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
+			log.Error(name+" server stopped", "err", err)
 		}
 	}()
-	log.Info("serving metrics", "listen", lis.Addr().String())
-	return func() { _ = hs.Close(); <-done }, nil
+	return func() { _ = hs.Close(); <-done }
 }
 
 // serveDebug serves Go's pprof on -debug-listen until stop is called:
@@ -716,23 +722,8 @@ func serveDebug(cfg *Config, m *metrics.Metrics, log *slog.Logger) (stop func(),
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: cfg.HandshakeTimeout,
-		ReadTimeout:       cfg.HandshakeTimeout,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("debug server stopped", "err", err)
-		}
-	}()
 	log.Warn("serving pprof: anyone who can connect to this loopback address can profile the daemon", "listen", lis.Addr().String())
-	return func() { _ = hs.Close(); <-done }, nil
+	return serveHTTP(cfg, lis, mux, "debug", log), nil
 }
 
 func loadCatalog(path string) (*providers.Catalog, error) {
