@@ -24,7 +24,10 @@ import (
 func freePortRange(t *testing.T, n int) int {
 	t.Helper()
 	for range 50 {
-		base := 20000 + rand.IntN(400)*100
+		// Below Linux's ephemeral range (32768-60999 by default): a
+		// port free now may otherwise be taken by any process's
+		// outgoing connection before the script binds it.
+		base := 10000 + rand.IntN(220)*100
 		ok := true
 		for p := base; p <= base+n && ok; p++ {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
