@@ -49,13 +49,17 @@ type Config struct {
 	CapacityScale int64
 	Puts          int
 	Settle, Rest  time.Duration
-	DrainRegion   string
-	DrainTimeout  time.Duration
-	StartTimeout  time.Duration
-	Compact       bool
-	ProfileDir    string
-	Output        string
-	JSONFile      string
+	// Quiet is the CPU (percent of one core) under which the daemon
+	// counts as caught up; QuietMax bounds the wait for it.
+	Quiet        float64
+	QuietMax     time.Duration
+	DrainRegion  string
+	DrainTimeout time.Duration
+	StartTimeout time.Duration
+	Compact      bool
+	ProfileDir   string
+	Output       string
+	JSONFile     string
 }
 
 // pickDaemonAddrs picks the addresses of a new store's daemon (a
@@ -94,6 +98,8 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.IntVar(&c.Puts, "puts", 0, "puts of the etcd baseline before each Place phase (default: that phase's placements, at least 2000, at most 20000)")
 	fs.DurationVar(&c.Settle, "settle", 3*time.Second, "wait this long after placing before measuring at rest")
 	fs.DurationVar(&c.Rest, "rest", 10*time.Second, "CPU-at-rest window")
+	fs.Float64Var(&c.Quiet, "quiet", 5, "after -settle, wait until the daemon's CPU stays under this percent of one core for two 1s windows (its audit chainer and indexer have caught up) before measuring at rest; 0: do not wait")
+	fs.DurationVar(&c.QuietMax, "quiet-max", 5*time.Minute, "give up waiting for -quiet after this, and measure anyway (the report says so)")
 	fs.StringVar(&c.DrainRegion, "drain-region", "", "region to drain (default: the most used one every shape can leave)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Minute, "give up waiting for a drain after this")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", 10*time.Minute, "give up waiting for the daemon to serve after this")
@@ -142,6 +148,9 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	}
 	if c.Puts < 0 {
 		errs = append(errs, fmt.Errorf("-puts %d: must not be negative", c.Puts))
+	}
+	if c.Quiet < 0 || c.QuietMax <= 0 {
+		errs = append(errs, errors.New("-quiet must not be negative, -quiet-max must be positive"))
 	}
 	if c.Rest <= 0 || c.Settle < 0 || c.DrainTimeout <= 0 || c.StartTimeout <= 0 {
 		errs = append(errs, errors.New("-rest, -drain-timeout and -start-timeout must be positive, -settle not negative"))
@@ -481,6 +490,47 @@ func (b *bench) placed(n int) {
 	b.rep.HeldAfter = b.st.Placed
 }
 
+// waitQuiet waits until the daemon's CPU has stayed under cfg.Quiet for
+// two one-second windows: until the work that follows placing (the audit
+// chainer and indexer reading the trail behind it) has caught up. It
+// reports how long that took, or that it gave up after cfg.QuietMax.
+func (b *bench) waitQuiet(ctx context.Context) error {
+	cfg, rep := b.cfg, b.rep
+	if cfg.Quiet <= 0 {
+		return nil
+	}
+	start, quiet := time.Now(), 0
+	for quiet < 2 {
+		if time.Since(start) > cfg.QuietMax {
+			rep.QuietTimedOut = true
+			fmt.Fprintf(b.log, "rest: still above %.0f%% of a core after %v; measuring anyway\n", cfg.Quiet, cfg.QuietMax)
+			break
+		}
+		cpu0, err := cpuTime(b.d.pid())
+		if err != nil {
+			return err
+		}
+		t0 := time.Now()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		cpu1, err := cpuTime(b.d.pid())
+		if err != nil {
+			return err
+		}
+		if 100*float64(cpu1-cpu0)/float64(time.Since(t0)) < cfg.Quiet {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+	rep.CaughtUp = Duration(cfg.Settle + time.Since(start))
+	fmt.Fprintf(b.log, "rest: quiet %v after placing\n", time.Duration(rep.CaughtUp).Round(100*time.Millisecond))
+	return nil
+}
+
 // rest measures the daemon at rest after placing: its CPU over the rest
 // window, its memory, and etcd's size, per placement made.
 func (b *bench) rest(ctx context.Context, placed int, putGrowth int64) error {
@@ -490,6 +540,9 @@ func (b *bench) rest(ctx context.Context, placed int, putGrowth int64) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(cfg.Settle):
+	}
+	if err := b.waitQuiet(ctx); err != nil {
+		return err
 	}
 	head, err := dbStatus(ctx, b.etcd)
 	if err != nil {

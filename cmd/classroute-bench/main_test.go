@@ -139,7 +139,7 @@ func TestBenchSmall(t *testing.T) {
 	bin := needDaemon(t)
 	built := time.Since(started)
 	dataDir := t.TempDir()
-	cfg, err := parseFlags([]string{"-n", "300", "-hot-n", "300", "-rest", "2s", "-settle", "1s", "-puts", "1000",
+	cfg, err := parseFlags([]string{"-n", "300", "-hot-n", "300", "-rest", "2s", "-settle", "1s", "-quiet-max", "30s", "-puts", "1000",
 		"-data-dir", dataDir, "-classrouted", bin, "-start-timeout", "60s", "-drain-timeout", "60s"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -192,6 +192,9 @@ func TestBenchSmall(t *testing.T) {
 	}
 	if want := 300 + 300 + len(shapes) + 1; rep.Placed != want || rep.HeldBefore != 0 || rep.HeldAfter != want {
 		t.Errorf("held %d before, placed %d, held %d after; want 0, %d, %d (warm-ups included)", rep.HeldBefore, rep.Placed, rep.HeldAfter, want, want)
+	}
+	if rep.CaughtUp < Duration(time.Second) && !rep.QuietTimedOut {
+		t.Errorf("quiet %v after placing; want at least the 1s settle, or the wait given up", rep.CaughtUp)
 	}
 	if rep.RestWindow < Duration(2*time.Second) || rep.RestCPU < 0 || rep.RestCPU > float64(100*runtime.NumCPU()) {
 		t.Errorf("CPU at rest %.2f%% over %v; want 0 to %d%% over at least 2s", rep.RestCPU, rep.RestWindow, 100*runtime.NumCPU())

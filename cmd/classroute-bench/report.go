@@ -59,6 +59,10 @@ type Report struct {
 	// after placing, in % of one core.
 	RestCPU    float64  `json:"rest_cpu_percent"`
 	RestWindow Duration `json:"rest_window_seconds"`
+	// CaughtUp is how long after the last placement the daemon's CPU
+	// fell quiet (-quiet): the chainer's and indexer's backlog.
+	CaughtUp      Duration `json:"caught_up_seconds,omitempty"`
+	QuietTimedOut bool     `json:"quiet_timed_out,omitempty"`
 	// Resident memory of the daemon process (its embedded etcd
 	// included): before placing, after placing and settling, and once
 	// serving again after the cold start.
@@ -134,6 +138,12 @@ func (r *Report) table(w io.Writer) {
 	fmt.Fprintln(tw, "FIGURE\tVALUE\t")
 	if r.RestWindow > 0 {
 		fmt.Fprintf(tw, "daemon CPU at rest\t%.1f%% of one core (over %v)\t\n", r.RestCPU, r.RestWindow)
+		switch {
+		case r.QuietTimedOut:
+			fmt.Fprintf(tw, "quiet after placing\tnever within -quiet-max: the CPU at rest above is the backlog's\t\n")
+		case r.CaughtUp > 0:
+			fmt.Fprintf(tw, "quiet after placing\t%v (the audit chainer and indexer catching up)\t\n", r.CaughtUp)
+		}
 		fmt.Fprintf(tw, "daemon RSS\t%s before, %s after: %s per placement placed\t\n", mib(r.RSSBefore), mib(r.RSSAfter), kib(r.RSSPerPlacement))
 		if r.RSSPerHeld != 0 {
 			fmt.Fprintf(tw, "daemon RSS per placement held\t%s (over the empty daemon's %s)\t\n", kib(r.RSSPerHeld), mib(r.EmptyRSS))

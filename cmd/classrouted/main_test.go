@@ -89,6 +89,10 @@ func TestFlags(t *testing.T) {
 		{"released kept a week", []string{"--released-retention", "168h"}, ""},
 		{"released kept forever", []string{"--released-retention", "0", "--released-keep", "0"}, ""},
 		{"negative retention", []string{"--released-retention", "-1h"}, "-released-retention -1h0m0s: must not be negative"},
+		{"etcd quota raised", []string{"--embedded-etcd-quota-bytes", "8589934592"}, ""},
+		{"etcd quota beyond 8 GiB", []string{"--embedded-etcd-quota-bytes", "8589934593"}, "-embedded-etcd-quota-bytes 8589934593"},
+		{"etcd quota too small", []string{"--embedded-etcd-quota-bytes", "1024"}, "0 or 67108864 to 8589934592"},
+		{"etcd quota with an external cluster", []string{"--etcd", "10.0.0.1:2379", "--embedded-etcd-quota-bytes", "4294967296"}, "for the embedded member only"},
 		{"negative released count", []string{"--released-keep", "-1"}, "-released-keep -1: must not be negative"},
 	}
 	for _, tt := range tests {

@@ -63,6 +63,11 @@ type Config struct {
 	LogLevel string
 	// UnsafeNoFsync disables fsync: for throwaway test members only.
 	UnsafeNoFsync bool
+	// QuotaBytes is the member's backend quota (etcd's
+	// --quota-backend-bytes): 0 for etcd's default, 2 GiB; at most
+	// MaxQuotaBytes. A full store raises etcd's NOSPACE alarm and refuses
+	// writes, so an estate of a million placements needs more than 2 GiB.
+	QuotaBytes int64
 }
 
 // TLS names the PEM files of one listener.
@@ -93,6 +98,13 @@ func (t TLS) validate(what string) error {
 	}
 	return nil
 }
+
+// The bounds of Config.QuotaBytes: etcd warns above 8 GiB, and a quota
+// below 64 MiB would fill with the catalogue and a day's audit.
+const (
+	MinQuotaBytes = 64 << 20
+	MaxQuotaBytes = 8 << 30
+)
 
 // Member is a running embedded etcd member.
 type Member struct {
@@ -165,6 +177,9 @@ func (c Config) embed() (*embed.Config, error) {
 	if c.LogLevel == "" {
 		c.LogLevel = "error"
 	}
+	if c.QuotaBytes != 0 && (c.QuotaBytes < MinQuotaBytes || c.QuotaBytes > MaxQuotaBytes) {
+		return nil, fmt.Errorf("etcdlocal: quota %d bytes: want 0 (etcd's default, 2 GiB) or %d to %d", c.QuotaBytes, int64(MinQuotaBytes), int64(MaxQuotaBytes))
+	}
 	if err := errors.Join(c.ClientTLS.validate("client"), c.PeerTLS.validate("peer")); err != nil {
 		return nil, fmt.Errorf("etcdlocal: %w", err)
 	}
@@ -202,6 +217,7 @@ func (c Config) embed() (*embed.Config, error) {
 	cfg.LogLevel = c.LogLevel
 	cfg.LogOutputs = []string{"stderr"}
 	cfg.UnsafeNoFsync = c.UnsafeNoFsync
+	cfg.QuotaBackendBytes = c.QuotaBytes
 	// Keep an hour of history so watchers can resume; compaction past
 	// that is handled by re-listing.
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic

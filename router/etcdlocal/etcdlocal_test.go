@@ -124,6 +124,25 @@ func TestSingleMember(t *testing.T) {
 	}
 }
 
+// The quota a member is given is the one etcd enforces and reports.
+func TestQuota(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const quota = 3 << 30
+	m, err := etcdlocal.Start(ctx, etcdlocal.Config{Dir: t.TempDir(), UnsafeNoFsync: true, QuotaBytes: quota})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	st, err := client(t, m.Endpoints()...).Status(ctx, m.Endpoints()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DbSizeQuota != quota {
+		t.Errorf("quota %d; want %d", st.DbSizeQuota, quota)
+	}
+}
+
 func TestConfigRefused(t *testing.T) {
 	good := func() etcdlocal.Config {
 		return etcdlocal.Config{
@@ -148,6 +167,8 @@ func TestConfigRefused(t *testing.T) {
 		{"not in the initial cluster", func(c *etcdlocal.Config) { c.Name = "m9" }, "does not list this member"},
 		{"peer URL differs from initial cluster", func(c *etcdlocal.Config) { c.PeerAddr = "127.0.0.1:3" }, "does not list this member"},
 		{"cert without key", func(c *etcdlocal.Config) { c.ClientTLS.CertFile = "c.pem" }, "go together"},
+		{"quota too small", func(c *etcdlocal.Config) { c.QuotaBytes = 1 << 20 }, "quota 1048576 bytes"},
+		{"quota too large", func(c *etcdlocal.Config) { c.QuotaBytes = 9 << 30 }, "quota 9663676416 bytes"},
 		{"CA without cert", func(c *etcdlocal.Config) { c.PeerTLS.TrustedCAFile = "ca.pem" }, "trusted CA"},
 		{"unspecified address with TLS", func(c *etcdlocal.Config) {
 			c.ClientTLS = etcdlocal.TLS{CertFile: "c.pem", KeyFile: "k.pem"}
