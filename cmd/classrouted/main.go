@@ -47,9 +47,9 @@ type Config struct {
 	// EtcdClientAddr and EtcdPeerAddr are the embedded member's loopback addresses.
 	EtcdClientAddr, EtcdPeerAddr string
 	// EtcdQuotaBytes is the embedded member's backend quota (0: etcd's 2 GiB).
-	EtcdQuotaBytes int64
-	Catalog                      string
-	TLSCert, TLSKey              string
+	EtcdQuotaBytes  int64
+	Catalog         string
+	TLSCert, TLSKey string
 	// TLSClientCA verifies client certificates (mutual TLS): required
 	// with TLSCert. TrustDomain is the SPIFFE trust domain whose IDs
 	// the certificates must carry.
