@@ -7,6 +7,9 @@ import (
 	"io"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 )
 
@@ -30,6 +33,9 @@ type DrainResult struct {
 	// Usage0 says the region's usage reached 0.
 	Usage0   bool `json:"usage_zero"`
 	TimedOut bool `json:"timed_out"`
+	// Unavailable counts the polls the daemon refused while its cache
+	// caught up with etcd.
+	Unavailable int `json:"unavailable_polls,omitempty"`
 }
 
 type ref struct {
@@ -42,13 +48,25 @@ type ref struct {
 func listRegion(ctx context.Context, cli pb.PlacementServiceClient, region string, st pb.PlacementState) ([]ref, error) {
 	var out []ref
 	token := ""
-	for {
+	for try := 0; ; try++ {
 		c, cancel := context.WithTimeout(ctx, time.Minute)
 		resp, err := cli.List(c, &pb.ListRequest{Region: region, State: st, PageSize: 1000, PageToken: token})
 		cancel()
 		if err != nil {
+			// The daemon refuses reads while its cache catches up
+			// with etcd (a busy drain at a million placements can
+			// stall its watch): wait and ask again, a minute at most.
+			if code := status.Code(err); (code == codes.Unavailable || code == codes.Aborted) && try < 600 {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
 			return nil, fmt.Errorf("list region %s: %w", region, err)
 		}
+		try = 0
 		for _, p := range resp.GetPlacements() {
 			out = append(out, ref{p.GetTenant(), p.GetId(), p.GetState()})
 		}
@@ -154,6 +172,11 @@ func drain(ctx context.Context, cat pb.CatalogServiceClient, place pb.PlacementS
 		c, cancel := context.WithTimeout(ctx, 10*time.Second)
 		got, err := cat.GetRegion(c, &pb.GetRegionRequest{Key: region})
 		cancel()
+		if code := status.Code(err); (code == codes.Unavailable || code == codes.Aborted) && time.Now().Before(deadline) {
+			res.Unavailable++ // refused while its cache catches up: ask again
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("get region %s: %w", region, err)
 		}

@@ -172,6 +172,9 @@ func (r *Report) table(w io.Writer) {
 		if d.TimedOut {
 			out += "; timed out"
 		}
+		if d.Unavailable > 0 {
+			out += fmt.Sprintf("; %d polls refused UNAVAILABLE (cache catching up) and asked again", d.Unavailable)
+		}
 		fmt.Fprintf(tw, "drain %s\t%s\t\n", d.Region, out)
 	}
 	tw.Flush()

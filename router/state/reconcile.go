@@ -940,7 +940,10 @@ func (r *reconciler) sweepBatch(snap *reconcileSnap, now time.Time) {
 	}
 	// Released records are skipped, and counted against the batch at a
 	// quarter of a live one, so that a batch stays bounded.
-	cost := 0
+	// Only the first record can be the one the last batch ended on; the
+	// key of the last one looked at is built once, at the end.
+	cost, first := 0, true
+	var last *router.Placement
 	for raw := it.Next(); ; raw = it.Next() {
 		if raw == nil {
 			if sw.fast {
@@ -949,14 +952,16 @@ func (r *reconciler) sweepBatch(snap *reconcileSnap, now time.Time) {
 			sw.active, sw.fast, sw.after = false, false, ""
 			return
 		}
-		p := raw.(*placementRecord).P
-		key := keyOf(p)
-		if key == sw.after {
-			continue
+		rec := raw.(*placementRecord)
+		if first {
+			first = false
+			if sw.after != "" && keyOf(rec.P) == sw.after {
+				continue
+			}
 		}
-		sw.after = key
-		if p.State.Live() {
-			r.mark(raw.(*placementRecord))
+		last = rec.P
+		if rec.P.State.Live() {
+			r.mark(rec)
 			cost += 4
 		} else {
 			cost++
@@ -965,6 +970,7 @@ func (r *reconciler) sweepBatch(snap *reconcileSnap, now time.Time) {
 			break
 		}
 	}
+	sw.after = keyOf(last)
 	if sw.fast {
 		sw.next = now
 	} else {
