@@ -25,6 +25,12 @@ const DefaultPrefix = "/classroute/v1/"
 //	health/<provider>/<id>    router.Health (see health.go)
 //	election/...              the reconciler's leader election (not cached)
 //	seeded                    seedMarker: the default catalogue was loaded
+//	changes/<id>              Change: a two-person region change (see changes.go; not cached)
+//	secrets/resume-token-key  the resume token key, hex (see resumekey.go; not cached)
+//
+// Each kind's stored form is pinned by a golden record in
+// testdata/stored/ (storedformat_test.go): a field renamed without a
+// migration fails it.
 //
 // Every directory that is watched must sort after "audit0": the watch
 // skips the audit directory by starting there.

@@ -53,7 +53,13 @@ func (s *Store) loadResumeKey(ctx context.Context) ([]byte, error) {
 	if len(kvs) != 1 {
 		return nil, fmt.Errorf("%w: resume token key vanished", router.ErrUnavailable)
 	}
-	b, err := hex.DecodeString(string(kvs[0].Value))
+	return decodeResumeKey(key, kvs[0].Value)
+}
+
+// decodeResumeKey decodes the stored resume token key at key: its
+// ResumeKeySize bytes, hex-encoded.
+func decodeResumeKey(key string, val []byte) ([]byte, error) {
+	b, err := hex.DecodeString(string(val))
 	if err != nil || len(b) != ResumeKeySize {
 		return nil, fmt.Errorf("stored resume token key %s is not %d hex-encoded bytes", key, ResumeKeySize)
 	}
