@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
-	"github.com/classroute/classroute/router/state"
+	"github.com/classroute/classroute/router/audit"
 )
 
 // auditUsage documents the audit command; it is part of usage.
@@ -78,15 +78,15 @@ func (c *cli) audit(fs *flag.FlagSet, args []string) error {
 			if err != nil {
 				return err
 			}
-			k, err := state.ParseAuditPublicKey(data)
+			k, err := audit.ParsePublicKey(data)
 			if err != nil {
 				return fmt.Errorf("%s: %w", *pubFile, err)
 			}
 			pub = k
 		}
-		var anchors []state.Checkpoint
+		var anchors []audit.Checkpoint
 		if *anchorDir != "" {
-			if anchors, err = state.AnchorDir(*anchorDir).Read(); err != nil {
+			if anchors, err = audit.AnchorDir(*anchorDir).Read(); err != nil {
 				return err
 			}
 			if len(anchors) == 0 {
@@ -164,7 +164,7 @@ func dash(s string) string {
 // carries (the daemon takes at most 10,000).
 const maxAnchorsPerCall = 5000
 
-func (c *cli) auditVerify(pub []byte, anchors []state.Checkpoint) error {
+func (c *cli) auditVerify(pub []byte, anchors []audit.Checkpoint) error {
 	nAnchors, newest := len(anchors), uint64(0)
 	for _, a := range anchors {
 		newest = max(newest, a.Seq)

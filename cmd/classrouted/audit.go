@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -21,7 +22,7 @@ func auditKeys(cfg *Config) (ed25519.PrivateKey, ed25519.PublicKey, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("-audit-key: %w", err)
 		}
-		if key, err = state.ParseAuditKey(data); err != nil {
+		if key, err = audit.ParseKey(data); err != nil {
 			return nil, nil, fmt.Errorf("-audit-key %s: %w", cfg.AuditKey, err)
 		}
 		pub = key.Public().(ed25519.PublicKey)
@@ -31,7 +32,7 @@ func auditKeys(cfg *Config) (ed25519.PrivateKey, ed25519.PublicKey, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("-audit-pubkey: %w", err)
 		}
-		p, err := state.ParseAuditPublicKey(data)
+		p, err := audit.ParsePublicKey(data)
 		if err != nil {
 			return nil, nil, fmt.Errorf("-audit-pubkey %s: %w", cfg.AuditPubKey, err)
 		}
@@ -75,10 +76,10 @@ func auditChain(cfg *Config, key ed25519.PrivateKey, reg prometheus.Registerer) 
 		if err != nil {
 			return c, fmt.Errorf("-audit-checkpoint-dir: %w", err)
 		}
-		if _, err := state.AnchorDir(dir).Read(); err != nil {
+		if _, err := audit.AnchorDir(dir).Read(); err != nil {
 			return c, fmt.Errorf("-audit-checkpoint-dir: %w", err)
 		}
-		c.Anchor = state.AnchorDir(dir)
+		c.Anchor = audit.AnchorDir(dir)
 	}
 	return c, nil
 }

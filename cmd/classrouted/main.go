@@ -32,6 +32,7 @@ import (
 
 	"github.com/classroute/classroute/providers"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/etcdlocal"
 	"github.com/classroute/classroute/router/metrics"
 	"github.com/classroute/classroute/router/server"
@@ -184,7 +185,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 		return err
 	})
 	fs.StringVar(&c.AuditCheckpointDir, "audit-checkpoint-dir", "", "also write each signed audit checkpoint this daemon makes to this directory, one file each, never rewritten (put it on another volume and ship it to write-once storage; classroutectl audit verify --anchor checks etcd against it)")
-	fs.DurationVar(&c.AuditMaxSkew, "audit-max-skew", state.DefaultAuditMaxSkew, "clock-skew allowance between daemons: an audit entry dated further behind the entries chained before it, or ahead of the chainer's clock, is reported as tampering")
+	fs.DurationVar(&c.AuditMaxSkew, "audit-max-skew", audit.DefaultMaxSkew, "clock-skew allowance between daemons: an audit entry dated further behind the entries chained before it, or ahead of the chainer's clock, is reported as tampering")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

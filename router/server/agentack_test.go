@@ -14,6 +14,7 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
 )
@@ -104,9 +105,9 @@ func (e *env) replicaOf(tb testing.TB, id string) (router.ReplicaStatus, int64) 
 // changing detail wrote 300 audit entries in 0.75s, which are never
 // deleted (adversarial review: TestReviewAgentAckFloodWritesAudit).
 func TestAgentAckFloodAuditBounded(t *testing.T) {
-	audit := state.DefaultRefusalAuditLimit
-	audit.SummaryAfter = 300 * time.Millisecond // the default's rate and burst, a summary soon
-	e, _ := newLimitedEnv(t, server.DefaultIdentityLimits, state.WithRefusalAuditLimit(audit))
+	limit := state.DefaultRefusalAuditLimit
+	limit.SummaryAfter = 300 * time.Millisecond // the default's rate and burst, a summary soon
+	e, _ := newLimitedEnv(t, server.DefaultIdentityLimits, state.WithRefusalAuditLimit(limit))
 	e.mustPlace(t, "k1", kenya()) // held by konza
 	a := e.agentStream(t, 30*time.Second)
 	before := e.countUnder(t, "audit/")
@@ -123,7 +124,7 @@ func TestAgentAckFloodAuditBounded(t *testing.T) {
 	})
 	elapsed := time.Since(start)
 	var one, counted int64
-	var sums []state.AuditEntry
+	var sums []audit.Entry
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		one, counted, sums = 0, 0, nil
 		recs, _, err := e.store.FindAudit(ctx(t), state.AuditFilter{Tenant: "ke-moh", Limit: 1000})
@@ -132,9 +133,9 @@ func TestAgentAckFloodAuditBounded(t *testing.T) {
 		}
 		for _, r := range recs {
 			switch x := r.Entry; x.Op {
-			case state.AuditReplicaFailed:
+			case audit.OpReplicaFailed:
 				one++
-			case state.AuditReplicaFailedSummary:
+			case audit.OpReplicaFailedSummary:
 				counted += x.Count
 				sums = append(sums, x)
 			}
@@ -147,7 +148,7 @@ func TestAgentAckFloodAuditBounded(t *testing.T) {
 	n := e.countUnder(t, "audit/") - before
 	t.Logf("%d FAILED acks stored in %v: %d audit entries (%d one by one, %d counted in %d summaries)",
 		flood, elapsed.Round(time.Millisecond), n, one, counted, len(sums))
-	if allowed := int64(audit.Burst) + int64(audit.PerSecond*elapsed.Seconds()) + 1; one > allowed {
+	if allowed := int64(limit.Burst) + int64(limit.PerSecond*elapsed.Seconds()) + 1; one > allowed {
 		t.Errorf("one agent's %d FAILED acks wrote %d replica-failed entries in %v; want at most %d", flood, one, elapsed, allowed)
 	}
 	if one+counted != flood {
@@ -358,7 +359,7 @@ func TestAgentAckLatestWins(t *testing.T) {
 	if _, v := e.replicaOf(t, "k2"); v != 2 {
 		t.Errorf("k2 written %d times; want once (its acks held back were one)", v-1)
 	}
-	recs, _, err := e.store.FindAudit(ctx(t), state.AuditFilter{Op: state.AuditReplicaFailed})
+	recs, _, err := e.store.FindAudit(ctx(t), state.AuditFilter{Op: audit.OpReplicaFailed})
 	if err != nil || len(recs) != 0 {
 		t.Errorf("replica-failed entries %v, %v; want none (the FAILED ack was superseded)", recs, err)
 	}

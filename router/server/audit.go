@@ -15,13 +15,14 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/state"
 )
 
 // AuditStore is what the audit service needs of the store.
 type AuditStore interface {
 	FindAudit(ctx context.Context, f state.AuditFilter) ([]state.AuditRecord, string, error)
-	VerifyAudit(ctx context.Context, pub ed25519.PublicKey, opts ...state.VerifyOption) (*state.AuditReport, error)
+	VerifyAudit(ctx context.Context, pub ed25519.PublicKey, opts ...audit.VerifyOption) (*audit.Report, error)
 }
 
 // WithAuditPublicKey sets the key VerifyAudit checks checkpoints against
@@ -31,7 +32,7 @@ func WithAuditPublicKey(pub ed25519.PublicKey) Option {
 }
 
 // WithAuditMaxSkew sets the clock-skew allowance VerifyAudit judges the
-// entries' times with: the chainer's (default state.DefaultAuditMaxSkew).
+// entries' times with: the chainer's (default audit.DefaultMaxSkew).
 func WithAuditMaxSkew(d time.Duration) Option {
 	return func(s *Server) { s.auditSkew = d }
 }
@@ -168,7 +169,7 @@ func (a *auditService) ListAudit(ctx context.Context, req *pb.ListAuditRequest) 
 	}
 	for _, r := range recs {
 		e := r.Entry
-		if sc.confined() && e.Op != state.AuditRefuse && slices.ContainsFunc(e.Regions, func(k string) bool { return !known[k] }) {
+		if sc.confined() && e.Op != audit.OpRefuse && slices.ContainsFunc(e.Regions, func(k string) bool { return !known[k] }) {
 			// What the reconciler found of a region the caller may no
 			// longer know of (see scope.placement).
 			e.Reasons = []string{string(router.ReasonPolicy) + ": " + unavailableMessage(sc.tenantID)}
@@ -200,7 +201,7 @@ func (a *auditService) VerifyAudit(ctx context.Context, req *pb.VerifyAuditReque
 	if err := append(v, av...).Err(); err != nil {
 		return nil, toStatus(ctx, a.log, err)
 	}
-	rep, err := a.store.VerifyAudit(ctx, pub, state.VerifyMaxSkew(a.skew), state.VerifyAnchors(anchors))
+	rep, err := a.store.VerifyAudit(ctx, pub, audit.VerifyMaxSkew(a.skew), audit.VerifyAnchors(anchors))
 	if err != nil {
 		return nil, toStatus(ctx, a.log, err)
 	}
@@ -223,13 +224,13 @@ func (a *auditService) VerifyAudit(ctx context.Context, req *pb.VerifyAuditReque
 
 // anchorsOf reads the anchored checkpoints of a VerifyAudit request,
 // naming the first few malformed ones.
-func anchorsOf(in []*pb.AuditCheckpoint) ([]state.Checkpoint, router.Violations) {
+func anchorsOf(in []*pb.AuditCheckpoint) ([]audit.Checkpoint, router.Violations) {
 	var v router.Violations
 	if len(in) > maxAnchors {
 		v.Add("anchors", "at most %d per call: verify in several calls", maxAnchors)
 		return nil, v
 	}
-	out := make([]state.Checkpoint, 0, len(in))
+	out := make([]audit.Checkpoint, 0, len(in))
 	for i, a := range in {
 		if len(v) >= 10 {
 			break
@@ -248,7 +249,7 @@ func anchorsOf(in []*pb.AuditCheckpoint) ([]state.Checkpoint, router.Violations)
 		case len(a.GetSignature()) != ed25519.SignatureSize:
 			v.Add(field+"signature", "want a 64-byte ed25519 signature")
 		default:
-			out = append(out, state.Checkpoint{Seq: a.GetSeq(), Hash: a.GetHash(), Time: a.GetTime().AsTime(),
+			out = append(out, audit.Checkpoint{Seq: a.GetSeq(), Hash: a.GetHash(), Time: a.GetTime().AsTime(),
 				PublicKey: a.GetPublicKey(), Signature: a.GetSignature()})
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
-	"github.com/classroute/classroute/router/state"
+	"github.com/classroute/classroute/router/audit"
 )
 
 // ListAudit refuses filters longer than any stored value, naming the
@@ -18,7 +18,7 @@ import (
 func TestListAuditBounds(t *testing.T) {
 	e := newEnv(t)
 	grantMembers(t, e)
-	audit := pb.NewAuditServiceClient(e.conn)
+	auditc := pb.NewAuditServiceClient(e.conn)
 	for _, f := range []string{"tenant", "workload", "region", "op", "page_token"} {
 		req := &pb.ListAuditRequest{}
 		long := strings.Repeat("x", 257)
@@ -34,7 +34,7 @@ func TestListAuditBounds(t *testing.T) {
 		case "page_token":
 			req.PageToken = long
 		}
-		_, err := audit.ListAudit(as(t, asSecAud), req)
+		_, err := auditc.ListAudit(as(t, asSecAud), req)
 		wantField(t, err, f)
 	}
 
@@ -42,8 +42,8 @@ func TestListAuditBounds(t *testing.T) {
 	// written as the store writes one, index key included (see
 	// router/state/auditindex.go).
 	id := fmt.Sprintf("%016x-0badc0de-00000001", time.Now().UnixNano())
-	val, err := json.Marshal(state.AuditEntry{
-		Time: time.Now().UTC(), Op: state.AuditRefuse, Actor: "spiffe://test.example/tenant/ke-moh/user/amina",
+	val, err := json.Marshal(audit.Entry{
+		Time: time.Now().UTC(), Op: audit.OpRefuse, Actor: "spiffe://test.example/tenant/ke-moh/user/amina",
 		RequestID: "big-refusal", Tenant: "ke-moh", Workload: "w", Label: "UNCLASSIFIED",
 		Reasons: []string{"no eligible region among 190 regions: capability 190", "aws/us-east-1: capability"}, ReasonsOmitted: 150,
 	})
@@ -57,7 +57,7 @@ func TestListAuditBounds(t *testing.T) {
 	}
 	reasons := func(who string) string {
 		t.Helper()
-		resp, err := audit.ListAudit(as(t, who), &pb.ListAuditRequest{Tenant: "ke-moh", PageSize: 1000})
+		resp, err := auditc.ListAudit(as(t, who), &pb.ListAuditRequest{Tenant: "ke-moh", PageSize: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/state"
 )
@@ -131,14 +132,14 @@ func TestAgentAckFailedAuditBounded(t *testing.T) {
 		t.Errorf("replica %+v; want failed with the last ack's detail", got)
 	}
 	var one, counted int64
-	var sums []state.AuditEntry
+	var sums []audit.Entry
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		one, counted, sums = 0, 0, nil
 		for _, r := range allAudit(t, e.store) {
 			switch x := r.Entry; x.Op {
-			case state.AuditReplicaFailed:
+			case audit.OpReplicaFailed:
 				one++
-			case state.AuditReplicaFailedSummary:
+			case audit.OpReplicaFailedSummary:
 				counted += x.Count
 				sums = append(sums, x)
 			}

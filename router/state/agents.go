@@ -19,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 )
 
@@ -551,9 +552,9 @@ func (a *AgentSession) Ack(ctx context.Context, tenant, placementID string, st r
 			if detail != "" {
 				why += ": " + detail
 			}
-			e := AuditEntry{
+			e := audit.Entry{
 				Actor: authz.Actor(ctx),
-				Time:  now, Op: AuditReplicaFailed, RequestID: p.ID, Tenant: p.Tenant,
+				Time:  now, Op: audit.OpReplicaFailed, RequestID: p.ID, Tenant: p.Tenant,
 				Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: []string{a.region},
 				Reasons: []string{why}, Revision: rev,
 			}

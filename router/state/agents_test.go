@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -556,11 +557,11 @@ func TestAgentAck(t *testing.T) {
 	if err := a.Ack(ctx, "us-army", "two", router.ReplicaFailed, "out of disk"); err != nil {
 		t.Fatal(err)
 	}
-	audit, err := e.store.ListAudit(ctx, 1)
-	if err != nil || len(audit) != 1 {
-		t.Fatalf("ListAudit = %v, %v", audit, err)
+	trail, err := e.store.ListAudit(ctx, 1)
+	if err != nil || len(trail) != 1 {
+		t.Fatalf("ListAudit = %v, %v", trail, err)
 	}
-	if x := audit[0]; x.Op != state.AuditReplicaFailed || x.RequestID != "two" || !slices.Equal(x.Regions, []string{east}) ||
+	if x := trail[0]; x.Op != audit.OpReplicaFailed || x.RequestID != "two" || !slices.Equal(x.Regions, []string{east}) ||
 		len(x.Reasons) != 1 || !strings.Contains(x.Reasons[0], "out of disk") || !strings.Contains(x.Reasons[0], "agent-1") || x.Label != "SECRET//NOFORN" {
 		t.Errorf("audit record %+v; want a replica-failed record of two in %s", x, east)
 	}

@@ -6,193 +6,33 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router/audit"
 )
-
-// Audit operations.
-const (
-	AuditPlace   = "place"   // a placement committed
-	AuditRefuse  = "refuse"  // a placement refused: no eligible region, or spread unsatisfiable
-	AuditRelease = "release" // a placement released
-
-	// AuditRefuseSummary stands for the refusals of one caller and
-	// tenant that were not audited one by one (see auditlimit.go):
-	// Count of them, made from From to To, by reason in Reasons.
-	AuditRefuseSummary = "refuse-summary"
-
-	// Written by the reconciler (reconcile.go), in the transaction of
-	// the change they record.
-	AuditViolation = "violation" // a replica's region no longer covers the workload
-	AuditStranded  = "stranded"  // a replica must move and no region can take it
-	AuditReroute   = "reroute"   // a replica moved: Regions holds from, to
-	AuditRetire    = "retire"    // a moved-away copy released once its replacement was confirmed
-	AuditRecovered = "recovered" // a placement's issues cleared without a move
-	AuditHealth    = "health"    // a region marked unhealthy: no live agent past the grace period
-	// AuditReplicaFailed: a region's agent acknowledged a replica as
-	// FAILED (Regions names the region, Reasons the agent's detail).
-	// Bounded per agent as refusals are (auditlimit.go).
-	AuditReplicaFailed = "replica-failed"
-	// AuditReplicaFailedSummary stands for the replica-failed entries of
-	// one agent and tenant that were not written one by one: Count of
-	// them, from From to To, by placement in Reasons.
-	AuditReplicaFailedSummary = "replica-failed-summary"
-
-	// Catalogue changes, written in the transaction of the change. For
-	// regions, Before and After summarise the accreditation.
-	AuditRegionPut      = "region-put"
-	AuditRegionDelete   = "region-delete"
-	AuditProviderPut    = "provider-put"
-	AuditProviderDelete = "provider-delete"
-	AuditTenantPut      = "tenant-put"
-	AuditTenantDelete   = "tenant-delete"
-)
-
-// AuditEntry is one audit record: what was decided, for whom, on what
-// label, where, and on which revision of the state. Place and release
-// records are written in the same etcd transaction as the change they
-// record; refusal records are written before the refusal is returned,
-// one by one up to each caller's rate and then as counted summaries
-// (auditlimit.go). Its stored form is at most MaxAuditEntryBytes.
-type AuditEntry struct {
-	Time time.Time `json:"time"`
-	Op   string    `json:"op"`
-	// Actor is who: the caller's SPIFFE ID, or "system" (the reconciler).
-	Actor     string `json:"actor"`
-	RequestID string `json:"request_id"`
-	Tenant    string `json:"tenant"`
-	// Workload is the workload's name.
-	Workload string `json:"workload"`
-	// Label is the workload's canonical banner.
-	Label   string    `json:"label"`
-	Regions []string  `json:"regions,omitempty"`
-	Scores  []float64 `json:"scores,omitempty"`
-	// Reasons says why a refusal refused: the summary, then for every
-	// region refused "provider/id: code, code", first those of the
-	// regions the tenant may know of (router.Tenant.MayKnow) and then
-	// the others, each part in the decision's order. Each reason is at
-	// most maxReasonBytes, and all of them at most MaxAuditReasonsBytes:
-	// the region verdicts past the bound are counted in ReasonsOmitted.
-	Reasons        []string `json:"reasons,omitempty"`
-	ReasonsOmitted int      `json:"reasons_omitted,omitempty"`
-	// Revision is the etcd revision the decision read.
-	Revision int64 `json:"revision"`
-	// Provider is the provider a provider-put or -delete changed.
-	Provider string `json:"provider,omitempty"`
-	// Before and After summarise what a catalogue change changed (a
-	// region's accreditation); empty for the others.
-	Before string `json:"before,omitempty"`
-	After  string `json:"after,omitempty"`
-	// Count, in a refuse-summary (or replica-failed-summary), is how
-	// many refusals (or failure acknowledgements) it stands for,
-	// made from From to To. Its Time, like any entry's, is when it was
-	// written: never before the entries written ahead of it.
-	Count int64     `json:"count,omitempty"`
-	From  time.Time `json:"from,omitzero"`
-	To    time.Time `json:"to,omitzero"`
-}
-
-// Stored sizes. An audit entry holds at most: a canonical banner (the
-// parser bounds its input to router.MaxBannerLen; expanding tetragraphs
-// adds a few hundred bytes), up to twice router.MaxReplicas region keys
-// (a release while every replica moves: replicas and retiring copies),
-// names and ids of bounded length, and reasons bounded here. The worst
-// legal entry is about 9.5 KB (TestAuditEntrySize and TestAuditEntryBound
-// build it); the cap
-// leaves room and is enforced: an entry that would exceed it is not
-// written, and the change it records fails with it.
-const (
-	MaxAuditEntryBytes   = 16 << 10
-	MaxAuditReasonsBytes = 4 << 10
-	maxReasonBytes       = 512
-)
-
-// auditIDs makes audit keys that sort by time and are unique across
-// daemons: the clock in nanoseconds, this store's random node id, and a
-// per-store sequence number, all fixed width.
-type auditIDs struct {
-	node string
-	seq  atomic.Uint64
-}
-
-func (a *auditIDs) next(t time.Time) string {
-	ns := max(t.UnixNano(), 0)
-	return fmt.Sprintf("%016x-%s-%08x", ns, a.node, a.seq.Add(1))
-}
-
-// auditIDTime is the id prefix of time t: every id of an entry at t or
-// later sorts at or after it.
-func auditIDTime(t time.Time) string { return fmt.Sprintf("%016x", max(t.UnixNano(), 0)) }
-
-// encodeAudit is e's stored form, within MaxAuditEntryBytes: reasons
-// clipped to maxReasonBytes each and MaxAuditReasonsBytes together (the
-// first, the refusal's summary, always kept; the region verdicts past
-// the bound counted in ReasonsOmitted), Before and After clipped.
-func encodeAudit(e AuditEntry) ([]byte, error) {
-	if len(e.Before) > maxReasonBytes || len(e.After) > maxReasonBytes {
-		e.Before, e.After = clipReason(e.Before), clipReason(e.After)
-	}
-	total, clip := 0, false
-	for i, r := range e.Reasons {
-		total += len(r)
-		clip = clip || len(r) > maxReasonBytes || (i > 0 && total > MaxAuditReasonsBytes)
-	}
-	if clip {
-		kept := make([]string, 0, len(e.Reasons))
-		total = 0
-		for i, r := range e.Reasons {
-			r = clipReason(r)
-			if i > 0 && total+len(r) > MaxAuditReasonsBytes {
-				e.ReasonsOmitted += len(e.Reasons) - i
-				break
-			}
-			total += len(r)
-			kept = append(kept, r)
-		}
-		e.Reasons = kept
-	}
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("audit record: %w", err)
-	}
-	if len(b) > MaxAuditEntryBytes {
-		return nil, fmt.Errorf("audit record of %s %s is %d bytes, over the bound of %d", e.Op, e.RequestID, len(b), MaxAuditEntryBytes)
-	}
-	return b, nil
-}
-
-// clipReason shortens a reason to maxReasonBytes, saying by how much.
-func clipReason(r string) string {
-	if len(r) <= maxReasonBytes {
-		return r
-	}
-	const room = 32 // for the note
-	cut := strings.ToValidUTF8(r[:maxReasonBytes-room], "")
-	return fmt.Sprintf("%s... (%d bytes clipped)", cut, len(r)-len(cut))
-}
 
 // auditOps returns the etcd operations that append e, flat, to be put
 // in the transaction of the change e records: the entry under audit/,
 // alone. (Its index keys are written behind it, by the indexer: see
 // auditindex.go.) A zero e.Time is now. size is the bytes they write.
-func (s *Store) auditOps(e AuditEntry) (ops []clientv3.Op, size int, err error) {
+func (s *Store) auditOps(e audit.Entry) (ops []clientv3.Op, size int, err error) {
 	if e.Time.IsZero() {
 		e.Time = s.clock().UTC()
 	}
-	val, err := encodeAudit(e)
+	val, err := audit.Encode(e)
 	if err != nil {
 		return nil, 0, err
 	}
-	id := s.auditID.next(e.Time)
+	id := s.auditID.Next(e.Time)
 	return []clientv3.Op{clientv3.OpPut(s.keys.audit(id), string(val))}, len(val), nil
 }
 
 // auditOp is auditOps as one operation (a nested transaction without
 // conditions), so that the callers' transactions keep one shape
 // whatever an entry writes.
-func (s *Store) auditOp(e AuditEntry) (clientv3.Op, error) {
+func (s *Store) auditOp(e audit.Entry) (clientv3.Op, error) {
 	ops, _, err := s.auditOps(e)
 	if err != nil {
 		return clientv3.Op{}, err
@@ -201,7 +41,7 @@ func (s *Store) auditOp(e AuditEntry) (clientv3.Op, error) {
 }
 
 // appendAudit writes audit records on their own, in one transaction.
-func (s *Store) appendAudit(ctx context.Context, es ...AuditEntry) error {
+func (s *Store) appendAudit(ctx context.Context, es ...audit.Entry) error {
 	var ops []clientv3.Op
 	for _, e := range es {
 		eops, _, err := s.auditOps(e)
@@ -218,7 +58,7 @@ func (s *Store) appendAudit(ctx context.Context, es ...AuditEntry) error {
 
 // ListAudit returns the latest limit audit records (100 when limit is not
 // positive), oldest first, read from etcd.
-func (s *Store) ListAudit(ctx context.Context, limit int) ([]AuditEntry, error) {
+func (s *Store) ListAudit(ctx context.Context, limit int) ([]audit.Entry, error) {
 	if limit <= 0 {
 		limit = 100
 	}
@@ -229,7 +69,7 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]AuditEntry, error) 
 	if err != nil {
 		return nil, unavailable(ctx, err)
 	}
-	out := make([]AuditEntry, len(resp.Kvs))
+	out := make([]audit.Entry, len(resp.Kvs))
 	for i, kv := range resp.Kvs {
 		e := &out[len(out)-1-i]
 		if err := json.Unmarshal(kv.Value, e); err != nil {
@@ -256,7 +96,7 @@ type AuditFilter struct {
 	Limit int
 }
 
-func (f *AuditFilter) match(e *AuditEntry) bool {
+func (f *AuditFilter) match(e *audit.Entry) bool {
 	return (f.Tenant == "" || e.Tenant == f.Tenant) &&
 		(f.Workload == "" || e.Workload == f.Workload) &&
 		(f.Op == "" || e.Op == f.Op) &&
@@ -269,13 +109,13 @@ func (f *AuditFilter) match(e *AuditEntry) bool {
 // [from, to), to "" for no bound.
 func (f *AuditFilter) idRange() (from, to string) {
 	if !f.Since.IsZero() {
-		from = auditIDTime(f.Since)
+		from = audit.IDTime(f.Since)
 	}
 	if f.After != "" {
 		from = max(from, f.After+"\x00")
 	}
 	if !f.Until.IsZero() {
-		to = auditIDTime(f.Until)
+		to = audit.IDTime(f.Until)
 	}
 	return from, to
 }
@@ -285,7 +125,7 @@ func (f *AuditFilter) idRange() (from, to string) {
 type AuditRecord struct {
 	ID      string
 	Written int64
-	Entry   AuditEntry
+	Entry   audit.Entry
 }
 
 // FindAudit returns the audit records f selects, oldest first, a page of
@@ -441,7 +281,7 @@ const (
 // id read.
 func (q *auditQuery) tail(f *AuditFilter, wm *auditWatermark, from, to string, limit int) (recs []AuditRecord, bound string, err error) {
 	if !wm.Floor.IsZero() {
-		from = max(from, auditIDTime(wm.Floor))
+		from = max(from, audit.IDTime(wm.Floor))
 	}
 	start, end := q.s.keys.audit(from), clientv3.GetPrefixRangeEnd(q.s.keys.audit(""))
 	if to != "" {

@@ -2,9 +2,7 @@ package state_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,19 +13,20 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/state"
 )
 
 // checkpoints reads the checkpoints straight from etcd, by seq.
-func (e *env) checkpoints() []state.Checkpoint {
+func (e *env) checkpoints() []audit.Checkpoint {
 	e.tb.Helper()
 	resp, err := e.other.Get(context.Background(), e.prefix+"audit-checkpoint/", clientv3.WithPrefix())
 	if err != nil {
 		e.tb.Fatal(err)
 	}
-	var out []state.Checkpoint
+	var out []audit.Checkpoint
 	for _, kv := range resp.Kvs {
-		var cp state.Checkpoint
+		var cp audit.Checkpoint
 		if err := json.Unmarshal(kv.Value, &cp); err != nil {
 			e.tb.Fatal(err)
 		}
@@ -51,7 +50,7 @@ func (e *env) chainLen() int {
 // over an anchored checkpoint.
 func TestAuditAnchorCatchesTruncation(t *testing.T) {
 	const n = 6 // placements; the log is 8 entries
-	dir := state.AnchorDir(t.TempDir())
+	dir := audit.AnchorDir(t.TempDir())
 	obs := newCountingObserver()
 	e, pub, key := chainedEnvWith(t, n, state.AuditChainConfig{Anchor: dir, Observer: obs})
 	ctx := context.Background()
@@ -62,7 +61,7 @@ func TestAuditAnchorCatchesTruncation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cps) == 0 || !slices.EqualFunc(cps, anchors, func(a, b state.Checkpoint) bool { return a.Seq == b.Seq && a.Hash == b.Hash }) {
+	if len(cps) == 0 || !slices.EqualFunc(cps, anchors, func(a, b audit.Checkpoint) bool { return a.Seq == b.Seq && a.Hash == b.Hash }) {
 		t.Fatalf("anchored %v; want the checkpoints in etcd %v", anchors, cps)
 	}
 	for _, a := range anchors {
@@ -71,7 +70,7 @@ func TestAuditAnchorCatchesTruncation(t *testing.T) {
 			t.Errorf("anchor #%d: %v, %v; want a read-only file", a.Seq, fi, err)
 		}
 	}
-	if rep, err := e.store.VerifyAudit(ctx, pub, state.VerifyAnchors(anchors)); err != nil || !rep.OK() || rep.Anchors != len(anchors) {
+	if rep, err := e.store.VerifyAudit(ctx, pub, audit.VerifyAnchors(anchors)); err != nil || !rep.OK() || rep.Anchors != len(anchors) {
 		t.Fatalf("VerifyAudit with anchors of an intact log: %+v, %v", rep, err)
 	}
 
@@ -91,7 +90,7 @@ func TestAuditAnchorCatchesTruncation(t *testing.T) {
 	if err != nil || !rep.OK() {
 		t.Fatalf("VerifyAudit without anchors: %+v, %v; the cut was meant to be invisible in etcd", rep, err)
 	}
-	rep, err = e.store.VerifyAudit(ctx, pub, state.VerifyAnchors(anchors))
+	rep, err = e.store.VerifyAudit(ctx, pub, audit.VerifyAnchors(anchors))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,11 +121,11 @@ func TestAuditAnchorCatchesTruncation(t *testing.T) {
 	eventually(t, 10*time.Second, func() (bool, string) {
 		return has("does not match the one anchored outside etcd: the log was rewritten")
 	})
-	rep, err = e.store.VerifyAudit(ctx, pub, state.VerifyAnchors(anchors))
+	rep, err = e.store.VerifyAudit(ctx, pub, audit.VerifyAnchors(anchors))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(rep.Problems, func(p state.AuditProblem) bool {
+	if !slices.ContainsFunc(rep.Problems, func(p audit.Problem) bool {
 		return p.Seq == 8 && p.What == "chain record #8 does not match the checkpoint anchored outside etcd: the log was rewritten"
 	}) {
 		t.Fatalf("VerifyAudit with anchors of a regrown log: %+v; want anchored checkpoint #8 not to match", rep)
@@ -137,8 +136,8 @@ func TestAuditAnchorCatchesTruncation(t *testing.T) {
 	// A forged anchor is refused.
 	forged := anchors[len(anchors)-1]
 	forged.Hash = strings.Repeat("0", 64)
-	rep, err = e.store.VerifyAudit(ctx, pub, state.VerifyAnchors([]state.Checkpoint{forged}))
-	if err != nil || !slices.ContainsFunc(rep.Problems, func(p state.AuditProblem) bool {
+	rep, err = e.store.VerifyAudit(ctx, pub, audit.VerifyAnchors([]audit.Checkpoint{forged}))
+	if err != nil || !slices.ContainsFunc(rep.Problems, func(p audit.Problem) bool {
 		return p.What == fmt.Sprintf("checkpoint #%d anchored outside etcd: signature does not verify: forged", forged.Seq)
 	}) {
 		t.Errorf("VerifyAudit with a forged anchor: %+v, %v", rep, err)
@@ -149,7 +148,7 @@ func TestAuditAnchorCatchesTruncation(t *testing.T) {
 // the failure is counted, and the chain and its checkpoints go on.
 func TestAuditAnchorUnwritable(t *testing.T) {
 	obs := newCountingObserver()
-	e, pub, _ := chainedEnvWith(t, 2, state.AuditChainConfig{Anchor: state.AnchorDir(filepath.Join(t.TempDir(), "gone")), Observer: obs})
+	e, pub, _ := chainedEnvWith(t, 2, state.AuditChainConfig{Anchor: audit.AnchorDir(filepath.Join(t.TempDir(), "gone")), Observer: obs})
 	select {
 	case err := <-obs.anchored:
 		if err == nil {
@@ -163,59 +162,5 @@ func TestAuditAnchorUnwritable(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "ERROR state: audit checkpoint not anchored") {
 		t.Errorf("no error logged:\n%s", e.logs)
-	}
-}
-
-// TestAnchorDir checks the anchor's files: written once, never replaced,
-// read back by seq, and a torn or misnamed one refused.
-func TestAnchorDir(t *testing.T) {
-	_, key, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp := func(seq uint64, hash string) state.Checkpoint {
-		return state.SignCheckpointForTest(state.Checkpoint{Seq: seq, Hash: hash, Time: time.Now().UTC()}, key)
-	}
-	h1, h2 := strings.Repeat("1", 64), strings.Repeat("2", 64)
-	dir := state.AnchorDir(t.TempDir())
-	if a, err := dir.Newest(); err != nil || a != nil {
-		t.Fatalf("Newest of an empty anchor = %v, %v", a, err)
-	}
-	for _, c := range []state.Checkpoint{cp(12, h1), cp(3, h1), cp(12, h1)} {
-		if err := dir.Write(c); err != nil {
-			t.Fatalf("Write #%d: %v", c.Seq, err)
-		}
-	}
-	name := filepath.Join(string(dir), fmt.Sprintf("checkpoint-%020d.json", 12))
-	before, _ := os.ReadFile(name)
-	if err := dir.Write(cp(12, h2)); !errors.Is(err, state.ErrAnchorMismatch) {
-		t.Errorf("Write of another head at #12: %v; want ErrAnchorMismatch", err)
-	}
-	if after, _ := os.ReadFile(name); string(after) != string(before) {
-		t.Error("anchor #12 rewritten")
-	}
-	if err := os.WriteFile(filepath.Join(string(dir), ".checkpoint-123.tmp"), []byte("{"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	all, err := dir.Read()
-	if err != nil || len(all) != 2 || all[0].Seq != 3 || all[1].Seq != 12 {
-		t.Fatalf("Read = %v, %v; want #3 and #12", all, err)
-	}
-	if a, err := dir.Newest(); err != nil || a.Seq != 12 || a.Hash != h1 {
-		t.Errorf("Newest = %v, %v; want #12", a, err)
-	}
-	for _, tc := range []struct{ name, body string }{
-		{"torn", `{"seq":20,"ha`},
-		{"misnamed", `{"seq":21}`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			d := state.AnchorDir(t.TempDir())
-			if err := os.WriteFile(filepath.Join(string(d), fmt.Sprintf("checkpoint-%020d.json", 20)), []byte(tc.body), 0o444); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := d.Read(); err == nil {
-				t.Errorf("Read of a %s anchor succeeded", tc.name)
-			}
-		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -64,16 +65,16 @@ func chainedEnvWith(t *testing.T, n int, cfg state.AuditChainConfig) (*env, ed25
 }
 
 // chain reads the chain records straight from etcd, in order.
-func (e *env) chain() ([]string, []state.ChainRecord) {
+func (e *env) chain() ([]string, []audit.ChainRecord) {
 	e.tb.Helper()
 	resp, err := e.other.Get(context.Background(), e.prefix+"audit-chain/", clientv3.WithPrefix())
 	if err != nil {
 		e.tb.Fatal(err)
 	}
 	var keys []string
-	var recs []state.ChainRecord
+	var recs []audit.ChainRecord
 	for _, kv := range resp.Kvs {
-		var r state.ChainRecord
+		var r audit.ChainRecord
 		if err := json.Unmarshal(kv.Value, &r); err != nil {
 			e.tb.Fatal(err)
 		}
@@ -126,7 +127,7 @@ func TestVerifyAuditTamper(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// tamper changes the log: chain keys and records, by position 0..7.
-		tamper func(e *env, keys []string, recs []state.ChainRecord, key ed25519.PrivateKey)
+		tamper func(e *env, keys []string, recs []audit.ChainRecord, key ed25519.PrivateKey)
 		pub    func(pub ed25519.PublicKey) ed25519.PublicKey
 		// seq and entry (an index into recs, or -1: none) name the first bad
 		// entry; what is a fragment of its description.
@@ -134,10 +135,10 @@ func TestVerifyAuditTamper(t *testing.T) {
 		entry int
 		what  string
 	}{
-		{name: "intact", tamper: func(*env, []string, []state.ChainRecord, ed25519.PrivateKey) {}},
+		{name: "intact", tamper: func(*env, []string, []audit.ChainRecord, ed25519.PrivateKey) {}},
 		{
 			name: "flip a byte",
-			tamper: func(e *env, _ []string, recs []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, _ []string, recs []audit.ChainRecord, _ ed25519.PrivateKey) {
 				k := e.prefix + "audit/" + recs[2].Key
 				v := e.get(k)
 				v[len(v)/2] ^= 0x01
@@ -147,7 +148,7 @@ func TestVerifyAuditTamper(t *testing.T) {
 		},
 		{
 			name: "rewrite with the same bytes",
-			tamper: func(e *env, _ []string, recs []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, _ []string, recs []audit.ChainRecord, _ ed25519.PrivateKey) {
 				k := e.prefix + "audit/" + recs[4].Key
 				e.put(k, e.get(k))
 			},
@@ -155,14 +156,14 @@ func TestVerifyAuditTamper(t *testing.T) {
 		},
 		{
 			name: "delete an entry",
-			tamper: func(e *env, _ []string, recs []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, _ []string, recs []audit.ChainRecord, _ ed25519.PrivateKey) {
 				e.del(e.prefix + "audit/" + recs[3].Key)
 			},
 			seq: 4, entry: 3, what: "entry deleted",
 		},
 		{
 			name: "delete an entry and its chain record",
-			tamper: func(e *env, keys []string, recs []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, keys []string, recs []audit.ChainRecord, _ ed25519.PrivateKey) {
 				e.del(e.prefix + "audit/" + recs[3].Key)
 				e.del(keys[3])
 			},
@@ -170,7 +171,7 @@ func TestVerifyAuditTamper(t *testing.T) {
 		},
 		{
 			name: "swap two entries",
-			tamper: func(e *env, _ []string, recs []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, _ []string, recs []audit.ChainRecord, _ ed25519.PrivateKey) {
 				a, b := e.prefix+"audit/"+recs[1].Key, e.prefix+"audit/"+recs[4].Key
 				va, vb := e.get(a), e.get(b)
 				e.put(a, vb)
@@ -180,7 +181,7 @@ func TestVerifyAuditTamper(t *testing.T) {
 		},
 		{
 			name: "swap two chain records",
-			tamper: func(e *env, keys []string, _ []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, keys []string, _ []audit.ChainRecord, _ ed25519.PrivateKey) {
 				va, vb := e.get(keys[1]), e.get(keys[4])
 				e.put(keys[1], vb)
 				e.put(keys[4], va)
@@ -192,7 +193,7 @@ func TestVerifyAuditTamper(t *testing.T) {
 			// The attacker re-creates the entry (at version 1) and
 			// recomputes its chain record: only the signed checkpoint
 			// can tell.
-			tamper: func(e *env, keys []string, recs []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, keys []string, recs []audit.ChainRecord, _ ed25519.PrivateKey) {
 				r := recs[len(recs)-1]
 				k := e.prefix + "audit/" + r.Key
 				v := e.get(k)
@@ -212,7 +213,7 @@ func TestVerifyAuditTamper(t *testing.T) {
 			// consistent but shorter than the latest checkpoint says.
 			// (The earlier checkpoints go, so that the latest is the
 			// one to tell.)
-			tamper: func(e *env, keys []string, recs []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, keys []string, recs []audit.ChainRecord, _ ed25519.PrivateKey) {
 				resp, err := e.other.Get(context.Background(), e.prefix+"audit-checkpoint/", clientv3.WithPrefix())
 				if err != nil {
 					t.Fatal(err)
@@ -236,7 +237,7 @@ func TestVerifyAuditTamper(t *testing.T) {
 		},
 		{
 			name: "truncate",
-			tamper: func(e *env, keys []string, recs []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, keys []string, recs []audit.ChainRecord, _ ed25519.PrivateKey) {
 				for i := 5; i < len(recs); i++ {
 					e.del(e.prefix + "audit/" + recs[i].Key)
 					e.del(keys[i])
@@ -246,9 +247,9 @@ func TestVerifyAuditTamper(t *testing.T) {
 		},
 		{
 			name: "forge a checkpoint signature",
-			tamper: func(e *env, _ []string, _ []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, _ []string, _ []audit.ChainRecord, _ ed25519.PrivateKey) {
 				k := fmt.Sprintf("%saudit-checkpoint/%020d", e.prefix, n+2)
-				var cp state.Checkpoint
+				var cp audit.Checkpoint
 				if err := json.Unmarshal(e.get(k), &cp); err != nil {
 					t.Fatal(err)
 				}
@@ -260,9 +261,9 @@ func TestVerifyAuditTamper(t *testing.T) {
 		},
 		{
 			name: "sign with another key",
-			tamper: func(e *env, _ []string, _ []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, _ []string, _ []audit.ChainRecord, _ ed25519.PrivateKey) {
 				k := fmt.Sprintf("%saudit-checkpoint/%020d", e.prefix, n+2)
-				var cp state.Checkpoint
+				var cp audit.Checkpoint
 				if err := json.Unmarshal(e.get(k), &cp); err != nil {
 					t.Fatal(err)
 				}
@@ -273,13 +274,13 @@ func TestVerifyAuditTamper(t *testing.T) {
 		},
 		{
 			name:   "verify with the wrong key",
-			tamper: func(*env, []string, []state.ChainRecord, ed25519.PrivateKey) {},
+			tamper: func(*env, []string, []audit.ChainRecord, ed25519.PrivateKey) {},
 			pub:    func(ed25519.PublicKey) ed25519.PublicKey { return other.Public().(ed25519.PublicKey) },
 			seq:    0, entry: -1, what: "another key", // at the first checkpoint, wherever it is
 		},
 		{
 			name: "the first of two faults",
-			tamper: func(e *env, _ []string, recs []state.ChainRecord, _ ed25519.PrivateKey) {
+			tamper: func(e *env, _ []string, recs []audit.ChainRecord, _ ed25519.PrivateKey) {
 				e.del(e.prefix + "audit/" + recs[5].Key)
 				k := e.prefix + "audit/" + recs[1].Key
 				v := e.get(k)
@@ -379,7 +380,7 @@ func TestAuditCatalogue(t *testing.T) {
 	for _, r := range recs {
 		ops = append(ops, r.Entry.Op)
 	}
-	want := []string{state.AuditRegionPut, state.AuditRegionDelete, state.AuditProviderPut, state.AuditProviderDelete, state.AuditTenantPut, state.AuditTenantDelete}
+	want := []string{audit.OpRegionPut, audit.OpRegionDelete, audit.OpProviderPut, audit.OpProviderDelete, audit.OpTenantPut, audit.OpTenantDelete}
 	if !slices.Equal(ops, want) {
 		t.Fatalf("ops %v; want %v", ops, want)
 	}

@@ -12,6 +12,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router/audit"
 )
 
 // The audit index lets FindAudit read only what a filter selects. It
@@ -63,7 +65,7 @@ import (
 //
 //	through  every entry whose last write is at or before this revision is indexed
 //	clock    the latest time of the entries indexed that the chainer's
-//	         rules take for genuine (judgeEntry)
+//	         rules take for genuine (audit.Judge)
 //	floor    clock less the skew allowance (--audit-max-skew, 5s)
 //
 // A genuine entry is dated no earlier than any entry written before it
@@ -167,7 +169,7 @@ func (k keys) auditTenantIndex(field, tenant, value string) string {
 
 // auditIndexKeys are the index keys of entry e with id id: all of them,
 // or with shared false only the per-tenant ones (tw, to, tr).
-func (k keys) auditIndexKeys(id string, e *AuditEntry, shared bool) []string {
+func (k keys) auditIndexKeys(id string, e *audit.Entry, shared bool) []string {
 	out := make([]string, 0, 6+2*len(e.Regions))
 	add := func(field, value string) {
 		if value == "" {
@@ -306,7 +308,7 @@ type auditWatermark struct {
 	// or before this revision has its index keys.
 	Through int64 `json:"through"`
 	// Clock is the latest time of the entries indexed that pass the
-	// chainer's rules (judgeEntry), zero before the first.
+	// chainer's rules (audit.Judge), zero before the first.
 	Clock time.Time `json:"clock,omitzero"`
 	// Floor is Clock less the skew allowance: every genuine entry
 	// written after Through is dated at or after it. Zero: no bound.

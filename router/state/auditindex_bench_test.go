@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -33,10 +34,10 @@ func BenchmarkFindAudit(b *testing.B) {
 	const entries = 24000
 	lbl := relToAll("TOP SECRET")
 	for i := 0; i < entries; i += 25 {
-		var es []state.AuditEntry
+		var es []audit.Entry
 		for j := i; j < i+25; j++ {
-			es = append(es, state.AuditEntry{
-				Op: []string{state.AuditRefuse, state.AuditPlace, state.AuditRelease}[j%3], Actor: "spiffe://td/tenant/t/user/u",
+			es = append(es, audit.Entry{
+				Op: []string{audit.OpRefuse, audit.OpPlace, audit.OpRelease}[j%3], Actor: "spiffe://td/tenant/t/user/u",
 				Tenant: fmt.Sprintf("tenant-%d", j%4), Workload: fmt.Sprintf("w%d", j%50), RequestID: fmt.Sprintf("r-%d", j),
 				Label: lbl, Regions: []string{fmt.Sprintf("aws/r%d", j%20)}, Reasons: []string{"permission denied: label above the ceiling"},
 			})

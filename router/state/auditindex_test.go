@@ -14,6 +14,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/state"
 )
@@ -69,7 +70,7 @@ func auditActivity(tb testing.TB, e *env) (mid1, mid2 time.Time) {
 	place(ctx, "army-6", "us-army", "w0")
 	// The summary of the counted refusals.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		recs, _, err := e.store.FindAudit(ctx, state.AuditFilter{Op: state.AuditRefuseSummary})
+		recs, _, err := e.store.FindAudit(ctx, state.AuditFilter{Op: audit.OpRefuseSummary})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -128,7 +129,7 @@ func filters(mid1, mid2 time.Time) []state.AuditFilter {
 	var out []state.AuditFilter
 	for _, tenant := range []string{"", "us-army", "us-navy", "nosuch"} {
 		for _, wl := range []string{"", "w0", "n1", "nosuch"} {
-			for _, op := range []string{"", state.AuditPlace, state.AuditRefuse, state.AuditRelease, state.AuditRefuseSummary, state.AuditRegionPut, "nosuch"} {
+			for _, op := range []string{"", audit.OpPlace, audit.OpRefuse, audit.OpRelease, audit.OpRefuseSummary, audit.OpRegionPut, "nosuch"} {
 				for _, region := range []string{"", "aws/a", "nosuch/x"} {
 					for _, span := range [][2]time.Time{{}, {mid1, time.Time{}}, {time.Time{}, mid2}, {mid1, mid2}} {
 						out = append(out, state.AuditFilter{Tenant: tenant, Workload: wl, Op: op, Region: region, Since: span[0], Until: span[1]})
@@ -250,7 +251,7 @@ func TestAuditIndex(t *testing.T) {
 		ops[r.Entry.Op]++
 	}
 	t.Logf("%d entries: %v", len(all), ops)
-	for _, op := range []string{state.AuditPlace, state.AuditRelease, state.AuditRefuse, state.AuditRefuseSummary, state.AuditRegionPut} {
+	for _, op := range []string{audit.OpPlace, audit.OpRelease, audit.OpRefuse, audit.OpRefuseSummary, audit.OpRegionPut} {
 		if ops[op] == 0 {
 			t.Fatalf("no %s entry in the trail", op)
 		}
@@ -272,18 +273,18 @@ func TestAuditIndex(t *testing.T) {
 	// allowance: written late, as a daemon with a clock behind
 	// would), the rest after it.
 	newest := all[len(all)-1].Entry.Time
-	var late []state.AuditEntry
+	var late []audit.Entry
 	for i := range 12 {
 		tenant, wl, region := "us-army", "w0", "aws/a"
 		if i%3 == 1 {
 			tenant, wl, region = "us-navy", "n1", "azure/c"
 		}
-		op := []string{state.AuditPlace, state.AuditRelease, state.AuditRefuse}[i%3]
+		op := []string{audit.OpPlace, audit.OpRelease, audit.OpRefuse}[i%3]
 		at := newest.Add(-2 * time.Second).Add(time.Duration(i) * time.Millisecond)
 		if i >= 6 {
 			at = time.Now()
 		}
-		late = append(late, state.AuditEntry{Time: at, Op: op, Tenant: tenant, Workload: wl, RequestID: fmt.Sprintf("late-%d", i),
+		late = append(late, audit.Entry{Time: at, Op: op, Tenant: tenant, Workload: wl, RequestID: fmt.Sprintf("late-%d", i),
 			Label: "SECRET//NOFORN", Regions: []string{region}, Revision: 1})
 	}
 	if err := e.store.AppendAudit(ctx, late...); err != nil {
@@ -303,9 +304,9 @@ func TestAuditIndex(t *testing.T) {
 	// A long trail of another tenant: 3000 entries.
 	const noise = 3000
 	for i := 0; i < noise; i += 25 {
-		var es []state.AuditEntry
+		var es []audit.Entry
 		for j := range 25 {
-			es = append(es, state.AuditEntry{Op: state.AuditPlace, Tenant: "noise", Workload: fmt.Sprintf("nz%d", (i+j)%7),
+			es = append(es, audit.Entry{Op: audit.OpPlace, Tenant: "noise", Workload: fmt.Sprintf("nz%d", (i+j)%7),
 				RequestID: fmt.Sprintf("nz-%d", i+j), Label: "SECRET//NOFORN", Regions: []string{"aws/b"}})
 		}
 		if err := e.store.AppendAudit(ctx, es...); err != nil {
@@ -396,7 +397,7 @@ func TestAuditIndexBackfill(t *testing.T) {
 	if s2.AuditIndexed(ctx) {
 		t.Fatal("a store opened on a trail with no index vouched for one")
 	}
-	f := state.AuditFilter{Tenant: "us-navy", Op: state.AuditRefuse}
+	f := state.AuditFilter{Tenant: "us-navy", Op: audit.OpRefuse}
 	if got, want := find(t, s2, f, 1000), selects(all, f); !slices.Equal(got, want) {
 		t.Fatalf("before indexing: %v; want %v", got, want)
 	}
@@ -420,28 +421,28 @@ func tenantTrail(tb testing.TB, s *state.Store, nld, others bool) {
 	tb.Helper()
 	ctx := context.Background()
 	for i := 0; i < 120; i += 10 {
-		var es []state.AuditEntry
+		var es []audit.Entry
 		for j := i; j < i+10; j++ {
-			op, wl := state.AuditPlace, "nl"
+			op, wl := audit.OpPlace, "nl"
 			if j%3 == 2 {
-				op = state.AuditRelease
+				op = audit.OpRelease
 			}
 			if j%2 == 1 {
 				wl = "nl2"
 			}
 			if nld {
-				es = append(es, state.AuditEntry{Op: op, Tenant: "nld-mod", Workload: wl, RequestID: fmt.Sprintf("nl-%d", j),
+				es = append(es, audit.Entry{Op: op, Tenant: "nld-mod", Workload: wl, RequestID: fmt.Sprintf("nl-%d", j),
 					Label: "UNCLASSIFIED", Regions: []string{"aws/a"}})
 			}
 			if !others {
 				continue
 			}
 			for k, x := range [...]struct{ op, wl, region string }{
-				{state.AuditPlace, "nl", "aws/a"},
-				{state.AuditRefuse, "sigint", "hid/ts-1"},
-				{state.AuditReroute, "sigint", "hid/ts-1"},
+				{audit.OpPlace, "nl", "aws/a"},
+				{audit.OpRefuse, "sigint", "hid/ts-1"},
+				{audit.OpReroute, "sigint", "hid/ts-1"},
 			} {
-				es = append(es, state.AuditEntry{Op: x.op, Tenant: "us-ic", Workload: x.wl, RequestID: fmt.Sprintf("ic-%d-%d", j, k),
+				es = append(es, audit.Entry{Op: x.op, Tenant: "us-ic", Workload: x.wl, RequestID: fmt.Sprintf("ic-%d-%d", j, k),
 					Label: "TOP SECRET//NOFORN", Regions: []string{x.region, "hid/ts-2"}})
 			}
 		}
@@ -486,14 +487,14 @@ var tenantFilters = []state.AuditFilter{
 	{Tenant: "nld-mod", Region: "nosuch/ts-1"},
 	{Tenant: "nld-mod", Workload: "sigint"},
 	{Tenant: "nld-mod", Workload: "nosuch"},
-	{Tenant: "nld-mod", Op: state.AuditRefuse},
+	{Tenant: "nld-mod", Op: audit.OpRefuse},
 	{Tenant: "nld-mod", Op: "nosuch"},
 	{Tenant: "nld-mod", Limit: 10},
 	{Tenant: "nld-mod", Region: "aws/a"},
 	{Tenant: "nld-mod", Region: "aws/a", Workload: "nl"},
-	{Tenant: "nld-mod", Region: "aws/a", Op: state.AuditRelease, Limit: 7},
-	{Tenant: "nld-mod", Workload: "nl2", Op: state.AuditPlace},
-	{Tenant: "nld-mod", Workload: "nl", Op: state.AuditRefuse, Region: "aws/a"},
+	{Tenant: "nld-mod", Region: "aws/a", Op: audit.OpRelease, Limit: 7},
+	{Tenant: "nld-mod", Workload: "nl2", Op: audit.OpPlace},
+	{Tenant: "nld-mod", Workload: "nl", Op: audit.OpRefuse, Region: "aws/a"},
 }
 
 // A filter held to one tenant does the same work, and finds the same
@@ -673,13 +674,13 @@ func TestFindAuditWhileIndexing(t *testing.T) {
 		defer close(done)
 		for n := 0; n < total; n += 30 {
 			time.Sleep(5 * time.Millisecond)
-			var es []state.AuditEntry
+			var es []audit.Entry
 			for j := n; j < n+30; j++ {
 				at := time.Now()
 				if j%5 == 0 {
 					at = at.Add(-time.Second)
 				}
-				es = append(es, state.AuditEntry{Time: at, Op: []string{state.AuditPlace, state.AuditRelease}[j%2],
+				es = append(es, audit.Entry{Time: at, Op: []string{audit.OpPlace, audit.OpRelease}[j%2],
 					Tenant: []string{"a", "b", "c"}[j%3], Workload: fmt.Sprintf("w%d", j%5), RequestID: fmt.Sprintf("r-%d", j),
 					Label: "UNCLASSIFIED", Regions: []string{fmt.Sprintf("aws/r%d", j%4)}})
 			}
@@ -701,7 +702,7 @@ func TestFindAuditWhileIndexing(t *testing.T) {
 	}()
 	defer func() { <-done }()
 	fs := []state.AuditFilter{
-		{Tenant: "a"}, {Tenant: "b", Op: state.AuditPlace}, {Region: "aws/r1"}, {Tenant: "c", Workload: "w3"}, {Op: state.AuditRelease, Region: "aws/r2"},
+		{Tenant: "a"}, {Tenant: "b", Op: audit.OpPlace}, {Region: "aws/r1"}, {Tenant: "c", Workload: "w3"}, {Op: audit.OpRelease, Region: "aws/r2"},
 	}
 	selected := func(f state.AuditFilter, committed bool) map[string]bool {
 		mu.Lock()
@@ -788,13 +789,13 @@ func TestAuditTailBoundedPerPage(t *testing.T) {
 	ctx := context.Background()
 	const n = 12000
 	for i := 0; i < n; i += 100 {
-		var es []state.AuditEntry
+		var es []audit.Entry
 		for j := i; j < i+100; j++ {
 			tenant := "bulk"
 			if j%2500 == 7 {
 				tenant = "rare"
 			}
-			es = append(es, state.AuditEntry{Op: state.AuditPlace, Tenant: tenant, Workload: "w", RequestID: fmt.Sprintf("r-%d", j),
+			es = append(es, audit.Entry{Op: audit.OpPlace, Tenant: tenant, Workload: "w", RequestID: fmt.Sprintf("r-%d", j),
 				Label: "UNCLASSIFIED", Regions: []string{"aws/a"}})
 		}
 		if err := e.store.AppendAudit(ctx, es...); err != nil {
@@ -898,9 +899,9 @@ func (e *env) indexKeys(dir string) (n, wm int64) {
 // appendTenant appends n entries of tenant.
 func appendTenant(tb testing.TB, s *state.Store, tenant string, n int) {
 	tb.Helper()
-	var es []state.AuditEntry
+	var es []audit.Entry
 	for i := range n {
-		es = append(es, state.AuditEntry{Op: state.AuditPlace, Tenant: tenant, Workload: "w", RequestID: fmt.Sprintf("%s-%d", tenant, i),
+		es = append(es, audit.Entry{Op: audit.OpPlace, Tenant: tenant, Workload: "w", RequestID: fmt.Sprintf("%s-%d", tenant, i),
 			Label: "UNCLASSIFIED", Regions: []string{"aws/a"}})
 	}
 	if err := s.AppendAudit(context.Background(), es...); err != nil {

@@ -13,6 +13,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router/audit"
 )
 
 // The indexer writes the audit index behind the trail (see auditindex.go
@@ -82,7 +84,7 @@ type indexer struct {
 // skew is the clock-skew allowance (AuditChainConfig.MaxSkew).
 func (s *Store) indexAudit(ctx context.Context, f fence, skew time.Duration) {
 	if skew <= 0 {
-		skew = DefaultAuditMaxSkew
+		skew = audit.DefaultMaxSkew
 	}
 	// A watcher of its own: its progress requests reach its watch only.
 	w := s.newWatch()
@@ -175,14 +177,14 @@ func (x *indexer) pass(ctx context.Context, after int64) error {
 				continue
 			}
 			id := strings.TrimPrefix(string(kv.Key), s.keys.audit(""))
-			var e AuditEntry
+			var e audit.Entry
 			if err := json.Unmarshal(kv.Value, &e); err != nil {
-				s.log.Warn("state: audit entry not indexed: unreadable", "id", entryName(id), "err", err)
+				s.log.Warn("state: audit entry not indexed: unreadable", "id", audit.PrintableID(id), "err", err)
 				continue
 			}
 			// In key order, not the order written: the clock takes
 			// the latest time that is a daemon's and not ahead.
-			if ns, ok := auditIDNanos(id); ok && ns == e.Time.UnixNano() && !e.Time.After(now.Add(x.skew)) && e.Time.After(wm.Clock) {
+			if ns, ok := audit.IDNanos(id); ok && ns == e.Time.UnixNano() && !e.Time.After(now.Add(x.skew)) && e.Time.After(wm.Clock) {
 				wm.Clock = e.Time
 			}
 			keys := s.keys.auditIndexKeys(id, &e, true)
@@ -306,13 +308,14 @@ func (x *indexer) index(ctx context.Context, kvs []*mvccpb.KeyValue, through int
 	for _, kv := range kvs {
 		id := strings.TrimPrefix(string(kv.Key), s.keys.audit(""))
 		// The clock moves as the chainer's does: on the entries it
-		// would take for genuine. (judgeEntry decodes the entry; one
+		// would take for genuine. (audit.Judge decodes the entry; one
 		// it faults is decoded again, to be indexed all the same.)
-		e, fault := judgeEntry(id, kv, wm.Clock, now, x.skew)
+		se := storedEntry(id, kv)
+		e, fault := audit.Judge(&se, wm.Clock, now, x.skew)
 		if fault != "" {
-			e = AuditEntry{}
+			e = audit.Entry{}
 			if err := json.Unmarshal(kv.Value, &e); err != nil {
-				s.log.Warn("state: audit entry not indexed: unreadable", "id", entryName(id), "err", err)
+				s.log.Warn("state: audit entry not indexed: unreadable", "id", audit.PrintableID(id), "err", err)
 				continue
 			}
 		} else if e.Time.After(wm.Clock) {

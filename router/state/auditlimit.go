@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 )
 
@@ -167,7 +168,7 @@ func callerKey(p *authz.Principal) string {
 // on its own when the caller's bucket has a token (with the caller's
 // counted refusals' summaries), else counted. An error means e could
 // not be written; the caller's counts are kept for the next write.
-func (s *Store) auditRefusal(ctx context.Context, e AuditEntry, cause error) error {
+func (s *Store) auditRefusal(ctx context.Context, e audit.Entry, cause error) error {
 	if e.Time.IsZero() {
 		e.Time = s.clock().UTC()
 	}
@@ -192,7 +193,7 @@ type auditAdmission struct {
 
 // admitAudit puts entry e (dated) of ctx's caller to the caller's
 // bucket; reason is what a summary counts it under.
-func (s *Store) admitAudit(ctx context.Context, e *AuditEntry, reason string) auditAdmission {
+func (s *Store) admitAudit(ctx context.Context, e *audit.Entry, reason string) auditAdmission {
 	if s.refusalAudit.PerSecond == 0 {
 		return auditAdmission{ok: true}
 	}
@@ -202,8 +203,8 @@ func (s *Store) admitAudit(ctx context.Context, e *AuditEntry, reason string) au
 
 // entries are the entries an admitted e is written with: the pending
 // summaries, then e.
-func (a auditAdmission) entries(s *Store, e AuditEntry) []AuditEntry {
-	out := make([]AuditEntry, 0, len(a.sums)+1)
+func (a auditAdmission) entries(s *Store, e audit.Entry) []audit.Entry {
+	out := make([]audit.Entry, 0, len(a.sums)+1)
 	for _, sum := range a.sums {
 		out = append(out, sum.entry(s.Revision(), e.Time))
 	}
@@ -238,7 +239,7 @@ type callerRefusals struct {
 // refusalSummary counts one caller's refusals (or failure
 // acknowledgements) for one tenant not audited one by one.
 type refusalSummary struct {
-	op            string // the summary's: AuditRefuseSummary or AuditReplicaFailedSummary
+	op            string // the summary's: audit.OpRefuseSummary or audit.OpReplicaFailedSummary
 	actor, tenant string
 	regions       []string // of the failure acknowledgements, sorted
 	count         int64
@@ -263,10 +264,10 @@ func (s *refusalSummary) addRegions(regions []string) {
 // summaryOp is the op of the summary that counts entries of op e not
 // audited one by one.
 func summaryOp(op string) string {
-	if op == AuditReplicaFailed {
-		return AuditReplicaFailedSummary
+	if op == audit.OpReplicaFailed {
+		return audit.OpReplicaFailedSummary
 	}
-	return AuditRefuseSummary
+	return audit.OpRefuseSummary
 }
 
 // pendingKey is a summary's key among its caller's pending summaries.
@@ -292,7 +293,7 @@ func (c *callerRefusals) refill(now time.Time, l RefusalAuditLimit) {
 // or, short of tokens, counts e (reason is its cause) and reports false.
 // It returns the key of the bucket it used: key, or past maxCallers the
 // one the callers without a bucket share.
-func (rl *refusalLimiter) admit(key string, e *AuditEntry, reason string, l RefusalAuditLimit) (string, bool, []*refusalSummary) {
+func (rl *refusalLimiter) admit(key string, e *audit.Entry, reason string, l RefusalAuditLimit) (string, bool, []*refusalSummary) {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
 	if rl.callers == nil {
@@ -327,7 +328,7 @@ func (rl *refusalLimiter) admit(key string, e *AuditEntry, reason string, l Refu
 		}
 		c.pending[pendingKey(op, e.Tenant)] = sum
 	}
-	if op == AuditReplicaFailedSummary {
+	if op == audit.OpReplicaFailedSummary {
 		sum.addRegions(e.Regions)
 	}
 	sum.count++
@@ -412,9 +413,9 @@ func (rl *refusalLimiter) due(now time.Time, l RefusalAuditLimit, all bool) map[
 // every entry is; From and To say when the refusals it counts were. (An
 // entry dated back to them would sort before entries written ahead of
 // it, which the audit chain takes for back-dating.)
-func (s *refusalSummary) entry(rev int64, now time.Time) AuditEntry {
+func (s *refusalSummary) entry(rev int64, now time.Time) audit.Entry {
 	what := "refusals"
-	if s.op == AuditReplicaFailedSummary {
+	if s.op == audit.OpReplicaFailedSummary {
 		what = "acknowledgements of a failed replica"
 	}
 	reasons := []string{fmt.Sprintf("%d further %s by %s for tenant %s between %s and %s were not audited one by one",
@@ -422,7 +423,7 @@ func (s *refusalSummary) entry(rev int64, now time.Time) AuditEntry {
 	for _, r := range slices.Sorted(maps.Keys(s.byReason)) {
 		reasons = append(reasons, fmt.Sprintf("%s: %d", r, s.byReason[r]))
 	}
-	return AuditEntry{
+	return audit.Entry{
 		Time: now.UTC(), From: s.first.UTC(), To: s.last.UTC(), Op: s.op, Actor: s.actor, Tenant: s.tenant,
 		Regions: slices.Clone(s.regions), Count: s.count, Reasons: reasons, Revision: rev,
 	}
@@ -458,7 +459,7 @@ func (s *Store) writeSummaries(ctx context.Context, due map[string][]*refusalSum
 	for key, sums := range due {
 		for len(sums) > 0 {
 			n := min(len(sums), 32) // each a nested transaction of at most 3 operations
-			entries := make([]AuditEntry, n)
+			entries := make([]audit.Entry, n)
 			for i, sum := range sums[:n] {
 				entries[i] = sum.entry(s.Revision(), s.clock())
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
@@ -130,9 +131,9 @@ func TestRefusalAuditFlood(t *testing.T) {
 		one, counted, summaries = 0, 0, 0
 		for _, r := range recs {
 			switch a := r.Entry; a.Op {
-			case state.AuditRefuse:
+			case audit.OpRefuse:
 				one++
-			case state.AuditRefuseSummary:
+			case audit.OpRefuseSummary:
 				summaries++
 				counted += a.Count
 				if a.Actor != authz.Actor(user) || a.Tenant != "us-army" || a.From.After(a.To) || a.To.After(a.Time) ||
@@ -211,7 +212,7 @@ func TestRefusalSummary(t *testing.T) {
 		t.Helper()
 		var out []string
 		for _, r := range allAudit(t, e.store) {
-			if a := r.Entry; a.Op == state.AuditRefuse || a.Op == state.AuditRefuseSummary {
+			if a := r.Entry; a.Op == audit.OpRefuse || a.Op == audit.OpRefuseSummary {
 				out = append(out, fmt.Sprintf("%s %s %d", a.Op, a.RequestID, a.Count))
 			}
 		}

@@ -12,9 +12,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
-	"github.com/classroute/classroute/router/state"
 )
 
 // long is s padded with fill to n bytes.
@@ -148,7 +148,7 @@ func TestAuditEntrySize(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, kv := range resp.Kvs {
-		var a state.AuditEntry
+		var a audit.Entry
 		if err := json.Unmarshal(kv.Value, &a); err != nil {
 			t.Fatal(err)
 		}
@@ -157,13 +157,13 @@ func TestAuditEntrySize(t *testing.T) {
 		}
 		seen[a.Op] = true
 		t.Logf("%s entry: %d bytes, %d reasons stored, %d omitted", a.Op, len(kv.Value), len(a.Reasons), a.ReasonsOmitted)
-		if len(kv.Value) > state.MaxAuditEntryBytes {
-			t.Errorf("%s entry of %d bytes; want at most %d", a.Op, len(kv.Value), state.MaxAuditEntryBytes)
+		if len(kv.Value) > audit.MaxEntryBytes {
+			t.Errorf("%s entry of %d bytes; want at most %d", a.Op, len(kv.Value), audit.MaxEntryBytes)
 		}
 		if a.Label != w.Banner {
 			t.Errorf("%s entry's label %q; want the canonical banner", a.Op, a.Label)
 		}
-		if a.Op != state.AuditRefuse {
+		if a.Op != audit.OpRefuse {
 			continue
 		}
 		var verdicts []string
@@ -184,7 +184,7 @@ func TestAuditEntrySize(t *testing.T) {
 			}
 		}
 	}
-	if !seen[state.AuditPlace] || !seen[state.AuditRefuse] || !seen[state.AuditRelease] {
+	if !seen[audit.OpPlace] || !seen[audit.OpRefuse] || !seen[audit.OpRelease] {
 		t.Errorf("entries %v; want a place, a refusal and a release", seen)
 	}
 }
@@ -202,28 +202,28 @@ func TestAuditEntryBound(t *testing.T) {
 	for i := range 2 * router.MaxReplicas {
 		regions = append(regions, long(fmt.Sprintf("%02d", i), 63, "p")+"/"+long("r", 63, "x"))
 	}
-	release := state.AuditEntry{
-		Time: time.Now(), Op: state.AuditRelease, Actor: "spiffe://" + long("td", 255, "x") + "/tenant/" + long("t", 63, "x") + "/user/" + long("u", 128, "x"),
+	release := audit.Entry{
+		Time: time.Now(), Op: audit.OpRelease, Actor: "spiffe://" + long("td", 255, "x") + "/tenant/" + long("t", 63, "x") + "/user/" + long("u", 128, "x"),
 		RequestID: long("r", 128, "x"), Tenant: long("t", 63, "x"), Workload: long("w", 128, "x"), Label: l.String(),
 		Regions: regions, Revision: 1 << 40,
 	}
-	b, err := state.EncodeAudit(release)
+	b, err := audit.Encode(release)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("release of %d regions: %d bytes", len(regions), len(b))
-	if len(b) > state.MaxAuditEntryBytes {
+	if len(b) > audit.MaxEntryBytes {
 		t.Errorf("%d bytes", len(b))
 	}
 
 	over := release
-	over.Label = strings.Repeat("X", state.MaxAuditEntryBytes)
-	if _, err := state.EncodeAudit(over); err == nil || !strings.Contains(err.Error(), "over the bound") {
+	over.Label = strings.Repeat("X", audit.MaxEntryBytes)
+	if _, err := audit.Encode(over); err == nil || !strings.Contains(err.Error(), "over the bound") {
 		t.Errorf("an entry over the bound: %v; want refused", err)
 	}
 	// A reason too long is clipped, and says so.
-	one := state.AuditEntry{Op: state.AuditRefuse, Reasons: []string{strings.Repeat("y", 10000)}}
-	if b, err := state.EncodeAudit(one); err != nil || len(b) > 1024 || !strings.Contains(string(b), "bytes clipped") {
+	one := audit.Entry{Op: audit.OpRefuse, Reasons: []string{strings.Repeat("y", 10000)}}
+	if b, err := audit.Encode(one); err != nil || len(b) > 1024 || !strings.Contains(string(b), "bytes clipped") {
 		t.Errorf("a long reason: %d bytes, %v; want it clipped", len(b), err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -18,7 +19,7 @@ import (
 // straight into the log.
 type forgery struct {
 	id    string
-	entry state.AuditEntry
+	entry audit.Entry
 	// rewrite puts the entry a second time, unchanged.
 	rewrite bool
 }
@@ -33,7 +34,7 @@ func (e *env) genuineForgery(t time.Time) forgery {
 	}
 	return forgery{
 		id: fmt.Sprintf("%016x-%s-%08x", t.UnixNano(), "0badc0de", 1),
-		entry: state.AuditEntry{Time: t.UTC(), Op: state.AuditPlace, Actor: "spiffe://example.org/admin/mallory",
+		entry: audit.Entry{Time: t.UTC(), Op: audit.OpPlace, Actor: "spiffe://example.org/admin/mallory",
 			RequestID: "forged", Tenant: "us-army", Workload: "ghost", Label: "SECRET", Regions: []string{"aws/secret-east"},
 			Revision: resp.Header.Revision},
 	}
@@ -225,7 +226,7 @@ func TestAuditChainerRejectsForgeries(t *testing.T) {
 					}
 					run()
 				}
-				var rep *state.AuditReport
+				var rep *audit.Report
 				eventually(t, 10*time.Second, func() (bool, string) {
 					var err error
 					rep, err = e.store.VerifyAudit(ctx, pub)
@@ -347,7 +348,7 @@ func TestAuditSkewedClocks(t *testing.T) {
 					}
 				}
 			}
-			var rep *state.AuditReport
+			var rep *audit.Report
 			eventually(t, 10*time.Second, func() (bool, string) {
 				var err error
 				rep, err = e.store.VerifyAudit(ctx, nil)

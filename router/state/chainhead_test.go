@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -33,7 +34,7 @@ func TestAuditChainHeadPastAGap(t *testing.T) {
 		return len(now) == 5 && now[4].Seq == 6, fmt.Sprintf("chain %+v", now)
 	})
 	_, now := e.chain()
-	for i, want := range []state.ChainRecord{recs[0], recs[2], recs[3], recs[4]} {
+	for i, want := range []audit.ChainRecord{recs[0], recs[2], recs[3], recs[4]} {
 		if !reflect.DeepEqual(now[i], want) {
 			t.Errorf("record %d is now %+v; want %+v", want.Seq, now[i], want)
 		}

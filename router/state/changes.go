@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 )
 
@@ -32,13 +33,6 @@ const (
 	ChangePending  = "pending"
 	ChangeApplied  = "applied"
 	ChangeRejected = "rejected"
-)
-
-// Audit operations of changes.
-const (
-	AuditChangeProposed = "change-proposed"
-	AuditChangeApproved = "change-approved"
-	AuditChangeRejected = "change-rejected"
 )
 
 // Change is a proposed region change.
@@ -111,7 +105,7 @@ func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reaso
 	if err != nil {
 		return nil, err
 	}
-	aop, err := s.auditOp(changeAudit(c, AuditChangeProposed, c.ProposedBy, now, s.Revision()))
+	aop, err := s.auditOp(changeAudit(c, audit.OpChangeProposed, c.ProposedBy, now, s.Revision()))
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +163,7 @@ func (s *Store) ApproveChange(ctx context.Context, id string) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	aop, err := s.auditOp(changeAudit(&done, AuditChangeApproved, who, now, s.Revision()))
+	aop, err := s.auditOp(changeAudit(&done, audit.OpChangeApproved, who, now, s.Revision()))
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +237,7 @@ func (s *Store) decideChange(ctx context.Context, c *Change, state, who, note st
 	if err != nil {
 		return nil, err
 	}
-	aop, err := s.auditOp(changeAudit(&done, AuditChangeRejected, who, now, s.Revision()))
+	aop, err := s.auditOp(changeAudit(&done, audit.OpChangeRejected, who, now, s.Revision()))
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +311,7 @@ func decodeChange(val []byte, rev int64) (*Change, error) {
 	return &c, nil
 }
 
-func changeAudit(c *Change, op, who string, now time.Time, rev int64) AuditEntry {
+func changeAudit(c *Change, op, who string, now time.Time, rev int64) audit.Entry {
 	reasons := []string{"kind: " + string(c.Kind), "fields: " + strings.Join(c.Fields, ", "), "proposed by: " + c.ProposedBy}
 	if c.Reason != "" {
 		reasons = append(reasons, "reason: "+c.Reason)
@@ -327,7 +321,7 @@ func changeAudit(c *Change, op, who string, now time.Time, rev int64) AuditEntry
 	}
 	a := &c.Region.Accreditation
 	reasons = append(reasons, fmt.Sprintf("accreditation: %s, IL%d, revoked %v, expires %s", a.MaxLevel, a.ImpactLevel, a.Revoked, a.Expires.Format(time.DateOnly)))
-	return AuditEntry{Time: now, Op: op, Actor: who, RequestID: c.ID, Regions: []string{c.Region.Key()}, Reasons: reasons, Revision: rev}
+	return audit.Entry{Time: now, Op: op, Actor: who, RequestID: c.ID, Regions: []string{c.Region.Key()}, Reasons: reasons, Revision: rev}
 }
 
 // PutRegionOperational replaces a region with a change that needs one
@@ -359,7 +353,7 @@ func (s *Store) PutRegionOperational(ctx context.Context, r *router.Region) (int
 		if err != nil {
 			return false, 0, err
 		}
-		aop, err := s.auditOp(AuditEntry{Op: AuditRegionPut, Actor: authz.Actor(ctx), Regions: []string{r.Key()}, Revision: s.Revision(),
+		aop, err := s.auditOp(audit.Entry{Op: audit.OpRegionPut, Actor: authz.Actor(ctx), Regions: []string{r.Key()}, Revision: s.Revision(),
 			Before: AccreditationSummary(&rec.Region.Accreditation), After: AccreditationSummary(&r.Accreditation)})
 		if err != nil {
 			return false, 0, err

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
@@ -118,10 +119,10 @@ func TestTwoPersonRegionChanges(t *testing.T) {
 	for _, a := range entries {
 		ops[a.Op] = append(ops[a.Op], a.Actor)
 	}
-	if len(ops[state.AuditChangeProposed]) != 4 || len(ops[state.AuditChangeApproved]) != 2 || len(ops[state.AuditChangeRejected]) != 2 {
+	if len(ops[audit.OpChangeProposed]) != 4 || len(ops[audit.OpChangeApproved]) != 2 || len(ops[audit.OpChangeRejected]) != 2 {
 		t.Fatalf("audit ops %v", ops)
 	}
-	for _, who := range ops[state.AuditChangeApproved] {
+	for _, who := range ops[audit.OpChangeApproved] {
 		if who != "spiffe://test/admin/bob" {
 			t.Errorf("approval recorded as %q", who)
 		}

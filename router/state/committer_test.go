@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -52,7 +53,7 @@ func (e *env) storedAudits(op string) map[string]storedAudit {
 	}
 	out := map[string]storedAudit{}
 	for _, kv := range resp.Kvs {
-		var a state.AuditEntry
+		var a audit.Entry
 		if err := json.Unmarshal(kv.Value, &a); err != nil {
 			e.tb.Fatal(err)
 		}
@@ -67,7 +68,7 @@ func (e *env) storedAudits(op string) map[string]storedAudit {
 }
 
 type storedAudit struct {
-	e   *state.AuditEntry
+	e   *audit.Entry
 	rev int64
 }
 
@@ -191,7 +192,7 @@ func TestGroupCommitTwoDaemonsLastCapacity(t *testing.T) {
 	}
 	// Each placement's audit entry was written with it, in the same
 	// transaction: at the same revision, naming the same regions.
-	audits := e.storedAudits(state.AuditPlace)
+	audits := e.storedAudits(audit.OpPlace)
 	for id, p := range inEtcd {
 		a, ok := audits[id]
 		switch {

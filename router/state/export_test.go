@@ -3,10 +3,13 @@ package state
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router/audit"
 )
 
 // Test hooks, compiled only into this package's tests.
@@ -80,17 +83,21 @@ func (s *Store) LeaderKey(ctx context.Context) (string, int64, error) {
 }
 
 // ChainHashForTest is the hash a chain record should hold, in hex.
-func ChainHashForTest(r ChainRecord) string {
-	return hex.EncodeToString(recordHash(&r, mustHex(r.EntrySHA256), mustHex(r.Prev)))
+func ChainHashForTest(r audit.ChainRecord) string {
+	entry, _ := hex.DecodeString(r.EntrySHA256)
+	prev, _ := hex.DecodeString(r.Prev)
+	return hex.EncodeToString(audit.RecordHash(&r, entry, prev))
 }
 
 // SHA256ForTest is the hex SHA-256 of b.
-func SHA256ForTest(b []byte) string { return hex.EncodeToString(sha256Of(b)) }
+func SHA256ForTest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
 
 // SignCheckpointForTest signs cp with key, embedding key's public half.
-func SignCheckpointForTest(cp Checkpoint, key ed25519.PrivateKey) Checkpoint {
-	cp.PublicKey = key.Public().(ed25519.PublicKey)
-	cp.Signature = ed25519.Sign(key, checkpointMessage(cp.Seq, mustHex(cp.Hash), cp.Time))
+func SignCheckpointForTest(cp audit.Checkpoint, key ed25519.PrivateKey) audit.Checkpoint {
+	cp.Sign(key)
 	return cp
 }
 
@@ -100,11 +107,8 @@ func (s *Store) AuditIndexed(ctx context.Context) bool {
 	return err == nil && st.Started
 }
 
-// EncodeAudit is an entry's stored form.
-func EncodeAudit(e AuditEntry) ([]byte, error) { return encodeAudit(e) }
-
 // AppendAudit writes entries as the store writes any, in one transaction.
-func (s *Store) AppendAudit(ctx context.Context, es ...AuditEntry) error {
+func (s *Store) AppendAudit(ctx context.Context, es ...audit.Entry) error {
 	return s.appendAudit(ctx, es...)
 }
 
@@ -120,7 +124,7 @@ func (s *Store) FindAuditByScan(ctx context.Context, f AuditFilter) ([]AuditReco
 // key with create revision rev: it indexes the entries written after the
 // watermark (the whole trail when there is none) and moves it.
 func (s *Store) IndexAs(ctx context.Context, key string, rev int64) error {
-	x := &indexer{s: s, f: fence{key, rev}, skew: DefaultAuditMaxSkew}
+	x := &indexer{s: s, f: fence{key, rev}, skew: audit.DefaultMaxSkew}
 	found, err := x.load(ctx)
 	if err != nil {
 		return err

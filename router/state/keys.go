@@ -17,9 +17,9 @@ const DefaultPrefix = "/classroute/v1/"
 //	tenants/<id>              router.Tenant
 //	usage/<provider>/<id>     usageValue: capacity used by live placements
 //	placements/<tenant>/<id>  router.Placement, by tenant and request id
-//	audit/<sortable id>       AuditEntry (not cached)
-//	audit-chain/<seq>         ChainRecord: the hash chain over audit/ (see auditchain.go; not cached)
-//	audit-checkpoint/<seq>    Checkpoint: a signed chain head (not cached)
+//	audit/<sortable id>       audit.Entry (not cached)
+//	audit-chain/<seq>         audit.ChainRecord: the hash chain over audit/ (see auditchain.go; not cached)
+//	audit-checkpoint/<seq>    audit.Checkpoint: a signed chain head (not cached)
 //	audit-index/...           the audit index: empty keys naming entries by tenant, workload, op, region, and its watermark (see auditindex.go; not cached)
 //	live/<provider>/<id>      liveValue on the agent's lease (see health.go)
 //	health/<provider>/<id>    router.Health (see health.go)

@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
 )
@@ -151,8 +152,8 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		if err != nil {
 			// A refusal like any other: on the record (on its own or
 			// counted, see auditlimit.go), or UNAVAILABLE.
-			if aerr := s.auditRefusal(ctx, AuditEntry{
-				Time: s.clock().UTC(), Op: AuditRefuse, Actor: authz.Actor(ctx), RequestID: requestID,
+			if aerr := s.auditRefusal(ctx, audit.Entry{
+				Time: s.clock().UTC(), Op: audit.OpRefuse, Actor: authz.Actor(ctx), RequestID: requestID,
 				Tenant: w.Tenant, Workload: w.Name, Label: w.Banner, Reasons: []string{err.Error()}, Revision: snap.rev,
 			}, err); aerr != nil {
 				return nil, fmt.Errorf("%w: refusal of %s not audited: %w", router.ErrUnavailable, requestID, aerr)
@@ -278,10 +279,10 @@ func (s *Store) placeWrite(ctx context.Context, requestID string, w *router.Work
 	if err != nil {
 		return nil, fmt.Errorf("place %s: encode: %w", requestID, err)
 	}
-	aops, asize, err := s.auditOps(AuditEntry{
+	aops, asize, err := s.auditOps(audit.Entry{
 		Actor:     authz.Actor(ctx),
 		Time:      p.CreatedAt,
-		Op:        AuditPlace,
+		Op:        audit.OpPlace,
 		RequestID: requestID,
 		Tenant:    w.Tenant,
 		Workload:  w.Name,
@@ -366,10 +367,10 @@ func (s *Store) refuse(ctx context.Context, requestID string, in *router.Input, 
 	}
 	reasons = append(reasons, hidden...)
 	w := in.Workload
-	if aerr := s.auditRefusal(ctx, AuditEntry{
+	if aerr := s.auditRefusal(ctx, audit.Entry{
 		Actor:     authz.Actor(ctx),
 		Time:      s.clock().UTC(),
-		Op:        AuditRefuse,
+		Op:        audit.OpRefuse,
 		RequestID: requestID,
 		Tenant:    w.Tenant,
 		Workload:  w.Name,
@@ -473,9 +474,9 @@ func (s *Store) Release(ctx context.Context, tenant, id string) (*router.Placeme
 		if err != nil {
 			return false, 0, err
 		}
-		aop, err := s.auditOp(AuditEntry{
+		aop, err := s.auditOp(audit.Entry{
 			Actor: authz.Actor(ctx),
-			Time:  p.ReleasedAt, Op: AuditRelease, RequestID: id, Tenant: p.Tenant,
+			Time:  p.ReleasedAt, Op: audit.OpRelease, RequestID: id, Tenant: p.Tenant,
 			Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: held, Revision: rev,
 		})
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -51,11 +52,11 @@ func TestPlaceCommits(t *testing.T) {
 		t.Errorf("cached usage %+v, %v; want %+v", st.Used, err, unit)
 	}
 
-	audit, err := e.store.ListAudit(ctx, 10)
-	if err != nil || len(audit) != 1 {
-		t.Fatalf("ListAudit = %+v, %v; want one record", audit, err)
+	trail, err := e.store.ListAudit(ctx, 10)
+	if err != nil || len(trail) != 1 {
+		t.Fatalf("ListAudit = %+v, %v; want one record", trail, err)
 	}
-	if a := audit[0]; a.Op != state.AuditPlace || a.RequestID != "req-1" || a.Tenant != "us-army" || a.Workload != "logistics" ||
+	if a := trail[0]; a.Op != audit.OpPlace || a.RequestID != "req-1" || a.Tenant != "us-army" || a.Workload != "logistics" ||
 		a.Label != "SECRET//NOFORN" || !slices.Equal(a.Regions, p.Regions) || a.Revision != p.DecidedAt || len(a.Scores) != 1 {
 		t.Errorf("audit record %+v", a)
 	}
@@ -104,9 +105,9 @@ func TestPlaceRefuses(t *testing.T) {
 	if _, err := e.store.GetPlacement("us-army", "req-ts"); !errors.Is(err, router.ErrNotFound) {
 		t.Errorf("refused placement stored: %v", err)
 	}
-	audit, err := e.store.ListAudit(ctx, 10)
-	if err != nil || len(audit) != 1 || audit[0].Op != state.AuditRefuse || audit[0].Label != "TOP SECRET//SI//NOFORN" || len(audit[0].Reasons) < 3 {
-		t.Errorf("ListAudit = %+v, %v; want one refusal with reasons", audit, err)
+	trail, err := e.store.ListAudit(ctx, 10)
+	if err != nil || len(trail) != 1 || trail[0].Op != audit.OpRefuse || trail[0].Label != "TOP SECRET//SI//NOFORN" || len(trail[0].Reasons) < 3 {
+		t.Errorf("ListAudit = %+v, %v; want one refusal with reasons", trail, err)
 	}
 
 	stranger := secretWorkload(t, "x")
@@ -401,9 +402,9 @@ func TestRelease(t *testing.T) {
 	if _, err := e.store.Release(ctx, "us-army", "nope"); !errors.Is(err, router.ErrNotFound) {
 		t.Errorf("Release unknown = %v; want ErrNotFound", err)
 	}
-	audit, err := e.store.ListAudit(ctx, 10)
-	if err != nil || len(audit) != 3 || audit[2].Op != state.AuditRelease || audit[2].RequestID != "a" {
-		t.Errorf("audit %+v, %v; want place, place, release a", audit, err)
+	trail, err := e.store.ListAudit(ctx, 10)
+	if err != nil || len(trail) != 3 || trail[2].Op != audit.OpRelease || trail[2].RequestID != "a" {
+		t.Errorf("audit %+v, %v; want place, place, release a", trail, err)
 	}
 	// A released request id stays used.
 	if got, err := e.store.Place(ctx, "a", w); err != nil || got.State != router.PlacementReleased {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/classroute/classroute/router"
-	"github.com/classroute/classroute/router/state"
+	"github.com/classroute/classroute/router/audit"
 )
 
 // A tenant whose policy caps its live placements is refused a Place
@@ -25,7 +25,7 @@ func TestTenantPlacementCap(t *testing.T) {
 	if !errors.Is(err, router.ErrPlacementCap) || !strings.Contains(err.Error(), "tenant us-army holds 2 live placements, its cap (max_placements)") {
 		t.Fatalf("third Place: %v; want ErrPlacementCap naming the cap", err)
 	}
-	if ops := e.auditOps(); ops[state.AuditRefuse] != 1 {
+	if ops := e.auditOps(); ops[audit.OpRefuse] != 1 {
 		t.Errorf("audit %v; want the refusal on the record", ops)
 	}
 	// A retry of a placement made is answered, at the cap too.

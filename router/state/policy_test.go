@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/state"
 )
@@ -73,7 +74,7 @@ func TestTenantPolicy(t *testing.T) {
 	}
 	var ceilingRefusals int
 	for _, a := range entries {
-		if a.Op == state.AuditRefuse && len(a.Reasons) == 1 && strings.Contains(a.Reasons[0], "ceiling") {
+		if a.Op == audit.OpRefuse && len(a.Reasons) == 1 && strings.Contains(a.Reasons[0], "ceiling") {
 			ceilingRefusals++
 		}
 	}

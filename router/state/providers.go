@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 )
 
@@ -81,7 +82,7 @@ func (s *Store) PutProvider(ctx context.Context, p *router.Provider) error {
 	if err != nil {
 		return fmt.Errorf("provider %s: encode: %w", p.ID, err)
 	}
-	aop, err := s.auditOp(AuditEntry{Op: AuditProviderPut, Actor: authz.Actor(ctx), Provider: p.ID, Revision: s.Revision()})
+	aop, err := s.auditOp(audit.Entry{Op: audit.OpProviderPut, Actor: authz.Actor(ctx), Provider: p.ID, Revision: s.Revision()})
 	if err != nil {
 		return err
 	}
@@ -106,7 +107,7 @@ func (s *Store) DeleteProvider(ctx context.Context, id string) error {
 		return fmt.Errorf("provider %q: %w", id, router.ErrNotFound)
 	}
 	key := s.keys.provider(id)
-	aop, err := s.auditOp(AuditEntry{Op: AuditProviderDelete, Actor: authz.Actor(ctx), Provider: id, Revision: s.Revision()})
+	aop, err := s.auditOp(audit.Entry{Op: audit.OpProviderDelete, Actor: authz.Actor(ctx), Provider: id, Revision: s.Revision()})
 	if err != nil {
 		return err
 	}

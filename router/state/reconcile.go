@@ -15,6 +15,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 )
 
 // The reconciler follows the live world. A placement that was right when
@@ -1128,7 +1129,7 @@ func (r *reconciler) healthPass(ctx context.Context, keys []string) error {
 		if err != nil {
 			return err
 		}
-		aop, err := r.s.auditOp(AuditEntry{Time: now.UTC(), Op: AuditHealth, Actor: actorReconciler, Regions: []string{m.key}, Reasons: []string{nh.Reason}, Revision: r.s.Revision()})
+		aop, err := r.s.auditOp(audit.Entry{Time: now.UTC(), Op: audit.OpHealth, Actor: actorReconciler, Regions: []string{m.key}, Reasons: []string{nh.Reason}, Revision: r.s.Revision()})
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -160,7 +161,7 @@ func TestReconcileMovesReplicasOffADowngradedRegion(t *testing.T) {
 	}
 	e.checkUsage("aws/s1", "azure/s2")
 	ops := e.auditOps()
-	for _, op := range []string{state.AuditViolation, state.AuditReroute, state.AuditRetire} {
+	for _, op := range []string{audit.OpViolation, audit.OpReroute, audit.OpRetire} {
 		if ops[op] != n {
 			t.Errorf("audit has %d %q entries, want %d: %v", ops[op], op, n, ops)
 		}
@@ -181,7 +182,7 @@ func TestReconcileDrainedRegionMovesWithoutViolation(t *testing.T) {
 		p := e.placements()["w"].P
 		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
 	})
-	if ops := e.auditOps(); ops[state.AuditViolation] != 0 || ops[state.AuditReroute] != 1 {
+	if ops := e.auditOps(); ops[audit.OpViolation] != 0 || ops[audit.OpReroute] != 1 {
 		t.Errorf("audit %v: want one reroute and no violation (draining is not a violation)", ops)
 	}
 	e.checkUsage("aws/s1", "azure/s2")
@@ -233,7 +234,7 @@ func TestReconcileStrandedThenRecovered(t *testing.T) {
 		return p.State == router.PlacementPlaced && len(p.Issues) == 0, fmt.Sprintf("%+v", p)
 	})
 	ops := e.auditOps()
-	if ops[state.AuditViolation] != 1 || ops[state.AuditStranded] != 1 || ops[state.AuditRecovered] != 1 {
+	if ops[audit.OpViolation] != 1 || ops[audit.OpStranded] != 1 || ops[audit.OpRecovered] != 1 {
 		t.Errorf("audit %v: want one violation, one stranded, one recovered", ops)
 	}
 	e.checkUsage("aws/s1")
@@ -324,7 +325,7 @@ func TestReconcilerFencedAfterLosingLeadership(t *testing.T) {
 	if after.P.Moves != before.P.Moves || !slices.Equal(after.P.Regions, before.P.Regions) {
 		t.Fatalf("the former leader moved the placement: %v -> %v", before.P.Regions, after.P.Regions)
 	}
-	if ops := e.auditOps(); ops[state.AuditReroute] != opsBefore[state.AuditReroute] {
+	if ops := e.auditOps(); ops[audit.OpReroute] != opsBefore[audit.OpReroute] {
 		t.Fatalf("the former leader wrote audit entries: %v", ops)
 	}
 	// The same pass under the current leader's fence moves it.
@@ -502,7 +503,7 @@ func TestReconcileMovesReplicasWhenAccreditationExpires(t *testing.T) {
 		p := e.placements()["w"].P
 		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
 	})
-	if ops := e.auditOps(); ops[state.AuditViolation] != 1 || ops[state.AuditReroute] != 1 {
+	if ops := e.auditOps(); ops[audit.OpViolation] != 1 || ops[audit.OpReroute] != 1 {
 		t.Errorf("audit %v: want the expiry flagged as a violation, then the move", ops)
 	}
 	e.checkUsage("aws/s1", "azure/s2")
@@ -526,7 +527,7 @@ func TestRetiringCopyInADowngradedRegionIsAViolation(t *testing.T) {
 		p := e.placements()["w"].P
 		return len(p.Retiring) == 1, fmt.Sprintf("%+v", p)
 	})
-	if ops := e.auditOps(); ops[state.AuditViolation] != 0 {
+	if ops := e.auditOps(); ops[audit.OpViolation] != 0 {
 		t.Fatalf("a drain flagged a violation: %v", ops)
 	}
 	down := drained
@@ -538,7 +539,7 @@ func TestRetiringCopyInADowngradedRegionIsAViolation(t *testing.T) {
 	})
 	eventually(t, 5*time.Second, func() (bool, string) {
 		ops := e.auditOps()
-		return ops[state.AuditViolation] == 1, fmt.Sprintf("%v", ops)
+		return ops[audit.OpViolation] == 1, fmt.Sprintf("%v", ops)
 	})
 	if p := e.placements()["w"].P; p.Moves != 1 || len(p.Retiring) != 1 {
 		t.Fatalf("%+v: the leaving copy must stay until its replacement runs, and not move again", p)
@@ -577,7 +578,7 @@ func TestLoweredCeilingFlagsPlacements(t *testing.T) {
 	if p := e.placements()["w"].P; p.Moves != 0 {
 		t.Fatalf("moved: %+v", p)
 	}
-	if ops := e.auditOps(); ops[state.AuditViolation] != 1 {
+	if ops := e.auditOps(); ops[audit.OpViolation] != 1 {
 		t.Errorf("audit %v: want the violation recorded", ops)
 	}
 }
@@ -750,14 +751,14 @@ func TestReconcilerCatchesExpiryWithNoWrite(t *testing.T) {
 	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: time.Hour, Audit: state.AuditChainConfig{Disabled: true}, AuditIndexDisabled: true})
 	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
 	rev := e.store.Revision() // no write from here on but the reconciler's
-	var flag state.AuditEntry
+	var flag audit.Entry
 	eventually(t, time.Until(expires)+2*time.Second, func() (bool, string) {
 		entries, err := e.store.ListAudit(context.Background(), 100)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, a := range entries {
-			if a.Op == state.AuditViolation {
+			if a.Op == audit.OpViolation {
 				flag = a
 				return true, ""
 			}
@@ -814,7 +815,7 @@ func TestReconcileSweepCatchesWhatNoChangeSays(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range entries {
-		if a.Op == state.AuditReroute && a.Time.Before(start.Add(every)) {
+		if a.Op == audit.OpReroute && a.Time.Before(start.Add(every)) {
 			t.Errorf("moved at %v, %v after the term began: before the sweep", a.Time, a.Time.Sub(start))
 		}
 	}
@@ -856,7 +857,7 @@ func TestReconcileMovesArePaced(t *testing.T) {
 	}
 	var moves []time.Time
 	for _, a := range entries {
-		if a.Op == state.AuditReroute {
+		if a.Op == audit.OpReroute {
 			moves = append(moves, a.Time)
 		}
 	}
@@ -965,7 +966,7 @@ func TestReconcileDrainMovesInBatches(t *testing.T) {
 		t.Errorf("the drain took %d revisions for %d placements; want at most %d (batches)", revs, n, 2*n/20)
 	}
 	ops := e.countAudit()
-	if ops[state.AuditReroute] != n || ops[state.AuditRetire] != n || ops[state.AuditViolation] != 0 {
+	if ops[audit.OpReroute] != n || ops[audit.OpRetire] != n || ops[audit.OpViolation] != 0 {
 		t.Errorf("audit %v; want %d reroutes and retirements, no violation", ops, n)
 	}
 	for id, sp := range e.placements() {
@@ -1046,7 +1047,7 @@ func TestReconcileStrandsAndRecoversInBatches(t *testing.T) {
 		t.Errorf("recovering took %d revisions for %d placements; want at most %d (batches)", revs, n, n/20)
 	}
 	ops := e.countAudit()
-	if ops[state.AuditStranded] != n || ops[state.AuditRecovered] != n {
+	if ops[audit.OpStranded] != n || ops[audit.OpRecovered] != n {
 		t.Errorf("audit %v; want %d stranded and recovered", ops, n)
 	}
 	e.checkUsage("aws/s1")
@@ -1104,7 +1105,7 @@ func TestBulkMoveInterruptedByKillingTheLeader(t *testing.T) {
 		}
 	}
 	e.checkUsage("aws/s1", "azure/s2")
-	if ops := e.countAudit(); ops[state.AuditReroute] != n || ops[state.AuditRetire] != n {
+	if ops := e.countAudit(); ops[audit.OpReroute] != n || ops[audit.OpRetire] != n {
 		t.Errorf("audit %v; want %d reroutes and retirements", ops, n)
 	}
 }

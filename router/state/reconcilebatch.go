@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 )
 
 // The reconciler's writes go to etcd in batches. A drained, failed or
@@ -67,7 +68,7 @@ type reconcileWrite struct {
 	// the regions whose having no agent its retirements rest on.
 	usage     []usageDelta
 	agentless []string
-	audits    []AuditEntry
+	audits    []audit.Entry
 }
 
 // usageDelta is a change to a region's usage: a move takes a replica's
@@ -93,8 +94,8 @@ func (s *Store) reconcileWrite(key string, rec *placementRecord, res router.Reco
 	w.ops = append(w.ops, clientv3.OpPut(pkey, string(pval)))
 	w.size = len(pkey) + len(pval)
 	wl := &p.Workload
-	audit := func(op string, regions []string, reasons []router.Reason) {
-		a := AuditEntry{Time: now.UTC(), Op: op, Actor: actorReconciler, RequestID: p.ID, Tenant: p.Tenant, Workload: wl.Name, Label: wl.Banner, Regions: regions, Revision: s.Revision()}
+	record := func(op string, regions []string, reasons []router.Reason) {
+		a := audit.Entry{Time: now.UTC(), Op: op, Actor: actorReconciler, RequestID: p.ID, Tenant: p.Tenant, Workload: wl.Name, Label: wl.Banner, Regions: regions, Revision: s.Revision()}
 		for _, rs := range reasons {
 			a.Reasons = append(a.Reasons, string(rs.Code)+": "+rs.Message)
 		}
@@ -103,20 +104,20 @@ func (s *Store) reconcileWrite(key string, rec *placementRecord, res router.Reco
 	for _, a := range res.Actions {
 		switch a.Kind {
 		case router.ActionFlag:
-			audit(AuditViolation, []string{a.Region}, a.Reasons)
+			record(audit.OpViolation, []string{a.Region}, a.Reasons)
 		case router.ActionStrand:
-			audit(AuditStranded, []string{a.Region}, a.Reasons)
+			record(audit.OpStranded, []string{a.Region}, a.Reasons)
 		case router.ActionMove:
-			audit(AuditReroute, []string{a.Region, a.To}, a.Reasons)
+			record(audit.OpReroute, []string{a.Region, a.To}, a.Reasons)
 			w.usage = append(w.usage, usageDelta{region: a.To, res: wl.Resources, n: 1})
 		case router.ActionRetire:
-			audit(AuditRetire, []string{a.Region, a.To}, nil)
+			record(audit.OpRetire, []string{a.Region, a.To}, nil)
 			w.usage = append(w.usage, usageDelta{region: a.Region, res: wl.Resources, n: -1})
 			if a.NoAgent != "" {
 				w.agentless = append(w.agentless, a.NoAgent)
 			}
 		case router.ActionRecover:
-			audit(AuditRecovered, p.Regions, nil)
+			record(audit.OpRecovered, p.Regions, nil)
 		}
 	}
 	for _, a := range w.audits {
@@ -612,7 +613,7 @@ func (r *reconciler) note(key string, p *router.Placement, res *router.Reconcili
 	}
 }
 
-func auditOps(as []AuditEntry) string {
+func auditOps(as []audit.Entry) string {
 	ops := make([]string, len(as))
 	for i, a := range as {
 		ops[i] = a.Op

@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 )
 
@@ -94,7 +95,7 @@ func (s *Store) PutRegion(ctx context.Context, r *router.Region) (int64, error) 
 		old := regionTxn(tx, r.Key())
 		tx.Abort()
 		var oldRev int64
-		a := AuditEntry{Op: AuditRegionPut, Actor: authz.Actor(ctx), Regions: []string{r.Key()}, Revision: s.Revision(), After: AccreditationSummary(&r.Accreditation)}
+		a := audit.Entry{Op: audit.OpRegionPut, Actor: authz.Actor(ctx), Regions: []string{r.Key()}, Revision: s.Revision(), After: AccreditationSummary(&r.Accreditation)}
 		if old != nil {
 			oldRev, a.Before = old.Rev, AccreditationSummary(&old.Region.Accreditation)
 		}
@@ -192,7 +193,7 @@ func (s *Store) DeleteRegion(ctx context.Context, key string) error {
 			urev = u.Rev
 		}
 		rkey, ukey := s.keys.region(key), s.keys.usage(key)
-		aop, err := s.auditOp(AuditEntry{Op: AuditRegionDelete, Actor: authz.Actor(ctx), Regions: []string{key}, Revision: s.Revision(),
+		aop, err := s.auditOp(audit.Entry{Op: audit.OpRegionDelete, Actor: authz.Actor(ctx), Regions: []string{key}, Revision: s.Revision(),
 			Before: AccreditationSummary(&r.Region.Accreditation)})
 		if err != nil {
 			return false, 0, err

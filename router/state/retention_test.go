@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/state"
 )
@@ -113,7 +114,7 @@ func TestReleasedPlacementsPurgedAfterRetention(t *testing.T) {
 	}
 
 	// The trail keeps what happened.
-	if ops := e.auditOps(); ops[state.AuditPlace] != 3 || ops[state.AuditRelease] != 2 {
+	if ops := e.auditOps(); ops[audit.OpPlace] != 3 || ops[audit.OpRelease] != 2 {
 		t.Errorf("audit %v after the purge; want 3 place and 2 release entries", ops)
 	}
 

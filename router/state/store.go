@@ -18,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 )
 
 // Decider is what the store needs of the decision engine (router.Engine).
@@ -116,7 +117,7 @@ type Store struct {
 	db        *memdb.MemDB
 	rev       revisionWaiters
 	committer committer // commits placements (committer.go)
-	auditID   auditIDs
+	auditID   audit.IDs
 	trail     auditTrail // the audit index and refusal bounds (auditindex.go, auditlimit.go)
 
 	resumeKey []byte // see ResumeKey
@@ -195,7 +196,7 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 	s.committer.init(s)
 	var node [4]byte
 	_, _ = crand.Read(node[:])
-	s.auditID.node = hex.EncodeToString(node[:])
+	s.auditID.Node = hex.EncodeToString(node[:])
 
 	var err error
 	if s.resumeKey, err = s.loadResumeKey(ctx); err != nil {

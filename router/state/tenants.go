@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 )
 
@@ -82,7 +83,7 @@ func (s *Store) PutTenant(ctx context.Context, t *router.Tenant) error {
 	if err != nil {
 		return fmt.Errorf("tenant %s: encode: %w", t.ID, err)
 	}
-	aop, err := s.auditOp(AuditEntry{Op: AuditTenantPut, Actor: authz.Actor(ctx), Tenant: t.ID, Revision: s.Revision()})
+	aop, err := s.auditOp(audit.Entry{Op: audit.OpTenantPut, Actor: authz.Actor(ctx), Tenant: t.ID, Revision: s.Revision()})
 	if err != nil {
 		return err
 	}
@@ -128,7 +129,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 			return false, 0, fmt.Errorf("tenant %q has live placements (%s): %w", id, live.ID, router.ErrInUse)
 		}
 		key := s.keys.tenant(id)
-		aop, err := s.auditOp(AuditEntry{Op: AuditTenantDelete, Actor: authz.Actor(ctx), Tenant: id, Revision: rev})
+		aop, err := s.auditOp(audit.Entry{Op: audit.OpTenantDelete, Actor: authz.Actor(ctx), Tenant: id, Revision: rev})
 		if err != nil {
 			return false, 0, err
 		}

@@ -1,4 +1,4 @@
-package state
+package audit
 
 import (
 	"encoding/json"

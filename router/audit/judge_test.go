@@ -1,4 +1,4 @@
-package state
+package audit
 
 import (
 	"encoding/json"
@@ -6,18 +6,16 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
-// TestJudgeEntry mutates a genuine entry in each way judgeEntry must
+// TestJudgeEntry mutates a genuine entry in each way Judge must
 // catch, and checks the reason it gives.
 func TestJudgeEntry(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
 	const skew = 5 * time.Second
 	type input struct {
 		id          string
-		e           AuditEntry
+		e           Entry
 		raw         string // the value, when not e's JSON
 		create, mod int64
 		version     int64
@@ -26,7 +24,7 @@ func TestJudgeEntry(t *testing.T) {
 	genuine := func() input {
 		return input{
 			id:     fmt.Sprintf("%016x-0123abcd-%08x", now.UnixNano(), 7),
-			e:      AuditEntry{Time: now, Op: AuditPlace, Actor: "spiffe://td/user/a", Revision: 41},
+			e:      Entry{Time: now, Op: OpPlace, Actor: "spiffe://td/user/a", Revision: 41},
 			create: 42, mod: 42, version: 1,
 			floor: now.Add(-time.Second), ceil: now,
 		}
@@ -67,29 +65,29 @@ func TestJudgeEntry(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			kv := &mvccpb.KeyValue{Key: []byte("p/audit/" + in.id), Value: val, CreateRevision: in.create, ModRevision: in.mod, Version: in.version}
-			_, why := judgeEntry(in.id, kv, in.floor, in.ceil, skew)
+			se := &StoredEntry{ID: in.id, Value: val, CreateRevision: in.create, ModRevision: in.mod, Version: in.version}
+			_, why := Judge(se, in.floor, in.ceil, skew)
 			if tc.want == "" && why != "" || !strings.Contains(why, tc.want) {
-				t.Errorf("judgeEntry = %q; want ...%s...", why, tc.want)
+				t.Errorf("Judge = %q; want ...%s...", why, tc.want)
 			}
 		})
 	}
 }
 
-// TestAuditIDsJudged pins the id format judgeEntry reads to the one
-// auditIDs writes.
+// TestAuditIDsJudged pins the id format Judge reads to the one IDs
+// writes.
 func TestAuditIDsJudged(t *testing.T) {
-	ids := &auditIDs{node: "0123abcd"}
+	ids := &IDs{Node: "0123abcd"}
 	for _, tm := range []time.Time{time.Unix(0, 1), time.Now(), time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		id := ids.next(tm)
-		if ns, ok := auditIDNanos(id); !ok || ns != tm.UnixNano() {
-			t.Errorf("auditIDNanos(%q) = %d, %v; want %d", id, ns, ok, tm.UnixNano())
+		id := ids.Next(tm)
+		if ns, ok := IDNanos(id); !ok || ns != tm.UnixNano() {
+			t.Errorf("IDNanos(%q) = %d, %v; want %d", id, ns, ok, tm.UnixNano())
 		}
 	}
 	ids.seq.Store(1<<32 - 1) // past 8 hex digits
-	if id := ids.next(time.Now()); !strings.HasSuffix(id, "-100000000") {
+	if id := ids.Next(time.Now()); !strings.HasSuffix(id, "-100000000") {
 		t.Fatalf("id %q", id)
-	} else if _, ok := auditIDNanos(id); !ok {
-		t.Errorf("auditIDNanos(%q) refused", id)
+	} else if _, ok := IDNanos(id); !ok {
+		t.Errorf("IDNanos(%q) refused", id)
 	}
 }
