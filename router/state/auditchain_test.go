@@ -3,6 +3,8 @@ package state_test
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -16,6 +18,19 @@ import (
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/state"
 )
+
+// sha256Hex is the hex SHA-256 of b.
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// chainHash is the hash a chain record should hold, in hex.
+func chainHash(r audit.ChainRecord) string {
+	entry, _ := hex.DecodeString(r.EntrySHA256)
+	prev, _ := hex.DecodeString(r.Prev)
+	return hex.EncodeToString(audit.RecordHash(&r, entry, prev))
+}
 
 // chainedEnv is an env whose log holds n placements, a refusal and a
 // region change, all chained and covered by a signed checkpoint, with
@@ -200,8 +215,8 @@ func TestVerifyAuditTamper(t *testing.T) {
 				v[len(v)/2] ^= 0x01
 				e.del(k)
 				e.put(k, v)
-				r.EntrySHA256, r.Rev = state.SHA256ForTest(v), e.createRevision(k)
-				r.Hash = state.ChainHashForTest(r)
+				r.EntrySHA256, r.Rev = sha256Hex(v), e.createRevision(k)
+				r.Hash = chainHash(r)
 				b, _ := json.Marshal(r)
 				e.put(keys[len(keys)-1], b)
 			},
@@ -227,7 +242,7 @@ func TestVerifyAuditTamper(t *testing.T) {
 				for i, r := range recs[6:] {
 					r.Seq = uint64(6 + i)
 					r.Prev = prev
-					r.Hash = state.ChainHashForTest(r)
+					r.Hash = chainHash(r)
 					prev = r.Hash
 					b, _ := json.Marshal(r)
 					e.put(keys[5+i], b)
@@ -267,7 +282,8 @@ func TestVerifyAuditTamper(t *testing.T) {
 				if err := json.Unmarshal(e.get(k), &cp); err != nil {
 					t.Fatal(err)
 				}
-				b, _ := json.Marshal(state.SignCheckpointForTest(cp, other))
+				cp.Sign(other)
+				b, _ := json.Marshal(cp)
 				e.put(k, b)
 			},
 			seq: n + 2, entry: -1, what: "another key",

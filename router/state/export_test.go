@@ -2,9 +2,6 @@ package state
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -80,25 +77,6 @@ func (s *Store) LeaderKey(ctx context.Context) (string, int64, error) {
 		return "", 0, nil
 	}
 	return string(resp.Kvs[0].Key), resp.Kvs[0].CreateRevision, nil
-}
-
-// ChainHashForTest is the hash a chain record should hold, in hex.
-func ChainHashForTest(r audit.ChainRecord) string {
-	entry, _ := hex.DecodeString(r.EntrySHA256)
-	prev, _ := hex.DecodeString(r.Prev)
-	return hex.EncodeToString(audit.RecordHash(&r, entry, prev))
-}
-
-// SHA256ForTest is the hex SHA-256 of b.
-func SHA256ForTest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
-// SignCheckpointForTest signs cp with key, embedding key's public half.
-func SignCheckpointForTest(cp audit.Checkpoint, key ed25519.PrivateKey) audit.Checkpoint {
-	cp.Sign(key)
-	return cp
 }
 
 // AuditIndexed reports whether the audit index has a watermark.
