@@ -13,6 +13,11 @@ import (
 	"github.com/classroute/classroute/router/audit"
 )
 
+// The audit trail in etcd: entries written with the changes they record,
+// listed and found. The entries' format, the hash chain and its
+// verification are router/audit's; the chainer that seals the trail is
+// auditchain.go, its index auditindex.go.
+
 // auditOps returns the etcd operations that append e, flat, to be put
 // in the transaction of the change e records: the entry under audit/,
 // alone. (Its index keys are written behind it, by the indexer: see

@@ -69,7 +69,7 @@ import (
 //	floor    clock less the skew allowance (--audit-max-skew, 5s)
 //
 // A genuine entry is dated no earlier than any entry written before it
-// less the skew allowance (auditchain.go, "Forged entries"), so every
+// less the skew allowance (router/audit, "Forged entries"), so every
 // entry not yet indexed, written after through, has an id at or after
 // the floor. FindAudit reads the watermark at the revision it reads
 // everything at. When the index covers that revision (through reaches
