@@ -183,9 +183,9 @@ func (cp *Checkpoint) Sign(key ed25519.PrivateKey) {
 	cp.Signature = ed25519.Sign(key, checkpointMessage(cp.Seq, mustHex(cp.Hash), cp.Time))
 }
 
-// verifyCheckpoint reports whether cp is signed by pub (nil: by the key
+// VerifyCheckpoint reports whether cp is signed by pub (nil: by the key
 // it names), and if not, why, to follow "checkpoint #N".
-func verifyCheckpoint(cp *Checkpoint, pub ed25519.PublicKey) (ok bool, why string) {
+func VerifyCheckpoint(cp *Checkpoint, pub ed25519.PublicKey) (ok bool, why string) {
 	h, err := hex.DecodeString(cp.Hash)
 	switch {
 	case pub != nil && !bytes.Equal(cp.PublicKey, pub):

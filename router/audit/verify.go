@@ -137,7 +137,7 @@ func Verify(log *Log, pub ed25519.PublicKey, now time.Time, opts ...VerifyOption
 	var times []Checkpoint             // the checkpoints that verify, by seq
 	for i := range cps {
 		var ok bool
-		if ok, signed[i] = verifyCheckpoint(&cps[i], pub); ok {
+		if ok, signed[i] = VerifyCheckpoint(&cps[i], pub); ok {
 			times = append(times, cps[i])
 		}
 	}
@@ -278,7 +278,7 @@ func Verify(log *Log, pub ed25519.PublicKey, now time.Time, opts ...VerifyOption
 	for i := range cfg.anchors {
 		a := &cfg.anchors[i]
 		rep.Anchors++
-		if ok, why := verifyCheckpoint(a, pub); !ok {
+		if ok, why := VerifyCheckpoint(a, pub); !ok {
 			bad(a.Seq, "", "checkpoint #%d anchored outside etcd%s", a.Seq, why)
 			continue
 		}

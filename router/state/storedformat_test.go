@@ -21,6 +21,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
 )
@@ -64,8 +65,8 @@ func goldenAt(d time.Duration) time.Time { return goldenTime.Add(d) }
 // goldenAuditID is the id of the golden audit entry, as a daemon of
 // node c1a55e00 makes its first one at goldenTime.
 func goldenAuditID() string {
-	ids := auditIDs{node: "c1a55e00"}
-	return ids.next(goldenTime)
+	ids := audit.IDs{Node: "c1a55e00"}
+	return ids.Next(goldenTime)
 }
 
 // The fully populated records. Every stored field is set to a value
@@ -232,10 +233,10 @@ func goldenChange() Change {
 	}
 }
 
-func goldenAuditEntry() AuditEntry {
-	return AuditEntry{
+func goldenAuditEntry() audit.Entry {
+	return audit.Entry{
 		Time:           goldenTime,
-		Op:             AuditRefuseSummary,
+		Op:             audit.OpRefuseSummary,
 		Actor:          "spiffe://classroute.example/tenant/us-army/user/alice",
 		RequestID:      "req-0001",
 		Tenant:         "us-army",
@@ -258,7 +259,7 @@ func goldenAuditEntry() AuditEntry {
 // goldenEntryBytes is the golden audit entry as stored.
 func goldenEntryBytes(tb testing.TB) []byte {
 	tb.Helper()
-	b, err := encodeAudit(goldenAuditEntry())
+	b, err := audit.Encode(goldenAuditEntry())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -267,11 +268,11 @@ func goldenEntryBytes(tb testing.TB) []byte {
 
 // goldenChainRecord chains the golden audit entry, flagged, after a
 // previous record, with its hash computed as the chainer computes it.
-func goldenChainRecord(tb testing.TB) ChainRecord {
+func goldenChainRecord(tb testing.TB) audit.ChainRecord {
 	tb.Helper()
 	entry := sha256.Sum256(goldenEntryBytes(tb))
 	prev := sha256.Sum256([]byte("the previous record"))
-	r := ChainRecord{
+	r := audit.ChainRecord{
 		Seq:         42,
 		Key:         goldenAuditID(),
 		Rev:         goldenCreateRev,
@@ -280,31 +281,29 @@ func goldenChainRecord(tb testing.TB) ChainRecord {
 		Time:        goldenTime,
 		Tamper:      "rewritten after it was written (created at revision 4711, version 2 written at revision 4712)",
 	}
-	r.Hash = hex.EncodeToString(recordHash(&r, entry[:], prev[:]))
+	r.Hash = hex.EncodeToString(audit.RecordHash(&r, entry[:], prev[:]))
 	return r
 }
 
 // goldenCheckpoint signs the golden chain record's head with a fixed
 // key (ed25519 signatures are deterministic).
-func goldenCheckpoint(tb testing.TB) Checkpoint {
+func goldenCheckpoint(tb testing.TB) audit.Checkpoint {
 	tb.Helper()
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x5e}, ed25519.SeedSize))
 	head := goldenChainRecord(tb)
-	h, err := hex.DecodeString(head.Hash)
-	if err != nil {
+	if _, err := hex.DecodeString(head.Hash); err != nil {
 		tb.Fatal(err)
 	}
-	at := goldenAt(time.Second)
-	return Checkpoint{Seq: head.Seq, Hash: head.Hash, Time: at,
-		PublicKey: key.Public().(ed25519.PublicKey),
-		Signature: ed25519.Sign(key, checkpointMessage(head.Seq, h, at))}
+	cp := audit.Checkpoint{Seq: head.Seq, Hash: head.Hash, Time: goldenAt(time.Second)}
+	cp.Sign(key)
+	return cp
 }
 
 func goldenWatermark() auditWatermark {
 	return auditWatermark{
 		Through: goldenCreateRev,
 		Clock:   goldenTime,
-		Floor:   goldenTime.Add(-DefaultAuditMaxSkew),
+		Floor:   goldenTime.Add(-audit.DefaultMaxSkew),
 		Newest:  goldenAuditID(),
 		Time:    goldenAt(2 * time.Second),
 		wrote:   goldenCreateRev + 1, // not stored: the decoder sets it from the record's mod revision
@@ -411,11 +410,12 @@ func storedKinds(tb testing.TB) []storedKind {
 		// audit.go; read by ListAudit, FindAudit and the chainer, which
 		// judges it (the strictest reader: its id must match its time).
 		{file: "audit.json", key: k.audit(auditID), value: entry,
-			encode: func() ([]byte, error) { return encodeAudit(entry) },
+			encode: func() ([]byte, error) { return audit.Encode(entry) },
 			decode: func(val []byte) (any, error) {
 				kv := &mvccpb.KeyValue{Key: []byte(k.audit(auditID)), Value: val,
 					CreateRevision: goldenCreateRev, ModRevision: goldenCreateRev, Version: 1}
-				e, fault := judgeEntry(auditID, kv, time.Time{}, goldenTime, DefaultAuditMaxSkew)
+				se := storedEntry(auditID, kv)
+				e, fault := audit.Judge(&se, time.Time{}, goldenTime, audit.DefaultMaxSkew)
 				if fault != "" {
 					return nil, errors.New(fault)
 				}
@@ -425,13 +425,14 @@ func storedKinds(tb testing.TB) []storedKind {
 		// its hash against its contents.
 		{file: "audit-chain.json", key: k.chain(chain.Seq), value: chain, encode: marshal(chain),
 			decode: func(val []byte) (any, error) {
-				var r ChainRecord
+				var r audit.ChainRecord
 				if err := json.Unmarshal(val, &r); err != nil {
 					return nil, err
 				}
 				h, herr := hex.DecodeString(r.Hash)
 				es, eerr := hex.DecodeString(r.EntrySHA256)
-				if herr != nil || eerr != nil || !bytes.Equal(recordHash(&r, es, mustHex(r.Prev)), h) {
+				prev, _ := hex.DecodeString(r.Prev)
+				if herr != nil || eerr != nil || !bytes.Equal(audit.RecordHash(&r, es, prev), h) {
 					return nil, errors.New("its hash does not match its contents")
 				}
 				return r, nil
@@ -440,11 +441,11 @@ func storedKinds(tb testing.TB) []storedKind {
 		// verifies its signature.
 		{file: "audit-checkpoint.json", key: k.checkpoint(cp.Seq), value: cp, encode: marshal(cp),
 			decode: func(val []byte) (any, error) {
-				var c Checkpoint
+				var c audit.Checkpoint
 				if err := json.Unmarshal(val, &c); err != nil {
 					return nil, err
 				}
-				if ok, why := verifyCheckpoint(&c, nil); !ok {
+				if ok, why := audit.VerifyCheckpoint(&c, nil); !ok {
 					return nil, errors.New("checkpoint" + why)
 				}
 				return c, nil
@@ -535,8 +536,8 @@ func TestStoredFormat(t *testing.T) {
 // encodeDecoded encodes got, a decoded record, with the kind's encoder.
 func (sk storedKind) encodeDecoded(got any) ([]byte, error) {
 	switch v := got.(type) {
-	case AuditEntry:
-		return encodeAudit(v)
+	case audit.Entry:
+		return audit.Encode(v)
 	case []byte:
 		return []byte(hex.EncodeToString(v)), nil
 	}
@@ -600,7 +601,7 @@ func TestStoredFormatKeys(t *testing.T) {
 		{"usage", k.usage("aws/us-iso-east-1"), "/classroute/v1/usage/aws/us-iso-east-1"},
 		{"placement", k.placement(placementKey("us-army", "req-0001")), "/classroute/v1/placements/us-army/req-0001"},
 		{"audit entry", k.audit(id), "/classroute/v1/audit/" + wantID},
-		{"audit id time prefix", auditIDTime(goldenTime), "18ecd7b195075f15"},
+		{"audit id time prefix", audit.IDTime(goldenTime), "18ecd7b195075f15"},
 		{"audit chain record", k.chain(42), "/classroute/v1/audit-chain/00000000000000000042"},
 		{"audit checkpoint", k.checkpoint(42), "/classroute/v1/audit-checkpoint/00000000000000000042"},
 		{"audit index watermark", k.auditWatermark(), "/classroute/v1/audit-index/watermark"},
@@ -627,8 +628,8 @@ func TestStoredFormatKeys(t *testing.T) {
 			t.Errorf("%s key = %q; want %q", c.name, c.got, c.want)
 		}
 	}
-	if ns, ok := auditIDNanos(wantID); !ok || ns != goldenTime.UnixNano() {
-		t.Errorf("auditIDNanos(%s) = %d, %v; want %d, true", wantID, ns, ok, goldenTime.UnixNano())
+	if ns, ok := audit.IDNanos(wantID); !ok || ns != goldenTime.UnixNano() {
+		t.Errorf("audit.IDNanos(%s) = %d, %v; want %d, true", wantID, ns, ok, goldenTime.UnixNano())
 	}
 
 	for _, c := range []struct {
