@@ -22,6 +22,7 @@ import (
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/feed"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -37,7 +38,7 @@ type Store interface {
 	ListPlacements(f PlacementFilter, pageSize int, pageToken string) (state.PlacementPage, error)
 	Release(ctx context.Context, tenant, id string) (*router.Placement, error)
 	// WatchPlacements streams the placement changes after a revision.
-	WatchPlacements(ctx context.Context, f state.WatchFilter, after int64) (*state.Feed, error)
+	WatchPlacements(ctx context.Context, f feed.Filter, after int64) (*feed.Feed, error)
 
 	// PutRegionOperational applies a region change that needs one
 	// administrator; the others are proposed and approved (change.go).

@@ -14,7 +14,7 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
-	"github.com/classroute/classroute/router/state"
+	"github.com/classroute/classroute/router/feed"
 )
 
 // The shapes of the Watch filters: a tenant id, a workload name, a
@@ -50,7 +50,7 @@ func WithWatchProgressEvery(d time.Duration) Option {
 // has moved. Its errors say what to do, never at which revision.
 func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	ctx := stream.Context()
-	f := state.WatchFilter{Tenant: req.GetTenant(), Workload: req.GetWorkload(), Region: req.GetRegion()}
+	f := feed.Filter{Tenant: req.GetTenant(), Workload: req.GetWorkload(), Region: req.GetRegion()}
 	var v router.Violations
 	if f.Tenant != "" && !tenantPattern.MatchString(f.Tenant) {
 		v.Add("tenant", "want a tenant id of lowercase letters, digits and '-', got %q", clip(f.Tenant, maxDescriptionBytes/2))
@@ -93,17 +93,17 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 	defer cancel(nil)
 	defer context.AfterFunc(s.draining, func() { cancel(errDraining) })()
 
-	feed, err := s.store.WatchPlacements(wctx, f, after)
+	fd, err := s.store.WatchPlacements(wctx, f, after)
 	if err != nil {
 		return s.fail(ctx, s.watchEnd(wctx, sc, err, after))
 	}
-	defer feed.Close()
+	defer fd.Close()
 	if sc.confined() {
-		return s.watchConfined(wctx, sc, feed, stream)
+		return s.watchConfined(wctx, sc, fd, stream)
 	}
 	last := after
 	for {
-		b, err := feed.Next(wctx)
+		b, err := fd.Next(wctx)
 		if err != nil {
 			return s.fail(ctx, s.watchEnd(wctx, sc, err, last))
 		}
@@ -122,9 +122,9 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 // events as they come, and, instead of its progress notices (sent when
 // etcd's revision moves, that is when anyone writes), a notice at the
 // latest revision seen on a fixed period, and one at once.
-func (s *Server) watchConfined(ctx context.Context, sc scope, feed *state.Feed, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
+func (s *Server) watchConfined(ctx context.Context, sc scope, fd *feed.Feed, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	type next struct {
-		b   state.WatchBatch
+		b   feed.Batch
 		err error
 	}
 	// One goroutine reads the feed; the stream is written here only.
@@ -133,7 +133,7 @@ func (s *Server) watchConfined(ctx context.Context, sc scope, feed *state.Feed, 
 	defer close(done)
 	go func() {
 		for {
-			b, err := feed.Next(ctx)
+			b, err := fd.Next(ctx)
 			select {
 			case batches <- next{b, err}:
 			case <-done:
@@ -149,7 +149,7 @@ func (s *Server) watchConfined(ctx context.Context, sc scope, feed *state.Feed, 
 	tick := time.NewTicker(s.watchProgressEvery)
 	defer tick.Stop()
 	for {
-		var send state.WatchBatch
+		var send feed.Batch
 		select {
 		case n := <-batches:
 			if n.err != nil {
@@ -165,7 +165,7 @@ func (s *Server) watchConfined(ctx context.Context, sc scope, feed *state.Feed, 
 			if first {
 				continue // the first notice has not come from the feed yet
 			}
-			send = state.WatchBatch{Revision: last}
+			send = feed.Batch{Revision: last}
 		}
 		out, err := s.watchResponse(ctx, sc, send)
 		if err != nil {
@@ -206,7 +206,7 @@ func (s *Server) watchEnd(ctx context.Context, sc scope, err error, last int64) 
 	return err
 }
 
-func (s *Server) watchResponse(ctx context.Context, sc scope, b state.WatchBatch) (*pb.WatchResponse, error) {
+func (s *Server) watchResponse(ctx context.Context, sc scope, b feed.Batch) (*pb.WatchResponse, error) {
 	token, err := s.resumeToken(ctx, sc.tenantID, b.Revision)
 	if err != nil {
 		return nil, err
@@ -221,15 +221,15 @@ func (s *Server) watchResponse(ctx context.Context, sc scope, b state.WatchBatch
 	return out, nil
 }
 
-func eventTypeToProto(t state.EventType) pb.PlacementEventType {
+func eventTypeToProto(t feed.EventType) pb.PlacementEventType {
 	switch t {
-	case state.EventPlaced:
+	case feed.EventPlaced:
 		return pb.PlacementEventType_PLACEMENT_EVENT_TYPE_PLACED
-	case state.EventUpdated:
+	case feed.EventUpdated:
 		return pb.PlacementEventType_PLACEMENT_EVENT_TYPE_UPDATED
-	case state.EventReleased:
+	case feed.EventReleased:
 		return pb.PlacementEventType_PLACEMENT_EVENT_TYPE_RELEASED
-	case state.EventDeleted:
+	case feed.EventDeleted:
 		return pb.PlacementEventType_PLACEMENT_EVENT_TYPE_DELETED
 	}
 	return pb.PlacementEventType_PLACEMENT_EVENT_TYPE_UNSPECIFIED

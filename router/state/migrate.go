@@ -23,7 +23,7 @@ import (
 // others' compares fail and they find it gone. Nothing about a
 // placement changes in the move (the usage records already count it),
 // so the move is not audited, and a placement feed passes over it
-// (feed.go). A record whose value does not decode, or whose new key is
+// (router/feed). A record whose value does not decode, or whose new key is
 // taken (by the same tenant's placement of the same id: an older daemon
 // still writing the old layout after the upgrade), stays where it is,
 // logged at every load: an operator must look at it.

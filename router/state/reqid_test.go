@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/feed"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -424,24 +425,24 @@ func TestFeedSkipsMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, e.store, resp.Header.Revision)
-	feed, err := e.store.WatchPlacements(ctx, state.WatchFilter{}, resp.Header.Revision)
+	fd, err := e.store.WatchPlacements(ctx, feed.Filter{}, resp.Header.Revision)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer feed.Close()
+	defer fd.Close()
 	_ = e.open(e.other) // moves a
 	e.place("b", secretWorkload(t, "b"))
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for {
-		b, err := feed.Next(fctx)
+		b, err := fd.Next(fctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(b.Events) == 0 {
 			continue
 		}
-		if len(b.Events) != 1 || b.Events[0].Placement.ID != "b" || b.Events[0].Type != state.EventPlaced {
+		if len(b.Events) != 1 || b.Events[0].Placement.ID != "b" || b.Events[0].Type != feed.EventPlaced {
 			t.Fatalf("first batch after the move: %+v; want b placed only", b.Events)
 		}
 		return

@@ -15,6 +15,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/feed"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -42,11 +43,11 @@ func TestReleasedPlacementsPurgedAfterRetention(t *testing.T) {
 	e := newEnv(t, nil)
 	e.seed([]router.Provider{provider("aws")}, []router.Region{secretRegion("aws", "s1", big)}, []router.Tenant{army()})
 	ctx := context.Background()
-	feed, err := e.store.WatchPlacements(ctx, state.WatchFilter{Tenant: "us-army"}, 0)
+	fd, err := e.store.WatchPlacements(ctx, feed.Filter{Tenant: "us-army"}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer feed.Close()
+	defer fd.Close()
 
 	const retention = 1500 * time.Millisecond
 	e.place("live", secretWorkload(t, "w-live"))
@@ -97,12 +98,12 @@ func TestReleasedPlacementsPurgedAfterRetention(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for len(deleted) < len(gone) {
-		b, err := feed.Next(wctx)
+		b, err := fd.Next(wctx)
 		if err != nil {
 			t.Fatalf("watch: %v; deletions seen %v", err, deleted)
 		}
 		for _, ev := range b.Events {
-			if ev.Type == state.EventDeleted {
+			if ev.Type == feed.EventDeleted {
 				deleted[ev.Placement.ID] = ev.Placement.State
 			}
 		}

@@ -58,7 +58,7 @@ type options struct {
 	seedLeaseTTL   int64                       // seconds; see Seed
 	loadByPages    bool                        // tests only: load as from an etcd without range streams
 
-	watchProgressEvery time.Duration // see feed.go
+	watchProgressEvery time.Duration // see feedsource.go and router/feed
 	watchBuffer        int
 	observer           Observer // see observe.go
 

@@ -1,9 +1,20 @@
-package state
+// Package feed streams the changes of the placements directory to one
+// watcher each: the Watch API's feed. It is an etcd watch of its own, not
+// the daemon's cache (router/state keeps that): the cache keeps only the
+// latest state, while a feed must hand over every change exactly once
+// across reconnects.
+//
+// The store it reads (router/state) is behind Source: the key layout and
+// the record format stay there. feed imports etcd's client and router;
+// it must not import router/state, router/server or go-memdb (a test
+// enforces it).
+package feed
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -14,12 +25,81 @@ import (
 	"github.com/classroute/classroute/router"
 )
 
-// A placement feed streams the changes of the placements directory to
-// one watcher (the Watch API). It is an etcd watch of its own, not the
-// cache: the cache keeps only the latest state, while a feed must hand
-// over every change exactly once across reconnects.
+// Source is the store a feed reads: its etcd client, its key layout and
+// record format, and the state of its cache.
+type Source interface {
+	// Dir is the etcd key prefix of tenant's placements, or of every
+	// placement when tenant is empty or not a valid key part.
+	Dir(tenant string) string
+	// IsPlacement reports whether key is a placement record's key.
+	IsPlacement(key string) bool
+	// Legacy reports whether key is a placement key of the layout
+	// before request ids were scoped to the tenant (a migration moves
+	// those records; the move is no change of the placement).
+	Legacy(key string) bool
+	// Decode decodes a placement record, and checks that it names the
+	// placement its key does.
+	Decode(kv *mvccpb.KeyValue) (*router.Placement, error)
+	// KV reads etcd; NewWatcher makes a watcher of the feed's own, so
+	// that its progress requests reach only its own watch.
+	KV() clientv3.KV
+	NewWatcher() clientv3.Watcher
+	// Revision is the revision the store's cache reflects.
+	Revision() int64
+	// Ready is nil while the store may answer (its cache is fresh).
+	Ready() error
+	// Done is closed when the store closes.
+	Done() <-chan struct{}
+}
+
+// Defaults of Config.
+const (
+	DefaultProgressEvery = 10 * time.Second
+	DefaultBuffer        = 4096
+	DefaultOpTimeout     = 5 * time.Second
+)
+
+// Config is a feed's settings.
+type Config struct {
+	// ProgressEvery is how often a feed with nothing to send sends a
+	// progress notice (default DefaultProgressEvery).
+	ProgressEvery time.Duration
+	// Buffer bounds how many events a feed queues for a slow client
+	// before it ends with router.ErrWatcherTooSlow (default
+	// DefaultBuffer).
+	Buffer int
+	// OpTimeout bounds each etcd request (default DefaultOpTimeout).
+	OpTimeout time.Duration
+	Log       *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = DefaultProgressEvery
+	}
+	if c.Buffer <= 0 {
+		c.Buffer = DefaultBuffer
+	}
+	if c.OpTimeout <= 0 {
+		c.OpTimeout = DefaultOpTimeout
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// unavailable is err from etcd as the feed returns it: ctx's error when
+// ctx ended, router.ErrUnavailable otherwise.
+func unavailable(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (etcd: %v)", ctx.Err(), err)
+	}
+	return fmt.Errorf("%w: etcd: %w", router.ErrUnavailable, err)
+}
+
+// How a feed works.
 //
-// Start. WatchPlacements(after) watches from after+1, so a client that
+// Start. Start(…, after) watches from after+1, so a client that
 // resumes with the last revision it received neither misses nor repeats
 // a change. after = 0 means the revision the cache reflects, not etcd's
 // latest: a List answered by this daemon just before reflects that
@@ -38,11 +118,11 @@ import (
 //
 // Progress. While nothing matches, the feed sends a progress notice (a
 // batch without events, at the revision etcd vouched for) at most every
-// WithWatchProgressEvery, so a client resuming later starts from a
+// Config.ProgressEvery, so a client resuming later starts from a
 // recent revision, not one compaction has since removed.
 //
 // Memory. The feed never blocks on its client: it queues batches and
-// the caller takes them with Next. When more than WithWatchBuffer events
+// the caller takes them with Next. When more than Config.Buffer events
 // wait in the queue, the client is not keeping up, and waiting for it
 // would make the etcd client buffer the watch without bound; so the feed
 // stops watching and, once the client has taken what is queued (whole
@@ -50,31 +130,14 @@ import (
 // from the last revision it received. Notices are coalesced, never
 // queued twice in a row.
 
-// Defaults of the feed options.
-const (
-	DefaultWatchProgressEvery = 10 * time.Second
-	DefaultWatchBuffer        = 4096
-)
-
-// WithWatchProgressEvery sets how often a placement feed with nothing
-// to send sends a progress notice (default DefaultWatchProgressEvery).
-func WithWatchProgressEvery(d time.Duration) Option {
-	return func(o *options) { o.watchProgressEvery = d }
-}
-
-// WithWatchBuffer bounds how many events a placement feed queues for a
-// slow client before it ends with router.ErrWatcherTooSlow (default
-// DefaultWatchBuffer).
-func WithWatchBuffer(n int) Option { return func(o *options) { o.watchBuffer = n } }
-
 // flushRetry is how often a feed holding the events of a revision asks
 // etcd again for the progress notification that completes it (etcd
 // drops a request while the watch is catching up).
 const flushRetry = 50 * time.Millisecond
 
-// WatchFilter selects the placement changes a feed streams. Set fields
+// Filter selects the placement changes a feed streams. Set fields
 // must all match, on the placement before or after the change.
-type WatchFilter struct {
+type Filter struct {
 	Tenant string
 	// Workload is a workload name.
 	Workload string
@@ -84,7 +147,7 @@ type WatchFilter struct {
 	Region string
 }
 
-func (f *WatchFilter) match(p *router.Placement) bool {
+func (f *Filter) match(p *router.Placement) bool {
 	if f.Tenant != "" && p.Tenant != f.Tenant {
 		return false
 	}
@@ -122,20 +185,20 @@ const (
 	EventDeleted
 )
 
-// PlacementEvent is one change of a placement.
-type PlacementEvent struct {
+// Event is one change of a placement.
+type Event struct {
 	Type EventType
 	// Placement is the placement after the change; for EventDeleted,
 	// the last version. Shared: never modify it.
 	Placement *router.Placement
 }
 
-// WatchBatch is every matching change of one etcd revision. A batch
+// Batch is every matching change of one etcd revision. A batch
 // without events is a progress notice: nothing matching changed up to
 // Revision.
-type WatchBatch struct {
+type Batch struct {
 	Revision int64
-	Events   []PlacementEvent
+	Events   []Event
 }
 
 // Feed is one watcher's stream of placement changes. Next returns the
@@ -150,7 +213,7 @@ type Feed struct {
 // router.ErrRevisionOutOfRange (compacted meanwhile),
 // router.ErrWatcherTooSlow, router.ErrUnavailable (etcd or the store),
 // or ctx's error.
-func (f *Feed) Next(ctx context.Context) (WatchBatch, error) { return f.q.next(ctx) }
+func (f *Feed) Next(ctx context.Context) (Batch, error) { return f.q.next(ctx) }
 
 // Close stops the feed and waits for it. It is safe to call more than once.
 func (f *Feed) Close() {
@@ -158,35 +221,36 @@ func (f *Feed) Close() {
 	<-f.done
 }
 
-// WatchPlacements starts a feed of the changes after revision after (0:
-// the revision the cache reflects) that f selects. The feed's first
+// Start starts a feed of the changes after revision after (0: the
+// revision src's cache reflects) that f selects. The feed's first
 // batch is a progress notice at the start revision. It ends when ctx
 // ends, when Close is called, or on an error Next returns.
-func (s *Store) WatchPlacements(ctx context.Context, f WatchFilter, after int64) (*Feed, error) {
+func Start(ctx context.Context, src Source, cfg Config, f Filter, after int64) (*Feed, error) {
+	cfg.defaults()
 	if after < 0 {
 		return nil, router.Violations{{Field: "after_revision", Description: fmt.Sprintf("must not be negative, got %d", after)}}.Err()
 	}
-	if err := s.Ready(); err != nil {
+	if after < 0 {
+		return nil, router.Violations{{Field: "after_revision", Description: fmt.Sprintf("must not be negative, got %d", after)}}.Err()
+	}
+	if err := src.Ready(); err != nil {
 		return nil, err
 	}
 	if after == 0 {
-		after = s.rev.current()
-	} else if err := s.checkStart(ctx, after); err != nil {
+		after = src.Revision()
+	} else if err := checkStart(ctx, src, cfg, after); err != nil {
 		return nil, err
 	}
 
 	fctx, cancel := context.WithCancel(ctx)
-	w := s.newWatch()
+	w := src.NewWatcher()
 	// RequireLeader: a member cut off from its cluster ends the feed
 	// rather than serving it silently.
 	wctx := clientv3.WithRequireLeader(fctx)
-	dir := s.keys.prefix + placementsDir
-	if validKeyPart(f.Tenant) {
-		// One tenant's directory: the feed's work follows that
-		// tenant's writes, not everyone's (a tenant's user learns
-		// nothing of the others' volume from it).
-		dir += f.Tenant + "/"
-	}
+	// One tenant's directory when f names one: the feed's work follows
+	// that tenant's writes, not everyone's (a tenant's user learns
+	// nothing of the others' volume from it).
+	dir := src.Dir(f.Tenant)
 	wch := w.Watch(wctx, dir, clientv3.WithPrefix(), clientv3.WithRev(after+1),
 		clientv3.WithPrevKV(), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
 	stop := func() {
@@ -194,7 +258,7 @@ func (s *Store) WatchPlacements(ctx context.Context, f WatchFilter, after int64)
 		_ = w.Close()
 	}
 	// Wait for etcd to take the watch, so that a refusal is the call's error.
-	t := time.NewTimer(s.opTimeout)
+	t := time.NewTimer(cfg.OpTimeout)
 	defer t.Stop()
 	select {
 	case resp, ok := <-wch:
@@ -217,13 +281,13 @@ func (s *Store) WatchPlacements(ctx context.Context, f WatchFilter, after int64)
 		}
 	case <-t.C:
 		stop()
-		return nil, fmt.Errorf("%w: etcd did not take the watch within %v", router.ErrUnavailable, s.opTimeout)
+		return nil, fmt.Errorf("%w: etcd did not take the watch within %v", router.ErrUnavailable, cfg.OpTimeout)
 	}
 
 	fd := &Feed{cancel: cancel, done: make(chan struct{})}
-	fd.q.init(s.watchBuffer)
-	r := &feedRun{s: s, filter: f, q: &fd.q, watcher: w, wctx: wctx, last: after, lastPush: time.Now()}
-	r.q.push(WatchBatch{Revision: after})
+	fd.q.init(cfg.Buffer)
+	r := &feedRun{src: src, cfg: cfg, filter: f, q: &fd.q, watcher: w, wctx: wctx, last: after, lastPush: time.Now()}
+	r.q.push(Batch{Revision: after})
 	go func() {
 		defer close(fd.done)
 		defer stop()
@@ -233,11 +297,11 @@ func (s *Store) WatchPlacements(ctx context.Context, f WatchFilter, after int64)
 }
 
 // checkStart refuses a start revision etcd has compacted or not reached.
-func (s *Store) checkStart(ctx context.Context, after int64) error {
-	key := s.keys.prefix + placementsDir
-	gctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+func checkStart(ctx context.Context, src Source, cfg Config, after int64) error {
+	key := src.Dir("")
+	gctx, cancel := context.WithTimeout(ctx, cfg.OpTimeout)
 	defer cancel()
-	resp, err := s.kv.Get(gctx, key, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := src.KV().Get(gctx, key, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return unavailable(ctx, err)
 	}
@@ -248,7 +312,7 @@ func (s *Store) checkStart(ctx context.Context, after int64) error {
 		return nil
 	}
 	// A read at the first revision to send fails if it is compacted.
-	_, err = s.kv.Get(gctx, key, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(after+1))
+	_, err = src.KV().Get(gctx, key, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(after+1))
 	if errors.Is(err, rpctypes.ErrCompacted) {
 		return fmt.Errorf("%w: changes after revision %d are compacted: list again, then watch from the list's revision",
 			router.ErrRevisionOutOfRange, after)
@@ -277,8 +341,9 @@ func feedErr(resp *clientv3.WatchResponse, last int64) error {
 
 // feedRun is the state of one feed's goroutine.
 type feedRun struct {
-	s       *Store
-	filter  WatchFilter
+	src     Source
+	cfg     Config
+	filter  Filter
 	q       *feedQueue
 	watcher clientv3.Watcher
 	wctx    context.Context // the watch's context, for progress requests
@@ -286,7 +351,7 @@ type feedRun struct {
 	// pending holds the matching events of revision pendingRev, the
 	// latest seen, until that revision is known to be complete.
 	pendingRev int64
-	pending    []PlacementEvent
+	pending    []Event
 	// moved holds the values of the legacy placement records that
 	// revision pendingRev moved to their tenant's directory (see
 	// migrate.go): the move is no change of the placement.
@@ -296,7 +361,7 @@ type feedRun struct {
 }
 
 func (r *feedRun) run(ctx context.Context, wch clientv3.WatchChan) error {
-	every := r.s.watchProgressEvery
+	every := r.cfg.ProgressEvery
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	flush := time.NewTimer(flushRetry)
@@ -328,7 +393,7 @@ func (r *feedRun) run(ctx context.Context, wch clientv3.WatchChan) error {
 			if time.Since(r.lastPush) >= every {
 				r.requestProgress()
 			}
-		case <-r.s.done:
+		case <-r.src.Done():
 			return fmt.Errorf("%w: store closed", router.ErrUnavailable)
 		case <-ctx.Done():
 			return ctx.Err()
@@ -339,10 +404,10 @@ func (r *feedRun) run(ctx context.Context, wch clientv3.WatchChan) error {
 // requestProgress asks etcd for a progress notification on the feed's
 // watch stream.
 func (r *feedRun) requestProgress() {
-	ctx, cancel := context.WithTimeout(r.wctx, r.s.opTimeout)
+	ctx, cancel := context.WithTimeout(r.wctx, r.cfg.OpTimeout)
 	defer cancel()
 	if err := r.watcher.RequestProgress(ctx); err != nil && r.wctx.Err() == nil {
-		r.s.log.Debug("state: placement feed progress request", "err", err)
+		r.cfg.Log.Debug("feed: placement feed progress request", "err", err)
 	}
 }
 
@@ -365,8 +430,8 @@ func (r *feedRun) handle(resp *clientv3.WatchResponse) error {
 				return err
 			}
 		}
-		if rev > r.last && time.Since(r.lastPush) >= r.s.watchProgressEvery {
-			return r.push(WatchBatch{Revision: rev})
+		if rev > r.last && time.Since(r.lastPush) >= r.cfg.ProgressEvery {
+			return r.push(Batch{Revision: rev})
 		}
 		return nil
 	}
@@ -379,7 +444,7 @@ func (r *feedRun) handle(resp *clientv3.WatchResponse) error {
 			r.pendingRev = rev
 			clear(r.moved)
 		}
-		if _, legacy := r.s.keys.legacyPlacement(string(ev.Kv.Key)); legacy && ev.Type == clientv3.EventTypeDelete && ev.PrevKv != nil {
+		if src := r.src; src.Legacy(string(ev.Kv.Key)) && ev.Type == clientv3.EventTypeDelete && ev.PrevKv != nil {
 			// A migration deletes the legacy record before it
 			// writes the same value under the new key.
 			if r.moved == nil {
@@ -400,12 +465,12 @@ func (r *feedRun) flush() error {
 	if len(r.pending) == 0 {
 		return nil
 	}
-	b := WatchBatch{Revision: r.pendingRev, Events: r.pending}
+	b := Batch{Revision: r.pendingRev, Events: r.pending}
 	r.pending = nil
 	return r.push(b)
 }
 
-func (r *feedRun) push(b WatchBatch) error {
+func (r *feedRun) push(b Batch) error {
 	if !r.q.push(b) {
 		return fmt.Errorf("%w: more than %d changes wait for the client; resume after revision %d",
 			router.ErrWatcherTooSlow, r.q.max, r.last)
@@ -417,29 +482,28 @@ func (r *feedRun) push(b WatchBatch) error {
 // event turns one etcd event into a placement event, if it is about a
 // placement the filter selects. A record that does not decode is
 // skipped and logged.
-func (r *feedRun) event(ev *clientv3.Event) (PlacementEvent, bool) {
-	k, id := r.s.keys.parse(string(ev.Kv.Key))
-	if k != kindPlacement {
-		return PlacementEvent{}, false
+func (r *feedRun) event(ev *clientv3.Event) (Event, bool) {
+	if !r.src.IsPlacement(string(ev.Kv.Key)) {
+		return Event{}, false
 	}
 	var prev *router.Placement
 	if ev.PrevKv != nil {
-		prev = r.decode(ev.PrevKv, id)
+		prev = r.decode(ev.PrevKv)
 	}
 	if ev.Type == clientv3.EventTypeDelete {
 		if prev == nil {
-			r.s.log.Warn("state: placement feed: deletion without a readable previous version; skipped",
+			r.cfg.Log.Warn("feed: placement feed: deletion without a readable previous version; skipped",
 				"key", string(ev.Kv.Key), "revision", ev.Kv.ModRevision)
-			return PlacementEvent{}, false
+			return Event{}, false
 		}
-		return PlacementEvent{Type: EventDeleted, Placement: prev}, r.filter.match(prev)
+		return Event{Type: EventDeleted, Placement: prev}, r.filter.match(prev)
 	}
 	if ev.Kv.CreateRevision == ev.Kv.ModRevision && r.moved[string(ev.Kv.Value)] {
-		return PlacementEvent{}, false // migrated, unchanged
+		return Event{}, false // migrated, unchanged
 	}
-	cur := r.decode(ev.Kv, id)
+	cur := r.decode(ev.Kv)
 	if cur == nil || !(r.filter.match(cur) || prev != nil && r.filter.match(prev)) {
-		return PlacementEvent{}, false
+		return Event{}, false
 	}
 	typ := EventUpdated
 	switch {
@@ -448,16 +512,13 @@ func (r *feedRun) event(ev *clientv3.Event) (PlacementEvent, bool) {
 	case cur.State == router.PlacementReleased && (prev == nil || prev.State != router.PlacementReleased):
 		typ = EventReleased
 	}
-	return PlacementEvent{Type: typ, Placement: cur}, true
+	return Event{Type: typ, Placement: cur}, true
 }
 
-func (r *feedRun) decode(kv *mvccpb.KeyValue, id string) *router.Placement {
-	p, err := decodePlacement(kv.Value)
-	if err == nil && keyOf(p) != id {
-		err = fmt.Errorf("record names placement %q", keyOf(p))
-	}
+func (r *feedRun) decode(kv *mvccpb.KeyValue) *router.Placement {
+	p, err := r.src.Decode(kv)
 	if err != nil {
-		r.s.log.Warn("state: placement feed: skipping unreadable record", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
+		r.cfg.Log.Warn("feed: placement feed: skipping unreadable record", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
 		return nil
 	}
 	return p
@@ -467,7 +528,7 @@ func (r *feedRun) decode(kv *mvccpb.KeyValue, id string) *router.Placement {
 // taken, and then why the feed ended.
 type feedQueue struct {
 	mu     sync.Mutex
-	items  []WatchBatch
+	items  []Batch
 	events int // events in items
 	max    int
 	err    error
@@ -489,7 +550,7 @@ func (q *feedQueue) signal() {
 // push queues b and reports whether it fit. A notice right after a
 // notice replaces it. A batch larger than the bound is taken when
 // nothing else waits, so that one large revision cannot stall a feed.
-func (q *feedQueue) push(b WatchBatch) bool {
+func (q *feedQueue) push(b Batch) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := len(q.items)
@@ -516,12 +577,12 @@ func (q *feedQueue) end(err error) {
 	q.signal()
 }
 
-func (q *feedQueue) next(ctx context.Context) (WatchBatch, error) {
+func (q *feedQueue) next(ctx context.Context) (Batch, error) {
 	for {
 		q.mu.Lock()
 		if len(q.items) > 0 {
 			b := q.items[0]
-			q.items[0] = WatchBatch{}
+			q.items[0] = Batch{}
 			q.items = q.items[1:]
 			if len(q.items) == 0 {
 				q.items = nil // let the backing array go
@@ -533,12 +594,12 @@ func (q *feedQueue) next(ctx context.Context) (WatchBatch, error) {
 		err := q.err
 		q.mu.Unlock()
 		if err != nil {
-			return WatchBatch{}, err
+			return Batch{}, err
 		}
 		select {
 		case <-q.wake:
 		case <-ctx.Done():
-			return WatchBatch{}, ctx.Err()
+			return Batch{}, ctx.Err()
 		}
 	}
 }

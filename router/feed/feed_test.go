@@ -1,10 +1,11 @@
-package state
+package feed
 
 import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,14 +16,32 @@ import (
 	"github.com/classroute/classroute/router"
 )
 
+// testSource is a store under the prefix /p/ whose placement records are
+// JSON, for the tests that feed responses made up here to a feed.
+type testSource struct{ Source }
+
+func (testSource) IsPlacement(key string) bool {
+	rest, ok := strings.CutPrefix(key, "/p/placements/")
+	return ok && strings.Contains(rest, "/")
+}
+
+func (testSource) Legacy(key string) bool {
+	rest, ok := strings.CutPrefix(key, "/p/placements/")
+	return ok && rest != "" && !strings.Contains(rest, "/")
+}
+
+func (testSource) Decode(kv *mvccpb.KeyValue) (*router.Placement, error) {
+	var p router.Placement
+	err := json.Unmarshal(kv.Value, &p)
+	return &p, err
+}
+
 // The feed's grouping, on responses made up here: etcd itself sends a
 // revision's events in one response, so only a made-up stream can split
 // one, as the feed must allow for.
 func TestFeedGroupsByRevision(t *testing.T) {
-	s := &Store{keys: keys{prefix: "/p/"}}
-	s.log = slog.New(slog.DiscardHandler)
-	s.watchProgressEvery = time.Hour
-	r := &feedRun{s: s, q: &feedQueue{}}
+	cfg := Config{ProgressEvery: time.Hour, Log: slog.New(slog.DiscardHandler)}
+	r := &feedRun{src: testSource{}, cfg: cfg, q: &feedQueue{}}
 	r.q.init(100)
 
 	put := func(id string, rev int64) *clientv3.Event {
@@ -80,17 +99,17 @@ func TestFeedGroupsByRevision(t *testing.T) {
 func TestFeedQueueBound(t *testing.T) {
 	var q feedQueue
 	q.init(3)
-	evs := func(n int) []PlacementEvent { return make([]PlacementEvent, n) }
+	evs := func(n int) []Event { return make([]Event, n) }
 	for i, tc := range []struct {
-		b    WatchBatch
+		b    Batch
 		ok   bool
 		want int // items queued after
 	}{
-		{WatchBatch{Revision: 1}, true, 1},
-		{WatchBatch{Revision: 2}, true, 1}, // replaces the notice
-		{WatchBatch{Revision: 3, Events: evs(5)}, true, 2},
-		{WatchBatch{Revision: 4, Events: evs(1)}, false, 2},
-		{WatchBatch{Revision: 5}, true, 3},
+		{Batch{Revision: 1}, true, 1},
+		{Batch{Revision: 2}, true, 1}, // replaces the notice
+		{Batch{Revision: 3, Events: evs(5)}, true, 2},
+		{Batch{Revision: 4, Events: evs(1)}, false, 2},
+		{Batch{Revision: 5}, true, 3},
 	} {
 		if ok := q.push(tc.b); ok != tc.ok || len(q.items) != tc.want {
 			t.Fatalf("push %d: got %v with %d queued; want %v with %d", i, ok, len(q.items), tc.ok, tc.want)
