@@ -22,6 +22,7 @@ import (
 	"github.com/classroute/classroute/providers/sim"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
 )
@@ -38,20 +39,14 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "sim-test-etcd-")
+	var stop func()
+	var err error
+	member, stop, err = etcdtest.Shared("sim-test-etcd-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	member, err = etcdlocal.Start(ctx, etcdlocal.Config{Dir: dir, UnsafeNoFsync: true})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer member.Close()
+	defer stop()
 	return m.Run()
 }
 
@@ -67,11 +62,7 @@ type daemon struct {
 
 func startDaemon(tb testing.TB) *daemon {
 	tb.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: member.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { cli.Close() })
+	cli := etcdtest.Client(tb, member.Endpoints()...)
 	prefix := "/sim-test/" + tb.Name() + "/"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -2,84 +2,23 @@ package etcdlocal_test
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/etcdtest"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// cluster starts n members of a new cluster at once (each waits for a
-// quorum of the others) and returns their configurations and members.
-func cluster(t *testing.T, n int) ([]etcdlocal.Config, []*etcdlocal.Member) {
-	t.Helper()
-	cfgs := make([]etcdlocal.Config, n)
-	var initial []string
-	for i := range cfgs {
-		cfgs[i] = etcdlocal.Config{
-			Name:          fmt.Sprintf("m%d", i+1),
-			Dir:           t.TempDir(),
-			ClientAddr:    freeAddr(t),
-			PeerAddr:      freeAddr(t),
-			UnsafeNoFsync: true,
-		}
-		initial = append(initial, fmt.Sprintf("%s=http://%s", cfgs[i].Name, cfgs[i].PeerAddr))
-	}
-	members := make([]*etcdlocal.Member, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range cfgs {
-		cfgs[i].InitialCluster = strings.Join(initial, ",")
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			members[i], errs[i] = etcdlocal.Start(ctx, cfgs[i])
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("member %d: %v", i+1, err)
-		}
-		t.Cleanup(members[i].Close)
-	}
-	return cfgs, members
-}
-
-func client(t *testing.T, endpoints ...string) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 // Three members form one cluster: a write through one member is read
 // through another, the cluster keeps serving with one member stopped,
 // and the stopped member rejoins from its data directory.
 func TestThreeMemberCluster(t *testing.T) {
-	cfgs, members := cluster(t, 3)
+	cfgs, members := etcdtest.Cluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	c1, c3 := client(t, members[0].Endpoints()...), client(t, members[2].Endpoints()...)
+	c1, c3 := etcdtest.Client(t, members[0].Endpoints()...), etcdtest.Client(t, members[2].Endpoints()...)
 	if _, err := c1.Put(ctx, "k", "v1"); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +43,7 @@ func TestThreeMemberCluster(t *testing.T) {
 		t.Fatalf("restart m2 on its data directory: %v", err)
 	}
 	defer restarted.Close()
-	c2 := client(t, restarted.Endpoints()...)
+	c2 := etcdtest.Client(t, restarted.Endpoints()...)
 	if got, err := c2.Get(ctx, "k"); err != nil || len(got.Kvs) != 1 || string(got.Kvs[0].Value) != "v2" {
 		t.Fatalf("get through restarted m2: %v, %v; want v2 (the write it missed)", got, err)
 	}
@@ -114,12 +53,8 @@ func TestThreeMemberCluster(t *testing.T) {
 func TestSingleMember(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	m, err := etcdlocal.Start(ctx, etcdlocal.Config{Dir: t.TempDir(), UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if _, err := client(t, m.Endpoints()...).Put(ctx, "k", "v"); err != nil {
+	m := etcdtest.Member(t)
+	if _, err := etcdtest.Client(t, m.Endpoints()...).Put(ctx, "k", "v"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -134,7 +69,7 @@ func TestQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	st, err := client(t, m.Endpoints()...).Status(ctx, m.Endpoints()[0])
+	st, err := etcdtest.Client(t, m.Endpoints()...).Status(ctx, m.Endpoints()[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,14 +15,13 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/providers"
 	"github.com/classroute/classroute/router"
-	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/metrics"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
@@ -40,16 +39,8 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	member, err := etcdlocal.Start(c, etcdlocal.Config{Dir: t.TempDir(), UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(member.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: member.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	member := etcdtest.Member(t)
+	cli := etcdtest.Client(t, member.Endpoints()...)
 
 	m := metrics.New()
 	log := slog.New(slog.DiscardHandler)

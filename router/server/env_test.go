@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +28,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
 )
@@ -42,42 +42,15 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "server-test-etcd-")
+	var stop func()
+	var err error
+	shared, stop, err = etcdtest.Shared("server-test-etcd-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	shared, err = startMember(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer shared.Close()
+	defer stop()
 	return m.Run()
-}
-
-func startMember(dir string) (*etcdlocal.Member, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return etcdlocal.Start(ctx, etcdlocal.Config{Dir: dir, UnsafeNoFsync: true})
-}
-
-// newClient returns an etcd client of m that has made one call, closed at
-// cleanup.
-func newClient(tb testing.TB, m *etcdlocal.Member) *clientv3.Client {
-	tb.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: m.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { cli.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := cli.Get(ctx, "warm-up"); err != nil {
-		tb.Fatal(err)
-	}
-	return cli
 }
 
 // env is one classrouted as the daemon wires it: a state store seeded
@@ -137,12 +110,11 @@ func startEnvWith(tb testing.TB, m *etcdlocal.Member, leakCheck bool, srvOpts []
 // unchanged) and srvOpts added to the server's options.
 func startEnvFull(tb testing.TB, m *etcdlocal.Member, leakCheck bool, mutate func(*providers.Catalog), srvOpts []server.Option, opts ...state.Option) *env {
 	tb.Helper()
-	cli := newClient(tb, m)
+	cli := etcdtest.Client(tb, m.Endpoints()...)
 	if leakCheck {
 		// The baseline counts the client's goroutines; the check runs
 		// after every other cleanup but the client's Close.
-		before := runtime.NumGoroutine()
-		tb.Cleanup(func() { checkGoroutines(tb, before) })
+		etcdtest.LeakCheck(tb)
 	}
 	e := &env{etcd: cli, prefix: "/server-test/" + tb.Name() + "/"}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -230,26 +202,6 @@ func headerAuthenticator(ctx context.Context) (*authz.Principal, error) {
 func as(tb testing.TB, path string) context.Context {
 	tb.Helper()
 	return metadata.AppendToOutgoingContext(ctx(tb), principalHeader, "spiffe://"+testTrustDomain+path)
-}
-
-// checkGoroutines fails if, after a short settling time, more goroutines
-// run than before.
-func checkGoroutines(tb testing.TB, before int) {
-	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= before {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			tb.Errorf("goroutines leaked: %d before, %d after cleanup\n%s", before, n, buf)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // ctx is a context for one call of a test: bounded, and ended with the test.

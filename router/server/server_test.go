@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
-	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
 )
@@ -389,15 +388,8 @@ func waitHealth(tb testing.TB, e *env, service string, want healthpb.HealthCheck
 // When the store cannot vouch for its state, decisions are refused as
 // UNAVAILABLE and health says NOT_SERVING.
 func TestUnavailable(t *testing.T) {
-	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	member, err := etcdlocal.Start(c, etcdlocal.Config{Dir: t.TempDir(), UnsafeNoFsync: true})
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop := func() { once.Do(member.Close) }
-	t.Cleanup(stop) // registered before the env's, so it runs after them
+	// Its cleanup is registered before the env's, so it runs after them.
+	member := etcdtest.Member(t)
 	// The member stops under the store, so goroutine counts are not
 	// comparable: no leak check.
 	e := startEnv(t, member, false,
@@ -408,7 +400,7 @@ func TestUnavailable(t *testing.T) {
 
 	// Close waits several seconds for the store's watch stream before
 	// cutting it: etcd's graceful stop.
-	stop()
+	member.Close()
 	waitHealth(t, e, "", healthpb.HealthCheckResponse_NOT_SERVING)
 	waitHealth(t, e, placeSvc, healthpb.HealthCheckResponse_NOT_SERVING)
 

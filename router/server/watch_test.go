@@ -19,7 +19,7 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
-	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -535,7 +535,7 @@ func TestWatchProgressNotices(t *testing.T) {
 // A watch from a compacted revision, or one etcd has not reached, is
 // OUT_OF_RANGE, and says to list again.
 func TestWatchOutOfRange(t *testing.T) {
-	m := newTestMember(t)
+	m := etcdtest.Member(t)
 	e := startEnv(t, m, true, state.WithWatchProgressEvery(watchEvery))
 	first := e.mustPlace(t, "a1", small())
 	e.mustPlace(t, "a2", small())
@@ -664,18 +664,4 @@ func TestWatchBadInput(t *testing.T) {
 			wantField(t, err, tc.field)
 		})
 	}
-}
-
-// newTestMember starts an etcd member of the test's own, stopped after
-// the test's env (register it first).
-func newTestMember(tb testing.TB) *etcdlocal.Member {
-	tb.Helper()
-	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	m, err := etcdlocal.Start(c, etcdlocal.Config{Dir: tb.TempDir(), UnsafeNoFsync: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(m.Close)
-	return m
 }

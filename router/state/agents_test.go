@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -351,10 +350,7 @@ func TestAgentLeaseExpiresAfterDaemonCrash(t *testing.T) {
 	e := agentEnv(t)
 	ctx := context.Background()
 	const key = "aws/secret-east"
-	cli, err := clientv3.New(clientv3.Config{Endpoints: e.member.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := etcdtest.Client(t, e.member.Endpoints()...)
 	defer cli.Close()
 	daemon := e.open(cli)
 	a, err := daemon.ConnectAgent(ctx, key, "agent-1", agentTTL)
@@ -418,10 +414,7 @@ func TestAgentSessionEndsWhenEtcdUnreachable(t *testing.T) {
 	e := agentEnv(t)
 	const key = "aws/secret-east"
 	p := newProxy(t, e.member.Endpoints()[0])
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{p.addr()}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := etcdtest.Client(t, p.addr())
 	defer cli.Close()
 	daemon := e.open(cli, state.WithOpTimeout(300*time.Millisecond))
 	a := e.connect(daemon, key, "agent-1")

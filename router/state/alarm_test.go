@@ -5,72 +5,31 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/metrics"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
 )
-
-// startQuotaMember starts an etcd member whose database may hold quota
-// bytes (--quota-backend-bytes), stopped at cleanup, and returns its
-// client endpoint.
-func startQuotaMember(tb testing.TB, quota int64) string {
-	tb.Helper()
-	free := func() url.URL {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer l.Close()
-		return url.URL{Scheme: "http", Host: l.Addr().String()}
-	}
-	cfg := embed.NewConfig()
-	cfg.Dir = tb.TempDir()
-	cu, pu := free(), free()
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.Logger, cfg.LogLevel, cfg.LogOutputs = "zap", "error", []string{"stderr"}
-	cfg.UnsafeNoFsync = true
-	cfg.QuotaBackendBytes = quota
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		tb.Fatal("etcd did not start")
-	}
-	return cu.Host
-}
 
 // TestEtcdNoSpaceAlarm fills an etcd member's quota: the store reports
 // the NOSPACE alarm (Ready, so the health service says NOT_SERVING and
 // Place is UNAVAILABLE, saying why), the metric shows it, and once an
 // operator frees space and disarms the alarm the daemon serves again.
 func TestEtcdNoSpaceAlarm(t *testing.T) {
-	ep := startQuotaMember(t, 2<<20)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	ep := etcdtest.QuotaMember(t, 2<<20)
+	cli := etcdtest.Client(t, ep)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	m := metrics.New()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -25,7 +26,7 @@ func BenchmarkPlaceAuditChain(b *testing.B) {
 	}
 	for _, chain := range []bool{false, true} {
 		b.Run(fmt.Sprintf("chainer=%v/conc=64", chain), func(b *testing.B) {
-			cli := newClient(b, m)
+			cli := etcdtest.Client(b, m.Endpoints()...)
 			prefix := fmt.Sprintf("/bench/chain-%d/", benchSeq.Add(1))
 			ctx := context.Background()
 			s, err := state.Open(ctx, cli, router.NewEngine(), state.WithPrefix(prefix))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -23,7 +24,7 @@ import (
 //	CLASSROUTE_BENCH_NOFSYNC=1 go test -run '^$' -bench FindAudit -benchtime 2s ./router/state
 func BenchmarkFindAudit(b *testing.B) {
 	m := benchEtcd(b)
-	cli := newClient(b, m)
+	cli := etcdtest.Client(b, m.Endpoints()...)
 	prefix := fmt.Sprintf("/bench/audit-%d/", benchSeq.Add(1))
 	ctx := context.Background()
 	s, err := state.Open(ctx, cli, router.NewEngine(), state.WithPrefix(prefix))

@@ -16,6 +16,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -805,7 +806,7 @@ func TestAuditTailBoundedPerPage(t *testing.T) {
 	all := trail(t, e.store)
 	// Queried through a client that counts the keys etcd walks to
 	// answer each read of the trail.
-	cli := newClient(t, e.member)
+	cli := etcdtest.Client(t, e.member.Endpoints()...)
 	walks := &walkCounter{KV: cli.KV, prefix: e.prefix + "audit/"}
 	cli.KV = walks
 	s := e.open(cli)
@@ -924,7 +925,7 @@ func TestAuditIndexerFenced(t *testing.T) {
 	}
 	stop()
 	// A new leader (the test, holding the election) that does not index.
-	sess, err := concurrency.NewSession(newClient(t, e.member), concurrency.WithTTL(5))
+	sess, err := concurrency.NewSession(etcdtest.Client(t, e.member.Endpoints()...), concurrency.WithTTL(5))
 	if err != nil {
 		t.Fatal(err)
 	}

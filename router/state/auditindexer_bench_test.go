@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -33,7 +34,7 @@ func BenchmarkPlaceAuditIndex(b *testing.B) {
 		for _, mode := range []string{"off", "on", "sampled"} {
 			on := mode != "off"
 			b.Run(fmt.Sprintf("indexer=%s/conc=%d", mode, conc), func(b *testing.B) {
-				cli := newClient(b, m)
+				cli := etcdtest.Client(b, m.Endpoints()...)
 				prefix := fmt.Sprintf("/bench/index-%d/", benchSeq.Add(1))
 				ctx := context.Background()
 				s, err := state.Open(ctx, cli, router.NewEngine(), state.WithPrefix(prefix))

@@ -14,6 +14,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -74,7 +75,7 @@ func allAudit(tb testing.TB, s *state.Store) []state.AuditRecord {
 // trail grows by the caller's rate and not by the flood, and the
 // refusals not audited one by one are counted, exactly, in summaries.
 func TestRefusalAuditFlood(t *testing.T) {
-	m, _ := newMember(t)
+	m := etcdtest.Member(t)
 	limit := state.RefusalAuditLimit{PerSecond: 10, Burst: 50, SummaryAfter: time.Second}
 	e := newEnv(t, m, state.WithRefusalAuditLimit(limit))
 	tn := army()

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -62,7 +63,7 @@ func benchPlaceShapes(b *testing.B, name string, shapes func(b *testing.B) []*ro
 	m := benchEtcd(b)
 	for _, conc := range benchConcurrency {
 		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			cli := newClient(b, m)
+			cli := etcdtest.Client(b, m.Endpoints()...)
 			prefix := fmt.Sprintf("/bench/%s-%d/", name, benchSeq.Add(1))
 			ctx := context.Background()
 			s, err := state.Open(ctx, cli, router.NewEngine(), state.WithPrefix(prefix))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -36,7 +37,7 @@ var (
 	benchOnce   sync.Once
 	benchMember *etcdlocal.Member
 	benchErr    error
-	benchDir    string
+	benchStop   func()
 	benchSeq    atomic.Int64 // makes ids and prefixes unique across b.N rounds
 )
 
@@ -45,16 +46,8 @@ var (
 func benchEtcd(b *testing.B) *etcdlocal.Member {
 	b.Helper()
 	benchOnce.Do(func() {
-		benchDir, benchErr = os.MkdirTemp("", "state-bench-etcd-")
-		if benchErr != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		benchMember, benchErr = etcdlocal.Start(ctx, etcdlocal.Config{
-			Dir:           benchDir,
-			UnsafeNoFsync: os.Getenv("CLASSROUTE_BENCH_NOFSYNC") == "1",
-		})
+		benchMember, benchStop, benchErr = etcdtest.Shared("state-bench-etcd-",
+			etcdtest.WithFsync(os.Getenv("CLASSROUTE_BENCH_NOFSYNC") != "1"))
 	})
 	if benchErr != nil {
 		b.Fatal(benchErr)
@@ -63,9 +56,8 @@ func benchEtcd(b *testing.B) *etcdlocal.Member {
 }
 
 func stopBenchEtcd() {
-	if benchMember != nil {
-		benchMember.Close()
-		os.RemoveAll(benchDir)
+	if benchStop != nil {
+		benchStop()
 	}
 }
 
@@ -143,7 +135,7 @@ func BenchmarkPlace(b *testing.B) {
 	m := benchEtcd(b)
 	for _, conc := range benchConcurrency {
 		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			cli := newClient(b, m)
+			cli := etcdtest.Client(b, m.Endpoints()...)
 			prefix := fmt.Sprintf("/bench/place-%d/", benchSeq.Add(1))
 			ctx := context.Background()
 			s, err := state.Open(ctx, cli, router.NewEngine(), state.WithPrefix(prefix))
@@ -178,7 +170,7 @@ func BenchmarkEtcdPut(b *testing.B) {
 	}
 	for _, conc := range benchConcurrency {
 		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			cli := newClient(b, m)
+			cli := etcdtest.Client(b, m.Endpoints()...)
 			prefix := fmt.Sprintf("/bench/put-%d/", benchSeq.Add(1))
 			ctx := context.Background()
 			run(b, conc, "puts/s", func(i int64) error {
@@ -207,7 +199,7 @@ func BenchmarkEtcdTxn(b *testing.B) {
 	}
 	for _, conc := range benchConcurrency {
 		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			cli := newClient(b, m)
+			cli := etcdtest.Client(b, m.Endpoints()...)
 			prefix := fmt.Sprintf("/bench/txn-%d/", benchSeq.Add(1))
 			ctx := context.Background()
 			run(b, conc, "txns/s", func(i int64) error {

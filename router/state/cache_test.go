@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -110,7 +111,7 @@ func TestUnreadableRecordDropped(t *testing.T) {
 // on and compacts its history: the store must find its revision
 // compacted, re-list, and end consistent with etcd.
 func TestCompactionRecovery(t *testing.T) {
-	m, _ := newMember(t)
+	m := etcdtest.Member(t)
 	e := newEnv(t, m)
 	e.seed([]router.Provider{provider("aws")},
 		[]router.Region{secretRegion("aws", "secret-east", big), secretRegion("aws", "secret-west", big)},

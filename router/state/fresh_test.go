@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -18,14 +19,14 @@ import (
 // revision reaches the watch's start, so freshness cannot rest on those
 // alone.
 func TestIdleEtcdStaysFresh(t *testing.T) {
-	m, _ := newMember(t)
+	m := etcdtest.Member(t)
 	fast := []state.Option{state.WithStaleAfter(500 * time.Millisecond), state.WithProgressEvery(100 * time.Millisecond)}
 	e := newEnv(t, m, fast...)
 	e.seed([]router.Provider{provider("aws")},
 		[]router.Region{secretRegion("aws", "us-isob-east-1", router.Resources{MilliCPU: 10000, MemoryMiB: 10000})},
 		[]router.Tenant{army()})
 
-	restarted := e.open(newClient(t, m), fast...)
+	restarted := e.open(etcdtest.Client(t, m.Endpoints()...), fast...)
 	deadline := time.Now().Add(2 * time.Second) // four stale bounds with no write
 	for time.Now().Before(deadline) {
 		if err := restarted.Ready(); err != nil {
@@ -42,7 +43,7 @@ func TestIdleEtcdStaysFresh(t *testing.T) {
 // nothing arriving) leaves the cache behind etcd: the store refuses as
 // stale, restarts the watch, and recovers by itself.
 func TestStalledWatchRestarts(t *testing.T) {
-	m, _ := newMember(t)
+	m := etcdtest.Member(t)
 	var stall atomic.Bool
 	e := newEnv(t, m,
 		state.WithStaleAfter(500*time.Millisecond), state.WithProgressEvery(100*time.Millisecond),
@@ -90,7 +91,7 @@ func TestSeedDiesPartWay(t *testing.T) {
 	for i := range 150 { // three chunks
 		regions = append(regions, secretRegion("aws", fmt.Sprintf("r-%03d", i), big))
 	}
-	dying := newClient(t, e.member)
+	dying := etcdtest.Client(t, e.member.Endpoints()...)
 	var leased int64
 	first := e.open(dying, state.WithSeedLeaseTTL(2), state.WithAfterSeedChunk(func(chunk int) {
 		if chunk != 0 {
@@ -112,7 +113,7 @@ func TestSeedDiesPartWay(t *testing.T) {
 	}
 
 	// The next daemon starts after the lease has expired.
-	second := e.open(newClient(t, e.member))
+	second := e.open(etcdtest.Client(t, e.member.Endpoints()...))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ok, err := second.Seed(context.Background(), []router.Provider{provider("aws")}, regions, []router.Tenant{army()})

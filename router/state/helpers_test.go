@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -26,58 +26,17 @@ import (
 var shared *etcdlocal.Member
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "state-test-etcd-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	shared, err = startMember(dir)
+	var stop func()
+	var err error
+	shared, stop, err = etcdtest.Shared("state-test-etcd-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	stopBenchEtcd()
-	shared.Close()
-	os.RemoveAll(dir)
+	stop()
 	os.Exit(code)
-}
-
-func startMember(dir string) (*etcdlocal.Member, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return etcdlocal.Start(ctx, etcdlocal.Config{Dir: dir, UnsafeNoFsync: true})
-}
-
-// newMember starts an etcd member of the test's own. stop stops it; it
-// is stopped at cleanup if the test did not.
-func newMember(tb testing.TB) (m *etcdlocal.Member, stop func()) {
-	tb.Helper()
-	m, err := startMember(tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var once sync.Once
-	stop = func() { once.Do(m.Close) }
-	tb.Cleanup(stop)
-	return m, stop
-}
-
-// newClient returns a client of m that has made one call (so its
-// connection goroutines exist before a leak baseline), closed at cleanup.
-func newClient(tb testing.TB, m *etcdlocal.Member) *clientv3.Client {
-	tb.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: m.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { cli.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := cli.Get(ctx, "warm-up"); err != nil {
-		tb.Fatal(err)
-	}
-	return cli
 }
 
 // env is one daemon's store on an etcd member, and a second client for
@@ -101,8 +60,8 @@ func newEnv(tb testing.TB, m *etcdlocal.Member, opts ...state.Option) *env {
 		m = shared
 	}
 	e := &env{tb: tb, member: m, prefix: "/test/" + tb.Name() + "/", logs: &logBuffer{}}
-	e.cli = newClient(tb, m)
-	e.other = newClient(tb, m)
+	e.cli = etcdtest.Client(tb, m.Endpoints()...)
+	e.other = etcdtest.Client(tb, m.Endpoints()...)
 	ctx := context.Background()
 	if _, err := e.other.Delete(ctx, e.prefix, clientv3.WithPrefix()); err != nil {
 		tb.Fatal(err)
@@ -115,7 +74,8 @@ func newEnv(tb testing.TB, m *etcdlocal.Member, opts ...state.Option) *env {
 // for leaked goroutines) at cleanup.
 func (e *env) open(cli *clientv3.Client, opts ...state.Option) *state.Store {
 	e.tb.Helper()
-	before := runtime.NumGoroutine()
+	// The check runs after the store's Close, registered later.
+	etcdtest.LeakCheck(e.tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	opts = append([]state.Option{state.WithPrefix(e.prefix), state.WithLogger(slog.New(e.logs))}, opts...)
@@ -123,31 +83,8 @@ func (e *env) open(cli *clientv3.Client, opts ...state.Option) *state.Store {
 	if err != nil {
 		e.tb.Fatal(err)
 	}
-	e.tb.Cleanup(func() {
-		s.Close()
-		checkGoroutines(e.tb, before)
-	})
+	e.tb.Cleanup(func() { s.Close() })
 	return s
-}
-
-// checkGoroutines fails if, after a short settling time, more goroutines
-// run than before.
-func checkGoroutines(tb testing.TB, before int) {
-	tb.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= before {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			tb.Errorf("goroutines leaked: %d before, %d after close\n%s", before, n, buf)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // seed loads the catalogue into the env's store.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -333,7 +334,7 @@ func TestTwoDaemonsRace(t *testing.T) {
 // stale bound it must refuse to place.
 func TestUnavailableWhenEtcdStops(t *testing.T) {
 	const staleAfter = 400 * time.Millisecond
-	m, stop := newMember(t)
+	m := etcdtest.Member(t)
 	e := newEnv(t, m, state.WithStaleAfter(staleAfter), state.WithProgressEvery(50*time.Millisecond), state.WithOpTimeout(300*time.Millisecond))
 	e.seed([]router.Provider{provider("aws")}, []router.Region{secretRegion("aws", "secret-east", big)}, []router.Tenant{army()})
 	ctx := context.Background()
@@ -341,7 +342,7 @@ func TestUnavailableWhenEtcdStops(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stop()
+	m.Close()
 	stopped := time.Now()
 	var err error
 	for i := 0; time.Since(stopped) < staleAfter+time.Second; i++ {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -298,7 +299,7 @@ func TestReconcilerFencedAfterLosingLeadership(t *testing.T) {
 	}
 	stopA()
 	// A new leader (the test, holding the election) that does not act.
-	sess, err := concurrency.NewSession(newClient(t, e.member), concurrency.WithTTL(5))
+	sess, err := concurrency.NewSession(etcdtest.Client(t, e.member.Endpoints()...), concurrency.WithTTL(5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +437,7 @@ func TestReconcilerKilledMidwayIsTakenOver(t *testing.T) {
 		e.place(fmt.Sprintf("w%d", i), secretWorkload(t, fmt.Sprintf("w%d", i)))
 	}
 	// a leads on a client of its own, which the test kills.
-	acli := newClient(t, e.member)
+	acli := etcdtest.Client(t, e.member.Endpoints()...)
 	a := e.open(acli)
 	reconcile(t, a, state.ReconcilerConfig{Name: "a", MoveEvery: 30 * time.Millisecond, SessionTTL: time.Second})
 	eventually(t, 5*time.Second, func() (bool, string) { return a.Leading(), "a not leading" })
@@ -877,7 +878,7 @@ func TestReconcileMovesArePaced(t *testing.T) {
 // cannot say what changed, and the reconciler starts again from
 // everything.
 func TestReconcilerStartsAgainAfterRelisting(t *testing.T) {
-	m, _ := newMember(t)
+	m := etcdtest.Member(t)
 	e := newEnv(t, m)
 	s1 := secretRegion("aws", "s1", big)
 	s1.Cost = 0.5
@@ -1064,7 +1065,7 @@ func TestBulkMoveInterruptedByKillingTheLeader(t *testing.T) {
 	const n = 3000
 	e.writePlacements(map[string]int{"us-army aws/s1": n})
 	// a leads on a client of its own, which the test kills.
-	acli := newClient(t, e.member)
+	acli := etcdtest.Client(t, e.member.Endpoints()...)
 	a := e.open(acli)
 	reconcile(t, a, state.ReconcilerConfig{Name: "a", SessionTTL: time.Second, Audit: state.AuditChainConfig{Disabled: true}})
 	eventually(t, 5*time.Second, func() (bool, string) { return a.Leading(), "a not leading" })
