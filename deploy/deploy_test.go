@@ -1,4 +1,8 @@
-// Package deploy_test checks the deployment files against the commands they run.
+// Package deploy_test checks the deployment against the commands it
+// runs: the unit files and manifests pass only flags the commands
+// define; deploy/cluster.sh brings a cluster up and down; and the fault
+// tests break real clusters of classroute-etcd and classrouted
+// processes under load and check what must always hold.
 package deploy_test
 
 import (
@@ -6,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,21 +19,31 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/classroute/classroute/cmd/cmdtest"
 )
 
-// definedFlags are the flags a command's main.go defines.
+// definedFlags are the flags a command defines, as its -h lists them:
+// the flag package prints each as a line "  -name" (with its type after
+// a space, unless it is a boolean).
 func definedFlags(t *testing.T, cmd string) []string {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", "cmd", cmd, "main.go"))
+	bin, err := cmdtest.Binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var help bytes.Buffer
+	c := exec.Command(filepath.Join(bin, cmd), "-h")
+	c.Stdout, c.Stderr = &help, &help
+	if err := c.Run(); err != nil {
+		t.Fatalf("%s -h: %v\n%s", cmd, err, help.String())
+	}
 	var out []string
-	for _, m := range regexp.MustCompile(`fs\.\w+Var\([^,]+, "([a-z0-9-]+)"`).FindAllStringSubmatch(string(src), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)(?: |$)`).FindAllStringSubmatch(help.String(), -1) {
 		out = append(out, m[1])
 	}
 	if len(out) < 5 {
-		t.Fatalf("found only %v in cmd/%s/main.go", out, cmd)
+		t.Fatalf("found only %v in %s -h", out, cmd)
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/classroute/classroute/cmd/cmdtest"
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 )
 
@@ -20,8 +21,8 @@ import (
 func (e *env) background(args ...string) (output func() string, stop func()) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, e.ctl, append(args, "--server", e.server)...)
-	cmd.Dir = e.root
+	cmd := exec.CommandContext(ctx, e.Ctl, append(args, "--server", e.Server)...)
+	cmd.Dir = e.Root
 	var mu sync.Mutex
 	var out bytes.Buffer
 	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })
@@ -70,7 +71,7 @@ func until(t *testing.T, d time.Duration, what string, cond func() bool) {
 func (e *env) planned(spec string) string {
 	e.t.Helper()
 	var plan pb.PlanResponse
-	e.ok(&plan, "plan", "-f", spec)
+	e.OK(&plan, "plan", "-f", spec)
 	if len(plan.GetChosen()) == 0 {
 		e.t.Fatalf("plan of %s chose nothing: %s", spec, plan.GetRefusal())
 	}
@@ -80,7 +81,7 @@ func (e *env) planned(spec string) string {
 func (e *env) get(id string) *pb.Placement {
 	e.t.Helper()
 	var resp pb.GetResponse
-	e.ok(&resp, "get", id)
+	e.OK(&resp, "get", id)
 	return resp.GetPlacement()
 }
 
@@ -95,7 +96,7 @@ func TestAgentSimulator(t *testing.T) {
 	refuses := e.planned("examples/itar-export.yaml")
 	flaps := e.planned("examples/nearline-storage.yaml")
 	var crashes string
-	for key := range e.regions() {
+	for key := range e.Regions() {
 		if !slices.Contains([]string{runs, refuses, flaps}, key) && (crashes == "" || key < crashes) {
 			crashes = key
 		}
@@ -105,9 +106,9 @@ func TestAgentSimulator(t *testing.T) {
 	}
 	output, stop := e.background("agent", "sim", "--region", runs, "--region", refuses, "--region", flaps, "--region", crashes,
 		"--fault", refuses+":refuse", "--fault", flaps+":flap=3s", "--fault", crashes+":crash-after=5s")
-	health := func(key string) *pb.RegionHealth { return e.regions()[key].GetHealth() }
+	health := func(key string) *pb.RegionHealth { return e.Regions()[key].GetHealth() }
 	until(t, 3*time.Second, "every simulated agent live", func() bool {
-		rs := e.regions()
+		rs := e.Regions()
 		for _, key := range []string{runs, refuses, flaps, crashes} {
 			if !rs[key].GetHealth().GetAgentLive() || rs[key].GetHealth().GetLastReport() == nil {
 				return false
@@ -115,13 +116,13 @@ func TestAgentSimulator(t *testing.T) {
 		}
 		return true
 	})
-	capacity := e.regions()[runs].GetCapacity()
+	capacity := e.Regions()[runs].GetCapacity()
 	if free := health(runs).GetReportedFree(); free.GetMilliCpu() != capacity.GetMilliCpu() {
 		t.Errorf("%s reports %dm free; want its catalogue capacity %dm", runs, free.GetMilliCpu(), capacity.GetMilliCpu())
 	}
 
 	t.Run("runs what it is assigned, stops what is released", func(t *testing.T) {
-		p := e.place("examples/kenya-health-records.yaml", "--request-id", "sim-run")
+		p := e.Place("examples/kenya-health-records.yaml", "--request-id", "sim-run")
 		if got := p.GetAssignments()[0].GetRegion(); got != runs {
 			t.Fatalf("placed in %s; want %s", got, runs)
 		}
@@ -132,18 +133,18 @@ func TestAgentSimulator(t *testing.T) {
 		until(t, 3*time.Second, "the agent reporting the replica's capacity taken", func() bool {
 			return health(runs).GetReportedFree().GetMilliCpu() == capacity.GetMilliCpu()-need
 		})
-		if r := e.run("get", "sim-run"); !strings.Contains(lineWith(r.stdout, "replica 1:"), "running") {
-			t.Errorf("get prints %q; want the replica running", lineWith(r.stdout, "replica 1:"))
+		if r := e.Run("get", "sim-run"); !strings.Contains(lineWith(r.Stdout, "replica 1:"), "running") {
+			t.Errorf("get prints %q; want the replica running", lineWith(r.Stdout, "replica 1:"))
 		}
 		var rel pb.ReleaseResponse
-		e.ok(&rel, "release", "sim-run")
+		e.OK(&rel, "release", "sim-run")
 		until(t, 3*time.Second, "the agent reporting the capacity back", func() bool {
 			return health(runs).GetReportedFree().GetMilliCpu() == capacity.GetMilliCpu()
 		})
 	})
 
 	t.Run("a refusing region acknowledges FAILED", func(t *testing.T) {
-		p := e.place("examples/itar-export.yaml", "--request-id", "sim-refused")
+		p := e.Place("examples/itar-export.yaml", "--request-id", "sim-refused")
 		if got := p.GetAssignments()[0].GetRegion(); got != refuses {
 			t.Fatalf("placed in %s; want %s", got, refuses)
 		}
@@ -157,7 +158,7 @@ func TestAgentSimulator(t *testing.T) {
 		refused := false
 		until(t, 10*time.Second, "a plan refusing the flapping region for health", func() bool {
 			var plan pb.PlanResponse
-			e.ok(&plan, "plan", "-f", "examples/nearline-storage.yaml")
+			e.OK(&plan, "plan", "-f", "examples/nearline-storage.yaml")
 			for _, v := range plan.GetRegions() {
 				if v.GetRegion() != flaps {
 					continue
@@ -171,8 +172,8 @@ func TestAgentSimulator(t *testing.T) {
 			}
 			return refused
 		})
-		if r := e.run("regions"); !strings.Contains(lineWith(r.stdout, flaps), "healthy") {
-			t.Errorf("regions row %q shows no health", lineWith(r.stdout, flaps))
+		if r := e.Run("regions"); !strings.Contains(lineWith(r.Stdout, flaps), "healthy") {
+			t.Errorf("regions row %q shows no health", lineWith(r.Stdout, flaps))
 		}
 		until(t, 10*time.Second, "the flapping region healthy again", func() bool { return health(flaps).GetHealthy() })
 	})
@@ -183,7 +184,7 @@ func TestAgentSimulator(t *testing.T) {
 		if h == nil || !h.GetHealthy() || !strings.Contains(h.GetAgent(), "sim@") {
 			t.Errorf("health of %s after the crash %v; want its record kept, healthy", crashes, h)
 		}
-		if row := lineWith(e.run("regions").stdout, crashes); !strings.Contains(row, "(gone)") {
+		if row := lineWith(e.Run("regions").Stdout, crashes); !strings.Contains(row, "(gone)") {
 			t.Errorf("regions row %q; want the agent shown gone", row)
 		}
 		if !strings.Contains(output(), "crashing (simulated)") {
@@ -197,7 +198,7 @@ func TestAgentSimulator(t *testing.T) {
 	stop()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		rs := e.regions()
+		rs := e.Regions()
 		var live []string
 		for _, key := range []string{runs, refuses, flaps} {
 			if rs[key].GetHealth().GetAgentLive() {
@@ -216,12 +217,12 @@ func TestAgentSimulator(t *testing.T) {
 }
 
 func TestAgentSimUsage(t *testing.T) {
-	e := &env{t: t, server: "127.0.0.1:1", root: repoRoot(t)}
-	bin, err := binaries()
+	e := &env{t: t, CLI: &cmdtest.CLI{T: t, Server: "127.0.0.1:1", Root: cmdtest.RepoRoot()}}
+	bin, err := cmdtest.Binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.ctl = bin + "/classroutectl"
+	e.Ctl = bin + "/classroutectl"
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -234,9 +235,9 @@ func TestAgentSimUsage(t *testing.T) {
 		{[]string{"agent", "sim", "--region", "a/b", "--fault", "explode"}, "unknown"},
 		{[]string{"agent", "sim", "--region", "a/b", "--fault", "c/d:refuse"}, "not among the --region flags"},
 	} {
-		r := e.run(tc.args...)
-		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("%v: exit %d, %q; want 2 and %q", tc.args, r.code, firstLine(r.stderr), tc.want)
+		r := e.Run(tc.args...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", tc.args, r.Code, firstLine(r.Stderr), tc.want)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router/etcdtest"
 )
 
 // auditDaemon starts a daemon that signs its audit chain with a key from
@@ -23,16 +24,12 @@ func auditDaemon(t *testing.T) (*daemon, string, string, *clientv3.Client) {
 	key := filepath.Join(t.TempDir(), "audit.pem")
 	anchor := filepath.Join(t.TempDir(), "anchor")
 	d := newDaemon(t, "--audit-key", key, "--audit-checkpoint-interval", "100ms", "--audit-checkpoint-dir", anchor)
-	if r := d.env.run("audit", "keygen", "--out", key); r.code != 0 {
-		t.Fatalf("audit keygen: exit %d: %s", r.code, r.stderr)
+	if r := d.env.Run("audit", "keygen", "--out", key); r.Code != 0 {
+		t.Fatalf("audit keygen: exit %d: %s", r.Code, r.Stderr)
 	}
 	d.start()
 	t.Cleanup(d.stop)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{d.etcdAddr}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli := etcdtest.Dial(t, d.etcdAddr)
 	return d, key, anchor, cli
 }
 
@@ -43,13 +40,13 @@ func waitVerified(t *testing.T, e *env, args ...string) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var resp pb.VerifyAuditResponse
-		r := e.run(append([]string{"audit", "verify", "-o", "json"}, args...)...)
-		if r.code == 0 && protojson.Unmarshal([]byte(r.stdout), &resp) == nil && resp.GetOk() && resp.GetUnchained() == 0 &&
+		r := e.Run(append([]string{"audit", "verify", "-o", "json"}, args...)...)
+		if r.Code == 0 && protojson.Unmarshal([]byte(r.Stdout), &resp) == nil && resp.GetOk() && resp.GetUnchained() == 0 &&
 			resp.GetCheckpoint().GetSeq() == uint64(resp.GetChained()) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("audit verify %v never clean: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+			t.Fatalf("audit verify %v never clean: exit %d\n%s%s", args, r.Code, r.Stdout, r.Stderr)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -63,12 +60,12 @@ func TestAuditVerifyAnchor(t *testing.T) {
 	d, key, anchor, cli := auditDaemon(t)
 	e := d.env
 	for i, spec := range []string{"examples/aukus-secret.yaml", "examples/kenya-health-records.yaml", "examples/nearline-storage.yaml"} {
-		e.place(spec, "--request-id", fmt.Sprintf("anchored-%d", i))
+		e.Place(spec, "--request-id", fmt.Sprintf("anchored-%d", i))
 		waitVerified(t, e, "--pubkey", key+".pub")
 	}
-	r := e.run("audit", "verify", "--pubkey", key+".pub", "--anchor", anchor)
-	if r.code != 0 || !strings.Contains(r.stdout, "anchored checkpoints: 3 checked, the newest #3\n") || !strings.HasSuffix(r.stdout, "\nok\n") {
-		t.Fatalf("audit verify --anchor of an intact log: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	r := e.Run("audit", "verify", "--pubkey", key+".pub", "--anchor", anchor)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "anchored checkpoints: 3 checked, the newest #3\n") || !strings.HasSuffix(r.Stdout, "\nok\n") {
+		t.Fatalf("audit verify --anchor of an intact log: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	if body := httpGet(t, "http://"+d.metrics+"/metrics"); !strings.Contains(body, "classroute_audit_checkpoints_anchored_total 3") {
 		t.Errorf("/metrics lacks classroute_audit_checkpoints_anchored_total 3")
@@ -95,17 +92,17 @@ func TestAuditVerifyAnchor(t *testing.T) {
 			t.Fatalf("delete %s: %v, %v", k, r, err)
 		}
 	}
-	if r := e.run("audit", "verify", "--pubkey", key+".pub"); r.code != 0 {
-		t.Fatalf("audit verify without the anchor: exit %d\n%s%s; the cut was meant to be invisible in etcd", r.code, r.stdout, r.stderr)
+	if r := e.Run("audit", "verify", "--pubkey", key+".pub"); r.Code != 0 {
+		t.Fatalf("audit verify without the anchor: exit %d\n%s%s; the cut was meant to be invisible in etcd", r.Code, r.Stdout, r.Stderr)
 	}
-	r = e.run("audit", "verify", "--pubkey", key+".pub", "--anchor", anchor)
-	if want := "first bad entry #3: log truncated: checkpoint #3 anchored outside etcd signs 3 entries, the chain holds 2"; r.code != 1 || !strings.Contains(r.stderr, want) {
-		t.Fatalf("audit verify --anchor of a cut log: exit %d\n%s%s; want exit 1: %s", r.code, r.stdout, r.stderr, want)
+	r = e.Run("audit", "verify", "--pubkey", key+".pub", "--anchor", anchor)
+	if want := "first bad entry #3: log truncated: checkpoint #3 anchored outside etcd signs 3 entries, the chain holds 2"; r.Code != 1 || !strings.Contains(r.Stderr, want) {
+		t.Fatalf("audit verify --anchor of a cut log: exit %d\n%s%s; want exit 1: %s", r.Code, r.Stdout, r.Stderr, want)
 	}
 
 	// An anchor directory with nothing in it checks nothing: refused.
-	if r := e.run("audit", "verify", "--anchor", t.TempDir()); r.code != 1 || !strings.Contains(r.stderr, "holds no checkpoint") {
-		t.Errorf("audit verify --anchor EMPTY: exit %d\n%s%s; want a refusal", r.code, r.stdout, r.stderr)
+	if r := e.Run("audit", "verify", "--anchor", t.TempDir()); r.Code != 1 || !strings.Contains(r.Stderr, "holds no checkpoint") {
+		t.Errorf("audit verify --anchor EMPTY: exit %d\n%s%s; want a refusal", r.Code, r.Stdout, r.Stderr)
 	}
 }
 
@@ -115,7 +112,7 @@ func TestAuditVerifyAnchor(t *testing.T) {
 func TestAuditVerifyForgery(t *testing.T) {
 	d, key, _, cli := auditDaemon(t)
 	e := d.env
-	e.place("examples/aukus-secret.yaml", "--request-id", "genuine-1")
+	e.Place("examples/aukus-secret.yaml", "--request-id", "genuine-1")
 	waitVerified(t, e, "--pubkey", key+".pub")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -130,7 +127,7 @@ func TestAuditVerifyForgery(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var list pb.ListAuditResponse
-		e.ok(&list, "audit", "list", "--op", "tamper")
+		e.OK(&list, "audit", "list", "--op", "tamper")
 		if len(list.GetEntries()) == 1 && strings.Contains(strings.Join(list.GetEntries()[0].GetReasons(), ";"), id+": dated") {
 			break
 		}
@@ -139,9 +136,9 @@ func TestAuditVerifyForgery(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	r := e.run("audit", "verify", "--pubkey", key+".pub")
-	if r.code != 1 || !strings.Contains(r.stderr, "first bad entry #2 "+id+": dated ") || !strings.Contains(r.stderr, "back-dated") {
-		t.Fatalf("audit verify: exit %d\n%s%s; want exit 1 naming %s as back-dated", r.code, r.stdout, r.stderr, id)
+	r := e.Run("audit", "verify", "--pubkey", key+".pub")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "first bad entry #2 "+id+": dated ") || !strings.Contains(r.Stderr, "back-dated") {
+		t.Fatalf("audit verify: exit %d\n%s%s; want exit 1 naming %s as back-dated", r.Code, r.Stdout, r.Stderr, id)
 	}
 	if body := httpGet(t, "http://"+d.metrics+"/metrics"); !strings.Contains(body, "classroute_audit_tampered_total 1") {
 		t.Errorf("/metrics lacks classroute_audit_tampered_total 1")

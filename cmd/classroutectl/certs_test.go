@@ -18,14 +18,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/classroute/classroute/cmd/cmdtest"
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router/devca"
 )
 
 // certsCLI runs "classroutectl certs ARGS": no daemon is involved.
-func certsCLI(t *testing.T, args ...string) result {
+func certsCLI(t *testing.T, args ...string) cmdtest.Result {
 	t.Helper()
-	bin, err := binaries()
+	bin, err := cmdtest.Binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func certsCLI(t *testing.T, args ...string) result {
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatal(err)
 	}
-	return result{cmd.ProcessState.ExitCode(), out.String(), errb.String()}
+	return cmdtest.Result{Code: cmd.ProcessState.ExitCode(), Stdout: out.String(), Stderr: errb.String()}
 }
 
 // certs issue makes certificates for canonical SPIFFE IDs only: every
@@ -46,11 +47,11 @@ func certsCLI(t *testing.T, args ...string) result {
 func TestCertsIssueRefusesNonCanonicalIDs(t *testing.T) {
 	pki := t.TempDir()
 	const td = "classroute.test"
-	if r := certsCLI(t, "init", "--dir", pki, "--trust-domain", td); r.code != 0 {
-		t.Fatalf("certs init: exit %d\n%s", r.code, r.stderr)
+	if r := certsCLI(t, "init", "--dir", pki, "--trust-domain", td); r.Code != 0 {
+		t.Fatalf("certs init: exit %d\n%s", r.Code, r.Stderr)
 	}
-	if r := certsCLI(t, "issue", "--dir", pki, "--id", "spiffe://"+td+"/admin/alice", "--out", "alice"); r.code != 0 {
-		t.Fatalf("certs issue for the canonical ID: exit %d\n%s", r.code, r.stderr)
+	if r := certsCLI(t, "issue", "--dir", pki, "--id", "spiffe://"+td+"/admin/alice", "--out", "alice"); r.Code != 0 {
+		t.Fatalf("certs issue for the canonical ID: exit %d\n%s", r.Code, r.Stderr)
 	}
 	for i, tt := range []struct{ name, id, why string }{
 		{"percent-encoded letter", "spiffe://" + td + "/admin/al%69ce", "percent-encoding"},
@@ -75,8 +76,8 @@ func TestCertsIssueRefusesNonCanonicalIDs(t *testing.T) {
 		out := fmt.Sprintf("x%d", i)
 		t.Run(tt.name, func(t *testing.T) {
 			r := certsCLI(t, "issue", "--dir", pki, "--id", tt.id, "--out", out)
-			if r.code != 2 || !strings.Contains(r.stderr, "certs issue: --id") || !strings.Contains(r.stderr, tt.why) {
-				t.Errorf("certs issue --id %.80q: exit %d %q; want 2 and a refusal naming %s", tt.id, r.code, firstLine(r.stderr), tt.why)
+			if r.Code != 2 || !strings.Contains(r.Stderr, "certs issue: --id") || !strings.Contains(r.Stderr, tt.why) {
+				t.Errorf("certs issue --id %.80q: exit %d %q; want 2 and a refusal naming %s", tt.id, r.Code, firstLine(r.Stderr), tt.why)
 			}
 			if _, err := os.Stat(filepath.Join(pki, out+".pem")); err == nil {
 				t.Errorf("certs issue --id %.80q wrote %s.pem", tt.id, out)
@@ -85,8 +86,8 @@ func TestCertsIssueRefusesNonCanonicalIDs(t *testing.T) {
 	}
 	for i, bad := range []string{"CLASSROUTE.TEST", "classroute%2Etest", "class route.test", "user@classroute.test", "classroute.test:443"} {
 		dir := filepath.Join(pki, fmt.Sprintf("other%d", i))
-		if r := certsCLI(t, "init", "--dir", dir, "--trust-domain", bad); r.code != 2 || !strings.Contains(r.stderr, "--trust-domain") {
-			t.Errorf("certs init --trust-domain %q: exit %d %q; want 2", bad, r.code, firstLine(r.stderr))
+		if r := certsCLI(t, "init", "--dir", dir, "--trust-domain", bad); r.Code != 2 || !strings.Contains(r.Stderr, "--trust-domain") {
+			t.Errorf("certs init --trust-domain %q: exit %d %q; want 2", bad, r.Code, firstLine(r.Stderr))
 		}
 		if _, err := os.Stat(filepath.Join(dir, "ca.pem")); err == nil {
 			t.Errorf("certs init --trust-domain %q made a CA", bad)
@@ -109,8 +110,8 @@ func TestMutualTLSOtherSpellingCannotApprove(t *testing.T) {
 		{"issue", "--dir", pki, "--id", "spiffe://" + td + "/admin/alice", "--out", "alice"},
 		{"issue", "--dir", pki, "--id", "spiffe://" + td + "/admin/bob", "--out", "bob"},
 	} {
-		if r := certsCLI(t, args...); r.code != 0 {
-			t.Fatalf("classroutectl certs %v: exit %d\n%s", args, r.code, r.stderr)
+		if r := certsCLI(t, args...); r.Code != 0 {
+			t.Fatalf("classroutectl certs %v: exit %d\n%s", args, r.Code, r.Stderr)
 		}
 	}
 	ca, err := devca.Load(pki)
@@ -126,21 +127,21 @@ func TestMutualTLSOtherSpellingCannotApprove(t *testing.T) {
 		"--tls-client-ca", f("ca.pem"), "--trust-domain", td, "--reconcile=false")
 
 	var ch pb.RegionChange
-	e.ok(&ch, "region", "revoke", "aws/us-gov-west-1", "--reason", "ATO lapsed")
+	e.OK(&ch, "region", "revoke", "aws/us-gov-west-1", "--reason", "ATO lapsed")
 	if ch.GetState() != "pending" || ch.GetProposedBy() != "spiffe://"+td+"/admin/alice" {
 		t.Fatalf("proposal %v", &ch)
 	}
-	r := e.run("change", "approve", ch.GetId(), "--tls-cert", f("alice2.pem"), "--tls-key", f("alice2-key.pem"))
-	if r.code != 1 || !strings.Contains(r.stderr, "Unauthenticated") || !strings.Contains(r.stderr, "percent-encoding") {
-		t.Errorf("approval as al%%69ce: exit %d %q; want 1 Unauthenticated naming the percent-encoding", r.code, firstLine(r.stderr))
+	r := e.Run("change", "approve", ch.GetId(), "--tls-cert", f("alice2.pem"), "--tls-key", f("alice2-key.pem"))
+	if r.Code != 1 || !strings.Contains(r.Stderr, "Unauthenticated") || !strings.Contains(r.Stderr, "percent-encoding") {
+		t.Errorf("approval as al%%69ce: exit %d %q; want 1 Unauthenticated naming the percent-encoding", r.Code, firstLine(r.Stderr))
 	}
 	var got pb.RegionChange
-	e.ok(&got, "change", "get", ch.GetId())
+	e.OK(&got, "change", "get", ch.GetId())
 	if got.GetState() != "pending" {
 		t.Fatalf("after approval as al%%69ce the change is %s (decided by %s); want pending", got.GetState(), got.GetDecidedBy())
 	}
 	var done pb.RegionChange
-	e.ok(&done, "change", "approve", ch.GetId(), "--tls-cert", f("bob.pem"), "--tls-key", f("bob-key.pem"))
+	e.OK(&done, "change", "approve", ch.GetId(), "--tls-cert", f("bob.pem"), "--tls-key", f("bob-key.pem"))
 	if done.GetState() != "applied" || done.GetDecidedBy() != "spiffe://"+td+"/admin/bob" {
 		t.Errorf("approval by bob: %s by %q", done.GetState(), done.GetDecidedBy())
 	}

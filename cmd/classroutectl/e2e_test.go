@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -20,7 +18,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/classroute/classroute/cmd/cmdtest"
 	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router/etcdtest"
 )
 
 // The end-to-end test builds both binaries, starts the daemon with its
@@ -29,65 +29,14 @@ import (
 // placement with the catalogue's facts about the chosen regions, so it
 // fails if classroute misroutes, whatever the catalogue holds.
 
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
 type env struct {
-	t      *testing.T
-	ctl    string
-	server string
-	root   string // repository root
+	t *testing.T
+	*cmdtest.CLI
 	// kill ends the daemon with SIGKILL: no shutdown of any kind.
 	kill func()
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	return repoRootDir()
-}
-
-func repoRootDir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// binaries builds the daemon, the CLI and the etcd member once per test
-// binary.
-var binaries = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "classroute-e2e-bin")
-	if err != nil {
-		return "", err
-	}
-	root := repoRootDir()
-	for _, pkg := range []string{"./cmd/classrouted", "./cmd/classroutectl", "./cmd/classroute-etcd"} {
-		cmd := exec.Command("go", "build", "-o", dir, pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-		}
-	}
-	return dir, nil
-})
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if dir, err := binaries(); err == nil {
-		os.RemoveAll(dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cmdtest.Main(m) }
 
 // start starts a daemon with its embedded etcd (or the extra flags'
 // --etcd) and waits until it serves.
@@ -123,12 +72,12 @@ type daemon struct {
 
 func newDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()
-	bin, err := binaries()
+	bin, err := cmdtest.Binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := &daemon{t: t, extra: extra}
-	d.env = &env{t: t, ctl: filepath.Join(bin, "classroutectl"), root: repoRoot(t)}
+	d.env = &env{t: t, CLI: &cmdtest.CLI{T: t, Ctl: filepath.Join(bin, "classroutectl"), Root: cmdtest.RepoRoot()}}
 	d.pickAddrs(t.TempDir())
 	return d
 }
@@ -137,16 +86,16 @@ func newDaemon(t *testing.T, extra ...string) *daemon {
 // may be taken by another process before the daemon binds it (the
 // packages' tests run side by side): start picks again then.
 func (d *daemon) pickAddrs(dataDir string) {
-	listen := freeAddr(d.t)
-	d.etcdAddr, d.metrics = freeAddr(d.t), freeAddr(d.t)
+	listen := etcdtest.FreeAddr(d.t)
+	d.etcdAddr, d.metrics = etcdtest.FreeAddr(d.t), etcdtest.FreeAddr(d.t)
 	d.args = append([]string{
 		"--listen", listen,
 		"--data-dir", dataDir,
 		"--embedded-etcd-client", d.etcdAddr,
-		"--embedded-etcd-peer", freeAddr(d.t),
+		"--embedded-etcd-peer", etcdtest.FreeAddr(d.t),
 		"--metrics-listen", d.metrics,
 		"--log-level", "debug"}, d.extra...)
-	d.env.server = listen
+	d.env.Server = listen
 }
 
 // start starts the daemon and waits until it serves. On its first start,
@@ -173,13 +122,13 @@ func (d *daemon) start() {
 func (d *daemon) startOnce() error {
 	t := d.t
 	t.Helper()
-	bin, err := binaries()
+	bin, err := cmdtest.Binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "classrouted"), d.args...)
-	cmd.Dir = d.env.root
+	cmd.Dir = d.env.Root
 	cmd.Stdout, cmd.Stderr = &d.logs, &d.logs
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 15 * time.Second
@@ -192,8 +141,8 @@ func (d *daemon) startOnce() error {
 	d.env.kill = func() { _ = cmd.Process.Kill() }
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		r := d.env.run("regions", "-o", "json", "--timeout", "2s")
-		if r.code == 0 {
+		r := d.env.Run("regions", "-o", "json", "--timeout", "2s")
+		if r.Code == 0 {
 			return nil
 		}
 		select {
@@ -204,7 +153,7 @@ func (d *daemon) startOnce() error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("daemon not serving after 60s: %s\nlogs:\n%s", r.stderr, d.logs.String())
+			t.Fatalf("daemon not serving after 60s: %s\nlogs:\n%s", r.Stderr, d.logs.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -229,59 +178,6 @@ func (d *daemon) stop() {
 	if err != nil && !errors.Is(err, context.Canceled) && !killed {
 		t.Errorf("daemon exit: %v", err)
 	}
-}
-
-func (e *env) run(args ...string) result {
-	e.t.Helper()
-	args = append(args, "--server", e.server)
-	cmd := exec.Command(e.ctl, args...)
-	cmd.Dir = e.root
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("run classroutectl %v: %v", args, err)
-	}
-	return result{code, out.String(), errb.String()}
-}
-
-// ok runs the CLI, requires exit 0, and decodes -o json output into m.
-func (e *env) ok(m proto.Message, args ...string) {
-	e.t.Helper()
-	r := e.run(append(args, "-o", "json")...)
-	if r.code != 0 {
-		e.t.Fatalf("classroutectl %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
-	}
-	if err := protojson.Unmarshal([]byte(r.stdout), m); err != nil {
-		e.t.Fatalf("classroutectl %v: decoding output: %v\n%s", args, err, r.stdout)
-	}
-}
-
-func (e *env) regions() map[string]*pb.Region {
-	var resp pb.ListRegionsResponse
-	e.ok(&resp, "regions")
-	m := make(map[string]*pb.Region)
-	for _, r := range resp.GetRegions() {
-		m[r.GetKey()] = r
-	}
-	if len(m) == 0 {
-		e.t.Fatal("catalogue is empty")
-	}
-	return m
-}
-
-func (e *env) place(spec string, extra ...string) *pb.Placement {
-	e.t.Helper()
-	var resp pb.PlaceResponse
-	e.ok(&resp, append([]string{"place", "-f", spec}, extra...)...)
-	p := resp.GetPlacement()
-	if p.GetState() != pb.PlacementState_PLACEMENT_STATE_PLACED {
-		e.t.Fatalf("placement state %v; want PLACED", p.GetState())
-	}
-	return p
 }
 
 func chosen(t *testing.T, p *pb.Placement, regions map[string]*pb.Region, want int) []*pb.Region {
@@ -324,10 +220,10 @@ func subset(xs, of []string) bool {
 
 func TestEndToEnd(t *testing.T) {
 	e := start(t)
-	regions := e.regions()
+	regions := e.Regions()
 
 	t.Run("kenya health records stay in Kenya", func(t *testing.T) {
-		p := e.place("examples/kenya-health-records.yaml")
+		p := e.Place("examples/kenya-health-records.yaml")
 		for _, r := range chosen(t, p, regions, 1) {
 			if r.GetCountry() != "KEN" {
 				t.Errorf("placed in %s (%s); want a region in KEN", r.GetKey(), r.GetCountry())
@@ -340,7 +236,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("azure south africa refused for residency", func(t *testing.T) {
 		var plan pb.PlanResponse
-		e.ok(&plan, "plan", "-f", "examples/kenya-wants-south-africa.yaml")
+		e.OK(&plan, "plan", "-f", "examples/kenya-wants-south-africa.yaml")
 		var found bool
 		for _, v := range plan.GetRegions() {
 			if v.GetRegion() != "azure/southafricanorth" {
@@ -363,15 +259,15 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 		// The table form a person reads says the same.
-		r := e.run("plan", "-f", "examples/kenya-wants-south-africa.yaml")
-		line := lineWith(r.stdout, "azure/southafricanorth")
-		if r.code != 0 || !strings.Contains(line, "refused") || !strings.Contains(line, "residency") {
-			t.Errorf("plan table row for azure/southafricanorth = %q (exit %d); want refused with residency", line, r.code)
+		r := e.Run("plan", "-f", "examples/kenya-wants-south-africa.yaml")
+		line := lineWith(r.Stdout, "azure/southafricanorth")
+		if r.Code != 0 || !strings.Contains(line, "refused") || !strings.Contains(line, "residency") {
+			t.Errorf("plan table row for azure/southafricanorth = %q (exit %d); want refused with residency", line, r.Code)
 		}
 	})
 
 	t.Run("top secret SI/TK NOFORN on US-operated TS regions far apart", func(t *testing.T) {
-		p := e.place("examples/ts-si-tk-noforn.yaml")
+		p := e.Place("examples/ts-si-tk-noforn.yaml")
 		rs := chosen(t, p, regions, 2)
 		for _, r := range rs {
 			a := r.GetAccreditation()
@@ -394,7 +290,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("AUKUS secret on regions operated by the three nations", func(t *testing.T) {
-		p := e.place("examples/aukus-secret.yaml")
+		p := e.Place("examples/aukus-secret.yaml")
 		for _, r := range chosen(t, p, regions, 2) {
 			if r.GetAccreditation().GetMaxLevel() < pb.Level_LEVEL_SECRET {
 				t.Errorf("%s accredited only to %v", r.GetKey(), r.GetAccreditation().GetMaxLevel())
@@ -406,7 +302,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("JEDI multi-vendor replicas on distinct providers with nearline", func(t *testing.T) {
-		p := e.place("examples/jedi-multivendor.yaml")
+		p := e.Place("examples/jedi-multivendor.yaml")
 		providers := map[string]bool{}
 		for _, r := range chosen(t, p, regions, 3) {
 			providers[r.GetProvider()] = true
@@ -423,7 +319,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("ITAR data only in US-located US-person regions", func(t *testing.T) {
-		p := e.place("examples/itar-export.yaml")
+		p := e.Place("examples/itar-export.yaml")
 		for _, r := range chosen(t, p, regions, 1) {
 			if r.GetCountry() != "USA" || !subset(r.GetOperatorNationalities(), []string{"USA"}) {
 				t.Errorf("%s in %s operated by %v", r.GetKey(), r.GetCountry(), r.GetOperatorNationalities())
@@ -435,7 +331,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("nearline storage tier is honoured", func(t *testing.T) {
-		p := e.place("examples/nearline-storage.yaml")
+		p := e.Place("examples/nearline-storage.yaml")
 		for _, r := range chosen(t, p, regions, 1) {
 			if !slices.Contains(r.GetStorageTiers(), "nearline") {
 				t.Errorf("%s lacks nearline", r.GetKey())
@@ -444,10 +340,10 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("foreign militaries are separate tenants", func(t *testing.T) {
-		nld := e.place("examples/foreign-military-nld.yaml")
-		pol := e.place("examples/foreign-military-pol.yaml")
+		nld := e.Place("examples/foreign-military-nld.yaml")
+		pol := e.Place("examples/foreign-military-pol.yaml")
 		var list pb.ListResponse
-		e.ok(&list, "list", "--tenant", "nld-mod")
+		e.OK(&list, "list", "--tenant", "nld-mod")
 		var ids []string
 		for _, p := range list.GetPlacements() {
 			ids = append(ids, p.GetId())
@@ -462,54 +358,54 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("refusal with every reason, nothing stored", func(t *testing.T) {
 		var before pb.ListResponse
-		e.ok(&before, "list", "--tenant", "ke-moh")
-		r := e.run("place", "-f", "cmd/classroutectl/testdata/kenya-gpu.yaml")
-		if r.code != 1 {
-			t.Fatalf("exit %d; want 1\n%s%s", r.code, r.stdout, r.stderr)
+		e.OK(&before, "list", "--tenant", "ke-moh")
+		r := e.Run("place", "-f", "cmd/classroutectl/testdata/kenya-gpu.yaml")
+		if r.Code != 1 {
+			t.Fatalf("exit %d; want 1\n%s%s", r.Code, r.Stdout, r.Stderr)
 		}
-		if !strings.Contains(r.stderr, "FailedPrecondition") || !strings.Contains(r.stderr, "no eligible region") {
-			t.Errorf("stderr %q; want FailedPrecondition: no eligible region", firstLine(r.stderr))
+		if !strings.Contains(r.Stderr, "FailedPrecondition") || !strings.Contains(r.Stderr, "no eligible region") {
+			t.Errorf("stderr %q; want FailedPrecondition: no eligible region", firstLine(r.Stderr))
 		}
-		if row := lineWith(r.stderr, "azure/southafricanorth"); !strings.Contains(row, "residency") {
+		if row := lineWith(r.Stderr, "azure/southafricanorth"); !strings.Contains(row, "residency") {
 			t.Errorf("refusal row for azure/southafricanorth = %q; want residency", row)
 		}
-		if row := lineWith(r.stderr, "ke-gov/konza-1"); !strings.Contains(row, "capability") {
+		if row := lineWith(r.Stderr, "ke-gov/konza-1"); !strings.Contains(row, "capability") {
 			t.Errorf("refusal row for ke-gov/konza-1 = %q; want capability", row)
 		}
 		var after pb.ListResponse
-		e.ok(&after, "list", "--tenant", "ke-moh")
+		e.OK(&after, "list", "--tenant", "ke-moh")
 		if len(after.GetPlacements()) != len(before.GetPlacements()) {
 			t.Errorf("a refused placement was stored: %d placements before, %d after", len(before.GetPlacements()), len(after.GetPlacements()))
 		}
 
 		// NOFORN data is above the Australian tenant's ceiling (REL TO
 		// USA, AUS, GBR): refused before any region is considered.
-		r = e.run("place", "-f", "cmd/classroutectl/testdata/aus-noforn.yaml")
-		if r.code != 1 || !strings.Contains(r.stderr, "PermissionDenied") || !strings.Contains(r.stderr, "ceiling TOP SECRET//REL TO USA, AUS, GBR") {
-			t.Errorf("NOFORN for the Australian tenant: exit %d, %q; want PermissionDenied naming the ceiling", r.code, firstLine(r.stderr))
+		r = e.Run("place", "-f", "cmd/classroutectl/testdata/aus-noforn.yaml")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "PermissionDenied") || !strings.Contains(r.Stderr, "ceiling TOP SECRET//REL TO USA, AUS, GBR") {
+			t.Errorf("NOFORN for the Australian tenant: exit %d, %q; want PermissionDenied naming the ceiling", r.Code, firstLine(r.Stderr))
 		}
 	})
 
 	t.Run("bad input names the field and stores nothing", func(t *testing.T) {
-		r := e.run("label", "check", "SECRET//NOFORN/REL TO USA, CAN")
-		if r.code != 1 || !strings.Contains(r.stderr, "InvalidArgument") || !strings.Contains(r.stderr, "NOFORN cannot be combined with REL TO") {
-			t.Errorf("label check: exit %d, stderr %q", r.code, r.stderr)
+		r := e.Run("label", "check", "SECRET//NOFORN/REL TO USA, CAN")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "InvalidArgument") || !strings.Contains(r.Stderr, "NOFORN cannot be combined with REL TO") {
+			t.Errorf("label check: exit %d, stderr %q", r.Code, r.Stderr)
 		}
-		if !strings.Contains(r.stderr, "field banner") {
-			t.Errorf("label check stderr %q does not name the field", r.stderr)
+		if !strings.Contains(r.Stderr, "field banner") {
+			t.Errorf("label check stderr %q does not name the field", r.Stderr)
 		}
-		r = e.run("label", "check", "SECRET//REL TO USA, XYZ")
-		if r.code != 1 || !strings.Contains(r.stderr, `unknown country code "XYZ"`) {
-			t.Errorf("unknown country: exit %d, stderr %q", r.code, r.stderr)
+		r = e.Run("label", "check", "SECRET//REL TO USA, XYZ")
+		if r.Code != 1 || !strings.Contains(r.Stderr, `unknown country code "XYZ"`) {
+			t.Errorf("unknown country: exit %d, stderr %q", r.Code, r.Stderr)
 		}
 		var all pb.ListResponse
-		e.ok(&all, "list", "--page-size", "1000")
-		r = e.run("place", "-f", "cmd/classroutectl/testdata/no-residency.yaml")
-		if r.code != 1 || !strings.Contains(r.stderr, "InvalidArgument") || !strings.Contains(r.stderr, "field workload.allowed_storage_countries") {
-			t.Errorf("missing residency: exit %d, stderr %q", r.code, r.stderr)
+		e.OK(&all, "list", "--page-size", "1000")
+		r = e.Run("place", "-f", "cmd/classroutectl/testdata/no-residency.yaml")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "InvalidArgument") || !strings.Contains(r.Stderr, "field workload.allowed_storage_countries") {
+			t.Errorf("missing residency: exit %d, stderr %q", r.Code, r.Stderr)
 		}
 		var after pb.ListResponse
-		e.ok(&after, "list", "--page-size", "1000")
+		e.OK(&after, "list", "--page-size", "1000")
 		if len(after.GetPlacements()) != len(all.GetPlacements()) {
 			t.Errorf("an invalid request stored a placement")
 		}
@@ -517,65 +413,65 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("label check prints the canonical form", func(t *testing.T) {
 		var resp pb.CheckLabelResponse
-		e.ok(&resp, "label", "check", "SECRET//REL TO USA, FVEY")
+		e.OK(&resp, "label", "check", "SECRET//REL TO USA, FVEY")
 		if got, want := resp.GetLabel().GetBanner(), "SECRET//REL TO USA, AUS, CAN, GBR, NZL"; got != want {
 			t.Errorf("canonical %q; want %q", got, want)
 		}
 	})
 
 	t.Run("place is idempotent on the request id; release returns capacity", func(t *testing.T) {
-		first := e.place("examples/nearline-storage.yaml", "--request-id", "e2e-idem-1")
+		first := e.Place("examples/nearline-storage.yaml", "--request-id", "e2e-idem-1")
 		key := first.GetAssignments()[0].GetRegion()
-		used := e.regions()[key].GetUsed().GetMemoryMib()
-		again := e.place("examples/nearline-storage.yaml", "--request-id", "e2e-idem-1")
+		used := e.Regions()[key].GetUsed().GetMemoryMib()
+		again := e.Place("examples/nearline-storage.yaml", "--request-id", "e2e-idem-1")
 		if !proto.Equal(first, again) {
 			t.Errorf("same request id gave a different placement:\n%v\n%v", first, again)
 		}
-		if got := e.regions()[key].GetUsed().GetMemoryMib(); got != used {
+		if got := e.Regions()[key].GetUsed().GetMemoryMib(); got != used {
 			t.Errorf("repeat request changed usage of %s: %d -> %d", key, used, got)
 		}
-		r := e.run("place", "-f", "examples/itar-export.yaml", "--request-id", "e2e-idem-1")
-		if r.code != 1 || !strings.Contains(r.stderr, "AlreadyExists") {
-			t.Errorf("reusing a request id for another workload: exit %d, %q; want AlreadyExists", r.code, firstLine(r.stderr))
+		r := e.Run("place", "-f", "examples/itar-export.yaml", "--request-id", "e2e-idem-1")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "AlreadyExists") {
+			t.Errorf("reusing a request id for another workload: exit %d, %q; want AlreadyExists", r.Code, firstLine(r.Stderr))
 		}
 		var rel pb.ReleaseResponse
-		e.ok(&rel, "release", "e2e-idem-1")
+		e.OK(&rel, "release", "e2e-idem-1")
 		if rel.GetPlacement().GetState() != pb.PlacementState_PLACEMENT_STATE_RELEASED {
 			t.Errorf("released placement state %v", rel.GetPlacement().GetState())
 		}
-		if got, want := e.regions()[key].GetUsed().GetMemoryMib(), used-first.GetWorkload().GetResources().GetMemoryMib(); got != want {
+		if got, want := e.Regions()[key].GetUsed().GetMemoryMib(), used-first.GetWorkload().GetResources().GetMemoryMib(); got != want {
 			t.Errorf("after release %s uses %d MiB; want %d", key, got, want)
 		}
 		var got pb.GetResponse
-		e.ok(&got, "get", "e2e-idem-1")
+		e.OK(&got, "get", "e2e-idem-1")
 		if got.GetPlacement().GetState() != pb.PlacementState_PLACEMENT_STATE_RELEASED {
 			t.Errorf("get after release: state %v", got.GetPlacement().GetState())
 		}
-		if r := e.run("get", "no-such-placement"); r.code != 1 || !strings.Contains(r.stderr, "NotFound") {
-			t.Errorf("get unknown id: exit %d, %q; want NotFound", r.code, firstLine(r.stderr))
+		if r := e.Run("get", "no-such-placement"); r.Code != 1 || !strings.Contains(r.Stderr, "NotFound") {
+			t.Errorf("get unknown id: exit %d, %q; want NotFound", r.Code, firstLine(r.Stderr))
 		}
 	})
 
 	t.Run("request ids are the tenant's; get and release take --tenant", func(t *testing.T) {
-		dutch := e.place("examples/foreign-military-nld.yaml", "--request-id", "e2e-shared-1")
-		polish := e.place("examples/foreign-military-pol.yaml", "--request-id", "e2e-shared-1")
+		dutch := e.Place("examples/foreign-military-nld.yaml", "--request-id", "e2e-shared-1")
+		polish := e.Place("examples/foreign-military-pol.yaml", "--request-id", "e2e-shared-1")
 		if dutch.GetTenant() != "nld-mod" || polish.GetTenant() != "pol-mod" {
 			t.Fatalf("placements of e2e-shared-1: %s's and %s's; want nld-mod's and pol-mod's", dutch.GetTenant(), polish.GetTenant())
 		}
-		if r := e.run("get", "e2e-shared-1"); r.code != 1 || !strings.Contains(r.stderr, "InvalidArgument") || !strings.Contains(r.stderr, "field tenant") {
-			t.Errorf("get of an id two tenants used: exit %d, stderr %q; want InvalidArgument on field tenant", r.code, r.stderr)
+		if r := e.Run("get", "e2e-shared-1"); r.Code != 1 || !strings.Contains(r.Stderr, "InvalidArgument") || !strings.Contains(r.Stderr, "field tenant") {
+			t.Errorf("get of an id two tenants used: exit %d, stderr %q; want InvalidArgument on field tenant", r.Code, r.Stderr)
 		}
 		var got pb.GetResponse
-		e.ok(&got, "get", "e2e-shared-1", "--tenant", "pol-mod")
+		e.OK(&got, "get", "e2e-shared-1", "--tenant", "pol-mod")
 		if !proto.Equal(got.GetPlacement(), polish) {
 			t.Errorf("get --tenant pol-mod: %v; want %v", got.GetPlacement(), polish)
 		}
 		var rel pb.ReleaseResponse
-		e.ok(&rel, "release", "--tenant", "nld-mod", "e2e-shared-1")
+		e.OK(&rel, "release", "--tenant", "nld-mod", "e2e-shared-1")
 		if rel.GetPlacement().GetTenant() != "nld-mod" || rel.GetPlacement().GetState() != pb.PlacementState_PLACEMENT_STATE_RELEASED {
 			t.Errorf("release --tenant nld-mod: %v", rel.GetPlacement())
 		}
-		e.ok(&got, "get", "e2e-shared-1", "--tenant", "pol-mod")
+		e.OK(&got, "get", "e2e-shared-1", "--tenant", "pol-mod")
 		if got.GetPlacement().GetState() != pb.PlacementState_PLACEMENT_STATE_PLACED {
 			t.Errorf("pol-mod's e2e-shared-1 after nld-mod's release: %v; want placed", got.GetPlacement().GetState())
 		}
@@ -606,7 +502,7 @@ func TestTwoDaemonsRaceForLastCapacity(t *testing.T) {
 
 	type outcome struct {
 		id  string
-		res result
+		res cmdtest.Result
 	}
 	results := make(chan outcome, attempts+2)
 	var wg sync.WaitGroup
@@ -619,7 +515,7 @@ func TestTwoDaemonsRaceForLastCapacity(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := fmt.Sprintf("race-%d", i)
-			results <- outcome{id, d.run("place", "-f", "cmd/classroutectl/testdata/race-workload.yaml", "--request-id", id, "-o", "json")}
+			results <- outcome{id, d.Run("place", "-f", "cmd/classroutectl/testdata/race-workload.yaml", "--request-id", id, "-o", "json")}
 		}()
 	}
 	// The same request id at both daemons at once.
@@ -627,7 +523,7 @@ func TestTwoDaemonsRaceForLastCapacity(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results <- outcome{"race-shared", d.run("place", "-f", "cmd/classroutectl/testdata/race-workload.yaml", "--request-id", "race-shared", "-o", "json")}
+			results <- outcome{"race-shared", d.Run("place", "-f", "cmd/classroutectl/testdata/race-workload.yaml", "--request-id", "race-shared", "-o", "json")}
 		}()
 	}
 	wg.Wait()
@@ -637,19 +533,19 @@ func TestTwoDaemonsRaceForLastCapacity(t *testing.T) {
 	var shared []*pb.Placement
 	for o := range results {
 		switch {
-		case o.res.code == 0:
+		case o.res.Code == 0:
 			var resp pb.PlaceResponse
-			if err := protojson.Unmarshal([]byte(o.res.stdout), &resp); err != nil {
+			if err := protojson.Unmarshal([]byte(o.res.Stdout), &resp); err != nil {
 				t.Fatalf("%s: %v", o.id, err)
 			}
 			placed[resp.GetPlacement().GetId()] = true
 			if o.id == "race-shared" {
 				shared = append(shared, resp.GetPlacement())
 			}
-		case strings.Contains(o.res.stderr, "FailedPrecondition") && strings.Contains(o.res.stderr, "capacity"):
+		case strings.Contains(o.res.Stderr, "FailedPrecondition") && strings.Contains(o.res.Stderr, "capacity"):
 			// refused: the region is full
 		default:
-			t.Errorf("%s: exit %d: %s", o.id, o.res.code, o.res.stderr)
+			t.Errorf("%s: exit %d: %s", o.id, o.res.Code, o.res.Stderr)
 		}
 	}
 	if len(placed) != slots {
@@ -659,14 +555,14 @@ func TestTwoDaemonsRaceForLastCapacity(t *testing.T) {
 		t.Errorf("one request id at two daemons made two different placements:\n%v\n%v", shared[0], shared[1])
 	}
 	for _, d := range []*env{a, b} {
-		r := d.regions()["natgov/secret-small-1"]
+		r := d.Regions()["natgov/secret-small-1"]
 		if got := r.GetUsed().GetMilliCpu(); got != int64(len(placed))*1000 || got > r.GetCapacity().GetMilliCpu() {
-			t.Errorf("daemon %s sees %dm used of %dm for %d placements", d.server, got, r.GetCapacity().GetMilliCpu(), len(placed))
+			t.Errorf("daemon %s sees %dm used of %dm for %d placements", d.Server, got, r.GetCapacity().GetMilliCpu(), len(placed))
 		}
 		var list pb.ListResponse
-		d.ok(&list, "list", "--region", "natgov/secret-small-1", "--state", "placed")
+		d.OK(&list, "list", "--region", "natgov/secret-small-1", "--state", "placed")
 		if len(list.GetPlacements()) != len(placed) {
-			t.Errorf("daemon %s lists %d placements; want %d", d.server, len(list.GetPlacements()), len(placed))
+			t.Errorf("daemon %s lists %d placements; want %d", d.Server, len(list.GetPlacements()), len(placed))
 		}
 	}
 }

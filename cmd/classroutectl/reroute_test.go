@@ -20,7 +20,7 @@ func TestRerouteSurvivesLeaderKilledMidway(t *testing.T) {
 	a := start(t, "--etcd", etcdAddr, "--name", "a", "--move-every", "150ms")
 	const n = 16
 	for i := range n {
-		p := host.place("cmd/classroutectl/testdata/race-workload.yaml", "--request-id", fmt.Sprintf("r%d", i))
+		p := host.Place("cmd/classroutectl/testdata/race-workload.yaml", "--request-id", fmt.Sprintf("r%d", i))
 		if got := p.GetAssignments()[0].GetRegion(); got != "natgov/secret-a" {
 			t.Fatalf("placed in %s; want natgov/secret-a (the cheaper)", got)
 		}
@@ -28,9 +28,9 @@ func TestRerouteSurvivesLeaderKilledMidway(t *testing.T) {
 	// b joins after a, so a leads.
 	b := start(t, "--etcd", etcdAddr, "--name", "b", "--move-every", "150ms")
 
-	used := func(d *env, key string) int64 { return d.regions()[key].GetUsed().GetMilliCpu() / 1000 }
+	used := func(d *env, key string) int64 { return d.Regions()[key].GetUsed().GetMilliCpu() / 1000 }
 	var out pb.PutRegionResponse
-	host.ok(&out, "region", "drain", "natgov/secret-a")
+	host.OK(&out, "region", "drain", "natgov/secret-a")
 
 	deadline := time.Now().Add(20 * time.Second)
 	for used(host, "natgov/secret-b") < 3 {
@@ -52,7 +52,7 @@ func TestRerouteSurvivesLeaderKilledMidway(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	var list pb.ListResponse
-	b.ok(&list, "list", "--state", "placed", "--page-size", "100")
+	b.OK(&list, "list", "--state", "placed", "--page-size", "100")
 	if len(list.GetPlacements()) != n {
 		t.Fatalf("%d placements placed; want %d", len(list.GetPlacements()), n)
 	}
@@ -68,45 +68,45 @@ func TestRerouteSurvivesLeaderKilledMidway(t *testing.T) {
 // administrator approves, the placements there are re-routed.
 func TestTwoPersonRevokeReroutes(t *testing.T) {
 	e := start(t, "--catalog", "cmd/classroutectl/testdata/reroute-catalog.yaml")
-	p := e.place("cmd/classroutectl/testdata/race-workload.yaml", "--request-id", "two-person-1")
+	p := e.Place("cmd/classroutectl/testdata/race-workload.yaml", "--request-id", "two-person-1")
 	if got := p.GetAssignments()[0].GetRegion(); got != "natgov/secret-a" {
 		t.Fatalf("placed in %s", got)
 	}
 
 	// Through PutRegion a revocation is refused outright.
-	r := e.run("region", "get", "natgov/secret-a")
-	if r.code != 0 {
-		t.Fatalf("region get: %s", r.stderr)
+	r := e.Run("region", "get", "natgov/secret-a")
+	if r.Code != 0 {
+		t.Fatalf("region get: %s", r.Stderr)
 	}
 	yamlFile := filepath.Join(t.TempDir(), "r.yaml")
-	revoked := strings.Replace(r.stdout, "accreditation:\n", "accreditation:\n    revoked: true\n", 1)
+	revoked := strings.Replace(r.Stdout, "accreditation:\n", "accreditation:\n    revoked: true\n", 1)
 	if err := os.WriteFile(yamlFile, []byte(revoked), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.run("region", "put", "-f", yamlFile); r.code != 1 || !strings.Contains(r.stderr, "FailedPrecondition") || !strings.Contains(r.stderr, "accreditation.revoked") {
-		t.Fatalf("region put of a revocation: exit %d\n%s", r.code, r.stderr)
+	if r := e.Run("region", "put", "-f", yamlFile); r.Code != 1 || !strings.Contains(r.Stderr, "FailedPrecondition") || !strings.Contains(r.Stderr, "accreditation.revoked") {
+		t.Fatalf("region put of a revocation: exit %d\n%s", r.Code, r.Stderr)
 	}
 
 	var ch pb.RegionChange
-	e.ok(&ch, "region", "revoke", "natgov/secret-a", "--as", "alice", "--reason", "ATO lapsed")
+	e.OK(&ch, "region", "revoke", "natgov/secret-a", "--as", "alice", "--reason", "ATO lapsed")
 	if ch.GetState() != "pending" || ch.GetKind() != "revoke" || !strings.HasSuffix(ch.GetProposedBy(), "/alice") {
 		t.Fatalf("proposal %v", &ch)
 	}
-	if r := e.run("change", "approve", ch.GetId(), "--as", "alice"); r.code != 1 || !strings.Contains(r.stderr, "PermissionDenied") {
-		t.Fatalf("self-approval: exit %d\n%s", r.code, r.stderr)
+	if r := e.Run("change", "approve", ch.GetId(), "--as", "alice"); r.Code != 1 || !strings.Contains(r.Stderr, "PermissionDenied") {
+		t.Fatalf("self-approval: exit %d\n%s", r.Code, r.Stderr)
 	}
-	if reg := e.regions()["natgov/secret-a"]; reg.GetAccreditation().GetRevoked() {
+	if reg := e.Regions()["natgov/secret-a"]; reg.GetAccreditation().GetRevoked() {
 		t.Fatal("revoked before approval")
 	}
 	var done pb.RegionChange
-	e.ok(&done, "change", "approve", ch.GetId(), "--as", "bob")
+	e.OK(&done, "change", "approve", ch.GetId(), "--as", "bob")
 	if done.GetState() != "applied" || !strings.HasSuffix(done.GetDecidedBy(), "/bob") {
 		t.Fatalf("approval %v", &done)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var got pb.GetResponse
-		e.ok(&got, "get", "two-person-1")
+		e.OK(&got, "get", "two-person-1")
 		if got.GetPlacement().GetAssignments()[0].GetRegion() == "natgov/secret-b" && len(got.GetPlacement().GetRetiring()) == 0 {
 			break
 		}
@@ -121,27 +121,27 @@ func TestTwoPersonRevokeReroutes(t *testing.T) {
 // takes back: the way an administrator grants a user a role.
 func TestTenantGetPut(t *testing.T) {
 	e := start(t)
-	r := e.run("tenant", "get", "ke-moh")
-	if r.code != 0 || !strings.Contains(r.stdout, "ceiling: CUI") {
-		t.Fatalf("tenant get: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	r := e.Run("tenant", "get", "ke-moh")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "ceiling: CUI") {
+		t.Fatalf("tenant get: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	file := filepath.Join(t.TempDir(), "t.yaml")
-	if err := os.WriteFile(file, []byte(r.stdout+"members:\n  - name: amina\n    roles: [tenant-submitter]\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(r.Stdout+"members:\n  - name: amina\n    roles: [tenant-submitter]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.run("tenant", "put", "-f", file); r.code != 0 {
-		t.Fatalf("tenant put: exit %d\n%s", r.code, r.stderr)
+	if r := e.Run("tenant", "put", "-f", file); r.Code != 0 {
+		t.Fatalf("tenant put: exit %d\n%s", r.Code, r.Stderr)
 	}
 	var got pb.GetTenantResponse
-	e.ok(&got, "tenant", "get", "ke-moh")
+	e.OK(&got, "tenant", "get", "ke-moh")
 	if m := got.GetTenant().GetMembers(); len(m) != 1 || m[0].GetName() != "amina" {
 		t.Fatalf("members %v", m)
 	}
 	// A role the tenant may not grant is refused, naming the field.
-	if err := os.WriteFile(file, []byte(r.stdout+"members:\n  - name: amina\n    roles: [catalog-admin]\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(r.Stdout+"members:\n  - name: amina\n    roles: [catalog-admin]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.run("tenant", "put", "-f", file); r.code != 1 || !strings.Contains(r.stderr, "members") {
-		t.Fatalf("tenant put with catalog-admin: exit %d\n%s", r.code, r.stderr)
+	if r := e.Run("tenant", "put", "-f", file); r.Code != 1 || !strings.Contains(r.Stderr, "members") {
+		t.Fatalf("tenant put with catalog-admin: exit %d\n%s", r.Code, r.Stderr)
 	}
 }

@@ -32,8 +32,8 @@ type watcher struct {
 func (e *env) watch(args ...string) *watcher {
 	e.t.Helper()
 	w := &watcher{t: e.t, lines: make(chan string, 1000), exited: make(chan error, 1)}
-	w.cmd = exec.Command(e.ctl, append(append([]string{"watch"}, args...), "--server", e.server)...)
-	w.cmd.Dir = e.root
+	w.cmd = exec.Command(e.Ctl, append(append([]string{"watch"}, args...), "--server", e.Server)...)
+	w.cmd.Dir = e.Root
 	w.cmd.Stderr = w
 	out, err := w.cmd.StdoutPipe()
 	if err != nil {
@@ -109,7 +109,7 @@ func TestWatchAcrossRestart(t *testing.T) {
 	e := d.env
 	// List, then watch from the list's revision: no gap in between.
 	var list pb.ListResponse
-	e.ok(&list, "list")
+	e.OK(&list, "list")
 	from := list.GetRevision()
 	if from == 0 {
 		t.Fatal("list -o json has no revision")
@@ -146,7 +146,7 @@ func TestWatchAcrossRestart(t *testing.T) {
 		released = pb.PlacementEventType_PLACEMENT_EVENT_TYPE_RELEASED
 	)
 	const spec = "examples/nearline-storage.yaml"
-	p := e.place(spec, "--request-id", "w-1")
+	p := e.Place(spec, "--request-id", "w-1")
 	expect(placed, "w-1")
 	row := regexp.MustCompile(`^\d+ placed +w-1 placed ` + regexp.QuoteMeta(p.GetAssignments()[0].GetRegion()) + `$`)
 	if l := table.next(30 * time.Second); !row.MatchString(l) {
@@ -155,13 +155,13 @@ func TestWatchAcrossRestart(t *testing.T) {
 
 	d.stop()
 	d.start()
-	e.place(spec, "--request-id", "w-2")
+	e.Place(spec, "--request-id", "w-2")
 	var rel pb.ReleaseResponse
-	e.ok(&rel, "release", "w-1")
+	e.OK(&rel, "release", "w-1")
 	expect(placed, "w-2")
 	expect(released, "w-1")
 	// A sentinel: the next line is its, so nothing came in between.
-	e.place(spec, "--request-id", "w-3")
+	e.Place(spec, "--request-id", "w-3")
 	expect(placed, "w-3")
 	if !strings.Contains(js.errs(), "watch interrupted") || !strings.Contains(js.errs(), "; resuming in ") {
 		t.Errorf("watch stderr %q; want it to say it resumed", js.errs())
@@ -182,9 +182,9 @@ func TestDaemonMetrics(t *testing.T) {
 	d.start()
 	t.Cleanup(d.stop)
 	e := d.env
-	e.place("examples/nearline-storage.yaml")
-	if r := e.run("place", "-f", "cmd/classroutectl/testdata/kenya-gpu.yaml"); r.code != 1 {
-		t.Fatalf("kenya-gpu: exit %d; want a refusal", r.code)
+	e.Place("examples/nearline-storage.yaml")
+	if r := e.Run("place", "-f", "cmd/classroutectl/testdata/kenya-gpu.yaml"); r.Code != 1 {
+		t.Fatalf("kenya-gpu: exit %d; want a refusal", r.Code)
 	}
 	body := httpGet(t, "http://"+d.metrics+"/metrics")
 	for _, want := range []string{

@@ -1,4 +1,4 @@
-package main_test
+package deploy_test
 
 import (
 	"context"
@@ -15,14 +15,15 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/classroute/classroute/cmd/cmdtest"
 	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router/etcdtest"
 )
 
 // pki writes a CA and two certificates it signs, for 127.0.0.1: a
@@ -72,26 +73,23 @@ func pki(t testing.TB) string {
 // and a daemon that speaks TLS to it with -etcd-ca/-etcd-cert/-etcd-key;
 // -health-listen serves grpc.health.v1 alone, in plaintext.
 func TestEtcdTLSAndHealthListener(t *testing.T) {
-	bin, err := binaries()
+	bin, err := cmdtest.Binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
 	certs := pki(t)
 	f := func(name string) string { return filepath.Join(certs, name) }
 	dir := t.TempDir()
-	client := freeAddr(t)
+	client := etcdtest.FreeAddr(t)
 	m := &member{proc: newProc(t, dir, "m1", filepath.Join(bin, "classroute-etcd"),
-		"--name", "m1", "--data-dir", filepath.Join(dir, "m1"), "--client-addr", client, "--peer-addr", freeAddr(t),
+		"--name", "m1", "--data-dir", filepath.Join(dir, "m1"), "--client-addr", client, "--peer-addr", etcdtest.FreeAddr(t),
 		"--client-cert", f("member.pem"), "--client-key", f("member-key.pem"), "--client-ca", f("ca.pem"),
 		"--unsafe-no-fsync"), client: client}
 	m.start()
 	m.waitLog(0, "member serving", 60*time.Second)
 
 	// Plaintext is refused: the member really speaks TLS.
-	plain, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain := etcdtest.Dial(t, client)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	_, err = plain.Get(ctx, "k")
 	cancel()
@@ -100,7 +98,7 @@ func TestEtcdTLSAndHealthListener(t *testing.T) {
 		t.Fatal("a plaintext client read from the TLS member")
 	}
 
-	healthAddr := freeAddr(t)
+	healthAddr := etcdtest.FreeAddr(t)
 	d := startDaemons(t, 1, []string{client},
 		"--etcd-ca", f("ca.pem"), "--etcd-cert", f("daemon.pem"), "--etcd-key", f("daemon-key.pem"),
 		"--health-listen", healthAddr)[0]

@@ -1,4 +1,4 @@
-package main_test
+package deploy_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/classroute/classroute/cmd/cmdtest"
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 )
 
@@ -76,7 +77,7 @@ func TestClusterScript(t *testing.T) {
 	if _, err := exec.LookPath("setsid"); err != nil {
 		t.Skip("deploy/cluster.sh needs setsid")
 	}
-	c := &clusterScript{t: t, root: repoRoot(t), dir: t.TempDir(), base: freePortRange(t, 30)}
+	c := &clusterScript{t: t, root: cmdtest.RepoRoot(), dir: t.TempDir(), base: freePortRange(t, 30)}
 	c.env = []string{
 		"CLASSROUTE_CLUSTER_DIR=" + c.dir,
 		fmt.Sprintf("CLASSROUTE_CLUSTER_PORT=%d", c.base),
@@ -90,7 +91,7 @@ func TestClusterScript(t *testing.T) {
 		if t.Failed() {
 			for _, name := range []string{"m1", "m2", "m3", "d1", "d2", "agent1", "agent2", "agent3"} {
 				b, _ := os.ReadFile(filepath.Join(c.dir, "logs", name+".log"))
-				t.Logf("%s.log:\n%s", name, tail(string(b), 30))
+				t.Logf("%s.log:\n%s", name, cmdtest.Tail(string(b), 30))
 			}
 		}
 	})
@@ -106,19 +107,19 @@ func TestClusterScript(t *testing.T) {
 	}
 
 	ctl := filepath.Join(c.dir, "bin", "classroutectl")
-	a := &env{t: t, ctl: ctl, server: d1, root: c.root}
-	b := &env{t: t, ctl: ctl, server: d2, root: c.root}
-	first := a.place("examples/aukus-secret.yaml", "--request-id", "cluster-1")
+	a := &cmdtest.CLI{T: t, Ctl: ctl, Server: d1, Root: c.root}
+	b := &cmdtest.CLI{T: t, Ctl: ctl, Server: d2, Root: c.root}
+	first := a.Place("examples/aukus-secret.yaml", "--request-id", "cluster-1")
 	var got pb.GetResponse
-	b.ok(&got, "get", "cluster-1")
+	b.OK(&got, "get", "cluster-1")
 	if !proto.Equal(got.GetPlacement(), first) {
 		t.Errorf("placement through d1 read through d2 differs:\n%v\n%v", first, got.GetPlacement())
 	}
-	if again := b.place("examples/aukus-secret.yaml", "--request-id", "cluster-1"); !proto.Equal(again, first) {
+	if again := b.Place("examples/aukus-secret.yaml", "--request-id", "cluster-1"); !proto.Equal(again, first) {
 		t.Errorf("the same request id through d2 gave another placement:\n%v\n%v", first, again)
 	}
-	second := b.place("examples/jedi-multivendor.yaml", "--request-id", "cluster-2")
-	if got := a.regions()[second.GetAssignments()[0].GetRegion()].GetUsed().GetMilliCpu(); got < second.GetWorkload().GetResources().GetMilliCpu() {
+	second := b.Place("examples/jedi-multivendor.yaml", "--request-id", "cluster-2")
+	if got := a.Regions()[second.GetAssignments()[0].GetRegion()].GetUsed().GetMilliCpu(); got < second.GetWorkload().GetResources().GetMilliCpu() {
 		t.Errorf("d1 sees %dm used in %s after d2 placed %dm there", got, second.GetAssignments()[0].GetRegion(), second.GetWorkload().GetResources().GetMilliCpu())
 	}
 
@@ -126,9 +127,9 @@ func TestClusterScript(t *testing.T) {
 	// each talking to one of the daemons; both daemons see them live.
 	for _, key := range []string{"aws/us-gov-west-1", "azure/usgovvirginia", "ke-gov/konza-1"} {
 		deadline := time.Now().Add(10 * time.Second)
-		for !a.regions()[key].GetHealth().GetAgentLive() || !b.regions()[key].GetHealth().GetAgentLive() {
+		for !a.Regions()[key].GetHealth().GetAgentLive() || !b.Regions()[key].GetHealth().GetAgentLive() {
 			if time.Now().After(deadline) {
-				t.Fatalf("no live agent for %s after 10s: %v", key, a.regions()[key].GetHealth())
+				t.Fatalf("no live agent for %s after 10s: %v", key, a.Regions()[key].GetHealth())
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -178,12 +179,4 @@ func processRuns(pid int) bool {
 		return !strings.HasPrefix(s[i+2:], "Z")
 	}
 	return true
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -1,4 +1,4 @@
-package main_test
+package deploy_test
 
 import (
 	"context"
@@ -24,8 +24,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/classroute/classroute/cmd/cmdtest"
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/etcdtest"
 )
 
 // The fault tests run real processes on loopback: a three-member etcd
@@ -125,7 +127,7 @@ func (p *proc) stop() {
 // logTail is the end of the process's log, for failure messages.
 func (p *proc) logTail() string {
 	b, _ := os.ReadFile(p.log)
-	return tail(string(b), 25)
+	return cmdtest.Tail(string(b), 25)
 }
 
 // waitLog waits until the log, past offset from, holds want.
@@ -178,7 +180,7 @@ type clusterOpts struct {
 // startEtcd starts n members at once and waits until each serves.
 func startEtcd(t testing.TB, n int, o clusterOpts) *etcdCluster {
 	t.Helper()
-	bin, err := binaries()
+	bin, err := cmdtest.Binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,12 +189,12 @@ func startEtcd(t testing.TB, n int, o clusterOpts) *etcdCluster {
 	var initial []string
 	peers := make([]string, n)
 	for i := range n {
-		peers[i] = freeAddr(t)
+		peers[i] = etcdtest.FreeAddr(t)
 		initial = append(initial, fmt.Sprintf("m%d=http://%s", i+1, peers[i]))
 	}
 	for i := range n {
 		name := fmt.Sprintf("m%d", i+1)
-		client := freeAddr(t)
+		client := etcdtest.FreeAddr(t)
 		args := []string{"--name", name, "--data-dir", filepath.Join(dir, name),
 			"--client-addr", client, "--peer-addr", peers[i],
 			"--initial-cluster", strings.Join(initial, ","), "--etcd-log-level", "error"}
@@ -207,11 +209,7 @@ func startEtcd(t testing.TB, n int, o clusterOpts) *etcdCluster {
 	for _, m := range c.members {
 		m.waitLog(0, "member serving", 60*time.Second)
 	}
-	c.cli, err = clientv3.New(clientv3.Config{Endpoints: c.endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.cli.Close() })
+	c.cli = etcdtest.Dial(t, c.endpoints()...)
 	return c
 }
 
@@ -272,16 +270,16 @@ type clusterDaemon struct {
 // (the first seeds the catalogue), and waits until each serves.
 func startDaemons(t testing.TB, n int, endpoints []string, extra ...string) []*clusterDaemon {
 	t.Helper()
-	bin, err := binaries()
+	bin, err := cmdtest.Binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	var ds []*clusterDaemon
 	for i := range n {
-		listen := freeAddr(t)
+		listen := etcdtest.FreeAddr(t)
 		args := append([]string{"--listen", listen, "--data-dir", filepath.Join(dir, fmt.Sprintf("d%d", i+1)),
-			"--etcd", strings.Join(endpoints, ","), "--metrics-listen", freeAddr(t), "--log-level", "info"}, extra...)
+			"--etcd", strings.Join(endpoints, ","), "--metrics-listen", etcdtest.FreeAddr(t), "--log-level", "info"}, extra...)
 		d := &clusterDaemon{proc: newProc(t, dir, fmt.Sprintf("d%d", i+1), filepath.Join(bin, "classrouted"), args...), listen: listen}
 		d.start()
 		d.waitLog(0, "classrouted serving", 60*time.Second)
@@ -720,11 +718,7 @@ func TestFaultEtcdLeaderKilledUnderLoad(t *testing.T) {
 	checkNoDuplicate(t, ds[0], l)
 
 	// The restarted member caught up: a read through it alone agrees.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{victim.client}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := etcdtest.Dial(t, victim.client)
 	if got, want := completedPlacements(t, cli), int64(len(l.acked)); got != want {
 		t.Errorf("restarted member %s holds %d placements; want %d", victim.name, got, want)
 	}

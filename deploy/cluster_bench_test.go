@@ -1,4 +1,4 @@
-package main_test
+package deploy_test
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 // both), in one run. etcd fsyncs, as in production. The second reports
 // its rate as a ratio of the first's.
 //
-//	go test -run '^$' -bench ClusterPlace -benchtime 2000x ./cmd/classroutectl/
+//	go test -run '^$' -bench ClusterPlace -benchtime 2000x ./deploy/
 //
 // Every process shares this machine's cores with the others and with the
 // clients, so the figures compare the two shapes; they are not the
