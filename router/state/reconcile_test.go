@@ -126,93 +126,78 @@ func (e *env) place(id string, w *router.Workload) *router.Placement {
 }
 
 func TestReconcileMovesReplicasOffADowngradedRegion(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5 // the first choice
-	s2 := secretRegion("azure", "s2", big)
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, s2, commercialRegion("aws", "c1")}, []router.Tenant{army()})
 	const n = 12
+	var ids []string
 	for i := range n {
-		if p := e.place(fmt.Sprintf("w%d", i), secretWorkload(t, fmt.Sprintf("w%d", i))); p.Regions[0] != "aws/s1" {
-			t.Fatalf("placed in %v, want aws/s1 (the cheaper)", p.Regions)
-		}
+		ids = append(ids, fmt.Sprintf("w%d", i))
 	}
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
+	// Given SECRET replicas in aws/s1, the cheaper of two SECRET regions,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big), commercialRegion("aws", "c1")).
+		placedIn("aws/s1", ids...).
+		reconciling(state.ReconcilerConfig{Name: "a"})
 
-	// Downgrade s1 to CUI: every SECRET replica there is a violation
-	// and must move to s2, the only other SECRET region.
-	down := s1
-	down.Accreditation.MaxLevel = label.CUI
-	down.NetworkDomain = router.DomainInternet
-	down.Personnel = router.PersonnelNone
-	e.putRegion(down)
+	// when aws/s1 is downgraded to CUI, every replica there is a violation
+	s.whenDowngradedToCUI("aws/s1")
 
-	eventually(t, 10*time.Second, func() (bool, string) {
-		for id, sp := range e.placements() {
+	// then each moves, once, to azure/s2, the only other SECRET region.
+	s.thenEventually(10*time.Second, func(ps map[string]storedPlacement) (bool, string) {
+		for id, sp := range ps {
 			if !slices.Equal(sp.P.Regions, []string{"azure/s2"}) || len(sp.P.Retiring) > 0 || sp.P.State != router.PlacementPlaced {
 				return false, fmt.Sprintf("%s: regions %v, retiring %v, state %s", id, sp.P.Regions, sp.P.Retiring, sp.P.State)
 			}
 		}
 		return true, ""
 	})
-	for id, sp := range e.placements() {
+	for id, sp := range s.placements() {
 		if sp.P.Moves != 1 {
 			t.Errorf("%s moved %d times, want 1", id, sp.P.Moves)
 		}
 	}
-	e.checkUsage("aws/s1", "azure/s2")
-	ops := e.auditOps()
-	for _, op := range []string{audit.OpViolation, audit.OpReroute, audit.OpRetire} {
-		if ops[op] != n {
-			t.Errorf("audit has %d %q entries, want %d: %v", ops[op], op, n, ops)
-		}
-	}
+	s.thenUsageExact("aws/s1", "azure/s2")
+	s.thenAudit("each replica flagged, re-routed and its old copy retired", map[string]int{audit.OpViolation: n, audit.OpReroute: n, audit.OpRetire: n})
 }
 
 func TestReconcileDrainedRegionMovesWithoutViolation(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
-	e.place("w", secretWorkload(t, "w"))
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
-	drained := s1
-	drained.Status = router.StatusDraining
-	e.putRegion(drained)
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
-		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
-	})
-	if ops := e.auditOps(); ops[audit.OpViolation] != 0 || ops[audit.OpReroute] != 1 {
-		t.Errorf("audit %v: want one reroute and no violation (draining is not a violation)", ops)
-	}
-	e.checkUsage("aws/s1", "azure/s2")
+	// Given a placement in aws/s1, the cheaper of two SECRET regions,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		placed("w").
+		reconciling(state.ReconcilerConfig{Name: "a"})
+
+	// when aws/s1 is drained,
+	s.whenDrained("aws/s1")
+
+	// then the placement moves to azure/s2, and no violation is recorded.
+	s.thenPlacement("w", 10*time.Second, placementIn("azure/s2"))
+	s.thenAudit("one reroute and no violation: draining is not a violation", map[string]int{audit.OpViolation: 0, audit.OpReroute: 1})
+	s.thenUsageExact("aws/s1", "azure/s2")
 }
 
 func TestReconcileStrandedThenRecovered(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	e.seed([]router.Provider{provider("aws")}, []router.Region{s1, commercialRegion("aws", "c1")}, []router.Tenant{army()})
-	e.place("w", secretWorkload(t, "w"))
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
+	// Given a placement in aws/s1, the only SECRET region,
+	s := given(t).
+		regions(secretRegion("aws", "s1", big), commercialRegion("aws", "c1")).
+		placed("w").
+		reconciling(state.ReconcilerConfig{Name: "a"})
 
-	revoked := s1
-	revoked.Accreditation.Revoked = true
-	e.putRegion(revoked)
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
+	// when its accreditation is revoked,
+	s.whenRevoked("aws/s1")
+
+	// then the placement is a violation, stranded: nowhere else may hold it,
+	s.thenPlacement("w", 10*time.Second, func(p router.Placement) (bool, string) {
 		if p.State != router.PlacementViolation || len(p.Issues) != 1 {
 			return false, fmt.Sprintf("%+v", p)
 		}
 		is := p.Issues[0]
 		return is.Region == "aws/s1" && is.Violation && is.Stranded, fmt.Sprintf("%+v", is)
 	})
-	// Visible to List by state, with the reasons, once the cache has
-	// caught up with etcd.
+	// visible to List by state, with the reasons, once the cache has
+	// caught up with etcd,
 	st := router.PlacementViolation
 	var got []*router.Placement
 	eventually(t, 10*time.Second, func() (bool, string) {
-		page, err := e.store.ListPlacements(state.PlacementFilter{State: &st}, 0, "")
+		page, err := s.store.ListPlacements(state.PlacementFilter{State: &st}, 0, "")
 		got = page.Placements
 		return err == nil && len(got) == 1 && got[0].ID == "w", fmt.Sprintf("list violations: %v, %v", got, err)
 	})
@@ -223,61 +208,55 @@ func TestReconcileStrandedThenRecovered(t *testing.T) {
 	if !slices.Contains(codes, router.ReasonAccreditation) || !slices.Contains(codes, router.ReasonStranded) {
 		t.Errorf("issue reasons %v: want accreditation and stranded", got[0].Issues[0].Reasons)
 	}
-	// Never silently moved to a weaker region: it is still where it was.
+	// and never silently moved to a weaker region: it is still where it was.
 	if !slices.Equal(got[0].Regions, []string{"aws/s1"}) {
 		t.Errorf("regions %v", got[0].Regions)
 	}
 
-	// Re-accredited: the placement recovers where it is.
-	e.putRegion(s1)
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
+	// When aws/s1 is accredited again, then the placement recovers where it is.
+	s.whenReaccredited("aws/s1")
+	s.thenPlacement("w", 10*time.Second, func(p router.Placement) (bool, string) {
 		return p.State == router.PlacementPlaced && len(p.Issues) == 0, fmt.Sprintf("%+v", p)
 	})
-	ops := e.auditOps()
-	if ops[audit.OpViolation] != 1 || ops[audit.OpStranded] != 1 || ops[audit.OpRecovered] != 1 {
-		t.Errorf("audit %v: want one violation, one stranded, one recovered", ops)
-	}
-	e.checkUsage("aws/s1")
+	s.thenAudit("one violation, one stranded, one recovered", map[string]int{audit.OpViolation: 1, audit.OpStranded: 1, audit.OpRecovered: 1})
+	s.thenUsageExact("aws/s1")
 }
 
 // A region with an agent (a health record) is confirmed only by the
 // agent: the old copy keeps running, and its capacity, until then.
 func TestReconcileKeepsTheOldCopyUntilTheNewOneRuns(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
-	e.place("w", secretWorkload(t, "w"))
-	waitFor(t, e.store, e.putJSON("health/azure/s2", router.Health{Healthy: true, Since: time.Now().UTC(), Agent: "agent-s2"}))
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
+	// Given a placement in aws/s1, and an agent in azure/s2,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		placed("w").
+		agentIn("azure/s2").
+		reconciling(state.ReconcilerConfig{Name: "a"})
 
-	drained := s1
-	drained.Status = router.StatusDraining
-	e.putRegion(drained)
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
+	// when aws/s1 is drained,
+	s.whenDrained("aws/s1")
+
+	// then the placement moves to azure/s2,
+	s.thenPlacement("w", 10*time.Second, func(p router.Placement) (bool, string) {
 		return slices.Equal(p.Regions, []string{"azure/s2"}), fmt.Sprintf("%+v", p)
 	})
-	// Several passes later the old copy is still there, holding capacity.
+	// and several passes later the old copy is still there, holding capacity.
 	time.Sleep(300 * time.Millisecond)
-	p := e.placements()["w"].P
+	p := s.placements()["w"].P
 	if len(p.Retiring) != 1 || p.Retiring[0].Region != "aws/s1" || p.Retiring[0].MovedTo != "azure/s2" {
 		t.Fatalf("retiring %+v: the old copy must stay until the new one runs", p.Retiring)
 	}
-	e.checkUsage("aws/s1", "azure/s2")
-	if used, _ := e.usage("aws/s1"); used != unit {
+	s.thenUsageExact("aws/s1", "azure/s2")
+	if used, _ := s.usage("aws/s1"); used != unit {
 		t.Fatalf("aws/s1 usage %+v: the retiring copy holds its capacity", used)
 	}
 
-	// The agent acknowledges the new replica running: the old copy goes.
+	// When the agent acknowledges the new replica running, then the old copy goes.
 	p.Replicas = []router.ReplicaStatus{{State: router.ReplicaRunning, At: time.Now().UTC()}}
-	e.putJSON("placements/us-army/w", p)
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
+	s.putJSON("placements/us-army/w", p)
+	s.thenPlacement("w", 10*time.Second, func(p router.Placement) (bool, string) {
 		return len(p.Retiring) == 0, fmt.Sprintf("%+v", p.Retiring)
 	})
-	e.checkUsage("aws/s1", "azure/s2")
+	s.thenUsageExact("aws/s1", "azure/s2")
 }
 
 // A paused former leader cannot write: its fence (the create revision of
@@ -487,62 +466,57 @@ func TestReconcilerKilledMidwayIsTakenOver(t *testing.T) {
 // An authority to operate expires with no write to etcd: the reconciler's
 // timer finds it, flags the violation and moves the replica.
 func TestReconcileMovesReplicasWhenAccreditationExpires(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	s1.Accreditation.Expires = time.Now().Add(1500 * time.Millisecond).UTC()
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
-	if p := e.place("w", secretWorkload(t, "w")); p.Regions[0] != "aws/s1" {
-		t.Fatalf("placed in %v", p.Regions)
-	}
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: 100 * time.Millisecond})
+	// Given a placement in aws/s1, whose accreditation ends in 1.5s,
+	s := given(t)
+	expiring := cheaper(secretRegion("aws", "s1", big))
+	expiring.Accreditation.Expires = time.Now().Add(1500 * time.Millisecond).UTC()
+	s.regions(expiring, secretRegion("azure", "s2", big)).
+		placedIn("aws/s1", "w").
+		reconciling(state.ReconcilerConfig{Name: "a", Interval: 100 * time.Millisecond})
 	time.Sleep(500 * time.Millisecond)
-	if p := e.placements()["w"].P; p.Moves != 0 {
+	if p := s.placements()["w"].P; p.Moves != 0 {
 		t.Fatalf("moved before the accreditation expired: %+v", p)
 	}
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
-		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
-	})
-	if ops := e.auditOps(); ops[audit.OpViolation] != 1 || ops[audit.OpReroute] != 1 {
-		t.Errorf("audit %v: want the expiry flagged as a violation, then the move", ops)
-	}
-	e.checkUsage("aws/s1", "azure/s2")
+
+	// when it ends, with no write to etcd,
+	// then the expiry is flagged as a violation and the replica moves.
+	s.thenPlacement("w", 10*time.Second, placementIn("azure/s2"))
+	s.thenAudit("the expiry flagged as a violation, then the move", map[string]int{audit.OpViolation: 1, audit.OpReroute: 1})
+	s.thenUsageExact("aws/s1", "azure/s2")
 }
 
 // A copy already leaving a region (waiting for its replacement to run)
 // whose region is then downgraded makes the placement a violation, on
 // the record in the audit trail, though the copy is not moved twice.
 func TestRetiringCopyInADowngradedRegionIsAViolation(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
-	e.place("w", secretWorkload(t, "w"))
-	waitFor(t, e.store, e.putJSON("health/azure/s2", router.Health{Healthy: true, Since: time.Now().UTC(), Agent: "agent-s2"}))
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
-	drained := s1
-	drained.Status = router.StatusDraining
-	e.putRegion(drained)
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
+	// Given a placement leaving drained aws/s1 for azure/s2, whose agent
+	// has not yet said the new replica runs,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		placed("w").
+		agentIn("azure/s2").
+		reconciling(state.ReconcilerConfig{Name: "a"})
+	s.whenDrained("aws/s1")
+	s.thenPlacement("w", 10*time.Second, func(p router.Placement) (bool, string) {
 		return len(p.Retiring) == 1, fmt.Sprintf("%+v", p)
 	})
-	if ops := e.auditOps(); ops[audit.OpViolation] != 0 {
+	if ops := s.auditOps(); ops[audit.OpViolation] != 0 {
 		t.Fatalf("a drain flagged a violation: %v", ops)
 	}
-	down := drained
-	down.Accreditation.Revoked = true
-	e.putRegion(down)
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
+
+	// when aws/s1's accreditation is revoked,
+	s.whenRevoked("aws/s1")
+
+	// then the placement is a violation, on the record, and its leaving
+	// copy is not moved again.
+	s.thenPlacement("w", 10*time.Second, func(p router.Placement) (bool, string) {
 		return p.State == router.PlacementViolation, fmt.Sprintf("%+v", p)
 	})
 	eventually(t, 5*time.Second, func() (bool, string) {
-		ops := e.auditOps()
+		ops := s.auditOps()
 		return ops[audit.OpViolation] == 1, fmt.Sprintf("%v", ops)
 	})
-	if p := e.placements()["w"].P; p.Moves != 1 || len(p.Retiring) != 1 {
+	if p := s.placements()["w"].P; p.Moves != 1 || len(p.Retiring) != 1 {
 		t.Fatalf("%+v: the leaving copy must stay until its replacement runs, and not move again", p)
 	}
 }

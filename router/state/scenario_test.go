@@ -1,0 +1,177 @@
+package state_test
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/state"
+)
+
+// A scenario is an end-to-end reconciler test that reads as Given /
+// When / Then, after the harness of Nomad's scheduler tests: given a
+// catalogue, placements and a running reconciler, when an operator
+// changes a region, then the records in etcd (placements, usage, audit)
+// end as they must. Givens and whens write through the store, as the
+// API would; thens read etcd itself, not the store's cache.
+//
+//	s := given(t).
+//		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+//		placed("w").
+//		reconciling(state.ReconcilerConfig{Name: "a"})
+//	s.whenDrained("aws/s1")
+//	s.thenPlacement("w", 10*time.Second, func(p router.Placement) (bool, string) { ... })
+type scenario struct {
+	*env
+	t       testing.TB
+	catalog map[string]router.Region // each region as it stands now, by key
+}
+
+// given starts a scenario on the shared member, with an empty catalogue.
+func given(t testing.TB) *scenario {
+	t.Helper()
+	return &scenario{env: newEnv(t, nil), t: t, catalog: make(map[string]router.Region)}
+}
+
+// regions seeds the catalogue: the regions, their providers and the US
+// Army tenant.
+func (s *scenario) regions(regions ...router.Region) *scenario {
+	s.t.Helper()
+	var provs []router.Provider
+	for _, r := range regions {
+		if !slices.ContainsFunc(provs, func(p router.Provider) bool { return p.ID == r.Provider }) {
+			provs = append(provs, provider(r.Provider))
+		}
+		s.catalog[r.Key()] = r
+	}
+	s.seed(provs, regions, []router.Tenant{army()})
+	return s
+}
+
+// cheaper makes r the first choice of the placements: the cheapest.
+func cheaper(r router.Region) router.Region {
+	r.Cost = 0.5
+	return r
+}
+
+// placed places secretWorkload under each id (one replica each).
+func (s *scenario) placed(ids ...string) *scenario {
+	s.t.Helper()
+	for _, id := range ids {
+		s.place(id, secretWorkload(s.t, id))
+	}
+	return s
+}
+
+// placedIn is placed, requiring every placement in region.
+func (s *scenario) placedIn(region string, ids ...string) *scenario {
+	s.t.Helper()
+	for _, id := range ids {
+		if p := s.place(id, secretWorkload(s.t, id)); p.Regions[0] != region {
+			s.t.Fatalf("%s placed in %v, want %s", id, p.Regions, region)
+		}
+	}
+	return s
+}
+
+// agentIn gives the region an agent that reports it healthy: a new
+// replica there then runs only once the agent says so.
+func (s *scenario) agentIn(region string) *scenario {
+	s.t.Helper()
+	waitFor(s.t, s.store, s.putJSON("health/"+region, router.Health{Healthy: true, Since: time.Now().UTC(), Agent: "agent-" + s.catalog[region].ID}))
+	return s
+}
+
+// reconciling runs the store's reconciler until the test ends.
+func (s *scenario) reconciling(cfg state.ReconcilerConfig) *scenario {
+	s.t.Helper()
+	reconcile(s.t, s.store, cfg)
+	return s
+}
+
+// whenRegion puts the region, changed by change, as an operator would.
+func (s *scenario) whenRegion(key string, change func(*router.Region)) {
+	s.t.Helper()
+	r, ok := s.catalog[key]
+	if !ok {
+		s.t.Fatalf("no region %s in the scenario", key)
+	}
+	change(&r)
+	s.catalog[key] = r
+	s.putRegion(r)
+}
+
+// whenDrained drains the region: its placements must leave, though none
+// is a violation.
+func (s *scenario) whenDrained(key string) {
+	s.t.Helper()
+	s.whenRegion(key, func(r *router.Region) { r.Status = router.StatusDraining })
+}
+
+// whenDowngradedToCUI lowers the region's accreditation to CUI on the
+// internet: every SECRET replica there is a violation.
+func (s *scenario) whenDowngradedToCUI(key string) {
+	s.t.Helper()
+	s.whenRegion(key, func(r *router.Region) {
+		r.Accreditation.MaxLevel = label.CUI
+		r.NetworkDomain = router.DomainInternet
+		r.Personnel = router.PersonnelNone
+	})
+}
+
+// whenRevoked revokes the region's accreditation.
+func (s *scenario) whenRevoked(key string) {
+	s.t.Helper()
+	s.whenRegion(key, func(r *router.Region) { r.Accreditation.Revoked = true })
+}
+
+// whenReaccredited lifts a revocation.
+func (s *scenario) whenReaccredited(key string) {
+	s.t.Helper()
+	s.whenRegion(key, func(r *router.Region) { r.Accreditation.Revoked = false })
+}
+
+// thenEventually waits until cond holds over the placements in etcd, or
+// fails the test after timeout saying why not.
+func (s *scenario) thenEventually(timeout time.Duration, cond func(map[string]storedPlacement) (bool, string)) {
+	s.t.Helper()
+	eventually(s.t, timeout, func() (bool, string) { return cond(s.placements()) })
+}
+
+// thenPlacement waits until cond holds for placement id in etcd.
+func (s *scenario) thenPlacement(id string, timeout time.Duration, cond func(router.Placement) (bool, string)) {
+	s.t.Helper()
+	eventually(s.t, timeout, func() (bool, string) { return cond(s.placements()[id].P) })
+}
+
+// thenAudit checks the number of audit entries of each op in want;
+// why says what the counts mean.
+func (s *scenario) thenAudit(why string, want map[string]int) {
+	s.t.Helper()
+	ops := s.auditOps()
+	for _, op := range slices.Sorted(maps.Keys(want)) {
+		if ops[op] != want[op] {
+			s.t.Errorf("audit %v: want %v (%s)", ops, want, why)
+			return
+		}
+	}
+}
+
+// thenUsageExact checks that each region's usage record equals what the
+// live placements hold there.
+func (s *scenario) thenUsageExact(regions ...string) {
+	s.t.Helper()
+	s.checkUsage(regions...)
+}
+
+// placementIn is a then-condition: the placement is placed in region
+// alone, with no copy left retiring.
+func placementIn(region string) func(router.Placement) (bool, string) {
+	return func(p router.Placement) (bool, string) {
+		return slices.Equal(p.Regions, []string{region}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
+	}
+}
