@@ -1,4 +1,7 @@
-// Package providers holds classroute's catalogue of providers, regions and tenants and its strict loader.
+// Package providers holds classroute's catalogue of providers, regions
+// and tenants (providers/catalog.yaml, embedded) and its strict loader.
+// It owns the catalogue's file format; it imports router for the model
+// and nothing that talks to the world.
 package providers
 
 import (

@@ -1,4 +1,7 @@
-// Package sim is a simulated region agent: it serves a region to classrouted as a real agent would, with injectable faults, for tests and demos.
+// Package sim is a simulated region agent: it serves a region to
+// classrouted as a real agent would, over the agent API, with injectable
+// faults, for tests and demos. It is a client of the gRPC API only: it
+// never imports the store (router/state) or the server (router/deps_test.go).
 package sim
 
 import (

@@ -1,4 +1,8 @@
-// Package devca is a development certificate authority: a CA and the server and SPIFFE-ID client certificates classroute's mutual TLS needs, for trying it and for tests.
+// Package devca is a development certificate authority: a CA and the
+// server and SPIFFE-ID client certificates classroute's mutual TLS needs,
+// for trying it and for tests. It owns no production trust: classrouted
+// never imports it (router/deps_test.go enforces that), only the CLI's
+// "dev" commands and tests do.
 package devca
 
 import (

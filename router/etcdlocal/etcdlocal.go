@@ -1,4 +1,8 @@
-// Package etcdlocal runs one embedded etcd member inside the process: the daemon's default store, the tests' real etcd, and each member of a cluster run by classroute-etcd.
+// Package etcdlocal runs one embedded etcd member inside the process: the
+// daemon's default store, the tests' real etcd, and each member of a
+// cluster run by classroute-etcd. It owns the member's configuration
+// (loopback-only plaintext, TLS, quota); it knows nothing of classroute's
+// records and imports nothing of this module (router/deps_test.go).
 package etcdlocal
 
 import (

@@ -1,4 +1,9 @@
-// Package label parses, formats and compares security labels written as banner markings.
+// Package label parses, formats and compares security labels written as
+// banner markings: levels, SCI and SAP controls, dissemination and
+// releasability, and the dominance and join the checkers and the audit
+// use. It owns the banner grammar; it is pure and imports nothing of
+// this module and nothing that talks to the world (router/deps_test.go
+// enforces both).
 package label
 
 import (

@@ -1,4 +1,7 @@
-// Package metrics exports classroute's Prometheus metrics, from a registry of its own.
+// Package metrics exports classroute's Prometheus metrics, from a
+// registry of its own: the gRPC edge's, the store's and the daemon's. It
+// owns the metric names and labels; it reads the store but never writes
+// it, and the decision engine (router) never imports it.
 package metrics
 
 import (

@@ -1,4 +1,7 @@
-// Package spec reads workload specs: the YAML the CLI takes, with unknown fields refused.
+// Package spec reads workload specs: the YAML the CLI takes, with
+// unknown fields refused. It owns the spec file format only; it imports
+// router for the model and nothing that talks to the world (the CLI links
+// it; router/deps_test.go keeps etcd and go-memdb out).
 package spec
 
 import (
