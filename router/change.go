@@ -3,6 +3,7 @@ package router
 import (
 	"slices"
 	"strings"
+	"time"
 )
 
 // Accreditation changes need two people. What a region is accredited for
@@ -24,6 +25,36 @@ const (
 	ChangeRevoke ChangeKind = "revoke" // the accreditation revoked
 	ChangeOther  ChangeKind = "change" // other security facts changed
 )
+
+// Change states (Change.State).
+const (
+	ChangePending  = "pending"
+	ChangeApplied  = "applied"
+	ChangeRejected = "rejected"
+)
+
+// Change is a proposed two-person region change: proposed by one
+// catalogue administrator, applied or rejected by another (router/state
+// stores it under changes/<id>; its json tags are that stored format).
+type Change struct {
+	ID     string     `json:"id"`
+	Region Region     `json:"region"`
+	Kind   ChangeKind `json:"kind"`
+	// Fields are the security-relevant fields it changes.
+	Fields []string `json:"fields"`
+	Reason string   `json:"reason,omitempty"`
+	// BaseRevision is the mod revision of the region record it replaces
+	// (0: a new region).
+	BaseRevision int64     `json:"base_revision"`
+	ProposedBy   string    `json:"proposed_by"`
+	ProposedAt   time.Time `json:"proposed_at"`
+	State        string    `json:"state"`
+	DecidedBy    string    `json:"decided_by,omitempty"`
+	DecidedAt    time.Time `json:"decided_at,omitzero"`
+	Note         string    `json:"note,omitempty"`
+	// Revision is the record's mod revision (not stored).
+	Revision int64 `json:"-"`
+}
 
 // SecurityChanges lists the security-relevant fields that differ between
 // a region and its proposed replacement; old is nil for a new region.

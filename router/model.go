@@ -616,6 +616,22 @@ type Health struct {
 	Agent string `json:"agent,omitempty"`
 }
 
+// RegionLive is what the store's cache holds of a region's live agent
+// session: the agent, the daemon serving it, the session's lease and the
+// agent's last report.
+type RegionLive struct {
+	Agent       string
+	Daemon      string
+	Lease       int64
+	ConnectedAt time.Time
+	ReportedAt  time.Time
+	Healthy     bool
+	Detail      string
+	Free        Resources
+	// Rev is the record's mod revision; CreateRev identifies the session.
+	Rev, CreateRev int64
+}
+
 // asciiEqualFold is strings.EqualFold for ASCII letters only.
 func asciiEqualFold(a, b string) bool {
 	if len(a) != len(b) {

@@ -21,6 +21,7 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router/audit"
+	"github.com/classroute/classroute/router/convert"
 )
 
 // auditUsage documents the audit command; it is part of usage.
@@ -177,8 +178,7 @@ func (c *cli) auditVerify(pub []byte, anchors []audit.Checkpoint) error {
 		for first := true; first || len(anchors) > 0; first = false {
 			req := &pb.VerifyAuditRequest{PublicKey: pub}
 			for _, a := range anchors[:min(len(anchors), maxAnchorsPerCall)] {
-				req.Anchors = append(req.Anchors, &pb.AuditCheckpoint{Seq: a.Seq, Hash: a.Hash, Time: timestamppb.New(a.Time),
-					PublicKey: a.PublicKey, Signature: a.Signature})
+				req.Anchors = append(req.Anchors, convert.CheckpointToProto(a))
 			}
 			anchors = anchors[len(req.Anchors):]
 			r, err := cl.VerifyAudit(ctx, req)

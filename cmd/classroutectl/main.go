@@ -30,7 +30,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
-	"github.com/classroute/classroute/router/server"
+	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/spec"
 )
 
@@ -287,7 +288,7 @@ func readSpec(path string) (*pb.Workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	return server.WorkloadToProto(w), nil
+	return convert.WorkloadToProto(w), nil
 }
 
 func (c *cli) conn() (*grpc.ClientConn, error) {
@@ -304,14 +305,14 @@ func (c *cli) conn() (*grpc.ClientConn, error) {
 // devAsUnary and devAsStream send --as NAME to a development-mode daemon.
 func (c *cli) devAsUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	if c.as != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, server.DevAsHeader, c.as)
+		ctx = metadata.AppendToOutgoingContext(ctx, authz.DevAsHeader, c.as)
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
 func (c *cli) devAsStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	if c.as != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, server.DevAsHeader, c.as)
+		ctx = metadata.AppendToOutgoingContext(ctx, authz.DevAsHeader, c.as)
 	}
 	return streamer(ctx, desc, cc, method, opts...)
 }

@@ -12,7 +12,7 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
-	"github.com/classroute/classroute/router/server"
+	"github.com/classroute/classroute/router/convert"
 )
 
 // regionUsage documents the region command; it is part of usage.
@@ -55,9 +55,9 @@ func (c *cli) region(fs *flag.FlagSet, args []string) error {
 			return fmt.Errorf("%s: %w", *file, err)
 		}
 		if sub == "propose" {
-			return c.propose(server.RegionToProto(router.RegionState{Region: &r}), *reason)
+			return c.propose(convert.RegionToProto(router.RegionState{Region: &r}), *reason)
 		}
-		return c.putRegion(server.RegionToProto(router.RegionState{Region: &r}))
+		return c.putRegion(convert.RegionToProto(router.RegionState{Region: &r}))
 	case "get", "drain", "activate", "offline", "revoke":
 		if len(pos) != 1 {
 			return usageError{"region " + sub + ": want one region key provider/id"}
@@ -80,7 +80,7 @@ func (c *cli) region(fs *flag.FlagSet, args []string) error {
 			return c.printJSON(r)
 		}
 		var v router.Violations
-		rr := server.RegionFromProto(r, &v)
+		rr := convert.RegionFromProto(r, &v)
 		if err := v.Err(); err != nil {
 			return err
 		}

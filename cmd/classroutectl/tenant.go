@@ -12,7 +12,7 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
-	"github.com/classroute/classroute/router/server"
+	"github.com/classroute/classroute/router/convert"
 )
 
 // tenantUsage documents the tenant command; it is part of usage.
@@ -40,7 +40,7 @@ func (c *cli) tenant(fs *flag.FlagSet, args []string) error {
 			return fmt.Errorf("%s: %w", *file, err)
 		}
 		return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-			resp, err := pb.NewCatalogServiceClient(cc).PutTenant(ctx, &pb.PutTenantRequest{Tenant: server.TenantToProto(&t)})
+			resp, err := pb.NewCatalogServiceClient(cc).PutTenant(ctx, &pb.PutTenantRequest{Tenant: convert.TenantToProto(&t)})
 			if err != nil {
 				return err
 			}
@@ -60,7 +60,7 @@ func (c *cli) tenant(fs *flag.FlagSet, args []string) error {
 				return c.printJSON(resp)
 			}
 			var v router.Violations
-			t := server.TenantFromProto(resp.GetTenant(), &v)
+			t := convert.TenantFromProto(resp.GetTenant(), &v)
 			if err := v.Err(); err != nil {
 				return err
 			}

@@ -101,6 +101,15 @@ type Entry struct {
 	To    time.Time `json:"to,omitzero"`
 }
 
+// Record is an entry as its store returns it: its id (the key under
+// audit/, which sorts by time; see NewID) and the etcd revision that
+// wrote it.
+type Record struct {
+	ID      string
+	Written int64
+	Entry   Entry
+}
+
 // Stored sizes. An audit entry holds at most: a canonical banner (the
 // parser bounds its input to router.MaxBannerLen; expanding tetragraphs
 // adds a few hundred bytes), up to twice router.MaxReplicas region keys

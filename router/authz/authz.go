@@ -206,6 +206,12 @@ func principalOf(segs []string, dev bool) *Principal {
 	return nil
 }
 
+// DevAsHeader is the gRPC metadata key by which a development-mode
+// caller names itself (classroutectl --as NAME), so that one person can
+// try a two-person change on a laptop; the daemon reads it into DevID.
+// It means nothing outside that mode.
+const DevAsHeader = "classroute-dev-as"
+
 // DevTrustDomain is the trust domain of the loopback development mode's
 // principals.
 const DevTrustDomain = "classroute.dev"

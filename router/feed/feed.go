@@ -170,25 +170,10 @@ func (f *Filter) match(p *router.Placement) bool {
 	return false
 }
 
-// EventType says what a change did to a placement.
-type EventType uint8
-
-// Event types.
-const (
-	// EventPlaced: the placement record was created.
-	EventPlaced EventType = iota + 1
-	// EventUpdated: moved, flagged, acknowledged or recovered.
-	EventUpdated
-	// EventReleased: the placement turned released.
-	EventReleased
-	// EventDeleted: the record was removed; the event holds its last version.
-	EventDeleted
-)
-
 // Event is one change of a placement.
 type Event struct {
-	Type EventType
-	// Placement is the placement after the change; for EventDeleted,
+	Type router.EventType
+	// Placement is the placement after the change; for router.EventDeleted,
 	// the last version. Shared: never modify it.
 	Placement *router.Placement
 }
@@ -496,7 +481,7 @@ func (r *feedRun) event(ev *clientv3.Event) (Event, bool) {
 				"key", string(ev.Kv.Key), "revision", ev.Kv.ModRevision)
 			return Event{}, false
 		}
-		return Event{Type: EventDeleted, Placement: prev}, r.filter.match(prev)
+		return Event{Type: router.EventDeleted, Placement: prev}, r.filter.match(prev)
 	}
 	if ev.Kv.CreateRevision == ev.Kv.ModRevision && r.moved[string(ev.Kv.Value)] {
 		return Event{}, false // migrated, unchanged
@@ -505,12 +490,12 @@ func (r *feedRun) event(ev *clientv3.Event) (Event, bool) {
 	if cur == nil || !(r.filter.match(cur) || prev != nil && r.filter.match(prev)) {
 		return Event{}, false
 	}
-	typ := EventUpdated
+	typ := router.EventUpdated
 	switch {
 	case ev.Kv.CreateRevision == ev.Kv.ModRevision:
-		typ = EventPlaced
+		typ = router.EventPlaced
 	case cur.State == router.PlacementReleased && (prev == nil || prev.State != router.PlacementReleased):
-		typ = EventReleased
+		typ = router.EventReleased
 	}
 	return Event{Type: typ, Placement: cur}, true
 }

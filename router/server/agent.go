@@ -15,6 +15,7 @@ import (
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -136,7 +137,7 @@ func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 			}
 		}
 	}()
-	updates := make(chan []state.Assignment)
+	updates := make(chan []router.Assignment)
 	updateErr := make(chan error, 1)
 	wg.Go(func() {
 		for {
@@ -210,7 +211,7 @@ func (s *Server) agentMessage(ctx context.Context, log *slog.Logger, sess *state
 			return s.fail(ctx, fmt.Errorf("%w: agent for %s may not acknowledge for %q", router.ErrPermissionDenied, sess.Region(), a.GetRegion()))
 		}
 		var v router.Violations
-		st := replicaStateFromProto(a.GetState(), "ack.state", &v)
+		st := convert.ReplicaStateFromProto(a.GetState(), "ack.state", &v)
 		if err := v.Err(); err != nil {
 			return s.fail(ctx, err)
 		}
@@ -261,7 +262,7 @@ func (s *Server) report(ctx context.Context, sess *state.AgentSession, r *pb.Age
 	if held.timer == nil {
 		wait := s.limits.take(ctx, limitAgentReport)
 		if wait == 0 {
-			return s.fail(ctx, sess.Report(ctx, r.GetHealthy(), r.GetDetail(), resourcesFromProto(r.GetFree())))
+			return s.fail(ctx, sess.Report(ctx, r.GetHealthy(), r.GetDetail(), convert.ResourcesFromProto(r.GetFree())))
 		}
 		held.timer = time.NewTimer(wait)
 	}
@@ -278,7 +279,7 @@ func (s *Server) writeHeld(ctx context.Context, sess *state.AgentSession, held *
 	}
 	r := held.r
 	held.r, held.timer = nil, nil
-	return s.fail(ctx, sess.Report(ctx, r.GetHealthy(), r.GetDetail(), resourcesFromProto(r.GetFree())))
+	return s.fail(ctx, sess.Report(ctx, r.GetHealthy(), r.GetDetail(), convert.ResourcesFromProto(r.GetFree())))
 }
 
 // ackKey names the placement an ack is of: its tenant and request id.
@@ -410,19 +411,9 @@ func (s *Server) writeAck(ctx context.Context, log *slog.Logger, sess *state.Age
 	return nil
 }
 
-func sendAssignments(stream pb.AgentService_ConnectServer, as []state.Assignment) error {
+func sendAssignments(stream pb.AgentService_ConnectServer, as []router.Assignment) error {
 	for _, a := range as {
-		action := pb.AssignmentAction_ASSIGNMENT_ACTION_RUN
-		if a.Action == state.AssignStop {
-			action = pb.AssignmentAction_ASSIGNMENT_ACTION_STOP
-		}
-		u := &pb.AssignmentUpdate{
-			Tenant:      a.Placement.Tenant,
-			PlacementId: a.Placement.ID,
-			Action:      action,
-			Workload:    WorkloadToProto(&a.Placement.Workload),
-			Revision:    a.Revision,
-		}
+		u := convert.AssignmentToProto(a)
 		if err := stream.Send(&pb.ConnectResponse{Msg: &pb.ConnectResponse_Assignment{Assignment: u}}); err != nil {
 			return err
 		}

@@ -3,25 +3,23 @@ package server
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
+	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/state"
 )
 
 // AuditStore is what the audit service needs of the store.
 type AuditStore interface {
-	FindAudit(ctx context.Context, f state.AuditFilter) ([]state.AuditRecord, string, error)
+	FindAudit(ctx context.Context, f state.AuditFilter) ([]audit.Record, string, error)
 	VerifyAudit(ctx context.Context, pub ed25519.PublicKey, opts ...audit.VerifyOption) (*audit.Report, error)
 }
 
@@ -88,17 +86,6 @@ func redactReasons(reasons []string, known map[string]bool) []string {
 		out = append(out, r)
 	}
 	return out
-}
-
-// omitted says how many of a refusal's region verdicts were not stored
-// (past the entry's size bound), to a caller who may know every region;
-// to one who may not, the count could tell hidden regions apart, so it
-// is not given.
-func omitted(reasons []string, n int, known map[string]bool) []string {
-	if n == 0 || known != nil {
-		return reasons
-	}
-	return append(reasons, fmt.Sprintf("(%d more regions not recorded)", n))
 }
 
 func (a *auditService) ListAudit(ctx context.Context, req *pb.ListAuditRequest) (*pb.ListAuditResponse, error) {
@@ -168,22 +155,25 @@ func (a *auditService) ListAudit(ctx context.Context, req *pb.ListAuditRequest) 
 		}
 	}
 	for _, r := range recs {
-		e := r.Entry
-		if sc.confined() && e.Op != audit.OpRefuse && slices.ContainsFunc(e.Regions, func(k string) bool { return !known[k] }) {
-			// What the reconciler found of a region the caller may no
-			// longer know of (see scope.placement).
-			e.Reasons = []string{string(router.ReasonPolicy) + ": " + unavailableMessage(sc.tenantID)}
-		}
 		id, err := a.srv.sealID(ctx, sc, r.ID)
 		if err != nil {
 			return nil, toStatus(ctx, a.log, err)
 		}
-		resp.Entries = append(resp.Entries, &pb.AuditEntry{
-			Id: id, Time: timestamppb.New(e.Time), Op: e.Op, Actor: e.Actor, RequestId: e.RequestID,
-			Tenant: e.Tenant, Workload: e.Workload, Label: e.Label, Regions: e.Regions, Scores: e.Scores,
-			Reasons: omitted(redactReasons(e.Reasons, known), e.ReasonsOmitted, known), Revision: sc.revision(e.Revision), Provider: e.Provider, Before: e.Before, After: e.After,
-			Written: sc.revision(r.Written),
-		})
+		out := convert.AuditEntryToProto(r)
+		out.Id = id
+		if sc.confined() {
+			out.Revision, out.Written = 0, 0
+			reasons := r.Entry.Reasons
+			if r.Entry.Op != audit.OpRefuse && slices.ContainsFunc(r.Entry.Regions, func(k string) bool { return !known[k] }) {
+				// What the reconciler found of a region the caller may no
+				// longer know of (see scope.placement).
+				reasons = []string{string(router.ReasonPolicy) + ": " + unavailableMessage(sc.tenantID)}
+			}
+			// Nor how many region verdicts went unrecorded: the count
+			// could tell hidden regions apart.
+			out.Reasons = redactReasons(reasons, known)
+		}
+		resp.Entries = append(resp.Entries, out)
 	}
 	return resp, nil
 }
@@ -205,53 +195,16 @@ func (a *auditService) VerifyAudit(ctx context.Context, req *pb.VerifyAuditReque
 	if err != nil {
 		return nil, toStatus(ctx, a.log, err)
 	}
-	resp := &pb.VerifyAuditResponse{
-		Ok: rep.OK(), Revision: rep.Revision, Entries: int64(rep.Entries), Chained: int64(rep.Chained),
-		Unchained: int64(rep.Unchained), Warnings: rep.Warnings,
-	}
-	if cp := rep.Checkpoint; cp != nil {
-		resp.Checkpoint = &pb.AuditCheckpoint{Seq: cp.Seq, Hash: cp.Hash, Time: timestamppb.New(cp.Time), PublicKey: cp.PublicKey, Signature: cp.Signature}
-	}
-	for i, p := range rep.Problems {
-		if i == 100 {
-			resp.Warnings = append(resp.Warnings, "more problems not listed")
-			break
-		}
-		resp.Problems = append(resp.Problems, &pb.AuditProblem{Seq: p.Seq, Entry: p.Entry, Description: p.What})
-	}
-	return resp, nil
+	return convert.VerifyReportToProto(rep), nil
 }
 
 // anchorsOf reads the anchored checkpoints of a VerifyAudit request,
 // naming the first few malformed ones.
 func anchorsOf(in []*pb.AuditCheckpoint) ([]audit.Checkpoint, router.Violations) {
-	var v router.Violations
 	if len(in) > maxAnchors {
+		var v router.Violations
 		v.Add("anchors", "at most %d per call: verify in several calls", maxAnchors)
 		return nil, v
 	}
-	out := make([]audit.Checkpoint, 0, len(in))
-	for i, a := range in {
-		if len(v) >= 10 {
-			break
-		}
-		field := fmt.Sprintf("anchors[%d].", i)
-		h, err := hex.DecodeString(a.GetHash())
-		switch {
-		case a.GetSeq() == 0:
-			v.Add(field+"seq", "must be positive")
-		case err != nil || len(h) != 32 || hex.EncodeToString(h) != a.GetHash():
-			v.Add(field+"hash", "want 64 lower-case hex digits")
-		case a.GetTime().CheckValid() != nil:
-			v.Add(field+"time", "invalid timestamp")
-		case len(a.GetPublicKey()) != ed25519.PublicKeySize:
-			v.Add(field+"public_key", "want a 32-byte ed25519 public key")
-		case len(a.GetSignature()) != ed25519.SignatureSize:
-			v.Add(field+"signature", "want a 64-byte ed25519 signature")
-		default:
-			out = append(out, audit.Checkpoint{Seq: a.GetSeq(), Hash: a.GetHash(), Time: a.GetTime().AsTime(),
-				PublicKey: a.GetPublicKey(), Signature: a.GetSignature()})
-		}
-	}
-	return out, v
+	return convert.CheckpointsFromProto(in)
 }

@@ -24,28 +24,23 @@ func WithAuthenticator(a Authenticator) Option { return func(s *Server) { s.auth
 // daemon on loopback; the daemon refuses it on any other listener.
 var DevPrincipal = &authz.Principal{ID: authz.JoinID(authz.DevTrustDomain, authz.KindDev), Kind: authz.KindDev, Name: "dev", Roles: authz.Roles}
 
-// DevAsHeader is the metadata key by which a development-mode caller
-// names itself (classroutectl --as NAME), so that one person can try a
-// two-person change on a laptop. It means nothing outside that mode.
-const DevAsHeader = "classroute-dev-as"
-
 // DevAuthenticator authenticates every caller as DevPrincipal, or, when
-// the call names itself in DevAsHeader, as the development principal of
+// the call names itself in authz.DevAsHeader, as the development principal of
 // that name (authz.DevID: one path segment of [A-Za-z0-9._-], spelled
 // one way) with the same roles. Named "dev", it is the same principal
 // as DevPrincipal (authz.Principal.Same).
 func DevAuthenticator(ctx context.Context) (*authz.Principal, error) {
-	names := metadata.ValueFromIncomingContext(ctx, DevAsHeader)
+	names := metadata.ValueFromIncomingContext(ctx, authz.DevAsHeader)
 	switch len(names) {
 	case 0:
 		return DevPrincipal, nil
 	case 1:
 	default:
-		return nil, fmt.Errorf("%s: %d names; want one", DevAsHeader, len(names))
+		return nil, fmt.Errorf("%s: %d names; want one", authz.DevAsHeader, len(names))
 	}
 	id, err := authz.DevID(names[0])
 	if err != nil {
-		return nil, fmt.Errorf("%s: want one name of 1-%d letters, digits, '.', '_' and '-': %w", DevAsHeader, authz.MaxSegmentBytes, err)
+		return nil, fmt.Errorf("%s: want one name of 1-%d letters, digits, '.', '_' and '-': %w", authz.DevAsHeader, authz.MaxSegmentBytes, err)
 	}
 	return &authz.Principal{ID: id, Kind: authz.KindDev, Name: names[0], Roles: authz.Roles}, nil
 }

@@ -14,6 +14,7 @@ import (
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/convert"
 )
 
 // rule says who may call one method: a principal holding any of roles,
@@ -262,7 +263,7 @@ func (sc scope) revision(rev int64) int64 {
 // still names the region it was placed in, but not whom the region
 // serves now, or what it is now accredited for).
 func (sc scope) placement(p *router.Placement) *pb.Placement {
-	out := PlacementToProto(p)
+	out := convert.PlacementToProto(p)
 	if !sc.confined() {
 		return out
 	}
@@ -296,7 +297,7 @@ func (sc scope) unavailable() []*pb.Reason {
 // its allowed and denied regions and providers, only those it may know
 // of, since an administrator may have named a region it may not.
 func (s *Server) tenantToProto(ctx context.Context, sc scope, t *router.Tenant) *pb.Tenant {
-	out := TenantToProto(t)
+	out := convert.TenantToProto(t)
 	if !sc.confined() {
 		return out
 	}

@@ -6,13 +6,13 @@ import (
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
-	"github.com/classroute/classroute/router/state"
+	"github.com/classroute/classroute/router/convert"
 )
 
 // ProposeRegionChange records a two-person region change.
 func (s *Server) ProposeRegionChange(ctx context.Context, req *pb.ProposeRegionChangeRequest) (*pb.ProposeRegionChangeResponse, error) {
 	var v router.Violations
-	r := RegionFromProto(req.GetRegion(), &v)
+	r := convert.RegionFromProto(req.GetRegion(), &v)
 	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -24,7 +24,7 @@ func (s *Server) ProposeRegionChange(ctx context.Context, req *pb.ProposeRegionC
 		return nil, s.fail(ctx, err)
 	}
 	s.log.InfoContext(ctx, "region change proposed", "change", c.ID, "region", r.Key(), "kind", c.Kind, "by", authz.FromContext(ctx))
-	return &pb.ProposeRegionChangeResponse{Change: changeToProto(c)}, nil
+	return &pb.ProposeRegionChangeResponse{Change: convert.ChangeToProto(c)}, nil
 }
 
 // ApproveChange applies a proposal approved by a second administrator.
@@ -37,7 +37,7 @@ func (s *Server) ApproveChange(ctx context.Context, req *pb.ApproveChangeRequest
 		return nil, s.fail(ctx, err)
 	}
 	s.log.InfoContext(ctx, "region change approved", "change", c.ID, "region", c.Region.Key(), "kind", c.Kind, "by", authz.FromContext(ctx))
-	return &pb.ApproveChangeResponse{Change: changeToProto(c)}, nil
+	return &pb.ApproveChangeResponse{Change: convert.ChangeToProto(c)}, nil
 }
 
 // RejectChange rejects a pending proposal.
@@ -49,7 +49,7 @@ func (s *Server) RejectChange(ctx context.Context, req *pb.RejectChangeRequest) 
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.RejectChangeResponse{Change: changeToProto(c)}, nil
+	return &pb.RejectChangeResponse{Change: convert.ChangeToProto(c)}, nil
 }
 
 // GetChange returns one proposal.
@@ -58,13 +58,13 @@ func (s *Server) GetChange(ctx context.Context, req *pb.GetChangeRequest) (*pb.G
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.GetChangeResponse{Change: changeToProto(c)}, nil
+	return &pb.GetChangeResponse{Change: convert.ChangeToProto(c)}, nil
 }
 
 // ListChanges lists proposals, newest first.
 func (s *Server) ListChanges(ctx context.Context, req *pb.ListChangesRequest) (*pb.ListChangesResponse, error) {
 	switch req.GetState() {
-	case "", state.ChangePending, state.ChangeApplied, state.ChangeRejected:
+	case "", router.ChangePending, router.ChangeApplied, router.ChangeRejected:
 	default:
 		return nil, s.fail(ctx, router.Violations{{Field: "state", Description: "want pending, applied or rejected, got " + req.GetState()}}.Err())
 	}
@@ -74,24 +74,7 @@ func (s *Server) ListChanges(ctx context.Context, req *pb.ListChangesRequest) (*
 	}
 	out := &pb.ListChangesResponse{}
 	for _, c := range cs {
-		out.Changes = append(out.Changes, changeToProto(c))
+		out.Changes = append(out.Changes, convert.ChangeToProto(c))
 	}
 	return out, nil
-}
-
-func changeToProto(c *state.Change) *pb.RegionChange {
-	return &pb.RegionChange{
-		Id:           c.ID,
-		Region:       RegionToProto(router.RegionState{Region: &c.Region}),
-		Kind:         string(c.Kind),
-		Fields:       c.Fields,
-		Reason:       c.Reason,
-		BaseRevision: c.BaseRevision,
-		ProposedBy:   c.ProposedBy,
-		ProposeTime:  timeToProto(c.ProposedAt),
-		State:        c.State,
-		DecidedBy:    c.DecidedBy,
-		DecideTime:   timeToProto(c.DecidedAt),
-		Note:         c.Note,
-	}
 }

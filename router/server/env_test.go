@@ -27,6 +27,7 @@ import (
 	"github.com/classroute/classroute/providers"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/etcdlocal"
 	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/server"
@@ -380,7 +381,7 @@ func (e *env) region(tb testing.TB, key string) *pb.Region {
 	for i := range e.cat.Regions {
 		if r := &e.cat.Regions[i]; r.Key() == key {
 			// A deep copy: the tests mutate it.
-			return proto.Clone(server.RegionToProto(router.RegionState{Region: r})).(*pb.Region)
+			return proto.Clone(convert.RegionToProto(router.RegionState{Region: r})).(*pb.Region)
 		}
 	}
 	tb.Fatalf("no region %s in the catalogue", key)

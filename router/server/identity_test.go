@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/devca"
 	"github.com/classroute/classroute/router/server"
 )
@@ -228,7 +229,7 @@ func TestDevAsNameIsOneCanonicalSegment(t *testing.T) {
 	e := newEnv(t)
 	changes := pb.NewChangeServiceClient(newDevServer(t, e))
 	asName := func(name string) context.Context {
-		return metadata.AppendToOutgoingContext(ctx(t), server.DevAsHeader, name)
+		return metadata.AppendToOutgoingContext(ctx(t), authz.DevAsHeader, name)
 	}
 	r := e.region(t, "aws/eu-west-2")
 	r.Id = "eu-west-9"
@@ -239,7 +240,7 @@ func TestDevAsNameIsOneCanonicalSegment(t *testing.T) {
 	id := c.GetChange().GetId()
 	for _, name := range []string{"al%69ce", "alice?", "alice#", "alice/", "./alice", "x/../alice", "%2E%2E", "a%2Fb", "", ".", "..", strings.Repeat("a", 129)} {
 		_, err := changes.ApproveChange(asName(name), &pb.ApproveChangeRequest{Id: id})
-		if st := status.Convert(err); st.Code() != codes.Unauthenticated || !strings.HasPrefix(st.Message(), server.DevAsHeader+": ") {
+		if st := status.Convert(err); st.Code() != codes.Unauthenticated || !strings.HasPrefix(st.Message(), authz.DevAsHeader+": ") {
 			t.Errorf("approval as %.40q: got %v %q; want Unauthenticated", name, st.Code(), st.Message())
 		}
 	}

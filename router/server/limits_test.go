@@ -3,7 +3,7 @@ package server_test
 import (
 	"fmt"
 	"github.com/classroute/classroute/router"
-	"github.com/classroute/classroute/router/server"
+	"github.com/classroute/classroute/router/convert"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +86,7 @@ func TestLargeRefusalFitsTrailers(t *testing.T) {
 		r.Key, r.Used = "", nil
 		r.Accreditation.Expires = timestamppb.New(time.Now().Add(24 * time.Hour))
 		var v router.Violations
-		rr := server.RegionFromProto(r, &v)
+		rr := convert.RegionFromProto(r, &v)
 		if err := v.Err(); err != nil {
 			t.Fatal(err)
 		}

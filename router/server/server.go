@@ -22,6 +22,7 @@ import (
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/feed"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
@@ -43,11 +44,11 @@ type Store interface {
 	// PutRegionOperational applies a region change that needs one
 	// administrator; the others are proposed and approved (change.go).
 	PutRegionOperational(ctx context.Context, r *router.Region) (int64, error)
-	ProposeRegionChange(ctx context.Context, r *router.Region, reason string) (*state.Change, error)
-	ApproveChange(ctx context.Context, id string) (*state.Change, error)
-	RejectChange(ctx context.Context, id, note string) (*state.Change, error)
-	GetChange(ctx context.Context, id string) (*state.Change, error)
-	ListChanges(ctx context.Context, state string, limit int) ([]*state.Change, error)
+	ProposeRegionChange(ctx context.Context, r *router.Region, reason string) (*router.Change, error)
+	ApproveChange(ctx context.Context, id string) (*router.Change, error)
+	RejectChange(ctx context.Context, id, note string) (*router.Change, error)
+	GetChange(ctx context.Context, id string) (*router.Change, error)
+	ListChanges(ctx context.Context, state string, limit int) ([]*router.Change, error)
 	GetRegion(key string) (router.RegionState, error)
 	ListRegions() ([]router.RegionState, int64)
 	DeleteRegion(ctx context.Context, key string) error
@@ -63,7 +64,7 @@ type Store interface {
 	// ConnectAgent starts a region agent's session; RegionAgent reads
 	// what the cache holds of a region's agent.
 	ConnectAgent(ctx context.Context, region, agentID string, ttl time.Duration) (*state.AgentSession, error)
-	RegionAgent(key string) (*state.RegionLive, *router.Health)
+	RegionAgent(key string) (*router.RegionLive, *router.Health)
 
 	// Ready is nil while the store can vouch for its state.
 	Ready() error
@@ -314,7 +315,7 @@ func (s *Server) fresh(ctx context.Context) error {
 // workload converts and validates a request's workload.
 func workload(w *pb.Workload, v *router.Violations) *router.Workload {
 	n := len(*v) // violations of other fields must not hide the workload's
-	out := WorkloadFromProto(w, v)
+	out := convert.WorkloadFromProto(w, v)
 	if out == nil || len(*v) > n {
 		return out
 	}
@@ -388,9 +389,9 @@ func (s *Server) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanRespons
 	// tenant's writes: never shown to a confined caller.
 	regions, _ := redact(res.Regions, s.knownRegions(sc))
 	out := &pb.PlanResponse{
-		Label:    labelToProto(res.Label),
+		Label:    convert.LabelToProto(res.Label),
 		Revision: sc.revision(res.Revision),
-		Regions:  VerdictsToProto(regions),
+		Regions:  convert.VerdictsToProto(regions),
 		Chosen:   res.Chosen,
 	}
 	if res.Refusal != nil {
@@ -447,15 +448,7 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 	if f.Region != "" && !strings.Contains(f.Region, "/") {
 		v.Add("region", "want a region key provider/id, got %q", f.Region)
 	}
-	switch req.GetState() {
-	case pb.PlacementState_PLACEMENT_STATE_UNSPECIFIED:
-	case pb.PlacementState_PLACEMENT_STATE_PLACED, pb.PlacementState_PLACEMENT_STATE_RELEASED,
-		pb.PlacementState_PLACEMENT_STATE_STRANDED, pb.PlacementState_PLACEMENT_STATE_VIOLATION:
-		st := router.PlacementState(req.GetState() - 1)
-		f.State = &st
-	default:
-		v.Add("state", "unknown value %d", int32(req.GetState()))
-	}
+	f.State = convert.PlacementStateFromProto(req.GetState(), "state", &v)
 	if n := req.GetPageSize(); n < 0 || n > 1000 {
 		v.Add("page_size", "must be between 0 and 1000, got %d", n)
 	}
@@ -529,7 +522,7 @@ func (s *Server) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.Relea
 // for is FAILED_PRECONDITION (TWO_PERSON_REQUIRED): ChangeService.
 func (s *Server) PutRegion(ctx context.Context, req *pb.PutRegionRequest) (*pb.PutRegionResponse, error) {
 	var v router.Violations
-	r := RegionFromProto(req.GetRegion(), &v)
+	r := convert.RegionFromProto(req.GetRegion(), &v)
 	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -605,9 +598,9 @@ func (s *Server) ListRegions(ctx context.Context, req *pb.ListRegionsRequest) (*
 
 // regionToProto converts a region with what is known of its agent.
 func (s *Server) regionToProto(st router.RegionState) *pb.Region {
-	r := RegionToProto(st)
+	r := convert.RegionToProto(st)
 	live, _ := s.store.RegionAgent(r.GetKey())
-	r.Health = RegionHealthToProto(live, st.Health)
+	r.Health = convert.RegionHealthToProto(live, st.Health)
 	return r
 }
 
@@ -626,7 +619,7 @@ func (s *Server) DeleteRegion(ctx context.Context, req *pb.DeleteRegionRequest) 
 // PutProvider creates or replaces a provider.
 func (s *Server) PutProvider(ctx context.Context, req *pb.PutProviderRequest) (*pb.PutProviderResponse, error) {
 	var v router.Violations
-	p := ProviderFromProto(req.GetProvider(), &v)
+	p := convert.ProviderFromProto(req.GetProvider(), &v)
 	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -636,7 +629,7 @@ func (s *Server) PutProvider(ctx context.Context, req *pb.PutProviderRequest) (*
 	if err := s.store.PutProvider(ctx, p); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.PutProviderResponse{Provider: ProviderToProto(p)}, nil
+	return &pb.PutProviderResponse{Provider: convert.ProviderToProto(p)}, nil
 }
 
 // GetProvider returns one provider.
@@ -663,7 +656,7 @@ func (s *Server) GetProvider(ctx context.Context, req *pb.GetProviderRequest) (*
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.GetProviderResponse{Provider: ProviderToProto(p)}, nil
+	return &pb.GetProviderResponse{Provider: convert.ProviderToProto(p)}, nil
 }
 
 // ListProviders returns every provider.
@@ -681,7 +674,7 @@ func (s *Server) ListProviders(ctx context.Context, _ *pb.ListProvidersRequest) 
 		if sc.confined() && !known[p.ID] {
 			continue
 		}
-		out.Providers = append(out.Providers, ProviderToProto(p))
+		out.Providers = append(out.Providers, convert.ProviderToProto(p))
 	}
 	return out, nil
 }
@@ -700,7 +693,7 @@ func (s *Server) DeleteProvider(ctx context.Context, req *pb.DeleteProviderReque
 // PutTenant creates or replaces a tenant.
 func (s *Server) PutTenant(ctx context.Context, req *pb.PutTenantRequest) (*pb.PutTenantResponse, error) {
 	var v router.Violations
-	t := TenantFromProto(req.GetTenant(), &v)
+	t := convert.TenantFromProto(req.GetTenant(), &v)
 	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -710,7 +703,7 @@ func (s *Server) PutTenant(ctx context.Context, req *pb.PutTenantRequest) (*pb.P
 	if err := s.store.PutTenant(ctx, t); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.PutTenantResponse{Tenant: TenantToProto(t)}, nil
+	return &pb.PutTenantResponse{Tenant: convert.TenantToProto(t)}, nil
 }
 
 // GetTenant returns one tenant.
@@ -776,5 +769,5 @@ func (s *Server) CheckLabel(ctx context.Context, req *pb.CheckLabelRequest) (*pb
 	if err != nil {
 		return nil, s.fail(ctx, router.Violations{{Field: "banner", Description: err.Error()}}.Err())
 	}
-	return &pb.CheckLabelResponse{Label: labelToProto(l)}, nil
+	return &pb.CheckLabelResponse{Label: convert.LabelToProto(l)}, nil
 }

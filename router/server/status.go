@@ -15,6 +15,7 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/label"
 )
 
@@ -128,7 +129,7 @@ func refusalStatus(r *router.RefusalError) error {
 	budget := maxDetailBytes - proto.Size(info) - proto.Size(refusal)
 	shown := 0
 	for _, e := range r.Regions {
-		v := VerdictsToProto([]router.Explained{e})[0]
+		v := convert.VerdictsToProto([]router.Explained{e})[0]
 		var vs []*errdetails.PreconditionFailure_Violation
 		for _, rs := range v.Reasons {
 			rs.Message = clip(rs.Message, maxDescriptionBytes)

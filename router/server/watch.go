@@ -14,6 +14,7 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/feed"
 )
 
@@ -214,25 +215,11 @@ func (s *Server) watchResponse(ctx context.Context, sc scope, b feed.Batch) (*pb
 	out := &pb.WatchResponse{Revision: sc.revision(b.Revision), ResumeToken: token}
 	for _, e := range b.Events {
 		out.Events = append(out.Events, &pb.PlacementEvent{
-			Type:      eventTypeToProto(e.Type),
+			Type:      convert.EventTypeToProto(e.Type),
 			Placement: sc.placement(e.Placement),
 		})
 	}
 	return out, nil
-}
-
-func eventTypeToProto(t feed.EventType) pb.PlacementEventType {
-	switch t {
-	case feed.EventPlaced:
-		return pb.PlacementEventType_PLACEMENT_EVENT_TYPE_PLACED
-	case feed.EventUpdated:
-		return pb.PlacementEventType_PLACEMENT_EVENT_TYPE_UPDATED
-	case feed.EventReleased:
-		return pb.PlacementEventType_PLACEMENT_EVENT_TYPE_RELEASED
-	case feed.EventDeleted:
-		return pb.PlacementEventType_PLACEMENT_EVENT_TYPE_DELETED
-	}
-	return pb.PlacementEventType_PLACEMENT_EVENT_TYPE_UNSPECIFIED
 }
 
 func recoverStreamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {

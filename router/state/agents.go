@@ -59,41 +59,6 @@ const (
 
 var agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
 
-// AssignmentAction says what a region's agent should do with a placement.
-type AssignmentAction uint8
-
-// Assignment actions.
-const (
-	// AssignRun: run a replica (or keep running a retiring copy) of the
-	// placement in the agent's region.
-	AssignRun AssignmentAction = iota + 1
-	// AssignStop: stop it; the placement was released, or its replica
-	// moved away and no retiring copy is left in the region.
-	AssignStop
-)
-
-func (a AssignmentAction) String() string {
-	switch a {
-	case AssignRun:
-		return "run"
-	case AssignStop:
-		return "stop"
-	}
-	return fmt.Sprintf("AssignmentAction(%d)", uint8(a))
-}
-
-// Assignment is one change to what a region's agent runs.
-type Assignment struct {
-	Action AssignmentAction
-	// Placement is the version of the placement the change reflects (for
-	// a STOP of a placement deleted from the store, the last version the
-	// session saw). Shared with the cache: never modify it.
-	Placement *router.Placement
-	// Revision is the etcd mod revision of that version (for a deleted
-	// placement, the cache revision that no longer holds it).
-	Revision int64
-}
-
 // AgentSession is one agent's live session for one region. Report, Ack
 // and Assignments may be called from different goroutines; Assignments
 // from one at a time. Close ends it.
@@ -723,7 +688,7 @@ func (a *AgentSession) tenantOf(id string) (string, error) {
 // left). It reads the cache's index of the placements holding the
 // region, never every placement. It returns early when ctx ends, the
 // session ends, or the store closes.
-func (a *AgentSession) Assignments(ctx context.Context) ([]Assignment, error) {
+func (a *AgentSession) Assignments(ctx context.Context) ([]router.Assignment, error) {
 	a.amu.Lock()
 	defer a.amu.Unlock()
 	for {
@@ -763,31 +728,31 @@ func (a *AgentSession) Assignments(ctx context.Context) ([]Assignment, error) {
 // diffTxn compares the region's set of placements at rev with the one
 // last returned, updates it, and returns the changes: RUNs in placement
 // key order ("tenant/id"), then STOPs in placement key order.
-func (a *AgentSession) diffTxn(tx *memdb.Txn, rev int64) ([]Assignment, error) {
+func (a *AgentSession) diffTxn(tx *memdb.Txn, rev int64) ([]router.Assignment, error) {
 	it, err := tx.Get(tablePlacements, indexHolds, a.region)
 	if err != nil {
 		return nil, err
 	}
-	var out []Assignment
+	var out []router.Assignment
 	seen := make(map[string]struct{}, len(a.known))
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		rec := raw.(*placementRecord)
 		key := keyOf(rec.P)
 		seen[key] = struct{}{}
 		if _, ok := a.known[key]; !ok {
-			out = append(out, Assignment{Action: AssignRun, Placement: rec.P, Revision: rec.Rev})
+			out = append(out, router.Assignment{Action: router.AssignRun, Placement: rec.P, Revision: rec.Rev})
 			a.known[key] = rec.P
 		}
 	}
 	if len(seen) == len(a.known) {
 		return out, nil // every known placement is still there
 	}
-	var stops []Assignment
+	var stops []router.Assignment
 	for key, last := range a.known {
 		if _, ok := seen[key]; ok {
 			continue
 		}
-		st := Assignment{Action: AssignStop, Placement: last, Revision: rev}
+		st := router.Assignment{Action: router.AssignStop, Placement: last, Revision: rev}
 		if rec := placementTxn(tx, key); rec != nil {
 			st.Placement, st.Revision = rec.P, rec.Rev
 		}

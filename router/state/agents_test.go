@@ -638,7 +638,7 @@ func TestAgentAckOtherRegion(t *testing.T) {
 }
 
 // next returns the next batch of assignments, failing after a few seconds.
-func next(tb testing.TB, a *state.AgentSession) []state.Assignment {
+func next(tb testing.TB, a *state.AgentSession) []router.Assignment {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -649,7 +649,7 @@ func next(tb testing.TB, a *state.AgentSession) []state.Assignment {
 	return as
 }
 
-func summary(as []state.Assignment) []string {
+func summary(as []router.Assignment) []string {
 	var out []string
 	for _, a := range as {
 		out = append(out, a.Action.String()+" "+a.Placement.ID)

@@ -125,14 +125,6 @@ func (f *AuditFilter) idRange() (from, to string) {
 	return from, to
 }
 
-// AuditRecord is an audit entry with its id (the key under audit/, which
-// sorts by time) and the etcd revision that wrote it.
-type AuditRecord struct {
-	ID      string
-	Written int64
-	Entry   audit.Entry
-}
-
 // FindAudit returns the audit records f selects, oldest first, a page of
 // at most f.Limit, and the token of the next page ("" after the last).
 //
@@ -149,7 +141,7 @@ type AuditRecord struct {
 // filter the entries of f's time range are read in order, each a match.
 // On a trail not yet indexed (written before the index; the leader
 // indexes it in the background) every filter reads the whole time range.
-func (s *Store) FindAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, string, error) {
+func (s *Store) FindAudit(ctx context.Context, f AuditFilter) ([]audit.Record, string, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -196,14 +188,14 @@ func (s *Store) FindAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, st
 // page merges two ascending lists of records, each complete up to its
 // bound ("": complete), into a page of at most limit, each id once, and
 // returns it with the next page's token.
-func page(a []AuditRecord, aBound string, b []AuditRecord, bBound string, limit int) ([]AuditRecord, string, error) {
+func page(a []audit.Record, aBound string, b []audit.Record, bBound string, limit int) ([]audit.Record, string, error) {
 	bound := aBound
 	if bBound != "" && (bound == "" || bBound < bound) {
 		bound = bBound
 	}
 	out := a
 	if len(b) > 0 {
-		out = make([]AuditRecord, 0, len(a)+len(b))
+		out = make([]audit.Record, 0, len(a)+len(b))
 		i, j := 0, 0
 		for i < len(a) || j < len(b) {
 			switch {
@@ -222,7 +214,7 @@ func page(a []AuditRecord, aBound string, b []AuditRecord, bBound string, limit 
 	if bound != "" {
 		// Past the bound one list is not complete: the next page
 		// starts there.
-		n, _ := slices.BinarySearchFunc(out, bound, func(r AuditRecord, id string) int { return strings.Compare(r.ID, id) })
+		n, _ := slices.BinarySearchFunc(out, bound, func(r audit.Record, id string) int { return strings.Compare(r.ID, id) })
 		if n < len(out) && out[n].ID == bound {
 			n++
 		}
@@ -284,7 +276,7 @@ const (
 // matches, at most limit; bound is where it stopped when there may be
 // more ("" when none): the last match, or, past maxTailKeys, the last
 // id read.
-func (q *auditQuery) tail(f *AuditFilter, wm *auditWatermark, from, to string, limit int) (recs []AuditRecord, bound string, err error) {
+func (q *auditQuery) tail(f *AuditFilter, wm *auditWatermark, from, to string, limit int) (recs []audit.Record, bound string, err error) {
 	if !wm.Floor.IsZero() {
 		from = max(from, audit.IDTime(wm.Floor))
 	}
@@ -336,12 +328,12 @@ func (q *auditQuery) tail(f *AuditFilter, wm *auditWatermark, from, to string, l
 
 // scan reads the entries with ids in [from, to) in order, page at a
 // time, and keeps those f matches.
-func (q *auditQuery) scan(f *AuditFilter, from, to string, limit, page int) ([]AuditRecord, string, error) {
+func (q *auditQuery) scan(f *AuditFilter, from, to string, limit, page int) ([]audit.Record, string, error) {
 	start, end := q.s.keys.audit(from), clientv3.GetPrefixRangeEnd(q.s.keys.audit(""))
 	if to != "" {
 		end = q.s.keys.audit(to)
 	}
-	var out []AuditRecord
+	var out []audit.Record
 	for start < end {
 		resp, err := q.get(start, clientv3.WithRange(end), clientv3.WithLimit(int64(page)))
 		if err != nil {
@@ -372,8 +364,8 @@ func (q *auditQuery) scan(f *AuditFilter, from, to string, limit, page int) ([]A
 // matches: all of them, unless an entry was written without its index
 // keys' agreement (straight into etcd), deleted, or does not decode (it
 // matches no filter; an unfiltered listing reports it).
-func (q *auditQuery) entries(f *AuditFilter, ids []string) ([]AuditRecord, error) {
-	out := make([]AuditRecord, 0, len(ids))
+func (q *auditQuery) entries(f *AuditFilter, ids []string) ([]audit.Record, error) {
+	out := make([]audit.Record, 0, len(ids))
 	const chunk = 100 // Gets per transaction, under --max-txn-ops
 	for len(ids) > 0 {
 		n := min(len(ids), chunk)
@@ -401,10 +393,10 @@ func (q *auditQuery) entries(f *AuditFilter, ids []string) ([]AuditRecord, error
 	return out, nil
 }
 
-func (s *Store) auditRecord(key, val []byte, written int64) (AuditRecord, error) {
-	rec := AuditRecord{ID: strings.TrimPrefix(string(key), s.keys.audit("")), Written: written}
+func (s *Store) auditRecord(key, val []byte, written int64) (audit.Record, error) {
+	rec := audit.Record{ID: strings.TrimPrefix(string(key), s.keys.audit("")), Written: written}
 	if err := json.Unmarshal(val, &rec.Entry); err != nil {
-		return AuditRecord{}, fmt.Errorf("audit record %s: %w", rec.ID, err)
+		return audit.Record{}, fmt.Errorf("audit record %s: %w", rec.ID, err)
 	}
 	return rec, nil
 }

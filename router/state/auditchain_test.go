@@ -438,7 +438,7 @@ func TestFindAudit(t *testing.T) {
 	if err != nil || len(all) != 6 {
 		t.Fatalf("FindAudit = %d records, %v; want 6", len(all), err)
 	}
-	ids := func(recs []state.AuditRecord) []string {
+	ids := func(recs []audit.Record) []string {
 		var out []string
 		for _, r := range recs {
 			out = append(out, r.Entry.RequestID+":"+r.Entry.Op)
@@ -471,7 +471,7 @@ func TestFindAudit(t *testing.T) {
 			}
 		})
 	}
-	var paged []state.AuditRecord
+	var paged []audit.Record
 	f := state.AuditFilter{Limit: 4}
 	for range 3 {
 		page, next, err := e.store.FindAudit(ctx, f)

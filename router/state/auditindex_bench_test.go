@@ -64,7 +64,7 @@ func BenchmarkFindAudit(b *testing.B) {
 	})
 	for _, way := range []struct {
 		name string
-		find func(context.Context, state.AuditFilter) ([]state.AuditRecord, string, error)
+		find func(context.Context, state.AuditFilter) ([]audit.Record, string, error)
 	}{{"scan", s.FindAuditByScan}, {"index", s.FindAudit}} {
 		b.Run("nothing/"+way.name, func(b *testing.B) {
 			read := s.AuditKeysRead()

@@ -86,7 +86,7 @@ func auditActivity(tb testing.TB, e *env) (mid1, mid2 time.Time) {
 }
 
 // selects is what f selects of all, by the filter's definition.
-func selects(all []state.AuditRecord, f state.AuditFilter) []string {
+func selects(all []audit.Record, f state.AuditFilter) []string {
 	var out []string
 	for _, r := range all {
 		e := r.Entry
@@ -198,7 +198,7 @@ func waitSettled(tb testing.TB, s *state.Store) {
 
 // checkFilters compares FindAudit, paged, with the filter's definition
 // applied to the whole trail, for every filter of fs.
-func checkFilters(t *testing.T, s *state.Store, all []state.AuditRecord, fs []state.AuditFilter, limits ...int) (matching int) {
+func checkFilters(t *testing.T, s *state.Store, all []audit.Record, fs []state.AuditFilter, limits ...int) (matching int) {
 	t.Helper()
 	for _, f := range fs {
 		wantIDs := selects(all, f)
@@ -215,9 +215,9 @@ func checkFilters(t *testing.T, s *state.Store, all []state.AuditRecord, fs []st
 }
 
 // trail reads the whole trail, in order, by the unfiltered scan.
-func trail(tb testing.TB, s *state.Store) []state.AuditRecord {
+func trail(tb testing.TB, s *state.Store) []audit.Record {
 	tb.Helper()
-	var all []state.AuditRecord
+	var all []audit.Record
 	f := state.AuditFilter{Limit: 1000}
 	for {
 		page, next, err := s.FindAudit(context.Background(), f)
@@ -595,7 +595,7 @@ func TestAuditIndexUpgrade(t *testing.T) {
 	stop()
 	ctx := context.Background()
 	all := trail(t, e.store)
-	check := func(s *state.Store, all []state.AuditRecord) {
+	check := func(s *state.Store, all []audit.Record) {
 		t.Helper()
 		checkFilters(t, s, all, filters(mid1, mid2), 1000)
 		checkFilters(t, s, all, tenantFilters, 3, 1000)
@@ -668,7 +668,7 @@ func TestFindAuditWhileIndexing(t *testing.T) {
 		mu sync.Mutex
 		// The entries committed, and those sent, as records with
 		// their request ids for ids.
-		written, sent []state.AuditRecord
+		written, sent []audit.Record
 		done          = make(chan struct{})
 	)
 	go func() {
@@ -685,9 +685,9 @@ func TestFindAuditWhileIndexing(t *testing.T) {
 					Tenant: []string{"a", "b", "c"}[j%3], Workload: fmt.Sprintf("w%d", j%5), RequestID: fmt.Sprintf("r-%d", j),
 					Label: "UNCLASSIFIED", Regions: []string{fmt.Sprintf("aws/r%d", j%4)}})
 			}
-			var recs []state.AuditRecord
+			var recs []audit.Record
 			for _, x := range es {
-				recs = append(recs, state.AuditRecord{ID: x.RequestID, Entry: x})
+				recs = append(recs, audit.Record{ID: x.RequestID, Entry: x})
 			}
 			mu.Lock()
 			sent = append(sent, recs...)

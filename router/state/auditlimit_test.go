@@ -52,9 +52,9 @@ func tenantUser(tenant, name string) context.Context {
 }
 
 // allAudit reads the whole trail.
-func allAudit(tb testing.TB, s *state.Store) []state.AuditRecord {
+func allAudit(tb testing.TB, s *state.Store) []audit.Record {
 	tb.Helper()
-	var out []state.AuditRecord
+	var out []audit.Record
 	f := state.AuditFilter{Limit: 1000}
 	for {
 		page, next, err := s.FindAudit(context.Background(), f)
@@ -126,7 +126,7 @@ func TestRefusalAuditFlood(t *testing.T) {
 	// Every refusal is on the trail: on its own, or counted in a summary
 	// once its window closes.
 	var one, counted, summaries int64
-	var recs []state.AuditRecord
+	var recs []audit.Record
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		recs = allAudit(t, e.store)
 		one, counted, summaries = 0, 0, 0

@@ -28,41 +28,13 @@ import (
 
 const changesDir = "changes/"
 
-// Change states.
-const (
-	ChangePending  = "pending"
-	ChangeApplied  = "applied"
-	ChangeRejected = "rejected"
-)
-
-// Change is a proposed region change.
-type Change struct {
-	ID     string            `json:"id"`
-	Region router.Region     `json:"region"`
-	Kind   router.ChangeKind `json:"kind"`
-	// Fields are the security-relevant fields it changes.
-	Fields []string `json:"fields"`
-	Reason string   `json:"reason,omitempty"`
-	// BaseRevision is the mod revision of the region record it replaces
-	// (0: a new region).
-	BaseRevision int64     `json:"base_revision"`
-	ProposedBy   string    `json:"proposed_by"`
-	ProposedAt   time.Time `json:"proposed_at"`
-	State        string    `json:"state"`
-	DecidedBy    string    `json:"decided_by,omitempty"`
-	DecidedAt    time.Time `json:"decided_at,omitzero"`
-	Note         string    `json:"note,omitempty"`
-	// Revision is the record's mod revision (not stored).
-	Revision int64 `json:"-"`
-}
-
 func (k keys) change(id string) string { return k.prefix + changesDir + id }
 
 // ProposeRegionChange records a proposal to add r or to replace the
 // region of r's key with it. It must change something that needs two
 // people (router.SecurityChanges); an operational change is applied
 // with PutRegion instead.
-func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reason string) (*Change, error) {
+func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reason string) (*router.Change, error) {
 	if err := validateRegion(r); err != nil {
 		return nil, err
 	}
@@ -90,7 +62,7 @@ func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reaso
 	var id [8]byte
 	_, _ = crand.Read(id[:])
 	now := s.clock().UTC()
-	c := &Change{
+	c := &router.Change{
 		ID:           fmt.Sprintf("%s-%s", now.Format("20060102T150405"), hex.EncodeToString(id[:])),
 		Region:       *r,
 		Kind:         router.ClassifyChange(old, r),
@@ -99,7 +71,7 @@ func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reaso
 		BaseRevision: base,
 		ProposedBy:   authz.Actor(ctx),
 		ProposedAt:   now,
-		State:        ChangePending,
+		State:        router.ChangePending,
 	}
 	cval, err := json.Marshal(c)
 	if err != nil {
@@ -128,12 +100,12 @@ func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reaso
 // router.ErrChangeNotPending when the proposal was decided already, or
 // when its region changed since it was proposed (it is then marked
 // rejected as superseded: propose again).
-func (s *Store) ApproveChange(ctx context.Context, id string) (*Change, error) {
+func (s *Store) ApproveChange(ctx context.Context, id string) (*router.Change, error) {
 	c, err := s.GetChange(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if c.State != ChangePending {
+	if c.State != router.ChangePending {
 		return nil, fmt.Errorf("change %s is %s: %w", id, c.State, router.ErrChangeNotPending)
 	}
 	who := authz.Actor(ctx)
@@ -149,7 +121,7 @@ func (s *Store) ApproveChange(ctx context.Context, id string) (*Change, error) {
 	}
 	now := s.clock().UTC()
 	done := *c
-	done.State, done.DecidedBy, done.DecidedAt = ChangeApplied, who, now
+	done.State, done.DecidedBy, done.DecidedAt = router.ChangeApplied, who, now
 	cval, err := json.Marshal(&done)
 	if err != nil {
 		return nil, err
@@ -206,7 +178,7 @@ func (s *Store) ApproveChange(ctx context.Context, id string) (*Change, error) {
 		cur = kvs[0].ModRevision
 	}
 	note := fmt.Sprintf("superseded: region %s changed since the proposal (revision %d, now %d); propose again", r.Key(), c.BaseRevision, cur)
-	if _, err := s.decideChange(ctx, c, ChangeRejected, "system", note); err != nil {
+	if _, err := s.decideChange(ctx, c, router.ChangeRejected, "system", note); err != nil {
 		return nil, err
 	}
 	return nil, fmt.Errorf("change %s %s: %w", id, note, router.ErrChangeNotPending)
@@ -214,7 +186,7 @@ func (s *Store) ApproveChange(ctx context.Context, id string) (*Change, error) {
 
 // RejectChange rejects a pending proposal: any catalogue administrator,
 // its proposer too (a withdrawal).
-func (s *Store) RejectChange(ctx context.Context, id, note string) (*Change, error) {
+func (s *Store) RejectChange(ctx context.Context, id, note string) (*router.Change, error) {
 	if len(note) > 1024 {
 		return nil, router.Violations{{Field: "note", Description: "at most 1024 bytes"}}.Err()
 	}
@@ -222,14 +194,14 @@ func (s *Store) RejectChange(ctx context.Context, id, note string) (*Change, err
 	if err != nil {
 		return nil, err
 	}
-	if c.State != ChangePending {
+	if c.State != router.ChangePending {
 		return nil, fmt.Errorf("change %s is %s: %w", id, c.State, router.ErrChangeNotPending)
 	}
-	return s.decideChange(ctx, c, ChangeRejected, authz.Actor(ctx), note)
+	return s.decideChange(ctx, c, router.ChangeRejected, authz.Actor(ctx), note)
 }
 
 // decideChange marks a pending change decided without applying it.
-func (s *Store) decideChange(ctx context.Context, c *Change, state, who, note string) (*Change, error) {
+func (s *Store) decideChange(ctx context.Context, c *router.Change, state, who, note string) (*router.Change, error) {
 	now := s.clock().UTC()
 	done := *c
 	done.State, done.DecidedBy, done.DecidedAt, done.Note = state, who, now, note
@@ -256,7 +228,7 @@ func (s *Store) decideChange(ctx context.Context, c *Change, state, who, note st
 }
 
 // GetChange reads a proposal from etcd.
-func (s *Store) GetChange(ctx context.Context, id string) (*Change, error) {
+func (s *Store) GetChange(ctx context.Context, id string) (*router.Change, error) {
 	if !validKeyPart(id) {
 		return nil, fmt.Errorf("change %q: %w", id, router.ErrNotFound)
 	}
@@ -274,7 +246,7 @@ func (s *Store) GetChange(ctx context.Context, id string) (*Change, error) {
 
 // ListChanges reads the proposals, newest first; state filters them
 // when not empty.
-func (s *Store) ListChanges(ctx context.Context, state string, limit int) ([]*Change, error) {
+func (s *Store) ListChanges(ctx context.Context, state string, limit int) ([]*router.Change, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
@@ -284,7 +256,7 @@ func (s *Store) ListChanges(ctx context.Context, state string, limit int) ([]*Ch
 	if err != nil {
 		return nil, unavailable(ctx, err)
 	}
-	var out []*Change
+	var out []*router.Change
 	for _, kv := range resp.Kvs {
 		c, err := decodeChange(kv.Value, kv.ModRevision)
 		if err != nil {
@@ -295,15 +267,15 @@ func (s *Store) ListChanges(ctx context.Context, state string, limit int) ([]*Ch
 			out = append(out, c)
 		}
 	}
-	slices.SortFunc(out, func(a, b *Change) int { return strings.Compare(b.ID, a.ID) })
+	slices.SortFunc(out, func(a, b *router.Change) int { return strings.Compare(b.ID, a.ID) })
 	if len(out) > limit {
 		out = out[:limit]
 	}
 	return out, nil
 }
 
-func decodeChange(val []byte, rev int64) (*Change, error) {
-	var c Change
+func decodeChange(val []byte, rev int64) (*router.Change, error) {
+	var c router.Change
 	if err := json.Unmarshal(val, &c); err != nil {
 		return nil, err
 	}
@@ -311,7 +283,7 @@ func decodeChange(val []byte, rev int64) (*Change, error) {
 	return &c, nil
 }
 
-func changeAudit(c *Change, op, who string, now time.Time, rev int64) audit.Entry {
+func changeAudit(c *router.Change, op, who string, now time.Time, rev int64) audit.Entry {
 	reasons := []string{"kind: " + string(c.Kind), "fields: " + strings.Join(c.Fields, ", "), "proposed by: " + c.ProposedBy}
 	if c.Reason != "" {
 		reasons = append(reasons, "reason: "+c.Reason)

@@ -10,7 +10,6 @@ import (
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
-	"github.com/classroute/classroute/router/state"
 )
 
 func as(name string) context.Context {
@@ -38,7 +37,7 @@ func TestTwoPersonRegionChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Kind != router.ChangeLower || c.State != state.ChangePending || c.ProposedBy != "spiffe://test/admin/alice" ||
+	if c.Kind != router.ChangeLower || c.State != router.ChangePending || c.ProposedBy != "spiffe://test/admin/alice" ||
 		!slices.Contains(c.Fields, "accreditation.max_level") || !slices.Contains(c.Fields, "network_domain") {
 		t.Fatalf("proposal %+v", c)
 	}
@@ -52,7 +51,7 @@ func TestTwoPersonRegionChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done.State != state.ChangeApplied || done.DecidedBy != "spiffe://test/admin/bob" {
+	if done.State != router.ChangeApplied || done.DecidedBy != "spiffe://test/admin/bob" {
 		t.Fatalf("approved %+v", done)
 	}
 	if st, _ := e.store.GetRegion("aws/s1"); st.Region.Accreditation.MaxLevel != label.CUI {
@@ -80,7 +79,7 @@ func TestTwoPersonRegionChanges(t *testing.T) {
 	if st, _ := e.store.GetRegion("aws/s1"); st.Region.Accreditation.Revoked {
 		t.Fatal("a superseded proposal was applied")
 	}
-	if got, _ := e.store.GetChange(context.Background(), c2.ID); got.State != state.ChangeRejected {
+	if got, _ := e.store.GetChange(context.Background(), c2.ID); got.State != router.ChangeRejected {
 		t.Fatalf("superseded proposal state %s", got.State)
 	}
 
@@ -127,7 +126,7 @@ func TestTwoPersonRegionChanges(t *testing.T) {
 			t.Errorf("approval recorded as %q", who)
 		}
 	}
-	list, err := e.store.ListChanges(context.Background(), state.ChangePending, 0)
+	list, err := e.store.ListChanges(context.Background(), router.ChangePending, 0)
 	if err != nil || len(list) != 0 {
 		t.Fatalf("pending: %v %v", list, err)
 	}

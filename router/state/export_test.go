@@ -92,7 +92,7 @@ func (s *Store) AppendAudit(ctx context.Context, es ...audit.Entry) error {
 
 // FindAuditByScan is FindAudit as it was before the index: every entry
 // of the time range read and matched.
-func (s *Store) FindAuditByScan(ctx context.Context, f AuditFilter) ([]AuditRecord, string, error) {
+func (s *Store) FindAuditByScan(ctx context.Context, f AuditFilter) ([]audit.Record, string, error) {
 	q := &auditQuery{s: s, ctx: ctx}
 	from, to := f.idRange()
 	return q.scan(&f, from, to, min(max(f.Limit, 100), 1000), 500)

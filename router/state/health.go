@@ -125,30 +125,16 @@ func decodeHealth(id string, val []byte, rev int64) (*healthRecord, error) {
 	return &healthRecord{Key: id, H: &h, Rev: rev}, nil
 }
 
-// RegionLive is what the cache holds of a region's agent session.
-type RegionLive struct {
-	Agent       string
-	Daemon      string
-	Lease       int64
-	ConnectedAt time.Time
-	ReportedAt  time.Time
-	Healthy     bool
-	Detail      string
-	Free        router.Resources
-	// Rev is the record's mod revision; CreateRev identifies the session.
-	Rev, CreateRev int64
-}
-
 // RegionAgent returns the live agent session of a region (nil when no
 // agent is connected) and its health record (nil when no agent has ever
 // served it), from the cache.
-func (s *Store) RegionAgent(key string) (*RegionLive, *router.Health) {
+func (s *Store) RegionAgent(key string) (*router.RegionLive, *router.Health) {
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	var live *RegionLive
+	var live *router.RegionLive
 	if r := liveTxn(tx, key); r != nil {
 		v := r.V
-		live = &RegionLive{Agent: v.Agent, Daemon: v.Daemon, Lease: v.Lease, ConnectedAt: v.ConnectedAt,
+		live = &router.RegionLive{Agent: v.Agent, Daemon: v.Daemon, Lease: v.Lease, ConnectedAt: v.ConnectedAt,
 			ReportedAt: v.ReportedAt, Healthy: v.Healthy, Detail: v.Detail, Free: v.Free, Rev: r.Rev, CreateRev: r.CreateRev}
 	}
 	var h *router.Health

@@ -8,7 +8,6 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
-	"github.com/classroute/classroute/router/state"
 )
 
 // The two-person rule compares who proposed and who approves by kind,
@@ -40,7 +39,7 @@ func TestTwoPersonComparesPrincipalsNotSpellings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != state.ChangePending {
+	if got.State != router.ChangePending {
 		t.Fatalf("change is %s (decided by %s); want pending", got.State, got.DecidedBy)
 	}
 	if _, err := e.store.ApproveChange(as("bob"), c.ID); err != nil {

@@ -25,7 +25,7 @@ const DefaultPrefix = "/classroute/v1/"
 //	health/<provider>/<id>    router.Health (see health.go)
 //	election/...              the reconciler's leader election (not cached)
 //	seeded                    seedMarker: the default catalogue was loaded
-//	changes/<id>              Change: a two-person region change (see changes.go; not cached)
+//	changes/<id>              router.Change: a two-person region change (see changes.go; not cached)
 //	secrets/resume-token-key  the resume token key, hex (see resumekey.go; not cached)
 //
 // Each kind's stored form is pinned by a golden record in

@@ -230,7 +230,7 @@ func TestAgentAckPerTenant(t *testing.T) {
 	var tenants []string
 	for len(tenants) < 2 {
 		for _, as := range next(t, a) {
-			if as.Action != state.AssignRun || as.Placement.ID != "dup" {
+			if as.Action != router.AssignRun || as.Placement.ID != "dup" {
 				t.Fatalf("assignment %s %s", as.Action, as.Placement.ID)
 			}
 			tenants = append(tenants, as.Placement.Tenant)
@@ -442,7 +442,7 @@ func TestFeedSkipsMigration(t *testing.T) {
 		if len(b.Events) == 0 {
 			continue
 		}
-		if len(b.Events) != 1 || b.Events[0].Placement.ID != "b" || b.Events[0].Type != feed.EventPlaced {
+		if len(b.Events) != 1 || b.Events[0].Placement.ID != "b" || b.Events[0].Type != router.EventPlaced {
 			t.Fatalf("first batch after the move: %+v; want b placed only", b.Events)
 		}
 		return

@@ -103,7 +103,7 @@ func TestReleasedPlacementsPurgedAfterRetention(t *testing.T) {
 			t.Fatalf("watch: %v; deletions seen %v", err, deleted)
 		}
 		for _, ev := range b.Events {
-			if ev.Type == feed.EventDeleted {
+			if ev.Type == router.EventDeleted {
 				deleted[ev.Placement.ID] = ev.Placement.State
 			}
 		}

@@ -215,8 +215,8 @@ func goldenHealth() router.Health {
 	return router.Health{Healthy: true, Reason: "agent reports healthy again", Since: goldenTime, Agent: "agent-us-iso-east-1-a"}
 }
 
-func goldenChange() Change {
-	return Change{
+func goldenChange() router.Change {
+	return router.Change{
 		ID:           "20261130T140509-0123456789abcdef",
 		Region:       goldenRegion(),
 		Kind:         router.ChangeLower,
@@ -225,7 +225,7 @@ func goldenChange() Change {
 		BaseRevision: 4100,
 		ProposedBy:   "spiffe://classroute.example/admin/alice",
 		ProposedAt:   goldenTime,
-		State:        ChangeApplied,
+		State:        router.ChangeApplied,
 		DecidedBy:    "spiffe://classroute.example/admin/bob",
 		DecidedAt:    goldenAt(time.Hour),
 		Note:         "approved at CCB 2026-47",
@@ -687,7 +687,7 @@ func TestStoredFormatEnums(t *testing.T) {
 			[]string{"pending", "accepted", "running", "failed"}},
 		{"ChangeKind", values(router.ChangeAdd, router.ChangeRaise, router.ChangeLower, router.ChangeRevoke, router.ChangeOther),
 			[]string{"add", "raise", "lower", "revoke", "change"}},
-		{"change state", values(ChangePending, ChangeApplied, ChangeRejected),
+		{"change state", values(router.ChangePending, router.ChangeApplied, router.ChangeRejected),
 			[]string{"pending", "applied", "rejected"}},
 		{"authz.Role of a tenant member", values(authz.RoleSubmitter, authz.RoleTenantAuditor),
 			[]string{"tenant-submitter", "tenant-auditor"}},

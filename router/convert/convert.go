@@ -1,4 +1,4 @@
-package server
+package convert
 
 import (
 	"time"
@@ -9,11 +9,10 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
-	"github.com/classroute/classroute/router/state"
 )
 
-// Conversions between the API and the domain. Enums are offset by one:
-// the API's zero value is UNSPECIFIED, which a required field refuses.
+// Enums are offset by one: the API's zero value is UNSPECIFIED, which a
+// required field refuses.
 
 func levelToProto(l label.Level) pb.Level { return pb.Level(l) + 1 }
 
@@ -43,7 +42,8 @@ func enumFromProto[E ~int32](e E, names map[int32]string, field string, v *route
 	return uint8(e - 1)
 }
 
-func labelToProto(l label.Label) *pb.Label {
+// LabelToProto converts a parsed label, with its banner.
+func LabelToProto(l label.Label) *pb.Label {
 	return &pb.Label{
 		Banner:    l.String(),
 		Level:     levelToProto(l.Level),
@@ -58,7 +58,8 @@ func resourcesToProto(r router.Resources) *pb.Resources {
 	return &pb.Resources{MilliCpu: r.MilliCPU, MemoryMib: r.MemoryMiB, Gpu: r.GPU}
 }
 
-func resourcesFromProto(r *pb.Resources) router.Resources {
+// ResourcesFromProto converts an amount of compute; nil is none.
+func ResourcesFromProto(r *pb.Resources) router.Resources {
 	return router.Resources{MilliCPU: r.GetMilliCpu(), MemoryMiB: r.GetMemoryMib(), GPU: r.GetGpu()}
 }
 
@@ -90,7 +91,7 @@ func WorkloadFromProto(w *pb.Workload, v *router.Violations) *router.Workload {
 		AllowedJurisdictions: w.GetAllowedJurisdictions(),
 		Capabilities:         w.GetCapabilities(),
 		StorageTier:          w.GetStorageTier(),
-		Resources:            resourcesFromProto(w.GetResources()),
+		Resources:            ResourcesFromProto(w.GetResources()),
 		Replicas:             int(w.GetReplicas()),
 		MinImpactLevel:       int(w.GetMinImpactLevel()),
 		Spread: router.Spread{
@@ -170,7 +171,7 @@ func RegionFromProto(r *pb.Region, v *router.Violations) *router.Region {
 		Customers:             r.GetCustomers(),
 		Capabilities:          r.GetCapabilities(),
 		StorageTiers:          r.GetStorageTiers(),
-		Capacity:              resourcesFromProto(r.GetCapacity()),
+		Capacity:              ResourcesFromProto(r.GetCapacity()),
 		Location:              locationFromProto(r.GetLocation()),
 		Cost:                  r.GetCost(),
 		Status:                router.Status(enumFromProto(r.GetStatus(), pb.RegionStatus_name, "region.status", v)),
@@ -238,7 +239,7 @@ func RegionToProto(s router.RegionState) *pb.Region {
 // when no agent has reported for it). Nil when neither exists. A region
 // without a health record is not agent-monitored: healthy as far as its
 // agent goes, as decisions read it.
-func RegionHealthToProto(live *state.RegionLive, h *router.Health) *pb.RegionHealth {
+func RegionHealthToProto(live *router.RegionLive, h *router.Health) *pb.RegionHealth {
 	if live == nil && h == nil {
 		return nil
 	}
@@ -345,9 +346,26 @@ func PlacementToProto(p *router.Placement) *pb.Placement {
 // replicaStateToProto: the API's states are the domain's plus one.
 func replicaStateToProto(s router.ReplicaState) pb.ReplicaState { return pb.ReplicaState(s) + 1 }
 
-// replicaStateFromProto converts an agent's acknowledged state: only
-// ACCEPTED, RUNNING and FAILED are an agent's to say.
-func replicaStateFromProto(s pb.ReplicaState, field string, v *router.Violations) router.ReplicaState {
+// PlacementStateFromProto converts a placement state a caller filters on:
+// nil for UNSPECIFIED (any state), a violation of field for a value the
+// API does not define.
+func PlacementStateFromProto(s pb.PlacementState, field string, v *router.Violations) *router.PlacementState {
+	switch s {
+	case pb.PlacementState_PLACEMENT_STATE_UNSPECIFIED:
+	case pb.PlacementState_PLACEMENT_STATE_PLACED, pb.PlacementState_PLACEMENT_STATE_RELEASED,
+		pb.PlacementState_PLACEMENT_STATE_STRANDED, pb.PlacementState_PLACEMENT_STATE_VIOLATION:
+		st := router.PlacementState(s - 1)
+		return &st
+	default:
+		v.Add(field, "unknown value %d", int32(s))
+	}
+	return nil
+}
+
+// ReplicaStateFromProto converts an agent's acknowledged state: only
+// ACCEPTED, RUNNING and FAILED are an agent's to say; others are
+// violations of field.
+func ReplicaStateFromProto(s pb.ReplicaState, field string, v *router.Violations) router.ReplicaState {
 	switch s {
 	case pb.ReplicaState_REPLICA_STATE_ACCEPTED, pb.ReplicaState_REPLICA_STATE_RUNNING, pb.ReplicaState_REPLICA_STATE_FAILED:
 		return router.ReplicaState(s - 1)
@@ -375,7 +393,7 @@ func placementLabel(w *router.Workload) *pb.Label {
 	if w.Label.String() != w.Banner {
 		return &pb.Label{Banner: w.Banner}
 	}
-	return labelToProto(w.Label)
+	return LabelToProto(w.Label)
 }
 
 // VerdictsToProto converts explained verdicts to the API.
