@@ -2,7 +2,7 @@
 // server and SPIFFE-ID client certificates classroute's mutual TLS needs,
 // for trying it and for tests. It owns no production trust: classrouted
 // never imports it (router/deps_test.go enforces that), only the CLI's
-// "dev" commands and tests do.
+// certs command and tests do.
 package devca
 
 import (
