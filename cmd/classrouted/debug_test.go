@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/metrics"
 )
 
@@ -40,7 +41,7 @@ func get(tb testing.TB, url string) (int, []byte) {
 // The debug listener serves pprof and nothing else, closes a connection
 // that sends no request in time, and holds one source to its share.
 func TestDebugListener(t *testing.T) {
-	cfg := &Config{DebugListen: freeAddr(t), HandshakeTimeout: 300 * time.Millisecond}
+	cfg := &Config{DebugListen: etcdtest.FreeAddr(t), HandshakeTimeout: 300 * time.Millisecond}
 	m := metrics.New()
 	stop, err := serveDebug(cfg, m, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -120,10 +121,10 @@ func TestDaemonServesPprof(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a daemon")
 	}
-	listen, debug := freeAddr(t), freeAddr(t)
+	listen, debug := etcdtest.FreeAddr(t), etcdtest.FreeAddr(t)
 	cfg, err := parseFlags([]string{
 		"--listen", listen, "--data-dir", t.TempDir(),
-		"--embedded-etcd-client", freeAddr(t), "--embedded-etcd-peer", freeAddr(t),
+		"--embedded-etcd-client", etcdtest.FreeAddr(t), "--embedded-etcd-peer", etcdtest.FreeAddr(t),
 		"--metrics-listen", "", "--reconcile=false", "--debug-listen", debug,
 	}, io.Discard)
 	if err != nil {

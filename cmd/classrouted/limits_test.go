@@ -25,6 +25,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/metrics"
 )
 
@@ -66,17 +67,6 @@ func TestDaemonProcess(t *testing.T) {
 	}
 }
 
-// freeAddr is a loopback address with a port free a moment ago.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // dialFrom connects to addr from the loopback address src: on Linux all
 // of 127.0.0.0/8 is loopback, and each address a source of its own.
 func dialFrom(ctx context.Context, src, addr string) (net.Conn, error) {
@@ -101,10 +91,10 @@ func TestIdleConnectionsDoNotKillDaemon(t *testing.T) {
 		t.Skip("starts a daemon")
 	}
 	const nofile = 1024
-	listen, metricsAddr, healthAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	listen, metricsAddr, healthAddr := etcdtest.FreeAddr(t), etcdtest.FreeAddr(t), etcdtest.FreeAddr(t)
 	args := []string{
 		"--listen", listen, "--data-dir", t.TempDir(),
-		"--embedded-etcd-client", freeAddr(t), "--embedded-etcd-peer", freeAddr(t),
+		"--embedded-etcd-client", etcdtest.FreeAddr(t), "--embedded-etcd-peer", etcdtest.FreeAddr(t),
 		"--metrics-listen", metricsAddr, "--health-listen", healthAddr, "--handshake-timeout", "2m", "--reconcile=false",
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDaemonProcess$", "-test.v")

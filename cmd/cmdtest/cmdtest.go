@@ -1,7 +1,8 @@
 // Package cmdtest builds classroute's commands once per test binary and
 // runs the CLI against a daemon: the harness of the tests that drive the
 // real binaries (cmd/classroutectl's end-to-end tests, deploy's cluster
-// and fault tests). Only _test.go files import it.
+// and fault tests). Only _test.go files import it (router/etcdtest's
+// TestOnlyTestsImportTheHarness).
 package cmdtest
 
 import (

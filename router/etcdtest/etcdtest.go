@@ -1,6 +1,6 @@
 // Package etcdtest is the tests' real etcd: embedded members on loopback
 // without fsync, clusters of them, clients, and a goroutine leak check.
-// Only _test.go files import it.
+// Only _test.go files import it (TestOnlyTestsImportTheHarness).
 //
 // A package's tests share one member started in TestMain (Shared), each
 // test keeping its records under a prefix of its own; a test that stops,
