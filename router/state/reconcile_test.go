@@ -320,31 +320,32 @@ func TestReconcilerFencedAfterLosingLeadership(t *testing.T) {
 // A region with an agent that has had no live agent for the grace period
 // is marked unhealthy, and its placements move.
 func TestReconcileMarksRegionWithoutLiveAgentUnhealthy(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
-	e.place("w", secretWorkload(t, "w"))
-	// s1 had an agent (a health record) that is gone (no live record).
-	waitFor(t, e.store, e.putJSON("health/aws/s1", router.Health{Healthy: true, Since: time.Now().UTC(), Agent: "agent-s1"}))
+	// Given a placement in aws/s1, which had an agent (a health record)
+	// that is gone (no live record),
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		placed("w").
+		agentIn("aws/s1")
+
+	// when the reconciler runs past the agents' grace period,
 	start := time.Now()
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", AgentGrace: 500 * time.Millisecond})
+	s.reconciling(state.ReconcilerConfig{Name: "a", AgentGrace: 500 * time.Millisecond})
+
+	// then aws/s1 is marked unhealthy, no sooner, saying why,
 	eventually(t, 10*time.Second, func() (bool, string) {
-		_, h := e.store.RegionAgent("aws/s1")
+		_, h := s.store.RegionAgent("aws/s1")
 		return h != nil && !h.Healthy, fmt.Sprintf("health %+v", h)
 	})
 	if d := time.Since(start); d < 500*time.Millisecond {
 		t.Fatalf("marked unhealthy after %v, before the grace period", d)
 	}
-	_, h := e.store.RegionAgent("aws/s1")
+	_, h := s.store.RegionAgent("aws/s1")
 	if !strings.Contains(h.Reason, "no live agent") || h.Agent != "agent-s1" {
 		t.Errorf("health %+v", h)
 	}
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
-		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
-	})
-	plan, err := e.store.Plan(context.Background(), secretWorkload(t, "x"))
+	// its placement moves, and no new one may go there.
+	s.thenPlacement("w", 10*time.Second, placementIn("azure/s2"))
+	plan, err := s.store.Plan(context.Background(), secretWorkload(t, "x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +355,7 @@ func TestReconcileMarksRegionWithoutLiveAgentUnhealthy(t *testing.T) {
 		}
 	}
 	// A region that never had an agent is not held to the grace period.
-	if _, h := e.store.RegionAgent("azure/s2"); h != nil {
+	if _, h := s.store.RegionAgent("azure/s2"); h != nil {
 		t.Errorf("azure/s2 got a health record %+v", h)
 	}
 }
