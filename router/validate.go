@@ -24,18 +24,11 @@ const (
 	// maxDistanceKm bounds spread.min_distance_km: half the Earth's
 	// circumference is the farthest two points can be apart.
 	maxDistanceKm = 20040
-	maxIDLen      = 63
-	maxNameLen    = 128
 	maxTextLen    = 256
 	maxControlLen = 64
 )
 
 var (
-	// idRE is the shape of provider, region, tenant ids and of
-	// capability and storage tier tokens.
-	idRE = regexp.MustCompile(`^[a-z0-9-]+$`)
-	// workloadNameRE is the shape of a workload name.
-	workloadNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 	// controlRE is the shape of a control token: an SCI system with
 	// compartments and sub-compartments (SI-G, HCS-P, "SI-G ABCD"), a SAP
 	// (SAR-BP), an AEA marking (RD, "SIGMA 20", "DOD UCNI") or a CUI
@@ -164,7 +157,7 @@ func ValidateTenant(t *Tenant) error {
 	seen := make(map[string]bool, len(t.Members))
 	for i, m := range t.Members {
 		field := fmt.Sprintf("tenant.members[%d]", i)
-		if !memberNameRE.MatchString(m.Name) || m.Name == "." || m.Name == ".." {
+		if !validMemberName(m.Name) {
 			v.Add(field+".name", "%q: want 1-128 letters, digits, '.', '_' and '-' (the user name of its identity)", clipText(m.Name))
 		} else if seen[m.Name] {
 			v.Add(field+".name", "%q listed twice", m.Name)
@@ -191,8 +184,6 @@ const (
 	MaxTenantPlacements = 100000
 )
 
-var memberNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-
 // checkList checks each entry of a policy list with check, and that the
 // list is bounded and has no duplicates.
 func checkList(v *Violations, field string, list []string, check func(field, s string)) {
@@ -210,12 +201,7 @@ func checkList(v *Violations, field string, list []string, check func(field, s s
 }
 
 // clipText shortens s for a message.
-func clipText(s string) string {
-	if len(s) > 64 {
-		return strings.ToValidUTF8(s[:64], "") + "..."
-	}
-	return s
-}
+func clipText(s string) string { return Clip(s, 67) }
 
 // ValidateWorkload checks a workload and parses its label. When the
 // banner parses, w.Label is set and w.Banner becomes the canonical
@@ -242,8 +228,8 @@ func ValidateWorkload(w *Workload) error {
 	switch {
 	case w.Name == "":
 		v.Add("workload.name", "required")
-	case len(w.Name) > maxNameLen:
-		v.Add("workload.name", "longer than %d characters", maxNameLen)
+	case len(w.Name) > MaxNameLen:
+		v.Add("workload.name", "longer than %d characters", MaxNameLen)
 	case !workloadNameRE.MatchString(w.Name):
 		v.Add("workload.name", "%q: only letters, digits, '.', '_' and '-' are allowed", w.Name)
 	}
@@ -372,8 +358,8 @@ func checkID(v *Violations, field, id string) {
 	switch {
 	case id == "":
 		v.Add(field, "required")
-	case len(id) > maxIDLen:
-		v.Add(field, "longer than %d characters", maxIDLen)
+	case len(id) > MaxIDLen:
+		v.Add(field, "longer than %d characters", MaxIDLen)
 	case !idRE.MatchString(id):
 		v.Add(field, "%q: only lowercase letters, digits and '-' are allowed", id)
 	}
@@ -383,8 +369,8 @@ func checkToken(v *Violations, field, tok string) {
 	switch {
 	case tok == "":
 		v.Add(field, "must not be empty")
-	case len(tok) > maxIDLen:
-		v.Add(field, "longer than %d characters", maxIDLen)
+	case len(tok) > MaxIDLen:
+		v.Add(field, "longer than %d characters", MaxIDLen)
 	case !idRE.MatchString(tok):
 		v.Add(field, "%q: only lowercase letters, digits and '-' are allowed", tok)
 	}

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,8 +55,6 @@ const (
 	MinAgentTTL = time.Second
 )
 
-var agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
-
 // AgentSession is one agent's live session for one region. Report, Ack
 // and Assignments may be called from different goroutines; Assignments
 // from one at a time. Close ends it.
@@ -101,7 +97,7 @@ func (s *Store) ConnectAgent(ctx context.Context, region, agentID string, ttl ti
 	if _, _, ok := splitRegionKey(region); !ok {
 		v.Add("hello.region", "want a region key provider/id, got %q", clip(region))
 	}
-	if !agentIDPattern.MatchString(agentID) {
+	if !router.ValidAgentID(agentID) {
 		v.Add("hello.agent_id", "required: 1-128 characters of [A-Za-z0-9._:@-]")
 	}
 	if err := v.Err(); err != nil {
@@ -764,10 +760,4 @@ func (a *AgentSession) diffTxn(tx *memdb.Txn, rev int64) ([]router.Assignment, e
 }
 
 // clip shortens what a caller sent for an error message.
-func clip(s string) string {
-	const n = 200
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "..."
-}
+func clip(s string) string { return router.Clip(s, 203) }
