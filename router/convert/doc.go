@@ -8,5 +8,5 @@
 //
 // It is pure: it must not import etcd, go-memdb, router/state or
 // router/server, so that the CLI linking it links none of the daemon
-// (TestDeps enforces it).
+// (router's TestDeps enforces it).
 package convert
