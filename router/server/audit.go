@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
@@ -47,14 +45,6 @@ type auditService struct {
 	skew  time.Duration
 	log   *slog.Logger
 	srv   *Server // for the caller's scope
-}
-
-// registerAudit adds the audit service when the store keeps an audit
-// trail.
-func (s *Server) registerAudit(g *grpc.Server) {
-	if as, ok := s.store.(AuditStore); ok {
-		pb.RegisterAuditServiceServer(g, &auditService{store: as, pub: s.auditPub, skew: s.auditSkew, log: s.log, srv: s})
-	}
 }
 
 // maxAuditFilterLen bounds each ListAudit filter: region keys, the

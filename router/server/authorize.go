@@ -121,12 +121,12 @@ func (s *Server) authorize(ctx context.Context, method string, p *authz.Principa
 	if p.Kind == authz.KindTenant {
 		// The roles come from the tenant record alone: never from the
 		// identity. A stale cache could still grant a revoked role.
-		if err := s.store.Ready(); err != nil {
+		if err := s.ready.Ready(); err != nil {
 			return nil, s.fail(ctx, err)
 		}
 		q := *p
 		q.Roles = nil
-		if t, err := s.store.GetTenant(p.Tenant); err == nil {
+		if t, err := s.scopes.GetTenant(p.Tenant); err == nil {
 			for _, role := range t.MemberRoles(p.Name) {
 				if role == authz.RoleSubmitter || role == authz.RoleTenantAuditor {
 					q.Roles = append(q.Roles, role)
@@ -141,6 +141,14 @@ func (s *Server) authorize(ctx context.Context, method string, p *authz.Principa
 		}
 	}
 	return nil, status.Errorf(codes.PermissionDenied, "%s may not call %s", p, method)
+}
+
+// scopeStore is what authorizing a tenant's user and working out a
+// caller's scope read of the catalogue: the tenant's record (its
+// members' roles, its policy), and the regions it may know of.
+type scopeStore interface {
+	GetTenant(id string) (*router.Tenant, error)
+	ListRegions() ([]router.RegionState, int64)
 }
 
 // scope is what one caller may see: everything, or one tenant's
@@ -180,7 +188,7 @@ func (s *Server) scopeOf(ctx context.Context) (scope, error) {
 		return scope{}, status.Error(codes.PermissionDenied, "tenant user without a tenant")
 	}
 	sc := scope{tenantID: p.Tenant}
-	if t, err := s.store.GetTenant(p.Tenant); err == nil {
+	if t, err := s.scopes.GetTenant(p.Tenant); err == nil {
 		sc.tenant = t
 	}
 	sc.known = s.knownRegions(sc)
@@ -220,7 +228,7 @@ func (s *Server) knownProviders(sc scope) map[string]bool {
 	if !sc.confined() {
 		return nil
 	}
-	regions, _ := s.store.ListRegions()
+	regions, _ := s.scopes.ListRegions()
 	known := make(map[string]bool)
 	for _, st := range regions {
 		if st.Region != nil && sc.mayKnow(st.Region) {
@@ -237,7 +245,7 @@ func (s *Server) knownRegions(sc scope) map[string]bool {
 	if !sc.confined() {
 		return nil
 	}
-	regions, _ := s.store.ListRegions()
+	regions, _ := s.scopes.ListRegions()
 	known := make(map[string]bool, len(regions))
 	for _, st := range regions {
 		if st.Region != nil && sc.mayKnow(st.Region) {
@@ -289,34 +297,6 @@ func unavailableMessage(tenant string) string {
 
 func (sc scope) unavailable() []*pb.Reason {
 	return []*pb.Reason{{Code: string(router.ReasonPolicy), Message: unavailableMessage(sc.tenantID)}}
-}
-
-// tenantToProto converts tenant record t as the caller may see it. Its
-// members (who holds which role) are shown to callers that are not
-// confined and to the tenant's own auditors; a confined caller sees, of
-// its allowed and denied regions and providers, only those it may know
-// of, since an administrator may have named a region it may not.
-func (s *Server) tenantToProto(ctx context.Context, sc scope, t *router.Tenant) *pb.Tenant {
-	out := convert.TenantToProto(t)
-	if !sc.confined() {
-		return out
-	}
-	if !authz.FromContext(ctx).Has(authz.RoleTenantAuditor) {
-		out.Members = nil
-	}
-	regions, providers := s.knownRegions(sc), s.knownProviders(sc)
-	keep := func(list []string, known map[string]bool) []string {
-		var kept []string
-		for _, x := range list {
-			if known[x] {
-				kept = append(kept, x)
-			}
-		}
-		return kept
-	}
-	out.AllowedRegions, out.DeniedRegions = keep(out.AllowedRegions, regions), keep(out.DeniedRegions, regions)
-	out.AllowedProviders, out.DeniedProviders = keep(out.AllowedProviders, providers), keep(out.DeniedProviders, providers)
-	return out
 }
 
 // redact keeps the verdicts of regions in known (all when known is nil)

@@ -64,13 +64,13 @@ type IdentityLimits struct {
 	// an etcd write). A session start beyond it waits or is refused as
 	// a Place beyond its rate is; a report beyond it is held back, not
 	// written, and the agent's latest held report is written once the
-	// rate allows (agent.go).
+	// rate allows (agents.go).
 	AgentReports Rate
 	// AgentAcks limits an agent's acknowledgements that write (each a
 	// rewrite of the placement's record, and for FAILED an audit entry):
 	// an ack that says what the record already says costs nothing. An
 	// ack beyond the rate is held back, the latest per placement, and
-	// the held acks are written in turn as the rate allows (agent.go).
+	// the held acks are written in turn as the rate allows (agents.go).
 	// The burst is for a region whose placements all change at once
 	// (a reroute into it, an agent restarted): acks of placements
 	// already running cost nothing, and an ACCEPTED held back is

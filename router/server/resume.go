@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"fmt"
 	"sync"
 
 	"github.com/classroute/classroute/router"
@@ -37,23 +36,21 @@ const resumeTokenAD = "classroute/v1 resume token\x00"
 
 // resumeTokens seals and opens resume tokens with a key fetched once.
 type resumeTokens struct {
+	keys ResumeKeyer
+
 	mu   sync.Mutex
 	aead cipher.AEAD
 	// idKey derives the nonce of a sealed id (see sealID).
 	idKey []byte
 }
 
-func (rt *resumeTokens) cipher(ctx context.Context, store Store) (cipher.AEAD, error) {
+func (rt *resumeTokens) cipher(ctx context.Context) (cipher.AEAD, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.aead != nil {
 		return rt.aead, nil
 	}
-	rk, ok := store.(ResumeKeyer)
-	if !ok {
-		return nil, fmt.Errorf("%w: the store keeps no resume token key", router.ErrUnavailable)
-	}
-	key, err := rk.ResumeKey(ctx)
+	key, err := rt.keys.ResumeKey(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +72,7 @@ func (rt *resumeTokens) cipher(ctx context.Context, store Store) (cipher.AEAD, e
 // resumeToken seals revision rev for a caller of tenant ("" when not
 // confined).
 func (s *Server) resumeToken(ctx context.Context, tenant string, rev int64) (string, error) {
-	aead, err := s.resume.cipher(ctx, s.store)
+	aead, err := s.resume.cipher(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -93,7 +90,7 @@ func (s *Server) resumeToken(ctx context.Context, tenant string, rev int64) (str
 // that was not issued by this cluster to that tenant is INVALID_ARGUMENT
 // naming field, and says nothing more.
 func (s *Server) resumeRevision(ctx context.Context, field, tenant, token string) (int64, error) {
-	aead, err := s.resume.cipher(ctx, s.store)
+	aead, err := s.resume.cipher(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -124,7 +121,7 @@ func (s *Server) sealID(ctx context.Context, sc scope, id string) (string, error
 	if !sc.confined() {
 		return id, nil
 	}
-	aead, err := s.resume.cipher(ctx, s.store)
+	aead, err := s.resume.cipher(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -140,7 +137,7 @@ func (s *Server) openID(ctx context.Context, field string, sc scope, token strin
 	if !sc.confined() {
 		return token, nil
 	}
-	aead, err := s.resume.cipher(ctx, s.store)
+	aead, err := s.resume.cipher(ctx)
 	if err != nil {
 		return "", err
 	}

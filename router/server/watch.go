@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
@@ -49,7 +46,7 @@ func WithWatchProgressEvery(d time.Duration) Option {
 // period (WithWatchProgressEvery) whether or not anything was written
 // elsewhere, where the store's feed sends one only when etcd's revision
 // has moved. Its errors say what to do, never at which revision.
-func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
+func (s *placementService) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	ctx := stream.Context()
 	f := feed.Filter{Tenant: req.GetTenant(), Workload: req.GetWorkload(), Region: req.GetRegion()}
 	var v router.Violations
@@ -123,7 +120,7 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 // events as they come, and, instead of its progress notices (sent when
 // etcd's revision moves, that is when anyone writes), a notice at the
 // latest revision seen on a fixed period, and one at once.
-func (s *Server) watchConfined(ctx context.Context, sc scope, fd *feed.Feed, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
+func (s *placementService) watchConfined(ctx context.Context, sc scope, fd *feed.Feed, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	type next struct {
 		b   feed.Batch
 		err error
@@ -178,15 +175,9 @@ func (s *Server) watchConfined(ctx context.Context, sc scope, fd *feed.Feed, str
 	}
 }
 
-// StopWatches ends every Watch stream and agent session, now and later,
-// with UNAVAILABLE, so that a graceful stop need not wait for them; each
-// watcher resumes from its last revision, and each agent reconnects, at
-// another daemon or after the restart.
-func (s *Server) StopWatches() { s.stopWatches() }
-
 // watchEnd says why a watch ended: the daemon stopping is UNAVAILABLE.
 // A confined caller is told what to do without a revision.
-func (s *Server) watchEnd(ctx context.Context, sc scope, err error, last int64) error {
+func (s *placementService) watchEnd(ctx context.Context, sc scope, err error, last int64) error {
 	draining := errors.Is(context.Cause(ctx), errDraining)
 	if !sc.confined() {
 		if draining {
@@ -207,7 +198,7 @@ func (s *Server) watchEnd(ctx context.Context, sc scope, err error, last int64) 
 	return err
 }
 
-func (s *Server) watchResponse(ctx context.Context, sc scope, b feed.Batch) (*pb.WatchResponse, error) {
+func (s *placementService) watchResponse(ctx context.Context, sc scope, b feed.Batch) (*pb.WatchResponse, error) {
 	token, err := s.resumeToken(ctx, sc.tenantID, b.Revision)
 	if err != nil {
 		return nil, err
@@ -220,16 +211,4 @@ func (s *Server) watchResponse(ctx context.Context, sc scope, b feed.Batch) (*pb
 		})
 	}
 	return out, nil
-}
-
-func recoverStreamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				log.ErrorContext(ss.Context(), "panic in handler", "method", info.FullMethod, "panic", r)
-				err = status.Error(codes.Internal, "internal error")
-			}
-		}()
-		return h(srv, ss)
-	}
 }

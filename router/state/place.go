@@ -384,7 +384,7 @@ func (s *Store) refuse(ctx context.Context, requestID string, in *router.Input, 
 }
 
 // Plan is an explained decision with nothing committed: what the
-// explain API returns. Its fields match server.PlanResult.
+// explain API returns (PlacementService.Plan, router/server/placement.go).
 type Plan struct {
 	// Label is the workload's parsed label.
 	Label label.Label

@@ -9,8 +9,26 @@ import (
 	"github.com/classroute/classroute/router/convert"
 )
 
+// ChangeStore is what the change service calls of the store: two-person
+// region changes, proposed by one catalogue administrator and approved
+// or rejected by another.
+type ChangeStore interface {
+	ProposeRegionChange(ctx context.Context, r *router.Region, reason string) (*router.Change, error)
+	ApproveChange(ctx context.Context, id string) (*router.Change, error)
+	RejectChange(ctx context.Context, id, note string) (*router.Change, error)
+	GetChange(ctx context.Context, id string) (*router.Change, error)
+	ListChanges(ctx context.Context, state string, limit int) ([]*router.Change, error)
+}
+
+// changeService implements ChangeService.
+type changeService struct {
+	pb.UnimplementedChangeServiceServer
+	*Server
+	store ChangeStore
+}
+
 // ProposeRegionChange records a two-person region change.
-func (s *Server) ProposeRegionChange(ctx context.Context, req *pb.ProposeRegionChangeRequest) (*pb.ProposeRegionChangeResponse, error) {
+func (s *changeService) ProposeRegionChange(ctx context.Context, req *pb.ProposeRegionChangeRequest) (*pb.ProposeRegionChangeResponse, error) {
 	var v router.Violations
 	r := convert.RegionFromProto(req.GetRegion(), &v)
 	if err := v.Err(); err != nil {
@@ -28,7 +46,7 @@ func (s *Server) ProposeRegionChange(ctx context.Context, req *pb.ProposeRegionC
 }
 
 // ApproveChange applies a proposal approved by a second administrator.
-func (s *Server) ApproveChange(ctx context.Context, req *pb.ApproveChangeRequest) (*pb.ApproveChangeResponse, error) {
+func (s *changeService) ApproveChange(ctx context.Context, req *pb.ApproveChangeRequest) (*pb.ApproveChangeResponse, error) {
 	if req.GetId() == "" {
 		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
 	}
@@ -41,7 +59,7 @@ func (s *Server) ApproveChange(ctx context.Context, req *pb.ApproveChangeRequest
 }
 
 // RejectChange rejects a pending proposal.
-func (s *Server) RejectChange(ctx context.Context, req *pb.RejectChangeRequest) (*pb.RejectChangeResponse, error) {
+func (s *changeService) RejectChange(ctx context.Context, req *pb.RejectChangeRequest) (*pb.RejectChangeResponse, error) {
 	if req.GetId() == "" {
 		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
 	}
@@ -53,7 +71,7 @@ func (s *Server) RejectChange(ctx context.Context, req *pb.RejectChangeRequest) 
 }
 
 // GetChange returns one proposal.
-func (s *Server) GetChange(ctx context.Context, req *pb.GetChangeRequest) (*pb.GetChangeResponse, error) {
+func (s *changeService) GetChange(ctx context.Context, req *pb.GetChangeRequest) (*pb.GetChangeResponse, error) {
 	c, err := s.store.GetChange(ctx, req.GetId())
 	if err != nil {
 		return nil, s.fail(ctx, err)
@@ -62,7 +80,7 @@ func (s *Server) GetChange(ctx context.Context, req *pb.GetChangeRequest) (*pb.G
 }
 
 // ListChanges lists proposals, newest first.
-func (s *Server) ListChanges(ctx context.Context, req *pb.ListChangesRequest) (*pb.ListChangesResponse, error) {
+func (s *changeService) ListChanges(ctx context.Context, req *pb.ListChangesRequest) (*pb.ListChangesResponse, error) {
 	switch req.GetState() {
 	case "", router.ChangePending, router.ChangeApplied, router.ChangeRejected:
 	default:

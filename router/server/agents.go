@@ -19,6 +19,20 @@ import (
 	"github.com/classroute/classroute/router/state"
 )
 
+// AgentStore is what the agent service calls of the store: a session
+// per connected agent, which then reports, acknowledges and follows its
+// region's assignments (state.AgentSession).
+type AgentStore interface {
+	ConnectAgent(ctx context.Context, region, agentID string, ttl time.Duration) (*state.AgentSession, error)
+}
+
+// agentService implements AgentService: the region agents' sessions.
+type agentService struct {
+	pb.UnimplementedAgentServiceServer
+	*Server
+	store AgentStore
+}
+
 // Connect serves one region agent's session (AgentService.Connect).
 //
 // The first message must be a hello; the session (state.AgentSession)
@@ -54,7 +68,7 @@ import (
 // lasts. What is still held when the session ends is dropped, as a held
 // report is: the reconnecting agent is sent its assignments again and
 // acknowledges them again.
-func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
+func (s *agentService) Connect(stream pb.AgentService_ConnectServer) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
 	if errors.Is(err, io.EOF) {
@@ -194,7 +208,7 @@ func (s *Server) Connect(stream pb.AgentService_ConnectServer) error {
 }
 
 // agentMessage handles one report or ack of the session's agent.
-func (s *Server) agentMessage(ctx context.Context, log *slog.Logger, sess *state.AgentSession, m *pb.ConnectRequest, held *heldReport, acks *heldAcks) error {
+func (s *agentService) agentMessage(ctx context.Context, log *slog.Logger, sess *state.AgentSession, m *pb.ConnectRequest, held *heldReport, acks *heldAcks) error {
 	switch msg := m.GetMsg().(type) {
 	case *pb.ConnectRequest_Report:
 		r := msg.Report
@@ -258,7 +272,7 @@ func (h *heldReport) stop() {
 
 // report writes a checked report, or holds it back when the caller is
 // beyond its rate. A report arriving while another is held replaces it.
-func (s *Server) report(ctx context.Context, sess *state.AgentSession, r *pb.AgentReport, held *heldReport) error {
+func (s *agentService) report(ctx context.Context, sess *state.AgentSession, r *pb.AgentReport, held *heldReport) error {
 	if held.timer == nil {
 		wait := s.limits.take(ctx, limitAgentReport)
 		if wait == 0 {
@@ -272,7 +286,7 @@ func (s *Server) report(ctx context.Context, sess *state.AgentSession, r *pb.Age
 }
 
 // writeHeld writes the held report if the rate now allows, else waits on.
-func (s *Server) writeHeld(ctx context.Context, sess *state.AgentSession, held *heldReport) error {
+func (s *agentService) writeHeld(ctx context.Context, sess *state.AgentSession, held *heldReport) error {
 	if wait := s.limits.take(ctx, limitAgentReport); wait > 0 {
 		held.timer.Reset(wait)
 		return nil
@@ -361,7 +375,7 @@ func (h *heldAcks) next() (a heldAck, ok bool) {
 // placement that no longer holds the region, or never did, is dropped
 // with any ack held for it, and the session goes on; any other error
 // ends the session.
-func (s *Server) ackFailed(ctx context.Context, log *slog.Logger, k ackKey, st router.ReplicaState, err error, acks *heldAcks) error {
+func (s *agentService) ackFailed(ctx context.Context, log *slog.Logger, k ackKey, st router.ReplicaState, err error, acks *heldAcks) error {
 	if errors.Is(err, router.ErrNotFound) || errors.Is(err, router.ErrNotAssigned) {
 		log.InfoContext(ctx, "agent ack dropped", "tenant", k.tenant, "placement", k.id, "state", st, "err", err)
 		acks.drop(k)
@@ -372,7 +386,7 @@ func (s *Server) ackFailed(ctx context.Context, log *slog.Logger, k ackKey, st r
 
 // ack writes a checked ack, or holds it back when the caller is beyond
 // its ack rate or has acks held already (those go first).
-func (s *Server) ack(ctx context.Context, log *slog.Logger, sess *state.AgentSession, a heldAck, acks *heldAcks) error {
+func (s *agentService) ack(ctx context.Context, log *slog.Logger, sess *state.AgentSession, a heldAck, acks *heldAcks) error {
 	if acks.timer == nil {
 		wait := s.limits.take(ctx, limitAgentAck)
 		if wait == 0 {
@@ -387,7 +401,7 @@ func (s *Server) ack(ctx context.Context, log *slog.Logger, sess *state.AgentSes
 
 // writeHeldAcks writes held acks, oldest first, while the rate allows,
 // then waits on for the rest.
-func (s *Server) writeHeldAcks(ctx context.Context, log *slog.Logger, sess *state.AgentSession, acks *heldAcks) error {
+func (s *agentService) writeHeldAcks(ctx context.Context, log *slog.Logger, sess *state.AgentSession, acks *heldAcks) error {
 	for {
 		if len(acks.latest) == 0 {
 			acks.order, acks.timer = nil, nil
@@ -404,7 +418,7 @@ func (s *Server) writeHeldAcks(ctx context.Context, log *slog.Logger, sess *stat
 	}
 }
 
-func (s *Server) writeAck(ctx context.Context, log *slog.Logger, sess *state.AgentSession, a heldAck, acks *heldAcks) error {
+func (s *agentService) writeAck(ctx context.Context, log *slog.Logger, sess *state.AgentSession, a heldAck, acks *heldAcks) error {
 	if err := sess.Ack(ctx, a.key.tenant, a.key.id, a.state, a.detail); err != nil {
 		return s.ackFailed(ctx, log, a.key, a.state, err, acks)
 	}
