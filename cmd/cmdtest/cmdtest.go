@@ -2,7 +2,8 @@
 // runs the CLI against a daemon: the harness of the tests that drive the
 // real binaries (cmd/classroutectl's end-to-end tests, deploy's cluster
 // and fault tests). Only _test.go files import it (router/etcdtest's
-// TestOnlyTestsImportTheHarness).
+// TestOnlyTestsImportTheHarness); it drives the binaries and links no
+// etcd, go-memdb, state or server (router/deps_test.go).
 package cmdtest
 
 import (

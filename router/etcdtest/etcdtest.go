@@ -1,6 +1,8 @@
 // Package etcdtest is the tests' real etcd: embedded members on loopback
 // without fsync, clusters of them, clients, and a goroutine leak check.
-// Only _test.go files import it (TestOnlyTestsImportTheHarness).
+// Only _test.go files import it (TestOnlyTestsImportTheHarness), and
+// it imports nothing of classroute but etcdlocal: no state, server or
+// feed (router/deps_test.go).
 //
 // A package's tests share one member started in TestMain (Shared), each
 // test keeping its records under a prefix of its own; a test that stops,
