@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"regexp"
 	"strings"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
@@ -39,8 +38,6 @@ type placementService struct {
 	store PlacementStore
 }
 
-var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-
 // workload converts and validates a request's workload.
 func workload(w *pb.Workload, v *router.Violations) *router.Workload {
 	n := len(*v) // violations of other fields must not hide the workload's
@@ -61,7 +58,7 @@ func workload(w *pb.Workload, v *router.Violations) *router.Workload {
 // Place decides and commits a placement.
 func (s *placementService) Place(ctx context.Context, req *pb.PlaceRequest) (*pb.PlaceResponse, error) {
 	var v router.Violations
-	if !requestIDPattern.MatchString(req.GetRequestId()) {
+	if !router.ValidRequestID(req.GetRequestId()) {
 		v.Add("request_id", "required: 1-128 characters of [A-Za-z0-9._:-]")
 	}
 	w := workload(req.GetWorkload(), &v)
@@ -136,7 +133,7 @@ func placementName(id, tenant string) error {
 	if id == "" {
 		v.Add("id", "required")
 	}
-	if tenant != "" && !tenantPattern.MatchString(tenant) {
+	if tenant != "" && !router.ValidID(tenant) {
 		v.Add("tenant", "want a tenant id of lowercase letters, digits and '-', got %q", clip(tenant, maxDescriptionBytes/2))
 	}
 	return v.Err()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -35,12 +34,7 @@ const (
 )
 
 // clip shortens s to at most n bytes, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n-3], "") + "..."
-}
+func clip(s string, n int) string { return router.Clip(s, n) }
 
 // toStatus is the one place domain errors become gRPC statuses.
 func toStatus(ctx context.Context, log *slog.Logger, err error) error {

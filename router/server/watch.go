@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"google.golang.org/grpc"
@@ -13,14 +12,6 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/feed"
-)
-
-// The shapes of the Watch filters: a tenant id, a workload name, a
-// region key (see router/validate.go).
-var (
-	tenantPattern    = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
-	workloadPattern  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-	regionKeyPattern = regexp.MustCompile(`^[a-z0-9-]{1,63}/[a-z0-9-]{1,63}$`)
 )
 
 // errDraining ends the Watch streams of a daemon that is stopping.
@@ -50,13 +41,13 @@ func (s *placementService) Watch(req *pb.WatchRequest, stream grpc.ServerStreami
 	ctx := stream.Context()
 	f := feed.Filter{Tenant: req.GetTenant(), Workload: req.GetWorkload(), Region: req.GetRegion()}
 	var v router.Violations
-	if f.Tenant != "" && !tenantPattern.MatchString(f.Tenant) {
+	if f.Tenant != "" && !router.ValidID(f.Tenant) {
 		v.Add("tenant", "want a tenant id of lowercase letters, digits and '-', got %q", clip(f.Tenant, maxDescriptionBytes/2))
 	}
-	if f.Workload != "" && !workloadPattern.MatchString(f.Workload) {
+	if f.Workload != "" && !router.ValidWorkloadName(f.Workload) {
 		v.Add("workload", "want a workload name of 1-128 letters, digits, '.', '_' and '-', got %q", clip(f.Workload, maxDescriptionBytes/2))
 	}
-	if f.Region != "" && !regionKeyPattern.MatchString(f.Region) {
+	if f.Region != "" && !router.ValidRegionKey(f.Region) {
 		v.Add("region", "want a region key provider/id, got %q", clip(f.Region, maxDescriptionBytes/2))
 	}
 	if n := req.GetAfterRevision(); n < 0 {
