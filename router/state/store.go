@@ -1,5 +1,19 @@
 // Package state keeps classroute's catalogue and placements in etcd and
 // serves decisions from a go-memdb cache fed by an etcd watch.
+//
+// It owns the etcd key layout and record format (keys.go, codec.go; pinned
+// by the golden records in testdata/stored), the cache that follows etcd
+// (cachefeed.go, schema.go, view.go, intern.go), the committer that turns
+// decisions into transactions (place.go, committer.go, batch.go), agent
+// sessions and health, the leading reconciler (reconcile.go,
+// reconcilebatch.go; its decisions are router.Reconcile's), the audit
+// trail's writer, chainer and indexer (the trail's format is
+// router/audit's), two-person changes, retention and seeding. It decides
+// nothing itself: eligibility and scores are router's.
+//
+// It must not import the gRPC edge (router/server) or the API's
+// generated code (proto/): the edge converts, the store stores
+// (router/deps_test.go).
 package state
 
 import (
