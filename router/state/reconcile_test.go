@@ -806,38 +806,29 @@ func TestReconcileSweepCatchesWhatNoChangeSays(t *testing.T) {
 
 // With MoveEvery, the moves off a drained region are spaced.
 func TestReconcileMovesArePaced(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
 	const n = 5
-	for i := range n {
-		e.place(fmt.Sprintf("w%d", i), secretWorkload(t, fmt.Sprintf("w%d", i)))
-	}
 	const every = 300 * time.Millisecond
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", MoveEvery: every, Audit: state.AuditChainConfig{Disabled: true}})
-	drained := s1
-	drained.Status = router.StatusDraining
-	e.putRegion(drained)
-	eventually(t, 10*time.Second, func() (bool, string) {
-		for id, sp := range e.placements() {
+	// Given placements in aws/s1, the cheaper of two SECRET regions, and
+	// a reconciler that moves one replica every 300ms,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		placed("w0", "w1", "w2", "w3", "w4").
+		reconciling(state.ReconcilerConfig{Name: "a", MoveEvery: every, Audit: state.AuditChainConfig{Disabled: true}})
+
+	// when aws/s1 is drained,
+	s.whenDrained("aws/s1")
+
+	// then every placement moves to azure/s2,
+	s.thenEventually(10*time.Second, func(ps map[string]storedPlacement) (bool, string) {
+		for id, sp := range ps {
 			if !slices.Equal(sp.P.Regions, []string{"azure/s2"}) || len(sp.P.Retiring) > 0 {
 				return false, fmt.Sprintf("%s: %v retiring %v", id, sp.P.Regions, sp.P.Retiring)
 			}
 		}
 		return true, ""
 	})
-	entries, err := e.store.ListAudit(context.Background(), 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var moves []time.Time
-	for _, a := range entries {
-		if a.Op == audit.OpReroute {
-			moves = append(moves, a.Time)
-		}
-	}
-	slices.SortFunc(moves, func(a, b time.Time) int { return a.Compare(b) })
+	// once each, and no two moves closer than every apart.
+	moves := s.auditTimes(audit.OpReroute)
 	if len(moves) != n {
 		t.Fatalf("%d moves, want %d", len(moves), n)
 	}
@@ -846,7 +837,7 @@ func TestReconcileMovesArePaced(t *testing.T) {
 			t.Errorf("moves %d and %d %v apart; want at least %v", i-1, i, gap, every)
 		}
 	}
-	e.checkUsage("aws/s1", "azure/s2")
+	s.thenUsageExact("aws/s1", "azure/s2")
 }
 
 // The cache is re-listed (its watch fell behind a compaction): the feed
@@ -922,56 +913,50 @@ func (e *env) allIn(region string) (bool, string) {
 // carries dozens of moves (or retirements), each make-before-break, and
 // the usage of both regions stays exact.
 func TestReconcileDrainMovesInBatches(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
 	const n = 1000
-	e.writePlacements(map[string]int{"us-army aws/s1": n})
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}})
-	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
+	// Given n placements in aws/s1, the cheaper of two SECRET regions,
+	// and a leading reconciler past its first sweep,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		rawPlacements(map[string]int{"us-army aws/s1": n}).
+		reconciling(state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}}).
+		leading()
 	time.Sleep(500 * time.Millisecond) // the first sweep
-	rev := e.store.Revision()
-	drained := s1
-	drained.Status = router.StatusDraining
-	e.putRegion(drained)
-	eventually(t, time.Minute, func() (bool, string) { return e.allIn("azure/s2") })
-	// One move and one retirement a placement: 2n writes. Alone, each is
-	// a transaction (a revision); in batches, at most 2n/20.
-	if revs := e.store.Revision() - rev; revs > 2*n/20 {
-		t.Errorf("the drain took %d revisions for %d placements; want at most %d (batches)", revs, n, 2*n/20)
-	}
-	ops := e.countAudit()
-	if ops[audit.OpReroute] != n || ops[audit.OpRetire] != n || ops[audit.OpViolation] != 0 {
-		t.Errorf("audit %v; want %d reroutes and retirements, no violation", ops, n)
-	}
-	for id, sp := range e.placements() {
-		if sp.P.Moves != 1 {
-			t.Errorf("%s moved %d times", id, sp.P.Moves)
-		}
-	}
-	e.checkUsage("aws/s1", "azure/s2")
+	rev := s.store.Revision()
+
+	// when aws/s1 is drained,
+	s.whenDrained("aws/s1")
+
+	// then every placement moves to azure/s2, once, without violation,
+	s.thenAllIn("azure/s2", time.Minute)
+	// in batches: one move and one retirement a placement is 2n writes;
+	// alone, each is a transaction (a revision), in batches at most 2n/20.
+	s.thenRevisionsSince(rev, 2*n/20, "the drain", n)
+	s.thenAudit("a reroute and a retirement for each placement, no violation", map[string]int{audit.OpReroute: n, audit.OpRetire: n, audit.OpViolation: 0})
+	s.thenEachMovedOnce()
+	s.thenUsageExact("aws/s1", "azure/s2")
 }
 
 // A batch never takes more of a region than it has: each decision sees
 // what the moves before it in the batch took. Half the placements fit
 // in the region they may move to; the rest are stranded.
 func TestReconcileBatchTakesNoMoreThanARegionHas(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
 	const n, room = 200, 100
 	small := router.Resources{MilliCPU: room * unit.MilliCPU, MemoryMiB: room * unit.MemoryMiB}
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", small)}, []router.Tenant{army()})
-	e.writePlacements(map[string]int{"us-army aws/s1": n})
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}})
-	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
-	drained := s1
-	drained.Status = router.StatusDraining
-	e.putRegion(drained)
-	eventually(t, time.Minute, func() (bool, string) {
+	// Given n placements in aws/s1, and azure/s2 with room for half,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", small)).
+		rawPlacements(map[string]int{"us-army aws/s1": n}).
+		reconciling(state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}}).
+		leading()
+
+	// when aws/s1 is drained,
+	s.whenDrained("aws/s1")
+
+	// then as many move as azure/s2 has room for, and the rest are stranded,
+	s.thenEventually(time.Minute, func(ps map[string]storedPlacement) (bool, string) {
 		moved, stranded := 0, 0
-		for _, sp := range e.placements() {
+		for _, sp := range ps {
 			switch {
 			case slices.Equal(sp.P.Regions, []string{"azure/s2"}) && len(sp.P.Retiring) == 0:
 				moved++
@@ -981,26 +966,20 @@ func TestReconcileBatchTakesNoMoreThanARegionHas(t *testing.T) {
 		}
 		return moved == room && stranded == n-room, fmt.Sprintf("%d moved, %d stranded", moved, stranded)
 	})
-	if used, _ := e.usage("azure/s2"); used != small {
+	// filling azure/s2 exactly.
+	if used, _ := s.usage("azure/s2"); used != small {
 		t.Errorf("azure/s2 uses %v of %v", used, small)
 	}
-	e.checkUsage("aws/s1", "azure/s2")
+	s.thenUsageExact("aws/s1", "azure/s2")
 }
 
 // A region with nowhere for its placements to go strands them all, in
 // batches; when it comes back they recover, in batches too.
 func TestReconcileStrandsAndRecoversInBatches(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	e.seed([]router.Provider{provider("aws")}, []router.Region{s1}, []router.Tenant{army()})
 	const n = 1000
-	e.writePlacements(map[string]int{"us-army aws/s1": n})
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}})
-	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
-	time.Sleep(500 * time.Millisecond) // the first sweep
-	all := func(st router.PlacementState) func() (bool, string) {
-		return func() (bool, string) {
-			for id, sp := range e.placements() {
+	all := func(st router.PlacementState) func(map[string]storedPlacement) (bool, string) {
+		return func(ps map[string]storedPlacement) (bool, string) {
+			for id, sp := range ps {
 				if sp.P.State != st || !slices.Equal(sp.P.Regions, []string{"aws/s1"}) {
 					return false, fmt.Sprintf("%s: %s in %v", id, sp.P.State, sp.P.Regions)
 				}
@@ -1008,25 +987,28 @@ func TestReconcileStrandsAndRecoversInBatches(t *testing.T) {
 			return true, ""
 		}
 	}
-	rev := e.store.Revision()
-	drained := s1
-	drained.Status = router.StatusDraining
-	e.putRegion(drained)
-	eventually(t, time.Minute, all(router.PlacementStranded))
-	if revs := e.store.Revision() - rev; revs > n/20 {
-		t.Errorf("stranding took %d revisions for %d placements; want at most %d (batches)", revs, n, n/20)
-	}
-	rev = e.store.Revision()
-	e.putRegion(s1)
-	eventually(t, time.Minute, all(router.PlacementPlaced))
-	if revs := e.store.Revision() - rev; revs > n/20 {
-		t.Errorf("recovering took %d revisions for %d placements; want at most %d (batches)", revs, n, n/20)
-	}
-	ops := e.countAudit()
-	if ops[audit.OpStranded] != n || ops[audit.OpRecovered] != n {
-		t.Errorf("audit %v; want %d stranded and recovered", ops, n)
-	}
-	e.checkUsage("aws/s1")
+	// Given n placements in aws/s1, the only region, and a leading
+	// reconciler past its first sweep,
+	s := given(t).
+		regions(secretRegion("aws", "s1", big)).
+		rawPlacements(map[string]int{"us-army aws/s1": n}).
+		reconciling(state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}}).
+		leading()
+	time.Sleep(500 * time.Millisecond) // the first sweep
+
+	// when aws/s1 is drained, then every placement is stranded where it is, in batches;
+	rev := s.store.Revision()
+	s.whenDrained("aws/s1")
+	s.thenEventually(time.Minute, all(router.PlacementStranded))
+	s.thenRevisionsSince(rev, n/20, "stranding", n)
+
+	// when it is back in service, then every placement recovers, in batches too.
+	rev = s.store.Revision()
+	s.whenActive("aws/s1")
+	s.thenEventually(time.Minute, all(router.PlacementPlaced))
+	s.thenRevisionsSince(rev, n/20, "recovering", n)
+	s.thenAudit("each placement stranded and recovered", map[string]int{audit.OpStranded: n, audit.OpRecovered: n})
+	s.thenUsageExact("aws/s1")
 }
 
 // A bulk move interrupted by killing the leading daemon part-way: the

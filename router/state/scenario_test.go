@@ -1,6 +1,7 @@
 package state_test
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -152,7 +153,7 @@ func (s *scenario) thenPlacement(id string, timeout time.Duration, cond func(rou
 // why says what the counts mean.
 func (s *scenario) thenAudit(why string, want map[string]int) {
 	s.t.Helper()
-	ops := s.auditOps()
+	ops := s.countAudit()
 	for _, op := range slices.Sorted(maps.Keys(want)) {
 		if ops[op] != want[op] {
 			s.t.Errorf("audit %v: want %v (%s)", ops, want, why)
@@ -174,4 +175,71 @@ func placementIn(region string) func(router.Placement) (bool, string) {
 	return func(p router.Placement) (bool, string) {
 		return slices.Equal(p.Regions, []string{region}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
 	}
+}
+
+// rawPlacements writes live placements straight to etcd, behind the
+// store's back, as writePlacements does: counts says how many for each
+// "tenant region". The store's cache holds them when it returns.
+func (s *scenario) rawPlacements(counts map[string]int) *scenario {
+	s.t.Helper()
+	s.writePlacements(counts)
+	return s
+}
+
+// leading waits until the scenario's store leads the reconcilers.
+func (s *scenario) leading() *scenario {
+	s.t.Helper()
+	eventually(s.t, 5*time.Second, func() (bool, string) { return s.store.Leading(), "not leading" })
+	return s
+}
+
+// whenActive puts the region back in service, as it was seeded.
+func (s *scenario) whenActive(key string) {
+	s.t.Helper()
+	s.whenRegion(key, func(r *router.Region) { r.Status = router.StatusActive })
+}
+
+// thenAllIn waits until every placement holds exactly region, placed,
+// with no copy left retiring.
+func (s *scenario) thenAllIn(region string, timeout time.Duration) {
+	s.t.Helper()
+	eventually(s.t, timeout, func() (bool, string) { return s.allIn(region) })
+}
+
+// thenRevisionsSince checks that what was done since revision rev (to
+// n placements) took at most limit revisions: batches, not a
+// transaction for each.
+func (s *scenario) thenRevisionsSince(rev int64, limit int64, what string, n int) {
+	s.t.Helper()
+	if revs := s.store.Revision() - rev; revs > limit {
+		s.t.Errorf("%s took %d revisions for %d placements; want at most %d (batches)", what, revs, n, limit)
+	}
+}
+
+// thenEachMovedOnce checks that every placement moved exactly once.
+func (s *scenario) thenEachMovedOnce() {
+	s.t.Helper()
+	for id, sp := range s.placements() {
+		if sp.P.Moves != 1 {
+			s.t.Errorf("%s moved %d times", id, sp.P.Moves)
+		}
+	}
+}
+
+// auditTimes returns the times of the audit entries of op, earliest
+// first.
+func (s *scenario) auditTimes(op string) []time.Time {
+	s.t.Helper()
+	entries, err := s.store.ListAudit(context.Background(), 100000)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var at []time.Time
+	for _, a := range entries {
+		if a.Op == op {
+			at = append(at, a.Time)
+		}
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	return at
 }
