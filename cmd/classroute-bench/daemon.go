@@ -227,21 +227,26 @@ func cpuTime(pid int) (time.Duration, error) {
 }
 
 // rss is the process's resident set (VmRSS), in bytes.
-func rss(pid int) (int64, error) {
+func rss(pid int) (int64, error) { return procStatus(pid, "VmRSS") }
+
+// procStatus reads a size field (in kB) of /proc/<pid>/status, in bytes:
+// VmRSS, or its parts RssAnon (the heap and stacks) and RssFile (mapped
+// files: the binary, and etcd's database, which bbolt maps).
+func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("/proc/%d/status: VmRSS %q", pid, v)
+				return 0, fmt.Errorf("/proc/%d/status: %s %q", pid, field, v)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
 }
 
 // machine describes where the figures were taken.

@@ -574,6 +574,9 @@ func (b *bench) rest(ctx context.Context, placed int, putGrowth int64) error {
 	if rep.RSSAfter, err = rss(b.d.pid()); err != nil {
 		return err
 	}
+	if rep.RSSFileAfter, err = procStatus(b.d.pid(), "RssFile"); err != nil {
+		return err
+	}
 	if profile != nil {
 		if err := <-profile; err != nil {
 			return err

@@ -199,6 +199,9 @@ func TestBenchSmall(t *testing.T) {
 	if rep.RestWindow < Duration(2*time.Second) || rep.RestCPU < 0 || rep.RestCPU > float64(100*runtime.NumCPU()) {
 		t.Errorf("CPU at rest %.2f%% over %v; want 0 to %d%% over at least 2s", rep.RestCPU, rep.RestWindow, 100*runtime.NumCPU())
 	}
+	if rep.RSSFileAfter <= 0 || rep.RSSFileAfter >= rep.RSSAfter {
+		t.Errorf("RSS of mapped files %d of %d; want a part of it", rep.RSSFileAfter, rep.RSSAfter)
+	}
 	if rep.RSSBefore < 1<<20 || rep.RSSAfter < 1<<20 || rep.RSSAfterStart < 1<<20 || rep.RSSPerPlacement == 0 {
 		t.Errorf("RSS %d before, %d after, %d after the cold start, %.0f per placement; want each measured", rep.RSSBefore, rep.RSSAfter, rep.RSSAfterStart, rep.RSSPerPlacement)
 	}

@@ -66,8 +66,11 @@ type Report struct {
 	// Resident memory of the daemon process (its embedded etcd
 	// included): before placing, after placing and settling, and once
 	// serving again after the cold start.
-	RSSBefore       int64   `json:"rss_before_bytes"`
-	RSSAfter        int64   `json:"rss_after_bytes"`
+	RSSBefore int64 `json:"rss_before_bytes"`
+	RSSAfter  int64 `json:"rss_after_bytes"`
+	// RSSFileAfter is the part of RSSAfter that maps files: etcd's
+	// database (bbolt maps it) and the binary; the rest is the heap.
+	RSSFileAfter    int64   `json:"rss_file_after_bytes"`
 	RSSPerPlacement float64 `json:"rss_bytes_per_placement"`
 	RSSAfterStart   int64   `json:"rss_after_cold_start_bytes"`
 	// Per placement held (every one the bench has made in the data
@@ -145,6 +148,9 @@ func (r *Report) table(w io.Writer) {
 			fmt.Fprintf(tw, "quiet after placing\t%v (the audit chainer and indexer catching up)\t\n", r.CaughtUp)
 		}
 		fmt.Fprintf(tw, "daemon RSS\t%s before, %s after: %s per placement placed\t\n", mib(r.RSSBefore), mib(r.RSSAfter), kib(r.RSSPerPlacement))
+		if r.RSSFileAfter > 0 {
+			fmt.Fprintf(tw, "  of which mapped files\t%s (etcd's database as bbolt maps it, and the binary)\t\n", mib(r.RSSFileAfter))
+		}
 		if r.RSSPerHeld != 0 {
 			fmt.Fprintf(tw, "daemon RSS per placement held\t%s (over the empty daemon's %s)\t\n", kib(r.RSSPerHeld), mib(r.EmptyRSS))
 		}
