@@ -525,38 +525,41 @@ func TestRetiringCopyInADowngradedRegionIsAViolation(t *testing.T) {
 // A tenant whose ceiling is lowered below a placed workload's label may
 // hold it nowhere: flagged a violation at once, stranded, never moved.
 func TestLoweredCeilingFlagsPlacements(t *testing.T) {
-	e := newEnv(t, nil)
 	// The regions stay within the lowered ceiling's level (SECRET): only
 	// the workload's SI compartment is above it.
-	s1, s2 := secretRegion("aws", "s1", big), secretRegion("azure", "s2", big)
-	s1.Accreditation.Controls, s2.Accreditation.Controls = []string{"SI"}, []string{"SI"}
-	s1.Personnel, s2.Personnel = router.PersonnelClearedTopSecret, router.PersonnelClearedTopSecret
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, s2}, []router.Tenant{army()})
+	si := func(r router.Region) router.Region {
+		r.Accreditation.Controls = []string{"SI"}
+		r.Personnel = router.PersonnelClearedTopSecret
+		return r
+	}
 	w := secretWorkload(t, "w")
 	w.Banner = "SECRET//SI//NOFORN"
 	if err := router.ValidateWorkload(w); err != nil {
 		t.Fatal(err)
 	}
-	e.place("w", w)
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
+	// Given a SECRET//SI placement, in one of two regions that may hold SI,
+	s := given(t).
+		regions(si(secretRegion("aws", "s1", big)), si(secretRegion("azure", "s2", big))).
+		placedAs("w", w).
+		reconciling(state.ReconcilerConfig{Name: "a"})
+
+	// when its tenant's ceiling is lowered to SECRET//NOFORN,
 	lowered := army()
 	lowered.Ceiling = "SECRET//NOFORN"
-	if err := e.store.PutTenant(context.Background(), &lowered); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
+	s.whenTenant(lowered)
+
+	// then the placement is a violation for the tenant's policy, stranded,
+	s.thenPlacement("w", 10*time.Second, func(p router.Placement) (bool, string) {
 		if p.State != router.PlacementViolation || len(p.Issues) != 1 || !p.Issues[0].Stranded {
 			return false, fmt.Sprintf("%+v", p)
 		}
 		return p.Issues[0].Reasons[0].Code == router.ReasonPolicy, fmt.Sprintf("%+v", p.Issues[0])
 	})
-	if p := e.placements()["w"].P; p.Moves != 0 {
+	// never moved, and the violation is on the record.
+	if p := s.placements()["w"].P; p.Moves != 0 {
 		t.Fatalf("moved: %+v", p)
 	}
-	if ops := e.auditOps(); ops[audit.OpViolation] != 1 {
-		t.Errorf("audit %v: want the violation recorded", ops)
-	}
+	s.thenAudit("the violation recorded", map[string]int{audit.OpViolation: 1})
 }
 
 // writePlacements writes live placements of secretWorkload straight to
@@ -715,91 +718,73 @@ func TestReconcilerWorksOnChange(t *testing.T) {
 // wakes for it, and flags the placement within a second of its end,
 // with no pass on a clock (Interval is an hour here).
 func TestReconcilerCatchesExpiryWithNoWrite(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
+	// Given a placement in aws/s1, whose accreditation ends in a second,
+	// and a leading reconciler with no pass on a clock,
+	s := given(t)
 	expires := time.Now().Add(time.Second).UTC()
-	s1.Accreditation.Expires = expires
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
-	if p := e.place("w", secretWorkload(t, "w")); p.Regions[0] != "aws/s1" {
-		t.Fatalf("placed in %v", p.Regions)
-	}
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: time.Hour, Audit: state.AuditChainConfig{Disabled: true}, AuditIndexDisabled: true})
-	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
-	rev := e.store.Revision() // no write from here on but the reconciler's
-	var flag audit.Entry
-	eventually(t, time.Until(expires)+2*time.Second, func() (bool, string) {
-		entries, err := e.store.ListAudit(context.Background(), 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range entries {
-			if a.Op == audit.OpViolation {
-				flag = a
-				return true, ""
-			}
-		}
-		return false, "not flagged"
-	})
+	expiring := cheaper(secretRegion("aws", "s1", big))
+	expiring.Accreditation.Expires = expires
+	s.regions(expiring, secretRegion("azure", "s2", big)).
+		placedIn("aws/s1", "w").
+		reconciling(state.ReconcilerConfig{Name: "a", Interval: time.Hour, Audit: state.AuditChainConfig{Disabled: true}, AuditIndexDisabled: true}).
+		leading()
+	rev := s.store.Revision() // no write from here on but the reconciler's
+
+	// when it ends, with no write to etcd,
+	// then the placement is flagged within a second after, at the
+	// revision it was at,
+	flag := s.firstAudit(audit.OpViolation, time.Until(expires)+2*time.Second)
 	if late := flag.Time.Sub(expires); late < 0 || late > time.Second {
 		t.Errorf("flagged at %v, %v after the expiry at %v: want within a second after", flag.Time, late, expires)
 	}
 	if flag.Revision != rev {
 		t.Errorf("the flag read revision %d; want %d (no write between)", flag.Revision, rev)
 	}
-	eventually(t, 5*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
-		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
-	})
-	e.checkUsage("aws/s1", "azure/s2")
+	// and its replica moves.
+	s.thenPlacement("w", 5*time.Second, placementIn("azure/s2"))
+	s.thenUsageExact("aws/s1", "azure/s2")
 }
 
 // A record no change points at (written behind the store's back into a
 // drained region, as a daemon of another version might) is caught by
 // the safety-net sweep, which looks at no more than its rate a second.
 func TestReconcileSweepCatchesWhatNoChangeSays(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
-	ce := e.openCounting()
-	e.writePlacements(map[string]int{"us-army azure/s2": 3000})
-	drained := s1
-	drained.Status = router.StatusDraining
-	waitFor(t, e.store, e.putRegion(drained))
 	const every = 3 * time.Second
+	// Given 3000 placements in azure/s2, a drained aws/s1, and a
+	// reconciler sweeping every 3s whose first sweep has looked at them,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		countingRechecks().
+		rawPlacements(map[string]int{"us-army azure/s2": 3000}).
+		drained("aws/s1")
 	start := time.Now()
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", SweepEvery: every, Audit: state.AuditChainConfig{Disabled: true}})
+	s.reconciling(state.ReconcilerConfig{Name: "a", SweepEvery: every, Audit: state.AuditChainConfig{Disabled: true}})
 	eventually(t, 5*time.Second, func() (bool, string) {
-		return ce.rechecks.Load() >= 3000, fmt.Sprintf("%d rechecked by the first sweep", ce.rechecks.Load())
+		return s.rechecked() >= 3000, fmt.Sprintf("%d rechecked by the first sweep", s.rechecked())
 	})
-	// Behind the store's back: a placement in the drained region. Its
-	// write touches a placement that needs nothing, as far as it says.
-	p := router.Placement{ID: "stray", Tenant: "us-army", Workload: *secretWorkload(t, "stray"), Regions: []string{"aws/s1"},
+
+	// when a placement is written into the drained region behind the
+	// store's back (its write touches a placement that needs nothing, as
+	// far as it says),
+	stray := router.Placement{ID: "stray", Tenant: "us-army", Workload: *secretWorkload(t, "stray"), Regions: []string{"aws/s1"},
 		Scores: []float64{1}, State: router.PlacementPlaced, DecidedAt: 1, CreatedAt: time.Now().UTC()}
-	waitFor(t, e.store, e.putJSON("placements/us-army/stray", p))
 	u, _ := json.Marshal(map[string]any{"used": unit, "placements": 1})
-	waitFor(t, e.store, e.putJSON("usage/aws/s1", json.RawMessage(u)))
-	// The next sweep, every after the first began, finds it: the
-	// change path did not look (its move is no earlier).
-	eventually(t, every+5*time.Second, func() (bool, string) {
-		got := e.placements()["stray"].P
-		return slices.Equal(got.Regions, []string{"azure/s2"}) && len(got.Retiring) == 0, fmt.Sprintf("%+v", got)
-	})
-	entries, err := e.store.ListAudit(context.Background(), 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range entries {
-		if a.Op == audit.OpReroute && a.Time.Before(start.Add(every)) {
-			t.Errorf("moved at %v, %v after the term began: before the sweep", a.Time, a.Time.Sub(start))
+	s.rawRecord("placements/us-army/stray", stray).cached().
+		rawRecord("usage/aws/s1", json.RawMessage(u)).cached()
+
+	// then the next sweep, every after the first began, finds it and
+	// moves it: the change path did not look (its move is no earlier),
+	s.thenPlacement("stray", every+5*time.Second, placementIn("azure/s2"))
+	for _, at := range s.auditTimes(audit.OpReroute, 100) {
+		if at.Before(start.Add(every)) {
+			t.Errorf("moved at %v, %v after the term began: before the sweep", at, at.Sub(start))
 		}
 	}
-	e.checkUsage("aws/s1")
-	// At its rate: 3001 placements take three seconds at least.
-	before := ce.rechecks.Load()
+	s.thenUsageExact("aws/s1")
+	// at its rate: 3001 placements take three seconds at least.
+	before := s.rechecked()
 	time.Sleep(time.Second)
-	if n := ce.rechecks.Load() - before; n > 1500 {
+	if n := s.rechecked() - before; n > 1500 {
 		t.Errorf("the sweep rechecked %d replicas in a second; want at most its rate (1000), with slack", n)
 	}
 }
@@ -828,7 +813,7 @@ func TestReconcileMovesArePaced(t *testing.T) {
 		return true, ""
 	})
 	// once each, and no two moves closer than every apart.
-	moves := s.auditTimes(audit.OpReroute)
+	moves := s.auditTimes(audit.OpReroute, 1000)
 	if len(moves) != n {
 		t.Fatalf("%d moves, want %d", len(moves), n)
 	}
@@ -844,44 +829,31 @@ func TestReconcileMovesArePaced(t *testing.T) {
 // cannot say what changed, and the reconciler starts again from
 // everything.
 func TestReconcilerStartsAgainAfterRelisting(t *testing.T) {
-	m := etcdtest.Member(t)
-	e := newEnv(t, m)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
-	e.place("w", secretWorkload(t, "w"))
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}})
-	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "not leading" })
+	// Given a placement in aws/s1, on a member of the test's own (it is
+	// compacted), and a leading reconciler past its first sweep,
+	s := givenOwnMember(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		placed("w").
+		reconciling(state.ReconcilerConfig{Name: "a", Audit: state.AuditChainConfig{Disabled: true}}).
+		leading()
 	time.Sleep(200 * time.Millisecond) // the first sweep
 
-	resume := e.store.InterruptWatch()
-	drained := s1
+	// when, while the cache's watch is down, aws/s1 is drained behind the
+	// store's back and the drain's revision is compacted away,
+	drained := s.catalog["aws/s1"]
 	drained.Status = router.StatusDraining
-	b, err := json.Marshal(&drained)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := e.other.Put(ctx, e.prefix+"regions/aws/s1", string(b)); err != nil {
-		t.Fatal(err)
-	}
-	// A later write, so that the drain's revision is compacted away.
-	resp, err := e.other.Put(ctx, e.prefix+"providers/gcp", `{"id":"gcp","name":"GCP","jurisdiction":"USA"}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.other.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
-		t.Fatal(err)
-	}
-	resume()
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
-		return slices.Equal(p.Regions, []string{"azure/s2"}) && len(p.Retiring) == 0, fmt.Sprintf("%+v", p)
+	s.whileWatchDown(func() {
+		s.rawRecord("regions/aws/s1", &drained).
+			rawRecord("providers/gcp", json.RawMessage(`{"id":"gcp","name":"GCP","jurisdiction":"USA"}`)). // a later write
+			compacted()
 	})
-	if !strings.Contains(e.logs.String(), "re-listing") {
-		t.Errorf("the store did not re-list:\n%s", e.logs)
+
+	// then the store re-lists, and the placement moves to azure/s2.
+	s.thenPlacement("w", 10*time.Second, placementIn("azure/s2"))
+	if !strings.Contains(s.logs.String(), "re-listing") {
+		t.Errorf("the store did not re-list:\n%s", s.logs)
 	}
-	e.checkUsage("aws/s1", "azure/s2")
+	s.thenUsageExact("aws/s1", "azure/s2")
 }
 
 // countAudit counts the audit entries of each op.

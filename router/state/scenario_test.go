@@ -8,7 +8,11 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
+	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -30,6 +34,11 @@ type scenario struct {
 	*env
 	t       testing.TB
 	catalog map[string]router.Region // each region as it stands now, by key
+
+	extraTenants []router.Tenant // seeded beside the US Army
+	rev          int64           // the revision of the scenario's last write
+	stop         func()          // stops the scenario's reconciler
+	counter      *countingEngine // counts rechecks, after countingRechecks
 }
 
 // given starts a scenario on the shared member, with an empty catalogue.
@@ -38,8 +47,15 @@ func given(t testing.TB) *scenario {
 	return &scenario{env: newEnv(t, nil), t: t, catalog: make(map[string]router.Region)}
 }
 
-// regions seeds the catalogue: the regions, their providers and the US
-// Army tenant.
+// givenOwnMember starts a scenario on an etcd member of the test's own,
+// for a scenario that compacts or stops it.
+func givenOwnMember(t testing.TB) *scenario {
+	t.Helper()
+	return &scenario{env: newEnv(t, etcdtest.Member(t)), t: t, catalog: make(map[string]router.Region)}
+}
+
+// regions seeds the catalogue: the regions, their providers, the US
+// Army tenant and any given by tenants.
 func (s *scenario) regions(regions ...router.Region) *scenario {
 	s.t.Helper()
 	var provs []router.Provider
@@ -49,7 +65,7 @@ func (s *scenario) regions(regions ...router.Region) *scenario {
 		}
 		s.catalog[r.Key()] = r
 	}
-	s.seed(provs, regions, []router.Tenant{army()})
+	s.seed(provs, regions, append([]router.Tenant{army()}, s.extraTenants...))
 	return s
 }
 
@@ -90,7 +106,7 @@ func (s *scenario) agentIn(region string) *scenario {
 // reconciling runs the store's reconciler until the test ends.
 func (s *scenario) reconciling(cfg state.ReconcilerConfig) *scenario {
 	s.t.Helper()
-	reconcile(s.t, s.store, cfg)
+	s.stop = reconcile(s.t, s.store, cfg)
 	return s
 }
 
@@ -103,7 +119,7 @@ func (s *scenario) whenRegion(key string, change func(*router.Region)) {
 	}
 	change(&r)
 	s.catalog[key] = r
-	s.putRegion(r)
+	s.rev = s.putRegion(r)
 }
 
 // whenDrained drains the region: its placements must leave, though none
@@ -226,11 +242,11 @@ func (s *scenario) thenEachMovedOnce() {
 	}
 }
 
-// auditTimes returns the times of the audit entries of op, earliest
-// first.
-func (s *scenario) auditTimes(op string) []time.Time {
+// auditTimes returns the times of the audit entries of op among the
+// limit most recent, earliest first.
+func (s *scenario) auditTimes(op string, limit int) []time.Time {
 	s.t.Helper()
-	entries, err := s.store.ListAudit(context.Background(), 100000)
+	entries, err := s.store.ListAudit(context.Background(), limit)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -242,4 +258,100 @@ func (s *scenario) auditTimes(op string) []time.Time {
 	}
 	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
 	return at
+}
+
+// tenants adds tenants to be seeded beside the US Army; it comes before
+// regions, which seeds.
+func (s *scenario) tenants(ts ...router.Tenant) *scenario {
+	s.extraTenants = append(s.extraTenants, ts...)
+	return s
+}
+
+// placedAs places w under id.
+func (s *scenario) placedAs(id string, w *router.Workload) *scenario {
+	s.t.Helper()
+	s.place(id, w)
+	return s
+}
+
+// rawRecord writes v as the record at key (under the store's prefix)
+// straight to etcd, behind the store's back, as a daemon of another
+// version might; cached waits for the store's cache to hold it.
+func (s *scenario) rawRecord(key string, v any) *scenario {
+	s.t.Helper()
+	s.rev = s.putJSON(key, v)
+	return s
+}
+
+// cached waits until the store's cache holds the scenario's last write.
+func (s *scenario) cached() *scenario {
+	s.t.Helper()
+	waitFor(s.t, s.store, s.rev)
+	return s
+}
+
+// drained drains the region before the scenario's whens, and waits for
+// the store's cache to hold it.
+func (s *scenario) drained(key string) *scenario {
+	s.t.Helper()
+	s.whenDrained(key)
+	return s.cached()
+}
+
+// countingRechecks reopens the scenario's store on an engine that
+// counts its rechecks (the replicas the reconciler looked at), read by
+// rechecked.
+func (s *scenario) countingRechecks() *scenario {
+	s.t.Helper()
+	s.counter = s.openCounting()
+	return s
+}
+
+// rechecked is how many replicas the reconciler has rechecked.
+func (s *scenario) rechecked() int64 { return s.counter.rechecks.Load() }
+
+// whenTenant puts the tenant, as an operator would.
+func (s *scenario) whenTenant(tn router.Tenant) {
+	s.t.Helper()
+	if err := s.store.PutTenant(context.Background(), &tn); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// whileWatchDown runs do with the store's cache watch down, and then
+// lets it watch again.
+func (s *scenario) whileWatchDown(do func()) {
+	s.t.Helper()
+	resume := s.store.InterruptWatch()
+	do()
+	resume()
+}
+
+// compacted compacts etcd, physically, up to the scenario's last write.
+func (s *scenario) compacted() {
+	s.t.Helper()
+	if _, err := s.other.Compact(context.Background(), s.rev, clientv3.WithCompactPhysical()); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// firstAudit waits until an audit entry of op is written, and returns
+// it (of the 100 most recent).
+func (s *scenario) firstAudit(op string, timeout time.Duration) audit.Entry {
+	s.t.Helper()
+	var found audit.Entry
+	eventually(s.t, timeout, func() (bool, string) {
+		entries, err := s.store.ListAudit(context.Background(), 100)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for _, a := range entries {
+			if a.Op == op {
+				found = a
+				return true, ""
+			}
+		}
+		return false, "no " + op + " entry"
+	})
+	return found
 }
