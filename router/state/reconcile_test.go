@@ -13,7 +13,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
@@ -262,57 +261,49 @@ func TestReconcileKeepsTheOldCopyUntilTheNewOneRuns(t *testing.T) {
 // A paused former leader cannot write: its fence (the create revision of
 // its election key) no longer holds once another daemon leads.
 func TestReconcilerFencedAfterLosingLeadership(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
-	e.place("w", secretWorkload(t, "w"))
-	b := e.open(e.other)
-
-	stopA := reconcile(t, e.store, state.ReconcilerConfig{Name: "a"})
-	eventually(t, 5*time.Second, func() (bool, string) { return e.store.Leading(), "a not leading" })
 	ctx := context.Background()
-	oldKey, oldRev, err := e.store.LeaderKey(ctx)
+	// Given a placement in aws/s1, the cheaper of two SECRET regions, a
+	// second daemon b, and a, which led and has stopped,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		placed("w")
+	b := s.open(s.other)
+	s.reconciling(state.ReconcilerConfig{Name: "a"}).leading()
+	oldKey, oldRev, err := s.store.LeaderKey(ctx)
 	if err != nil || oldRev == 0 {
 		t.Fatalf("leader key: %q %d %v", oldKey, oldRev, err)
 	}
-	stopA()
-	// A new leader (the test, holding the election) that does not act.
-	sess, err := concurrency.NewSession(etcdtest.Client(t, e.member.Endpoints()...), concurrency.WithTTL(5))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	el := concurrency.NewElection(sess, e.prefix+"election/reconciler")
-	if err := el.Campaign(ctx, "test"); err != nil {
-		t.Fatal(err)
-	}
+	s.stopReconciling()
+	// and a new leader (the test, holding the election) that does not act,
+	el := s.newLeader()
 	if el.Rev() == oldRev {
 		t.Fatal("the new leader has a's fence")
 	}
 
-	// Drain s1; a, which thinks it still leads, runs a pass with its
-	// old fence.
-	drained := s1
-	drained.Status = router.StatusDraining
-	waitFor(t, b, e.putRegion(drained)) // b decides on it below
-	before := e.placements()["w"]
-	opsBefore := e.auditOps()
-	if err := e.store.PassAs(ctx, oldKey, oldRev, state.ReconcilerConfig{Name: "a"}); err != nil {
+	// when aws/s1 is drained, and a, which thinks it still leads, runs a
+	// pass with its old fence,
+	s.whenDrained("aws/s1")
+	waitFor(t, b, s.rev) // b decides on it below
+	before := s.placements()["w"]
+	opsBefore := s.auditOps()
+	if err := s.store.PassAs(ctx, oldKey, oldRev, state.ReconcilerConfig{Name: "a"}); err != nil {
 		t.Logf("fenced pass: %v", err)
 	}
-	after := e.placements()["w"]
+
+	// then a has written nothing: the placement has not moved, and no
+	// reroute is on the record;
+	after := s.placements()["w"]
 	if after.P.Moves != before.P.Moves || !slices.Equal(after.P.Regions, before.P.Regions) {
 		t.Fatalf("the former leader moved the placement: %v -> %v", before.P.Regions, after.P.Regions)
 	}
-	if ops := e.auditOps(); ops[audit.OpReroute] != opsBefore[audit.OpReroute] {
+	if ops := s.auditOps(); ops[audit.OpReroute] != opsBefore[audit.OpReroute] {
 		t.Fatalf("the former leader wrote audit entries: %v", ops)
 	}
-	// The same pass under the current leader's fence moves it.
+	// and the same pass under the current leader's fence moves it.
 	if err := b.PassAs(ctx, el.Key(), el.Rev(), state.ReconcilerConfig{Name: "b"}); err != nil {
 		t.Fatal(err)
 	}
-	if p := e.placements()["w"].P; !slices.Equal(p.Regions, []string{"azure/s2"}) {
+	if p := s.placements()["w"].P; !slices.Equal(p.Regions, []string{"azure/s2"}) {
 		t.Fatalf("the leader did not move it: %v", p.Regions)
 	}
 }
@@ -363,10 +354,13 @@ func TestReconcileMarksRegionWithoutLiveAgentUnhealthy(t *testing.T) {
 // An accreditation downgrade during 1,000 concurrent placements into the
 // region: no placement commits there after the downgrade's revision.
 func TestDowngradeDuringConcurrentPlacements(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	e.seed([]router.Provider{provider("aws")}, []router.Region{s1, commercialRegion("aws", "c1")}, []router.Tenant{army()})
 	const n = 1000
+	// Given aws/s1, the only SECRET region,
+	s := given(t).
+		regions(secretRegion("aws", "s1", big), commercialRegion("aws", "c1"))
+
+	// when n placements into it start at once, and once 200 have
+	// committed aws/s1 is downgraded to UNCLASSIFIED on the internet,
 	var placed atomic.Int64
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -374,7 +368,7 @@ func TestDowngradeDuringConcurrentPlacements(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			id := fmt.Sprintf("w%d", i)
-			if _, err := e.store.Place(context.Background(), id, secretWorkload(t, id)); err == nil {
+			if _, err := s.store.Place(context.Background(), id, secretWorkload(t, id)); err == nil {
 				placed.Add(1)
 			}
 		})
@@ -383,14 +377,17 @@ func TestDowngradeDuringConcurrentPlacements(t *testing.T) {
 	for placed.Load() < 200 {
 		time.Sleep(time.Millisecond)
 	}
-	down := s1
-	down.Accreditation.MaxLevel = label.Unclassified
-	down.NetworkDomain = router.DomainInternet
-	downRev := e.putRegion(down)
+	s.whenRegion("aws/s1", func(r *router.Region) {
+		r.Accreditation.MaxLevel = label.Unclassified
+		r.NetworkDomain = router.DomainInternet
+	})
+	downRev := s.rev
 	wg.Wait()
 
+	// then no placement committed after the downgrade's revision, which
+	// landed mid-way,
 	var before, after int
-	for id, sp := range e.placements() {
+	for id, sp := range s.placements() {
 		if sp.CreateRev > downRev {
 			after++
 			t.Errorf("%s committed at revision %d in %v, after the downgrade at %d", id, sp.CreateRev, sp.P.Regions, downRev)
@@ -402,7 +399,8 @@ func TestDowngradeDuringConcurrentPlacements(t *testing.T) {
 		t.Fatalf("%d placements before the downgrade: the downgrade did not land mid-way", before)
 	}
 	t.Logf("%d placed before the downgrade at revision %d, %d refused after", before, downRev, n-before)
-	e.checkUsage("aws/s1")
+	// and the usage of aws/s1 is exact.
+	s.thenUsageExact("aws/s1")
 }
 
 // A leader killed mid-reconcile: another daemon takes over and finishes;
@@ -669,49 +667,34 @@ func settled(tb testing.TB, c *atomic.Int64) int64 {
 // The reconciler looks at what a change can affect, and at nothing at
 // rest: no pass over every placement on a clock.
 func TestReconcilerWorksOnChange(t *testing.T) {
-	e := newEnv(t, nil)
-	s1, s2 := secretRegion("aws", "s1", big), secretRegion("azure", "s2", big)
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, s2}, []router.Tenant{army(), navy()})
-	ce := e.openCounting()
-	e.writePlacements(map[string]int{"us-army aws/s1": 1000, "us-army azure/s2": 10, "us-navy aws/s1": 100})
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: 100 * time.Millisecond, Audit: state.AuditChainConfig{Disabled: true}})
+	// Given 1,110 placements of two tenants in two regions, and a
+	// reconciler whose first sweep has looked at them all,
+	s := given(t).
+		tenants(navy()).
+		regions(secretRegion("aws", "s1", big), secretRegion("azure", "s2", big)).
+		countingRechecks().
+		rawPlacements(map[string]int{"us-army aws/s1": 1000, "us-army azure/s2": 10, "us-navy aws/s1": 100}).
+		reconciling(state.ReconcilerConfig{Name: "a", Interval: 100 * time.Millisecond, Audit: state.AuditChainConfig{Disabled: true}})
 	eventually(t, 10*time.Second, func() (bool, string) {
-		return ce.rechecks.Load() >= 1110, fmt.Sprintf("%d rechecked by the first sweep", ce.rechecks.Load())
+		return s.rechecked() >= 1110, fmt.Sprintf("%d rechecked by the first sweep", s.rechecked())
 	})
-	looked := func(what string, do func(), want int64) {
-		t.Helper()
-		before := settled(t, &ce.rechecks)
-		do()
-		if got := settled(t, &ce.rechecks) - before; got != want {
-			t.Errorf("%s: %d replicas rechecked, want %d", what, got, want)
-		}
-	}
-	looked("at rest", func() { time.Sleep(2500 * time.Millisecond) }, 0)
-	ctx := context.Background()
-	cheaper := s2
-	cheaper.Cost = 0.9
-	looked("a region's record changed", func() { waitFor(t, e.store, e.putRegion(cheaper)) }, 10)
+
+	// When nothing changes, or when each of these does, then the
+	// reconciler rechecks only the replicas the change can affect.
+	s.thenRechecksOnly(0, "at rest", func() { time.Sleep(2500 * time.Millisecond) })
+	s.thenRechecksOnly(10, "a region's record changed", func() {
+		s.whenRegion("azure/s2", func(r *router.Region) { r.Cost = 0.9 })
+		s.cached()
+	})
 	renamed := navy()
 	renamed.Name = "Department of the Navy"
 	renamed.MaxPlacements = 5000
-	looked("a tenant's name and cap changed", func() {
-		if err := e.store.PutTenant(ctx, &renamed); err != nil {
-			t.Fatal(err)
-		}
-	}, 0)
+	s.thenRechecksOnly(0, "a tenant's name and cap changed", func() { s.whenTenant(renamed) })
 	restricted := renamed
 	restricted.AllowedProviders = []string{"aws", "azure"}
-	looked("a tenant's policy changed", func() {
-		if err := e.store.PutTenant(ctx, &restricted); err != nil {
-			t.Fatal(err)
-		}
-	}, 100)
-	looked("a placement into a region", func() { e.place("new", secretWorkload(t, "new")) }, 0)
-	looked("a release", func() {
-		if _, err := e.store.Release(ctx, "us-army", "new"); err != nil {
-			t.Fatal(err)
-		}
-	}, 0)
+	s.thenRechecksOnly(100, "a tenant's policy changed", func() { s.whenTenant(restricted) })
+	s.thenRechecksOnly(0, "a placement into a region", func() { s.placed("new") })
+	s.thenRechecksOnly(0, "a release", func() { s.whenReleased("us-army", "new") })
 }
 
 // An authority to operate expires with no write to etcd: the reconciler

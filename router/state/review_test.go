@@ -47,37 +47,35 @@ func TestDeleteTenantRefusedWhileAPlacementIsStranded(t *testing.T) {
 // record) has an agent to acknowledge the replacement: the old copy must
 // not be released on the strength of "no agent".
 func TestReconcileWaitsForAConnectedAgentThatHasNotReported(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
-	e.place("w", secretWorkload(t, "w"))
-	a, err := e.store.ConnectAgent(context.Background(), "azure/s2", "agent-s2", 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: 50 * time.Millisecond})
+	// Given a placement in aws/s1, the cheaper of two SECRET regions, and
+	// an agent connected for azure/s2 that has not reported,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		placed("w")
+	a := s.agentConnected("azure/s2", "agent-s2")
+	s.reconciling(state.ReconcilerConfig{Name: "a", Interval: 50 * time.Millisecond})
 
-	drained := s1
-	drained.Status = router.StatusDraining
-	e.putRegion(drained)
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
+	// when aws/s1 is drained,
+	s.whenDrained("aws/s1")
+
+	// then the placement moves to azure/s2,
+	s.thenPlacement("w", 10*time.Second, func(p router.Placement) (bool, string) {
 		return p.Moves == 1, fmt.Sprintf("%+v", p)
 	})
+	// and several passes later the old copy is still there.
 	time.Sleep(300 * time.Millisecond)
-	if p := e.placements()["w"].P; len(p.Retiring) != 1 {
+	if p := s.placements()["w"].P; len(p.Retiring) != 1 {
 		t.Fatalf("retiring %+v, replicas %+v: the old copy went before s2's connected agent acknowledged the new one", p.Retiring, p.Replicas)
 	}
+
+	// When the agent acknowledges the new replica running, then the old copy goes.
 	if err := a.Ack(context.Background(), "us-army", "w", router.ReplicaRunning, ""); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
+	s.thenPlacement("w", 10*time.Second, func(p router.Placement) (bool, string) {
 		return len(p.Retiring) == 0, fmt.Sprintf("%+v", p.Retiring)
 	})
-	e.checkUsage("aws/s1", "azure/s2")
+	s.thenUsageExact("aws/s1", "azure/s2")
 }
 
 // Moves, retirements, releases and placements from two stores racing:

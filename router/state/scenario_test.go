@@ -9,6 +9,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
@@ -354,4 +355,92 @@ func (s *scenario) firstAudit(op string, timeout time.Duration) audit.Entry {
 		return false, "no " + op + " entry"
 	})
 	return found
+}
+
+// stopReconciling stops the scenario's reconciler, as a daemon shut down.
+func (s *scenario) stopReconciling() {
+	s.t.Helper()
+	s.stop()
+}
+
+// newLeader campaigns, as the test, for the reconcilers' election and
+// returns it once won: a leader that does not act.
+func (s *scenario) newLeader() *concurrency.Election {
+	s.t.Helper()
+	sess, err := concurrency.NewSession(etcdtest.Client(s.t, s.member.Endpoints()...), concurrency.WithTTL(5))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { sess.Close() })
+	el := concurrency.NewElection(sess, s.prefix+"election/reconciler")
+	if err := el.Campaign(context.Background(), "test"); err != nil {
+		s.t.Fatal(err)
+	}
+	return el
+}
+
+// agentConnected connects an agent for the region, closed when the
+// test ends; it has not reported (no health record).
+func (s *scenario) agentConnected(region, agentID string) *state.AgentSession {
+	s.t.Helper()
+	a, err := s.store.ConnectAgent(context.Background(), region, agentID, 30*time.Second)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// whenReleased releases the tenant's placement id.
+func (s *scenario) whenReleased(tenant, id string) {
+	s.t.Helper()
+	if _, err := s.store.Release(context.Background(), tenant, id); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// thenRechecksOnly runs the when do, and checks that the reconciler
+// rechecked want replicas for it, counting from a settled count to a
+// settled count.
+func (s *scenario) thenRechecksOnly(want int64, what string, do func()) {
+	s.t.Helper()
+	before := settled(s.t, &s.counter.rechecks)
+	do()
+	if got := settled(s.t, &s.counter.rechecks) - before; got != want {
+		s.t.Errorf("%s: %d replicas rechecked, want %d", what, got, want)
+	}
+}
+
+// killableLeader opens a second daemon's store on an etcd client of its
+// own, runs its reconciler with cfg and waits until it leads. kill
+// closes that client: the daemon dies without resigning, and its
+// session lease expires.
+func (s *scenario) killableLeader(cfg state.ReconcilerConfig) (kill func()) {
+	s.t.Helper()
+	cli := etcdtest.Client(s.t, s.member.Endpoints()...)
+	a := s.open(cli)
+	reconcile(s.t, a, cfg)
+	eventually(s.t, 5*time.Second, func() (bool, string) { return a.Leading(), cfg.Name + " not leading" })
+	return func() { cli.Close() }
+}
+
+// standby opens another daemon's store and runs its reconciler with
+// cfg: it leads once the leader is gone.
+func (s *scenario) standby(cfg state.ReconcilerConfig) *state.Store {
+	s.t.Helper()
+	b := s.open(s.other)
+	reconcile(s.t, b, cfg)
+	return b
+}
+
+// moved counts the placements that have moved at least once.
+func (s *scenario) moved() int {
+	s.t.Helper()
+	k := 0
+	for _, sp := range s.placements() {
+		if sp.P.Moves > 0 {
+			k++
+		}
+	}
+	return k
 }
