@@ -16,7 +16,6 @@ import (
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
-	"github.com/classroute/classroute/router/etcdtest"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -406,41 +405,33 @@ func TestDowngradeDuringConcurrentPlacements(t *testing.T) {
 // A leader killed mid-reconcile: another daemon takes over and finishes;
 // no placement is lost and usage stays exact.
 func TestReconcilerKilledMidwayIsTakenOver(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
 	const n = 30
+	var ids []string
 	for i := range n {
-		e.place(fmt.Sprintf("w%d", i), secretWorkload(t, fmt.Sprintf("w%d", i)))
+		ids = append(ids, fmt.Sprintf("w%d", i))
 	}
-	// a leads on a client of its own, which the test kills.
-	acli := etcdtest.Client(t, e.member.Endpoints()...)
-	a := e.open(acli)
-	reconcile(t, a, state.ReconcilerConfig{Name: "a", MoveEvery: 30 * time.Millisecond, SessionTTL: time.Second})
-	eventually(t, 5*time.Second, func() (bool, string) { return a.Leading(), "a not leading" })
-	b := e.open(e.other)
-	reconcile(t, b, state.ReconcilerConfig{Name: "b", SessionTTL: time.Second})
+	// Given placements in aws/s1, the cheaper of two SECRET regions, a
+	// leader a that moves one replica every 30ms, on an etcd client of its
+	// own, and b standing by,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		placed(ids...)
+	killA := s.killableLeader(state.ReconcilerConfig{Name: "a", MoveEvery: 30 * time.Millisecond, SessionTTL: time.Second})
+	b := s.standby(state.ReconcilerConfig{Name: "b", SessionTTL: time.Second})
 
-	drained := s1
-	drained.Status = router.StatusDraining
-	e.putRegion(drained)
-	moved := func() int {
-		k := 0
-		for _, sp := range e.placements() {
-			if sp.P.Moves > 0 {
-				k++
-			}
-		}
-		return k
-	}
-	eventually(t, 10*time.Second, func() (bool, string) { return moved() >= 5, "fewer than 5 moved" })
-	acli.Close() // a dies: no resignation; its session lease expires
-	if k := moved(); k == n {
+	// when aws/s1 is drained, and a is killed once 5 have moved (no
+	// resignation: its session lease expires),
+	s.whenDrained("aws/s1")
+	eventually(t, 10*time.Second, func() (bool, string) { return s.moved() >= 5, "fewer than 5 moved" })
+	killA()
+	if k := s.moved(); k == n {
 		t.Fatal("a finished before it was killed")
 	}
-	eventually(t, 15*time.Second, func() (bool, string) {
-		for id, sp := range e.placements() {
+
+	// then b takes over and finishes: every placement in azure/s2, none
+	// lost, each moved once, and usage exact.
+	s.thenEventually(15*time.Second, func(ps map[string]storedPlacement) (bool, string) {
+		for id, sp := range ps {
 			if !slices.Equal(sp.P.Regions, []string{"azure/s2"}) || len(sp.P.Retiring) > 0 {
 				return false, fmt.Sprintf("%s: %v retiring %v", id, sp.P.Regions, sp.P.Retiring)
 			}
@@ -450,16 +441,11 @@ func TestReconcilerKilledMidwayIsTakenOver(t *testing.T) {
 	if !b.Leading() {
 		t.Error("b does not lead")
 	}
-	ps := e.placements()
-	if len(ps) != n {
+	if ps := s.placements(); len(ps) != n {
 		t.Fatalf("%d placements, want %d", len(ps), n)
 	}
-	for id, sp := range ps {
-		if sp.P.Moves != 1 {
-			t.Errorf("%s moved %d times", id, sp.P.Moves)
-		}
-	}
-	e.checkUsage("aws/s1", "azure/s2")
+	s.thenEachMovedOnce()
+	s.thenUsageExact("aws/s1", "azure/s2")
 }
 
 // An authority to operate expires with no write to etcd: the reconciler's
@@ -970,55 +956,38 @@ func TestReconcileStrandsAndRecoversInBatches(t *testing.T) {
 // next leader finishes it; no copy is lost, none is moved twice, and the
 // usage of both regions is exact.
 func TestBulkMoveInterruptedByKillingTheLeader(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	e.seed([]router.Provider{provider("aws"), provider("azure")}, []router.Region{s1, secretRegion("azure", "s2", big)}, []router.Tenant{army()})
 	const n = 3000
-	e.writePlacements(map[string]int{"us-army aws/s1": n})
-	// a leads on a client of its own, which the test kills.
-	acli := etcdtest.Client(t, e.member.Endpoints()...)
-	a := e.open(acli)
-	reconcile(t, a, state.ReconcilerConfig{Name: "a", SessionTTL: time.Second, Audit: state.AuditChainConfig{Disabled: true}})
-	eventually(t, 5*time.Second, func() (bool, string) { return a.Leading(), "a not leading" })
-	b := e.open(e.other)
-	reconcile(t, b, state.ReconcilerConfig{Name: "b", SessionTTL: time.Second, Audit: state.AuditChainConfig{Disabled: true}})
+	// Given n placements in aws/s1, the cheaper of two SECRET regions, a
+	// leader a on an etcd client of its own, past its first sweep, and b
+	// standing by,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), secretRegion("azure", "s2", big)).
+		rawPlacements(map[string]int{"us-army aws/s1": n})
+	killA := s.killableLeader(state.ReconcilerConfig{Name: "a", SessionTTL: time.Second, Audit: state.AuditChainConfig{Disabled: true}})
+	b := s.standby(state.ReconcilerConfig{Name: "b", SessionTTL: time.Second, Audit: state.AuditChainConfig{Disabled: true}})
 	time.Sleep(500 * time.Millisecond) // a's first sweep
 
-	drained := s1
-	drained.Status = router.StatusDraining
-	e.putRegion(drained)
-	moved := func() int {
-		k := 0
-		for _, sp := range e.placements() {
-			if sp.P.Moves > 0 {
-				k++
-			}
-		}
-		return k
-	}
-	eventually(t, time.Minute, func() (bool, string) { return moved() >= n/10, fmt.Sprintf("%d moved", moved()) })
-	acli.Close() // a dies mid-drain, a batch perhaps in flight: no resignation
-	if k := moved(); k == n {
+	// when aws/s1 is drained, and a dies once a tenth have moved, a batch
+	// perhaps in flight (no resignation),
+	s.whenDrained("aws/s1")
+	eventually(t, time.Minute, func() (bool, string) { return s.moved() >= n/10, fmt.Sprintf("%d moved", s.moved()) })
+	killA()
+	if k := s.moved(); k == n {
 		t.Fatal("a finished before it was killed")
 	} else {
 		t.Logf("a killed with %d of %d moved", k, n)
 	}
-	eventually(t, 2*time.Minute, func() (bool, string) { return e.allIn("azure/s2") })
+
+	// then b finishes it: every placement in azure/s2, none lost, none
+	// moved twice, and usage exact.
+	s.thenAllIn("azure/s2", 2*time.Minute)
 	if !b.Leading() {
 		t.Error("b does not lead")
 	}
-	ps := e.placements()
-	if len(ps) != n {
+	if ps := s.placements(); len(ps) != n {
 		t.Fatalf("%d placements, want %d", len(ps), n)
 	}
-	for id, sp := range ps {
-		if sp.P.Moves != 1 {
-			t.Errorf("%s moved %d times", id, sp.P.Moves)
-		}
-	}
-	e.checkUsage("aws/s1", "azure/s2")
-	if ops := e.countAudit(); ops[audit.OpReroute] != n || ops[audit.OpRetire] != n {
-		t.Errorf("audit %v; want %d reroutes and retirements", ops, n)
-	}
+	s.thenEachMovedOnce()
+	s.thenUsageExact("aws/s1", "azure/s2")
+	s.thenAudit("a reroute and a retirement for each placement", map[string]int{audit.OpReroute: n, audit.OpRetire: n})
 }

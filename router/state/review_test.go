@@ -15,30 +15,28 @@ import (
 // not be deletable: the reconciler rechecks a placement against its
 // tenant, and without one it can never flag it again.
 func TestDeleteTenantRefusedWhileAPlacementIsStranded(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	e.seed([]router.Provider{provider("aws")}, []router.Region{s1, commercialRegion("aws", "c1")}, []router.Tenant{army()})
-	e.place("w", secretWorkload(t, "w"))
-	reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: 100 * time.Millisecond})
+	// Given a placement in aws/s1, the only SECRET region,
+	s := given(t).
+		regions(secretRegion("aws", "s1", big), commercialRegion("aws", "c1")).
+		placed("w").
+		reconciling(state.ReconcilerConfig{Name: "a", Interval: 100 * time.Millisecond})
 
-	drained := s1
-	drained.Status = router.StatusDraining // nowhere else to go: stranded
-	e.putRegion(drained)
-	eventually(t, 10*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
+	// when aws/s1 is drained, with nowhere else to go,
+	s.whenDrained("aws/s1")
+
+	// then the placement is stranded, and its tenant may not be deleted;
+	s.thenPlacement("w", 10*time.Second, func(p router.Placement) (bool, string) {
 		return p.State == router.PlacementStranded, fmt.Sprintf("%+v", p)
 	})
-	err := e.store.DeleteTenant(context.Background(), "us-army")
+	err := s.store.DeleteTenant(context.Background(), "us-army")
 	if !errors.Is(err, router.ErrInUse) {
 		t.Errorf("DeleteTenant with a stranded placement: %v, want ErrInUse", err)
 	}
-	// Whatever happened, the placement must still be flagged when its
-	// region stops covering it.
-	revoked := drained
-	revoked.Accreditation.Revoked = true
-	e.putRegion(revoked)
-	eventually(t, 5*time.Second, func() (bool, string) {
-		p := e.placements()["w"].P
+
+	// whatever happened, when its region stops covering it, then the
+	// placement is still flagged.
+	s.whenRevoked("aws/s1")
+	s.thenPlacement("w", 5*time.Second, func(p router.Placement) (bool, string) {
 		return p.State == router.PlacementViolation, fmt.Sprintf("%+v", p)
 	})
 }
@@ -81,39 +79,44 @@ func TestReconcileWaitsForAConnectedAgentThatHasNotReported(t *testing.T) {
 // Moves, retirements, releases and placements from two stores racing:
 // usage stays the sum over the live placements.
 func TestReconcileUsageUnderRacingReleasesAndPlacements(t *testing.T) {
-	e := newEnv(t, nil)
-	s1 := secretRegion("aws", "s1", big)
-	s1.Cost = 0.5
-	s2 := secretRegion("azure", "s2", big)
-	s2.Cost = 0.7
-	s3 := secretRegion("gcp", "s3", big)
-	e.seed([]router.Provider{provider("aws"), provider("azure"), provider("gcp")}, []router.Region{s1, s2, s3}, []router.Tenant{army()})
-	// s2 has an agent (a health record): its copies wait for acks.
-	waitFor(t, e.store, e.putJSON("health/azure/s2", router.Health{Healthy: true, Since: time.Now().UTC(), Agent: "agent-s2"}))
-	b := e.open(e.other)
-	stop := reconcile(t, e.store, state.ReconcilerConfig{Name: "a", Interval: 50 * time.Millisecond})
 	ctx := context.Background()
 	const n = 60
+	var ids []string
 	for i := range n {
-		e.place(fmt.Sprintf("w%d", i), secretWorkload(t, fmt.Sprintf("w%d", i)))
+		ids = append(ids, fmt.Sprintf("w%d", i))
 	}
+	s2 := secretRegion("azure", "s2", big)
+	s2.Cost = 0.7
+	// Given placements in aws/s1, the cheapest of three SECRET regions;
+	// azure/s2 with an agent (a health record: its copies wait for acks);
+	// a second daemon b, and a running reconciler,
+	s := given(t).
+		regions(cheaper(secretRegion("aws", "s1", big)), s2, secretRegion("gcp", "s3", big)).
+		agentIn("azure/s2")
+	b := s.open(s.other)
+	s.reconciling(state.ReconcilerConfig{Name: "a", Interval: 50 * time.Millisecond}).
+		placed(ids...)
+
+	// when the regions drain and come back, round after round, while b
+	// releases half the placements and places others,
+	regions := []router.Region{s.catalog["aws/s1"], s.catalog["azure/s2"], s.catalog["gcp/s3"]}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for round := range 6 {
-			for _, r := range []router.Region{s1, s2, s3} {
+			for _, r := range regions {
 				if (round+len(r.ID))%3 == 0 {
 					r.Status = router.StatusDraining
 				}
-				if _, err := e.store.PutRegion(ctx, &r); err != nil {
+				if _, err := s.store.PutRegion(ctx, &r); err != nil {
 					t.Error(err)
 					return
 				}
 			}
 			time.Sleep(70 * time.Millisecond)
 		}
-		for _, r := range []router.Region{s1, s2, s3} {
-			if _, err := e.store.PutRegion(ctx, &r); err != nil {
+		for _, r := range regions {
+			if _, err := s.store.PutRegion(ctx, &r); err != nil {
 				t.Error(err)
 			}
 		}
@@ -132,6 +135,9 @@ func TestReconcileUsageUnderRacingReleasesAndPlacements(t *testing.T) {
 	}
 	<-done
 	time.Sleep(500 * time.Millisecond)
-	stop() // a still record to read
-	e.checkUsage("aws/s1", "azure/s2", "gcp/s3")
+
+	// then, the reconciler stopped (a still record to read), each
+	// region's usage is the sum over the live placements.
+	s.stopReconciling()
+	s.thenUsageExact("aws/s1", "azure/s2", "gcp/s3")
 }
