@@ -490,6 +490,27 @@ func (b *bench) placed(n int) {
 	b.rep.HeldAfter = b.st.Placed
 }
 
+// cpuOver is the daemon's CPU (user and system, in percent of one core)
+// over the next d, and the window it was measured over.
+func (b *bench) cpuOver(ctx context.Context, d time.Duration) (float64, time.Duration, error) {
+	cpu0, err := cpuTime(b.d.pid())
+	if err != nil {
+		return 0, 0, err
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	case <-time.After(d):
+	}
+	cpu1, err := cpuTime(b.d.pid())
+	if err != nil {
+		return 0, 0, err
+	}
+	window := time.Since(t0)
+	return 100 * float64(cpu1-cpu0) / float64(window), window, nil
+}
+
 // waitQuiet waits until the daemon's CPU has stayed under cfg.Quiet for
 // two one-second windows: until the work that follows placing (the audit
 // chainer and indexer reading the trail behind it) has caught up. It
@@ -506,21 +527,11 @@ func (b *bench) waitQuiet(ctx context.Context) error {
 			fmt.Fprintf(b.log, "rest: still above %.0f%% of a core after %v; measuring anyway\n", cfg.Quiet, cfg.QuietMax)
 			break
 		}
-		cpu0, err := cpuTime(b.d.pid())
+		pct, _, err := b.cpuOver(ctx, time.Second)
 		if err != nil {
 			return err
 		}
-		t0 := time.Now()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-		cpu1, err := cpuTime(b.d.pid())
-		if err != nil {
-			return err
-		}
-		if 100*float64(cpu1-cpu0)/float64(time.Since(t0)) < cfg.Quiet {
+		if pct < cfg.Quiet {
 			quiet++
 		} else {
 			quiet = 0
@@ -555,22 +566,11 @@ func (b *bench) rest(ctx context.Context, placed int, putGrowth int64) error {
 			profile <- fetchProfile(ctx, b.d.addrs.Debug, fmt.Sprintf("profile?seconds=%d", max(1, int(cfg.Rest.Seconds()))), filepath.Join(cfg.ProfileDir, "cpu-rest.pprof"))
 		}()
 	}
-	cpu0, err := cpuTime(b.d.pid())
+	pct, window, err := b.cpuOver(ctx, cfg.Rest)
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(cfg.Rest):
-	}
-	cpu1, err := cpuTime(b.d.pid())
-	if err != nil {
-		return err
-	}
-	rep.RestCPU = 100 * float64(cpu1-cpu0) / float64(time.Since(t0))
-	rep.RestWindow = Duration(time.Since(t0))
+	rep.RestCPU, rep.RestWindow = pct, Duration(window)
 	if rep.RSSAfter, err = rss(b.d.pid()); err != nil {
 		return err
 	}
