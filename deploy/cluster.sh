@@ -4,7 +4,8 @@
 # daemons sharing it, and three simulated region agents when the CLI has
 # them. It needs only Go: the binaries are built from this checkout.
 #
-#   deploy/cluster.sh up       build, start everything, wait until it serves
+#   deploy/cluster.sh up       build, start what does not run (all of it, or what
+#                              was killed), wait until it serves
 #   deploy/cluster.sh status   what runs, and whether each daemon serves
 #   deploy/cluster.sh down     stop everything (data and logs stay: `up` resumes the cluster)
 #   deploy/cluster.sh clean    down, then remove the run directory
@@ -66,20 +67,44 @@ running() {
   [ "${stat%% *}" != Z ]
 }
 
-alive() { # $1: name; true when its PID file names a running process
-  [ -f "$run/$1.pid" ] && running "$(cat "$run/$1.pid")"
+alive() { # $1: name; true when its PID file names a running process of ours
+  [ -f "$run/$1.pid" ] || return 1
+  local pid argv0
+  pid=$(cat "$run/$1.pid")
+  running "$pid" || return 1
+  # A PID file outliving its process may name an unrelated process that
+  # reused the PID: ours run a binary of $bin.
+  argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1) || return 0
+  [ -z "$argv0" ] || [ "${argv0#"$bin/"}" != "$argv0" ]
 }
 
+started=()     # what this `up` started: a failed `up` stops these, and only these
+declare -A log_from # name: the size of its log when this `up` started it
+
 # start NAME CMD ARGS...: runs CMD in the background in its own session,
-# logging to logs/NAME.log, and records its PID.
+# appending to logs/NAME.log, and records its PID. When NAME already
+# runs, it leaves it running and does nothing.
 start() {
   local name=$1
   shift
   if alive "$name"; then
-    die "$name already runs (pid $(cat "$run/$name.pid")); run '$0 down' first"
+    say "$name already runs (pid $(cat "$run/$name.pid")); leaving it"
+    return 0
   fi
+  touch "$logs/$name.log"
+  log_from[$name]=$(wc -c <"$logs/$name.log") # readiness checks read this start's lines only
   setsid "$@" </dev/null >>"$logs/$name.log" 2>&1 &
   echo $! >"$run/$name.pid"
+  started+=("$name")
+}
+
+was_started() { [[ " ${started[*]} " == *" $1 "* ]]; }
+
+# stop_started stops what this `up` started, the last first.
+stop_started() {
+  local i
+  for ((i = ${#started[@]} - 1; i >= 0; i--)); do stop "${started[$i]}"; done
+  say "stopped ${started[*]:-nothing}"
 }
 
 # wait_for NAME WHAT CHECK...: retries CHECK until it succeeds, NAME dies,
@@ -95,7 +120,7 @@ $(tail -n 20 "$logs/$name.log")"
   done
 }
 
-member_serving() { grep -q 'msg="member serving"' "$logs/$1.log"; }
+member_serving() { grep -q 'msg="member serving"' < <(tail -c +"$((${log_from[$1]:-0} + 1))" "$logs/$1.log"); }
 daemon_serving() { "$bin/classroutectl" regions --server "$1" --timeout 2s; }
 
 build() {
@@ -104,26 +129,36 @@ build() {
   (cd "$root" && go build -o "$bin/" ./cmd/classroute-etcd ./cmd/classrouted ./cmd/classroutectl)
 }
 
-has_agent_sim() { "$bin/classroutectl" agent sim -h 2>&1 | grep -q -- '-region'; }
-has_metrics() { "$bin/classrouted" -h 2>&1 | grep -q -- '-metrics-listen'; }
+# Whether the commands built have these flags. The help is read whole
+# first: `cmd -h | grep -q` fails under pipefail whenever grep exits
+# before cmd has written the rest (SIGPIPE), and the daemon then started
+# on the default metrics port, maybe taken.
+has_agent_sim() { [[ $("$bin/classroutectl" agent sim -h 2>&1) == *-region* ]]; }
+has_metrics() { [[ $("$bin/classrouted" -h 2>&1) == *-metrics-listen* ]]; }
 
+# up starts what does not run and leaves what runs: after a crash, or
+# after a member or daemon was killed, it restarts exactly the missing
+# processes. If a start fails, it stops what it started, and only that.
 up() {
   mkdir -p "$run" "$logs"
   build
-  trap 'say "start failed; stopping what started" >&2; down >&2' EXIT
+  trap 'say "start failed; stopping what this up started" >&2; stop_started >&2' EXIT
 
   local i name nofsync=() cluster
   [ "${CLASSROUTE_CLUSTER_NOFSYNC:-}" = 1 ] && nofsync=(--unsafe-no-fsync)
   cluster=$(initial_cluster)
   for i in "${!members[@]}"; do
     name=${members[$i]}
-    : >"$logs/$name.log" # the readiness check reads this start's log only
     mkdir -p "$dir/etcd/$name"
+    # On its data directory a member rejoins its cluster; the
+    # --initial-cluster flags count only for the first start.
     start "$name" "$bin/classroute-etcd" --name "$name" --data-dir "$dir/etcd/$name" \
       --client-addr "$(member_client "$i")" --peer-addr "$(member_peer "$i")" \
       --initial-cluster "$cluster" --initial-cluster-token classroute-local "${nofsync[@]}"
   done
-  for name in "${members[@]}"; do wait_for "$name" "serving" member_serving "$name"; done
+  for name in "${members[@]}"; do
+    if was_started "$name"; then wait_for "$name" "serving" member_serving "$name"; fi
+  done
   say "etcd cluster serving at $(endpoints)"
 
   local extra=()
@@ -134,7 +169,8 @@ up() {
     has_metrics && metrics=(--metrics-listen "$(daemon_metrics "$i")")
     start "$name" "$bin/classrouted" --listen "$(daemon_listen "$i")" \
       --data-dir "$dir/$name" --etcd "$(endpoints)" "${metrics[@]}" "${extra[@]}"
-    # The first daemon seeds the catalogue; start the second once it has.
+    # The first daemon seeds the catalogue; start the second once it
+    # has. A daemon left running serves again once etcd has a quorum.
     wait_for "$name" "serving" daemon_serving "$(daemon_listen "$i")"
   done
   say "daemons serving at $(daemon_listen 0) and $(daemon_listen 1)"
@@ -153,6 +189,7 @@ up() {
     say "this classroutectl has no 'agent sim': no simulated agents started"
   fi
   trap - EXIT
+  say "started ${started[*]:-nothing: everything already ran}"
 
   local ctl="$bin/classroutectl" again=$0
   [ -n "${CLASSROUTE_CLUSTER_DIR:-}" ] && again="CLASSROUTE_CLUSTER_DIR=$dir $again"
@@ -169,7 +206,7 @@ Try:
   $ctl place -f $root/examples/aukus-secret.yaml --request-id demo-1 --server $(daemon_listen 0)
   $ctl get demo-1 --server $(daemon_listen 1)
 EOF
-  if "$ctl" -h 2>&1 | grep -q '^  classroutectl watch'; then
+  if [[ $("$ctl" -h 2>&1) == *"classroutectl watch"* ]]; then
     echo "  $ctl watch --server $(daemon_listen 1)"
   fi
   cat <<EOF

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,31 +50,19 @@ func freePortRange(t *testing.T, n int) int {
 // clusterScript runs deploy/cluster.sh with a run directory and ports of
 // the test's own.
 type clusterScript struct {
-	t    *testing.T
-	root string
-	env  []string
-	dir  string
-	base int
+	t     *testing.T
+	root  string
+	env   []string
+	dir   string
+	base  int
+	upOut string // what the first `up` printed
 }
 
-func (c *clusterScript) run(timeout time.Duration, args ...string) (string, error) {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(c.root, "deploy", "cluster.sh")}, args...)...)
-	cmd.Dir = c.root
-	cmd.Env = append(os.Environ(), c.env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
-}
-
-// deploy/cluster.sh up builds the binaries, starts a three-member etcd
-// cluster and two daemons on it; a workload placed through one daemon is
-// seen, and answered for the same request id, by the other; down stops
-// every process it started.
-func TestClusterScript(t *testing.T) {
+// upCluster runs cluster.sh up on a run directory and ports of the
+// test's own, and down when the test ends (then, if it failed, logs the
+// tail of every process's log).
+func upCluster(t *testing.T) *clusterScript {
+	t.Helper()
 	if _, err := exec.LookPath("setsid"); err != nil {
 		t.Skip("deploy/cluster.sh needs setsid")
 	}
@@ -98,6 +87,44 @@ func TestClusterScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cluster.sh up: %v\n%s", err, out)
 	}
+	c.upOut = out
+	return c
+}
+
+// pids are the processes the run directory's PID files name, by name.
+func (c *clusterScript) pids() map[string]int {
+	c.t.Helper()
+	files, _ := filepath.Glob(filepath.Join(c.dir, "run", "*.pid"))
+	out := make(map[string]int)
+	for _, f := range files {
+		var pid int
+		b, _ := os.ReadFile(f)
+		fmt.Sscan(string(b), &pid)
+		out[strings.TrimSuffix(filepath.Base(f), ".pid")] = pid
+	}
+	return out
+}
+
+func (c *clusterScript) run(timeout time.Duration, args ...string) (string, error) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(c.root, "deploy", "cluster.sh")}, args...)...)
+	cmd.Dir = c.root
+	cmd.Env = append(os.Environ(), c.env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// deploy/cluster.sh up builds the binaries, starts a three-member etcd
+// cluster and two daemons on it; a workload placed through one daemon is
+// seen, and answered for the same request id, by the other; down stops
+// every process it started.
+func TestClusterScript(t *testing.T) {
+	c := upCluster(t)
+	out := c.upOut
 	d1 := fmt.Sprintf("127.0.0.1:%d", c.base+11)
 	d2 := fmt.Sprintf("127.0.0.1:%d", c.base+12)
 	for _, want := range []string{d1, d2, "place -f", "regions --server " + d1} {
@@ -166,6 +193,74 @@ func TestClusterScript(t *testing.T) {
 			t.Errorf("%s still accepts connections after down", addr)
 		}
 	}
+}
+
+// After one etcd member and one daemon are killed, as README.md
+// suggests to break the cluster by hand, deploy/cluster.sh up starts
+// exactly those two again and leaves the rest running; then both
+// daemons serve, and what was placed before is still there.
+func TestClusterScriptUpRestartsWhatIsDown(t *testing.T) {
+	c := upCluster(t)
+	d1 := fmt.Sprintf("127.0.0.1:%d", c.base+11)
+	d2 := fmt.Sprintf("127.0.0.1:%d", c.base+12)
+	ctl := filepath.Join(c.dir, "bin", "classroutectl")
+	a := &cmdtest.CLI{T: t, Ctl: ctl, Server: d1, Root: c.root}
+	b := &cmdtest.CLI{T: t, Ctl: ctl, Server: d2, Root: c.root}
+	first := a.Place("examples/aukus-secret.yaml", "--request-id", "restart-1")
+
+	before := c.pids()
+	killed := []string{"m3", "d1"}
+	for _, name := range killed {
+		p, err := os.FindProcess(before[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Kill(); err != nil {
+			t.Fatalf("kill %s: %v", name, err)
+		}
+	}
+	for _, name := range killed {
+		for deadline := time.Now().Add(10 * time.Second); processRuns(before[name]); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s (pid %d) still runs 10s after SIGKILL", name, before[name])
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	out, err := c.run(3*time.Minute, "up")
+	if err != nil {
+		t.Fatalf("cluster.sh up after killing %v: %v\n%s", killed, err, out)
+	}
+	after := c.pids()
+	if len(after) != len(before) {
+		t.Errorf("after up, PID files of %v; before, %v", after, before)
+	}
+	for name, pid := range before {
+		switch {
+		case slices.Contains(killed, name) && (after[name] == pid || !processRuns(after[name])):
+			t.Errorf("%s: pid %d before, %d after up (running %t); want a new running process", name, pid, after[name], processRuns(after[name]))
+		case !slices.Contains(killed, name) && after[name] != pid:
+			t.Errorf("%s: pid %d before, %d after up; want it left running", name, pid, after[name])
+		case !processRuns(after[name]):
+			t.Errorf("%s (pid %d) does not run after up", name, after[name])
+		}
+	}
+	if !strings.Contains(out, "started m3 d1\n") {
+		t.Errorf("cluster.sh up does not say it started m3 and d1 only:\n%s", out)
+	}
+	if out, err := c.run(time.Minute, "status"); err != nil || strings.Count(out, "serving,") != 2 {
+		t.Errorf("cluster.sh status (want both daemons serving): %v\n%s", err, out)
+	}
+	for _, cli := range []*cmdtest.CLI{a, b} {
+		var got pb.GetResponse
+		cli.OK(&got, "get", "restart-1")
+		if !proto.Equal(got.GetPlacement(), first) {
+			t.Errorf("placement read through %s after the restart differs:\n%v\n%v", cli.Server, first, got.GetPlacement())
+		}
+	}
+	b.Place("examples/jedi-multivendor.yaml", "--request-id", "restart-2")
+	a.Place("examples/jedi-multivendor.yaml", "--request-id", "restart-3")
 }
 
 // processRuns reports whether pid runs (and is not an unreaped zombie).
