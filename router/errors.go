@@ -44,6 +44,9 @@ var (
 	// ErrPlacementCap: the tenant holds as many live placements as its
 	// policy allows (Tenant.MaxPlacements); one must be released first.
 	ErrPlacementCap = errors.New("tenant placement cap reached")
+	// ErrEtagMismatch: a conditional write (AIP-154's etag) found the
+	// record changed since the caller read it, or gone; read it again.
+	ErrEtagMismatch = errors.New("the record changed since it was read")
 )
 
 // Explained is one region's verdict, by region key, for reporting.

@@ -15,6 +15,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/convert"
+	"github.com/classroute/classroute/router/state"
 )
 
 // rule says who may call one method: a principal holding any of roles,
@@ -263,6 +264,13 @@ func (sc scope) revision(rev int64) int64 {
 		return 0
 	}
 	return rev
+}
+
+// etag is a record's etag as the caller may see it: none for a confined
+// caller (an etag is a revision; confined callers write no catalogue
+// record anyway).
+func (sc scope) etag(rev int64) string {
+	return state.Etag(sc.revision(rev))
 }
 
 // placement converts p as the caller may see it: without etcd

@@ -339,8 +339,13 @@ func TestPutProviderBadInput(t *testing.T) {
 			t.Fatalf("PutProvider(known-good provider): %v", err)
 		}
 		got, err := e.catalog.GetProvider(ctx(t), &pb.GetProviderRequest{Id: "test-cloud"})
-		if err != nil || !proto.Equal(got.GetProvider(), good()) {
-			t.Errorf("GetProvider: got %v, %v; want %v", got.GetProvider(), err, good())
+		if err != nil || got.GetProvider().GetEtag() == "" {
+			t.Fatalf("GetProvider: got %v, %v; want the record with its etag", got.GetProvider(), err)
+		}
+		want := good()
+		want.Etag = got.GetProvider().GetEtag()
+		if !proto.Equal(got.GetProvider(), want) {
+			t.Errorf("GetProvider: got %v; want %v", got.GetProvider(), want)
 		}
 	})
 }
@@ -391,8 +396,13 @@ func TestPutTenantBadInput(t *testing.T) {
 			t.Fatalf("PutTenant(known-good tenant): %v", err)
 		}
 		got, err := e.catalog.GetTenant(ctx(t), &pb.GetTenantRequest{Id: "nzl-defence"})
-		if err != nil || !proto.Equal(got.GetTenant(), good()) {
-			t.Errorf("GetTenant: got %v, %v; want %v", got.GetTenant(), err, good())
+		if err != nil || got.GetTenant().GetEtag() == "" {
+			t.Fatalf("GetTenant: got %v, %v; want the record with its etag", got.GetTenant(), err)
+		}
+		want := good()
+		want.Etag = got.GetTenant().GetEtag()
+		if !proto.Equal(got.GetTenant(), want) {
+			t.Errorf("GetTenant: got %v; want %v", got.GetTenant(), want)
 		}
 	})
 }

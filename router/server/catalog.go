@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -11,24 +12,26 @@ import (
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/state"
 )
 
 // CatalogStore is what the catalogue service calls of the store.
 type CatalogStore interface {
 	// PutRegionOperational applies a region change that needs one
 	// administrator; the others are proposed and approved (changes.go).
-	PutRegionOperational(ctx context.Context, r *router.Region) (int64, error)
+	// The writes take state.IfRevision: the etag the caller read.
+	PutRegionOperational(ctx context.Context, r *router.Region, opts ...state.WriteOption) (int64, error)
 	GetRegion(key string) (router.RegionState, error)
 	ListRegions() ([]router.RegionState, int64)
-	DeleteRegion(ctx context.Context, key string) error
-	PutProvider(ctx context.Context, p *router.Provider) error
-	GetProvider(id string) (*router.Provider, error)
-	ListProviders() []*router.Provider
-	DeleteProvider(ctx context.Context, id string) error
-	PutTenant(ctx context.Context, t *router.Tenant) error
-	GetTenant(id string) (*router.Tenant, error)
-	ListTenants() []*router.Tenant
-	DeleteTenant(ctx context.Context, id string) error
+	DeleteRegion(ctx context.Context, key string, opts ...state.WriteOption) error
+	PutProvider(ctx context.Context, p *router.Provider, opts ...state.WriteOption) error
+	GetProviderVersioned(id string) (state.Versioned[*router.Provider], error)
+	ListProvidersVersioned() []state.Versioned[*router.Provider]
+	DeleteProvider(ctx context.Context, id string, opts ...state.WriteOption) error
+	PutTenant(ctx context.Context, t *router.Tenant, opts ...state.WriteOption) error
+	GetTenantVersioned(id string) (state.Versioned[*router.Tenant], error)
+	ListTenantsVersioned() []state.Versioned[*router.Tenant]
+	DeleteTenant(ctx context.Context, id string, opts ...state.WriteOption) error
 	// RegionAgent reads what the cache holds of a region's agent.
 	RegionAgent(key string) (*router.RegionLive, *router.Health)
 }
@@ -53,7 +56,11 @@ func (s *catalogService) PutRegion(ctx context.Context, req *pb.PutRegionRequest
 	if err := router.ValidateRegion(r); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	rev, err := s.store.PutRegionOperational(ctx, r)
+	ifRev, err := state.ParseEtag("region.etag", req.GetRegion().GetEtag())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	rev, err := s.store.PutRegionOperational(ctx, r, state.IfRevision(ifRev))
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -62,7 +69,9 @@ func (s *catalogService) PutRegion(ctx context.Context, req *pb.PutRegionRequest
 		return nil, s.fail(ctx, err)
 	}
 	s.log.InfoContext(ctx, "region put", "region", r.Key(), "revision", rev)
-	return &pb.PutRegionResponse{Region: s.regionToProto(st), Revision: rev}, nil
+	out := s.regionToProto(st)
+	out.Etag = state.Etag(st.Rev)
+	return &pb.PutRegionResponse{Region: out, Revision: rev}, nil
 }
 
 func regionKey(key string) error {
@@ -91,7 +100,9 @@ func (s *catalogService) GetRegion(ctx context.Context, req *pb.GetRegionRequest
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.GetRegionResponse{Region: s.regionToProto(st)}, nil
+	out := s.regionToProto(st)
+	out.Etag = sc.etag(st.Rev)
+	return &pb.GetRegionResponse{Region: out}, nil
 }
 
 // ListRegions returns every region, or one provider's.
@@ -115,7 +126,9 @@ func (s *catalogService) ListRegions(ctx context.Context, req *pb.ListRegionsReq
 		if !sc.mayKnow(st.Region) {
 			continue
 		}
-		out.Regions = append(out.Regions, s.regionToProto(st))
+		r := s.regionToProto(st)
+		r.Etag = sc.etag(st.Rev)
+		out.Regions = append(out.Regions, r)
 	}
 	return out, nil
 }
@@ -133,7 +146,11 @@ func (s *catalogService) DeleteRegion(ctx context.Context, req *pb.DeleteRegionR
 	if err := regionKey(req.GetKey()); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	if err := s.store.DeleteRegion(ctx, req.GetKey()); err != nil {
+	ifRev, err := state.ParseEtag("etag", req.GetEtag())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := s.store.DeleteRegion(ctx, req.GetKey(), state.IfRevision(ifRev)); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	s.log.InfoContext(ctx, "region deleted", "region", req.GetKey())
@@ -150,10 +167,21 @@ func (s *catalogService) PutProvider(ctx context.Context, req *pb.PutProviderReq
 	if err := router.ValidateProvider(p); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	if err := s.store.PutProvider(ctx, p); err != nil {
+	ifRev, err := state.ParseEtag("provider.etag", req.GetProvider().GetEtag())
+	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.PutProviderResponse{Provider: convert.ProviderToProto(p)}, nil
+	if err := s.store.PutProvider(ctx, p, state.IfRevision(ifRev)); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	// The etag of the record as written: read back from the cache, which
+	// reflects the write; if another write came between, none (the
+	// caller reads again).
+	out := convert.ProviderToProto(p)
+	if v, err := s.store.GetProviderVersioned(p.ID); err == nil && reflect.DeepEqual(v.Value, p) {
+		out.Etag = state.Etag(v.Rev)
+	}
+	return &pb.PutProviderResponse{Provider: out}, nil
 }
 
 // GetProvider returns one provider.
@@ -171,16 +199,18 @@ func (s *catalogService) GetProvider(ctx context.Context, req *pb.GetProviderReq
 	// For a confined caller, the providers it may know of are worked
 	// out first, whatever it asked for: a hidden provider and a missing
 	// one cost the same.
-	var p *router.Provider
+	var p state.Versioned[*router.Provider]
 	if sc.confined() && !s.knownProviders(sc)[req.GetId()] {
 		err = notFound("provider", req.GetId())
 	} else {
-		p, err = s.store.GetProvider(req.GetId())
+		p, err = s.store.GetProviderVersioned(req.GetId())
 	}
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.GetProviderResponse{Provider: convert.ProviderToProto(p)}, nil
+	out := convert.ProviderToProto(p.Value)
+	out.Etag = sc.etag(p.Rev)
+	return &pb.GetProviderResponse{Provider: out}, nil
 }
 
 // ListProviders returns every provider.
@@ -194,11 +224,13 @@ func (s *catalogService) ListProviders(ctx context.Context, _ *pb.ListProvidersR
 	}
 	known := s.knownProviders(sc)
 	out := &pb.ListProvidersResponse{}
-	for _, p := range s.store.ListProviders() {
-		if sc.confined() && !known[p.ID] {
+	for _, v := range s.store.ListProvidersVersioned() {
+		if sc.confined() && !known[v.Value.ID] {
 			continue
 		}
-		out.Providers = append(out.Providers, convert.ProviderToProto(p))
+		p := convert.ProviderToProto(v.Value)
+		p.Etag = sc.etag(v.Rev)
+		out.Providers = append(out.Providers, p)
 	}
 	return out, nil
 }
@@ -208,7 +240,11 @@ func (s *catalogService) DeleteProvider(ctx context.Context, req *pb.DeleteProvi
 	if req.GetId() == "" {
 		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
 	}
-	if err := s.store.DeleteProvider(ctx, req.GetId()); err != nil {
+	ifRev, err := state.ParseEtag("etag", req.GetEtag())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := s.store.DeleteProvider(ctx, req.GetId(), state.IfRevision(ifRev)); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	return &pb.DeleteProviderResponse{}, nil
@@ -224,10 +260,18 @@ func (s *catalogService) PutTenant(ctx context.Context, req *pb.PutTenantRequest
 	if err := router.ValidateTenant(t); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	if err := s.store.PutTenant(ctx, t); err != nil {
+	ifRev, err := state.ParseEtag("tenant.etag", req.GetTenant().GetEtag())
+	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.PutTenantResponse{Tenant: convert.TenantToProto(t)}, nil
+	if err := s.store.PutTenant(ctx, t, state.IfRevision(ifRev)); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := convert.TenantToProto(t)
+	if v, err := s.store.GetTenantVersioned(t.ID); err == nil && reflect.DeepEqual(v.Value, t) {
+		out.Etag = state.Etag(v.Rev)
+	}
+	return &pb.PutTenantResponse{Tenant: out}, nil
 }
 
 // GetTenant returns one tenant.
@@ -242,14 +286,16 @@ func (s *catalogService) GetTenant(ctx context.Context, req *pb.GetTenantRequest
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.store.GetTenant(req.GetId())
-	if err == nil && sc.confined() && t.ID != sc.tenantID {
+	t, err := s.store.GetTenantVersioned(req.GetId())
+	if err == nil && sc.confined() && t.Value.ID != sc.tenantID {
 		err = notFound("tenant", req.GetId())
 	}
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.GetTenantResponse{Tenant: s.tenantToProto(ctx, sc, t)}, nil
+	out := s.tenantToProto(ctx, sc, t.Value)
+	out.Etag = sc.etag(t.Rev)
+	return &pb.GetTenantResponse{Tenant: out}, nil
 }
 
 // ListTenants returns every tenant.
@@ -261,14 +307,16 @@ func (s *catalogService) ListTenants(ctx context.Context, _ *pb.ListTenantsReque
 	if err != nil {
 		return nil, err
 	}
-	ts := s.store.ListTenants()
-	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
+	ts := s.store.ListTenantsVersioned()
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Value.ID < ts[j].Value.ID })
 	out := &pb.ListTenantsResponse{}
-	for _, t := range ts {
-		if sc.confined() && t.ID != sc.tenantID {
+	for _, v := range ts {
+		if sc.confined() && v.Value.ID != sc.tenantID {
 			continue
 		}
-		out.Tenants = append(out.Tenants, s.tenantToProto(ctx, sc, t))
+		t := s.tenantToProto(ctx, sc, v.Value)
+		t.Etag = sc.etag(v.Rev)
+		out.Tenants = append(out.Tenants, t)
 	}
 	return out, nil
 }
@@ -278,7 +326,11 @@ func (s *catalogService) DeleteTenant(ctx context.Context, req *pb.DeleteTenantR
 	if req.GetId() == "" {
 		return nil, s.fail(ctx, router.Violations{{Field: "id", Description: "required"}}.Err())
 	}
-	if err := s.store.DeleteTenant(ctx, req.GetId()); err != nil {
+	ifRev, err := state.ParseEtag("etag", req.GetEtag())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := s.store.DeleteTenant(ctx, req.GetId(), state.IfRevision(ifRev)); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	return &pb.DeleteTenantResponse{}, nil

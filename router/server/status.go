@@ -78,6 +78,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return withDetails(codes.ResourceExhausted, msg,
 			&errdetails.ErrorInfo{Reason: "PLACEMENT_CAP", Domain: ErrorDomain},
 			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: "tenant.max_placements", Description: msg}}})
+	case errors.Is(err, router.ErrEtagMismatch):
+		return withDetails(codes.Aborted, msg, &errdetails.ErrorInfo{Reason: "ETAG_MISMATCH", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrConflict):
 		return withDetails(codes.Aborted, msg, &errdetails.ErrorInfo{Reason: "CONFLICT", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrRevisionOutOfRange):

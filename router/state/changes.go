@@ -302,8 +302,12 @@ func changeAudit(c *router.Change, op, who string, now time.Time, rev int64) aud
 // router.ErrTwoPersonRequired (propose it). The check and the write are
 // one transaction comparing the region's mod revision, so a proposal
 // approved meanwhile is never overwritten with the old facts.
-func (s *Store) PutRegionOperational(ctx context.Context, r *router.Region) (int64, error) {
+func (s *Store) PutRegionOperational(ctx context.Context, r *router.Region, opts ...WriteOption) (int64, error) {
 	if err := validateRegion(r); err != nil {
+		return 0, err
+	}
+	o := writeOptions(opts)
+	if err := s.awaitCondition(ctx, o); err != nil {
 		return 0, err
 	}
 	var rev int64
@@ -315,7 +319,13 @@ func (s *Store) PutRegionOperational(ctx context.Context, r *router.Region) (int
 		rec := regionTxn(tx, r.Key())
 		tx.Abort()
 		if rec == nil {
+			if o.ifRev != 0 {
+				return false, 0, o.mismatch("region "+r.Key(), 0)
+			}
 			return false, 0, fmt.Errorf("region %s is new: %w: propose it (classroutectl region propose)", r.Key(), router.ErrTwoPersonRequired)
+		}
+		if err := o.mismatch("region "+r.Key(), rec.Rev); err != nil {
+			return false, 0, err
 		}
 		if f := router.SecurityChanges(rec.Region, r); len(f) > 0 {
 			return false, 0, fmt.Errorf("region %s: changing %s %w: propose it (classroutectl region propose)",

@@ -53,6 +53,36 @@ func (s *Store) GetProvider(id string) (*router.Provider, error) {
 	return p.Provider, nil
 }
 
+// GetProviderVersioned returns a provider from the cache with the mod
+// revision of its record (its etag). An unknown id is ErrNotFound.
+func (s *Store) GetProviderVersioned(id string) (Versioned[*router.Provider], error) {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	p := providerTxn(tx, id)
+	if p == nil {
+		return Versioned[*router.Provider]{}, fmt.Errorf("provider %q: %w", id, router.ErrNotFound)
+	}
+	return Versioned[*router.Provider]{Value: p.Provider, Rev: p.Rev}, nil
+}
+
+// ListProvidersVersioned returns every provider from the cache with the
+// mod revision of its record, sorted by id. The providers are shared:
+// never modify one.
+func (s *Store) ListProvidersVersioned() []Versioned[*router.Provider] {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	it, err := tx.Get(tableProviders, indexID)
+	if err != nil {
+		panic(err) // the table and index exist
+	}
+	var out []Versioned[*router.Provider]
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		r := raw.(*providerRecord)
+		out = append(out, Versioned[*router.Provider]{Value: r.Provider, Rev: r.Rev})
+	}
+	return out
+}
+
 // ListProviders returns every provider from the cache, sorted by id.
 // The providers are shared: never modify one.
 func (s *Store) ListProviders() []*router.Provider {
@@ -71,7 +101,7 @@ func (s *Store) ListProviders() []*router.Provider {
 
 // PutProvider creates or replaces a provider and returns once the cache
 // reflects the write.
-func (s *Store) PutProvider(ctx context.Context, p *router.Provider) error {
+func (s *Store) PutProvider(ctx context.Context, p *router.Provider, opts ...WriteOption) error {
 	if p == nil || !validKeyPart(p.ID) {
 		return router.Violations{{Field: "provider.id", Description: "required: a valid id"}}.Err()
 	}
@@ -86,11 +116,21 @@ func (s *Store) PutProvider(ctx context.Context, p *router.Provider) error {
 	if err != nil {
 		return err
 	}
+	o := writeOptions(opts)
+	if err := s.awaitCondition(ctx, o); err != nil {
+		return err
+	}
+	key := s.keys.provider(p.ID)
 	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return s.kv.Txn(ctx).Then(clientv3.OpPut(s.keys.provider(p.ID), string(val)), aop).Commit()
+		return s.kv.Txn(ctx).If(o.cmps(key)...).
+			Then(clientv3.OpPut(key, string(val)), aop).
+			Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).Commit()
 	})
 	if err != nil {
 		return fmt.Errorf("put provider %s: %w", p.ID, err)
+	}
+	if !resp.Succeeded {
+		return o.mismatch("provider "+p.ID, modRevOf(resp, 0))
 	}
 	if err := s.waitCommitted(ctx, resp.Header.Revision); err != nil {
 		return fmt.Errorf("put provider %s: %w", p.ID, err)
@@ -102,9 +142,13 @@ func (s *Store) PutProvider(ctx context.Context, p *router.Provider) error {
 // is ErrInUse: the transaction compares that no region key exists under
 // the provider, and PutRegion compares that the provider exists, so the
 // two cannot interleave into a region without a provider.
-func (s *Store) DeleteProvider(ctx context.Context, id string) error {
+func (s *Store) DeleteProvider(ctx context.Context, id string, opts ...WriteOption) error {
 	if !validKeyPart(id) {
 		return fmt.Errorf("provider %q: %w", id, router.ErrNotFound)
+	}
+	o := writeOptions(opts)
+	if err := s.awaitCondition(ctx, o); err != nil {
+		return err
 	}
 	key := s.keys.provider(id)
 	aop, err := s.auditOp(audit.Entry{Op: audit.OpProviderDelete, Actor: authz.Actor(ctx), Provider: id, Revision: s.Revision()})
@@ -113,12 +157,13 @@ func (s *Store) DeleteProvider(ctx context.Context, id string) error {
 	}
 	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.kv.Txn(ctx).
-			If(
+			If(append([]clientv3.Cmp{
 				clientv3.Compare(clientv3.CreateRevision(s.keys.regionsOf(id)), "=", 0).WithPrefix(),
 				clientv3.Compare(clientv3.CreateRevision(key), ">", 0),
-			).
+			}, o.cmps(key)...)...).
 			Then(clientv3.OpDelete(key), aop).
-			Else(clientv3.OpGet(s.keys.regionsOf(id), clientv3.WithPrefix(), clientv3.WithCountOnly())).
+			Else(clientv3.OpGet(s.keys.regionsOf(id), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+				clientv3.OpGet(key, clientv3.WithKeysOnly())).
 			Commit()
 	})
 	if err != nil {
@@ -127,6 +172,11 @@ func (s *Store) DeleteProvider(ctx context.Context, id string) error {
 	if !resp.Succeeded {
 		if n := resp.Responses[0].GetResponseRange().GetCount(); n > 0 {
 			return fmt.Errorf("provider %q has %d regions: %w", id, n, router.ErrInUse)
+		}
+		if rev := modRevOf(resp, 1); rev != 0 {
+			if err := o.mismatch("provider "+id, rev); err != nil {
+				return err
+			}
 		}
 		return fmt.Errorf("provider %q: %w", id, router.ErrNotFound)
 	}

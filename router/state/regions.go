@@ -173,8 +173,12 @@ func AccreditationSummary(a *router.Accreditation) string {
 // still holds placed (not released) placements is ErrInUse; the check
 // and the delete are one etcd transaction that compares the usage record
 // read, so a placement committed meanwhile makes it retry.
-func (s *Store) DeleteRegion(ctx context.Context, key string) error {
+func (s *Store) DeleteRegion(ctx context.Context, key string, opts ...WriteOption) error {
 	if err := s.Ready(); err != nil {
+		return err
+	}
+	o := writeOptions(opts)
+	if err := s.awaitCondition(ctx, o); err != nil {
 		return err
 	}
 	return s.retry(ctx, "delete region "+key, func(ctx context.Context) (bool, int64, error) {
@@ -184,6 +188,9 @@ func (s *Store) DeleteRegion(ctx context.Context, key string) error {
 		tx.Abort()
 		if r == nil {
 			return false, 0, fmt.Errorf("region %q: %w", key, router.ErrNotFound)
+		}
+		if err := o.mismatch("region "+key, r.Rev); err != nil {
+			return false, 0, err
 		}
 		var urev int64
 		if u != nil {

@@ -53,6 +53,36 @@ func (s *Store) GetTenant(id string) (*router.Tenant, error) {
 	return t.Tenant, nil
 }
 
+// GetTenantVersioned returns a tenant from the cache with the mod
+// revision of its record (its etag). An unknown id is ErrNotFound.
+func (s *Store) GetTenantVersioned(id string) (Versioned[*router.Tenant], error) {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	t := tenantTxn(tx, id)
+	if t == nil {
+		return Versioned[*router.Tenant]{}, fmt.Errorf("tenant %q: %w", id, router.ErrNotFound)
+	}
+	return Versioned[*router.Tenant]{Value: t.Tenant, Rev: t.Rev}, nil
+}
+
+// ListTenantsVersioned returns every tenant from the cache with the mod
+// revision of its record, sorted by id. The tenants are shared: never
+// modify one.
+func (s *Store) ListTenantsVersioned() []Versioned[*router.Tenant] {
+	tx := s.db.Txn(false)
+	defer tx.Abort()
+	it, err := tx.Get(tableTenants, indexID)
+	if err != nil {
+		panic(err) // the table and index exist
+	}
+	var out []Versioned[*router.Tenant]
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		r := raw.(*tenantRecord)
+		out = append(out, Versioned[*router.Tenant]{Value: r.Tenant, Rev: r.Rev})
+	}
+	return out
+}
+
 // ListTenants returns every tenant from the cache, sorted by id. The
 // tenants are shared: never modify one.
 func (s *Store) ListTenants() []*router.Tenant {
@@ -72,7 +102,7 @@ func (s *Store) ListTenants() []*router.Tenant {
 // PutTenant creates or replaces a tenant and returns once the cache
 // reflects the write. Placing compares the tenant record's revision, so
 // a placement decided on the old record does not commit.
-func (s *Store) PutTenant(ctx context.Context, t *router.Tenant) error {
+func (s *Store) PutTenant(ctx context.Context, t *router.Tenant, opts ...WriteOption) error {
 	if t == nil || !validKeyPart(t.ID) {
 		return router.Violations{{Field: "tenant.id", Description: "required: a valid id"}}.Err()
 	}
@@ -87,11 +117,21 @@ func (s *Store) PutTenant(ctx context.Context, t *router.Tenant) error {
 	if err != nil {
 		return err
 	}
+	o := writeOptions(opts)
+	if err := s.awaitCondition(ctx, o); err != nil {
+		return err
+	}
+	key := s.keys.tenant(t.ID)
 	resp, err := s.txn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return s.kv.Txn(ctx).Then(clientv3.OpPut(s.keys.tenant(t.ID), string(val)), aop).Commit()
+		return s.kv.Txn(ctx).If(o.cmps(key)...).
+			Then(clientv3.OpPut(key, string(val)), aop).
+			Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).Commit()
 	})
 	if err != nil {
 		return fmt.Errorf("put tenant %s: %w", t.ID, err)
+	}
+	if !resp.Succeeded {
+		return o.mismatch("tenant "+t.ID, modRevOf(resp, 0))
 	}
 	if err := s.waitCommitted(ctx, resp.Header.Revision); err != nil {
 		return fmt.Errorf("put tenant %s: %w", t.ID, err)
@@ -105,8 +145,12 @@ func (s *Store) PutTenant(ctx context.Context, t *router.Tenant) error {
 // of the tenant's placements (its directory placements/<tenant>/) was
 // created after R, so a placement of the tenant committed meanwhile
 // makes it retry; other tenants' placements do not.
-func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+func (s *Store) DeleteTenant(ctx context.Context, id string, opts ...WriteOption) error {
 	if err := s.Ready(); err != nil {
+		return err
+	}
+	o := writeOptions(opts)
+	if err := s.awaitCondition(ctx, o); err != nil {
 		return err
 	}
 	return s.retry(ctx, "delete tenant "+id, func(ctx context.Context) (bool, int64, error) {
@@ -124,6 +168,9 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 		tx.Abort()
 		if t == nil {
 			return false, 0, fmt.Errorf("tenant %q: %w", id, router.ErrNotFound)
+		}
+		if err := o.mismatch("tenant "+id, t.Rev); err != nil {
+			return false, 0, err
 		}
 		if live != nil {
 			return false, 0, fmt.Errorf("tenant %q has live placements (%s): %w", id, live.ID, router.ErrInUse)

@@ -318,8 +318,11 @@ func (x *ListRegionsResponse) GetRedactedRegions() int32 {
 }
 
 type DeleteRegionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The version read (the record's etag): set, the delete applies only
+	// if the record is still at it, else ABORTED (ETAG_MISMATCH).
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,6 +360,13 @@ func (*DeleteRegionRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteRegionRequest) GetKey() string {
 	if x != nil {
 		return x.Key
+	}
+	return ""
+}
+
+func (x *DeleteRegionRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
 	}
 	return ""
 }
@@ -654,8 +664,11 @@ func (x *ListProvidersResponse) GetProviders() []*Provider {
 }
 
 type DeleteProviderRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The version read (the record's etag): set, the delete applies only
+	// if the record is still at it, else ABORTED (ETAG_MISMATCH).
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -693,6 +706,13 @@ func (*DeleteProviderRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteProviderRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteProviderRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
 	}
 	return ""
 }
@@ -990,8 +1010,11 @@ func (x *ListTenantsResponse) GetTenants() []*Tenant {
 }
 
 type DeleteTenantRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The version read (the record's etag): set, the delete applies only
+	// if the record is still at it, else ABORTED (ETAG_MISMATCH).
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1029,6 +1052,13 @@ func (*DeleteTenantRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteTenantRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteTenantRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
 	}
 	return ""
 }
@@ -1176,9 +1206,10 @@ const file_classroute_v1_catalog_proto_rawDesc = "" +
 	"\x13ListRegionsResponse\x12/\n" +
 	"\aregions\x18\x01 \x03(\v2\x15.classroute.v1.RegionR\aregions\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12-\n" +
-	"\x10redacted_regions\x18\x03 \x01(\x05B\x02\x18\x01R\x0fredactedRegions\"'\n" +
+	"\x10redacted_regions\x18\x03 \x01(\x05B\x02\x18\x01R\x0fredactedRegions\";\n" +
 	"\x13DeleteRegionRequest\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\"\x16\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\"\x16\n" +
 	"\x14DeleteRegionResponse\"I\n" +
 	"\x12PutProviderRequest\x123\n" +
 	"\bprovider\x18\x01 \x01(\v2\x17.classroute.v1.ProviderR\bprovider\"J\n" +
@@ -1190,9 +1221,10 @@ const file_classroute_v1_catalog_proto_rawDesc = "" +
 	"\bprovider\x18\x01 \x01(\v2\x17.classroute.v1.ProviderR\bprovider\"\x16\n" +
 	"\x14ListProvidersRequest\"N\n" +
 	"\x15ListProvidersResponse\x125\n" +
-	"\tproviders\x18\x01 \x03(\v2\x17.classroute.v1.ProviderR\tproviders\"'\n" +
+	"\tproviders\x18\x01 \x03(\v2\x17.classroute.v1.ProviderR\tproviders\";\n" +
 	"\x15DeleteProviderRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x18\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\"\x18\n" +
 	"\x16DeleteProviderResponse\"A\n" +
 	"\x10PutTenantRequest\x12-\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x15.classroute.v1.TenantR\x06tenant\"B\n" +
@@ -1204,9 +1236,10 @@ const file_classroute_v1_catalog_proto_rawDesc = "" +
 	"\x06tenant\x18\x01 \x01(\v2\x15.classroute.v1.TenantR\x06tenant\"\x14\n" +
 	"\x12ListTenantsRequest\"F\n" +
 	"\x13ListTenantsResponse\x12/\n" +
-	"\atenants\x18\x01 \x03(\v2\x15.classroute.v1.TenantR\atenants\"%\n" +
+	"\atenants\x18\x01 \x03(\v2\x15.classroute.v1.TenantR\atenants\"9\n" +
 	"\x13DeleteTenantRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\"\x16\n" +
 	"\x14DeleteTenantResponse\"+\n" +
 	"\x11CheckLabelRequest\x12\x16\n" +
 	"\x06banner\x18\x01 \x01(\tR\x06banner\"@\n" +

@@ -817,7 +817,12 @@ type Region struct {
 	Used *Resources `protobuf:"bytes,20,opt,name=used,proto3" json:"used,omitempty"`
 	// Output only: the region's agent and health; unset when no agent has
 	// ever served the region (its status alone then says if it is healthy).
-	Health        *RegionHealth `protobuf:"bytes,21,opt,name=health,proto3" json:"health,omitempty"`
+	Health *RegionHealth `protobuf:"bytes,21,opt,name=health,proto3" json:"health,omitempty"`
+	// The region record's version (AIP-154): output of every read; given
+	// to PutRegion or proposed in a change, the write applies only if the
+	// record is still at that version, else ABORTED (ETAG_MISMATCH).
+	// Empty: unconditional. Opaque: compare it, never parse it.
+	Etag          string `protobuf:"bytes,22,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -999,13 +1004,22 @@ func (x *Region) GetHealth() *RegionHealth {
 	return nil
 }
 
+func (x *Region) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
 // Provider is a cloud vendor or national operator.
 type Provider struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Jurisdiction  string                 `protobuf:"bytes,3,opt,name=jurisdiction,proto3" json:"jurisdiction,omitempty"`
-	Notes         string                 `protobuf:"bytes,4,opt,name=notes,proto3" json:"notes,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name         string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Jurisdiction string                 `protobuf:"bytes,3,opt,name=jurisdiction,proto3" json:"jurisdiction,omitempty"`
+	Notes        string                 `protobuf:"bytes,4,opt,name=notes,proto3" json:"notes,omitempty"`
+	// The provider record's version; see Region.etag.
+	Etag          string `protobuf:"bytes,5,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1068,6 +1082,13 @@ func (x *Provider) GetNotes() string {
 	return ""
 }
 
+func (x *Provider) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
 // Tenant is a customer of the platform: a ministry, an agency, a military.
 type Tenant struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1099,6 +1120,8 @@ type Tenant struct {
 	// PLACEMENT_CAP, with a QuotaFailure naming the tenant) until one is
 	// released. At most 100000.
 	MaxPlacements int32 `protobuf:"varint,11,opt,name=max_placements,json=maxPlacements,proto3" json:"max_placements,omitempty"`
+	// The tenant record's version; see Region.etag.
+	Etag          string `protobuf:"bytes,12,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1208,6 +1231,13 @@ func (x *Tenant) GetMaxPlacements() int32 {
 		return x.MaxPlacements
 	}
 	return 0
+}
+
+func (x *Tenant) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
 }
 
 // TenantMember grants one user of a tenant its roles there:
@@ -2254,7 +2284,7 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"frameworks\x18\x05 \x03(\tR\n" +
 	"frameworks\x124\n" +
 	"\aexpires\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x12\x18\n" +
-	"\arevoked\x18\a \x01(\bR\arevoked\"\xd9\x06\n" +
+	"\arevoked\x18\a \x01(\bR\arevoked\"\xed\x06\n" +
 	"\x06Region\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -2277,12 +2307,14 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\x05notes\x18\x12 \x01(\tR\x05notes\x12\x10\n" +
 	"\x03key\x18\x13 \x01(\tR\x03key\x12,\n" +
 	"\x04used\x18\x14 \x01(\v2\x18.classroute.v1.ResourcesR\x04used\x123\n" +
-	"\x06health\x18\x15 \x01(\v2\x1b.classroute.v1.RegionHealthR\x06health\"h\n" +
+	"\x06health\x18\x15 \x01(\v2\x1b.classroute.v1.RegionHealthR\x06health\x12\x12\n" +
+	"\x04etag\x18\x16 \x01(\tR\x04etag\"|\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
 	"\fjurisdiction\x18\x03 \x01(\tR\fjurisdiction\x12\x14\n" +
-	"\x05notes\x18\x04 \x01(\tR\x05notes\"\xfc\x02\n" +
+	"\x05notes\x18\x04 \x01(\tR\x05notes\x12\x12\n" +
+	"\x04etag\x18\x05 \x01(\tR\x04etag\"\x90\x03\n" +
 	"\x06Tenant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -2295,7 +2327,8 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\x10denied_providers\x18\t \x03(\tR\x0fdeniedProviders\x125\n" +
 	"\amembers\x18\n" +
 	" \x03(\v2\x1b.classroute.v1.TenantMemberR\amembers\x12%\n" +
-	"\x0emax_placements\x18\v \x01(\x05R\rmaxPlacements\"8\n" +
+	"\x0emax_placements\x18\v \x01(\x05R\rmaxPlacements\x12\x12\n" +
+	"\x04etag\x18\f \x01(\tR\x04etag\"8\n" +
 	"\fTenantMember\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\"_\n" +
