@@ -34,6 +34,8 @@ var importRules = []struct {
 		[]string{"go.etcd.io", "github.com/hashicorp", module + "router/state", module + "router/server"}},
 	{"router/spec", "the CLI's spec files: nothing that talks to the world",
 		[]string{"go.etcd.io", "github.com/hashicorp/go-memdb", "google.golang.org/grpc"}},
+	{"router/client", "the Go client library: services link it to request placements, and must link none of the daemon",
+		[]string{"go.etcd.io", "github.com/hashicorp", module + "router/state", module + "router/server", module + "router/etcdlocal"}},
 	{"router/convert", "API ↔ domain conversion: the CLI links it, and must link none of the daemon",
 		[]string{"go.etcd.io", "github.com/hashicorp/go-memdb", module + "router/state", module + "router/server"}},
 	{"router/state", "the store serves the edge, never the reverse",
