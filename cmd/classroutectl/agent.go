@@ -1,57 +1,52 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
 	"github.com/classroute/classroute/providers/sim"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/client"
 )
 
-// agentUsage documents the agent command; it is part of usage.
-const agentUsage = `  classroutectl agent sim --region P/ID [--region P/ID ...] [--capacity 64000m,262144Mi,8gpu]
-                          [--fault [P/ID:]FAULT ...] [--agent-id ID]
-                                                       run a simulated agent for each region until
-                                                       interrupted: it reports health and free capacity
-                                                       (capacity: m or cpu, Mi, Gi or Ti, gpu; default the
-                                                       catalogue's), runs and acknowledges what it is
-                                                       assigned, and reconnects after a disconnect.
-                                                       FAULT: crash-after=30s or =3 (assignments),
-                                                       hang-after=30s, refuse, flap=5s, wrong-region=P/ID;
-                                                       a P/ID: prefix gives one region the fault
-`
+// agentCmd is agent sim.
+func (c *cli) agentCmd() *cobra.Command {
+	var regions, faults []string
+	var capacity, agentID string
+	simCmd := &cobra.Command{
+		Use:   "sim --region P/ID [--region P/ID ...]",
+		Short: "Run a simulated agent for each region until interrupted",
+		Long: `sim runs a simulated agent for each region until interrupted: it reports
+health and free capacity (capacity: m or cpu, Mi, Gi or Ti, gpu; default
+the catalogue's), runs and acknowledges what it is assigned, and
+reconnects after a disconnect.
 
-// repeated is a flag that may be given more than once.
-type repeated []string
-
-func (r *repeated) String() string     { return strings.Join(*r, ",") }
-func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
-
-// agent runs "agent sim ...".
-func (c *cli) agent(fs *flag.FlagSet, args []string) error {
-	var regions, faults repeated
-	fs.Var(&regions, "region", "")
-	fs.Var(&faults, "fault", "")
-	capacity := fs.String("capacity", "", "")
-	agentID := fs.String("agent-id", "", "")
-	pos, err := c.flags(fs, args)
-	if err != nil {
-		return err
+FAULT: crash-after=30s or =3 (assignments), hang-after=30s, refuse,
+flap=5s, wrong-region=P/ID; a P/ID: prefix gives one region the fault.`,
+		Example: `  classroutectl agent sim --region ke-gov/konza-1 --region aws/us-east-1 --fault ke-gov/konza-1:flap=5s`,
+		Args:    args(0, ""),
+		RunE: c.action(func(cmd *cobra.Command, _ []string) error {
+			return c.agentSim(regions, faults, capacity, agentID)
+		}),
 	}
-	if len(pos) != 1 || pos[0] != "sim" {
-		return usageError{"agent: want: agent sim --region P/ID ..."}
-	}
+	f := simCmd.Flags()
+	f.StringArrayVar(&regions, "region", nil, "a region the agent serves, provider/id (repeatable; at least one)")
+	f.StringArrayVar(&faults, "fault", nil, "[P/ID:]FAULT to inject (repeatable)")
+	f.StringVar(&capacity, "capacity", "", "capacity reported, e.g. 64000m,262144Mi,8gpu (default: the catalogue's)")
+	f.StringVar(&agentID, "agent-id", "", "agent id prefix (default sim@HOST)")
+	return group("agent", "Run region agents", simCmd)
+}
+
+// agentSim runs "agent sim".
+func (c *cli) agentSim(regions, faults []string, capacity, agentID string) error {
 	if len(regions) == 0 {
 		return usageError{"agent sim: at least one --region P/ID is required"}
 	}
@@ -64,8 +59,9 @@ func (c *cli) agent(fs *flag.FlagSet, args []string) error {
 		}
 	}
 	var capa router.Resources
-	if *capacity != "" {
-		if capa, err = sim.ParseResources(*capacity); err != nil {
+	if capacity != "" {
+		var err error
+		if capa, err = sim.ParseResources(capacity); err != nil {
 			return usageError{"agent sim: --" + err.Error()}
 		}
 	}
@@ -87,19 +83,26 @@ func (c *cli) agent(fs *flag.FlagSet, args []string) error {
 			}
 		}
 	}
-	prefix := *agentID
+	prefix := agentID
 	if prefix == "" {
 		host, _ := os.Hostname()
 		prefix = "sim@" + safeID(host)
 	}
 
 	log := slog.New(slog.NewTextHandler(c.stderr, nil))
-	creds, err := c.creds()
+	cl, err := c.client()
 	if err != nil {
 		return err
 	}
+	// Each agent dials its own connection, as a real one would, with the
+	// client's configuration (address, TLS).
+	cfg := cl.Config()
 	dial := func() (*grpc.ClientConn, error) {
-		return grpc.NewClient(c.server, grpc.WithTransportCredentials(creds))
+		ac, err := client.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return ac.Conn(), nil
 	}
 	var agents []*sim.Agent
 	for _, r := range regions {
@@ -117,7 +120,7 @@ func (c *cli) agent(fs *flag.FlagSet, args []string) error {
 		agents = append(agents, a)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	var wg sync.WaitGroup
 	errs := make([]error, len(agents))

@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -25,83 +25,90 @@ import (
 )
 
 // auditUsage documents the audit command; it is part of usage.
-const auditUsage = `  classroutectl audit list [--tenant T] [--workload W] [--region P/ID] [--op OP] [--since T] [--until T] [--limit N]
-                                                       audit entries, oldest first; T is RFC 3339 or a
-                                                       duration ago (1h); --limit 0 is every one
-  classroutectl audit verify [--pubkey FILE] [--anchor DIR]
-                                                       check the whole log against its hash chain, signed
-                                                       checkpoints and the rules every genuine entry keeps
-                                                       (and the checkpoints classrouted --audit-checkpoint-dir
-                                                       kept in DIR); exit 1 naming the first bad entry
-  classroutectl audit keygen --out FILE                write an ed25519 checkpoint signing key (PKCS #8
-                                                       PEM, for classrouted --audit-key) and FILE.pub
-`
-
-func (c *cli) audit(fs *flag.FlagSet, args []string) error {
+func (c *cli) auditCmd() *cobra.Command {
 	var req pb.ListAuditRequest
-	fs.StringVar(&req.Tenant, "tenant", "", "")
-	fs.StringVar(&req.Workload, "workload", "", "")
-	fs.StringVar(&req.Region, "region", "", "")
-	fs.StringVar(&req.Op, "op", "", "")
-	since := fs.String("since", "", "")
-	until := fs.String("until", "", "")
-	limit := fs.Int("limit", 100, "")
-	pubFile := fs.String("pubkey", "", "")
-	anchorDir := fs.String("anchor", "", "")
-	out := fs.String("out", "", "")
-	pos, err := c.flags(fs, args)
-	if err != nil {
-		return err
+	var since, until, pubFile, anchorDir, out string
+	var limit int
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List audit entries, oldest first",
+		Long: `list lists audit entries, oldest first. --since and --until take RFC 3339
+or a duration ago (1h); --limit 0 is every one.`,
+		Example: "  classroutectl audit list --tenant ke-moh --since 1h",
+		Args:    args(0, ""),
+		RunE: c.action(func(cmd *cobra.Command, _ []string) error {
+			for _, t := range []struct {
+				flag, v string
+				dst     **timestamppb.Timestamp
+			}{{"since", since, &req.Since}, {"until", until, &req.Until}} {
+				if t.v == "" {
+					continue
+				}
+				ts, err := parseWhen(t.v)
+				if err != nil {
+					return usageError{fmt.Sprintf("--%s: %v", t.flag, err)}
+				}
+				*t.dst = timestamppb.New(ts)
+			}
+			return c.auditList(&req, limit)
+		}),
 	}
-	if len(pos) != 1 {
-		return usageError{"audit: want list, verify or keygen"}
+	lf := list.Flags()
+	lf.StringVar(&req.Tenant, "tenant", "", "only this tenant's entries")
+	lf.StringVar(&req.Workload, "workload", "", "only entries of this workload")
+	lf.StringVar(&req.Region, "region", "", "only entries naming this region")
+	lf.StringVar(&req.Op, "op", "", "only entries of this operation (place, release, region-put, tamper, ...)")
+	lf.StringVar(&since, "since", "", "only entries at or after this time")
+	lf.StringVar(&until, "until", "", "only entries before this time")
+	lf.IntVar(&limit, "limit", 100, "list at most this many (0: all)")
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the whole audit log against its hash chain and signed checkpoints",
+		Long: `verify checks the whole log against its hash chain, signed checkpoints and
+the rules every genuine entry keeps (and the checkpoints classrouted
+--audit-checkpoint-dir kept in --anchor DIR); exit 1 naming the first bad
+entry.`,
+		Args: args(0, ""),
+		RunE: c.action(func(cmd *cobra.Command, _ []string) error {
+			var pub []byte
+			if pubFile != "" {
+				data, err := os.ReadFile(pubFile)
+				if err != nil {
+					return err
+				}
+				k, err := audit.ParsePublicKey(data)
+				if err != nil {
+					return fmt.Errorf("%s: %w", pubFile, err)
+				}
+				pub = k
+			}
+			var anchors []audit.Checkpoint
+			if anchorDir != "" {
+				var err error
+				if anchors, err = audit.AnchorDir(anchorDir).Read(); err != nil {
+					return err
+				}
+				if len(anchors) == 0 {
+					return fmt.Errorf("audit verify: --anchor %s holds no checkpoint to check the log against", anchorDir)
+				}
+			}
+			return c.auditVerify(pub, anchors)
+		}),
 	}
-	switch pos[0] {
-	case "list":
-		for _, t := range []struct {
-			flag, v string
-			dst     **timestamppb.Timestamp
-		}{{"since", *since, &req.Since}, {"until", *until, &req.Until}} {
-			if t.v == "" {
-				continue
-			}
-			ts, err := parseWhen(t.v)
-			if err != nil {
-				return usageError{fmt.Sprintf("audit list: --%s: %v", t.flag, err)}
-			}
-			*t.dst = timestamppb.New(ts)
-		}
-		return c.auditList(&req, *limit)
-	case "verify":
-		var pub []byte
-		if *pubFile != "" {
-			data, err := os.ReadFile(*pubFile)
-			if err != nil {
-				return err
-			}
-			k, err := audit.ParsePublicKey(data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", *pubFile, err)
-			}
-			pub = k
-		}
-		var anchors []audit.Checkpoint
-		if *anchorDir != "" {
-			if anchors, err = audit.AnchorDir(*anchorDir).Read(); err != nil {
-				return err
-			}
-			if len(anchors) == 0 {
-				return fmt.Errorf("audit verify: --anchor %s holds no checkpoint to check the log against", *anchorDir)
-			}
-		}
-		return c.auditVerify(pub, anchors)
-	case "keygen":
-		if *out == "" {
-			return usageError{"audit keygen: --out FILE is required"}
-		}
-		return auditKeygen(*out)
+	verify.Flags().StringVar(&pubFile, "pubkey", "", "ed25519 public key (PEM) the checkpoints must be signed with (default: the daemon's)")
+	verify.Flags().StringVar(&anchorDir, "anchor", "", "directory of anchored checkpoints (classrouted --audit-checkpoint-dir) to check the log against")
+	keygen := &cobra.Command{
+		Use:   "keygen --out FILE",
+		Short: "Write an ed25519 checkpoint signing key and FILE.pub",
+		Long:  "keygen writes an ed25519 key (PKCS #8 PEM, mode 0600) for classrouted --audit-key, and its public half to FILE.pub. No daemon is involved.",
+		Args:  args(0, ""),
+		RunE: c.action(func(cmd *cobra.Command, _ []string) error {
+			return auditKeygen(out)
+		}),
 	}
-	return usageError{fmt.Sprintf("audit: unknown subcommand %q", pos[0])}
+	keygen.Flags().StringVar(&out, "out", "", "the key file to write (it must not exist)")
+	_ = keygen.MarkFlagRequired("out")
+	return group("audit", "Read and verify the tamper-evident audit trail", list, verify, keygen)
 }
 
 // parseWhen reads RFC 3339, or a duration before now.
@@ -135,8 +142,8 @@ func (c *cli) auditList(req *pb.ListAuditRequest, limit int) error {
 	if err != nil {
 		return err
 	}
-	if c.output == "json" {
-		return c.printJSON(&pb.ListAuditResponse{Entries: entries, NextPageToken: req.PageToken})
+	if c.structured() {
+		return c.printProto(&pb.ListAuditResponse{Entries: entries, NextPageToken: req.PageToken})
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tOP\tACTOR\tTENANT\tWORKLOAD\tREQUEST\tREGIONS\tDETAIL")
@@ -205,8 +212,8 @@ func (c *cli) auditVerify(pub []byte, anchors []audit.Checkpoint) error {
 	if err != nil {
 		return err
 	}
-	if c.output == "json" {
-		if err := c.printJSON(resp); err != nil {
+	if c.structured() {
+		if err := c.printProto(resp); err != nil {
 			return err
 		}
 	} else {
@@ -229,7 +236,7 @@ func (c *cli) auditVerify(pub []byte, anchors []audit.Checkpoint) error {
 		first := resp.GetProblems()[0]
 		return fmt.Errorf("audit log tampered: first bad entry %s", problemString(first))
 	}
-	if len(resp.GetWarnings()) == 0 && c.output != "json" {
+	if len(resp.GetWarnings()) == 0 && !c.structured() {
 		fmt.Fprintln(c.stdout, "ok")
 	}
 	return nil

@@ -2,87 +2,77 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 )
 
-// changeUsage documents the change command; it is part of usage.
-const changeUsage = `  classroutectl change list [--state pending|applied|rejected]   two-person region changes
-  classroutectl change get ID
-  classroutectl change approve ID                      apply a proposal (not your own)
-  classroutectl change reject ID [--note TEXT]         reject (or withdraw your own)
-`
-
-func (c *cli) change(fs *flag.FlagSet, args []string) error {
-	st := fs.String("state", "", "")
-	note := fs.String("note", "", "")
-	pos, err := c.flags(fs, args)
-	if err != nil {
-		return err
+func (c *cli) changeCmd() *cobra.Command {
+	var state, note string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List two-person region changes",
+		Args:  args(0, ""),
+		RunE: c.action(func(cmd *cobra.Command, _ []string) error {
+			return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := pb.NewChangeServiceClient(cc).ListChanges(ctx, &pb.ListChangesRequest{State: state})
+				if err != nil {
+					return err
+				}
+				if c.structured() {
+					return c.printProto(resp)
+				}
+				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tREGION\tKIND\tSTATE\tPROPOSED BY\tDECIDED BY\tFIELDS")
+				for _, ch := range resp.GetChanges() {
+					fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", ch.GetId(), ch.GetRegion().GetProvider(), ch.GetRegion().GetId(),
+						ch.GetKind(), ch.GetState(), ch.GetProposedBy(), dash(ch.GetDecidedBy()), strings.Join(ch.GetFields(), ","))
+				}
+				return tw.Flush()
+			})
+		}),
 	}
-	if len(pos) == 0 {
-		return usageError{"change: want list, get, approve or reject"}
-	}
-	sub, pos := pos[0], pos[1:]
-	if sub == "list" {
-		if len(pos) != 0 {
-			return usageError{"change list: no arguments"}
+	list.Flags().StringVar(&state, "state", "", "only changes in this state: pending, applied, rejected or superseded")
+	one := func(use, short, long string, do func(ctx context.Context, cl pb.ChangeServiceClient, id string) (*pb.RegionChange, error)) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " ID",
+			Short: short,
+			Long:  long,
+			Args:  args(1, "one change id"),
+			RunE: c.action(func(cmd *cobra.Command, a []string) error {
+				return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+					ch, err := do(ctx, pb.NewChangeServiceClient(cc), a[0])
+					if err != nil {
+						return err
+					}
+					return c.printChange(ch)
+				})
+			}),
 		}
-		return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-			resp, err := pb.NewChangeServiceClient(cc).ListChanges(ctx, &pb.ListChangesRequest{State: *st})
-			if err != nil {
-				return err
-			}
-			if c.output == "json" {
-				return c.printJSON(resp)
-			}
-			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tREGION\tKIND\tSTATE\tPROPOSED BY\tDECIDED BY\tFIELDS")
-			for _, ch := range resp.GetChanges() {
-				fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", ch.GetId(), ch.GetRegion().GetProvider(), ch.GetRegion().GetId(),
-					ch.GetKind(), ch.GetState(), ch.GetProposedBy(), ch.GetDecidedBy(), strings.Join(ch.GetFields(), ","))
-			}
-			return tw.Flush()
-		})
 	}
-	if len(pos) != 1 {
-		return usageError{"change " + sub + ": want one change id"}
-	}
-	id := pos[0]
-	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-		client := pb.NewChangeServiceClient(cc)
-		var ch *pb.RegionChange
-		switch sub {
-		case "get":
-			r, err := client.GetChange(ctx, &pb.GetChangeRequest{Id: id})
-			if err != nil {
-				return err
-			}
-			ch = r.GetChange()
-		case "approve":
-			r, err := client.ApproveChange(ctx, &pb.ApproveChangeRequest{Id: id})
-			if err != nil {
-				return err
-			}
-			ch = r.GetChange()
-		case "reject":
-			r, err := client.RejectChange(ctx, &pb.RejectChangeRequest{Id: id, Note: *note})
-			if err != nil {
-				return err
-			}
-			ch = r.GetChange()
-		default:
-			return usageError{fmt.Sprintf("change: unknown subcommand %q", sub)}
-		}
-		return c.printChange(ch)
+	get := one("get", "Show a change", "", func(ctx context.Context, cl pb.ChangeServiceClient, id string) (*pb.RegionChange, error) {
+		r, err := cl.GetChange(ctx, &pb.GetChangeRequest{Id: id})
+		return r.GetChange(), err
 	})
+	approve := one("approve", "Apply another administrator's proposal",
+		"approve applies a pending proposal. The proposer may not approve their own: that is the point.",
+		func(ctx context.Context, cl pb.ChangeServiceClient, id string) (*pb.RegionChange, error) {
+			r, err := cl.ApproveChange(ctx, &pb.ApproveChangeRequest{Id: id})
+			return r.GetChange(), err
+		})
+	reject := one("reject", "Reject a proposal (or withdraw your own)", "",
+		func(ctx context.Context, cl pb.ChangeServiceClient, id string) (*pb.RegionChange, error) {
+			r, err := cl.RejectChange(ctx, &pb.RejectChangeRequest{Id: id, Note: note})
+			return r.GetChange(), err
+		})
+	reject.Flags().StringVar(&note, "note", "", "why, for the proposer and the audit trail")
+	return group("change", "List, approve and reject two-person region changes", list, get, approve, reject)
 }
 
 // propose sends a two-person region change.
@@ -96,7 +86,7 @@ func (c *cli) propose(r *pb.Region, reason string) error {
 		if err := c.printChange(resp.GetChange()); err != nil {
 			return err
 		}
-		if c.output != "json" {
+		if !c.structured() {
 			fmt.Fprintf(c.stdout, "\nA second catalogue administrator applies it with: classroutectl change approve %s\n", resp.GetChange().GetId())
 		}
 		return nil
@@ -104,8 +94,8 @@ func (c *cli) propose(r *pb.Region, reason string) error {
 }
 
 func (c *cli) printChange(ch *pb.RegionChange) error {
-	if c.output == "json" {
-		return c.printJSON(ch)
+	if c.structured() {
+		return c.printProto(ch)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "change:\t%s\n", ch.GetId())

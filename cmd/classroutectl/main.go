@@ -1,14 +1,13 @@
-// Command classroutectl is the command-line client of classrouted.
+// Command classroutectl is the command-line client of classrouted, built
+// on the Go client library (router/client) with cobra, as kubectl,
+// etcdctl and helm are: global flags anywhere, help per command, shell
+// completion, typo suggestions, -o table|wide|json|yaml.
 package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,97 +18,71 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
-	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/client"
 	"github.com/classroute/classroute/router/convert"
-	"github.com/classroute/classroute/router/spec"
+	"github.com/classroute/classroute/router/version"
 )
 
-const usage = `classroutectl talks to classrouted.
-
-Usage:
-  classroutectl place -f SPEC.yaml [--request-id ID]   decide and commit a placement
-  classroutectl plan -f SPEC.yaml                      decide without committing; every region's verdict
-  classroutectl get ID [--tenant T]                    show a placement: request id ID of tenant T
-                                                       (a tenant's user: its own tenant; others may
-                                                       omit it while one tenant only used the id)
-  classroutectl list [--tenant T] [--region P/ID] [--state placed|released|stranded|violation] [--page-size N] [--page-token T]
-  classroutectl release ID [--tenant T]                release a placement's capacity (--tenant as for get)
-  classroutectl watch [--tenant T] [--workload W] [--region P/ID] [--after REV | --after-token TOKEN]
-                                                       stream placement changes, one line each:
-                                                       REVISION TYPE ID STATE REGIONS (-o json: one
-                                                       WatchResponse per event); after a disconnect it
-                                                       resumes after the last change seen, until
-                                                       interrupted
-  classroutectl regions [--provider P]                 list regions with accreditation and usage
-  classroutectl providers                              list providers
-  classroutectl tenants                                list tenants
-` + regionUsage + agentUsage + auditUsage + certsUsage + `  classroutectl label check 'BANNER'                   parse a banner marking; print its canonical form
-
-Flags for every command:
-  --server ADDR   classrouted address (default $CLASSROUTE_SERVER or 127.0.0.1:7400)
-  -o FORMAT       table (default) or json
-  --timeout D     per-call deadline (default 30s)
-  --as NAME       who you are to a daemon in its loopback development mode
-                  (default $CLASSROUTE_AS), e.g. to propose as one administrator
-                  and approve as another
-  --tls-ca F      CA certificate (PEM) the server's certificate must chain to;
-                  set, the connection is TLS (default $CLASSROUTE_TLS_CA)
-  --tls-cert F    client certificate (PEM): your identity, one SPIFFE ID
-                  (default $CLASSROUTE_TLS_CERT)
-  --tls-key F     its private key (default $CLASSROUTE_TLS_KEY)
-
-Exit status: 0 on success, 1 when the server refuses or fails (the status
-message is printed), 2 on a usage error.
-`
-
-// cli is one invocation: parsed flags and output streams.
+// cli is one invocation: global flags, output streams, the connection.
 type cli struct {
-	server string
-	// tlsCA, tlsCert and tlsKey make the connection mutual TLS.
-	tlsCA, tlsCert, tlsKey string
-	output                 string
-	timeout                time.Duration
-	stdout                 io.Writer
-	stderr                 io.Writer
-	// as names the caller in the daemon's loopback development mode
-	// (--as NAME), to try two-person changes alone.
-	as string
+	cfg     client.Config
+	output  string
+	timeout time.Duration
+	stdout  io.Writer
+	stderr  io.Writer
+
+	conn *client.Client
+	// ran is set once a command's own code runs: an error before it is
+	// a usage error (flags, arguments, unknown command).
+	ran bool
 }
 
+// usageError is a command used wrongly: exit status 2.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// exitCode ends the command with a status of its own (plan --exit-code),
+// after the command printed what it had to.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run runs one command line and returns the exit status: 0 success, 1
+// the server refused or failed (the status is printed), 2 a usage error.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, usage)
-		return 0
+	c := &cli{stdout: stdout, stderr: stderr}
+	root := c.root()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
+	if c.conn != nil {
+		c.conn.Close()
 	}
-	err := dispatch(args, stdout, stderr)
 	var ue usageError
+	var code exitCode
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stdout, usage)
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "classroutectl: %s\n\n%s", ue.msg, usage)
+	case errors.As(err, &code):
+		return int(code)
+	case errors.As(err, &ue) || !c.ran:
+		fmt.Fprintf(stderr, "classroutectl: %s\nRun '%s --help' for usage.\n", strings.TrimSpace(err.Error()), cmd.CommandPath())
 		return 2
 	default:
 		printError(stderr, err)
@@ -117,242 +90,172 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// flags parses a subcommand's flags, which may sit before or after its
-// positional arguments, and returns the positional ones.
-func (c *cli) flags(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	def := os.Getenv("CLASSROUTE_SERVER")
-	if def == "" {
-		def = "127.0.0.1:7400"
+// root is the command tree.
+func (c *cli) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "classroutectl",
+		Short: "classroutectl talks to classrouted, the router of classified and sovereign workloads",
+		Long: `classroutectl talks to classrouted: it places workloads on the regions their
+security label, residency and export rules allow, or says why none may
+take them, and keeps the catalogue of regions, providers and tenants.
+
+Global flags go before or after the command. Environment: CLASSROUTE_SERVER,
+CLASSROUTE_TLS_CA, CLASSROUTE_TLS_CERT, CLASSROUTE_TLS_KEY, CLASSROUTE_AS.
+
+Exit status: 0 on success, 1 when the server refuses or fails (the status
+and its details are printed), 2 on a usage error.`,
+		Version:           version.Get().String(),
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		DisableAutoGenTag: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return c.check() },
 	}
-	fs.StringVar(&c.server, "server", def, "")
-	fs.StringVar(&c.output, "o", "table", "")
-	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "")
-	fs.StringVar(&c.as, "as", os.Getenv("CLASSROUTE_AS"), "")
-	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("CLASSROUTE_TLS_CA"), "")
-	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("CLASSROUTE_TLS_CERT"), "")
-	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("CLASSROUTE_TLS_KEY"), "")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return nil, err
+	root.SetVersionTemplate("classroutectl {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	c.globalFlags(root.PersistentFlags())
+
+	root.AddGroup(
+		&cobra.Group{ID: "place", Title: "Placing workloads:"},
+		&cobra.Group{ID: "catalog", Title: "The catalogue and its two-person changes:"},
+		&cobra.Group{ID: "ops", Title: "Operations:"},
+		&cobra.Group{ID: "short", Title: "Shortcuts (the same as the noun-verb forms):"},
+	)
+	for _, cmd := range []*cobra.Command{c.placeCmd(), c.planCmd(), c.placementCmd(), c.labelCmd()} {
+		cmd.GroupID = "place"
+		root.AddCommand(cmd)
 	}
-	if c.output != "table" && c.output != "json" {
-		return nil, usageError{fmt.Sprintf("-o %q: want table or json", c.output)}
+	for _, cmd := range []*cobra.Command{c.regionCmd(), c.providerCmd(), c.tenantCmd(), c.changeCmd()} {
+		cmd.GroupID = "catalog"
+		root.AddCommand(cmd)
 	}
-	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return nil, usageError{"--tls-cert and --tls-key go together"}
+	for _, cmd := range []*cobra.Command{c.agentCmd(), c.auditCmd(), c.certsCmd(), c.versionCmd(), c.docsCmd()} {
+		cmd.GroupID = "ops"
+		root.AddCommand(cmd)
 	}
-	if c.tlsCert != "" && c.tlsCA == "" {
-		return nil, usageError{"--tls-cert needs --tls-ca: the CA that signed the server's certificate"}
+	for _, cmd := range c.shortcuts() {
+		cmd.GroupID = "short"
+		root.AddCommand(cmd)
 	}
-	return pos, nil
+	root.SetHelpCommandGroupID("ops")
+	root.SetCompletionCommandGroupID("ops")
+	return root
 }
 
-// parse parses fs's flags, which may sit before or after the positional
-// arguments, and returns the positional ones.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-			return nil, err // -h: the usage, on stdout
-		} else if err != nil {
-			return nil, usageError{fs.Name() + ": " + err.Error()}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+// globalFlags are the flags every command takes, before or after it.
+func (c *cli) globalFlags(fs *pflag.FlagSet) {
+	env := client.FromEnv()
+	if env.Server == "" {
+		env.Server = client.DefaultServer
+	}
+	fs.StringVar(&c.cfg.Server, "server", env.Server, "classrouted address host:port ($CLASSROUTE_SERVER)")
+	fs.StringVarP(&c.output, "output", "o", "table", "output format: table, wide, json or yaml")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of the whole command's calls")
+	fs.StringVar(&c.cfg.As, "as", env.As, "who you are to a daemon in its loopback development mode, e.g. to propose as one administrator and approve as another ($CLASSROUTE_AS)")
+	fs.StringVar(&c.cfg.TLSCA, "tls-ca", env.TLSCA, "CA certificate (PEM) the server's certificate must chain to; set, the connection is TLS ($CLASSROUTE_TLS_CA)")
+	fs.StringVar(&c.cfg.TLSCert, "tls-cert", env.TLSCert, "client certificate (PEM): your identity, one SPIFFE ID ($CLASSROUTE_TLS_CERT)")
+	fs.StringVar(&c.cfg.TLSKey, "tls-key", env.TLSKey, "its private key ($CLASSROUTE_TLS_KEY)")
+}
+
+// check validates the global flags.
+func (c *cli) check() error {
+	switch c.output {
+	case "table", "wide", "json", "yaml":
+	default:
+		return usageError{fmt.Sprintf("-o %q: want table, wide, json or yaml", c.output)}
+	}
+	if err := c.cfg.Validate(); err != nil {
+		return usageError{"--" + err.Error()}
+	}
+	return nil
+}
+
+// structured reports whether the output is a document (json or yaml).
+func (c *cli) structured() bool { return c.output == "json" || c.output == "yaml" }
+
+// action wraps a command's code: it marks that the command ran, so its
+// errors are not taken for usage errors.
+func (c *cli) action(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c.ran = true
+		return f(cmd, args)
 	}
 }
 
-func dispatch(args []string, stdout, stderr io.Writer) error {
-	c := &cli{stdout: stdout, stderr: stderr}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	switch cmd {
-	case "place", "plan":
-		file := fs.String("f", "", "")
-		reqID := fs.String("request-id", "", "")
-		if _, err := c.flags(fs, args); err != nil {
-			return err
+// group is a command that only holds subcommands: without one it prints
+// its help; with an unknown one it says so, with suggestions.
+func group(use, short string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use + " COMMAND",
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+			}
+			return usageError{msg}
+		},
+	}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+// args checks a command's positional arguments: exactly n, named by what.
+func args(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			if n == 0 {
+				return usageError{fmt.Sprintf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+			}
+			return usageError{fmt.Sprintf("%s: want %s, got %d arguments", cmd.CommandPath(), what, len(args))}
 		}
-		if *file == "" {
-			return usageError{cmd + ": -f SPEC.yaml is required"}
-		}
-		w, err := readSpec(*file)
+		return nil
+	}
+}
+
+// client is the connection to the daemon, made on first use.
+func (c *cli) client() (*client.Client, error) {
+	if c.conn == nil {
+		cl, err := client.New(c.cfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if cmd == "plan" {
-			return c.plan(w)
-		}
-		return c.place(w, *reqID)
-	case "get", "release":
-		tenant := fs.String("tenant", "", "")
-		pos, err := c.flags(fs, args)
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return usageError{cmd + ": want exactly one placement id"}
-		}
-		return c.getOrRelease(cmd, *tenant, pos[0])
-	case "list":
-		var req pb.ListRequest
-		fs.StringVar(&req.Tenant, "tenant", "", "")
-		fs.StringVar(&req.Region, "region", "", "")
-		state := fs.String("state", "", "")
-		pageSize := fs.Int("page-size", 0, "")
-		fs.StringVar(&req.PageToken, "page-token", "", "")
-		if _, err := c.flags(fs, args); err != nil {
-			return err
-		}
-		switch *state {
-		case "":
-		case "placed":
-			req.State = pb.PlacementState_PLACEMENT_STATE_PLACED
-		case "released":
-			req.State = pb.PlacementState_PLACEMENT_STATE_RELEASED
-		case "stranded":
-			req.State = pb.PlacementState_PLACEMENT_STATE_STRANDED
-		case "violation":
-			req.State = pb.PlacementState_PLACEMENT_STATE_VIOLATION
-		default:
-			return usageError{fmt.Sprintf("list: --state %q: want placed, released, stranded or violation", *state)}
-		}
-		req.PageSize = int32(*pageSize)
-		return c.list(&req)
-	case "watch":
-		var req pb.WatchRequest
-		fs.StringVar(&req.Tenant, "tenant", "", "")
-		fs.StringVar(&req.Workload, "workload", "", "")
-		fs.StringVar(&req.Region, "region", "", "")
-		fs.Int64Var(&req.AfterRevision, "after", 0, "")
-		fs.StringVar(&req.ResumeToken, "after-token", "", "")
-		pos, err := c.flags(fs, args)
-		if err != nil {
-			return err
-		}
-		if len(pos) > 0 || req.AfterRevision < 0 || req.AfterRevision != 0 && req.ResumeToken != "" {
-			return usageError{"watch: takes no arguments; --after must not be negative; set --after or --after-token, not both"}
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return c.watch(ctx, &req)
-	case "regions":
-		provider := fs.String("provider", "", "")
-		if _, err := c.flags(fs, args); err != nil {
-			return err
-		}
-		return c.regions(*provider)
-	case "providers", "tenants":
-		if _, err := c.flags(fs, args); err != nil {
-			return err
-		}
-		return c.catalog(cmd)
-	case "region":
-		return c.region(fs, args)
-	case "change":
-		return c.change(fs, args)
-	case "tenant":
-		return c.tenant(fs, args)
-	case "agent":
-		return c.agent(fs, args)
-	case "audit":
-		return c.audit(fs, args)
-	case "certs":
-		return c.certs(fs, args)
-	case "label":
-		pos, err := c.flags(fs, args)
-		if err != nil {
-			return err
-		}
-		if len(pos) != 2 || pos[0] != "check" {
-			return usageError{"label: want: label check 'BANNER'"}
-		}
-		return c.checkLabel(pos[1])
+		c.conn = cl
 	}
-	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	return c.conn, nil
 }
 
-// readSpec reads a workload spec; unknown fields are errors.
-func readSpec(path string) (*pb.Workload, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	w, err := spec.Parse(data, path)
-	if err != nil {
-		return nil, err
-	}
-	return convert.WorkloadToProto(w), nil
+// ctx is the context of the command's calls: --timeout, and interrupted
+// by SIGINT or SIGTERM.
+func (c *cli) ctx() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	return ctx, func() { cancel(); stop() }
 }
 
-func (c *cli) conn() (*grpc.ClientConn, error) {
-	creds, err := c.creds()
-	if err != nil {
-		return nil, err
-	}
-	return grpc.NewClient(c.server,
-		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
-		grpc.WithChainUnaryInterceptor(c.devAsUnary), grpc.WithChainStreamInterceptor(c.devAsStream))
-}
-
-// devAsUnary and devAsStream send --as NAME to a development-mode daemon.
-func (c *cli) devAsUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if c.as != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, authz.DevAsHeader, c.as)
-	}
-	return invoker(ctx, method, req, reply, cc, opts...)
-}
-
-func (c *cli) devAsStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	if c.as != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, authz.DevAsHeader, c.as)
-	}
-	return streamer(ctx, desc, cc, method, opts...)
-}
-
-// creds are the transport credentials: plaintext without --tls-ca, else
-// TLS 1.3 verifying the server against --tls-ca and presenting
-// --tls-cert (the caller's identity) when given.
-func (c *cli) creds() (credentials.TransportCredentials, error) {
-	if c.tlsCA == "" {
-		return insecure.NewCredentials(), nil
-	}
-	pem, err := os.ReadFile(c.tlsCA)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--tls-ca %s: no PEM certificate", c.tlsCA)
-	}
-	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
-	if c.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return credentials.NewTLS(tc), nil
-}
-
-// call runs f with a connection and a deadline.
+// call runs f with the connection and the command's deadline.
 func (c *cli) call(f func(ctx context.Context, cc *grpc.ClientConn) error) error {
-	cc, err := c.conn()
+	cl, err := c.client()
 	if err != nil {
 		return err
 	}
-	defer cc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	ctx, cancel := c.ctx()
 	defer cancel()
-	return c.hint(f(ctx, cc))
+	return c.hint(f(ctx, cl.Conn()))
+}
+
+// with runs f with the client library and the command's deadline.
+func (c *cli) with(f func(ctx context.Context, cl *client.Client) error) error {
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	return c.hint(f(ctx, cl))
 }
 
 // hint adds to a connection failure what is most likely wrong with the
@@ -364,68 +267,30 @@ func (c *cli) hint(err error) error {
 		return err
 	}
 	switch {
-	case c.tlsCA == "":
+	case c.cfg.TLSCA == "":
 		return status.Error(codes.Unavailable, st.Message()+" (if the server speaks mutual TLS, give --tls-ca, --tls-cert and --tls-key)")
-	case c.tlsCert == "":
+	case c.cfg.TLSCert == "":
 		return status.Error(codes.Unavailable, st.Message()+" (the server may require a client certificate: give --tls-cert and --tls-key)")
 	}
 	return err
 }
 
-func (c *cli) printJSON(m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: false}.Marshal(m)
+// printProto prints an API message as -o json (the API's JSON mapping,
+// proto field names) or -o yaml (the same, as YAML).
+func (c *cli) printProto(m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}.Marshal(m)
 	if err != nil {
 		return err
 	}
+	if c.output == "yaml" {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		return convert.EncodeDoc(c.stdout, "yaml", v)
+	}
 	_, err = fmt.Fprintln(c.stdout, string(b))
 	return err
-}
-
-func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "req-" + hex.EncodeToString(b[:])
-}
-
-func (c *cli) place(w *pb.Workload, reqID string) error {
-	if reqID == "" {
-		reqID = newRequestID()
-	}
-	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-		resp, err := pb.NewPlacementServiceClient(cc).Place(ctx, &pb.PlaceRequest{RequestId: reqID, Workload: w})
-		if err != nil {
-			return err
-		}
-		if c.output == "json" {
-			return c.printJSON(resp)
-		}
-		c.printPlacement(resp.GetPlacement())
-		return nil
-	})
-}
-
-func (c *cli) plan(w *pb.Workload) error {
-	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-		resp, err := pb.NewPlacementServiceClient(cc).Plan(ctx, &pb.PlanRequest{Workload: w})
-		if err != nil {
-			return err
-		}
-		if c.output == "json" {
-			return c.printJSON(resp)
-		}
-		fmt.Fprintf(c.stdout, "label:    %s\n", resp.GetLabel().GetBanner())
-		if rev := resp.GetRevision(); rev != 0 { // 0 for a tenant's users
-			fmt.Fprintf(c.stdout, "revision: %d\n", rev)
-		}
-		if resp.GetRefusal() != "" {
-			fmt.Fprintf(c.stdout, "refused:  %s\n", resp.GetRefusal())
-		} else {
-			fmt.Fprintf(c.stdout, "chosen:   %s\n", strings.Join(resp.GetChosen(), ", "))
-		}
-		fmt.Fprintln(c.stdout)
-		printVerdicts(c.stdout, resp.GetRegions())
-		return nil
-	})
 }
 
 // printVerdicts prints one row per region: eligible first, as the server orders them.
@@ -534,96 +399,6 @@ func stateName(s pb.PlacementState) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "PLACEMENT_STATE_"))
 }
 
-func (c *cli) getOrRelease(cmd, tenant, id string) error {
-	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-		client := pb.NewPlacementServiceClient(cc)
-		var p *pb.Placement
-		var resp proto.Message
-		if cmd == "get" {
-			r, err := client.Get(ctx, &pb.GetRequest{Id: id, Tenant: tenant})
-			if err != nil {
-				return err
-			}
-			p, resp = r.GetPlacement(), r
-		} else {
-			r, err := client.Release(ctx, &pb.ReleaseRequest{Id: id, Tenant: tenant})
-			if err != nil {
-				return err
-			}
-			p, resp = r.GetPlacement(), r
-		}
-		if c.output == "json" {
-			return c.printJSON(resp)
-		}
-		c.printPlacement(p)
-		return nil
-	})
-}
-
-func (c *cli) list(req *pb.ListRequest) error {
-	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-		resp, err := pb.NewPlacementServiceClient(cc).List(ctx, req)
-		if err != nil {
-			return err
-		}
-		if c.output == "json" {
-			return c.printJSON(resp)
-		}
-		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTENANT\tWORKLOAD\tSTATE\tLABEL\tREGIONS")
-		for _, p := range resp.GetPlacements() {
-			var regions []string
-			for _, a := range p.GetAssignments() {
-				regions = append(regions, a.GetRegion())
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.GetId(), p.GetTenant(), p.GetWorkload().GetName(),
-				stateName(p.GetState()), p.GetLabel().GetBanner(), strings.Join(regions, ","))
-		}
-		tw.Flush()
-		if t := resp.GetNextPageToken(); t != "" {
-			fmt.Fprintf(c.stdout, "next page: --page-token %s\n", t)
-		}
-		return nil
-	})
-}
-
-func (c *cli) regions(provider string) error {
-	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-		resp, err := pb.NewCatalogServiceClient(cc).ListRegions(ctx, &pb.ListRegionsRequest{Provider: provider})
-		if err != nil {
-			return err
-		}
-		if c.output == "json" {
-			return c.printJSON(resp)
-		}
-		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "REGION\tCOUNTRY\tOPERATORS\tLEVEL\tDOMAIN\tPERSONNEL\tCUSTOMERS\tSTATUS\tHEALTH\tAGENT\tCPU USED/TOTAL\tEXPIRES\t")
-		for _, r := range resp.GetRegions() {
-			a := r.GetAccreditation()
-			note := ""
-			if r.GetIllustrative() {
-				note = "illustrative"
-			}
-			expires := "-"
-			if a.GetExpires() != nil {
-				expires = a.GetExpires().AsTime().Format("2006-01-02")
-			}
-			health, agent := healthColumns(r.GetHealth())
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.GetKey(), r.GetCountry(),
-				strings.Join(r.GetOperatorNationalities(), ","),
-				enumName(a.GetMaxLevel().String(), "LEVEL_", " "),
-				strings.ToLower(enumName(r.GetNetworkDomain().String(), "NETWORK_DOMAIN_", "-")),
-				strings.ToLower(enumName(r.GetPersonnel().String(), "PERSONNEL_", "-")),
-				strings.Join(r.GetCustomers(), ","),
-				strings.ToLower(enumName(r.GetStatus().String(), "REGION_STATUS_", "-")),
-				health, agent,
-				r.GetUsed().GetMilliCpu(), r.GetCapacity().GetMilliCpu(), expires, note)
-		}
-		tw.Flush()
-		return nil
-	})
-}
-
 // healthColumns says what a region's agent says: its health ("-" for a
 // region no agent has served), and the agent with whether its session is
 // live.
@@ -654,67 +429,6 @@ func healthColumns(h *pb.RegionHealth) (health, agent string) {
 	return health, agent
 }
 
-func (c *cli) catalog(what string) error {
-	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-		client := pb.NewCatalogServiceClient(cc)
-		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		defer tw.Flush()
-		if what == "providers" {
-			resp, err := client.ListProviders(ctx, &pb.ListProvidersRequest{})
-			if err != nil {
-				return err
-			}
-			if c.output == "json" {
-				return c.printJSON(resp)
-			}
-			fmt.Fprintln(tw, "PROVIDER\tNAME\tJURISDICTION")
-			for _, p := range resp.GetProviders() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.GetId(), p.GetName(), p.GetJurisdiction())
-			}
-			return nil
-		}
-		resp, err := client.ListTenants(ctx, &pb.ListTenantsRequest{})
-		if err != nil {
-			return err
-		}
-		if c.output == "json" {
-			return c.printJSON(resp)
-		}
-		fmt.Fprintln(tw, "TENANT\tNAME\tNATION\tSECTOR")
-		for _, t := range resp.GetTenants() {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.GetId(), t.GetName(), t.GetNation(), t.GetSector())
-		}
-		return nil
-	})
-}
-
-func (c *cli) checkLabel(banner string) error {
-	return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-		resp, err := pb.NewCatalogServiceClient(cc).CheckLabel(ctx, &pb.CheckLabelRequest{Banner: banner})
-		if err != nil {
-			return err
-		}
-		if c.output == "json" {
-			return c.printJSON(resp)
-		}
-		l := resp.GetLabel()
-		fmt.Fprintf(c.stdout, "canonical: %s\n", l.GetBanner())
-		fmt.Fprintf(c.stdout, "level:     %s\n", enumName(l.GetLevel().String(), "LEVEL_", " "))
-		if len(l.GetControls()) > 0 {
-			fmt.Fprintf(c.stdout, "controls:  %s\n", strings.Join(l.GetControls(), ", "))
-		}
-		if l.GetAnyNation() {
-			fmt.Fprintln(c.stdout, "releasable to: any nation")
-		} else {
-			fmt.Fprintf(c.stdout, "releasable to: %s\n", strings.Join(usaFirst(l.GetNations()), ", "))
-		}
-		if len(l.GetDissem()) > 0 {
-			fmt.Fprintf(c.stdout, "dissemination: %s\n", strings.Join(l.GetDissem(), ", "))
-		}
-		return nil
-	})
-}
-
 // printError prints a failed call: the status code and message, then
 // the details a person needs to act (bad fields, refusal reasons).
 func printError(out io.Writer, err error) {
@@ -741,83 +455,6 @@ func printError(out io.Writer, err error) {
 			printVerdicts(out, regions)
 		}
 	}
-}
-
-// Watch resumption backoff bounds.
-const (
-	watchBackoffMin = 100 * time.Millisecond
-	watchBackoffMax = 5 * time.Second
-)
-
-// watch prints placement changes until ctx ends. When the stream breaks
-// it resumes with the last resume token it received (every response
-// holds a whole revision), so across reconnects and daemon restarts no
-// change is lost or printed twice. OUT_OF_RANGE and bad input end it.
-func (c *cli) watch(ctx context.Context, req *pb.WatchRequest) error {
-	cc, err := c.conn()
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	client := pb.NewPlacementServiceClient(cc)
-	backoff := watchBackoffMin
-	for {
-		from := req.GetResumeToken()
-		err := c.watchOnce(ctx, client, req)
-		if ctx.Err() != nil {
-			return nil // interrupted
-		}
-		if !resumable(err) {
-			return err
-		}
-		if req.GetResumeToken() != from {
-			backoff = watchBackoffMin // it made progress
-		}
-		st, _ := status.FromError(err)
-		fmt.Fprintf(c.stderr, "classroutectl: watch interrupted (%s: %s); resuming in %v\n",
-			st.Code(), st.Message(), backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		}
-		backoff = min(2*backoff, watchBackoffMax)
-	}
-}
-
-// watchOnce runs one Watch call, printing its events and recording in
-// req the resume token of the last response received.
-func (c *cli) watchOnce(ctx context.Context, client pb.PlacementServiceClient, req *pb.WatchRequest) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := client.Watch(ctx, req)
-	if err != nil {
-		return err
-	}
-	for {
-		resp, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		for _, ev := range resp.GetEvents() {
-			if err := c.printEvent(resp.GetRevision(), ev); err != nil {
-				return status.Error(codes.Canceled, err.Error()) // stdout closed
-			}
-		}
-		req.ResumeToken, req.AfterRevision = resp.GetResumeToken(), 0
-	}
-}
-
-// resumable reports whether a broken watch should be resumed: the
-// daemon was unreachable, stopping, or found the client too slow.
-func resumable(err error) bool {
-	switch status.Code(err) {
-	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted, codes.Unknown, codes.DeadlineExceeded:
-		return true
-	}
-	return false
 }
 
 func (c *cli) printEvent(rev int64, ev *pb.PlacementEvent) error {

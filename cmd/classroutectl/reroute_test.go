@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router/convert"
 )
 
 // A region is drained while the leading daemon re-routes its placements;
@@ -29,8 +31,9 @@ func TestRerouteSurvivesLeaderKilledMidway(t *testing.T) {
 	b := start(t, "--etcd", etcdAddr, "--name", "b", "--move-every", "150ms")
 
 	used := func(d *env, key string) int64 { return d.Regions()[key].GetUsed().GetMilliCpu() / 1000 }
-	var out pb.PutRegionResponse
-	host.OK(&out, "region", "drain", "natgov/secret-a")
+	if r := host.Run("region", "drain", "natgov/secret-a"); r.Code != 0 {
+		t.Fatalf("region drain: exit %d\n%s", r.Code, r.Stderr)
+	}
 
 	deadline := time.Now().Add(20 * time.Second)
 	for used(host, "natgov/secret-b") < 3 {
@@ -74,7 +77,7 @@ func TestTwoPersonRevokeReroutes(t *testing.T) {
 	}
 
 	// Through PutRegion a revocation is refused outright.
-	r := e.Run("region", "get", "natgov/secret-a")
+	r := e.Run("region", "get", "natgov/secret-a", "-o", "yaml")
 	if r.Code != 0 {
 		t.Fatalf("region get: %s", r.Stderr)
 	}
@@ -121,7 +124,7 @@ func TestTwoPersonRevokeReroutes(t *testing.T) {
 // takes back: the way an administrator grants a user a role.
 func TestTenantGetPut(t *testing.T) {
 	e := start(t)
-	r := e.Run("tenant", "get", "ke-moh")
+	r := e.Run("tenant", "get", "ke-moh", "-o", "yaml")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "ceiling: CUI") {
 		t.Fatalf("tenant get: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -132,9 +135,12 @@ func TestTenantGetPut(t *testing.T) {
 	if r := e.Run("tenant", "put", "-f", file); r.Code != 0 {
 		t.Fatalf("tenant put: exit %d\n%s", r.Code, r.Stderr)
 	}
-	var got pb.GetTenantResponse
-	e.OK(&got, "tenant", "get", "ke-moh")
-	if m := got.GetTenant().GetMembers(); len(m) != 1 || m[0].GetName() != "amina" {
+	got := e.Run("tenant", "get", "ke-moh", "-o", "json")
+	var doc convert.TenantDoc
+	if err := json.Unmarshal([]byte(got.Stdout), &doc); err != nil {
+		t.Fatalf("tenant get -o json: %v\n%s", err, got.Stdout)
+	}
+	if m := doc.Members; len(m) != 1 || m[0].Name != "amina" {
 		t.Fatalf("members %v", m)
 	}
 	// A role the tenant may not grant is refused, naming the field.

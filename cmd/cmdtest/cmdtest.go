@@ -8,6 +8,7 @@ package cmdtest
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router/convert"
 )
 
 // RepoRoot is the repository's root directory.
@@ -116,11 +118,18 @@ func (c *CLI) OK(m proto.Message, args ...string) {
 // Regions lists the catalogue's regions by key; an empty catalogue fails
 // the test.
 func (c *CLI) Regions() map[string]*pb.Region {
-	var resp pb.ListRegionsResponse
-	c.OK(&resp, "regions")
+	c.T.Helper()
+	r := c.Run("region", "list", "-o", "json")
+	if r.Code != 0 {
+		c.T.Fatalf("classroutectl region list: exit %d\n%s", r.Code, r.Stderr)
+	}
+	var docs []convert.RegionDoc
+	if err := json.Unmarshal([]byte(r.Stdout), &docs); err != nil {
+		c.T.Fatalf("classroutectl region list -o json: %v\n%s", err, r.Stdout)
+	}
 	m := make(map[string]*pb.Region)
-	for _, r := range resp.GetRegions() {
-		m[r.GetKey()] = r
+	for _, d := range docs {
+		m[d.Key()] = d.Proto()
 	}
 	if len(m) == 0 {
 		c.T.Fatal("catalogue is empty")
