@@ -228,7 +228,7 @@ func TestAgentSimUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"agent", "sim"}, "at least one --region"},
-		{[]string{"agent", "run", "--region", "a/b"}, "want: agent sim"},
+		{[]string{"agent", "run", "--region", "a/b"}, `unknown command "run" for "classroutectl agent"`},
 		{[]string{"agent", "sim", "--region", "konza"}, "want provider/id"},
 		{[]string{"agent", "sim", "--region", "a/b", "--region", "a/b"}, "given twice"},
 		{[]string{"agent", "sim", "--region", "a/b", "--capacity", "8 cores"}, "capacity"},

@@ -82,7 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &code):
 		return int(code)
 	case errors.As(err, &ue) || !c.ran:
-		fmt.Fprintf(stderr, "classroutectl: %s\nRun '%s --help' for usage.\n", strings.TrimSpace(err.Error()), cmd.CommandPath())
+		// Named by the command's path, as "classroutectl certs issue: --id: ...".
+		fmt.Fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", cmd.CommandPath(), strings.TrimSpace(err.Error()), cmd.CommandPath())
 		return 2
 	default:
 		printError(stderr, err)
@@ -188,6 +189,9 @@ func group(use, short string, subs ...*cobra.Command) *cobra.Command {
 		Use:   use + " COMMAND",
 		Short: short,
 		Args:  cobra.ArbitraryArgs,
+		// A subcommand's flags given with an unknown subcommand: say the
+		// subcommand is unknown, not the flag.
+		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return cmd.Help()

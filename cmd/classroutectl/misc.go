@@ -11,6 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
@@ -42,12 +45,19 @@ releasability and dissemination, or says which part is invalid (exit 1).`,
   classroutectl label check 'TOP SECRET//SI/TK//NOFORN' -o json`,
 		Args: args(1, "one banner, quoted"),
 		RunE: c.action(func(cmd *cobra.Command, a []string) error {
+			// The daemon's CheckLabel, here: the same parser, and the same
+			// answer to a bad banner (INVALID_ARGUMENT naming the field).
+			bad := func(desc string) error {
+				st, _ := status.New(codes.InvalidArgument, "invalid argument: banner: "+desc).WithDetails(
+					&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "banner", Description: desc}}})
+				return st.Err()
+			}
 			if len(a[0]) > router.MaxBannerLen {
-				return fmt.Errorf("banner: longer than %d bytes", router.MaxBannerLen)
+				return bad(fmt.Sprintf("longer than %d bytes", router.MaxBannerLen))
 			}
 			l, err := label.Parse(a[0])
 			if err != nil {
-				return fmt.Errorf("banner %q: %w", a[0], err)
+				return bad(err.Error())
 			}
 			c.printLabel(convert.LabelToProto(l))
 			return nil

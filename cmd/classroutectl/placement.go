@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
@@ -291,13 +292,24 @@ the token of the next.`,
 						return err
 					}
 				} else {
-					resp = &pb.ListResponse{}
-					for p, err := range cl.List(ctx, &req) {
+					// Page after page; the first page's revision and
+					// resume token are where a watch follows the list
+					// without a gap (ListResponse).
+					page := proto.Clone(&req).(*pb.ListRequest)
+					for {
+						r, err := cl.ListPage(ctx, page)
 						if err != nil {
 							return err
 						}
-						resp.Placements = append(resp.Placements, p)
-						if limit > 0 && len(resp.Placements) == limit {
+						if resp == nil {
+							resp = &pb.ListResponse{Revision: r.GetRevision(), ResumeToken: r.GetResumeToken()}
+						}
+						resp.Placements = append(resp.Placements, r.GetPlacements()...)
+						if limit > 0 && len(resp.Placements) >= limit {
+							resp.Placements = resp.Placements[:limit]
+							break
+						}
+						if page.PageToken = r.GetNextPageToken(); page.PageToken == "" {
 							break
 						}
 					}

@@ -82,7 +82,7 @@ func TestTwoPersonRevokeReroutes(t *testing.T) {
 		t.Fatalf("region get: %s", r.Stderr)
 	}
 	yamlFile := filepath.Join(t.TempDir(), "r.yaml")
-	revoked := strings.Replace(r.Stdout, "accreditation:\n", "accreditation:\n    revoked: true\n", 1)
+	revoked := strings.Replace(r.Stdout, "accreditation:\n", "accreditation:\n  revoked: true\n", 1)
 	if err := os.WriteFile(yamlFile, []byte(revoked), 0o600); err != nil {
 		t.Fatal(err)
 	}
