@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -165,7 +166,7 @@ func (c *cli) check() error {
 		return usageError{fmt.Sprintf("-o %q: want table, wide, json or yaml", c.output)}
 	}
 	if err := c.cfg.Validate(); err != nil {
-		return usageError{"--" + err.Error()}
+		return usageError{strings.ReplaceAll(err.Error(), "tls-", "--tls-")}
 	}
 	return nil
 }
@@ -191,7 +192,8 @@ func group(use, short string, subs ...*cobra.Command) *cobra.Command {
 		Args:  cobra.ArbitraryArgs,
 		// A subcommand's flags given with an unknown subcommand: say the
 		// subcommand is unknown, not the flag.
-		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
+		FParseErrWhitelist:         cobra.FParseErrWhitelist{UnknownFlags: true},
+		SuggestionsMinimumDistance: 2,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return cmd.Help()
@@ -212,9 +214,9 @@ func args(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
 			if n == 0 {
-				return usageError{fmt.Sprintf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+				return usageError{fmt.Sprintf("takes no arguments, got %q", args)}
 			}
-			return usageError{fmt.Sprintf("%s: want %s, got %d arguments", cmd.CommandPath(), what, len(args))}
+			return usageError{fmt.Sprintf("want %s, got %d arguments", what, len(args))}
 		}
 		return nil
 	}
@@ -282,18 +284,23 @@ func (c *cli) hint(err error) error {
 // printProto prints an API message as -o json (the API's JSON mapping,
 // proto field names) or -o yaml (the same, as YAML).
 func (c *cli) printProto(m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}.Marshal(m)
+	raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
 	if err != nil {
+		return err
+	}
+	// protojson varies its whitespace on purpose; indent it the one way.
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
 		return err
 	}
 	if c.output == "yaml" {
 		var v any
-		if err := json.Unmarshal(b, &v); err != nil {
+		if err := json.Unmarshal(b.Bytes(), &v); err != nil {
 			return err
 		}
 		return convert.EncodeDoc(c.stdout, "yaml", v)
 	}
-	_, err = fmt.Fprintln(c.stdout, string(b))
+	_, err = fmt.Fprintln(c.stdout, b.String())
 	return err
 }
 
