@@ -17,6 +17,9 @@ var update = flag.Bool("update", false, "rewrite testdata/golden from what the c
 // with suggestions, the output formats of label check, and version. Run
 // with -update after an intended change and review the diff.
 func TestGolden(t *testing.T) {
+	for _, v := range []string{"CLASSROUTE_SERVER", "CLASSROUTE_TLS_CA", "CLASSROUTE_TLS_CERT", "CLASSROUTE_TLS_KEY", "CLASSROUTE_AS"} {
+		t.Setenv(v, "") // help shows the built-in defaults
+	}
 	goVersion := regexp.MustCompile(`go1\.[0-9.]+`)
 	for _, tc := range []struct {
 		name string
