@@ -408,7 +408,7 @@ printed twice, until interrupted. --timeout does not apply.`,
 
 func (c *cli) specCmd() *cobra.Command {
 	var tenant string
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "spec ID",
 		Short: "Print a placement's workload spec, as place -f and plan -f read it",
 		Long: `spec prints the workload spec of placement ID in the spec file's own schema
@@ -434,4 +434,6 @@ func (c *cli) specCmd() *cobra.Command {
 			})
 		}),
 	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "the tenant whose request id ID is")
+	return cmd
 }
