@@ -7,13 +7,14 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/convert"
+	"github.com/classroute/classroute/router/state"
 )
 
 // ChangeStore is what the change service calls of the store: two-person
 // region changes, proposed by one catalogue administrator and approved
 // or rejected by another.
 type ChangeStore interface {
-	ProposeRegionChange(ctx context.Context, r *router.Region, reason string) (*router.Change, error)
+	ProposeRegionChange(ctx context.Context, r *router.Region, reason string, opts ...state.WriteOption) (*router.Change, error)
 	ApproveChange(ctx context.Context, id string) (*router.Change, error)
 	RejectChange(ctx context.Context, id, note string) (*router.Change, error)
 	GetChange(ctx context.Context, id string) (*router.Change, error)
@@ -37,7 +38,11 @@ func (s *changeService) ProposeRegionChange(ctx context.Context, req *pb.Propose
 	if err := router.ValidateRegion(r); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	c, err := s.store.ProposeRegionChange(ctx, r, req.GetReason())
+	ifRev, err := state.ParseEtag("region.etag", req.GetRegion().GetEtag())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	c, err := s.store.ProposeRegionChange(ctx, r, req.GetReason(), state.IfRevision(ifRev))
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}

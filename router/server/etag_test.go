@@ -114,3 +114,24 @@ func TestConditionalTenantAndProviderWrites(t *testing.T) {
 		t.Fatalf("delete at the current etag: %v", err)
 	}
 }
+
+// A proposal carries the etag its region was read at: proposed over a
+// change made since, it is refused before anyone is asked to approve it.
+func TestConditionalProposal(t *testing.T) {
+	e := newEnv(t)
+	key := e.regionKeys()[0]
+	resp, err := e.catalog.GetRegion(ctx(t), &pb.GetRegionRequest{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := resp.GetRegion()
+	op := proto.Clone(read).(*pb.Region)
+	op.Cost++
+	if _, err := e.catalog.PutRegion(ctx(t), &pb.PutRegionRequest{Region: op}); err != nil {
+		t.Fatal(err)
+	}
+	stale := proto.Clone(read).(*pb.Region)
+	stale.Accreditation.Revoked = true
+	_, err = pb.NewChangeServiceClient(e.conn).ProposeRegionChange(ctx(t), &pb.ProposeRegionChangeRequest{Region: stale, Reason: "ATO lapsed"})
+	wantReason(t, wantCode(t, err, codes.Aborted), "ETAG_MISMATCH")
+}

@@ -34,7 +34,11 @@ func (k keys) change(id string) string { return k.prefix + changesDir + id }
 // region of r's key with it. It must change something that needs two
 // people (router.SecurityChanges); an operational change is applied
 // with PutRegion instead.
-func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reason string) (*router.Change, error) {
+//
+// With IfRevision, the proposal is of the region as the proposer read it:
+// if the region changed since (or was created or deleted), it is
+// router.ErrEtagMismatch, before anyone is asked to approve it.
+func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reason string, opts ...WriteOption) (*router.Change, error) {
 	if err := validateRegion(r); err != nil {
 		return nil, err
 	}
@@ -42,6 +46,10 @@ func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reaso
 		return nil, router.Violations{{Field: "reason", Description: "at most 1024 bytes"}}.Err()
 	}
 	if err := s.Ready(); err != nil {
+		return nil, err
+	}
+	o := writeOptions(opts)
+	if err := s.awaitCondition(ctx, o); err != nil {
 		return nil, err
 	}
 	var old *router.Region
@@ -52,6 +60,9 @@ func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reaso
 	}
 	prov := providerTxn(tx, r.Provider)
 	tx.Abort()
+	if err := o.mismatch("region "+r.Key(), base); err != nil {
+		return nil, err
+	}
 	if prov == nil {
 		return nil, router.Violations{{Field: "region.provider", Description: fmt.Sprintf("unknown provider %q: put the provider first", r.Provider)}}.Err()
 	}
