@@ -206,7 +206,7 @@ Try:
   $ctl place -f $root/examples/aukus-secret.yaml --request-id demo-1 --server $(daemon_listen 0)
   $ctl get demo-1 --server $(daemon_listen 1)
 EOF
-  if [[ $("$ctl" -h 2>&1) == *"classroutectl watch"* ]]; then
+  if "$ctl" watch --help >/dev/null 2>&1; then
     echo "  $ctl watch --server $(daemon_listen 1)"
   fi
   cat <<EOF
