@@ -559,6 +559,11 @@ func checkMetrics(t *testing.T, r *rendered, d *appsv1.Deployment, c corev1.Cont
 		t.Errorf("Service %s does not select the classrouted pods", svc.Name)
 	}
 	for _, ep := range sm.Spec.Endpoints {
+		for _, d := range []monitoringv1.Duration{ep.Interval, ep.ScrapeTimeout} {
+			if _, err := model.ParseDuration(string(d)); d != "" && err != nil {
+				t.Errorf("ServiceMonitor endpoint %s: %v", ep.Port, err)
+			}
+		}
 		found := false
 		for _, p := range svc.Spec.Ports {
 			if p.Name == ep.Port && p.TargetPort.String() == "metrics" {
