@@ -198,7 +198,8 @@ func TestClusterScript(t *testing.T) {
 // After one etcd member and one daemon are killed, as README.md
 // suggests to break the cluster by hand, deploy/cluster.sh up starts
 // exactly those two again and leaves the rest running; then both
-// daemons serve, and what was placed before is still there.
+// daemons serve, the agents are live again, and what was placed before
+// is still there.
 func TestClusterScriptUpRestartsWhatIsDown(t *testing.T) {
 	c := upCluster(t)
 	d1 := fmt.Sprintf("127.0.0.1:%d", c.base+11)
@@ -251,6 +252,17 @@ func TestClusterScriptUpRestartsWhatIsDown(t *testing.T) {
 	}
 	if out, err := c.run(time.Minute, "status"); err != nil || strings.Count(out, "serving,") != 2 {
 		t.Errorf("cluster.sh status (want both daemons serving): %v\n%s", err, out)
+	}
+	// The agents of d1 reconnect by themselves (backing off up to 5s):
+	// both daemons see every agent live again.
+	for _, key := range []string{"aws/us-gov-west-1", "azure/usgovvirginia", "ke-gov/konza-1"} {
+		deadline := time.Now().Add(20 * time.Second)
+		for !a.Regions()[key].GetHealth().GetAgentLive() || !b.Regions()[key].GetHealth().GetAgentLive() {
+			if time.Now().After(deadline) {
+				t.Fatalf("no live agent for %s 20s after up: %v", key, a.Regions()[key].GetHealth())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	for _, cli := range []*cmdtest.CLI{a, b} {
 		var got pb.GetResponse
