@@ -256,8 +256,9 @@ status() {
     fi
   done
   for i in "${!daemons[@]}"; do
-    if out=$("$bin/classroutectl" regions --server "$(daemon_listen "$i")" --timeout 2s -o json 2>&1); then
-      printf '%-7s %s serving, %s regions\n' "${daemons[$i]}" "$(daemon_listen "$i")" "$(grep -c '"key"' <<<"$out")"
+    if out=$("$bin/classroutectl" regions --server "$(daemon_listen "$i")" --timeout 2s 2>&1); then
+      # A table: a header line, then one line per region.
+      printf '%-7s %s serving, %s regions\n' "${daemons[$i]}" "$(daemon_listen "$i")" "$(($(wc -l <<<"$out") - 1))"
     else
       printf '%-7s %s not serving: %s\n' "${daemons[$i]}" "$(daemon_listen "$i")" "$(head -n 1 <<<"$out")"
       rc=1
