@@ -126,6 +126,18 @@ func TestOperatorHabits(t *testing.T) {
 			t.Fatalf("plan -f of what placement spec printed: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 		}
 	})
+	t.Run("list --limit says where the rest begins", func(t *testing.T) {
+		// Two placements at least: the resumed one and spec-rt-1.
+		r := e.Run("placement", "list", "--limit", "1")
+		lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+		if r.Code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[2], "next page: --page-token ") {
+			t.Fatalf("list --limit 1 with more placements: exit %d\n%s%s; want a header, one row and the next page's token", r.Code, r.Stdout, r.Stderr)
+		}
+		rest := e.Run("placement", "list", "--page-token", strings.TrimPrefix(lines[2], "next page: --page-token "))
+		if rest.Code != 0 || strings.Contains(rest.Stdout, strings.Fields(lines[1])[0]+" ") {
+			t.Fatalf("the next page repeats the first row or fails: exit %d\n%s%s", rest.Code, rest.Stdout, rest.Stderr)
+		}
+	})
 }
 
 func must[T any](v T, err error) T {

@@ -43,6 +43,10 @@ type cli struct {
 	stderr  io.Writer
 
 	conn *client.Client
+	// cmdCtx is the context of every call of the command: --timeout is
+	// the deadline of them all, and SIGINT or SIGTERM ends them.
+	cmdCtx  context.Context
+	release context.CancelFunc
 	// ran is set once a command's own code runs: an error before it is
 	// a usage error (flags, arguments, unknown command).
 	ran bool
@@ -72,6 +76,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteC()
+	if c.release != nil {
+		c.release()
+	}
 	if c.conn != nil {
 		c.conn.Close()
 	}
@@ -151,7 +158,7 @@ func (c *cli) globalFlags(fs *pflag.FlagSet) {
 	}
 	fs.StringVar(&c.cfg.Server, "server", env.Server, "classrouted address host:port ($CLASSROUTE_SERVER)")
 	fs.StringVarP(&c.output, "output", "o", "table", "output format: table, wide, json or yaml")
-	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of the whole command's calls")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of all the command's calls together (watch: none)")
 	fs.StringVar(&c.cfg.As, "as", env.As, "who you are to a daemon in its loopback development mode, e.g. to propose as one administrator and approve as another ($CLASSROUTE_AS)")
 	fs.StringVar(&c.cfg.TLSCA, "tls-ca", env.TLSCA, "CA certificate (PEM) the server's certificate must chain to; set, the connection is TLS ($CLASSROUTE_TLS_CA)")
 	fs.StringVar(&c.cfg.TLSCert, "tls-cert", env.TLSCert, "client certificate (PEM): your identity, one SPIFFE ID ($CLASSROUTE_TLS_CERT)")
@@ -234,12 +241,15 @@ func (c *cli) client() (*client.Client, error) {
 	return c.conn, nil
 }
 
-// ctx is the context of the command's calls: --timeout, and interrupted
-// by SIGINT or SIGTERM.
+// ctx is the context of the command's calls, made at the first: one
+// --timeout for them all, ended by SIGINT or SIGTERM. run releases it.
 func (c *cli) ctx() (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	return ctx, func() { cancel(); stop() }
+	if c.cmdCtx == nil {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		c.cmdCtx, c.release = ctx, func() { cancel(); stop() }
+	}
+	return c.cmdCtx, func() {}
 }
 
 // call runs f with the connection and the command's deadline.
@@ -269,8 +279,8 @@ func (c *cli) with(f func(ctx context.Context, cl *client.Client) error) error {
 // after the handshake, which the caller sees as a broken connection.
 func (c *cli) hint(err error) error {
 	st, ok := status.FromError(err)
-	if !ok || st.Code() != codes.Unavailable {
-		return err
+	if !ok || st.Code() != codes.Unavailable || len(st.Details()) > 0 {
+		return err // the daemon answered: its own reason, with its details
 	}
 	switch {
 	case c.cfg.TLSCA == "":
@@ -468,13 +478,35 @@ func printError(out io.Writer, err error) {
 	}
 }
 
-func (c *cli) printEvent(rev int64, ev *pb.PlacementEvent) error {
-	if c.output == "json" {
-		b, err := protojson.Marshal(&pb.WatchResponse{Revision: rev, Events: []*pb.PlacementEvent{ev}})
+// printEvent prints one event of a watch response: a line of text, or
+// (-o json) one WatchResponse holding that event, on one line, or (-o
+// yaml) one YAML document. The last event of a response carries the
+// response's resume token: the place a later watch --after-token resumes
+// after every event printed.
+func (c *cli) printEvent(resp *pb.WatchResponse, i int) error {
+	ev := resp.GetEvents()[i]
+	if c.structured() {
+		one := &pb.WatchResponse{Revision: resp.GetRevision(), Events: []*pb.PlacementEvent{ev}}
+		if i == len(resp.GetEvents())-1 {
+			one.ResumeToken = resp.GetResumeToken()
+		}
+		raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(one)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(c.stdout, "%s\n", b)
+		var b bytes.Buffer
+		if err := json.Compact(&b, raw); err != nil {
+			return err
+		}
+		if c.output == "yaml" {
+			var v any
+			if err := json.Unmarshal(b.Bytes(), &v); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.stdout, "---")
+			return convert.EncodeDoc(c.stdout, "yaml", v)
+		}
+		_, err = fmt.Fprintf(c.stdout, "%s\n", b.Bytes())
 		return err
 	}
 	p := ev.GetPlacement()
@@ -483,6 +515,6 @@ func (c *cli) printEvent(rev int64, ev *pb.PlacementEvent) error {
 		regions = append(regions, a.GetRegion())
 	}
 	typ := strings.ToLower(strings.TrimPrefix(ev.GetType().String(), "PLACEMENT_EVENT_TYPE_"))
-	_, err := fmt.Fprintf(c.stdout, "%d %-8s %s %s %s\n", rev, typ, p.GetId(), stateName(p.GetState()), strings.Join(regions, ","))
+	_, err := fmt.Fprintf(c.stdout, "%d %-8s %s %s %s\n", resp.GetRevision(), typ, p.GetId(), stateName(p.GetState()), strings.Join(regions, ","))
 	return err
 }

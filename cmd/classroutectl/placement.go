@@ -297,6 +297,17 @@ the token of the next.`,
 					// without a gap (ListResponse).
 					page := proto.Clone(&req).(*pb.ListRequest)
 					for {
+						if limit > 0 {
+							size := int32(100) // the daemon's default
+							if pageSize > 0 {
+								size = pageSize
+							}
+							left := int32(limit)
+							if resp != nil {
+								left -= int32(len(resp.Placements))
+							}
+							page.PageSize = min(size, left)
+						}
 						r, err := cl.ListPage(ctx, page)
 						if err != nil {
 							return err
@@ -306,7 +317,9 @@ the token of the next.`,
 						}
 						resp.Placements = append(resp.Placements, r.GetPlacements()...)
 						if limit > 0 && len(resp.Placements) >= limit {
-							resp.Placements = resp.Placements[:limit]
+							// Pages never run past the limit (see the page
+							// size above): the next page's token goes on.
+							resp.NextPageToken = r.GetNextPageToken()
 							break
 						}
 						if page.PageToken = r.GetNextPageToken(); page.PageToken == "" {
@@ -369,7 +382,8 @@ func (c *cli) watchCmd(use string) *cobra.Command {
 		Use:   use,
 		Short: "Stream placement changes",
 		Long: `watch streams placement changes, one line each: REVISION TYPE ID STATE
-REGIONS (-o json: one WatchResponse per event per line). After a
+REGIONS (-o json: one WatchResponse per event per line, the last event of
+each revision with the resume token that --after-token takes). After a
 disconnect it resumes after the last change seen, so no change is lost or
 printed twice, until interrupted. --timeout does not apply.`,
 		Example: "  classroutectl placement watch --tenant ke-moh",
@@ -385,8 +399,8 @@ printed twice, until interrupted. --timeout does not apply.`,
 			ctx, stop := signalContext()
 			defer stop()
 			return c.hint(cl.Watch(ctx, &req, func(resp *pb.WatchResponse) error {
-				for _, ev := range resp.GetEvents() {
-					if err := c.printEvent(resp.GetRevision(), ev); err != nil {
+				for i := range resp.GetEvents() {
+					if err := c.printEvent(resp, i); err != nil {
 						return err // stdout closed
 					}
 				}

@@ -266,7 +266,7 @@ func (c *cli) regionDeleteCmd() *cobra.Command {
 			})
 		}),
 	}
-	cmd.Flags().StringVar(&etag, "etag", "", "delete only if the region is still at this etag (from region get)")
+	cmd.Flags().StringVar(&etag, "etag", "", "delete only if the region is still at this etag (region get -o wide, yaml or json shows it)")
 	return cmd
 }
 

@@ -76,7 +76,7 @@ changed since it was read; remove the etag to overwrite.`,
 			})
 		}),
 	}
-	del.Flags().StringVar(&etag, "etag", "", "delete only if the tenant is still at this etag (from tenant get)")
+	del.Flags().StringVar(&etag, "etag", "", "delete only if the tenant is still at this etag (tenant get -o wide, yaml or json shows it)")
 	return group("tenant", "List, read and change tenants", c.tenantListCmd(), get, put, del)
 }
 
@@ -192,7 +192,7 @@ provider changed since it was read.`,
 			})
 		}),
 	}
-	del.Flags().StringVar(&etag, "etag", "", "delete only if the provider is still at this etag (from provider get)")
+	del.Flags().StringVar(&etag, "etag", "", "delete only if the provider is still at this etag (provider get -o wide, yaml or json shows it)")
 	return group("provider", "List, read and change providers", c.providerListCmd(), get, put, del)
 }
 

@@ -45,13 +45,14 @@ func (c *Client) Place(ctx context.Context, w *pb.Workload, opts ...PlaceOption)
 	}
 	req := &pb.PlaceRequest{RequestId: call.requestID, Workload: w}
 	var resp *pb.PlaceResponse
+	unknown := false
 	n, err := c.retry.do(ctx, func(ctx context.Context) error {
 		var err error
 		resp, err = c.placement.Place(ctx, req)
 		return err
-	})
+	}, func(err error) { unknown = unknown || cutShort(err) })
 	if err != nil {
-		return nil, &PlaceError{RequestID: call.requestID, Attempts: n, Err: err}
+		return nil, &PlaceError{RequestID: call.requestID, Attempts: n, Err: err, cutShort: unknown}
 	}
 	return &Placed{RequestID: call.requestID, Placement: resp.GetPlacement(), Attempts: n}, nil
 }

@@ -78,11 +78,15 @@ func retryable(ctx context.Context, err error) bool {
 }
 
 // do runs try until it succeeds, fails for good, the attempts run out, or
-// ctx ends, and returns how many tries it made.
-func (r Retry) do(ctx context.Context, try func(ctx context.Context) error) (int, error) {
+// ctx ends, and returns how many tries it made. observe, if not nil, is
+// told each try's error.
+func (r Retry) do(ctx context.Context, try func(ctx context.Context) error, observe ...func(error)) (int, error) {
 	var err error
 	for n := 1; ; n++ {
 		err = r.once(ctx, try)
+		for _, f := range observe {
+			f(err)
+		}
 		if err == nil || n >= r.Attempts || !retryable(ctx, err) {
 			return n, err
 		}
@@ -110,6 +114,9 @@ type PlaceError struct {
 	RequestID string
 	Attempts  int
 	Err       error
+	// cutShort: some try was cut off before an answer, so the placement
+	// may have been committed whatever the last try said.
+	cutShort bool
 }
 
 func (e *PlaceError) Error() string {
@@ -122,13 +129,20 @@ func (e *PlaceError) Unwrap() error { return e.Err }
 func (e *PlaceError) GRPCStatus() *status.Status { return status.Convert(e.Err) }
 
 // OutcomeUnknown reports whether the placement may have been committed
-// although the call failed: the last try was cut off (deadline,
-// cancellation, lost connection) rather than answered with a refusal.
-// Place again with the same request id to learn the outcome.
-func (e *PlaceError) OutcomeUnknown() bool {
-	switch status.Code(e.Err) {
+// although the call failed: some try was cut off (deadline,
+// cancellation, lost connection) rather than answered — its transaction
+// may yet have committed, whatever later tries said. Place again with
+// the same request id to learn the outcome.
+func (e *PlaceError) OutcomeUnknown() bool { return e.cutShort || cutShort(e.Err) }
+
+// cutShort reports whether a try's error leaves its outcome unknown.
+func cutShort(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch status.Code(err) {
 	case codes.DeadlineExceeded, codes.Canceled, codes.Unavailable, codes.Unknown:
 		return true
 	}
-	return errors.Is(e.Err, context.DeadlineExceeded) || errors.Is(e.Err, context.Canceled)
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }

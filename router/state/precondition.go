@@ -59,19 +59,28 @@ func ParseEtag(field, etag string) (int64, error) {
 // awaitCondition waits, for a conditional write, until the cache
 // reflects the revision the caller read the record at: the caller may
 // have read it through another daemon whose cache is ahead of this one,
-// and an unchanged record must never be reported changed. An etag this
-// cluster has not reached within the operation timeout is a mismatch.
+// and an unchanged record must never be reported changed. An etag beyond
+// etcd's own revision was never issued: a mismatch at once, with no wait
+// (and no waiter left behind). A cache that does not catch up within the
+// operation timeout is unavailable, not a mismatch.
 func (s *Store) awaitCondition(ctx context.Context, o writeOpts) error {
 	if o.ifRev == 0 || o.ifRev <= s.Revision() {
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	cctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
-	if err := s.WaitFor(wctx, o.ifRev); err != nil {
+	head, err := s.kv.Get(cctx, s.keys.prefix, clientv3.WithCountOnly(), clientv3.WithLimit(1))
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	if o.ifRev > head.Header.Revision {
+		return fmt.Errorf("%w: etag %q was not issued by this cluster: read the record again", router.ErrEtagMismatch, Etag(o.ifRev))
+	}
+	if err := s.WaitFor(cctx, o.ifRev); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: etag %q is ahead of this daemon's view: read the record again", router.ErrEtagMismatch, Etag(o.ifRev))
+		return fmt.Errorf("%w: the cache has not reached the revision the record was read at", router.ErrUnavailable)
 	}
 	return nil
 }
