@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/cmd/cmdtest"
-	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router/devca"
 )
 
@@ -126,22 +125,19 @@ func TestMutualTLSOtherSpellingCannotApprove(t *testing.T) {
 	e := start(t, "--tls-cert", f("server.pem"), "--tls-key", f("server-key.pem"),
 		"--tls-client-ca", f("ca.pem"), "--trust-domain", td, "--reconcile=false")
 
-	var ch pb.RegionChange
-	e.OK(&ch, "region", "revoke", "aws/us-gov-west-1", "--reason", "ATO lapsed")
+	ch := e.Change("region", "revoke", "aws/us-gov-west-1", "--reason", "ATO lapsed")
 	if ch.GetState() != "pending" || ch.GetProposedBy() != "spiffe://"+td+"/admin/alice" {
-		t.Fatalf("proposal %v", &ch)
+		t.Fatalf("proposal %v", ch)
 	}
 	r := e.Run("change", "approve", ch.GetId(), "--tls-cert", f("alice2.pem"), "--tls-key", f("alice2-key.pem"))
 	if r.Code != 1 || !strings.Contains(r.Stderr, "Unauthenticated") || !strings.Contains(r.Stderr, "percent-encoding") {
 		t.Errorf("approval as al%%69ce: exit %d %q; want 1 Unauthenticated naming the percent-encoding", r.Code, firstLine(r.Stderr))
 	}
-	var got pb.RegionChange
-	e.OK(&got, "change", "get", ch.GetId())
+	got := e.Change("change", "get", ch.GetId())
 	if got.GetState() != "pending" {
 		t.Fatalf("after approval as al%%69ce the change is %s (decided by %s); want pending", got.GetState(), got.GetDecidedBy())
 	}
-	var done pb.RegionChange
-	e.OK(&done, "change", "approve", ch.GetId(), "--tls-cert", f("bob.pem"), "--tls-key", f("bob-key.pem"))
+	done := e.Change("change", "approve", ch.GetId(), "--tls-cert", f("bob.pem"), "--tls-key", f("bob-key.pem"))
 	if done.GetState() != "applied" || done.GetDecidedBy() != "spiffe://"+td+"/admin/bob" {
 		t.Errorf("approval by bob: %s by %q", done.GetState(), done.GetDecidedBy())
 	}

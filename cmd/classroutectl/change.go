@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
+	"github.com/classroute/classroute/router/convert"
 )
 
 func (c *cli) changeCmd() *cobra.Command {
@@ -26,7 +27,15 @@ func (c *cli) changeCmd() *cobra.Command {
 					return err
 				}
 				if c.structured() {
-					return c.printProto(resp)
+					docs := make([]convert.ChangeDoc, 0, len(resp.GetChanges()))
+					for _, ch := range resp.GetChanges() {
+						d, err := convert.ChangeDocFromProto(ch)
+						if err != nil {
+							return err
+						}
+						docs = append(docs, d)
+					}
+					return convert.EncodeDoc(c.stdout, c.output, docs)
 				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tREGION\tKIND\tSTATE\tPROPOSED BY\tDECIDED BY\tFIELDS")
@@ -95,7 +104,11 @@ func (c *cli) propose(r *pb.Region, reason string) error {
 
 func (c *cli) printChange(ch *pb.RegionChange) error {
 	if c.structured() {
-		return c.printProto(ch)
+		d, err := convert.ChangeDocFromProto(ch)
+		if err != nil {
+			return err
+		}
+		return convert.EncodeDoc(c.stdout, c.output, d)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "change:\t%s\n", ch.GetId())

@@ -90,10 +90,9 @@ func TestTwoPersonRevokeReroutes(t *testing.T) {
 		t.Fatalf("region put of a revocation: exit %d\n%s", r.Code, r.Stderr)
 	}
 
-	var ch pb.RegionChange
-	e.OK(&ch, "region", "revoke", "natgov/secret-a", "--as", "alice", "--reason", "ATO lapsed")
+	ch := e.Change("region", "revoke", "natgov/secret-a", "--as", "alice", "--reason", "ATO lapsed")
 	if ch.GetState() != "pending" || ch.GetKind() != "revoke" || !strings.HasSuffix(ch.GetProposedBy(), "/alice") {
-		t.Fatalf("proposal %v", &ch)
+		t.Fatalf("proposal %v", ch)
 	}
 	if r := e.Run("change", "approve", ch.GetId(), "--as", "alice"); r.Code != 1 || !strings.Contains(r.Stderr, "PermissionDenied") {
 		t.Fatalf("self-approval: exit %d\n%s", r.Code, r.Stderr)
@@ -101,10 +100,9 @@ func TestTwoPersonRevokeReroutes(t *testing.T) {
 	if reg := e.Regions()["natgov/secret-a"]; reg.GetAccreditation().GetRevoked() {
 		t.Fatal("revoked before approval")
 	}
-	var done pb.RegionChange
-	e.OK(&done, "change", "approve", ch.GetId(), "--as", "bob")
+	done := e.Change("change", "approve", ch.GetId(), "--as", "bob")
 	if done.GetState() != "applied" || !strings.HasSuffix(done.GetDecidedBy(), "/bob") {
-		t.Fatalf("approval %v", &done)
+		t.Fatalf("approval %v", done)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

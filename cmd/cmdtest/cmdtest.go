@@ -115,6 +115,21 @@ func (c *CLI) OK(m proto.Message, args ...string) {
 	}
 }
 
+// Change runs a command that prints one two-person change (region
+// revoke, change get|approve|reject), requires exit 0, and returns it.
+func (c *CLI) Change(args ...string) *pb.RegionChange {
+	c.T.Helper()
+	r := c.Run(append(args, "-o", "json")...)
+	if r.Code != 0 {
+		c.T.Fatalf("classroutectl %v: exit %d\n%s%s", args, r.Code, r.Stdout, r.Stderr)
+	}
+	var d convert.ChangeDoc
+	if err := json.Unmarshal([]byte(r.Stdout), &d); err != nil {
+		c.T.Fatalf("classroutectl %v -o json: %v\n%s", args, err, r.Stdout)
+	}
+	return d.Proto()
+}
+
 // Regions lists the catalogue's regions by key; an empty catalogue fails
 // the test.
 func (c *CLI) Regions() map[string]*pb.Region {

@@ -202,3 +202,53 @@ func EncodeDoc(w io.Writer, format string, v any) error {
 	}
 	return fmt.Errorf("document format %q: want yaml or json", format)
 }
+
+// ChangeDoc is a two-person region change as classroutectl prints it:
+// the proposed region in the region document's schema (region put -f and
+// propose -f read it), and the proposal's own facts (output only).
+type ChangeDoc struct {
+	ID           string     `json:"id" yaml:"id"`
+	Region       RegionDoc  `json:"region" yaml:"region"`
+	Kind         string     `json:"kind" yaml:"kind"`
+	Fields       []string   `json:"fields,omitempty" yaml:"fields,omitempty"`
+	Reason       string     `json:"reason,omitempty" yaml:"reason,omitempty"`
+	BaseRevision int64      `json:"base_revision,omitempty" yaml:"base_revision,omitempty"`
+	State        string     `json:"state" yaml:"state"`
+	ProposedBy   string     `json:"proposed_by" yaml:"proposed_by"`
+	ProposedAt   *time.Time `json:"proposed_at,omitempty" yaml:"proposed_at,omitempty"`
+	DecidedBy    string     `json:"decided_by,omitempty" yaml:"decided_by,omitempty"`
+	DecidedAt    *time.Time `json:"decided_at,omitempty" yaml:"decided_at,omitempty"`
+	Note         string     `json:"note,omitempty" yaml:"note,omitempty"`
+}
+
+// ChangeDocFromProto is the document of an API region change.
+func ChangeDocFromProto(c *pb.RegionChange) (ChangeDoc, error) {
+	r, err := RegionDocFromProto(c.GetRegion())
+	if err != nil {
+		return ChangeDoc{}, err
+	}
+	d := ChangeDoc{ID: c.GetId(), Region: r, Kind: c.GetKind(), Fields: c.GetFields(), Reason: c.GetReason(),
+		BaseRevision: c.GetBaseRevision(), State: c.GetState(), ProposedBy: c.GetProposedBy(), DecidedBy: c.GetDecidedBy(), Note: c.GetNote()}
+	if t := c.GetProposeTime(); t != nil {
+		at := t.AsTime().UTC()
+		d.ProposedAt = &at
+	}
+	if t := c.GetDecideTime(); t != nil {
+		at := t.AsTime().UTC()
+		d.DecidedAt = &at
+	}
+	return d, nil
+}
+
+// Proto is the API region change of d.
+func (d ChangeDoc) Proto() *pb.RegionChange {
+	c := &pb.RegionChange{Id: d.ID, Region: d.Region.Proto(), Kind: d.Kind, Fields: d.Fields, Reason: d.Reason,
+		BaseRevision: d.BaseRevision, State: d.State, ProposedBy: d.ProposedBy, DecidedBy: d.DecidedBy, Note: d.Note}
+	if d.ProposedAt != nil {
+		c.ProposeTime = timeToProto(*d.ProposedAt)
+	}
+	if d.DecidedAt != nil {
+		c.DecideTime = timeToProto(*d.DecidedAt)
+	}
+	return c
+}
