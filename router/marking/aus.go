@@ -73,6 +73,9 @@ func (ausGrammar) parse(m string) (Label, error) {
 			r = len(ausLevels) - 1
 		}
 		if r < 0 {
+			if strings.HasPrefix(s, "VER=") || strings.HasPrefix(s, "SEC=") {
+				return fail(s, `the X-Protective-Marking header form is not read: give the subject form "[SEC=...]"`)
+			}
 			if strings.ContainsAny(s, "=,") || strings.Contains(s, "CAVEAT") {
 				return fail(s, `AUS markings with caveats are written in EPMS form "[SEC=..., CAVEAT=...]"`)
 			}
@@ -239,6 +242,8 @@ func (ausGrammar) format(l Label) string {
 	b.WriteString("]")
 	return b.String()
 }
+
+func (ausGrammar) levels() []Level { return ladderLevels("", ausLevels) }
 
 func (ausGrammar) words() []string {
 	return []string{"UNOFFICIAL", "OFFICIAL", "OFFICIAL:SENSITIVE", "OFFICIAL: SENSITIVE", "PROTECTED", "SECRET", "TOP-SECRET", "TOP SECRET"}

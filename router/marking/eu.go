@@ -76,5 +76,13 @@ func (euGrammar) parse(m string) (Label, error) {
 
 func (euGrammar) format(l Label) string { return l.Level.Name }
 
+func (euGrammar) levels() []Level {
+	var ls []Level
+	for i, l := range euLevels {
+		ls = append(ls, Level{Name: l.fr + "/" + l.en, Rank: i})
+	}
+	return ls
+}
+
 // words is empty: every EU level word names the EU.
 func (euGrammar) words() []string { return nil }

@@ -125,6 +125,8 @@ func (gbrGrammar) format(l Label) string {
 	return b.String()
 }
 
+func (gbrGrammar) levels() []Level { return ladderLevels("", gbrLevels) }
+
 func (gbrGrammar) words() []string {
 	return []string{"OFFICIAL", "OFFICIAL-SENSITIVE", "SECRET", "TOP SECRET"}
 }

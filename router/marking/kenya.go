@@ -32,11 +32,19 @@ type KenyaLevels struct {
 //go:embed data/kenya.json
 var kenyaJSON []byte
 
-// DefaultKenyaLevels are the levels the zero Parser reads in scheme KEN:
-// TOP SECRET, SECRET, CONFIDENTIAL and RESTRICTED, as proposed by a 2025
-// bill (reported, not enacted). They are illustrative (Illustrative is
-// true): operators replace them with ParseKenyaLevels.
-var DefaultKenyaLevels = mustKenyaLevels(kenyaJSON)
+// defaultKenya is DefaultKenyaLevels, read once from data/kenya.json.
+var defaultKenya = mustKenyaLevels(kenyaJSON)
+
+// DefaultKenyaLevels returns the levels the zero Parser reads in scheme
+// KEN: RESTRICTED < CONFIDENTIAL < SECRET < TOP SECRET, as proposed by a
+// 2025 bill (reported, not enacted; DOMAIN.md §6.1). They are
+// illustrative (Illustrative is true): operators replace them with their
+// authority's levels through ParseKenyaLevels and Parser.Kenya.
+func DefaultKenyaLevels() KenyaLevels {
+	k := defaultKenya
+	k.Levels = slices.Clone(k.Levels)
+	return k
+}
 
 func mustKenyaLevels(data []byte) KenyaLevels {
 	k, err := ParseKenyaLevels(data)
@@ -104,7 +112,7 @@ func levelWord(s string) bool {
 func (p Parser) kenya() ladderGrammar {
 	k := p.Kenya
 	if len(k.Levels) == 0 {
-		k = DefaultKenyaLevels
+		k = defaultKenya
 	}
 	return ladderGrammar{scheme: KEN, axes: []axis{{"", k.Levels}}}
 }

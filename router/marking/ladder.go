@@ -81,6 +81,23 @@ func (g ladderGrammar) levelList() string {
 
 func (g ladderGrammar) format(l Label) string { return l.Level.Name }
 
+func (g ladderGrammar) levels() []Level {
+	var ls []Level
+	for _, a := range g.axes {
+		ls = append(ls, ladderLevels(a.name, a.levels)...)
+	}
+	return ls
+}
+
+// ladderLevels returns the levels of one axis, low to high.
+func ladderLevels(axis string, names []string) []Level {
+	ls := make([]Level, len(names))
+	for i, n := range names {
+		ls[i] = Level{Name: n, Axis: axis, Rank: i}
+	}
+	return ls
+}
+
 func (g ladderGrammar) words() []string {
 	var w []string
 	for _, a := range g.axes {

@@ -37,14 +37,19 @@
 // the illustrative DefaultKenyaLevels.
 //
 // Parse is strict and refuses rather than guesses; every refusal is a
-// *ParseError whose Reason names the offending part. Letter case (ASCII
-// only) and surrounding whitespace are forgiven, nothing else.
+// *ParseError whose Reason names the offending part
+// ("UK EYES ONLY requires SECRET or above", `EPMS REL lists are
+// separated by "/"`). Letter case (ASCII only) and surrounding whitespace
+// are forgiven, nothing else. Label.String writes the canonical marking,
+// which Parse reads back, in the label's scheme, to an equal label.
 //
 // # Levels and order
 //
 // A Level is the scheme's own level: its canonical name, the axis it
 // sits on and its rank on that axis. Most schemes have one axis (named
 // ""); Canada and New Zealand have two, whose levels are incomparable.
+// Levels lists a scheme's levels and ParseLevel reads one written alone
+// (an accreditation's highest level, a tenant's ceiling).
 // Dominates compares labels of one scheme only: a label never dominates,
 // nor is dominated by, a label of another scheme; comparing across
 // schemes is the business of equivalence entries, not of this package.
@@ -62,6 +67,20 @@
 // data is decided by an equivalence entry (no entry, no placement). The
 // releasability caveats are expressed by Nations alone, not in Caveats,
 // so that UK EYES ONLY dominates FIVE EYES ONLY as {GBR} ⊆ FVEY.
+//
+// # Illustrative data
+//
+// Kenya's levels are configuration (KenyaLevels): no statutory list was
+// found, and the default, RESTRICTED < CONFIDENTIAL < SECRET < TOP
+// SECRET from a 2025 bill, is marked Illustrative. The member lists of
+// NATO (32) and the EU (27) are data in this package, as of 2024.
+//
+// # Not here
+//
+// Accreditations, equivalence between schemes, and the eligibility
+// checks that use them belong to the router; this package only reads,
+// writes and compares labels. It imports router/label and nothing that
+// talks to the world (router/deps_test.go enforces it).
 package marking
 
 import (
@@ -240,7 +259,8 @@ func (e *ParseError) Error() string {
 // schemes. The zero Parser uses DefaultKenyaLevels.
 type Parser struct {
 	// Kenya holds the levels of scheme KEN; when it has none,
-	// DefaultKenyaLevels.
+	// DefaultKenyaLevels(). Levels not checked by KenyaLevels.Validate
+	// (ParseKenyaLevels does) may make markings unreadable.
 	Kenya KenyaLevels
 }
 
@@ -253,6 +273,8 @@ type grammar interface {
 	// words lists the level words a marking may consist of alone, in
 	// upper case, for the refusal of bare words with no scheme.
 	words() []string
+	// levels lists the levels, axis by axis, each low to high.
+	levels() []Level
 }
 
 func grammarOf(s Scheme, p Parser) grammar {
@@ -384,7 +406,7 @@ func (p Parser) detect(marking string) detection {
 // written in, or "" when its syntax names none.
 func syntaxScheme(s string) Scheme {
 	switch {
-	case strings.HasPrefix(s, "["):
+	case strings.HasPrefix(s, "["), strings.HasPrefix(s, "SEC="), strings.HasPrefix(s, "VER="):
 		return AUS
 	case strings.HasPrefix(s, "UK "):
 		return GBR
@@ -398,6 +420,36 @@ func syntaxScheme(s string) Scheme {
 	}
 	return ""
 }
+
+// Levels returns the levels of scheme, axis by axis, each axis from the
+// lowest level to the highest; nil for an unknown scheme.
+func (p Parser) Levels(scheme Scheme) []Level {
+	if g := grammarOf(scheme, p); g != nil {
+		return g.levels()
+	}
+	return nil
+}
+
+// Levels is Parser{}.Levels(scheme).
+func Levels(scheme Scheme) []Level { return Parser{}.Levels(scheme) }
+
+// ParseLevel reads a level of scheme written alone, as an accreditation's
+// highest level or a tenant's ceiling is: Parse(scheme, name) must give a
+// label carrying that level and nothing more ("UK SECRET UK EYES ONLY"
+// and "OFFICIAL-SENSITIVE" are refused: they carry caveats).
+func (p Parser) ParseLevel(scheme Scheme, name string) (Level, error) {
+	l, err := p.Parse(scheme, name)
+	if err != nil {
+		return Level{}, err
+	}
+	if bare, err := p.Parse(scheme, Label{Scheme: scheme, Level: l.Level, AnyNation: true}.String()); err != nil || !bare.Equal(l) {
+		return Level{}, errorf(scheme, name, name, "%q is more than a level: write %q", l.String(), l.Level.Name)
+	}
+	return l.Level, nil
+}
+
+// ParseLevel is Parser{}.ParseLevel(scheme, name).
+func ParseLevel(scheme Scheme, name string) (Level, error) { return Parser{}.ParseLevel(scheme, name) }
 
 // Validate reports whether l is a label p.Parse could have produced: its
 // canonical marking reads back, in its scheme, as l.

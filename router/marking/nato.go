@@ -93,5 +93,7 @@ func (natoGrammar) format(l Label) string {
 	return l.Level.Name
 }
 
+func (natoGrammar) levels() []Level { return ladderLevels("", natoLevels) }
+
 // words is empty: every NATO level word names NATO.
 func (natoGrammar) words() []string { return nil }

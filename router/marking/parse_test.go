@@ -2,6 +2,8 @@ package marking_test
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -165,7 +167,8 @@ var invalidCases = []invalidCase{
 	{marking.AUS, "[SEC=SECRET, ]", `invalid AUS marking "[SEC=SECRET, ]": empty EPMS field in "SEC=SECRET, "`},
 	{marking.AUS, "[SEC=SECRET, AUSTEO]", `invalid AUS marking "[SEC=SECRET, AUSTEO]": EPMS field "AUSTEO" is not KEY=VALUE`},
 	{marking.AUS, "SECRET AUSTEO", `invalid AUS marking "SECRET AUSTEO": unknown AUS level "SECRET AUSTEO" (levels: UNOFFICIAL, OFFICIAL, OFFICIAL:Sensitive, PROTECTED, SECRET, TOP-SECRET)`},
-	{marking.AUS, "SEC=SECRET, CAVEAT=RI:AUSTEO", `invalid AUS marking "SEC=SECRET, CAVEAT=RI:AUSTEO": AUS markings with caveats are written in EPMS form "[SEC=..., CAVEAT=...]"`},
+	{marking.AUS, "SECRET, CAVEAT=RI:AUSTEO", `invalid AUS marking "SECRET, CAVEAT=RI:AUSTEO": AUS markings with caveats are written in EPMS form "[SEC=..., CAVEAT=...]"`},
+	{marking.AUS, "SEC=SECRET, CAVEAT=RI:AUSTEO", `invalid AUS marking "SEC=SECRET, CAVEAT=RI:AUSTEO": the X-Protective-Marking header form is not read: give the subject form "[SEC=...]"`},
 
 	// NATO.
 	{marking.NATO, "NATO RESTRICTED ATOMAL", `invalid NATO marking "NATO RESTRICTED ATOMAL": ATOMAL requires NATO CONFIDENTIAL or above`},
@@ -213,6 +216,7 @@ var invalidCases = []invalidCase{
 	{"", "[SEC=PROTECTED, CAVEAT=RI:REL AUS, GBR]", `invalid AUS marking "[SEC=PROTECTED, CAVEAT=RI:REL AUS, GBR]": EPMS REL lists are separated by "/"`},
 	{"", "//NATO SECRET//NOFORN", `invalid NATO marking "//NATO SECRET//NOFORN": NOFORN is barred on NATO information`},
 	{"", "SECRET UE/EU TOP SECRET", `invalid EU marking "SECRET UE/EU TOP SECRET": "SECRET UE" and "EU TOP SECRET" name different levels`},
+	{"", "VER=2024.1, NS=gov.au, SEC=PROTECTED", `invalid AUS marking "VER=2024.1, NS=gov.au, SEC=PROTECTED": the X-Protective-Marking header form is not read: give the subject form "[SEC=...]"`},
 	{"", "SECRET//NF", `invalid US marking "SECRET//NF": "NF" is a portion marking; the banner form is NOFORN`},
 	{"", "//GBR SECRET", `invalid US marking "//GBR SECRET": non-US markings are not supported ("//GBR SECRET")`},
 }
@@ -490,7 +494,7 @@ func TestUSWrapsLabel(t *testing.T) {
 }
 
 func TestKenyaLevels(t *testing.T) {
-	d := marking.DefaultKenyaLevels
+	d := marking.DefaultKenyaLevels()
 	if !d.Illustrative || !slices.Equal(d.Levels, []string{"RESTRICTED", "CONFIDENTIAL", "SECRET", "TOP SECRET"}) || d.Source == "" {
 		t.Errorf("DefaultKenyaLevels = %+v", d)
 	}
@@ -627,5 +631,100 @@ func checkRoundTrip(t testing.TB, p marking.Parser, l marking.Label) {
 		t.Fatalf("no originator: %#v", l)
 	case !l.Dominates(l):
 		t.Fatalf("%q does not dominate itself", s)
+	}
+}
+
+// upperTrim is the marking as the parsers see it.
+func upperTrim(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' {
+			return r - ('a' - 'A')
+		}
+		return r
+	}, strings.TrimSpace(s))
+}
+
+func TestLevels(t *testing.T) {
+	for _, tc := range []struct {
+		scheme marking.Scheme
+		want   string
+	}{
+		{marking.US, "UNCLASSIFIED/0 CUI/1 CONFIDENTIAL/2 SECRET/3 TOP SECRET/4"},
+		{marking.GBR, "OFFICIAL/0 SECRET/1 TOP SECRET/2"},
+		{marking.AUS, "UNOFFICIAL/0 OFFICIAL/1 OFFICIAL:Sensitive/2 PROTECTED/3 SECRET/4 TOP-SECRET/5"},
+		{marking.NATO, "NATO UNCLASSIFIED/0 NATO RESTRICTED/1 NATO CONFIDENTIAL/2 NATO SECRET/3 COSMIC TOP SECRET/4"},
+		{marking.CAN, "PROTECTED A/PROTECTED/0 PROTECTED B/PROTECTED/1 PROTECTED C/PROTECTED/2 CONFIDENTIAL/CLASSIFIED/0 SECRET/CLASSIFIED/1 TOP SECRET/CLASSIFIED/2"},
+		{marking.NZL, "IN-CONFIDENCE/POLICY AND PRIVACY/0 SENSITIVE/POLICY AND PRIVACY/1 RESTRICTED/NATIONAL SECURITY/0 CONFIDENTIAL/NATIONAL SECURITY/1 SECRET/NATIONAL SECURITY/2 TOP SECRET/NATIONAL SECURITY/3"},
+		{marking.EU, "RESTREINT UE/EU RESTRICTED/0 CONFIDENTIEL UE/EU CONFIDENTIAL/1 SECRET UE/EU SECRET/2 TRÈS SECRET UE/EU TOP SECRET/3"},
+		{marking.KEN, "RESTRICTED/0 CONFIDENTIAL/1 SECRET/2 TOP SECRET/3"},
+	} {
+		var got []string
+		for _, l := range marking.Levels(tc.scheme) {
+			s := l.Name
+			if l.Axis != "" {
+				s += "/" + l.Axis
+			}
+			got = append(got, fmt.Sprintf("%s/%d", s, l.Rank))
+			// Every level reads back alone.
+			if back, err := marking.ParseLevel(tc.scheme, l.Name); err != nil || back != l {
+				t.Errorf("ParseLevel(%s, %q) = %+v, %v; want %+v", tc.scheme, l.Name, back, err, l)
+			}
+		}
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("Levels(%s) = %s\nwant %s", tc.scheme, g, tc.want)
+		}
+	}
+	if marking.Levels("XX") != nil {
+		t.Error("Levels of an unknown scheme")
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	for _, tc := range []struct {
+		scheme marking.Scheme
+		name   string
+		want   string
+		err    string
+	}{
+		{scheme: marking.US, name: "secret", want: "SECRET"},
+		{scheme: marking.GBR, name: "UK SECRET", want: "SECRET"},
+		{scheme: marking.AUS, name: "PROTECTED", want: "PROTECTED"},
+		{scheme: marking.AUS, name: "[SEC=PROTECTED]", want: "PROTECTED"},
+		{scheme: marking.EU, name: "SECRET UE", want: "SECRET UE/EU SECRET"},
+		{scheme: marking.NATO, name: "//NATO SECRET", want: "NATO SECRET"},
+		{scheme: marking.GBR, name: "OFFICIAL-SENSITIVE", err: `invalid GBR marking "OFFICIAL-SENSITIVE": "UK OFFICIAL-SENSITIVE" is more than a level: write "OFFICIAL"`},
+		{scheme: marking.GBR, name: "SECRET UK EYES ONLY", err: `invalid GBR marking "SECRET UK EYES ONLY": "UK SECRET UK EYES ONLY" is more than a level: write "SECRET"`},
+		{scheme: marking.US, name: "TOP SECRET//SI", err: `invalid US marking "TOP SECRET//SI": "TOP SECRET//SI//NOFORN" is more than a level: write "TOP SECRET"`},
+		{scheme: marking.US, name: "UNCLASSIFIED//REL TO USA, GBR", err: `invalid US marking "UNCLASSIFIED//REL TO USA, GBR": "UNCLASSIFIED//REL TO USA, GBR" is more than a level: write "UNCLASSIFIED"`},
+		{scheme: marking.NATO, name: "NATO SECRET ATOMAL", err: `invalid NATO marking "NATO SECRET ATOMAL": "NATO SECRET ATOMAL" is more than a level: write "NATO SECRET"`},
+		{scheme: marking.CAN, name: "PROTECTED", err: `invalid CAN marking "PROTECTED": "PROTECTED" needs its tier: PROTECTED A, PROTECTED B or PROTECTED C`},
+	} {
+		l, err := marking.ParseLevel(tc.scheme, tc.name)
+		switch {
+		case tc.err != "" && (err == nil || err.Error() != tc.err):
+			t.Errorf("ParseLevel(%s, %q) = %+v, %v; want error %s", tc.scheme, tc.name, l, err, tc.err)
+		case tc.err == "" && (err != nil || l.Name != tc.want):
+			t.Errorf("ParseLevel(%s, %q) = %+v, %v; want %s", tc.scheme, tc.name, l, err, tc.want)
+		}
+	}
+}
+
+func TestLogValue(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	log.Info("placed", "label", marking.MustParse(marking.AUS, "[SEC=TOP-SECRET, CAVEAT=C:LOBSTER, CAVEAT=RI:REL AUS/GBR]"))
+	log.Info("placed", "label", marking.MustParse(marking.GBR, "OFFICIAL"))
+	want := "level=INFO msg=placed label.scheme=AUS label.level=TOP-SECRET label.caveats=1 label.nations=2\n" +
+		"level=INFO msg=placed label.scheme=GBR label.level=OFFICIAL label.caveats=0 label.nations=any\n"
+	if b.String() != want {
+		t.Errorf("log:\n%s\nwant:\n%s", b.String(), want)
+	}
+	if strings.Contains(b.String(), "LOBSTER") {
+		t.Error("the log names a codeword")
 	}
 }

@@ -43,6 +43,14 @@ func (usGrammar) format(l Label) string {
 	return label.Label{Level: label.Level(l.Level.Rank), Controls: l.Caveats, AnyNation: l.AnyNation, Nations: l.Nations}.String()
 }
 
+func (usGrammar) levels() []Level {
+	var ls []Level
+	for l := label.Unclassified; l.Valid(); l++ {
+		ls = append(ls, Level{Name: l.String(), Rank: int(l)})
+	}
+	return ls
+}
+
 func (usGrammar) words() []string {
 	return []string{"UNCLASSIFIED", "CUI", "CONTROLLED", "CONFIDENTIAL", "SECRET", "TOP SECRET"}
 }
