@@ -20,6 +20,8 @@ var importRules = []struct {
 		[]string{"google.golang.org/grpc", "go.etcd.io", "github.com/hashicorp", "cloud.google.com", "github.com/aws", "github.com/Azure"}},
 	{"router/label", "the banner grammar: pure, and below everything else of the module",
 		[]string{module, "google.golang.org/grpc", "go.etcd.io", "github.com/hashicorp"}},
+	{"router/equiv", "equivalence between schemes is data and a pure lookup: the store keeps the entries",
+		[]string{"google.golang.org/grpc", "go.etcd.io", "github.com/hashicorp", module + "router/state", module + "router/server", module + "proto/"}},
 	{"router/marking", "labels of every scheme: pure, above router/label only",
 		[]string{"google.golang.org/grpc", "go.etcd.io", "github.com/hashicorp", "cloud.google.com", "github.com/aws", "github.com/Azure",
 			"net", "os/exec", "crypto/tls", module + "proto/", module + "providers", module + "cmd/",
