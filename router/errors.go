@@ -35,6 +35,11 @@ var (
 	// ErrPermissionDenied: the caller may not act on that object (an
 	// agent reporting for a region other than its own).
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrAboveCeiling: the workload's label is above its tenant's
+	// clearance ceiling, or the tenant has none (Tenant.WithinCeiling):
+	// a refusal of the tenant's policy. Such an error is also an
+	// ErrPermissionDenied, and reads as one.
+	ErrAboveCeiling = errors.New("above the tenant's clearance ceiling")
 	// ErrTwoPersonRequired: the change needs a proposal by one catalogue
 	// administrator and an approval by another (see SecurityChanges).
 	ErrTwoPersonRequired = errors.New("needs a second administrator's approval")
@@ -48,6 +53,13 @@ var (
 	// record changed since the caller read it, or gone; read it again.
 	ErrEtagMismatch = errors.New("the record changed since it was read")
 )
+
+// ceilingError is an ErrPermissionDenied that is also ErrAboveCeiling,
+// worded as the permission denied it is.
+type ceilingError struct{ msg string }
+
+func (e *ceilingError) Error() string   { return e.msg }
+func (e *ceilingError) Unwrap() []error { return []error{ErrPermissionDenied, ErrAboveCeiling} }
 
 // Explained is one region's verdict, by region key, for reporting.
 type Explained struct {

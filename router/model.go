@@ -358,14 +358,14 @@ func (t *Tenant) MayKnow(r *Region) bool {
 }
 
 // WithinCeiling returns nil when the tenant's ceiling dominates l, and
-// otherwise an error wrapping ErrPermissionDenied that names the
-// ceiling. A tenant without a ceiling may place nothing.
+// otherwise an error wrapping ErrPermissionDenied and ErrAboveCeiling
+// that names the ceiling. A tenant without a ceiling may place nothing.
 func (t *Tenant) WithinCeiling(l label.Label) error {
 	if t.Ceiling == "" {
-		return fmt.Errorf("%w: tenant %s has no clearance ceiling; a catalogue administrator must set one", ErrPermissionDenied, t.ID)
+		return &ceilingError{fmt.Sprintf("%v: tenant %s has no clearance ceiling; a catalogue administrator must set one", ErrPermissionDenied, t.ID)}
 	}
 	if !t.CeilingLabel.Dominates(l) {
-		return fmt.Errorf("%w: label %s is above tenant %s's ceiling %s", ErrPermissionDenied, l, t.ID, t.Ceiling)
+		return &ceilingError{fmt.Sprintf("%v: label %s is above tenant %s's ceiling %s", ErrPermissionDenied, l, t.ID, t.Ceiling)}
 	}
 	return nil
 }

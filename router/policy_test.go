@@ -37,9 +37,12 @@ func TestWithinCeiling(t *testing.T) {
 		if err != nil && (!errors.Is(err, ErrPermissionDenied) || !strings.Contains(err.Error(), "ceiling "+tt.ceiling)) {
 			t.Errorf("ceiling %s, label %s: got %v; want permission denied naming the ceiling", tt.ceiling, tt.label, err)
 		}
+		if err != nil && (!errors.Is(err, ErrAboveCeiling) || !strings.HasPrefix(err.Error(), "permission denied: label ")) {
+			t.Errorf("ceiling %s, label %s: got %v; want ErrAboveCeiling, worded as a permission denied", tt.ceiling, tt.label, err)
+		}
 	}
-	if err := (&Tenant{ID: "x"}).WithinCeiling(label.MustParse("UNCLASSIFIED")); !errors.Is(err, ErrPermissionDenied) {
-		t.Errorf("no ceiling: got %v; want permission denied", err)
+	if err := (&Tenant{ID: "x"}).WithinCeiling(label.MustParse("UNCLASSIFIED")); !errors.Is(err, ErrPermissionDenied) || !errors.Is(err, ErrAboveCeiling) {
+		t.Errorf("no ceiling: got %v; want permission denied, above the ceiling", err)
 	}
 }
 

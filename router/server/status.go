@@ -68,6 +68,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return withDetails(codes.AlreadyExists, msg, &errdetails.ErrorInfo{Reason: "AGENT_CONNECTED", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrNotAssigned):
 		return withDetails(codes.FailedPrecondition, msg, &errdetails.ErrorInfo{Reason: "NOT_ASSIGNED", Domain: ErrorDomain})
+	case errors.Is(err, router.ErrAboveCeiling):
+		return withDetails(codes.PermissionDenied, msg, &errdetails.ErrorInfo{Reason: "ABOVE_CEILING", Domain: ErrorDomain})
 	case errors.Is(err, router.ErrPermissionDenied):
 		return status.Error(codes.PermissionDenied, msg)
 	case errors.Is(err, router.ErrTwoPersonRequired):
