@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/version"
 )
 
 // Config is everything the command is told, parsed once and validated
@@ -43,6 +44,16 @@ SIGINT and SIGTERM stop the member gracefully (a leader hands over first).
 Flags:
 `
 
+// errVersion is parseFlags' answer to -version, --version or the
+// argument version: print the version (printVersion) and exit 0, as
+// flag.ErrHelp is to -help.
+var errVersion = errors.New("version asked for")
+
+// printVersion prints the line -version answers: the command and its build.
+func printVersion(w io.Writer) {
+	fmt.Fprintln(w, "classroute-etcd "+version.Get().String())
+}
+
 func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	c := &Config{}
 	m := &c.Member
@@ -53,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 		fs.PrintDefaults()
 	}
 	var level string
+	var showVersion bool
 	fs.StringVar(&m.Name, "name", "classroute", "the member's name, unique in the cluster")
 	fs.StringVar(&m.Dir, "data-dir", "", "data directory (required)")
 	fs.StringVar(&m.ClientAddr, "client-addr", "127.0.0.1:2379", "client host:port, listened on and advertised")
@@ -71,8 +83,12 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&m.LogLevel, "etcd-log-level", "warn", "etcd's own log level: debug, info, warn, error")
 	fs.BoolVar(&m.UnsafeNoFsync, "unsafe-no-fsync", false, "do not fsync: a crash loses acknowledged writes (throwaway test clusters only)")
 	fs.StringVar(&level, "log-level", "info", "this command's log level: debug, info, warn or error")
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit (as does the argument version)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if showVersion || (fs.NArg() == 1 && fs.Arg(0) == "version") {
+		return nil, errVersion
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -92,6 +108,10 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 func main() {
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if errors.Is(err, errVersion) {
+		printVersion(os.Stdout)
 		os.Exit(0)
 	}
 	if err != nil {

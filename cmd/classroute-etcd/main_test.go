@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/classroute/classroute/router/version"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -37,5 +40,24 @@ func TestParseFlagsRefused(t *testing.T) {
 				t.Errorf("got %v; want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// -version, --version and the argument version print the build and
+// exit 0, whatever else is given (or missing: no -data-dir here).
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}, {"--name", "m1", "--version"}} {
+		if _, err := parseFlags(args, io.Discard); !errors.Is(err, errVersion) {
+			t.Errorf("%q: %v; want the version asked for", args, err)
+		}
+	}
+	if _, err := parseFlags([]string{"version", "now"}, io.Discard); err == nil || errors.Is(err, errVersion) {
+		t.Errorf(`"version now": %v; want unexpected arguments`, err)
+	}
+	var b strings.Builder
+	printVersion(&b)
+	v := version.Get()
+	if want := "classroute-etcd " + v.Version + " (revision " + v.Revision + ", " + v.GoVersion + ")\n"; b.String() != want {
+		t.Errorf("printVersion: %q; want %q", b.String(), want)
 	}
 }

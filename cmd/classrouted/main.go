@@ -37,6 +37,7 @@ import (
 	"github.com/classroute/classroute/router/metrics"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
+	"github.com/classroute/classroute/router/version"
 )
 
 // Config is everything the daemon is told, parsed once and validated once.
@@ -117,11 +118,22 @@ type Config struct {
 	AuditMaxSkew       time.Duration
 }
 
+// errVersion is parseFlags' answer to -version, --version or the
+// argument version: print the version (printVersion) and exit 0, as
+// flag.ErrHelp is to -help.
+var errVersion = errors.New("version asked for")
+
+// printVersion prints the line -version answers: the command and its build.
+func printVersion(w io.Writer) {
+	fmt.Fprintln(w, "classrouted "+version.Get().String())
+}
+
 func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	c := &Config{AuditRefusals: state.DefaultRefusalAuditLimit}
 	fs := flag.NewFlagSet("classrouted", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var etcd, reflect, level string
+	var showVersion bool
 	c.FDLimit, _ = fdLimit()
 	maxConns := maxConnsDefault
 	if c.FDLimit > 0 {
@@ -186,8 +198,12 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	})
 	fs.StringVar(&c.AuditCheckpointDir, "audit-checkpoint-dir", "", "also write each signed audit checkpoint this daemon makes to this directory, one file each, never rewritten (put it on another volume and ship it to write-once storage; classroutectl audit verify --anchor checks etcd against it)")
 	fs.DurationVar(&c.AuditMaxSkew, "audit-max-skew", audit.DefaultMaxSkew, "clock-skew allowance between daemons: an audit entry dated further behind the entries chained before it, or ahead of the chainer's clock, is reported as tampering")
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit (as does the argument version)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if showVersion || (fs.NArg() == 1 && fs.Arg(0) == "version") {
+		return nil, errVersion
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -438,6 +454,10 @@ func main() {
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
+	if errors.Is(err, errVersion) {
+		printVersion(os.Stdout)
+		os.Exit(0)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "classrouted: %v\n", err)
 		os.Exit(2)
@@ -539,7 +559,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	limits := server.DefaultLimits
 	limits.HandshakeTimeout = cfg.HandshakeTimeout
-	opts := append(limits.ServerOptions(log), grpc.ChainUnaryInterceptor(m.UnaryInterceptor()))
+	// The metrics' interceptors first: every call is counted, those the
+	// others refuse too.
+	opts := append(m.ServerOptions(), limits.ServerOptions(log)...)
 	authn := server.DevAuthenticator
 	if cfg.TLSCert != "" {
 		tc, err := serverTLS(cfg)
@@ -572,6 +594,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if cfg.Reflection {
 		reflection.Register(g)
 	}
+	m.InitializeMethods(g)
 	go server.WatchHealth(ctx, hs, store, time.Second)
 	if cfg.Reconcile {
 		name := cfg.Name

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router/server"
+	"github.com/classroute/classroute/router/version"
 )
 
 func TestFlags(t *testing.T) {
@@ -193,5 +195,24 @@ func TestBadCatalogueRefusedAtStart(t *testing.T) {
 				t.Fatalf("run: %v; want an error naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// -version, --version and the argument version print the build and
+// exit 0, whatever else is given, valid or not.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}, {"--listen", "0.0.0.0:1", "--version"}} {
+		if _, err := parseFlags(args, io.Discard); !errors.Is(err, errVersion) {
+			t.Errorf("%q: %v; want the version asked for", args, err)
+		}
+	}
+	if _, err := parseFlags([]string{"version", "now"}, io.Discard); err == nil || errors.Is(err, errVersion) {
+		t.Errorf(`"version now": %v; want unexpected arguments`, err)
+	}
+	var b strings.Builder
+	printVersion(&b)
+	v := version.Get()
+	if want := "classrouted " + v.Version + " (revision " + v.Revision + ", " + v.GoVersion + ")\n"; b.String() != want {
+		t.Errorf("printVersion: %q; want %q", b.String(), want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,15 +21,18 @@ import (
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
+	"github.com/classroute/classroute/router/version"
 )
 
 // The metrics. Every label has a small fixed set of values: no request
 // ids, tenants, workloads or regions, whose number has no bound (and
 // whose names may say more than a dashboard's viewers may see).
 //
+//	classroute_build_info{version,revision,go_version}  1: the running build (router/version)
 //	classroute_placements_total{outcome}           Place calls by outcome (see outcomes)
-//	classroute_refusals_total{reason}              refused Place calls: no_eligible_region or spread_unsatisfiable
+//	classroute_refusals_total{reason}              refused Place calls: no_eligible_region, spread_unsatisfiable, above_ceiling or placement_cap
 //	classroute_refusal_region_reasons_total{code}  per refused Place, each reason code some region failed on (router.ReasonCode)
 //	classroute_decision_duration_seconds           one Place decision (the engine)
 //	classroute_commit_duration_seconds{result}     one Place commit to etcd: committed or failed (lost a race, or an error)
@@ -47,9 +51,18 @@ import (
 //	classroute_connections_open{listener}          connections a listener holds open
 //
 // The gauges read the store when scraped. The Go runtime's and the
-// process's standard metrics are exported too.
+// process's standard metrics are exported too, and gRPC's for every
+// method of the server (go-grpc-middleware's Prometheus provider):
+//
+//	grpc_server_started_total{grpc_type,grpc_service,grpc_method}            calls started
+//	grpc_server_handled_total{grpc_type,grpc_service,grpc_method,grpc_code}  calls finished, by status code
+//	grpc_server_handling_seconds{grpc_type,grpc_service,grpc_method}         time to handle a call (histogram)
+//	grpc_server_msg_received_total, grpc_server_msg_sent_total               stream messages
 
-// outcomes are the values of classroute_placements_total's outcome label.
+// outcomes are the values of classroute_placements_total's outcome
+// label. A Place refused by its tenant's policy (its ceiling, its
+// placement cap) is refused, like one no region may hold: the
+// refusals' reason tells them apart.
 var outcomes = []string{"placed", "refused", "invalid", "unavailable", "conflict", "reused", "canceled", "limited", "error"}
 
 // limits, listeners and connRefusals bound the labels of the limit
@@ -83,6 +96,16 @@ type Metrics struct {
 	known      map[string]bool // reason codes
 	limited    *prometheus.CounterVec
 	connsRefd  *prometheus.CounterVec
+	grpc       *grpcprom.ServerMetrics
+}
+
+// refusalReasons are the values of classroute_refusals_total's reason
+// label, by the ErrorInfo reason of the refusal's status.
+var refusalReasons = map[string]string{
+	"NO_ELIGIBLE_REGION":   "no_eligible_region",
+	"SPREAD_UNSATISFIABLE": "spread_unsatisfiable",
+	"ABOVE_CEILING":        "above_ceiling",
+	"PLACEMENT_CAP":        "placement_cap",
 }
 
 // New makes the metrics in a registry of their own.
@@ -91,11 +114,11 @@ func New() *Metrics {
 		reg: prometheus.NewRegistry(),
 		placements: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_placements_total",
-			Help: "Place calls by outcome: placed (including an idempotent repeat), refused (no eligible region), invalid, unavailable, conflict (lost every retry), reused (request id of another workload), canceled, limited (the caller's rate), error.",
+			Help: "Place calls by outcome: placed (including an idempotent repeat), refused (no eligible region, or the tenant's ceiling or placement cap), invalid, unavailable, conflict (lost every retry), reused (request id of another workload), canceled, limited (the caller's rate), error.",
 		}, []string{"outcome"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_refusals_total",
-			Help: "Refused Place calls by reason: no_eligible_region or spread_unsatisfiable.",
+			Help: "Refused Place calls by reason: no_eligible_region, spread_unsatisfiable, above_ceiling (the label is above the tenant's clearance ceiling) or placement_cap (the tenant holds as many placements as it may).",
 		}, []string{"reason"}),
 		refusedFor: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "classroute_refusal_region_reasons_total",
@@ -120,7 +143,15 @@ func New() *Metrics {
 			Name: "classroute_connections_refused_total",
 			Help: "Connections closed as soon as accepted, by listener (grpc, health, metrics, debug) and the cap they were beyond (total or per_source).",
 		}, []string{"listener", "reason"}),
+		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
 	}
+	v := version.Get()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "classroute_build_info",
+		Help:        "1, labelled with the running build: the module version, the VCS revision and the Go toolchain.",
+		ConstLabels: prometheus.Labels{"version": v.Version, "revision": v.Revision, "go_version": v.GoVersion},
+	})
+	buildInfo.Set(1)
 	for _, l := range limits {
 		m.limited.WithLabelValues(l)
 	}
@@ -132,14 +163,14 @@ func New() *Metrics {
 	for _, o := range outcomes {
 		m.placements.WithLabelValues(o)
 	}
-	for _, r := range []string{"no_eligible_region", "spread_unsatisfiable"} {
+	for _, r := range refusalReasons {
 		m.refusals.WithLabelValues(r)
 	}
 	for _, c := range reasonCodes {
 		m.known[string(c)] = true
 	}
 	m.committed, m.failed = m.commit.WithLabelValues("committed"), m.commit.WithLabelValues("failed")
-	m.reg.MustRegister(m.placements, m.refusals, m.refusedFor, m.decision, m.commit, m.limited, m.connsRefd,
+	m.reg.MustRegister(m.placements, m.refusals, m.refusedFor, m.decision, m.commit, m.limited, m.connsRefd, m.grpc, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -201,6 +232,22 @@ func (m *Metrics) AddStore(src Source) {
 	m.reg.MustRegister(&storeCollector{src: src})
 }
 
+// ServerOptions are the interceptors that count a gRPC server's calls:
+// gRPC's standard metrics of every call, then the outcome of every
+// Place (UnaryInterceptor). Put them first, so that calls refused by
+// the interceptors after them (authentication, the limits) are counted
+// too; call InitializeMethods once the services are registered.
+func (m *Metrics) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(m.grpc.UnaryServerInterceptor(), m.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(m.grpc.StreamServerInterceptor()),
+	}
+}
+
+// InitializeMethods exports gRPC's metrics of every method registered
+// on g, at zero, before any call: a method never called shows up too.
+func (m *Metrics) InitializeMethods(g *grpc.Server) { m.grpc.InitializeMetrics(g) }
+
 // UnaryInterceptor counts the outcome of every Place call from the
 // status it returns, with the reason codes of the Refusal detail.
 func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
@@ -231,7 +278,10 @@ func (m *Metrics) countPlace(err error) {
 		outcome = "canceled"
 	case codes.ResourceExhausted:
 		outcome = "limited"
-	case codes.FailedPrecondition:
+		if m.countRefusal(st) { // the tenant's placement cap
+			outcome = "refused"
+		}
+	case codes.FailedPrecondition, codes.PermissionDenied: // PermissionDenied: the tenant's ceiling
 		if m.countRefusal(st) {
 			outcome = "refused"
 		}
@@ -247,11 +297,8 @@ func (m *Metrics) countRefusal(st *status.Status) bool {
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
-			switch d.GetReason() {
-			case "NO_ELIGIBLE_REGION":
-				reason = "no_eligible_region"
-			case "SPREAD_UNSATISFIABLE":
-				reason = "spread_unsatisfiable"
+			if r, ok := refusalReasons[d.GetReason()]; ok && d.GetDomain() == server.ErrorDomain {
+				reason = r
 			}
 		case *pb.Refusal:
 			for _, v := range d.GetRegions() {

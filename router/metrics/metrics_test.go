@@ -2,11 +2,13 @@ package metrics_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +18,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/providers"
@@ -25,6 +30,7 @@ import (
 	"github.com/classroute/classroute/router/metrics"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
+	"github.com/classroute/classroute/router/version"
 )
 
 // env is a store on a real etcd with the default catalogue, a gRPC
@@ -33,9 +39,15 @@ type env struct {
 	store   *state.Store
 	place   pb.PlacementServiceClient
 	metrics string // base URL
+	conn    *grpc.ClientConn
+	grpc    *grpc.Server
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvCatalog(t, nil) }
+
+// newEnvCatalog is newEnv with the default catalogue changed by mutate
+// (nil: unchanged) before it is loaded.
+func newEnvCatalog(t *testing.T, mutate func(*providers.Catalog)) *env {
 	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -53,6 +65,9 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if mutate != nil {
+		mutate(cat)
+	}
 	if _, err := store.Seed(c, cat.Providers, cat.Regions, cat.Tenants); err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +77,9 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(append(server.ServerOptions(log), grpc.ChainUnaryInterceptor(m.UnaryInterceptor()))...)
+	g := grpc.NewServer(append(m.ServerOptions(), server.ServerOptions(log)...)...)
 	server.New(store, log).Register(g)
+	m.InitializeMethods(g)
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -74,7 +90,7 @@ func newEnv(t *testing.T) *env {
 
 	hs := httptest.NewServer(m.Handler(store.Ready))
 	t.Cleanup(hs.Close)
-	return &env{store: store, place: pb.NewPlacementServiceClient(conn), metrics: hs.URL}
+	return &env{store: store, place: pb.NewPlacementServiceClient(conn), metrics: hs.URL, conn: conn, grpc: g}
 }
 
 // scrape reads /metrics and returns each sample by name and labels,
@@ -101,6 +117,7 @@ func (e *env) scrape(t *testing.T) map[string]float64 {
 			for _, l := range m.GetLabel() {
 				labels = append(labels, l.GetName()+"="+l.GetValue())
 			}
+			slices.Sort(labels)
 			key := name
 			if len(labels) > 0 {
 				key += "{" + strings.Join(labels, ",") + "}"
@@ -341,5 +358,164 @@ func TestLimitMetrics(t *testing.T) {
 		if strings.HasPrefix(p.Metric, "classroute_") {
 			t.Errorf("lint: %s: %s", p.Metric, p.Text)
 		}
+	}
+}
+
+// A Place refused by its tenant's policy is refused, with its reason:
+// above the tenant's clearance ceiling, or beyond its placement cap.
+// (The ceiling's refusal was counted as an error.)
+func TestTenantPolicyRefusals(t *testing.T) {
+	e := newEnvCatalog(t, func(cat *providers.Catalog) {
+		for i := range cat.Tenants {
+			if cat.Tenants[i].ID == "aus-defence" {
+				cat.Tenants[i].MaxPlacements = 1
+			}
+		}
+	})
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	before := e.scrape(t)
+	above := kenyaGPU()
+	above.Label = "SECRET//REL TO USA, KEN" // ke-moh's ceiling is CUI
+	if _, err := e.place.Place(c, &pb.PlaceRequest{RequestId: "above-1", Workload: above}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("Place above the ceiling: %v; want PERMISSION_DENIED", err)
+	}
+	if _, err := e.place.Place(c, &pb.PlaceRequest{RequestId: "a1", Workload: aukus()}); err != nil {
+		t.Fatal(err)
+	}
+	second := aukus()
+	second.Name = "aukus-second"
+	if _, err := e.place.Place(c, &pb.PlaceRequest{RequestId: "a2", Workload: second}); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("Place beyond the cap: %v; want RESOURCE_EXHAUSTED", err)
+	}
+	after := e.scrape(t)
+	moved := map[string]float64{
+		`classroute_placements_total{outcome=placed}`:            1,
+		`classroute_placements_total{outcome=refused}`:           2,
+		`classroute_placements_total{outcome=error}`:             0,
+		`classroute_placements_total{outcome=limited}`:           0,
+		`classroute_refusals_total{reason=above_ceiling}`:        1,
+		`classroute_refusals_total{reason=placement_cap}`:        1,
+		`classroute_refusals_total{reason=no_eligible_region}`:   0,
+		`classroute_refusals_total{reason=spread_unsatisfiable}`: 0,
+	}
+	for key, want := range moved {
+		if _, ok := after[key]; !ok {
+			t.Errorf("%s not exported", key)
+		}
+		if got := after[key] - before[key]; got != want {
+			t.Errorf("%s moved by %v; want %v", key, got, want)
+		}
+	}
+}
+
+// grpcKey is the scrape key of one of gRPC's metrics of a method.
+func grpcKey(name, typ, service, method string, more ...string) string {
+	labels := append([]string{"grpc_method=" + method, "grpc_service=" + service, "grpc_type=" + typ}, more...)
+	slices.Sort(labels)
+	return name + "{" + strings.Join(labels, ",") + "}"
+}
+
+// gRPC's standard metrics cover every method the server registers: each
+// is exported at zero before any call, and each call of each method
+// (here with an empty request, whatever it answers) moves its started
+// and handled counters and its handling-time histogram by one. The
+// labels name methods and codes only.
+func TestEveryMethodCounted(t *testing.T) {
+	e := newEnv(t)
+	type method struct{ typ, service, name, full string }
+	var methods []method
+	streams := map[string]grpc.MethodInfo{}
+	for svc, info := range e.grpc.GetServiceInfo() {
+		for _, mi := range info.Methods {
+			typ := "unary"
+			switch {
+			case mi.IsClientStream && mi.IsServerStream:
+				typ = "bidi_stream"
+			case mi.IsClientStream:
+				typ = "client_stream"
+			case mi.IsServerStream:
+				typ = "server_stream"
+			}
+			full := "/" + svc + "/" + mi.Name
+			methods = append(methods, method{typ, svc, mi.Name, full})
+			streams[full] = mi
+		}
+	}
+	if len(methods) < 20 {
+		t.Fatalf("%d methods registered; want every classroute service's", len(methods))
+	}
+	before := e.scrape(t)
+	for _, m := range methods {
+		for _, k := range []string{
+			grpcKey("grpc_server_started_total", m.typ, m.service, m.name),
+			grpcKey("grpc_server_handled_total", m.typ, m.service, m.name, "grpc_code=OK"),
+			grpcKey("grpc_server_handled_total", m.typ, m.service, m.name, "grpc_code=Unavailable"),
+			grpcKey("grpc_server_handling_seconds", m.typ, m.service, m.name) + "_count",
+		} {
+			if v, ok := before[k]; !ok || v != 0 {
+				t.Errorf("before any call: %s = %v (exported: %v); want 0", k, v, ok)
+			}
+		}
+	}
+
+	for _, m := range methods {
+		c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		if m.typ == "unary" {
+			_ = e.conn.Invoke(c, m.full, &emptypb.Empty{}, &emptypb.Empty{})
+		} else {
+			mi := streams[m.full]
+			s, err := e.conn.NewStream(c, &grpc.StreamDesc{ServerStreams: mi.IsServerStream, ClientStreams: mi.IsClientStream}, m.full)
+			if err == nil {
+				_ = s.SendMsg(&emptypb.Empty{})
+				_ = s.CloseSend()
+				for s.RecvMsg(&emptypb.Empty{}) == nil {
+				}
+			}
+		}
+		cancel()
+	}
+
+	// A stream's handler ends after its client has gone: wait for them.
+	var after map[string]float64
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		after = e.scrape(t)
+		missing := []string{}
+		for _, m := range methods {
+			handled := 0.0
+			for k, v := range after {
+				if strings.HasPrefix(k, "grpc_server_handled_total{") && strings.Contains(k, "grpc_method="+m.name+",") && strings.Contains(k, "grpc_service="+m.service+",") {
+					handled += v
+				}
+			}
+			if handled != 1 {
+				missing = append(missing, fmt.Sprintf("%s handled %v times", m.full, handled))
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after one call of each method: %s; want each once", strings.Join(missing, "; "))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, m := range methods {
+		for _, k := range []string{
+			grpcKey("grpc_server_started_total", m.typ, m.service, m.name),
+			grpcKey("grpc_server_handling_seconds", m.typ, m.service, m.name) + "_count",
+		} {
+			if got := after[k] - before[k]; got != 1 {
+				t.Errorf("%s moved by %v; want 1", k, got)
+			}
+		}
+	}
+	for k := range after {
+		if strings.Contains(k, "ke-moh") || strings.Contains(k, "aukus") || strings.Contains(k, "aws/") {
+			t.Errorf("a tenant, workload or region became a label: %s", k)
+		}
+	}
+	if v := after[`classroute_build_info{go_version=`+version.Get().GoVersion+`,revision=`+version.Get().Revision+`,version=`+version.Get().Version+`}`]; v != 1 {
+		t.Errorf("classroute_build_info = %v; want 1 labelled with version.Get() %+v", v, version.Get())
 	}
 }
