@@ -45,6 +45,8 @@ import (
 //	classroute_reconciler_leader                   1 while this daemon leads the reconciler
 //	classroute_placements_stranded                 placements with a replica that must move and nowhere to go
 //	classroute_placements_violating                placements with a replica whose region no longer covers them
+//	classroute_accreditation_expiry_seconds        until the nearest accreditation expiry of a region (negative once expired)
+//	classroute_audit_chain_lag_seconds             how long the oldest audit entry not yet chained has waited (the chaining daemon only)
 //	classroute_etcd_alarm{type}                    1 while etcd has raised the alarm: nospace (its quota is full) or corrupt
 //	classroute_rate_limited_total{limit}           calls and streams refused (agent messages held back) by a per-caller limit: place, plan, list_audit, agent_report, agent_ack, streams, read, verify_audit
 //	classroute_connections_refused_total{listener,reason}  connections closed at accept: grpc, health or metrics; total or per_source cap
@@ -352,6 +354,8 @@ var (
 	descStranded  = prometheus.NewDesc("classroute_placements_stranded", "Placements with a replica that must move and no region to move to.", nil, nil)
 	descViolating = prometheus.NewDesc("classroute_placements_violating", "Placements with a replica whose region no longer covers the workload.", nil, nil)
 	descLeader    = prometheus.NewDesc("classroute_reconciler_leader", "1 while this daemon's reconciler is the elected leader (exactly one daemon should be).", nil, nil)
+	descExpiry    = prometheus.NewDesc("classroute_accreditation_expiry_seconds", "Seconds until the nearest expiry of a region's accreditation, among the catalogue's regions whose accreditation is not revoked; negative once one has expired (renew it, or revoke or remove the region). Absent when no region has an expiry.", nil, nil)
+	descChainLag  = prometheus.NewDesc("classroute_audit_chain_lag_seconds", "How far the audit hash chain is behind the audit trail: seconds the oldest entry not yet chained has waited, counted from when the chainer's watch delivered it, or from when the chainer stopped following the trail (a term starting, an error and its retry); 0 once every entry delivered is chained. Exported only by the daemon that runs the chainer (the reconciler's leader): with no leader nothing chains, which classroute_reconciler_leader shows. The audit index (ListAudit's search) is written beside the chain and is not counted here.", nil, nil)
 	descAlarm     = prometheus.NewDesc("classroute_etcd_alarm", "1 while etcd has raised the alarm of the type: nospace (the database reached its quota: every write fails; the daemon is NOT_SERVING) or corrupt.", []string{"type"}, nil)
 )
 
@@ -359,7 +363,7 @@ var (
 var alarmTypes = []string{"nospace", "corrupt"}
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReady, descEtcd, descRevision, descLag, descAge, descAgents, descStranded, descViolating, descLeader, descAlarm} {
+	for _, d := range []*prometheus.Desc{descReady, descEtcd, descRevision, descLag, descAge, descAgents, descStranded, descViolating, descLeader, descExpiry, descChainLag, descAlarm} {
 		ch <- d
 	}
 }
@@ -376,6 +380,12 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descStranded, float64(st.Stranded))
 	gauge(descViolating, float64(st.Violating))
 	gauge(descLeader, boolValue(st.Leading))
+	if st.HasAccreditationExpiry {
+		gauge(descExpiry, st.AccreditationExpiry.Seconds())
+	}
+	if st.AuditChaining {
+		gauge(descChainLag, st.AuditChainLag.Seconds())
+	}
 	for _, a := range alarmTypes {
 		ch <- prometheus.MustNewConstMetric(descAlarm, prometheus.GaugeValue, boolValue(slices.Contains(st.EtcdAlarms, a)), a)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -205,10 +206,24 @@ func TestScrape(t *testing.T) {
 		"classroute_etcd_alarm{type=nospace}":    func(v float64) bool { return v == 0 },
 		"classroute_etcd_alarm{type=corrupt}":    func(v float64) bool { return v == 0 },
 	}
+	cat, err := providers.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nearest time.Time
+	for _, r := range cat.Regions {
+		if a := r.Accreditation; !a.Revoked && (nearest.IsZero() || a.Expires.Before(nearest)) {
+			nearest = a.Expires
+		}
+	}
+	gauges["classroute_accreditation_expiry_seconds"] = func(v float64) bool { return v > 0 && math.Abs(time.Until(nearest).Seconds()-v) < 5 }
 	for name, ok := range gauges {
 		if v, found := after[name]; !found || !ok(v) {
 			t.Errorf("%s = %v (exported: %v)", name, v, found)
 		}
+	}
+	if v, found := after["classroute_audit_chain_lag_seconds"]; found {
+		t.Errorf("classroute_audit_chain_lag_seconds = %v exported where no chainer runs", v)
 	}
 	if _, found := after["go_goroutines"]; !found {
 		t.Error("the Go runtime's metrics are not exported")
@@ -246,6 +261,38 @@ func TestScrape(t *testing.T) {
 type statsSource state.Stats
 
 func (s statsSource) Stats() state.Stats { return state.Stats(s) }
+
+// The accreditation expiry and audit chain lag gauges are exported when
+// the store has something to say: a region with an expiry, a chainer
+// running here.
+func TestExpiryAndChainLagGauges(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		st                  state.Stats
+		expiry, lag         float64
+		hasExpiry, hasChain bool
+	}{
+		{"nothing to say", state.Stats{}, 0, 0, false, false},
+		{"expiring in a day", state.Stats{AccreditationExpiry: 24 * time.Hour, HasAccreditationExpiry: true}, 86400, 0, true, false},
+		{"expired an hour ago", state.Stats{AccreditationExpiry: -time.Hour, HasAccreditationExpiry: true}, -3600, 0, true, false},
+		{"chaining, caught up", state.Stats{AuditChaining: true}, 0, 0, false, true},
+		{"chaining, behind", state.Stats{AuditChaining: true, AuditChainLag: 90 * time.Second}, 0, 90, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := metrics.New()
+			m.AddStore(statsSource(tc.st))
+			hs := httptest.NewServer(m.Handler(func() error { return nil }))
+			defer hs.Close()
+			got := (&env{metrics: hs.URL}).scrape(t)
+			if v, ok := got["classroute_accreditation_expiry_seconds"]; ok != tc.hasExpiry || v != tc.expiry {
+				t.Errorf("classroute_accreditation_expiry_seconds = %v (exported: %v); want %v (%v)", v, ok, tc.expiry, tc.hasExpiry)
+			}
+			if v, ok := got["classroute_audit_chain_lag_seconds"]; ok != tc.hasChain || v != tc.lag {
+				t.Errorf("classroute_audit_chain_lag_seconds = %v (exported: %v); want %v (%v)", v, ok, tc.lag, tc.hasChain)
+			}
+		})
+	}
+}
 
 // classroute_etcd_alarm is 1 for each alarm etcd reports, 0 for the
 // others. (router/state's TestEtcdNoSpaceAlarm raises a real one.)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -162,12 +163,49 @@ type chainer struct {
 	lastCP   time.Time
 }
 
+// chainLag is how far the chainer is behind, for the metrics
+// (Stats.AuditChainLag): since when the chain has lacked an entry
+// written, as well as the chainer can tell. It is caught up (0) once it
+// has chained every entry its catch-up read found and its watch has
+// delivered; it is behind from the moment its watch delivers an entry
+// until it has chained it, and, while it is not following the trail
+// (starting a term, or failing and retrying), from the moment it
+// stopped: entries written meanwhile are not yet seen, and count from
+// then.
+type chainLag struct {
+	running atomic.Bool
+	since   atomic.Int64 // UnixNano; 0: caught up
+}
+
+// behindFrom marks the chain behind since t, unless it already was.
+func (l *chainLag) behindFrom(t time.Time) { l.since.CompareAndSwap(0, t.UnixNano()) }
+
+// caughtUp marks the chain as holding every entry delivered.
+func (l *chainLag) caughtUp() { l.since.Store(0) }
+
+// lag is how far behind the chain is at now, and whether a chainer runs
+// here to say.
+func (l *chainLag) lag(now time.Time) (time.Duration, bool) {
+	if !l.running.Load() {
+		return 0, false
+	}
+	since := l.since.Load()
+	if since == 0 {
+		return 0, true
+	}
+	return max(now.Sub(time.Unix(0, since)), 0), true
+}
+
 // chainAudit chains the audit trail until ctx ends (leadership ends).
 func (s *Store) chainAudit(ctx context.Context, f fence, cfg AuditChainConfig) {
 	cfg.defaults()
 	c := &chainer{s: s, f: f, cfg: cfg}
 	backoff := 100 * time.Millisecond
 	anchorChecked := false
+	s.chainLag.caughtUp()
+	s.chainLag.behindFrom(s.clock()) // until the first catch-up
+	s.chainLag.running.Store(true)
+	defer s.chainLag.running.Store(false)
 	for ctx.Err() == nil {
 		err := c.load(ctx)
 		if err == nil && !anchorChecked {
@@ -180,6 +218,7 @@ func (s *Store) chainAudit(ctx context.Context, f fence, cfg AuditChainConfig) {
 		if ctx.Err() != nil {
 			return
 		}
+		s.chainLag.behindFrom(s.clock()) // not following: entries go unseen
 		s.log.Warn("state: audit chainer", "err", err, "retry", backoff)
 		select {
 		case <-time.After(backoff):
@@ -345,6 +384,7 @@ func (c *chainer) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.chainLag.caughtUp()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wch := s.watcher.Watch(wctx, s.keys.audit(""), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
@@ -359,6 +399,7 @@ func (c *chainer) follow(ctx context.Context) error {
 				return err
 			}
 		case wr, ok := <-wch:
+			s.chainLag.behindFrom(s.clock())
 			// Take every response already waiting, so that a storm of
 			// entries is chained in few transactions.
 			var kvs []*mvccpb.KeyValue
@@ -398,6 +439,7 @@ func (c *chainer) follow(ctx context.Context) error {
 			if err := c.append(ctx, kvs); err != nil {
 				return err
 			}
+			s.chainLag.caughtUp()
 			// Entries are written once: anything else is tampering
 			// (VerifyAudit finds it too).
 			if len(changed) > 0 {

@@ -63,6 +63,18 @@ type Stats struct {
 	// EtcdAlarms are the alarms etcd last reported ("nospace",
 	// "corrupt"; see alarm.go).
 	EtcdAlarms []string
+	// AccreditationExpiry is how long until the nearest expiry of a
+	// region's accreditation, among the catalogue's regions whose
+	// accreditation is not revoked (negative once one has expired);
+	// HasAccreditationExpiry is false when no region has one.
+	AccreditationExpiry    time.Duration
+	HasAccreditationExpiry bool
+	// AuditChaining: this store runs the audit chainer (its reconciler
+	// leads). AuditChainLag is then how far the chain is behind: how
+	// long the oldest entry it lacks has been waiting, as the chainer
+	// tells (see chainLag); 0 when it has chained every entry delivered.
+	AuditChaining bool
+	AuditChainLag time.Duration
 }
 
 // Stats reads the store's state for metrics, from one cache transaction.
@@ -81,7 +93,18 @@ func (s *Store) Stats() Stats {
 	}
 	tx := s.db.Txn(false)
 	defer tx.Abort()
-	st.Revision, _ = revisionTxn(tx)
+	var view *regionView
+	st.Revision, view = revisionTxn(tx)
+	for _, r := range view.states {
+		a := r.Region.Accreditation
+		if a.Revoked || a.Expires.IsZero() {
+			continue
+		}
+		if d := a.Expires.Sub(now); !st.HasAccreditationExpiry || d < st.AccreditationExpiry {
+			st.AccreditationExpiry, st.HasAccreditationExpiry = d, true
+		}
+	}
+	st.AuditChainLag, st.AuditChaining = s.chainLag.lag(now)
 	st.LiveAgents = countTxn(tx, tableLive, indexID)
 	st.Stranded = countTxn(tx, tablePlacements, indexState, router.PlacementStranded.String())
 	st.Violating = countTxn(tx, tablePlacements, indexState, router.PlacementViolation.String())

@@ -141,6 +141,7 @@ type Store struct {
 	live      atomic.Bool  // the watch is established and has not broken
 	confirmed atomic.Int64 // clock time (UnixNano) etcd last answered the watch
 	etcd      etcdSeen     // what the freshness read last saw, for metrics
+	chainLag  chainLag     // how far the audit chainer is behind, for metrics
 
 	alarms atomic.Pointer[[]string] // etcd's alarms as last polled, read by Ready too (alarm.go)
 
