@@ -162,7 +162,9 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		}
 		in := snap.input(w, s)
 		t0 := time.Now()
+		_, span := s.tracer.Start(ctx, "decide")
 		d, wait := s.decide(&in, snap.regions)
+		endDecide(span, d.Err, wait.any())
 		s.observer.Decided(time.Since(t0))
 		if wait.any() {
 			if err := s.committer.settled(ctx, wait); err != nil {
@@ -184,7 +186,9 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			return nil, err
 		}
 		t0 = time.Now()
+		_, span = s.tracer.Start(ctx, "commit")
 		out := s.committer.submit(ctx, wr)
+		endCommit(span, out)
 		s.observer.Committed(time.Since(t0), out.committed)
 		switch {
 		case out.err != nil:
@@ -421,7 +425,9 @@ func (s *Store) Plan(ctx context.Context, w *router.Workload) (Plan, error) {
 		return Plan{}, err
 	}
 	in := snap.input(w, s)
+	_, span := s.tracer.Start(ctx, "decide")
 	d := s.engine.Plan(in)
+	endDecide(span, d.Err, false)
 	out := Plan{Label: w.Label, Revision: snap.rev, Regions: d.Explain(&in), Refusal: d.Err}
 	for _, idx := range d.Chosen {
 		out.Chosen = append(out.Chosen, snap.regions.keys[idx])

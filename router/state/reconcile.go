@@ -587,7 +587,9 @@ func (r *reconciler) lead(ctx context.Context) {
 			r.begin()
 			first = false
 		}
+		_, span := r.s.tracer.Start(ctx, "reconcile")
 		busy, err := r.step(ctx)
+		endSpan(span, err)
 		if err != nil && ctx.Err() == nil {
 			r.s.log.Warn("state: reconcile", "err", err)
 			busy = false // wait a moment rather than spin on the error

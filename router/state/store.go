@@ -30,6 +30,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
@@ -74,7 +75,8 @@ type options struct {
 
 	watchProgressEvery time.Duration // see feedsource.go and router/feed
 	watchBuffer        int
-	observer           Observer // see observe.go
+	observer           Observer     // see observe.go
+	tracer             trace.Tracer // see trace.go
 
 	refusalAudit RefusalAuditLimit // see auditlimit.go
 }
@@ -176,6 +178,7 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 		watchProgressEvery: DefaultWatchProgressEvery,
 		watchBuffer:        DefaultWatchBuffer,
 		observer:           nopObserver{},
+		tracer:             defaultTracer(),
 		refusalAudit:       DefaultRefusalAuditLimit,
 	}
 	for _, opt := range opts {
@@ -186,6 +189,9 @@ func Open(ctx context.Context, cli *clientv3.Client, engine Decider, opts ...Opt
 	}
 	if o.observer == nil {
 		o.observer = nopObserver{}
+	}
+	if o.tracer == nil {
+		o.tracer = defaultTracer()
 	}
 	if o.prefix == "" || o.staleAfter <= 0 || o.progressEvery <= 0 || o.maxRetries < 0 || o.opTimeout <= 0 ||
 		o.watchProgressEvery <= 0 || o.watchBuffer <= 0 {
