@@ -80,7 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&m.PeerTLS.TrustedCAFile, "peer-ca", "", "CA that signs peer certificates; set: peers must present one")
 	fs.DurationVar(&m.HeartbeatInterval, "heartbeat-interval", 100*time.Millisecond, "raft heartbeat interval")
 	fs.DurationVar(&m.ElectionTimeout, "election-timeout", time.Second, "raft election timeout")
-	fs.StringVar(&m.LogLevel, "etcd-log-level", "warn", "etcd's own log level: debug, info, warn, error")
+	fs.StringVar(&m.LogLevel, "etcd-log-level", "warn", "the least level of etcd's own messages logged (in this command's format, within --log-level): debug, info, warn, error")
 	fs.BoolVar(&m.UnsafeNoFsync, "unsafe-no-fsync", false, "do not fsync: a crash loses acknowledged writes (throwaway test clusters only)")
 	fs.StringVar(&level, "log-level", "info", "this command's log level: debug, info, warn or error")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit (as does the argument version)")
@@ -129,6 +129,7 @@ func main() {
 
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	m := cfg.Member
+	m.Logger = log // etcd's logs in this command's, at --etcd-log-level and up
 	log.Info("starting member; a member of a new cluster waits for a quorum of its peers",
 		"name", m.Name, "data_dir", m.Dir, "client", m.ClientAddr, "peer", m.PeerAddr,
 		"initial_cluster", m.InitialCluster, "state", m.ClusterState)

@@ -9,14 +9,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Cluster states: a member either bootstraps a new cluster with its
@@ -63,8 +67,13 @@ type Config struct {
 	// for a member of a new cluster includes waiting for a quorum of its
 	// peers (default 30s; negative: wait until ctx ends).
 	StartTimeout time.Duration
-	// LogLevel is etcd's own log level (default "error"; etcd logs to stderr).
+	// LogLevel is etcd's own log level (default "error"): with Logger,
+	// the least level of etcd's messages passed on to it.
 	LogLevel string
+	// Logger, when set, takes etcd's logs (ZapLogger): in its format,
+	// at its level, etcd's messages below LogLevel dropped. Nil: etcd
+	// logs JSON to stderr itself.
+	Logger *slog.Logger
 	// UnsafeNoFsync disables fsync: for throwaway test members only.
 	UnsafeNoFsync bool
 	// QuotaBytes is the member's backend quota (etcd's
@@ -117,6 +126,7 @@ type Member struct {
 	peerURL   string
 	name      string
 	closeOnce sync.Once
+	closing   atomic.Bool // see shutdownNoise
 }
 
 // Start starts a member and waits until it serves: for a member of a
@@ -126,6 +136,14 @@ func Start(ctx context.Context, c Config) (*Member, error) {
 	cfg, err := c.embed()
 	if err != nil {
 		return nil, err
+	}
+	m := &Member{}
+	if c.Logger != nil {
+		floor, err := zapcore.ParseLevel(cfg.LogLevel)
+		if err != nil {
+			return nil, fmt.Errorf("etcdlocal: log level: %w", err)
+		}
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(newSlogCore(c.Logger, floor, &m.closing)))
 	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
@@ -144,21 +162,23 @@ func Start(ctx context.Context, c Config) (*Member, error) {
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
+		m.closing.Store(true)
 		e.Close()
 		return nil, fmt.Errorf("etcdlocal: %w", err)
 	case <-timeout:
+		m.closing.Store(true)
 		e.Close()
 		return nil, errors.New("etcdlocal: not ready in time (a member of a new cluster waits for a quorum of its peers)")
 	case <-ctx.Done():
+		m.closing.Store(true)
 		e.Close()
 		return nil, ctx.Err()
 	}
-	return &Member{
-		etcd:      e,
-		endpoints: []string{cfg.AdvertiseClientUrls[0].Host},
-		peerURL:   cfg.AdvertisePeerUrls[0].String(),
-		name:      cfg.Name,
-	}, nil
+	m.etcd = e
+	m.endpoints = []string{cfg.AdvertiseClientUrls[0].Host}
+	m.peerURL = cfg.AdvertisePeerUrls[0].String()
+	m.name = cfg.Name
+	return m, nil
 }
 
 // embed checks c and turns it into etcd's configuration.
@@ -256,7 +276,12 @@ func (m *Member) Err() <-chan error { return m.etcd.Err() }
 // Close stops the member and waits for it. etcd hands leadership to a
 // peer first when it leads a cluster of several. It is safe to call
 // more than once.
-func (m *Member) Close() { m.closeOnce.Do(m.etcd.Close) }
+func (m *Member) Close() {
+	m.closeOnce.Do(func() {
+		m.closing.Store(true)
+		m.etcd.Close()
+	})
+}
 
 // listenURL checks addr and makes the member's URL of it. Without TLS
 // addr must be loopback; empty picks a free loopback port.
