@@ -24,6 +24,7 @@ import (
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -116,6 +117,10 @@ type Config struct {
 	// AuditMaxSkew is the clock-skew allowance entries are judged with.
 	AuditCheckpointDir string
 	AuditMaxSkew       time.Duration
+	// OTLPEndpoint, when set, exports traces there over OTLP/gRPC (see
+	// tracing); empty: only if OTEL_EXPORTER_OTLP_ENDPOINT (or
+	// _TRACES_ENDPOINT) says where.
+	OTLPEndpoint string
 }
 
 // errVersion is parseFlags' answer to -version, --version or the
@@ -198,6 +203,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	})
 	fs.StringVar(&c.AuditCheckpointDir, "audit-checkpoint-dir", "", "also write each signed audit checkpoint this daemon makes to this directory, one file each, never rewritten (put it on another volume and ship it to write-once storage; classroutectl audit verify --anchor checks etcd against it)")
 	fs.DurationVar(&c.AuditMaxSkew, "audit-max-skew", audit.DefaultMaxSkew, "clock-skew allowance between daemons: an audit entry dated further behind the entries chained before it, or ahead of the chainer's clock, is reported as tampering")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "export OpenTelemetry traces (a span per gRPC call, with decide, commit and reconcile spans) to this OTLP/gRPC collector: http://HOST:PORT (plaintext) or https://HOST:PORT; empty: only when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, else no tracing")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit (as does the argument version)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -286,6 +292,9 @@ func (c *Config) validate() error {
 	}
 	errs = append(errs, c.validateAudit()...)
 	errs = append(errs, c.validateLimits())
+	if c.OTLPEndpoint != "" {
+		errs = append(errs, checkOTLPEndpoint(c.OTLPEndpoint))
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format %q: want text or json", c.LogFormat))
 	}
@@ -489,7 +498,8 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	endpoints := cfg.Etcd
 	if len(endpoints) == 0 {
 		dir := filepath.Join(cfg.DataDir, "etcd")
-		m, err := etcdlocal.Start(ctx, etcdlocal.Config{Dir: dir, ClientAddr: cfg.EtcdClientAddr, PeerAddr: cfg.EtcdPeerAddr, QuotaBytes: cfg.EtcdQuotaBytes})
+		m, err := etcdlocal.Start(ctx, etcdlocal.Config{Dir: dir, ClientAddr: cfg.EtcdClientAddr, PeerAddr: cfg.EtcdPeerAddr, QuotaBytes: cfg.EtcdQuotaBytes,
+			Logger: log, LogLevel: embeddedEtcdLogLevel(cfg.LogLevel)})
 		if err != nil {
 			return err
 		}
@@ -507,13 +517,26 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		DialTimeout:          5 * time.Second,
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
-		Logger:               nil,
+		Logger:               etcdlocal.ZapLogger(log, zapcore.WarnLevel),
 	})
 	if err != nil {
 		return fmt.Errorf("etcd client: %w", err)
 	}
 	defer cli.Close()
 
+	tp, stopTracing, err := tracing(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the spans left, within a bound: a collector that is
+		// gone must not hold the exit.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: spans not flushed at exit", "err", err)
+		}
+	}()
 	m := metrics.New()
 	if cfg.DebugListen != "" {
 		// Before the store opens: a slow start (loading a large cache)
@@ -529,7 +552,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// the load sooner (each read has the op timeout).
 	openCtx, cancel := context.WithTimeout(ctx, openTimeout)
 	store, err := state.Open(openCtx, cli, router.NewEngine(),
-		state.WithPrefix(cfg.EtcdPrefix), state.WithLogger(log), state.WithStaleAfter(cfg.StaleAfter), state.WithObserver(m),
+		state.WithPrefix(cfg.EtcdPrefix), state.WithLogger(log), state.WithStaleAfter(cfg.StaleAfter), state.WithObserver(m), state.WithTracerProvider(tp),
 		state.WithRefusalAuditLimit(cfg.AuditRefusals))
 	cancel()
 	if err != nil {
@@ -561,7 +584,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	limits.HandshakeTimeout = cfg.HandshakeTimeout
 	// The metrics' interceptors first: every call is counted, those the
 	// others refuse too.
-	opts := append(m.ServerOptions(), limits.ServerOptions(log)...)
+	opts := append(append(server.TraceOptions(tp), m.ServerOptions()...), limits.ServerOptions(log)...)
 	authn := server.DevAuthenticator
 	if cfg.TLSCert != "" {
 		tc, err := serverTLS(cfg)
@@ -657,6 +680,17 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		g.Stop()
 	}
 	return nil
+}
+
+// embeddedEtcdLogLevel is the least level of the embedded member's
+// messages the daemon logs (through its own logger, at its level):
+// etcd's warnings and errors; with -log-level debug, its info too (some
+// sixty lines at start). etcd's own debug, raft's every step, never.
+func embeddedEtcdLogLevel(l slog.Level) string {
+	if l <= slog.LevelDebug {
+		return "info"
+	}
+	return "warn"
 }
 
 // serverTLS is the listener's TLS: the server certificate, and client
