@@ -34,6 +34,8 @@ var importRules = []struct {
 		[]string{"go.etcd.io", "github.com/hashicorp/go-memdb", "google.golang.org/grpc", module + "router/state"}},
 	{"router/feed", "the Watch feed reads the store through its Source only",
 		[]string{"github.com/hashicorp/go-memdb", module + "router/state", module + "router/server"}},
+	{"router/tlsfiles", "certificate files for any TLS: the standard library's alone",
+		[]string{module, "google.golang.org/grpc", "go.etcd.io"}},
 	{"router/etcdlocal", "an etcd member knows nothing of classroute's records",
 		[]string{module}},
 	{"router/etcdtest", "the tests' etcd knows nothing of classroute's records",

@@ -4,7 +4,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,7 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
@@ -38,6 +37,7 @@ import (
 	"github.com/classroute/classroute/router/metrics"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
+	"github.com/classroute/classroute/router/tlsfiles"
 	"github.com/classroute/classroute/router/version"
 )
 
@@ -507,7 +507,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		endpoints = m.Endpoints()
 		log.Info("embedded etcd started", "dir", dir, "endpoints", endpoints)
 	}
-	etcdTLS, err := etcdClientTLS(cfg)
+	etcdTLS, err := etcdClientTLS(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -587,7 +587,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	opts := append(append(server.TraceOptions(tp), m.ServerOptions()...), limits.ServerOptions(log)...)
 	authn := server.DevAuthenticator
 	if cfg.TLSCert != "" {
-		tc, err := serverTLS(cfg)
+		tc, err := serverTLS(cfg, log)
 		if err != nil {
 			return err
 		}
@@ -693,35 +693,55 @@ func embeddedEtcdLogLevel(l slog.Level) string {
 	return "warn"
 }
 
+// tlsCheckEvery is how often, at most, the certificate files are looked
+// at for a change (a variable for the tests' sake).
+var tlsCheckEvery = tlsfiles.DefaultCheckEvery
+
 // serverTLS is the listener's TLS: the server certificate, and client
-// certificates required and verified against -tls-client-ca.
-func serverTLS(cfg *Config) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+// certificates required and verified against -tls-client-ca; the files
+// are re-read when they change (tlsfiles), so a renewed certificate or
+// a rotated CA bundle is the next handshake's, with no restart.
+func serverTLS(cfg *Config, log *slog.Logger) (*tls.Config, error) {
+	r, err := tlsfiles.New(tlsfiles.Files{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, CAFile: cfg.TLSClientCA}, log.With("listener", "grpc"),
+		tlsfiles.WithCheckEvery(tlsCheckEvery))
 	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, fmt.Errorf("-tls-cert, -tls-key, -tls-client-ca: %w", err)
 	}
-	pem, err := os.ReadFile(cfg.TLSClientCA)
-	if err != nil {
-		return nil, fmt.Errorf("-tls-client-ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("-tls-client-ca %s: no PEM certificate", cfg.TLSClientCA)
-	}
-	return server.ServerTLSConfig(cert, pool), nil
+	// ServerTLSConfig's versions and client authentication; its
+	// certificate and CAs are the Reloader's at each handshake.
+	return r.ServerConfig(server.ServerTLSConfig(tls.Certificate{}, nil)), nil
 }
 
 // etcdClientTLS is the etcd client's TLS configuration, or nil for
-// plaintext.
-func etcdClientTLS(cfg *Config) (*tls.Config, error) {
+// plaintext. Its files are re-read when they change, as serverTLS's.
+func etcdClientTLS(cfg *Config, log *slog.Logger) (*tls.Config, error) {
 	if cfg.EtcdCA == "" && cfg.EtcdCert == "" {
 		return nil, nil
 	}
-	c, err := transport.TLSInfo{CertFile: cfg.EtcdCert, KeyFile: cfg.EtcdKey, TrustedCAFile: cfg.EtcdCA}.ClientConfig()
+	r, err := tlsfiles.New(tlsfiles.Files{CertFile: cfg.EtcdCert, KeyFile: cfg.EtcdKey, CAFile: cfg.EtcdCA}, log.With("client", "etcd"),
+		tlsfiles.WithCheckEvery(tlsCheckEvery))
 	if err != nil {
 		return nil, fmt.Errorf("etcd TLS: %w", err)
 	}
-	return c, nil
+	return r.ClientConfig(etcdHosts(cfg.Etcd)...), nil
+}
+
+// etcdHosts are the host names and addresses of endpoints
+// ("host:port", or URLs): those the etcd client dials, for which a
+// member's certificate is verified when no name was sent (see
+// tlsfiles.Reloader.ClientConfig).
+func etcdHosts(endpoints []string) []string {
+	var hosts []string
+	for _, e := range endpoints {
+		if u, err := url.Parse(e); err == nil && u.Host != "" {
+			e = u.Host
+		}
+		if h, _, err := net.SplitHostPort(e); err == nil {
+			e = h
+		}
+		hosts = append(hosts, e)
+	}
+	return hosts
 }
 
 // listen listens on addr, holding the connections to c (counted in m as
