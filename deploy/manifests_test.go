@@ -714,6 +714,18 @@ func TestAlertRules(t *testing.T) {
 			t.Errorf("no alert on %s", m)
 		}
 	}
+	// Every metric an alert reads is one the daemon exports: its name is
+	// declared in router/metrics (a renamed metric would leave the alert
+	// silently never firing).
+	src, err := os.ReadFile(filepath.Join("..", "router", "metrics", "metrics.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range byMetric {
+		if !strings.Contains(string(src), `"`+m+`"`) {
+			t.Errorf("an alert reads %s, which router/metrics does not export", m)
+		}
+	}
 }
 
 // Without a PromQL parser, the expressions are at least balanced and
