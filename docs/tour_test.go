@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/cmd/cmdtest"
+	"github.com/classroute/classroute/router/etcdtest"
 )
 
 // TestMain removes the binaries the tour test built.
@@ -134,14 +134,7 @@ func lineMatches(want, got string) bool {
 	return regexp.MustCompile("^" + strings.Join(parts, ".*") + "$").MatchString(got)
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t *testing.T) string { return etcdtest.FreeAddr(t) }
 
 // The README's five-minute tour, run as a new user would paste it, in
 // one bash session, against the built binaries: every command exits 0

@@ -184,17 +184,30 @@ func Dial(tb testing.TB, endpoints ...string) *clientv3.Client {
 	return cli
 }
 
-// FreeAddr is a loopback address with a port free now. Another process
-// may take it before it is used.
+// FreeAddr is a loopback address with a port free now, and never one
+// it returned before in this test binary: the kernel hands a port just
+// closed out again, so two picks for one daemon (its listener and its
+// metrics) could otherwise collide. Another process may still take it
+// before it is used.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	tb.Fatal("etcdtest: no fresh loopback port in 100 tries")
+	return ""
 }
+
+// handedOut are the addresses FreeAddr returned.
+var handedOut sync.Map
 
 // LeakCheck counts the goroutines running now and, at cleanup, checks
 // that no more run, after a short settling time; if more do, it fails
