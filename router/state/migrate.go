@@ -45,7 +45,7 @@ func (s *Store) migrateLegacy(ctx context.Context, kvs []*mvccpb.KeyValue) (int6
 		}
 		if rev != 0 {
 			last = max(last, rev)
-			moved++
+			moved++ // by this daemon or another
 		}
 	}
 	if len(kvs) > 0 {
@@ -54,8 +54,10 @@ func (s *Store) migrateLegacy(ctx context.Context, kvs []*mvccpb.KeyValue) (int6
 	return last, nil
 }
 
-// migrateOne moves one legacy record and returns the revision of the
-// move, or 0 when it did not move it (moved by another daemon, or left).
+// migrateOne moves one legacy record and returns the revision the cache
+// must reach to see it where it now is: its move's, another daemon's
+// move's (at or before the revision it found the record gone at), or 0
+// when it is left in place.
 func (s *Store) migrateOne(ctx context.Context, kv *mvccpb.KeyValue) (int64, error) {
 	old := string(kv.Key)
 	for attempt := 0; ; attempt++ {
@@ -88,7 +90,11 @@ func (s *Store) migrateOne(ctx context.Context, kv *mvccpb.KeyValue) (int64, err
 		cur := resp.Responses[0].GetResponseRange().GetKvs()
 		switch {
 		case len(cur) == 0:
-			return 0, nil // moved (or deleted) by another daemon
+			// Moved (or deleted) by another daemon: its move is at or
+			// before this answer's revision, which the cache must reach
+			// before the store serves (else it answers "not found" for a
+			// placement that is there).
+			return resp.Header.Revision, nil
 		case len(resp.Responses[1].GetResponseRange().GetKvs()) > 0:
 			s.log.Error("state: legacy placement record's tenant-scoped key is taken; left in place", "key", old, "taken", key)
 			return 0, nil
