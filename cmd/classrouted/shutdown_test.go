@@ -146,7 +146,9 @@ func runAndStop(t *testing.T, bin string, args ...string) []string {
 		AllowedStorageCountries: []string{"USA", "AUS", "GBR"},
 		Resources:               &pb.Resources{MilliCpu: 1000, MemoryMib: 1024}, Replicas: 1,
 	}
-	if _, err := pb.NewPlacementServiceClient(conn).Place(ctx, &pb.PlaceRequest{RequestId: "r1", Workload: w}); err != nil {
+	// /healthz answers once the store is ready, a moment before the gRPC
+	// listener opens: wait for it rather than fail on a refused dial.
+	if _, err := pb.NewPlacementServiceClient(conn).Place(ctx, &pb.PlaceRequest{RequestId: "r1", Workload: w}, grpc.WaitForReady(true)); err != nil {
 		t.Fatalf("Place: %v", err)
 	}
 
