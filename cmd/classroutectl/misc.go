@@ -19,19 +19,12 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/label"
-	"github.com/classroute/classroute/router/spec"
 	"github.com/classroute/classroute/router/version"
 )
 
 // signalContext ends on SIGINT or SIGTERM.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
-
-// specParse reads a workload spec: the spec file's schema, which
-// placement spec prints.
-func specParse(data []byte, source string) (*router.Workload, error) {
-	return spec.Parse(data, source)
 }
 
 func (c *cli) labelCmd() *cobra.Command {

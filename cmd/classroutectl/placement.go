@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/client"
 	"github.com/classroute/classroute/router/convert"
+	"github.com/classroute/classroute/router/spec"
 )
 
 func (c *cli) placeCmd() *cobra.Command {
@@ -157,17 +157,11 @@ func (c *cli) printPlan(resp *pb.PlanResponse) {
 // readSpec reads a workload spec (YAML or JSON; "-" is stdin); unknown
 // fields are errors.
 func readSpec(path string) (*pb.Workload, error) {
-	var data []byte
-	var err error
-	if path == "-" {
-		data, err = readAllLimited(os.Stdin)
-	} else {
-		data, err = os.ReadFile(path)
-	}
+	data, err := readInput(path)
 	if err != nil {
 		return nil, err
 	}
-	w, err := specParse(data, path)
+	w, err := spec.Parse(data, path)
 	if err != nil {
 		return nil, err
 	}
@@ -195,51 +189,48 @@ func (c *cli) shortcuts() []*cobra.Command {
 }
 
 func (c *cli) getCmd(use string) *cobra.Command {
-	var tenant string
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: "Show a placement",
-		Long: `get shows the placement with request id ID: where each replica runs, its
+	return c.onePlacementCmd(use, "Show a placement", `get shows the placement with request id ID: where each replica runs, its
 state, and anything the reconciler found (a region that no longer covers
 it, a move under way).
 
 --tenant names the tenant whose request id it is: a tenant's user may omit
 it (its own tenant); others may omit it while one tenant only used the id.`,
-		Example: "  classroutectl placement get req-2f9c... --tenant ke-moh",
-		Args:    args(1, "one placement id"),
-		RunE: c.action(func(cmd *cobra.Command, a []string) error {
-			return c.with(func(ctx context.Context, cl *client.Client) error {
-				p, err := cl.Get(ctx, a[0], tenant)
-				if err != nil {
-					return err
-				}
-				if c.structured() {
-					return c.printProto(&pb.GetResponse{Placement: p})
-				}
-				c.printPlacement(p)
-				return nil
-			})
-		}),
-	}
-	cmd.Flags().StringVar(&tenant, "tenant", "", "the tenant whose request id ID is")
-	return cmd
+		"  classroutectl placement get req-2f9c... --tenant ke-moh",
+		func(ctx context.Context, cl *client.Client, id, tenant string) (proto.Message, *pb.Placement, error) {
+			p, err := cl.Get(ctx, id, tenant)
+			return &pb.GetResponse{Placement: p}, p, err
+		})
 }
 
 func (c *cli) releaseCmd(use string) *cobra.Command {
+	return c.onePlacementCmd(use, "Release a placement's capacity",
+		"release releases the placement with request id ID (--tenant as for get). Releasing twice is harmless.", "",
+		func(ctx context.Context, cl *client.Client, id, tenant string) (proto.Message, *pb.Placement, error) {
+			p, err := cl.Release(ctx, id, tenant)
+			return &pb.ReleaseResponse{Placement: p}, p, err
+		})
+}
+
+// onePlacementCmd is a command on one placement, named by its request id
+// and --tenant, that prints the placement do returns (-o json|yaml: the
+// response).
+func (c *cli) onePlacementCmd(use, short, long, example string,
+	do func(ctx context.Context, cl *client.Client, id, tenant string) (proto.Message, *pb.Placement, error)) *cobra.Command {
 	var tenant string
 	cmd := &cobra.Command{
-		Use:   use,
-		Short: "Release a placement's capacity",
-		Long:  "release releases the placement with request id ID (--tenant as for get). Releasing twice is harmless.",
-		Args:  args(1, "one placement id"),
+		Use:     use,
+		Short:   short,
+		Long:    long,
+		Example: example,
+		Args:    args(1, "one placement id"),
 		RunE: c.action(func(cmd *cobra.Command, a []string) error {
 			return c.with(func(ctx context.Context, cl *client.Client) error {
-				p, err := cl.Release(ctx, a[0], tenant)
+				resp, p, err := do(ctx, cl, a[0], tenant)
 				if err != nil {
 					return err
 				}
 				if c.structured() {
-					return c.printProto(&pb.ReleaseResponse{Placement: p})
+					return c.printProto(resp)
 				}
 				c.printPlacement(p)
 				return nil

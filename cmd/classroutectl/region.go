@@ -179,13 +179,7 @@ func (c *cli) getRegion(key string) (*pb.Region, error) {
 
 // readDoc reads one document of type T from file ("-": stdin).
 func readDoc[T any](file string) (T, error) {
-	var data []byte
-	var err error
-	if file == "-" {
-		data, err = readAllLimited(os.Stdin)
-	} else {
-		data, err = os.ReadFile(file)
-	}
+	data, err := readInput(file)
 	if err != nil {
 		var zero T
 		return zero, err
@@ -193,9 +187,12 @@ func readDoc[T any](file string) (T, error) {
 	return convert.DecodeDoc[T](data, file)
 }
 
-// readAllLimited reads r up to the largest document.
-func readAllLimited(r io.Reader) ([]byte, error) {
-	return io.ReadAll(io.LimitReader(r, convert.MaxDocSize+1))
+// readInput reads a file, or stdin for "-", up to the largest document.
+func readInput(file string) ([]byte, error) {
+	if file == "-" {
+		return io.ReadAll(io.LimitReader(os.Stdin, convert.MaxDocSize+1))
+	}
+	return os.ReadFile(file)
 }
 
 func (c *cli) regionPutCmd() *cobra.Command {
