@@ -5,6 +5,8 @@ package router
 
 import (
 	"time"
+
+	"github.com/classroute/classroute/router/equiv"
 )
 
 // ReasonCode names the rule a region failed. Codes are stable API: add, never rename.
@@ -78,6 +80,11 @@ type Input struct {
 	Regions []RegionState
 	// Now decides whether accreditations are in force.
 	Now time.Time
+	// Equivalence is the equivalence table in force in the store: how a
+	// label of one scheme is read into a region's accreditation of
+	// another. The zero table has no entries: a label is then eligible
+	// only on accreditations of its own scheme.
+	Equivalence equiv.Table
 }
 
 // Verdict is the decision for one region.

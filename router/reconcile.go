@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/classroute/classroute/router/equiv"
 )
 
 // Reconciling a placement with the live world. A placement that was
@@ -101,6 +103,9 @@ type ReconcileInput struct {
 	Index map[string]int
 	// Now judges accreditations, and stamps what changes.
 	Now time.Time
+	// Equivalence is the equivalence table in force (Input.Equivalence):
+	// every re-check maps the placement's original label again through it.
+	Equivalence equiv.Table
 	// MaxMoves is the most replicas this call may move: AnyMoves for no
 	// bound, 0 while moves are paced (a replica that must move is held).
 	MaxMoves int
@@ -150,7 +155,7 @@ func Reconcile(e Rechecker, p *Placement, in ReconcileInput) Reconciliation {
 	}
 	now := in.Now
 	w := &p.Workload
-	rin := Input{Workload: w, Tenant: in.Tenant, Regions: in.Regions, Now: now}
+	rin := Input{Workload: w, Tenant: in.Tenant, Regions: in.Regions, Now: now, Equivalence: in.Equivalence}
 	labelOK := w.Banner != "" && w.Label.String() == w.Banner
 	// A tenant whose ceiling was lowered below the workload's label may
 	// no longer hold it anywhere: every replica is a violation, and no

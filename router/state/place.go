@@ -46,7 +46,7 @@ func (s *Store) snapshot(tenantID, requestID string) snapshot {
 }
 
 func (snap *snapshot) input(w *router.Workload, s *Store) router.Input {
-	return router.Input{Workload: w, Tenant: snap.tenant.Tenant, Regions: snap.regions.states, Now: s.clock()}
+	return router.Input{Workload: w, Tenant: snap.tenant.Tenant, Regions: snap.regions.states, Now: s.clock(), Equivalence: s.Equivalence()}
 }
 
 // overlayBufs recycles the region slices of overlaid decisions.

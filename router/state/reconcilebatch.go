@@ -393,6 +393,7 @@ func (r *reconciler) look(ctx context.Context, key string, ref dirtyRef) {
 		now := s.clock()
 		res := router.Reconcile(s.engine, p, router.ReconcileInput{
 			Tenant: tenant, Regions: r.states, Index: snap.view.index, Now: now, MaxMoves: moves,
+			Equivalence: s.Equivalence(),
 		})
 		r.note(key, p, &res)
 		if res.Keep() {
