@@ -191,7 +191,7 @@ func TestLevelOrders(t *testing.T) {
 		{marking.NZL, []string{"IN-CONFIDENCE", "SENSITIVE"}},
 		{marking.NZL, []string{"RESTRICTED", "CONFIDENTIAL", "SECRET", "TOP SECRET"}},
 		{marking.EU, []string{"RESTREINT UE", "CONFIDENTIEL UE", "SECRET UE", "TRÈS SECRET UE"}},
-		{marking.KEN, []string{"RESTRICTED", "CONFIDENTIAL", "SECRET", "TOP SECRET"}},
+		{marking.KEN, []string{"UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET", "TOP SECRET"}},
 	}
 	for _, lad := range ladders {
 		for i, lo := range lad.levels {

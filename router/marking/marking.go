@@ -531,3 +531,14 @@ func (l Label) Dominates(o Label) bool {
 
 // quote returns s in Go quotes.
 func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// nationSchemes are the schemes of the nations whose own scheme the
+// package reads.
+var nationSchemes = map[string]Scheme{
+	"USA": US, "GBR": GBR, "AUS": AUS, "CAN": CAN, "NZL": NZL, "KEN": KEN,
+}
+
+// NationScheme returns the scheme of nation (an ISO 3166 trigraph), or
+// "" when the package reads no scheme of that nation's own (a NATO or EU
+// member's national scheme is not NATO's or the EU's).
+func NationScheme(nation string) Scheme { return nationSchemes[nation] }

@@ -101,10 +101,11 @@ var validCases = []validCase{
 	{marking.EU, "très secret ue", "TRÈS SECRET UE/EU TOP SECRET", "TRÈS SECRET UE/EU TOP SECRET", "", 3, "", "EU"},
 
 	// KEN: the illustrative default levels.
-	{marking.KEN, "RESTRICTED", "RESTRICTED", "RESTRICTED", "", 0, "", "any"},
-	{marking.KEN, "confidential", "CONFIDENTIAL", "CONFIDENTIAL", "", 1, "", "any"},
-	{marking.KEN, "SECRET", "SECRET", "SECRET", "", 2, "", "any"},
-	{marking.KEN, "TOP SECRET", "TOP SECRET", "TOP SECRET", "", 3, "", "any"},
+	{marking.KEN, "UNCLASSIFIED", "UNCLASSIFIED", "UNCLASSIFIED", "", 0, "", "any"},
+	{marking.KEN, "RESTRICTED", "RESTRICTED", "RESTRICTED", "", 1, "", "any"},
+	{marking.KEN, "confidential", "CONFIDENTIAL", "CONFIDENTIAL", "", 2, "", "any"},
+	{marking.KEN, "SECRET", "SECRET", "SECRET", "", 3, "", "any"},
+	{marking.KEN, "TOP SECRET", "TOP SECRET", "TOP SECRET", "", 4, "", "any"},
 }
 
 // invalidCase is a marking Parse refuses, with the exact message.
@@ -194,8 +195,8 @@ var invalidCases = []invalidCase{
 	{marking.EU, "SECRET", `invalid EU marking "SECRET": unknown EU level "SECRET" (levels: RESTREINT UE/EU RESTRICTED, CONFIDENTIEL UE/EU CONFIDENTIAL, SECRET UE/EU SECRET, TRÈS SECRET UE/EU TOP SECRET)`},
 
 	// KEN.
-	{marking.KEN, "OFFICIAL", `invalid KEN marking "OFFICIAL": unknown KEN level "OFFICIAL" (levels: RESTRICTED < CONFIDENTIAL < SECRET < TOP SECRET)`},
-	{marking.KEN, "SECRET UK EYES ONLY", `invalid KEN marking "SECRET UK EYES ONLY": unknown KEN level "SECRET UK EYES ONLY" (levels: RESTRICTED < CONFIDENTIAL < SECRET < TOP SECRET)`},
+	{marking.KEN, "OFFICIAL", `invalid KEN marking "OFFICIAL": unknown KEN level "OFFICIAL" (levels: UNCLASSIFIED < RESTRICTED < CONFIDENTIAL < SECRET < TOP SECRET)`},
+	{marking.KEN, "SECRET UK EYES ONLY", `invalid KEN marking "SECRET UK EYES ONLY": unknown KEN level "SECRET UK EYES ONLY" (levels: UNCLASSIFIED < RESTRICTED < CONFIDENTIAL < SECRET < TOP SECRET)`},
 
 	// No scheme: a bare level word is never guessed (DOMAIN.md §6).
 	{"", "CONFIDENTIAL", `invalid marking "CONFIDENTIAL": "CONFIDENTIAL" is a level in schemes US, CAN, NZL, KEN: say which scheme`},
@@ -204,7 +205,7 @@ var invalidCases = []invalidCase{
 	{"", "RESTRICTED", `invalid marking "RESTRICTED": "RESTRICTED" is a level in schemes NZL, KEN: say which scheme`},
 	{"", "OFFICIAL", `invalid marking "OFFICIAL": "OFFICIAL" is a level in schemes GBR, AUS: say which scheme`},
 	{"", "PROTECTED", `invalid marking "PROTECTED": "PROTECTED" is a level in schemes AUS, CAN: say which scheme`},
-	{"", "UNCLASSIFIED", `invalid marking "UNCLASSIFIED": "UNCLASSIFIED" is a level in scheme US: say which scheme`},
+	{"", "UNCLASSIFIED", `invalid marking "UNCLASSIFIED": "UNCLASSIFIED" is a level in schemes US, KEN: say which scheme`},
 	{"", "PROTECTED B", `invalid marking "PROTECTED B": "PROTECTED B" is a level in scheme CAN: say which scheme`},
 	{"", "OFFICIAL-SENSITIVE", `invalid marking "OFFICIAL-SENSITIVE": "OFFICIAL-SENSITIVE" is a level in scheme GBR: say which scheme`},
 	{"", "SENSITIVE", `invalid marking "SENSITIVE": "SENSITIVE" is a level in scheme NZL: say which scheme`},
@@ -495,7 +496,7 @@ func TestUSWrapsLabel(t *testing.T) {
 
 func TestKenyaLevels(t *testing.T) {
 	d := marking.DefaultKenyaLevels()
-	if !d.Illustrative || !slices.Equal(d.Levels, []string{"RESTRICTED", "CONFIDENTIAL", "SECRET", "TOP SECRET"}) || d.Source == "" {
+	if !d.Illustrative || !slices.Equal(d.Levels, []string{"UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET", "TOP SECRET"}) || d.Source == "" {
 		t.Errorf("DefaultKenyaLevels = %+v", d)
 	}
 	k, err := marking.ParseKenyaLevels([]byte(`{"levels": ["OFFICIAL", "SIRI", "SIRI KUU"], "source": "the authority's circular"}`))
@@ -656,7 +657,7 @@ func TestLevels(t *testing.T) {
 		{marking.CAN, "PROTECTED A/PROTECTED/0 PROTECTED B/PROTECTED/1 PROTECTED C/PROTECTED/2 CONFIDENTIAL/CLASSIFIED/0 SECRET/CLASSIFIED/1 TOP SECRET/CLASSIFIED/2"},
 		{marking.NZL, "IN-CONFIDENCE/POLICY AND PRIVACY/0 SENSITIVE/POLICY AND PRIVACY/1 RESTRICTED/NATIONAL SECURITY/0 CONFIDENTIAL/NATIONAL SECURITY/1 SECRET/NATIONAL SECURITY/2 TOP SECRET/NATIONAL SECURITY/3"},
 		{marking.EU, "RESTREINT UE/EU RESTRICTED/0 CONFIDENTIEL UE/EU CONFIDENTIAL/1 SECRET UE/EU SECRET/2 TRÈS SECRET UE/EU TOP SECRET/3"},
-		{marking.KEN, "RESTRICTED/0 CONFIDENTIAL/1 SECRET/2 TOP SECRET/3"},
+		{marking.KEN, "UNCLASSIFIED/0 RESTRICTED/1 CONFIDENTIAL/2 SECRET/3 TOP SECRET/4"},
 	} {
 		var got []string
 		for _, l := range marking.Levels(tc.scheme) {
