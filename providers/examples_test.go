@@ -31,7 +31,7 @@ func loadExample(tb testing.TB, path string) *router.Workload {
 	if err := dec.Decode(&w); err != nil {
 		tb.Fatalf("%s: %v", path, err)
 	}
-	if err := router.ValidateWorkload(&w); err != nil {
+	if err := router.ValidateWorkload(&w, "US"); err != nil {
 		tb.Fatalf("%s: %v", path, err)
 	}
 	return &w

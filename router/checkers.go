@@ -5,7 +5,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/classroute/classroute/router/equiv"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // checker is one eligibility rule (DOMAIN.md §0, eligibility 1–9).
@@ -25,6 +27,13 @@ type checker interface {
 // from the workload, its label and its tenant, so that the checkers only
 // compare. Its slices alias the input; nothing here is modified.
 type want struct {
+	// foreign is the label of a workload of another scheme than the US,
+	// nil for a US label. Then level, controls and the rules of US
+	// levels do not apply: the label is read into each accreditation of
+	// a region through equiv (schemeChecker, levelChecker).
+	foreign *marking.Label
+	equiv   equiv.Table
+
 	level     label.Level
 	controls  []string // label controls, each must be accredited
 	anyNation bool     // label carries no foreign-disclosure restriction
@@ -76,6 +85,9 @@ func newWant(in *Input) want {
 		res:           wl.Resources,
 		now:           in.Now,
 	}
+	if wl.Foreign() {
+		return w.foreignWant(in)
+	}
 	switch {
 	case wl.ExportControl == ExportITAR:
 		w.exportControlled, w.exportWhy = true, "ITAR"
@@ -112,6 +124,30 @@ func newWant(in *Input) want {
 	if l.Level >= label.TopSecret || w.sci {
 		w.personnel = PersonnelClearedTopSecret
 	}
+	return w
+}
+
+// foreignWant completes w for a label of another scheme than the US: its
+// releasability is the marking's; the level and controls are checked by
+// reading it into the region's accreditations (schemeChecker,
+// levelChecker), never as a US label. Export control comes from the
+// workload; the US-tenant defaults of US levels do not apply.
+func (w want) foreignWant(in *Input) want {
+	wl := in.Workload
+	l := &wl.Marking
+	w.foreign, w.equiv = l, in.Equivalence
+	w.level, w.controls = label.Unclassified, nil
+	w.anyNation, w.nations = l.AnyNation, l.Nations
+	switch wl.ExportControl {
+	case ExportITAR:
+		w.exportControlled, w.exportWhy = true, "ITAR"
+	case ExportEAR:
+		w.exportControlled, w.exportWhy = true, "EAR"
+	}
+	if w.exportControlled {
+		w.personnel = PersonnelScreenedUSPersons
+	}
+	w.minIL, w.minFedRAMP = wl.MinImpactLevel, wl.MinFedRAMP
 	return w
 }
 
@@ -176,16 +212,75 @@ func nationList(nations []string) string {
 	return strings.Join(out, ", ")
 }
 
-// levelChecker: the region is accredited to at least the label's level (rule 1).
+// schemeChecker: a label of another scheme than the US maps, through an
+// equivalence entry in force when the schemes differ, into the scheme of
+// at least one accreditation of the region in force (rule 0). A US label
+// passes: the US accreditation is of its scheme.
+type schemeChecker struct{}
+
+func (schemeChecker) Code() ReasonCode { return ReasonNoEquivalence }
+
+func (schemeChecker) Check(w *want, r *RegionState) bool {
+	return w.foreign == nil || mapsInto(w, r.Region)
+}
+
+// mapsInto reports whether w's foreign label maps into the scheme of an
+// accreditation of reg in force.
+func mapsInto(w *want, reg *Region) bool {
+	for i := range reg.Accreditations {
+		a := &reg.Accreditations[i]
+		if !a.Revoked && w.now.Before(a.Expires) && w.equiv.Map(marking.Parser{}, *w.foreign, a.Scheme, w.now).OK() {
+			return true
+		}
+	}
+	a := &reg.Accreditation
+	return !a.Revoked && w.now.Before(a.Expires) && w.equiv.Map(marking.Parser{}, *w.foreign, marking.US, w.now).OK()
+}
+
+func (schemeChecker) Explain(w *want, r *RegionState) Reason {
+	return Reason{ReasonNoEquivalence, coverageMessage(CoverRegion(*w.foreign, r.Region, w.equiv, w.now).Reasons)}
+}
+
+// coverageMessage joins the reasons each accreditation gave.
+func coverageMessage(rs []Reason) string {
+	msgs := make([]string, len(rs))
+	for i, r := range rs {
+		msgs[i] = r.Message
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// levelChecker: the region is accredited to at least the label's level
+// (rule 1). A label of another scheme needs one accreditation that holds
+// it whole: its level as mapped, on the same axis, and its caveats
+// (Cover); a region none of whose accreditations it maps into is the
+// schemeChecker's to refuse.
 type levelChecker struct{}
 
 func (levelChecker) Code() ReasonCode { return ReasonLevel }
 
 func (levelChecker) Check(w *want, r *RegionState) bool {
+	if w.foreign != nil {
+		return covers(w.foreign, r.Region, w.equiv, w.now) || !mapsInto(w, r.Region)
+	}
 	return r.Region.Accreditation.MaxLevel >= w.level
 }
 
 func (levelChecker) Explain(w *want, r *RegionState) Reason {
+	if w.foreign != nil {
+		var held []Reason
+		code := ReasonCode("")
+		for _, x := range CoverRegion(*w.foreign, r.Region, w.equiv, w.now).Reasons {
+			if x.Code == ReasonNoEquivalence || x.Code == ReasonAccreditation {
+				continue
+			}
+			if code == "" {
+				code = x.Code
+			}
+			held = append(held, x)
+		}
+		return Reason{code, coverageMessage(held)}
+	}
 	return Reason{ReasonLevel, fmt.Sprintf("accredited to %s; label is %s", r.Region.Accreditation.MaxLevel, w.level)}
 }
 
@@ -264,7 +359,9 @@ func (accreditationChecker) Code() ReasonCode { return ReasonAccreditation }
 
 func (accreditationChecker) Check(w *want, r *RegionState) bool {
 	a := &r.Region.Accreditation
-	return !a.Revoked && w.now.Before(a.Expires)
+	// A foreign label reads each accreditation's force itself: a region
+	// whose US accreditation lapsed may still hold it under another.
+	return w.foreign != nil || (!a.Revoked && w.now.Before(a.Expires))
 }
 
 func (accreditationChecker) Explain(w *want, r *RegionState) Reason {

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/classroute/classroute/router/equiv"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // testNow is the Now of every test decision.
@@ -411,8 +413,16 @@ func TestNewWant(t *testing.T) {
 // every rule.
 func TestFirstFailureDirect(t *testing.T) {
 	e := NewEngine()
-	if len(e.checkers) != 14 {
-		t.Fatalf("%d checkers; firstFailureDirect knows 14", len(e.checkers))
+	if len(e.checkers) != 15 {
+		t.Fatalf("%d checkers; firstFailureDirect knows 15", len(e.checkers))
+	}
+	tab, err := equiv.NewTable(equiv.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := []marking.Label{
+		marking.MustParse(marking.GBR, "UK SECRET"), marking.MustParse(marking.KEN, "CONFIDENTIAL"),
+		marking.MustParse(marking.NATO, "NATO RESTRICTED"), marking.MustParse(marking.GBR, "OFFICIAL-SENSITIVE"),
 	}
 	rng := rand.New(rand.NewSource(3))
 	regions := genRegions(500, 11)
@@ -422,13 +432,24 @@ func TestFirstFailureDirect(t *testing.T) {
 		r.Accreditation.MaxLevel, r.NetworkDomain = label.TopSecret, NetworkDomain(rng.Intn(3))
 		regions[j].Region = &r
 	}
+	for j := 5; j < len(regions); j += 7 {
+		// Regions accredited in other schemes too.
+		r := *regions[j].Region
+		a := []SchemeAccreditation{
+			{Scheme: marking.GBR, MaxLevel: "SECRET", Authority: "UK MOD", Expires: testNow.AddDate(1, 0, 0)},
+			{Scheme: marking.KEN, MaxLevel: "RESTRICTED", Authority: "ICT Authority", Expires: testNow.AddDate(1, 0, 0)},
+			{Scheme: marking.NATO, MaxLevel: "NATO SECRET", Authority: "NATO", Expires: testNow.AddDate(-1, 0, 0)},
+		}[rng.Intn(3)]
+		r.Accreditations = []SchemeAccreditation{a}
+		regions[j].Region = &r
+	}
 	restricted := baseTenant()
 	restricted.Ceiling, restricted.CeilingLabel = "CUI", label.MustParse("CUI")
 	denied := baseTenant()
 	denied.DeniedProviders = benchProviders[:1]
 	tenants := []*Tenant{nil, baseTenant(), {ID: "uk-mod", Nation: "GBR", Sector: "defense"}, {ID: "ke-moh", Nation: "KEN", Sector: "civil"}, restricted, denied}
 	seen := make([]int, len(e.checkers)+1)
-	for i := range 40 {
+	for i := range 60 {
 		w := benchWorkload()
 		w.Label = randomLabel(rng)
 		w.ExportControl = ExportControl(rng.Intn(3))
@@ -439,7 +460,11 @@ func TestFirstFailureDirect(t *testing.T) {
 		w.MinImpactLevel = []int{0, 2, 4, 5, 6}[rng.Intn(5)]
 		w.MinFedRAMP = FedRAMP(rng.Intn(4))
 		w.Resources = Resources{MilliCPU: int64(rng.Intn(64000)), MemoryMiB: int64(rng.Intn(262144)), GPU: int64(rng.Intn(3))}
-		in := Input{Workload: w, Tenant: tenants[i%len(tenants)], Regions: regions, Now: testNow}
+		if i%3 == 2 {
+			w.Marking = foreign[rng.Intn(len(foreign))]
+			w.Scheme, w.Label = w.Marking.Scheme, label.Label{}
+		}
+		in := Input{Workload: w, Tenant: tenants[i%len(tenants)], Regions: regions, Now: testNow, Equivalence: tab}
 		want := newWant(&in)
 		for j := range regions {
 			got, exp := firstFailureDirect(&want, &regions[j]), e.firstFailure(&want, &regions[j])

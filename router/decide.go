@@ -36,7 +36,11 @@ func WithSearchLimit(n int) Option {
 // lasting security rules come before the transient operational ones, so
 // that a region's first reason is the most telling:
 //
-//  1. level           accredited level ≥ label level                  (ReasonLevel)
+//  0. scheme          a label of another scheme than the US maps into
+//     the scheme of an accreditation in force, through an equivalence
+//     entry in force when the schemes differ                          (ReasonNoEquivalence)
+//  1. level           accredited level ≥ label level; for another
+//     scheme's label, one accreditation holds it whole (Cover)         (ReasonLevel)
 //  2. network-domain  the network domain can carry the level          (ReasonNetworkDomain)
 //  3. personnel       screening for the level, SCI or export control;
 //     export-controlled data: operators are US persons only           (ReasonPersonnel)
@@ -60,6 +64,7 @@ func WithSearchLimit(n int) Option {
 func NewEngine(opts ...Option) *Engine {
 	e := &Engine{
 		checkers: []checker{
+			schemeChecker{},
 			levelChecker{},
 			networkDomainChecker{},
 			personnelChecker{},
@@ -196,34 +201,36 @@ func (e *Engine) firstFailure(w *want, r *RegionState) int {
 // TestFirstFailureDirect holds the two together.
 func firstFailureDirect(w *want, r *RegionState) int {
 	switch {
-	case !(levelChecker{}).Check(w, r):
+	case !(schemeChecker{}).Check(w, r):
 		return 0
-	case !(networkDomainChecker{}).Check(w, r):
+	case !(levelChecker{}).Check(w, r):
 		return 1
-	case !(personnelChecker{}).Check(w, r):
+	case !(networkDomainChecker{}).Check(w, r):
 		return 2
-	case !(healthChecker{}).Check(w, r):
+	case !(personnelChecker{}).Check(w, r):
 		return 3
-	case !(accreditationChecker{}).Check(w, r):
+	case !(healthChecker{}).Check(w, r):
 		return 4
-	case !(authorizationChecker{}).Check(w, r):
+	case !(accreditationChecker{}).Check(w, r):
 		return 5
-	case !(capacityChecker{}).Check(w, r):
+	case !(authorizationChecker{}).Check(w, r):
 		return 6
-	case !(residencyChecker{}).Check(w, r):
+	case !(capacityChecker{}).Check(w, r):
 		return 7
-	case !(jurisdictionChecker{}).Check(w, r):
+	case !(residencyChecker{}).Check(w, r):
 		return 8
-	case !(releasabilityChecker{}).Check(w, r):
+	case !(jurisdictionChecker{}).Check(w, r):
 		return 9
-	case !(customerChecker{}).Check(w, r):
+	case !(releasabilityChecker{}).Check(w, r):
 		return 10
-	case !(policyChecker{}).Check(w, r):
+	case !(customerChecker{}).Check(w, r):
 		return 11
-	case !(controlsChecker{}).Check(w, r):
+	case !(policyChecker{}).Check(w, r):
 		return 12
-	case !(capabilityChecker{}).Check(w, r):
+	case !(controlsChecker{}).Check(w, r):
 		return 13
+	case !(capabilityChecker{}).Check(w, r):
+		return 14
 	}
 	return -1
 }
@@ -474,6 +481,9 @@ func (d *Decision) Explain(in *Input) []Explained {
 			key = r.Key()
 		}
 		out[i] = Explained{Key: key, Eligible: v.Eligible, Chosen: v.Chosen, Score: v.Score, Reasons: v.Reasons}
+		if v.Eligible && in.Workload.Foreign() {
+			out[i].Via = CoverRegion(in.Workload.Marking, in.Regions[v.Index].Region, in.Equivalence, in.Now).Via
+		}
 	}
 	return out
 }

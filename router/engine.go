@@ -30,6 +30,10 @@ const (
 	ReasonHealth        ReasonCode = "health"         // region not active (draining, unhealthy, offline)
 	ReasonSpread        ReasonCode = "spread"         // eligible, but not chosen: the spread rules exclude it
 	ReasonStranded      ReasonCode = "stranded"       // a replica must move and no region can take it
+	// ReasonNoEquivalence: the label is of a scheme none of the region's
+	// accreditations is of, and no equivalence entry in force reads it
+	// into theirs (router/equiv): never a mapping by similar words.
+	ReasonNoEquivalence ReasonCode = "no_equivalence"
 )
 
 // Reason is one failed rule with a human explanation.

@@ -68,6 +68,11 @@ type Explained struct {
 	Chosen   bool
 	Score    float64
 	Reasons  []Reason
+	// Via says, for an eligible region and a label of another scheme than
+	// the US, which accreditation holds the label and through which
+	// equivalence entry ("GBR SECRET accreditation (UK MOD)", "US SECRET
+	// accreditation (US), through GBR→US v1 (...)"); empty otherwise.
+	Via string
 }
 
 // RefusalError is a refusal with every region's verdict. It wraps

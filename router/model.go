@@ -7,6 +7,7 @@ import (
 
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // Personnel is the screening of the people who operate a region, ordered
@@ -224,8 +225,16 @@ type Region struct {
 	Personnel Personnel `json:"personnel" yaml:"personnel"`
 	// NetworkDomain is the network the region sits on.
 	NetworkDomain NetworkDomain `json:"network_domain" yaml:"network_domain"`
-	// Accreditation is what the region may hold.
+	// Accreditation is what the region may hold in the US scheme (CAPCO
+	// levels and controls, DoD impact levels, FedRAMP).
 	Accreditation Accreditation `json:"accreditation" yaml:"accreditation"`
+	// Accreditations are what the region may hold in other schemes, each
+	// granted by that scheme's authority (UK OFFICIAL on a UK commercial
+	// region, Australian PROTECTED by an agency's authorisation). A label
+	// of another scheme than the US is eligible only on one of these, or
+	// on the US accreditation, and only through an equivalence entry in
+	// force when the schemes differ (SchemeAccreditation, Cover).
+	Accreditations []SchemeAccreditation `json:"accreditations,omitempty" yaml:"accreditations,omitempty"`
 	// Customers are the tenants the region may serve, as patterns:
 	// "*" (anyone), "USA" (any tenant of that nation), "USA/defense"
 	// (tenants of that nation and sector).
@@ -280,6 +289,20 @@ type Tenant struct {
 	// form, set by ValidateTenant.
 	Ceiling      string      `json:"ceiling" yaml:"ceiling"`
 	CeilingLabel label.Label `json:"-" yaml:"-"`
+	// Scheme is the scheme the tenant's users write bare level words in
+	// ("CONFIDENTIAL" from a Kenyan ministry is KEN CONFIDENTIAL). Empty:
+	// its nation's own scheme when classroute reads one
+	// (marking.NationScheme), and otherwise none, so a bare level word is
+	// refused naming the schemes that have it. Markings whose syntax names
+	// their scheme ("[SEC=PROTECTED]", "UK SECRET", "SECRET//NOFORN") and
+	// workloads that say their scheme need no default.
+	Scheme marking.Scheme `json:"scheme,omitempty" yaml:"scheme,omitempty"`
+	// Ceilings are the tenant's ceilings in schemes other than the US, one
+	// per scheme and axis, each a level of its scheme: a workload labelled
+	// in such a scheme must be at or below the ceiling of its scheme on
+	// its axis, and a tenant with none there may place nothing in it.
+	// Ceiling is the tenant's ceiling in the US scheme.
+	Ceilings []SchemeCeiling `json:"ceilings,omitempty" yaml:"ceilings,omitempty"`
 	// AllowedRegions (region keys) and AllowedProviders, when not empty,
 	// are the only regions and providers the tenant may use;
 	// DeniedRegions and DeniedProviders it may never use. They hold
@@ -295,6 +318,27 @@ type Tenant struct {
 	// tenant may hold at once (a Place beyond it is ErrPlacementCap);
 	// 0 sets no cap.
 	MaxPlacements int `json:"max_placements,omitempty" yaml:"max_placements,omitempty"`
+}
+
+// SchemeCeiling is a tenant's ceiling in one scheme other than the US.
+type SchemeCeiling struct {
+	Scheme marking.Scheme `json:"scheme" yaml:"scheme"`
+	// Level is the highest level of Scheme, by its canonical name.
+	Level string `json:"level" yaml:"level"`
+	// Parsed is Level read in Scheme, set by ValidateTenant.
+	Parsed marking.Level `json:"-" yaml:"-"`
+}
+
+// DefaultScheme is the scheme the tenant's bare level words are read in
+// ("" when none: they are refused).
+func (t *Tenant) DefaultScheme() marking.Scheme {
+	if t == nil {
+		return ""
+	}
+	if t.Scheme != "" {
+		return t.Scheme
+	}
+	return marking.NationScheme(t.Nation)
 }
 
 // TenantMember is one user of a tenant and the roles it holds there:
@@ -357,6 +401,32 @@ func (t *Tenant) MayKnow(r *Region) bool {
 	return false
 }
 
+// WithinCeilingOf is WithinCeiling for w's label in whatever scheme it is
+// written: a label of another scheme than the US must be at or below the
+// tenant's ceiling in that scheme, on its axis (Ceilings).
+func (t *Tenant) WithinCeilingOf(w *Workload) error {
+	if !w.Foreign() {
+		return t.WithinCeiling(w.Label)
+	}
+	l := &w.Marking
+	var axis bool
+	for i := range t.Ceilings {
+		c := &t.Ceilings[i]
+		if c.Scheme != l.Scheme || c.Parsed.Axis != l.Level.Axis {
+			continue
+		}
+		if l.Level.Rank <= c.Parsed.Rank {
+			return nil
+		}
+		axis = true
+	}
+	if !axis {
+		return &ceilingError{fmt.Sprintf("%v: tenant %s has no ceiling in scheme %s for %s; a catalogue administrator must set one (tenant.ceilings)",
+			ErrPermissionDenied, t.ID, l.Scheme, l.Level.Name)}
+	}
+	return &ceilingError{fmt.Sprintf("%v: label %s is above tenant %s's %s ceiling", ErrPermissionDenied, l, t.ID, l.Scheme)}
+}
+
 // WithinCeiling returns nil when the tenant's ceiling dominates l, and
 // otherwise an error wrapping ErrPermissionDenied and ErrAboveCeiling
 // that names the ceiling. A tenant without a ceiling may place nothing.
@@ -405,10 +475,20 @@ type Preferences struct {
 type Workload struct {
 	Name   string `json:"name" yaml:"name"`
 	Tenant string `json:"tenant" yaml:"tenant"`
-	// Label is the parsed security label; Banner is its canonical form.
+	// Label is the parsed security label of a US label; Banner is its
+	// canonical form. For a label of another scheme (Foreign), Label is
+	// the zero label and must not be read: Marking is the label.
 	Label label.Label `json:"-" yaml:"-"`
-	// Banner is the canonical banner marking of Label.
+	// Banner is the canonical marking of the label, in its scheme.
 	Banner string `json:"label" yaml:"label"`
+	// Scheme is the scheme the label is written in. On input, empty means
+	// the scheme the marking's syntax names or, for a bare level word,
+	// the tenant's (Tenant.DefaultScheme); ValidateWorkload resolves it.
+	// Once validated, and in stored records, empty is US: the scheme
+	// every record before schemes was written in.
+	Scheme marking.Scheme `json:"scheme,omitempty" yaml:"scheme,omitempty"`
+	// Marking is the parsed label of a Foreign workload (zero for US).
+	Marking marking.Label `json:"-" yaml:"-"`
 	// AllowedCountries are the trigraphs where the data may rest; "*" means anywhere.
 	AllowedCountries []string `json:"allowed_storage_countries" yaml:"allowed_storage_countries"`
 	// AllowedJurisdictions, when set, are the operator jurisdictions allowed.
@@ -429,6 +509,18 @@ type Workload struct {
 	Replicas    int         `json:"replicas" yaml:"replicas"`
 	Spread      Spread      `json:"spread,omitempty" yaml:"spread,omitempty"`
 	Preferences Preferences `json:"preferences,omitempty" yaml:"preferences,omitempty"`
+}
+
+// Foreign reports whether w's label is of another scheme than the US.
+func (w *Workload) Foreign() bool { return w.Scheme != "" && w.Scheme != marking.US }
+
+// LabelString is the canonical marking of w's parsed label, in its
+// scheme; Banner must equal it.
+func (w *Workload) LabelString() string {
+	if w.Foreign() {
+		return w.Marking.String()
+	}
+	return w.Label.String()
 }
 
 func enumString(names []string, i int, typ string) string {

@@ -7,13 +7,9 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
-
-// ReasonNoEquivalence: the label's scheme has no equivalence in force to
-// any scheme the region is accredited in (router/equiv): a label is never
-// read in a scheme it was not written in.
-const ReasonNoEquivalence ReasonCode = "no_equivalence"
 
 // SchemeAccreditation is what a region may hold in one national or
 // international scheme, by the authority that granted it. (Issue 12: the
@@ -34,6 +30,10 @@ type SchemeAccreditation struct {
 	Revoked   bool      `json:"revoked,omitempty" yaml:"revoked,omitempty"`
 	// Illustrative: it rests on uncertain public facts; operators replace it.
 	Illustrative bool `json:"illustrative,omitempty" yaml:"illustrative,omitempty"`
+	// Notes says where the facts come from.
+	Notes string `json:"notes,omitempty" yaml:"notes,omitempty"`
+	// Level is MaxLevel read in Scheme, set by ValidateRegion.
+	Level marking.Level `json:"-" yaml:"-"`
 }
 
 // Validate checks a against its scheme.
@@ -70,60 +70,154 @@ type Coverage struct {
 // each accreditation's scheme through table t only (never by similar
 // words, never inverted or chained). An accreditation holds l when it is
 // in force, l maps into its scheme, the mapped level is on the same axis
-// at or below its highest level, and it lists every caveat l carries.
-// Refused, every accreditation's reason is given.
+// at or below its highest level, and it lists every caveat l carries
+// that the entry's row did not map. Refused, every accreditation's
+// reason is given.
 func Cover(l marking.Label, accs []SchemeAccreditation, t equiv.Table, p marking.Parser, now time.Time) Coverage {
+	return cover(&l, accs, nil, t, p, now)
+}
+
+// CoverRegion is Cover over every accreditation of reg: those of other
+// schemes, then its US accreditation, which holds a label only when the
+// region's network domain can carry, and its personnel are screened for,
+// the US level the label is held at.
+func CoverRegion(l marking.Label, reg *Region, t equiv.Table, now time.Time) Coverage {
+	return cover(&l, reg.Accreditations, reg, t, marking.Parser{}, now)
+}
+
+func cover(l *marking.Label, accs []SchemeAccreditation, reg *Region, t equiv.Table, p marking.Parser, now time.Time) Coverage {
 	var reasons []Reason
-	for _, a := range accs {
+	explain := func(a *SchemeAccreditation) (string, bool) {
 		name := fmt.Sprintf("%s %s accreditation (%s)", a.Scheme, a.MaxLevel, a.Authority)
-		switch {
-		case a.Revoked:
-			reasons = append(reasons, Reason{ReasonAccreditation, name + " is revoked"})
-			continue
-		case !now.Before(a.Expires):
-			reasons = append(reasons, Reason{ReasonAccreditation, fmt.Sprintf("%s expired on %s", name, a.Expires.Format(time.DateOnly))})
-			continue
-		}
-		r := t.Map(p, l, a.Scheme, now)
-		if !r.OK() {
-			reasons = append(reasons, Reason{ReasonNoEquivalence, r.Explain(l, a.Scheme, now)})
-			continue
-		}
-		max, err := p.ParseLevel(a.Scheme, a.MaxLevel)
-		if err != nil {
-			reasons = append(reasons, Reason{ReasonAccreditation, fmt.Sprintf("%s: %v", name, err)})
-			continue
-		}
+		r, code := holds(l, a, reg, t, p, now)
 		held := fmt.Sprintf("%s %s", a.Scheme, r.Level.Name)
 		if r.Kind == equiv.Mapped {
-			held = r.Explain(l, a.Scheme, now)
+			held = r.Explain(*l, a.Scheme, now)
 		}
-		if r.Level.Axis != max.Axis || r.Level.Rank > max.Rank {
-			reasons = append(reasons, Reason{ReasonLevel, fmt.Sprintf("%s; the region's %s holds at most %s", held, name, a.MaxLevel)})
-			continue
+		switch code {
+		case "":
+			via := name
+			if r.Kind == equiv.Mapped {
+				via += ", through " + r.Entry.Name()
+			}
+			return via, true
+		case ReasonAccreditation:
+			if a.Revoked {
+				reasons = append(reasons, Reason{code, name + " is revoked"})
+			} else if !now.Before(a.Expires) {
+				reasons = append(reasons, Reason{code, fmt.Sprintf("%s expired on %s", name, a.Expires.Format(time.DateOnly))})
+			} else {
+				reasons = append(reasons, Reason{code, fmt.Sprintf("%s: %q is not a level of %s", name, a.MaxLevel, a.Scheme)})
+			}
+		case ReasonNoEquivalence:
+			reasons = append(reasons, Reason{code, r.Explain(*l, a.Scheme, now)})
+		case ReasonLevel:
+			reasons = append(reasons, Reason{code, fmt.Sprintf("%s; the region's %s holds at most %s", held, name, a.MaxLevel)})
+		case ReasonControls:
+			reasons = append(reasons, Reason{code, fmt.Sprintf("%s; the region's %s is not accredited for %s", held, name,
+				strings.Join(unmapped(l, a, r), ", "))})
+		case ReasonNetworkDomain:
+			reasons = append(reasons, Reason{code, fmt.Sprintf("%s; %s cannot carry it", held, reg.NetworkDomain)})
+		case ReasonPersonnel:
+			reasons = append(reasons, Reason{code, fmt.Sprintf("%s; personnel %s, which requires %s", held, reg.Personnel, personnelFor(label.Level(r.Level.Rank)))})
 		}
-		if miss := missingOf(l.Caveats, a.Caveats); len(miss) > 0 {
-			reasons = append(reasons, Reason{ReasonControls, fmt.Sprintf("%s; the region's %s is not accredited for %s", held, name, strings.Join(miss, ", "))})
-			continue
-		}
-		via := name
-		if r.Kind == equiv.Mapped {
-			via += ", through " + r.Entry.Name()
-		}
-		return Coverage{OK: true, Via: via}
+		return "", false
 	}
-	if len(accs) == 0 {
+	for i := range accs {
+		if via, ok := explain(&accs[i]); ok {
+			return Coverage{OK: true, Via: via}
+		}
+	}
+	if reg != nil {
+		us := usAccreditation(reg)
+		if via, ok := explain(&us); ok {
+			return Coverage{OK: true, Via: via}
+		}
+	} else if len(accs) == 0 {
 		reasons = append(reasons, Reason{ReasonNoEquivalence, fmt.Sprintf("the region holds no accreditation a %s label maps into", l.Scheme)})
 	}
 	return Coverage{Reasons: reasons}
 }
 
-func missingOf(need, have []string) []string {
-	var out []string
-	for _, n := range need {
-		if !slices.Contains(have, n) {
-			out = append(out, n)
+// covers is CoverRegion's verdict alone, for the checkers' fast path: it
+// does not format.
+func covers(l *marking.Label, reg *Region, t equiv.Table, now time.Time) bool {
+	for i := range reg.Accreditations {
+		if _, code := holds(l, &reg.Accreditations[i], reg, t, marking.Parser{}, now); code == "" {
+			return true
 		}
 	}
+	us := usAccreditation(reg)
+	_, code := holds(l, &us, reg, t, marking.Parser{}, now)
+	return code == ""
+}
+
+// usAccreditation is reg's US accreditation as a SchemeAccreditation.
+func usAccreditation(reg *Region) SchemeAccreditation {
+	a := &reg.Accreditation
+	name := a.MaxLevel.String()
+	return SchemeAccreditation{Scheme: marking.US, MaxLevel: name, Level: marking.Level{Name: name, Rank: int(a.MaxLevel)},
+		Caveats: a.Controls, Authority: "US", Expires: a.Expires, Revoked: a.Revoked}
+}
+
+// holds says whether accreditation a holds l, and if not the code of the
+// first rule it fails: accreditation (not in force), no_equivalence (l
+// has no level in a's scheme), level, controls; and, for the US
+// accreditation of reg, network_domain and personnel for the US level l
+// is held at.
+func holds(l *marking.Label, a *SchemeAccreditation, reg *Region, t equiv.Table, p marking.Parser, now time.Time) (equiv.Result, ReasonCode) {
+	if a.Revoked || !now.Before(a.Expires) {
+		return equiv.Result{}, ReasonAccreditation
+	}
+	r := t.Map(p, *l, a.Scheme, now)
+	if !r.OK() {
+		return r, ReasonNoEquivalence
+	}
+	max := a.Level
+	if max.Name == "" {
+		var err error
+		if max, err = p.ParseLevel(a.Scheme, a.MaxLevel); err != nil {
+			return r, ReasonAccreditation
+		}
+	}
+	if r.Level.Axis != max.Axis || r.Level.Rank > max.Rank {
+		return r, ReasonLevel
+	}
+	if len(unmapped(l, a, r)) > 0 {
+		return r, ReasonControls
+	}
+	if a.Scheme == marking.US && reg != nil {
+		lv := label.Level(r.Level.Rank)
+		if lv > reg.NetworkDomain.Ceiling() {
+			return r, ReasonNetworkDomain
+		}
+		if reg.Personnel < personnelFor(lv) {
+			return r, ReasonPersonnel
+		}
+	}
+	return r, ""
+}
+
+// unmapped lists l's caveats that a does not list and the entry row r
+// used did not map (a row "OFFICIAL with SENSITIVE" maps SENSITIVE).
+func unmapped(l *marking.Label, a *SchemeAccreditation, r equiv.Result) []string {
+	var out []string
+	for _, c := range l.Caveats {
+		if slices.Contains(a.Caveats, c) || (r.Row != nil && slices.Contains(r.Row.WithCaveats, c)) {
+			continue
+		}
+		out = append(out, c)
+	}
 	return out
+}
+
+// personnelFor is the least screening of operators for a US level.
+func personnelFor(lv label.Level) Personnel {
+	switch {
+	case lv >= label.TopSecret:
+		return PersonnelClearedTopSecret
+	case lv >= label.Confidential:
+		return PersonnelClearedSecret
+	}
+	return PersonnelNone
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // Validation of API and catalogue input. Each Validate function returns
@@ -81,6 +82,9 @@ func ValidateRegion(r *Region) error {
 	if a.Expires.IsZero() {
 		v.Add("region.accreditation.expires", "required")
 	}
+	for i := range r.Accreditations {
+		validateSchemeAccreditation(&v, fmt.Sprintf("region.accreditations[%d]", i), &r.Accreditations[i])
+	}
 
 	if len(r.Customers) == 0 {
 		v.Add("region.customers", `required; use ["*"] to serve any tenant`)
@@ -99,6 +103,41 @@ func ValidateRegion(r *Region) error {
 	return v.Err()
 }
 
+// validateSchemeAccreditation checks one of a region's accreditations in
+// another scheme than the US and sets its parsed Level.
+func validateSchemeAccreditation(v *Violations, field string, a *SchemeAccreditation) {
+	switch {
+	case a.Scheme == marking.US:
+		v.Add(field+".scheme", "US: the region's US accreditation is region.accreditation")
+	case !a.Scheme.Valid():
+		v.Add(field+".scheme", "unknown scheme %q (schemes: %s)", a.Scheme, schemeNames())
+	default:
+		if l, err := (marking.Parser{}).ParseLevel(a.Scheme, a.MaxLevel); err != nil {
+			v.Add(field+".max_level", "%v", err)
+		} else {
+			a.Level, a.MaxLevel = l, l.Name
+		}
+	}
+	checkEach(v, field+".caveats", a.Caveats, checkRequiredText)
+	if strings.TrimSpace(a.Authority) == "" {
+		v.Add(field+".authority", "required: who granted it (an Australian agency's authorisation is the agency's)")
+	} else {
+		checkText(v, field+".authority", a.Authority)
+	}
+	if a.Expires.IsZero() {
+		v.Add(field+".expires", "required")
+	}
+}
+
+// schemeNames lists the schemes for messages.
+func schemeNames() string {
+	var names []string
+	for _, s := range marking.Schemes() {
+		names = append(names, string(s))
+	}
+	return strings.Join(names, ", ")
+}
+
 // ValidateProvider checks a provider record.
 func ValidateProvider(p *Provider) error {
 	var v Violations
@@ -106,6 +145,77 @@ func ValidateProvider(p *Provider) error {
 	checkText(&v, "provider.name", p.Name)
 	checkCountry(&v, "provider.jurisdiction", p.Jurisdiction)
 	return v.Err()
+}
+
+// parseWorkloadLabel is ValidateWorkload's reading of the label.
+func parseWorkloadLabel(v *Violations, w *Workload, defaultScheme marking.Scheme) {
+	if w.Scheme != "" && !w.Scheme.Valid() {
+		v.Add("workload.scheme", "unknown scheme %q (schemes: %s)", w.Scheme, schemeNames())
+		return
+	}
+	if w.Banner == "" {
+		v.Add("workload.label", "required")
+		return
+	}
+	if len(w.Banner) > MaxBannerLen {
+		v.Add("workload.label", "longer than %d bytes", MaxBannerLen)
+		return
+	}
+	var m marking.Label
+	var err error
+	if w.Scheme != "" {
+		m, err = (marking.Parser{}).Parse(w.Scheme, w.Banner)
+	} else {
+		m, err = (marking.Parser{}).ParseDefault(w.Banner, defaultScheme)
+	}
+	if err != nil && usReading(w.Scheme, w.Banner, defaultScheme) {
+		// A US marking's refusal keeps router/label's words.
+		if _, uerr := label.Parse(w.Banner); uerr != nil {
+			err = uerr
+		}
+	}
+	if err != nil {
+		msg := err.Error()
+		if w.Scheme == "" && defaultScheme == "" && strings.Contains(msg, "say which scheme") {
+			msg += " (workload.scheme), or a catalogue administrator sets the tenant's scheme"
+		}
+		v.Add("workload.label", "%s", msg)
+		return
+	}
+	var c string
+	if m.Scheme == marking.US {
+		c = m.US.String()
+	} else {
+		c = m.String()
+	}
+	if len(c) > MaxBannerLen {
+		// What is stored is the canonical banner, and a stored record
+		// is validated again when read back: one longer than the bound
+		// would be dropped from the cache, out of the reconciler's sight.
+		v.Add("workload.label", "its canonical form (tetragraphs expanded) is %d bytes, longer than %d", len(c), MaxBannerLen)
+		return
+	}
+	if m.Scheme == marking.US {
+		w.Label, w.Scheme, w.Marking = *m.US, "", marking.Label{}
+	} else {
+		w.Label, w.Scheme, w.Marking = label.Label{}, m.Scheme, m
+	}
+	w.Banner = c
+}
+
+// usReading reports whether a marking was read as US: its scheme given
+// as US, or its syntax US, or, naming none, the tenant's default US.
+func usReading(scheme marking.Scheme, banner string, defaultScheme marking.Scheme) bool {
+	if scheme != "" {
+		return scheme == marking.US
+	}
+	switch marking.SyntaxScheme(banner) {
+	case marking.US:
+		return true
+	case "":
+		return defaultScheme == marking.US
+	}
+	return false
 }
 
 // ValidateTenant checks a tenant record.
@@ -129,6 +239,31 @@ func ValidateTenant(t *Tenant) error {
 			t.CeilingLabel, t.Ceiling = l, c
 			if label.IsCountry(t.Nation) && !l.ReleasableTo(t.Nation) {
 				v.Add("tenant.ceiling", "%s is not releasable to the tenant's nation %s", t.Ceiling, t.Nation)
+			}
+		}
+	}
+	if t.Scheme != "" && !t.Scheme.Valid() {
+		v.Add("tenant.scheme", "unknown scheme %q (schemes: %s)", t.Scheme, schemeNames())
+	}
+	for i := range t.Ceilings {
+		c := &t.Ceilings[i]
+		f := fmt.Sprintf("tenant.ceilings[%d]", i)
+		switch {
+		case c.Scheme == marking.US:
+			v.Add(f+".scheme", "US: the tenant's US ceiling is tenant.ceiling")
+		case !c.Scheme.Valid():
+			v.Add(f+".scheme", "unknown scheme %q (schemes: %s)", c.Scheme, schemeNames())
+		default:
+			l, err := (marking.Parser{}).ParseLevel(c.Scheme, c.Level)
+			if err != nil {
+				v.Add(f+".level", "%v", err)
+				continue
+			}
+			c.Parsed, c.Level = l, l.Name
+			for j := range t.Ceilings[:i] {
+				if o := &t.Ceilings[j]; o.Scheme == c.Scheme && o.Parsed.Axis == l.Axis && o.Parsed.Name != "" {
+					v.Add(f, "a second %s ceiling on the same axis as tenant.ceilings[%d]", c.Scheme, j)
+				}
 			}
 		}
 	}
@@ -203,27 +338,18 @@ func checkList(v *Violations, field string, list []string, check func(field, s s
 // clipText shortens s for a message.
 func clipText(s string) string { return Clip(s, 67) }
 
-// ValidateWorkload checks a workload and parses its label. When the
-// banner parses, w.Label is set and w.Banner becomes the canonical
-// banner, whatever else is wrong; a caller must not use w when the
-// error is not nil.
-func ValidateWorkload(w *Workload) error {
+// ValidateWorkload checks a workload and parses its label in its scheme:
+// w.Scheme when set, otherwise the scheme the marking's syntax names,
+// otherwise defaultScheme, the scheme of the tenant's bare level words
+// (Tenant.DefaultScheme); with none, a bare level word is refused naming
+// the schemes that have it. A label is never read in a scheme it was
+// not written in. When the label parses, w.Label (US) or w.Marking
+// (other schemes) is set, w.Scheme is resolved ("" for US) and w.Banner
+// becomes the canonical marking, whatever else is wrong; a caller must
+// not use w when the error is not nil.
+func ValidateWorkload(w *Workload, defaultScheme marking.Scheme) error {
 	var v Violations
-	if w.Banner == "" {
-		v.Add("workload.label", "required")
-	} else if len(w.Banner) > MaxBannerLen {
-		v.Add("workload.label", "longer than %d bytes", MaxBannerLen)
-	} else if l, err := label.Parse(w.Banner); err != nil {
-		v.Add("workload.label", "%v", err)
-	} else if c := l.String(); len(c) > MaxBannerLen {
-		// What is stored is the canonical banner, and a stored record
-		// is validated again when read back: one longer than the bound
-		// would be dropped from the cache, out of the reconciler's sight.
-		v.Add("workload.label", "its canonical form (tetragraphs expanded) is %d bytes, longer than %d", len(c), MaxBannerLen)
-	} else {
-		w.Label = l
-		w.Banner = c
-	}
+	parseWorkloadLabel(&v, w, defaultScheme)
 
 	switch {
 	case w.Name == "":

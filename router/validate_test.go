@@ -273,7 +273,7 @@ func longestBanner(tb testing.TB) string {
 
 func TestValidateWorkload(t *testing.T) {
 	longest := longestBanner(t)
-	runViolationCases(t, goodWorkload, ValidateWorkload, []violationCase[Workload]{
+	runViolationCases(t, goodWorkload, func(w *Workload) error { return ValidateWorkload(w, "US") }, []violationCase[Workload]{
 		{"no label", func(w *Workload) { w.Banner = "" }, "workload.label", "required"},
 		{"no name", func(w *Workload) { w.Name = "" }, "workload.name", "required"},
 		{"long name", func(w *Workload) { w.Name = strings.Repeat("x", 129) }, "workload.name", "longer than 128"},
@@ -349,7 +349,7 @@ func TestValidateWorkloadAccepts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := goodWorkload()
 			tc.mutate(w)
-			if err := ValidateWorkload(w); err != nil {
+			if err := ValidateWorkload(w, "US"); err != nil {
 				t.Errorf("got %v; want nil", err)
 			}
 		})
@@ -365,7 +365,7 @@ func TestValidateWorkloadLabel(t *testing.T) {
 			}
 			w := goodWorkload()
 			w.Banner = banner
-			if err := ValidateWorkload(w); err != nil {
+			if err := ValidateWorkload(w, "US"); err != nil {
 				t.Fatalf("got %v; want nil", err)
 			}
 			if !reflect.DeepEqual(w.Label, want) {
@@ -387,7 +387,7 @@ func TestValidateWorkloadBadLabel(t *testing.T) {
 			}
 			w := goodWorkload()
 			w.Banner = banner
-			wantViolation(t, ValidateWorkload(w), "workload.label", perr.Error())
+			wantViolation(t, ValidateWorkload(w, "US"), "workload.label", perr.Error())
 			if w.Banner != banner {
 				t.Errorf("Banner = %q; want it left as %q when it does not parse", w.Banner, banner)
 			}
@@ -425,7 +425,7 @@ func TestValidateListsEveryField(t *testing.T) {
 	w.Replicas = 0
 	w.Resources = Resources{}
 	w.Preferences.CostWeight = 2
-	err = ValidateWorkload(w)
+	err = ValidateWorkload(w, "US")
 	for _, field := range []string{
 		"workload.label", "workload.name", "workload.allowed_storage_countries", "workload.replicas",
 		"workload.resources", "workload.preferences.cost_weight",
@@ -490,7 +490,7 @@ func TestCanonicalBannerBound(t *testing.T) {
 		t.Fatalf("test banner of %d bytes, canonical %d: want within the bound, canonical beyond", len(banner), len(l.String()))
 	}
 	w := Workload{Name: "w", Tenant: "t", Banner: banner, AllowedCountries: []string{"*"}, Replicas: 1}
-	if err := ValidateWorkload(&w); err == nil || !strings.Contains(err.Error(), "workload.label: its canonical form") {
+	if err := ValidateWorkload(&w, "US"); err == nil || !strings.Contains(err.Error(), "workload.label: its canonical form") {
 		t.Errorf("ValidateWorkload: got %v; want workload.label refused for its canonical length", err)
 	}
 	tn := Tenant{ID: "t", Name: "t", Nation: "USA", Sector: "defense", Ceiling: banner}

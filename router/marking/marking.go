@@ -542,3 +542,11 @@ var nationSchemes = map[string]Scheme{
 // "" when the package reads no scheme of that nation's own (a NATO or EU
 // member's national scheme is not NATO's or the EU's).
 func NationScheme(nation string) Scheme { return nationSchemes[nation] }
+
+// SyntaxScheme returns the scheme marking's syntax names ("[SEC=...]" is
+// AUS, "UK ..." GBR, "//NATO ..." NATO, any other "//" US; see the
+// package documentation), or "" when its syntax names none. It does not
+// read the marking: Parse does.
+func SyntaxScheme(marking string) Scheme {
+	return syntaxScheme(upperASCII(strings.TrimSpace(marking)))
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/feed"
+	"github.com/classroute/classroute/router/marking"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -23,6 +24,9 @@ type PlacementStore interface {
 	// request id; GetPlacement with tenant "" finds the one tenant that
 	// used the id (InvalidError on "tenant" when several did).
 	GetPlacement(tenant, id string) (*router.Placement, error)
+	// GetTenant returns a tenant from the cache (its default scheme
+	// reads the workload's bare level words).
+	GetTenant(id string) (*router.Tenant, error)
 	ListPlacements(f state.PlacementFilter, pageSize int, pageToken string) (state.PlacementPage, error)
 	Release(ctx context.Context, tenant, id string) (*router.Placement, error)
 	// WatchPlacements streams the placement changes after a revision
@@ -38,14 +42,29 @@ type placementService struct {
 	store PlacementStore
 }
 
-// workload converts and validates a request's workload.
-func workload(w *pb.Workload, v *router.Violations) *router.Workload {
+// defaultScheme is the scheme the workload's tenant reads bare level
+// words in. A tenant user acting for another tenant learns nothing of
+// that tenant's: it gets none (and is refused for the tenant anyway).
+func (s *placementService) defaultScheme(ctx context.Context, tenant string) marking.Scheme {
+	if p := authz.FromContext(ctx); p != nil && p.Kind == authz.KindTenant && p.Tenant != tenant {
+		return ""
+	}
+	t, err := s.store.GetTenant(tenant)
+	if err != nil {
+		return ""
+	}
+	return t.DefaultScheme()
+}
+
+// workload converts and validates a request's workload, reading a bare
+// level word in defaultScheme.
+func workload(w *pb.Workload, defaultScheme marking.Scheme, v *router.Violations) *router.Workload {
 	n := len(*v) // violations of other fields must not hide the workload's
 	out := convert.WorkloadFromProto(w, v)
 	if out == nil || len(*v) > n {
 		return out
 	}
-	if err := router.ValidateWorkload(out); err != nil {
+	if err := router.ValidateWorkload(out, defaultScheme); err != nil {
 		if inv, ok := err.(*router.InvalidError); ok {
 			*v = append(*v, inv.Violations...)
 		} else {
@@ -61,7 +80,7 @@ func (s *placementService) Place(ctx context.Context, req *pb.PlaceRequest) (*pb
 	if !router.ValidRequestID(req.GetRequestId()) {
 		v.Add("request_id", "required: 1-128 characters of [A-Za-z0-9._:-]")
 	}
-	w := workload(req.GetWorkload(), &v)
+	w := workload(req.GetWorkload(), s.defaultScheme(ctx, req.GetWorkload().GetTenant()), &v)
 	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -93,7 +112,7 @@ func (s *placementService) Place(ctx context.Context, req *pb.PlaceRequest) (*pb
 // Plan decides without committing.
 func (s *placementService) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.PlanResponse, error) {
 	var v router.Violations
-	w := workload(req.GetWorkload(), &v)
+	w := workload(req.GetWorkload(), s.defaultScheme(ctx, req.GetWorkload().GetTenant()), &v)
 	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}

@@ -45,7 +45,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := router.ValidateWorkload(w); err != nil {
+	if err := router.ValidateWorkload(w, "US"); err != nil {
 		t.Fatalf("the example does not validate: %v", err)
 	}
 	tests := []struct {
@@ -86,7 +86,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if router.ValidateWorkload(w) != nil {
+		if router.ValidateWorkload(w, "US") != nil {
 			return
 		}
 		out, err := yaml.Marshal(w)
@@ -97,7 +97,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a valid spec, marshalled, does not parse: %v\n%s", err, out)
 		}
-		if err := router.ValidateWorkload(again); err != nil {
+		if err := router.ValidateWorkload(again, "US"); err != nil {
 			t.Fatalf("a valid spec, marshalled, does not validate: %v\n%s", err, out)
 		}
 		if !reflect.DeepEqual(w, again) {

@@ -54,7 +54,7 @@ func auditActivity(tb testing.TB, e *env) (mid1, mid2 time.Time) {
 	sailor := tenantUser("us-navy", "sailor")
 	ts := secretWorkload(tb, "n1")
 	ts.Tenant, ts.Banner = "us-navy", "TOP SECRET//NOFORN"
-	if err := router.ValidateWorkload(ts); err != nil {
+	if err := router.ValidateWorkload(ts, "US"); err != nil {
 		tb.Fatal(err)
 	}
 	for i := range 6 { // 2 audited, then counted (the env's limit)

@@ -86,7 +86,7 @@ func TestRefusalAuditFlood(t *testing.T) {
 	user := tenantUser("us-army", "flood")
 	w := secretWorkload(t, strings.Repeat("n", 128))
 	w.Banner = relToAll("TOP SECRET") // above the ceiling; long
-	if err := router.ValidateWorkload(w); err != nil {
+	if err := router.ValidateWorkload(w, "US"); err != nil {
 		t.Fatal(err)
 	}
 	before, err := e.cli.Status(ctx, m.Endpoints()[0])
@@ -193,7 +193,7 @@ func TestRefusalSummary(t *testing.T) {
 	e.seed([]router.Provider{provider("aws")}, []router.Region{secretRegion("aws", "s1", big)}, []router.Tenant{tn})
 	ts := secretWorkload(t, "ts")
 	ts.Banner = "TOP SECRET//NOFORN"
-	if err := router.ValidateWorkload(ts); err != nil {
+	if err := router.ValidateWorkload(ts, "US"); err != nil {
 		t.Fatal(err)
 	}
 	n := 0

@@ -116,7 +116,7 @@ func TestAuditEntrySize(t *testing.T) {
 		Resources: unit, Replicas: router.MaxReplicas,
 		Preferences: router.Preferences{Providers: provs[:4]},
 	}
-	if err := router.ValidateWorkload(w); err != nil {
+	if err := router.ValidateWorkload(w, "US"); err != nil {
 		t.Fatal(err)
 	}
 	reqID := long("req-", 128, "x")

@@ -51,7 +51,7 @@ func benchShapes(b *testing.B) []*router.Workload {
 	unclass.Banner = "UNCLASSIFIED"
 	unclass.AllowedCountries = []string{"*"}
 	for _, w := range []*router.Workload{hot, two, gpu, unclass} {
-		if err := router.ValidateWorkload(w); err != nil {
+		if err := router.ValidateWorkload(w, "US"); err != nil {
 			b.Fatal(err)
 		}
 	}

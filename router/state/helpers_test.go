@@ -200,7 +200,7 @@ func secretWorkload(tb testing.TB, name string) *router.Workload {
 		Resources:        unit,
 		Replicas:         1,
 	}
-	if err := router.ValidateWorkload(w); err != nil {
+	if err := router.ValidateWorkload(w, "US"); err != nil {
 		tb.Fatal(err)
 	}
 	return w

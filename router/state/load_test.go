@@ -31,7 +31,7 @@ func TestColdStartSameContents(t *testing.T) {
 		w.Replicas = 1 + i%2
 		if i == 2 {
 			w.Banner, w.AllowedCountries = "UNCLASSIFIED", []string{"*"}
-			if err := router.ValidateWorkload(w); err != nil {
+			if err := router.ValidateWorkload(w, "US"); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -87,7 +87,7 @@ func TestPlaceRefuses(t *testing.T) {
 
 	ts := secretWorkload(t, "analysis")
 	ts.Banner = "TOP SECRET//SI//NOFORN"
-	if err := router.ValidateWorkload(ts); err != nil {
+	if err := router.ValidateWorkload(ts, "US"); err != nil {
 		t.Fatal(err)
 	}
 	_, err := e.store.Place(ctx, "req-ts", ts)

@@ -34,7 +34,7 @@ func TestTenantPolicy(t *testing.T) {
 	secret := secretWorkload(t, "w")
 	ts := secretWorkload(t, "ts")
 	ts.Banner = "TOP SECRET//NOFORN"
-	if err := router.ValidateWorkload(ts); err != nil {
+	if err := router.ValidateWorkload(ts, "US"); err != nil {
 		t.Fatal(err)
 	}
 

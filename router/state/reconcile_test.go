@@ -518,7 +518,7 @@ func TestLoweredCeilingFlagsPlacements(t *testing.T) {
 	}
 	w := secretWorkload(t, "w")
 	w.Banner = "SECRET//SI//NOFORN"
-	if err := router.ValidateWorkload(w); err != nil {
+	if err := router.ValidateWorkload(w, "US"); err != nil {
 		t.Fatal(err)
 	}
 	// Given a SECRET//SI placement, in one of two regions that may hold SI,

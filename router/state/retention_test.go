@@ -354,7 +354,7 @@ func TestRetainedBytesPerCycle(t *testing.T) {
 			ID: "spiffe://" + long("td", 255, "x") + "/tenant/" + tn.ID + "/user/" + name, Kind: authz.KindTenant, Tenant: tn.ID, Name: name})
 		w := &router.Workload{Name: long("w", 128, "x"), Tenant: tn.ID, Banner: banner, AllowedCountries: []string{"*"},
 			Resources: unit, Replicas: router.MaxReplicas}
-		if err := router.ValidateWorkload(w); err != nil {
+		if err := router.ValidateWorkload(w, "US"); err != nil {
 			t.Fatal(err)
 		}
 		if per := measure(t, e, user, tn.ID, w, func(i int) string { return long(fmt.Sprintf("req-%d-", i), 128, "x") }); per > 48<<10 {

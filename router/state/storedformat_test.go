@@ -163,7 +163,7 @@ func goldenPlacement(tb testing.TB) router.Placement {
 			Near:       &router.Location{Lat: 38.8977, Lon: -77.0365},
 		},
 	}
-	if err := router.ValidateWorkload(&w); err != nil {
+	if err := router.ValidateWorkload(&w, "US"); err != nil {
 		tb.Fatalf("golden workload: %v", err)
 	}
 	return router.Placement{
