@@ -12,9 +12,13 @@ import "log/slog"
 // valuer), the replica count and the size of the residency rule: never
 // the name, the banner or the countries.
 func (w Workload) LogValue() slog.Value {
+	var l any = w.Label
+	if w.Foreign() {
+		l = w.Marking // its own valuer: scheme, level and counts
+	}
 	return slog.GroupValue(
 		slog.String("tenant", w.Tenant),
-		slog.Any("label", w.Label),
+		slog.Any("label", l),
 		slog.Int("replicas", w.Replicas),
 		slog.Int("countries", len(w.AllowedCountries)),
 	)

@@ -514,6 +514,15 @@ type Workload struct {
 // Foreign reports whether w's label is of another scheme than the US.
 func (w *Workload) Foreign() bool { return w.Scheme != "" && w.Scheme != marking.US }
 
+// AuditLabel is how audit entries and logs name w's label: its banner,
+// prefixed with its scheme when that is not the US ("(KEN) CONFIDENTIAL").
+func (w *Workload) AuditLabel() string {
+	if w.Foreign() {
+		return "(" + string(w.Scheme) + ") " + w.Banner
+	}
+	return w.Banner
+}
+
 // LabelString is the canonical marking of w's parsed label, in its
 // scheme; Banner must equal it.
 func (w *Workload) LabelString() string {

@@ -156,13 +156,13 @@ func Reconcile(e Rechecker, p *Placement, in ReconcileInput) Reconciliation {
 	now := in.Now
 	w := &p.Workload
 	rin := Input{Workload: w, Tenant: in.Tenant, Regions: in.Regions, Now: now, Equivalence: in.Equivalence}
-	labelOK := w.Banner != "" && w.Label.String() == w.Banner
+	labelOK := w.Banner != "" && w.LabelString() == w.Banner
 	// A tenant whose ceiling was lowered below the workload's label may
 	// no longer hold it anywhere: every replica is a violation, and no
 	// move can mend it.
 	var ceiling error
 	if labelOK {
-		ceiling = in.Tenant.WithinCeiling(w.Label)
+		ceiling = in.Tenant.WithinCeilingOf(w)
 	}
 
 	var out Reconciliation

@@ -516,7 +516,7 @@ func (a *AgentSession) Ack(ctx context.Context, tenant, placementID string, st r
 			e := audit.Entry{
 				Actor: authz.Actor(ctx),
 				Time:  now, Op: audit.OpReplicaFailed, RequestID: p.ID, Tenant: p.Tenant,
-				Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: []string{a.region},
+				Workload: p.Workload.Name, Label: p.Workload.AuditLabel(), Regions: []string{a.region},
 				Reasons: []string{why}, Revision: rev,
 			}
 			if adm == nil {

@@ -86,11 +86,7 @@ func decodePlacement(val []byte) (*router.Placement, error) {
 		return nil, err
 	}
 	intern.placement(&p)
-	if p.Workload.Banner != "" {
-		if l, ok := intern.label(p.Workload.Banner); ok {
-			p.Workload.Label = l
-		}
-	}
+	intern.setLabel(&p.Workload)
 	return &p, nil
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // The cache holds many placements that say the same things: a handful of
@@ -67,6 +68,7 @@ type interner struct {
 
 type parsedLabel struct {
 	l  label.Label
+	m  marking.Label // a label of another scheme than the US
 	ok bool
 }
 
@@ -115,9 +117,34 @@ func (in *interner) list(l []string) []string {
 func (in *interner) label(banner string) (label.Label, bool) {
 	pl := in.labels.get(banner, func(b string) parsedLabel {
 		l, err := label.Parse(b)
-		return parsedLabel{l, err == nil}
+		return parsedLabel{l: l, ok: err == nil}
 	})
 	return pl.l, pl.ok
+}
+
+// setLabel sets w's parsed label from its banner and scheme, parsed once
+// per distinct pair; it reports whether the banner parses. A record with
+// no scheme is US: every record before schemes was.
+func (in *interner) setLabel(w *router.Workload) bool {
+	if w.Banner == "" {
+		return false
+	}
+	if !w.Foreign() {
+		l, ok := in.label(w.Banner)
+		if ok {
+			w.Label = l
+		}
+		return ok
+	}
+	scheme := w.Scheme
+	pl := in.labels.get(string(scheme)+"\x00"+w.Banner, func(string) parsedLabel {
+		m, err := marking.Parse(scheme, w.Banner)
+		return parsedLabel{m: m, ok: err == nil}
+	})
+	if pl.ok {
+		w.Marking = pl.m
+	}
+	return pl.ok
 }
 
 // workload interns w's strings and lists in place. w must not be shared
@@ -161,8 +188,6 @@ func internedCopy(p *router.Placement) *router.Placement {
 	c.Retiring = slices.Clone(p.Retiring)
 	c.Issues = slices.Clone(p.Issues)
 	intern.placement(&c)
-	if l, ok := intern.label(c.Workload.Banner); ok && c.Workload.Banner != "" {
-		c.Workload.Label = l
-	}
+	intern.setLabel(&c.Workload)
 	return &c
 }

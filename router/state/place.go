@@ -15,6 +15,7 @@ import (
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // snapshot is what one decision reads, from one memdb read transaction.
@@ -68,7 +69,7 @@ func checkWorkload(w *router.Workload) error {
 	if w.Tenant == "" {
 		v.Add("workload.tenant", "required")
 	}
-	if got := w.Label.String(); w.Banner != got {
+	if got := w.LabelString(); w.Banner != got {
 		v.Add("workload.label", "banner %q is not the canonical form %q of the parsed label; validate the workload first", w.Banner, got)
 	}
 	return v.Err()
@@ -89,7 +90,7 @@ func mayDecide(ctx context.Context, t *router.Tenant, w *router.Workload, role a
 			return fmt.Errorf("%w: tenant %s does not grant %s the %s role", router.ErrPermissionDenied, t.ID, p.Name, role)
 		}
 	}
-	return t.WithinCeiling(w.Label)
+	return t.WithinCeilingOf(w)
 }
 
 // withinCap refuses a Place by a tenant that holds as many live
@@ -154,7 +155,7 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			// counted, see auditlimit.go), or UNAVAILABLE.
 			if aerr := s.auditRefusal(ctx, audit.Entry{
 				Time: s.clock().UTC(), Op: audit.OpRefuse, Actor: authz.Actor(ctx), RequestID: requestID,
-				Tenant: w.Tenant, Workload: w.Name, Label: w.Banner, Reasons: []string{err.Error()}, Revision: snap.rev,
+				Tenant: w.Tenant, Workload: w.Name, Label: w.AuditLabel(), Reasons: []string{err.Error()}, Revision: snap.rev,
 			}, err); aerr != nil {
 				return nil, fmt.Errorf("%w: refusal of %s not audited: %w", router.ErrUnavailable, requestID, aerr)
 			}
@@ -290,7 +291,7 @@ func (s *Store) placeWrite(ctx context.Context, requestID string, w *router.Work
 		RequestID: requestID,
 		Tenant:    w.Tenant,
 		Workload:  w.Name,
-		Label:     w.Banner,
+		Label:     w.AuditLabel(),
 		Regions:   chosen,
 		Scores:    d.Scores,
 		Revision:  snap.rev,
@@ -378,7 +379,7 @@ func (s *Store) refuse(ctx context.Context, requestID string, in *router.Input, 
 		RequestID: requestID,
 		Tenant:    w.Tenant,
 		Workload:  w.Name,
-		Label:     w.Banner,
+		Label:     w.AuditLabel(),
 		Reasons:   reasons,
 		Revision:  rev,
 	}, err); aerr != nil {
@@ -390,8 +391,11 @@ func (s *Store) refuse(ctx context.Context, requestID string, in *router.Input, 
 // Plan is an explained decision with nothing committed: what the
 // explain API returns (PlacementService.Plan, router/server/placement.go).
 type Plan struct {
-	// Label is the workload's parsed label.
+	// Label is the workload's parsed label when it is a US label.
 	Label label.Label
+	// Marking is the workload's parsed label when it is of another
+	// scheme (Marking.Scheme is then set).
+	Marking marking.Label
 	// Revision is the etcd revision the decision read.
 	Revision int64
 	// Regions holds every region's verdict: chosen first (in replica
@@ -428,7 +432,7 @@ func (s *Store) Plan(ctx context.Context, w *router.Workload) (Plan, error) {
 	_, span := s.tracer.Start(ctx, "decide")
 	d := s.engine.Plan(in)
 	endDecide(span, d.Err, false)
-	out := Plan{Label: w.Label, Revision: snap.rev, Regions: d.Explain(&in), Refusal: d.Err}
+	out := Plan{Label: w.Label, Marking: w.Marking, Revision: snap.rev, Regions: d.Explain(&in), Refusal: d.Err}
 	for _, idx := range d.Chosen {
 		out.Chosen = append(out.Chosen, snap.regions.keys[idx])
 	}
@@ -483,7 +487,7 @@ func (s *Store) Release(ctx context.Context, tenant, id string) (*router.Placeme
 		aop, err := s.auditOp(audit.Entry{
 			Actor: authz.Actor(ctx),
 			Time:  p.ReleasedAt, Op: audit.OpRelease, RequestID: id, Tenant: p.Tenant,
-			Workload: p.Workload.Name, Label: p.Workload.Banner, Regions: held, Revision: rev,
+			Workload: p.Workload.Name, Label: p.Workload.AuditLabel(), Regions: held, Revision: rev,
 		})
 		if err != nil {
 			return false, 0, err

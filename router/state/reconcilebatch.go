@@ -95,7 +95,7 @@ func (s *Store) reconcileWrite(key string, rec *placementRecord, res router.Reco
 	w.size = len(pkey) + len(pval)
 	wl := &p.Workload
 	record := func(op string, regions []string, reasons []router.Reason) {
-		a := audit.Entry{Time: now.UTC(), Op: op, Actor: actorReconciler, RequestID: p.ID, Tenant: p.Tenant, Workload: wl.Name, Label: wl.Banner, Regions: regions, Revision: s.Revision()}
+		a := audit.Entry{Time: now.UTC(), Op: op, Actor: actorReconciler, RequestID: p.ID, Tenant: p.Tenant, Workload: wl.Name, Label: wl.AuditLabel(), Regions: regions, Revision: s.Revision()}
 		for _, rs := range reasons {
 			a.Reasons = append(a.Reasons, string(rs.Code)+": "+rs.Message)
 		}
