@@ -168,7 +168,7 @@ func parseWorkloadLabel(v *Violations, w *Workload, defaultScheme marking.Scheme
 	} else {
 		m, err = (marking.Parser{}).ParseDefault(w.Banner, defaultScheme)
 	}
-	if err != nil && usReading(w.Scheme, w.Banner, defaultScheme) {
+	if err != nil && ReadAsUS(w.Scheme, w.Banner, defaultScheme) {
 		// A US marking's refusal keeps router/label's words.
 		if _, uerr := label.Parse(w.Banner); uerr != nil {
 			err = uerr
@@ -203,9 +203,9 @@ func parseWorkloadLabel(v *Violations, w *Workload, defaultScheme marking.Scheme
 	w.Banner = c
 }
 
-// usReading reports whether a marking was read as US: its scheme given
+// ReadAsUS reports whether a marking is read as US: its scheme given
 // as US, or its syntax US, or, naming none, the tenant's default US.
-func usReading(scheme marking.Scheme, banner string, defaultScheme marking.Scheme) bool {
+func ReadAsUS(scheme marking.Scheme, banner string, defaultScheme marking.Scheme) bool {
 	if scheme != "" {
 		return scheme == marking.US
 	}

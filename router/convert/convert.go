@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -9,6 +10,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // Enums are offset by one: the API's zero value is UNSPECIFIED, which a
@@ -42,16 +44,75 @@ func enumFromProto[E ~int32](e E, names map[int32]string, field string, v *route
 	return uint8(e - 1)
 }
 
-// LabelToProto converts a parsed label, with its banner.
+// LabelToProto converts a parsed US label, with its banner.
 func LabelToProto(l label.Label) *pb.Label {
 	return &pb.Label{
-		Banner:    l.String(),
-		Level:     levelToProto(l.Level),
-		Controls:  l.Controls,
-		AnyNation: l.AnyNation,
-		Nations:   l.Nations,
-		Dissem:    l.Dissem,
+		Banner:     l.String(),
+		Level:      levelToProto(l.Level),
+		Controls:   l.Controls,
+		AnyNation:  l.AnyNation,
+		Nations:    l.Nations,
+		Dissem:     l.Dissem,
+		Scheme:     string(marking.US),
+		LevelName:  l.Level.String(),
+		Originator: "USA",
 	}
+}
+
+// MarkingToProto converts a parsed label of any scheme, with its
+// canonical marking. A US label converts as LabelToProto does.
+func MarkingToProto(m marking.Label) *pb.Label {
+	if m.Scheme == marking.US && m.US != nil {
+		return LabelToProto(*m.US)
+	}
+	return &pb.Label{
+		Banner:     m.String(),
+		Scheme:     string(m.Scheme),
+		LevelName:  m.Level.Name,
+		Axis:       m.Level.Axis,
+		Caveats:    m.Caveats,
+		AnyNation:  m.AnyNation,
+		Nations:    m.Nations,
+		Originator: m.Originator,
+	}
+}
+
+// WorkloadLabelToProto converts the parsed label of a validated workload.
+func WorkloadLabelToProto(w *router.Workload) *pb.Label {
+	if w.Foreign() {
+		return MarkingToProto(w.Marking)
+	}
+	return LabelToProto(w.Label)
+}
+
+func schemeAccreditationsFromProto(in []*pb.SchemeAccreditation, v *router.Violations) []router.SchemeAccreditation {
+	var out []router.SchemeAccreditation
+	for i, a := range in {
+		sa := router.SchemeAccreditation{
+			Scheme: marking.Scheme(a.GetScheme()), MaxLevel: a.GetMaxLevel(), Caveats: a.GetCaveats(),
+			Authority: a.GetAuthority(), Revoked: a.GetRevoked(), Illustrative: a.GetIllustrative(), Notes: a.GetNotes(),
+		}
+		if e := a.GetExpires(); e != nil {
+			if err := e.CheckValid(); err != nil {
+				v.Add(fmt.Sprintf("region.accreditations[%d].expires", i), "%v", err)
+			} else {
+				sa.Expires = e.AsTime()
+			}
+		}
+		out = append(out, sa)
+	}
+	return out
+}
+
+func schemeAccreditationsToProto(in []router.SchemeAccreditation) []*pb.SchemeAccreditation {
+	var out []*pb.SchemeAccreditation
+	for _, a := range in {
+		out = append(out, &pb.SchemeAccreditation{
+			Scheme: string(a.Scheme), MaxLevel: a.MaxLevel, Caveats: a.Caveats, Authority: a.Authority,
+			Expires: timeToProto(a.Expires), Revoked: a.Revoked, Illustrative: a.Illustrative, Notes: a.Notes,
+		})
+	}
+	return out
 }
 
 func resourcesToProto(r router.Resources) *pb.Resources {
@@ -87,6 +148,7 @@ func WorkloadFromProto(w *pb.Workload, v *router.Violations) *router.Workload {
 		Name:                 w.GetName(),
 		Tenant:               w.GetTenant(),
 		Banner:               w.GetLabel(),
+		Scheme:               marking.Scheme(w.GetScheme()),
 		AllowedCountries:     w.GetAllowedStorageCountries(),
 		AllowedJurisdictions: w.GetAllowedJurisdictions(),
 		Capabilities:         w.GetCapabilities(),
@@ -131,6 +193,7 @@ func WorkloadToProto(w *router.Workload) *pb.Workload {
 		Name:                    w.Name,
 		Tenant:                  w.Tenant,
 		Label:                   w.Banner,
+		Scheme:                  workloadScheme(w),
 		AllowedStorageCountries: w.AllowedCountries,
 		AllowedJurisdictions:    w.AllowedJurisdictions,
 		ExportControl:           pb.ExportControl(w.ExportControl) + 1,
@@ -147,6 +210,14 @@ func WorkloadToProto(w *router.Workload) *pb.Workload {
 		out.Preferences.Near = locationToProto(*w.Preferences.Near)
 	}
 	return out
+}
+
+// workloadScheme is the scheme of a validated or stored workload, by name.
+func workloadScheme(w *router.Workload) string {
+	if w.Scheme == "" {
+		return string(marking.US)
+	}
+	return string(w.Scheme)
 }
 
 // RegionFromProto converts an API region; problems are added to v.
@@ -177,6 +248,7 @@ func RegionFromProto(r *pb.Region, v *router.Violations) *router.Region {
 		Status:                router.Status(enumFromProto(r.GetStatus(), pb.RegionStatus_name, "region.status", v)),
 		Illustrative:          r.GetIllustrative(),
 		Notes:                 r.GetNotes(),
+		Accreditations:        schemeAccreditationsFromProto(r.GetAccreditations(), v),
 	}
 	if a != nil {
 		out.Accreditation = router.Accreditation{
@@ -220,17 +292,18 @@ func RegionToProto(s router.RegionState) *pb.Region {
 			Expires:     timeToProto(a.Expires),
 			Revoked:     a.Revoked,
 		},
-		Customers:    r.Customers,
-		Capabilities: r.Capabilities,
-		StorageTiers: r.StorageTiers,
-		Capacity:     resourcesToProto(r.Capacity),
-		Location:     locationToProto(r.Location),
-		Cost:         r.Cost,
-		Status:       pb.RegionStatus(r.Status) + 1,
-		Illustrative: r.Illustrative,
-		Notes:        r.Notes,
-		Key:          r.Key(),
-		Used:         resourcesToProto(s.Used),
+		Customers:      r.Customers,
+		Capabilities:   r.Capabilities,
+		StorageTiers:   r.StorageTiers,
+		Capacity:       resourcesToProto(r.Capacity),
+		Location:       locationToProto(r.Location),
+		Cost:           r.Cost,
+		Status:         pb.RegionStatus(r.Status) + 1,
+		Illustrative:   r.Illustrative,
+		Notes:          r.Notes,
+		Key:            r.Key(),
+		Used:           resourcesToProto(s.Used),
+		Accreditations: schemeAccreditationsToProto(r.Accreditations),
 	}
 }
 
@@ -282,6 +355,10 @@ func TenantFromProto(t *pb.Tenant, v *router.Violations) *router.Tenant {
 		AllowedRegions: t.GetAllowedRegions(), DeniedRegions: t.GetDeniedRegions(),
 		AllowedProviders: t.GetAllowedProviders(), DeniedProviders: t.GetDeniedProviders(),
 		MaxPlacements: int(t.GetMaxPlacements()),
+		Scheme:        marking.Scheme(t.GetScheme()),
+	}
+	for _, c := range t.GetCeilings() {
+		out.Ceilings = append(out.Ceilings, router.SchemeCeiling{Scheme: marking.Scheme(c.GetScheme()), Level: c.GetLevel()})
 	}
 	for _, m := range t.GetMembers() {
 		tm := router.TenantMember{Name: m.GetName()}
@@ -300,6 +377,10 @@ func TenantToProto(t *router.Tenant) *pb.Tenant {
 		AllowedRegions: t.AllowedRegions, DeniedRegions: t.DeniedRegions,
 		AllowedProviders: t.AllowedProviders, DeniedProviders: t.DeniedProviders,
 		MaxPlacements: int32(t.MaxPlacements), // validated: at most router.MaxTenantPlacements
+		Scheme:        string(t.Scheme),
+	}
+	for _, c := range t.Ceilings {
+		out.Ceilings = append(out.Ceilings, &pb.SchemeCeiling{Scheme: string(c.Scheme), Level: c.Level})
 	}
 	for _, m := range t.Members {
 		pm := &pb.TenantMember{Name: m.Name}
@@ -390,17 +471,17 @@ func reasonsToProto(rs []router.Reason) []*pb.Reason {
 // by another version, say), only the banner is returned: a zero label
 // would claim UNCLASSIFIED for what may be TOP SECRET.
 func placementLabel(w *router.Workload) *pb.Label {
-	if w.Label.String() != w.Banner {
-		return &pb.Label{Banner: w.Banner}
+	if w.LabelString() != w.Banner {
+		return &pb.Label{Banner: w.Banner, Scheme: workloadScheme(w)}
 	}
-	return LabelToProto(w.Label)
+	return WorkloadLabelToProto(w)
 }
 
 // VerdictsToProto converts explained verdicts to the API.
 func VerdictsToProto(ex []router.Explained) []*pb.RegionVerdict {
 	out := make([]*pb.RegionVerdict, len(ex))
 	for i, e := range ex {
-		rv := &pb.RegionVerdict{Region: e.Key, Eligible: e.Eligible, Chosen: e.Chosen, Score: e.Score}
+		rv := &pb.RegionVerdict{Region: e.Key, Eligible: e.Eligible, Chosen: e.Chosen, Score: e.Score, Via: e.Via}
 		rv.Reasons = reasonsToProto(e.Reasons)
 		out[i] = rv
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 	"github.com/classroute/classroute/router/state"
 )
 
@@ -341,11 +342,35 @@ func (s *catalogService) CheckLabel(ctx context.Context, req *pb.CheckLabelReque
 	if len(req.GetBanner()) > router.MaxBannerLen {
 		return nil, s.fail(ctx, router.Violations{{Field: "banner", Description: fmt.Sprintf("longer than %d bytes", router.MaxBannerLen)}}.Err())
 	}
-	l, err := label.Parse(req.GetBanner())
+	scheme := marking.Scheme(req.GetScheme())
+	if scheme != "" && !scheme.Valid() {
+		return nil, s.fail(ctx, router.Violations{{Field: "scheme", Description: fmt.Sprintf("unknown scheme %q (schemes: US, GBR, AUS, NATO, CAN, NZL, EU, KEN)", scheme)}}.Err())
+	}
+	// A tenant's user's bare level words are read in its tenant's scheme,
+	// as its workloads' are; anyone else names the scheme.
+	var def marking.Scheme
+	if p := authz.FromContext(ctx); p != nil && p.Kind == authz.KindTenant {
+		if t, err := s.store.GetTenantVersioned(p.Tenant); err == nil {
+			def = t.Value.DefaultScheme()
+		}
+	}
+	var m marking.Label
+	var err error
+	if scheme != "" {
+		m, err = marking.Parse(scheme, req.GetBanner())
+	} else {
+		m, err = marking.ParseDefault(req.GetBanner(), def)
+	}
 	if err != nil {
+		if router.ReadAsUS(scheme, req.GetBanner(), def) {
+			// A US marking's refusal keeps router/label's words.
+			if _, uerr := label.Parse(req.GetBanner()); uerr != nil {
+				err = uerr
+			}
+		}
 		return nil, s.fail(ctx, router.Violations{{Field: "banner", Description: err.Error()}}.Err())
 	}
-	return &pb.CheckLabelResponse{Label: convert.LabelToProto(l)}, nil
+	return &pb.CheckLabelResponse{Label: convert.MarkingToProto(m)}, nil
 }
 
 // tenantToProto converts tenant record t as the caller may see it. Its

@@ -134,7 +134,7 @@ func (s *placementService) Plan(ctx context.Context, req *pb.PlanRequest) (*pb.P
 	// tenant's writes: never shown to a confined caller.
 	regions, _ := redact(res.Regions, s.knownRegions(sc))
 	out := &pb.PlanResponse{
-		Label:    convert.LabelToProto(res.Label),
+		Label:    planLabel(res),
 		Revision: sc.revision(res.Revision),
 		Regions:  convert.VerdictsToProto(regions),
 		Chosen:   res.Chosen,
@@ -260,4 +260,12 @@ func (s *placementService) Release(ctx context.Context, req *pb.ReleaseRequest) 
 	}
 	s.log.InfoContext(ctx, "released", "placement", p, "caller", authz.FromContext(ctx))
 	return &pb.ReleaseResponse{Placement: sc.placement(p)}, nil
+}
+
+// planLabel is the structured label a plan was decided for, in its scheme.
+func planLabel(p state.Plan) *pb.Label {
+	if p.Marking.Scheme != "" {
+		return convert.MarkingToProto(p.Marking)
+	}
+	return convert.LabelToProto(p.Label)
 }

@@ -1100,8 +1100,11 @@ func (*DeleteTenantResponse) Descriptor() ([]byte, []int) {
 }
 
 type CheckLabelRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Banner        string                 `protobuf:"bytes,1,opt,name=banner,proto3" json:"banner,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Banner string                 `protobuf:"bytes,1,opt,name=banner,proto3" json:"banner,omitempty"`
+	// The scheme to read banner in. Empty: the scheme its syntax names; a
+	// bare level word ("SECRET") is refused naming the schemes that have it.
+	Scheme        string `protobuf:"bytes,2,opt,name=scheme,proto3" json:"scheme,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1139,6 +1142,13 @@ func (*CheckLabelRequest) Descriptor() ([]byte, []int) {
 func (x *CheckLabelRequest) GetBanner() string {
 	if x != nil {
 		return x.Banner
+	}
+	return ""
+}
+
+func (x *CheckLabelRequest) GetScheme() string {
+	if x != nil {
+		return x.Scheme
 	}
 	return ""
 }
@@ -1240,9 +1250,10 @@ const file_classroute_v1_catalog_proto_rawDesc = "" +
 	"\x13DeleteTenantRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\"\x16\n" +
-	"\x14DeleteTenantResponse\"+\n" +
+	"\x14DeleteTenantResponse\"C\n" +
 	"\x11CheckLabelRequest\x12\x16\n" +
-	"\x06banner\x18\x01 \x01(\tR\x06banner\"@\n" +
+	"\x06banner\x18\x01 \x01(\tR\x06banner\x12\x16\n" +
+	"\x06scheme\x18\x02 \x01(\tR\x06scheme\"@\n" +
 	"\x12CheckLabelResponse\x12*\n" +
 	"\x05label\x18\x01 \x01(\v2\x14.classroute.v1.LabelR\x05label2\xe8\b\n" +
 	"\x0eCatalogService\x12N\n" +

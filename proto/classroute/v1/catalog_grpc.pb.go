@@ -53,8 +53,8 @@ type CatalogServiceClient interface {
 	GetTenant(ctx context.Context, in *GetTenantRequest, opts ...grpc.CallOption) (*GetTenantResponse, error)
 	ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error)
 	DeleteTenant(ctx context.Context, in *DeleteTenantRequest, opts ...grpc.CallOption) (*DeleteTenantResponse, error)
-	// CheckLabel parses a banner and returns the canonical label, or
-	// INVALID_ARGUMENT naming the offending part.
+	// CheckLabel parses a marking in its scheme and returns the canonical
+	// label, or INVALID_ARGUMENT naming the offending part.
 	CheckLabel(ctx context.Context, in *CheckLabelRequest, opts ...grpc.CallOption) (*CheckLabelResponse, error)
 }
 
@@ -215,8 +215,8 @@ type CatalogServiceServer interface {
 	GetTenant(context.Context, *GetTenantRequest) (*GetTenantResponse, error)
 	ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error)
 	DeleteTenant(context.Context, *DeleteTenantRequest) (*DeleteTenantResponse, error)
-	// CheckLabel parses a banner and returns the canonical label, or
-	// INVALID_ARGUMENT naming the offending part.
+	// CheckLabel parses a marking in its scheme and returns the canonical
+	// label, or INVALID_ARGUMENT naming the offending part.
 	CheckLabel(context.Context, *CheckLabelRequest) (*CheckLabelResponse, error)
 	mustEmbedUnimplementedCatalogServiceServer()
 }

@@ -484,10 +484,12 @@ func (ReplicaState) EnumDescriptor() ([]byte, []int) {
 	return file_classroute_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
-// Label is a parsed security label.
+// Label is a parsed security label of any scheme.
 type Label struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The canonical banner marking, e.g. "SECRET//REL TO USA, AUS, GBR".
+	// The canonical marking in the label's scheme, e.g. "SECRET//REL TO
+	// USA, AUS, GBR" (US), "UK SECRET UK EYES ONLY" (GBR),
+	// "[SEC=PROTECTED]" (AUS).
 	Banner string `protobuf:"bytes,1,opt,name=banner,proto3" json:"banner,omitempty"`
 	Level  Level  `protobuf:"varint,2,opt,name=level,proto3,enum=classroute.v1.Level" json:"level,omitempty"`
 	// SCI control systems and compartments, SAP programs, AEA markings and
@@ -498,7 +500,22 @@ type Label struct {
 	// The ISO 3166 trigraphs that may have access when any_nation is false.
 	Nations []string `protobuf:"bytes,5,rep,name=nations,proto3" json:"nations,omitempty"`
 	// Other dissemination controls (ORCON, RELIDO, FOUO, ...).
-	Dissem        []string `protobuf:"bytes,6,rep,name=dissem,proto3" json:"dissem,omitempty"`
+	Dissem []string `protobuf:"bytes,6,rep,name=dissem,proto3" json:"dissem,omitempty"`
+	// The scheme the label is written in: US, GBR, AUS, NATO, CAN, NZL,
+	// EU or KEN. A label is never read in another scheme.
+	Scheme string `protobuf:"bytes,7,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// The level's name in its scheme ("SECRET", "PROTECTED",
+	// "NATO RESTRICTED"); for US labels level says it too.
+	LevelName string `protobuf:"bytes,8,opt,name=level_name,json=levelName,proto3" json:"level_name,omitempty"`
+	// The axis of level_name in schemes with two (CAN: "PROTECTED" or
+	// "CLASSIFIED"; NZL: "POLICY AND PRIVACY" or "NATIONAL SECURITY").
+	Axis string `protobuf:"bytes,9,opt,name=axis,proto3" json:"axis,omitempty"`
+	// Caveats, controls and descriptors a region's accreditation in the
+	// scheme must list ("SENSITIVE", "ATOMAL", "SH:CABINET"); for US
+	// labels controls says it.
+	Caveats []string `protobuf:"bytes,10,rep,name=caveats,proto3" json:"caveats,omitempty"`
+	// The authority whose marking it is ("GBR", "NATO").
+	Originator    string `protobuf:"bytes,11,opt,name=originator,proto3" json:"originator,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -575,6 +592,202 @@ func (x *Label) GetDissem() []string {
 	return nil
 }
 
+func (x *Label) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *Label) GetLevelName() string {
+	if x != nil {
+		return x.LevelName
+	}
+	return ""
+}
+
+func (x *Label) GetAxis() string {
+	if x != nil {
+		return x.Axis
+	}
+	return ""
+}
+
+func (x *Label) GetCaveats() []string {
+	if x != nil {
+		return x.Caveats
+	}
+	return nil
+}
+
+func (x *Label) GetOriginator() string {
+	if x != nil {
+		return x.Originator
+	}
+	return ""
+}
+
+// SchemeAccreditation is what a region may hold in a scheme other than
+// the US, granted by that scheme's authority.
+type SchemeAccreditation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// GBR, AUS, NATO, CAN, NZL, EU or KEN.
+	Scheme string `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// The highest level of the scheme the region may hold, by its name.
+	MaxLevel string `protobuf:"bytes,2,opt,name=max_level,json=maxLevel,proto3" json:"max_level,omitempty"`
+	// Caveats, controls and descriptors it may hold ("SENSITIVE").
+	Caveats []string `protobuf:"bytes,3,rep,name=caveats,proto3" json:"caveats,omitempty"`
+	// Who granted it: an Australian agency's authorisation is the agency's.
+	Authority string                 `protobuf:"bytes,4,opt,name=authority,proto3" json:"authority,omitempty"`
+	Expires   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires,proto3" json:"expires,omitempty"`
+	Revoked   bool                   `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// It rests on uncertain public facts: operators replace it.
+	Illustrative  bool   `protobuf:"varint,7,opt,name=illustrative,proto3" json:"illustrative,omitempty"`
+	Notes         string `protobuf:"bytes,8,opt,name=notes,proto3" json:"notes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemeAccreditation) Reset() {
+	*x = SchemeAccreditation{}
+	mi := &file_classroute_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemeAccreditation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemeAccreditation) ProtoMessage() {}
+
+func (x *SchemeAccreditation) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemeAccreditation.ProtoReflect.Descriptor instead.
+func (*SchemeAccreditation) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SchemeAccreditation) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *SchemeAccreditation) GetMaxLevel() string {
+	if x != nil {
+		return x.MaxLevel
+	}
+	return ""
+}
+
+func (x *SchemeAccreditation) GetCaveats() []string {
+	if x != nil {
+		return x.Caveats
+	}
+	return nil
+}
+
+func (x *SchemeAccreditation) GetAuthority() string {
+	if x != nil {
+		return x.Authority
+	}
+	return ""
+}
+
+func (x *SchemeAccreditation) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
+func (x *SchemeAccreditation) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+func (x *SchemeAccreditation) GetIllustrative() bool {
+	if x != nil {
+		return x.Illustrative
+	}
+	return false
+}
+
+func (x *SchemeAccreditation) GetNotes() string {
+	if x != nil {
+		return x.Notes
+	}
+	return ""
+}
+
+// SchemeCeiling is a tenant's ceiling in a scheme other than the US.
+type SchemeCeiling struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Scheme string                 `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// The highest level of the scheme, by its name.
+	Level         string `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemeCeiling) Reset() {
+	*x = SchemeCeiling{}
+	mi := &file_classroute_v1_types_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemeCeiling) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemeCeiling) ProtoMessage() {}
+
+func (x *SchemeCeiling) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_types_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemeCeiling.ProtoReflect.Descriptor instead.
+func (*SchemeCeiling) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SchemeCeiling) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *SchemeCeiling) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
 // Resources is an amount of compute.
 type Resources struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -587,7 +800,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_classroute_v1_types_proto_msgTypes[1]
+	mi := &file_classroute_v1_types_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +812,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[1]
+	mi := &file_classroute_v1_types_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +825,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{1}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Resources) GetMilliCpu() int64 {
@@ -647,7 +860,7 @@ type Location struct {
 
 func (x *Location) Reset() {
 	*x = Location{}
-	mi := &file_classroute_v1_types_proto_msgTypes[2]
+	mi := &file_classroute_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +872,7 @@ func (x *Location) String() string {
 func (*Location) ProtoMessage() {}
 
 func (x *Location) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[2]
+	mi := &file_classroute_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +885,7 @@ func (x *Location) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Location.ProtoReflect.Descriptor instead.
 func (*Location) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Location) GetLat() float64 {
@@ -708,7 +921,7 @@ type Accreditation struct {
 
 func (x *Accreditation) Reset() {
 	*x = Accreditation{}
-	mi := &file_classroute_v1_types_proto_msgTypes[3]
+	mi := &file_classroute_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +933,7 @@ func (x *Accreditation) String() string {
 func (*Accreditation) ProtoMessage() {}
 
 func (x *Accreditation) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[3]
+	mi := &file_classroute_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +946,7 @@ func (x *Accreditation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accreditation.ProtoReflect.Descriptor instead.
 func (*Accreditation) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Accreditation) GetMaxLevel() Level {
@@ -822,14 +1035,17 @@ type Region struct {
 	// to PutRegion or proposed in a change, the write applies only if the
 	// record is still at that version, else ABORTED (ETAG_MISMATCH).
 	// Empty: unconditional. Opaque: compare it, never parse it.
-	Etag          string `protobuf:"bytes,22,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,22,opt,name=etag,proto3" json:"etag,omitempty"`
+	// What the region may hold in schemes other than the US, each by its
+	// authority; accreditation is its US accreditation.
+	Accreditations []*SchemeAccreditation `protobuf:"bytes,23,rep,name=accreditations,proto3" json:"accreditations,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Region) Reset() {
 	*x = Region{}
-	mi := &file_classroute_v1_types_proto_msgTypes[4]
+	mi := &file_classroute_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +1057,7 @@ func (x *Region) String() string {
 func (*Region) ProtoMessage() {}
 
 func (x *Region) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[4]
+	mi := &file_classroute_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +1070,7 @@ func (x *Region) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Region.ProtoReflect.Descriptor instead.
 func (*Region) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Region) GetProvider() string {
@@ -1011,6 +1227,13 @@ func (x *Region) GetEtag() string {
 	return ""
 }
 
+func (x *Region) GetAccreditations() []*SchemeAccreditation {
+	if x != nil {
+		return x.Accreditations
+	}
+	return nil
+}
+
 // Provider is a cloud vendor or national operator.
 type Provider struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -1026,7 +1249,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_classroute_v1_types_proto_msgTypes[5]
+	mi := &file_classroute_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1261,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[5]
+	mi := &file_classroute_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1274,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Provider) GetId() string {
@@ -1120,6 +1343,12 @@ type Tenant struct {
 	// PLACEMENT_CAP, with a QuotaFailure naming the tenant) until one is
 	// released. At most 100000.
 	MaxPlacements int32 `protobuf:"varint,11,opt,name=max_placements,json=maxPlacements,proto3" json:"max_placements,omitempty"`
+	// The scheme the tenant's users write bare level words in; empty: its
+	// nation's own scheme when classroute reads one, else none (refused).
+	Scheme string `protobuf:"bytes,13,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// The tenant's ceilings in schemes other than the US (ceiling is its US
+	// ceiling), one per scheme and axis.
+	Ceilings []*SchemeCeiling `protobuf:"bytes,14,rep,name=ceilings,proto3" json:"ceilings,omitempty"`
 	// The tenant record's version; see Region.etag.
 	Etag          string `protobuf:"bytes,12,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1128,7 +1357,7 @@ type Tenant struct {
 
 func (x *Tenant) Reset() {
 	*x = Tenant{}
-	mi := &file_classroute_v1_types_proto_msgTypes[6]
+	mi := &file_classroute_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1369,7 @@ func (x *Tenant) String() string {
 func (*Tenant) ProtoMessage() {}
 
 func (x *Tenant) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[6]
+	mi := &file_classroute_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1382,7 @@ func (x *Tenant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tenant.ProtoReflect.Descriptor instead.
 func (*Tenant) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Tenant) GetId() string {
@@ -1233,6 +1462,20 @@ func (x *Tenant) GetMaxPlacements() int32 {
 	return 0
 }
 
+func (x *Tenant) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *Tenant) GetCeilings() []*SchemeCeiling {
+	if x != nil {
+		return x.Ceilings
+	}
+	return nil
+}
+
 func (x *Tenant) GetEtag() string {
 	if x != nil {
 		return x.Etag
@@ -1255,7 +1498,7 @@ type TenantMember struct {
 
 func (x *TenantMember) Reset() {
 	*x = TenantMember{}
-	mi := &file_classroute_v1_types_proto_msgTypes[7]
+	mi := &file_classroute_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1510,7 @@ func (x *TenantMember) String() string {
 func (*TenantMember) ProtoMessage() {}
 
 func (x *TenantMember) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[7]
+	mi := &file_classroute_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1523,7 @@ func (x *TenantMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantMember.ProtoReflect.Descriptor instead.
 func (*TenantMember) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TenantMember) GetName() string {
@@ -1308,7 +1551,7 @@ type Spread struct {
 
 func (x *Spread) Reset() {
 	*x = Spread{}
-	mi := &file_classroute_v1_types_proto_msgTypes[8]
+	mi := &file_classroute_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1563,7 @@ func (x *Spread) String() string {
 func (*Spread) ProtoMessage() {}
 
 func (x *Spread) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[8]
+	mi := &file_classroute_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1576,7 @@ func (x *Spread) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Spread.ProtoReflect.Descriptor instead.
 func (*Spread) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Spread) GetMinDistanceKm() float64 {
@@ -1364,7 +1607,7 @@ type Preferences struct {
 
 func (x *Preferences) Reset() {
 	*x = Preferences{}
-	mi := &file_classroute_v1_types_proto_msgTypes[9]
+	mi := &file_classroute_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1619,7 @@ func (x *Preferences) String() string {
 func (*Preferences) ProtoMessage() {}
 
 func (x *Preferences) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[9]
+	mi := &file_classroute_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1632,7 @@ func (x *Preferences) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Preferences.ProtoReflect.Descriptor instead.
 func (*Preferences) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Preferences) GetProviders() []string {
@@ -1436,14 +1679,20 @@ type Workload struct {
 	MinImpactLevel int32 `protobuf:"varint,13,opt,name=min_impact_level,json=minImpactLevel,proto3" json:"min_impact_level,omitempty"`
 	// Least FedRAMP baseline. US tenants get MODERATE for CUI without
 	// asking. A region accredited for classified data satisfies both.
-	MinFedramp    FedRAMP `protobuf:"varint,14,opt,name=min_fedramp,json=minFedramp,proto3,enum=classroute.v1.FedRAMP" json:"min_fedramp,omitempty"`
+	MinFedramp FedRAMP `protobuf:"varint,14,opt,name=min_fedramp,json=minFedramp,proto3,enum=classroute.v1.FedRAMP" json:"min_fedramp,omitempty"`
+	// The scheme label is written in (US, GBR, AUS, NATO, CAN, NZL, EU,
+	// KEN). Empty: the scheme the marking's syntax names ("[SEC=...]" is
+	// AUS, "UK ..." GBR, "//NATO ..." NATO, any other "//" US) or, for a
+	// bare level word, the tenant's scheme; a bare word with neither is
+	// refused naming the schemes that have it. Returned resolved.
+	Scheme        string `protobuf:"bytes,15,opt,name=scheme,proto3" json:"scheme,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Workload) Reset() {
 	*x = Workload{}
-	mi := &file_classroute_v1_types_proto_msgTypes[10]
+	mi := &file_classroute_v1_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1704,7 @@ func (x *Workload) String() string {
 func (*Workload) ProtoMessage() {}
 
 func (x *Workload) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[10]
+	mi := &file_classroute_v1_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1717,7 @@ func (x *Workload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workload.ProtoReflect.Descriptor instead.
 func (*Workload) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Workload) GetName() string {
@@ -1569,6 +1818,13 @@ func (x *Workload) GetMinFedramp() FedRAMP {
 	return FedRAMP_FED_RAMP_UNSPECIFIED
 }
 
+func (x *Workload) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
 // Reason is one failed eligibility rule.
 type Reason struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1583,7 +1839,7 @@ type Reason struct {
 
 func (x *Reason) Reset() {
 	*x = Reason{}
-	mi := &file_classroute_v1_types_proto_msgTypes[11]
+	mi := &file_classroute_v1_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1851,7 @@ func (x *Reason) String() string {
 func (*Reason) ProtoMessage() {}
 
 func (x *Reason) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[11]
+	mi := &file_classroute_v1_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1864,7 @@ func (x *Reason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reason.ProtoReflect.Descriptor instead.
 func (*Reason) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{11}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Reason) GetCode() string {
@@ -1627,19 +1883,24 @@ func (x *Reason) GetMessage() string {
 
 // RegionVerdict is the decision for one region.
 type RegionVerdict struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
-	Eligible      bool                   `protobuf:"varint,2,opt,name=eligible,proto3" json:"eligible,omitempty"`
-	Chosen        bool                   `protobuf:"varint,3,opt,name=chosen,proto3" json:"chosen,omitempty"`
-	Score         float64                `protobuf:"fixed64,4,opt,name=score,proto3" json:"score,omitempty"`
-	Reasons       []*Reason              `protobuf:"bytes,5,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Region   string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Eligible bool                   `protobuf:"varint,2,opt,name=eligible,proto3" json:"eligible,omitempty"`
+	Chosen   bool                   `protobuf:"varint,3,opt,name=chosen,proto3" json:"chosen,omitempty"`
+	Score    float64                `protobuf:"fixed64,4,opt,name=score,proto3" json:"score,omitempty"`
+	Reasons  []*Reason              `protobuf:"bytes,5,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	// For an eligible region and a label of another scheme than the US:
+	// the accreditation that holds the label and the equivalence entry it
+	// was reached through, e.g. "US SECRET accreditation (US), through
+	// GBR→US v1 (US–UK security agreement ...)".
+	Via           string `protobuf:"bytes,6,opt,name=via,proto3" json:"via,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegionVerdict) Reset() {
 	*x = RegionVerdict{}
-	mi := &file_classroute_v1_types_proto_msgTypes[12]
+	mi := &file_classroute_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1651,7 +1912,7 @@ func (x *RegionVerdict) String() string {
 func (*RegionVerdict) ProtoMessage() {}
 
 func (x *RegionVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[12]
+	mi := &file_classroute_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1664,7 +1925,7 @@ func (x *RegionVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionVerdict.ProtoReflect.Descriptor instead.
 func (*RegionVerdict) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{12}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RegionVerdict) GetRegion() string {
@@ -1702,6 +1963,13 @@ func (x *RegionVerdict) GetReasons() []*Reason {
 	return nil
 }
 
+func (x *RegionVerdict) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
 // Assignment is one replica's region.
 type Assignment struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1717,7 +1985,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_classroute_v1_types_proto_msgTypes[13]
+	mi := &file_classroute_v1_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1997,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[13]
+	mi := &file_classroute_v1_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +2010,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Assignment) GetRegion() string {
@@ -1797,7 +2065,7 @@ type ReplicaIssue struct {
 
 func (x *ReplicaIssue) Reset() {
 	*x = ReplicaIssue{}
-	mi := &file_classroute_v1_types_proto_msgTypes[14]
+	mi := &file_classroute_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +2077,7 @@ func (x *ReplicaIssue) String() string {
 func (*ReplicaIssue) ProtoMessage() {}
 
 func (x *ReplicaIssue) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[14]
+	mi := &file_classroute_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +2090,7 @@ func (x *ReplicaIssue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaIssue.ProtoReflect.Descriptor instead.
 func (*ReplicaIssue) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReplicaIssue) GetRegion() string {
@@ -1875,7 +2143,7 @@ type RetiringCopy struct {
 
 func (x *RetiringCopy) Reset() {
 	*x = RetiringCopy{}
-	mi := &file_classroute_v1_types_proto_msgTypes[15]
+	mi := &file_classroute_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2155,7 @@ func (x *RetiringCopy) String() string {
 func (*RetiringCopy) ProtoMessage() {}
 
 func (x *RetiringCopy) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[15]
+	mi := &file_classroute_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2168,7 @@ func (x *RetiringCopy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetiringCopy.ProtoReflect.Descriptor instead.
 func (*RetiringCopy) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{15}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RetiringCopy) GetRegion() string {
@@ -1951,7 +2219,7 @@ type RegionHealth struct {
 
 func (x *RegionHealth) Reset() {
 	*x = RegionHealth{}
-	mi := &file_classroute_v1_types_proto_msgTypes[16]
+	mi := &file_classroute_v1_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2231,7 @@ func (x *RegionHealth) String() string {
 func (*RegionHealth) ProtoMessage() {}
 
 func (x *RegionHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[16]
+	mi := &file_classroute_v1_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2244,7 @@ func (x *RegionHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionHealth.ProtoReflect.Descriptor instead.
 func (*RegionHealth) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{16}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RegionHealth) GetHealthy() bool {
@@ -2057,7 +2325,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_classroute_v1_types_proto_msgTypes[17]
+	mi := &file_classroute_v1_types_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2337,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[17]
+	mi := &file_classroute_v1_types_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2350,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{17}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Placement) GetId() string {
@@ -2197,7 +2465,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_classroute_v1_types_proto_msgTypes[18]
+	mi := &file_classroute_v1_types_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2209,7 +2477,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_types_proto_msgTypes[18]
+	mi := &file_classroute_v1_types_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2222,7 +2490,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_types_proto_rawDescGZIP(), []int{18}
+	return file_classroute_v1_types_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Refusal) GetSummary() string {
@@ -2258,7 +2526,7 @@ var File_classroute_v1_types_proto protoreflect.FileDescriptor
 
 const file_classroute_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x19classroute/v1/types.proto\x12\rclassroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x01\n" +
+	"\x19classroute/v1/types.proto\x12\rclassroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x02\n" +
 	"\x05Label\x12\x16\n" +
 	"\x06banner\x18\x01 \x01(\tR\x06banner\x12*\n" +
 	"\x05level\x18\x02 \x01(\x0e2\x14.classroute.v1.LevelR\x05level\x12\x1a\n" +
@@ -2266,7 +2534,28 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"any_nation\x18\x04 \x01(\bR\tanyNation\x12\x18\n" +
 	"\anations\x18\x05 \x03(\tR\anations\x12\x16\n" +
-	"\x06dissem\x18\x06 \x03(\tR\x06dissem\"Y\n" +
+	"\x06dissem\x18\x06 \x03(\tR\x06dissem\x12\x16\n" +
+	"\x06scheme\x18\a \x01(\tR\x06scheme\x12\x1d\n" +
+	"\n" +
+	"level_name\x18\b \x01(\tR\tlevelName\x12\x12\n" +
+	"\x04axis\x18\t \x01(\tR\x04axis\x12\x18\n" +
+	"\acaveats\x18\n" +
+	" \x03(\tR\acaveats\x12\x1e\n" +
+	"\n" +
+	"originator\x18\v \x01(\tR\n" +
+	"originator\"\x8c\x02\n" +
+	"\x13SchemeAccreditation\x12\x16\n" +
+	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x1b\n" +
+	"\tmax_level\x18\x02 \x01(\tR\bmaxLevel\x12\x18\n" +
+	"\acaveats\x18\x03 \x03(\tR\acaveats\x12\x1c\n" +
+	"\tauthority\x18\x04 \x01(\tR\tauthority\x124\n" +
+	"\aexpires\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x12\x18\n" +
+	"\arevoked\x18\x06 \x01(\bR\arevoked\x12\"\n" +
+	"\fillustrative\x18\a \x01(\bR\fillustrative\x12\x14\n" +
+	"\x05notes\x18\b \x01(\tR\x05notes\"=\n" +
+	"\rSchemeCeiling\x12\x16\n" +
+	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x14\n" +
+	"\x05level\x18\x02 \x01(\tR\x05level\"Y\n" +
 	"\tResources\x12\x1b\n" +
 	"\tmilli_cpu\x18\x01 \x01(\x03R\bmilliCpu\x12\x1d\n" +
 	"\n" +
@@ -2284,7 +2573,7 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"frameworks\x18\x05 \x03(\tR\n" +
 	"frameworks\x124\n" +
 	"\aexpires\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x12\x18\n" +
-	"\arevoked\x18\a \x01(\bR\arevoked\"\xed\x06\n" +
+	"\arevoked\x18\a \x01(\bR\arevoked\"\xb9\a\n" +
 	"\x06Region\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -2308,13 +2597,14 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\x03key\x18\x13 \x01(\tR\x03key\x12,\n" +
 	"\x04used\x18\x14 \x01(\v2\x18.classroute.v1.ResourcesR\x04used\x123\n" +
 	"\x06health\x18\x15 \x01(\v2\x1b.classroute.v1.RegionHealthR\x06health\x12\x12\n" +
-	"\x04etag\x18\x16 \x01(\tR\x04etag\"|\n" +
+	"\x04etag\x18\x16 \x01(\tR\x04etag\x12J\n" +
+	"\x0eaccreditations\x18\x17 \x03(\v2\".classroute.v1.SchemeAccreditationR\x0eaccreditations\"|\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
 	"\fjurisdiction\x18\x03 \x01(\tR\fjurisdiction\x12\x14\n" +
 	"\x05notes\x18\x04 \x01(\tR\x05notes\x12\x12\n" +
-	"\x04etag\x18\x05 \x01(\tR\x04etag\"\x90\x03\n" +
+	"\x04etag\x18\x05 \x01(\tR\x04etag\"\xe2\x03\n" +
 	"\x06Tenant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -2327,7 +2617,9 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\x10denied_providers\x18\t \x03(\tR\x0fdeniedProviders\x125\n" +
 	"\amembers\x18\n" +
 	" \x03(\v2\x1b.classroute.v1.TenantMemberR\amembers\x12%\n" +
-	"\x0emax_placements\x18\v \x01(\x05R\rmaxPlacements\x12\x12\n" +
+	"\x0emax_placements\x18\v \x01(\x05R\rmaxPlacements\x12\x16\n" +
+	"\x06scheme\x18\r \x01(\tR\x06scheme\x128\n" +
+	"\bceilings\x18\x0e \x03(\v2\x1c.classroute.v1.SchemeCeilingR\bceilings\x12\x12\n" +
 	"\x04etag\x18\f \x01(\tR\x04etag\"8\n" +
 	"\fTenantMember\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -2339,7 +2631,7 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\tproviders\x18\x01 \x03(\tR\tproviders\x12\x1f\n" +
 	"\vcost_weight\x18\x02 \x01(\x01R\n" +
 	"costWeight\x12+\n" +
-	"\x04near\x18\x03 \x01(\v2\x17.classroute.v1.LocationR\x04near\"\xed\x04\n" +
+	"\x04near\x18\x03 \x01(\v2\x17.classroute.v1.LocationR\x04near\"\x85\x05\n" +
 	"\bWorkload\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x14\n" +
@@ -2356,16 +2648,18 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\vpreferences\x18\f \x01(\v2\x1a.classroute.v1.PreferencesR\vpreferences\x12(\n" +
 	"\x10min_impact_level\x18\r \x01(\x05R\x0eminImpactLevel\x127\n" +
 	"\vmin_fedramp\x18\x0e \x01(\x0e2\x16.classroute.v1.FedRAMPR\n" +
-	"minFedramp\"6\n" +
+	"minFedramp\x12\x16\n" +
+	"\x06scheme\x18\x0f \x01(\tR\x06scheme\"6\n" +
 	"\x06Reason\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xa2\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xb4\x01\n" +
 	"\rRegionVerdict\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x1a\n" +
 	"\beligible\x18\x02 \x01(\bR\beligible\x12\x16\n" +
 	"\x06chosen\x18\x03 \x01(\bR\x06chosen\x12\x14\n" +
 	"\x05score\x18\x04 \x01(\x01R\x05score\x12/\n" +
-	"\areasons\x18\x05 \x03(\v2\x15.classroute.v1.ReasonR\areasons\"\xcb\x01\n" +
+	"\areasons\x18\x05 \x03(\v2\x15.classroute.v1.ReasonR\areasons\x12\x10\n" +
+	"\x03via\x18\x06 \x01(\tR\x03via\"\xcb\x01\n" +
 	"\n" +
 	"Assignment\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x14\n" +
@@ -2480,7 +2774,7 @@ func file_classroute_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_classroute_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_classroute_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_classroute_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_classroute_v1_types_proto_goTypes = []any{
 	(Level)(0),                    // 0: classroute.v1.Level
 	(Personnel)(0),                // 1: classroute.v1.Personnel
@@ -2491,70 +2785,75 @@ var file_classroute_v1_types_proto_goTypes = []any{
 	(PlacementState)(0),           // 6: classroute.v1.PlacementState
 	(ReplicaState)(0),             // 7: classroute.v1.ReplicaState
 	(*Label)(nil),                 // 8: classroute.v1.Label
-	(*Resources)(nil),             // 9: classroute.v1.Resources
-	(*Location)(nil),              // 10: classroute.v1.Location
-	(*Accreditation)(nil),         // 11: classroute.v1.Accreditation
-	(*Region)(nil),                // 12: classroute.v1.Region
-	(*Provider)(nil),              // 13: classroute.v1.Provider
-	(*Tenant)(nil),                // 14: classroute.v1.Tenant
-	(*TenantMember)(nil),          // 15: classroute.v1.TenantMember
-	(*Spread)(nil),                // 16: classroute.v1.Spread
-	(*Preferences)(nil),           // 17: classroute.v1.Preferences
-	(*Workload)(nil),              // 18: classroute.v1.Workload
-	(*Reason)(nil),                // 19: classroute.v1.Reason
-	(*RegionVerdict)(nil),         // 20: classroute.v1.RegionVerdict
-	(*Assignment)(nil),            // 21: classroute.v1.Assignment
-	(*ReplicaIssue)(nil),          // 22: classroute.v1.ReplicaIssue
-	(*RetiringCopy)(nil),          // 23: classroute.v1.RetiringCopy
-	(*RegionHealth)(nil),          // 24: classroute.v1.RegionHealth
-	(*Placement)(nil),             // 25: classroute.v1.Placement
-	(*Refusal)(nil),               // 26: classroute.v1.Refusal
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*SchemeAccreditation)(nil),   // 9: classroute.v1.SchemeAccreditation
+	(*SchemeCeiling)(nil),         // 10: classroute.v1.SchemeCeiling
+	(*Resources)(nil),             // 11: classroute.v1.Resources
+	(*Location)(nil),              // 12: classroute.v1.Location
+	(*Accreditation)(nil),         // 13: classroute.v1.Accreditation
+	(*Region)(nil),                // 14: classroute.v1.Region
+	(*Provider)(nil),              // 15: classroute.v1.Provider
+	(*Tenant)(nil),                // 16: classroute.v1.Tenant
+	(*TenantMember)(nil),          // 17: classroute.v1.TenantMember
+	(*Spread)(nil),                // 18: classroute.v1.Spread
+	(*Preferences)(nil),           // 19: classroute.v1.Preferences
+	(*Workload)(nil),              // 20: classroute.v1.Workload
+	(*Reason)(nil),                // 21: classroute.v1.Reason
+	(*RegionVerdict)(nil),         // 22: classroute.v1.RegionVerdict
+	(*Assignment)(nil),            // 23: classroute.v1.Assignment
+	(*ReplicaIssue)(nil),          // 24: classroute.v1.ReplicaIssue
+	(*RetiringCopy)(nil),          // 25: classroute.v1.RetiringCopy
+	(*RegionHealth)(nil),          // 26: classroute.v1.RegionHealth
+	(*Placement)(nil),             // 27: classroute.v1.Placement
+	(*Refusal)(nil),               // 28: classroute.v1.Refusal
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
 }
 var file_classroute_v1_types_proto_depIdxs = []int32{
 	0,  // 0: classroute.v1.Label.level:type_name -> classroute.v1.Level
-	0,  // 1: classroute.v1.Accreditation.max_level:type_name -> classroute.v1.Level
-	3,  // 2: classroute.v1.Accreditation.fedramp:type_name -> classroute.v1.FedRAMP
-	27, // 3: classroute.v1.Accreditation.expires:type_name -> google.protobuf.Timestamp
-	1,  // 4: classroute.v1.Region.personnel:type_name -> classroute.v1.Personnel
-	2,  // 5: classroute.v1.Region.network_domain:type_name -> classroute.v1.NetworkDomain
-	11, // 6: classroute.v1.Region.accreditation:type_name -> classroute.v1.Accreditation
-	9,  // 7: classroute.v1.Region.capacity:type_name -> classroute.v1.Resources
-	10, // 8: classroute.v1.Region.location:type_name -> classroute.v1.Location
-	4,  // 9: classroute.v1.Region.status:type_name -> classroute.v1.RegionStatus
-	9,  // 10: classroute.v1.Region.used:type_name -> classroute.v1.Resources
-	24, // 11: classroute.v1.Region.health:type_name -> classroute.v1.RegionHealth
-	15, // 12: classroute.v1.Tenant.members:type_name -> classroute.v1.TenantMember
-	10, // 13: classroute.v1.Preferences.near:type_name -> classroute.v1.Location
-	5,  // 14: classroute.v1.Workload.export_control:type_name -> classroute.v1.ExportControl
-	9,  // 15: classroute.v1.Workload.resources:type_name -> classroute.v1.Resources
-	16, // 16: classroute.v1.Workload.spread:type_name -> classroute.v1.Spread
-	17, // 17: classroute.v1.Workload.preferences:type_name -> classroute.v1.Preferences
-	3,  // 18: classroute.v1.Workload.min_fedramp:type_name -> classroute.v1.FedRAMP
-	19, // 19: classroute.v1.RegionVerdict.reasons:type_name -> classroute.v1.Reason
-	7,  // 20: classroute.v1.Assignment.state:type_name -> classroute.v1.ReplicaState
-	27, // 21: classroute.v1.Assignment.state_time:type_name -> google.protobuf.Timestamp
-	19, // 22: classroute.v1.ReplicaIssue.reasons:type_name -> classroute.v1.Reason
-	27, // 23: classroute.v1.ReplicaIssue.since:type_name -> google.protobuf.Timestamp
-	19, // 24: classroute.v1.RetiringCopy.reasons:type_name -> classroute.v1.Reason
-	27, // 25: classroute.v1.RetiringCopy.since:type_name -> google.protobuf.Timestamp
-	27, // 26: classroute.v1.RegionHealth.since:type_name -> google.protobuf.Timestamp
-	27, // 27: classroute.v1.RegionHealth.last_report:type_name -> google.protobuf.Timestamp
-	9,  // 28: classroute.v1.RegionHealth.reported_free:type_name -> classroute.v1.Resources
-	18, // 29: classroute.v1.Placement.workload:type_name -> classroute.v1.Workload
-	8,  // 30: classroute.v1.Placement.label:type_name -> classroute.v1.Label
-	21, // 31: classroute.v1.Placement.assignments:type_name -> classroute.v1.Assignment
-	6,  // 32: classroute.v1.Placement.state:type_name -> classroute.v1.PlacementState
-	27, // 33: classroute.v1.Placement.create_time:type_name -> google.protobuf.Timestamp
-	27, // 34: classroute.v1.Placement.release_time:type_name -> google.protobuf.Timestamp
-	22, // 35: classroute.v1.Placement.issues:type_name -> classroute.v1.ReplicaIssue
-	23, // 36: classroute.v1.Placement.retiring:type_name -> classroute.v1.RetiringCopy
-	20, // 37: classroute.v1.Refusal.regions:type_name -> classroute.v1.RegionVerdict
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	29, // 1: classroute.v1.SchemeAccreditation.expires:type_name -> google.protobuf.Timestamp
+	0,  // 2: classroute.v1.Accreditation.max_level:type_name -> classroute.v1.Level
+	3,  // 3: classroute.v1.Accreditation.fedramp:type_name -> classroute.v1.FedRAMP
+	29, // 4: classroute.v1.Accreditation.expires:type_name -> google.protobuf.Timestamp
+	1,  // 5: classroute.v1.Region.personnel:type_name -> classroute.v1.Personnel
+	2,  // 6: classroute.v1.Region.network_domain:type_name -> classroute.v1.NetworkDomain
+	13, // 7: classroute.v1.Region.accreditation:type_name -> classroute.v1.Accreditation
+	11, // 8: classroute.v1.Region.capacity:type_name -> classroute.v1.Resources
+	12, // 9: classroute.v1.Region.location:type_name -> classroute.v1.Location
+	4,  // 10: classroute.v1.Region.status:type_name -> classroute.v1.RegionStatus
+	11, // 11: classroute.v1.Region.used:type_name -> classroute.v1.Resources
+	26, // 12: classroute.v1.Region.health:type_name -> classroute.v1.RegionHealth
+	9,  // 13: classroute.v1.Region.accreditations:type_name -> classroute.v1.SchemeAccreditation
+	17, // 14: classroute.v1.Tenant.members:type_name -> classroute.v1.TenantMember
+	10, // 15: classroute.v1.Tenant.ceilings:type_name -> classroute.v1.SchemeCeiling
+	12, // 16: classroute.v1.Preferences.near:type_name -> classroute.v1.Location
+	5,  // 17: classroute.v1.Workload.export_control:type_name -> classroute.v1.ExportControl
+	11, // 18: classroute.v1.Workload.resources:type_name -> classroute.v1.Resources
+	18, // 19: classroute.v1.Workload.spread:type_name -> classroute.v1.Spread
+	19, // 20: classroute.v1.Workload.preferences:type_name -> classroute.v1.Preferences
+	3,  // 21: classroute.v1.Workload.min_fedramp:type_name -> classroute.v1.FedRAMP
+	21, // 22: classroute.v1.RegionVerdict.reasons:type_name -> classroute.v1.Reason
+	7,  // 23: classroute.v1.Assignment.state:type_name -> classroute.v1.ReplicaState
+	29, // 24: classroute.v1.Assignment.state_time:type_name -> google.protobuf.Timestamp
+	21, // 25: classroute.v1.ReplicaIssue.reasons:type_name -> classroute.v1.Reason
+	29, // 26: classroute.v1.ReplicaIssue.since:type_name -> google.protobuf.Timestamp
+	21, // 27: classroute.v1.RetiringCopy.reasons:type_name -> classroute.v1.Reason
+	29, // 28: classroute.v1.RetiringCopy.since:type_name -> google.protobuf.Timestamp
+	29, // 29: classroute.v1.RegionHealth.since:type_name -> google.protobuf.Timestamp
+	29, // 30: classroute.v1.RegionHealth.last_report:type_name -> google.protobuf.Timestamp
+	11, // 31: classroute.v1.RegionHealth.reported_free:type_name -> classroute.v1.Resources
+	20, // 32: classroute.v1.Placement.workload:type_name -> classroute.v1.Workload
+	8,  // 33: classroute.v1.Placement.label:type_name -> classroute.v1.Label
+	23, // 34: classroute.v1.Placement.assignments:type_name -> classroute.v1.Assignment
+	6,  // 35: classroute.v1.Placement.state:type_name -> classroute.v1.PlacementState
+	29, // 36: classroute.v1.Placement.create_time:type_name -> google.protobuf.Timestamp
+	29, // 37: classroute.v1.Placement.release_time:type_name -> google.protobuf.Timestamp
+	24, // 38: classroute.v1.Placement.issues:type_name -> classroute.v1.ReplicaIssue
+	25, // 39: classroute.v1.Placement.retiring:type_name -> classroute.v1.RetiringCopy
+	22, // 40: classroute.v1.Refusal.regions:type_name -> classroute.v1.RegionVerdict
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_classroute_v1_types_proto_init() }
@@ -2568,7 +2867,7 @@ func file_classroute_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_classroute_v1_types_proto_rawDesc), len(file_classroute_v1_types_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
