@@ -5,21 +5,25 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/equiv"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // exampleNow is when the example plans are decided: every default
 // accreditation is in force.
 var exampleNow = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
-// loadExample strictly decodes and validates one workload spec.
-func loadExample(tb testing.TB, path string) *router.Workload {
+// loadExample strictly decodes and validates one workload spec, reading
+// a bare level word in its tenant's scheme, as the daemon does.
+func loadExample(tb testing.TB, path string, tenants map[string]*router.Tenant) *router.Workload {
 	tb.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -31,7 +35,7 @@ func loadExample(tb testing.TB, path string) *router.Workload {
 	if err := dec.Decode(&w); err != nil {
 		tb.Fatalf("%s: %v", path, err)
 	}
-	if err := router.ValidateWorkload(&w, "US"); err != nil {
+	if err := router.ValidateWorkload(&w, tenants[w.Tenant].DefaultScheme()); err != nil {
 		tb.Fatalf("%s: %v", path, err)
 	}
 	return &w
@@ -54,6 +58,34 @@ func (p *planned) refused(tb testing.TB, key string, code router.ReasonCode) {
 	if v.Eligible || !slices.ContainsFunc(v.Reasons, func(r router.Reason) bool { return r.Code == code }) {
 		tb.Errorf("%s = %+v; want refused for %s", key, v, code)
 	}
+}
+
+// eligibleVia checks that region key is eligible, reached as via says.
+func (p *planned) eligibleVia(tb testing.TB, key, via string) {
+	tb.Helper()
+	v, ok := p.verdicts[key]
+	if !ok || !v.Eligible || !strings.Contains(v.Via, via) {
+		tb.Errorf("%s = %+v; want eligible via %q", key, v, via)
+	}
+}
+
+// withCustomers plans p's workload again with region key serving customers.
+func (p *planned) withCustomers(tb testing.TB, key string, customers ...string) *planned {
+	tb.Helper()
+	in := p.in
+	in.Regions = slices.Clone(in.Regions)
+	for i, rs := range in.Regions {
+		if rs.Region.Key() == key {
+			r := *rs.Region
+			r.Customers = customers
+			in.Regions[i].Region = &r
+		}
+	}
+	q := &planned{in: in, d: router.NewEngine().Plan(in), verdicts: map[string]router.Explained{}}
+	for _, e := range q.d.Explain(&q.in) {
+		q.verdicts[e.Key] = e
+	}
+	return q
 }
 
 func (p *planned) chosenKeys() []string {
@@ -84,6 +116,10 @@ func TestExamples(t *testing.T) {
 	tenants := map[string]*router.Tenant{}
 	for i := range cat.Tenants {
 		tenants[cat.Tenants[i].ID] = &cat.Tenants[i]
+	}
+	table, err := equiv.NewTable(equiv.Default())
+	if err != nil {
+		t.Fatal(err)
 	}
 	regions := make([]router.RegionState, len(cat.Regions))
 	for i := range cat.Regions {
@@ -157,6 +193,77 @@ func TestExamples(t *testing.T) {
 				}
 			}
 		},
+		// DOMAIN.md §6.5, one example per scenario.
+		"scheme-uk-secret.yaml": func(t *testing.T, p *planned) {
+			if l := p.in.Workload.Marking; l.Scheme != marking.GBR || l.Level.Name != "SECRET" {
+				t.Errorf("label %v; want UK SECRET", l)
+			}
+			if got := p.eligibleKeys(); !slices.Equal(got, []string{"aws/ap-tsc-au-1", "aws/uk-classified-1"}) {
+				t.Errorf("eligible %v", got)
+			}
+			p.eligibleVia(t, "aws/uk-classified-1", "GBR SECRET accreditation (UK Ministry of Defence)")
+			p.eligibleVia(t, "aws/ap-tsc-au-1", "through GBR→US v1")
+			p.refused(t, "azure/usseceast", router.ReasonCustomer)
+			p.refused(t, "azure/uksouth", router.ReasonLevel)
+		},
+		"scheme-uk-eyes-only.yaml": func(t *testing.T, p *planned) {
+			if got := p.eligibleKeys(); !slices.Equal(got, []string{"aws/uk-classified-1"}) {
+				t.Errorf("eligible %v; want aws/uk-classified-1 only", got)
+			}
+			p.refused(t, "aws/ap-tsc-au-1", router.ReasonReleasability)
+			// Azure Government Secret serves US tenants only, so the UK
+			// tenant may not even know of it; were it to serve UK defence,
+			// it would still be refused for releasability.
+			p.refused(t, "azure/usseceast", router.ReasonCustomer)
+			p.withCustomers(t, "azure/usseceast", "GBR/defense").refused(t, "azure/usseceast", router.ReasonReleasability)
+		},
+		"scheme-aus-protected.yaml": func(t *testing.T, p *planned) {
+			if got := p.eligibleKeys(); !slices.Equal(got, []string{"aws/ap-tsc-au-1", "azure/australiacentral", "azure/australiacentral2"}) {
+				t.Errorf("eligible %v", got)
+			}
+			p.eligibleVia(t, "azure/australiacentral", "AUS PROTECTED accreditation (Australian Department of Defence")
+			p.refused(t, "azure/uksouth", router.ReasonNoEquivalence)
+			p.refused(t, "aws/ap-southeast-2", router.ReasonNoEquivalence)
+		},
+		"scheme-aus-rel.yaml": func(t *testing.T, p *planned) {
+			if l := p.in.Workload.Marking; l.Scheme != marking.AUS || !slices.Equal(l.Nations, []string{"AUS", "GBR", "USA"}) {
+				t.Errorf("label %+v; want AUS with R = {AUS, GBR, USA}", l)
+			}
+			if got := p.eligibleKeys(); !slices.Equal(got, []string{"aws/ap-tsc-au-1", "aws/uk-classified-1"}) {
+				t.Errorf("eligible %v", got)
+			}
+			p.eligibleVia(t, "aws/uk-classified-1", "through AUS→US v1")
+			p.refused(t, "azure/usseceast", router.ReasonCustomer)
+		},
+		"scheme-kenya-confidential.yaml": func(t *testing.T, p *planned) {
+			if l := p.in.Workload.Marking; l.Scheme != marking.KEN || l.Level.Name != "CONFIDENTIAL" {
+				t.Errorf("label %v; want KEN CONFIDENTIAL", l)
+			}
+			if got := p.eligibleKeys(); !slices.Equal(got, []string{"ke-gov/konza-1"}) {
+				t.Errorf("eligible %v; want only ke-gov/konza-1", got)
+			}
+			p.refused(t, "azure/southafricanorth", router.ReasonNoEquivalence)
+			p.refused(t, "azure/southafricanorth", router.ReasonResidency)
+		},
+		"scheme-nato-restricted.yaml": func(t *testing.T, p *planned) {
+			if got := p.eligibleKeys(); !slices.Equal(got, []string{"aws/eusc-de-east-1", "aws/uk-classified-1"}) {
+				t.Errorf("eligible %v", got)
+			}
+			p.eligibleVia(t, "aws/eusc-de-east-1", "NATO NATO RESTRICTED accreditation")
+			p.refused(t, "aws/ap-tsc-au-1", router.ReasonReleasability)
+			// Held as US CONFIDENTIAL: never on a CUI region, even one
+			// serving UK defence.
+			p.withCustomers(t, "aws/us-gov-west-1", "GBR/defense").refused(t, "aws/us-gov-west-1", router.ReasonLevel)
+			p.refused(t, "azure/uksouth", router.ReasonLevel)
+		},
+		"scheme-uk-official-sensitive.yaml": func(t *testing.T, p *planned) {
+			uk := []string{"aws/eu-west-2", "azure/uksouth", "azure/ukwest", "google/europe-west2", "oracle/uk-gov-london-1"}
+			if got := p.eligibleKeys(); !slices.Equal(got, uk) {
+				t.Errorf("eligible %v; want the UK commercial regions %v", got, uk)
+			}
+			p.refused(t, "aws/us-east-1", router.ReasonNoEquivalence)
+			p.refused(t, "aws/eusc-de-east-1", router.ReasonNoEquivalence)
+		},
 		"foreign-military-nld.yaml": func(t *testing.T, p *planned) {
 			if got := p.chosenKeys(); !slices.Equal(got, []string{"aws/eusc-de-east-1"}) {
 				t.Errorf("chose %v; want aws/eusc-de-east-1", got)
@@ -176,12 +283,12 @@ func TestExamples(t *testing.T) {
 	for _, path := range files {
 		name := filepath.Base(path)
 		t.Run(name, func(t *testing.T) {
-			w := loadExample(t, path)
+			w := loadExample(t, path, tenants)
 			tenant, ok := tenants[w.Tenant]
 			if !ok {
 				t.Fatalf("tenant %s is not in the default catalogue", w.Tenant)
 			}
-			p := &planned{in: router.Input{Workload: w, Tenant: tenant, Regions: regions, Now: exampleNow}}
+			p := &planned{in: router.Input{Workload: w, Tenant: tenant, Regions: regions, Now: exampleNow, Equivalence: table}}
 			p.d = router.NewEngine().Plan(p.in)
 			if p.d.Err != nil {
 				t.Fatalf("plan: %v", p.d.Err)

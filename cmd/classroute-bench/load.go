@@ -36,8 +36,8 @@ type shape struct {
 
 // shapes are the seven of issue 9, in the order -mix lists them.
 var shapes = []shape{
-	{"unclass", "UNCLASSIFIED, anywhere (UK MoD)", &pb.Workload{
-		Name: "web-frontend", Tenant: "gbr-mod", Label: "UNCLASSIFIED", AllowedStorageCountries: []string{"*"}, Replicas: 1}},
+	{"unclass", "UNCLASSIFIED (US scheme), anywhere (UK MoD)", &pb.Workload{
+		Name: "web-frontend", Tenant: "gbr-mod", Label: "UNCLASSIFIED", Scheme: "US", AllowedStorageCountries: []string{"*"}, Replicas: 1}},
 	{"cui", "CUI, USA, nearline, prefers Oracle (examples/nearline-storage.yaml)", &pb.Workload{
 		Name: "dod-records-archive", Tenant: "us-dod", Label: "CUI", AllowedStorageCountries: []string{"USA"}, StorageTier: "nearline", Replicas: 1,
 		Preferences: &pb.Preferences{Providers: []string{"oracle"}, CostWeight: 0.6}}},

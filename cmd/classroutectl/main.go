@@ -332,6 +332,9 @@ func printVerdicts(out io.Writer, verdicts []*pb.RegionVerdict) {
 			score = fmt.Sprintf("%.3f", v.GetScore())
 		}
 		var why []string
+		if via := v.GetVia(); via != "" {
+			why = append(why, "via "+via)
+		}
 		for _, r := range v.GetReasons() {
 			why = append(why, r.GetCode()+": "+r.GetMessage())
 		}
@@ -345,7 +348,7 @@ func (c *cli) printPlacement(p *pb.Placement) {
 	fmt.Fprintf(tw, "placement:\t%s\n", p.GetId())
 	fmt.Fprintf(tw, "workload:\t%s\n", p.GetWorkload().GetName())
 	fmt.Fprintf(tw, "tenant:\t%s\n", p.GetTenant())
-	fmt.Fprintf(tw, "label:\t%s\n", p.GetLabel().GetBanner())
+	fmt.Fprintf(tw, "label:\t%s\n", labelText(p.GetLabel()))
 	fmt.Fprintf(tw, "state:\t%s\n", stateName(p.GetState()))
 	for i, a := range p.GetAssignments() {
 		fmt.Fprintf(tw, "replica %d:\t%s\t(score %.3f)%s\n", i+1, a.GetRegion(), a.GetScore(), replicaNote(a))
@@ -517,4 +520,13 @@ func (c *cli) printEvent(resp *pb.WatchResponse, i int) error {
 	typ := strings.ToLower(strings.TrimPrefix(ev.GetType().String(), "PLACEMENT_EVENT_TYPE_"))
 	_, err := fmt.Fprintf(c.stdout, "%d %-8s %s %s %s\n", resp.GetRevision(), typ, p.GetId(), stateName(p.GetState()), strings.Join(regions, ","))
 	return err
+}
+
+// labelText is a label as the CLI prints it: its canonical marking, with
+// its scheme when that is not the US ("CONFIDENTIAL (scheme KEN)").
+func labelText(l *pb.Label) string {
+	if s := l.GetScheme(); s != "" && s != "US" {
+		return l.GetBanner() + " (scheme " + s + ")"
+	}
+	return l.GetBanner()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 	"github.com/classroute/classroute/router/version"
 )
 
@@ -28,14 +29,22 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 func (c *cli) labelCmd() *cobra.Command {
+	var schemeFlag string
 	check := &cobra.Command{
-		Use:   "check BANNER",
-		Short: "Parse a banner marking; print its canonical form and structure",
-		Long: `check parses a banner marking with the same parser the daemon uses, here,
-without a daemon: it prints the canonical form, the level, controls,
-releasability and dissemination, or says which part is invalid (exit 1).`,
+		Use:   "check MARKING",
+		Short: "Parse a marking in its scheme; print its canonical form and structure",
+		Long: `check parses a marking with the same parsers the daemon uses, here, without a
+daemon: it prints the canonical form, the scheme, the level, controls or
+caveats, releasability and dissemination, or says which part is invalid
+(exit 1). --scheme names the scheme (US, GBR, AUS, NATO, CAN, NZL, EU, KEN);
+without it the marking's syntax must name one ("[SEC=...]" is AUS, "UK ..."
+GBR, "//NATO ..." NATO, any other "//" US): a bare level word such as
+"SECRET" is never guessed.`,
 		Example: `  classroutectl label check 'SECRET//REL TO USA, FVEY'
-  classroutectl label check 'TOP SECRET//SI/TK//NOFORN' -o json`,
+  classroutectl label check 'TOP SECRET//SI/TK//NOFORN' -o json
+  classroutectl label check 'SECRET UK EYES ONLY' --scheme GBR
+  classroutectl label check '[SEC=SECRET, CAVEAT=RI:REL AUS/GBR/USA]'
+  classroutectl label check CONFIDENTIAL --scheme KEN`,
 		Args: args(1, "one banner, quoted"),
 		RunE: c.action(func(cmd *cobra.Command, a []string) error {
 			// The daemon's CheckLabel, here: the same parser, and the same
@@ -48,14 +57,24 @@ releasability and dissemination, or says which part is invalid (exit 1).`,
 			if len(a[0]) > router.MaxBannerLen {
 				return bad(fmt.Sprintf("longer than %d bytes", router.MaxBannerLen))
 			}
-			l, err := label.Parse(a[0])
+			scheme := marking.Scheme(strings.ToUpper(schemeFlag))
+			if scheme != "" && !scheme.Valid() {
+				return usageError{fmt.Sprintf("--scheme: unknown scheme %q (schemes: US, GBR, AUS, NATO, CAN, NZL, EU, KEN)", schemeFlag)}
+			}
+			m, err := marking.Parse(scheme, a[0])
 			if err != nil {
+				if router.ReadAsUS(scheme, a[0], "") {
+					if _, uerr := label.Parse(a[0]); uerr != nil {
+						err = uerr // a US marking's refusal keeps router/label's words
+					}
+				}
 				return bad(err.Error())
 			}
-			c.printLabel(convert.LabelToProto(l))
+			c.printLabel(convert.MarkingToProto(m))
 			return nil
 		}),
 	}
+	check.Flags().StringVar(&schemeFlag, "scheme", "", "the scheme to read the marking in: US, GBR, AUS, NATO, CAN, NZL, EU or KEN (default: the one its syntax names)")
 	return group("label", "Work with security labels", check)
 }
 
@@ -65,7 +84,17 @@ func (c *cli) printLabel(l *pb.Label) {
 		return
 	}
 	fmt.Fprintf(c.stdout, "canonical: %s\n", l.GetBanner())
-	fmt.Fprintf(c.stdout, "level:     %s\n", enumName(l.GetLevel().String(), "LEVEL_", " "))
+	fmt.Fprintf(c.stdout, "scheme:    %s\n", l.GetScheme())
+	if l.GetScheme() == "US" {
+		fmt.Fprintf(c.stdout, "level:     %s\n", enumName(l.GetLevel().String(), "LEVEL_", " "))
+	} else if l.GetAxis() != "" {
+		fmt.Fprintf(c.stdout, "level:     %s (%s)\n", l.GetLevelName(), l.GetAxis())
+	} else {
+		fmt.Fprintf(c.stdout, "level:     %s\n", l.GetLevelName())
+	}
+	if len(l.GetCaveats()) > 0 && l.GetScheme() != "US" {
+		fmt.Fprintf(c.stdout, "caveats:   %s\n", strings.Join(l.GetCaveats(), ", "))
+	}
 	if len(l.GetControls()) > 0 {
 		fmt.Fprintf(c.stdout, "controls:  %s\n", strings.Join(l.GetControls(), ", "))
 	}

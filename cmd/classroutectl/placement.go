@@ -141,7 +141,7 @@ func (c *cli) plan(file string) error {
 }
 
 func (c *cli) printPlan(resp *pb.PlanResponse) {
-	fmt.Fprintf(c.stdout, "label:    %s\n", resp.GetLabel().GetBanner())
+	fmt.Fprintf(c.stdout, "label:    %s\n", labelText(resp.GetLabel()))
 	if rev := resp.GetRevision(); rev != 0 { // 0 for a tenant's users
 		fmt.Fprintf(c.stdout, "revision: %d\n", rev)
 	}
@@ -165,7 +165,11 @@ func readSpec(path string) (*pb.Workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	return convert.WorkloadToProto(w), nil
+	pw := convert.WorkloadToProto(w)
+	// A spec's scheme is as written: empty lets the daemon read the
+	// label in the scheme its syntax names, or the tenant's.
+	pw.Scheme = string(w.Scheme)
+	return pw, nil
 }
 
 func (c *cli) placementCmd() *cobra.Command {
@@ -354,7 +358,7 @@ func (c *cli) printPlacements(ps []*pb.Placement) {
 			replicas = append(replicas, strings.TrimSpace(replicaNote(a)))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s", p.GetId(), p.GetTenant(), p.GetWorkload().GetName(),
-			stateName(p.GetState()), p.GetLabel().GetBanner(), strings.Join(regions, ","))
+			stateName(p.GetState()), labelText(p.GetLabel()), strings.Join(regions, ","))
 		if wide {
 			created := "-"
 			if t := p.GetCreateTime(); t != nil {

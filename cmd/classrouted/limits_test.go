@@ -157,7 +157,7 @@ func TestIdleConnectionsDoNotKillDaemon(t *testing.T) {
 			t.Fatalf("%s: health %v, %v; want SERVING (the store vouches for its state: etcd answers)", when, r, err)
 		}
 		seq++
-		w := &pb.Workload{Name: "survivor", Tenant: "aus-defence", Label: "UNCLASSIFIED", AllowedStorageCountries: []string{"*"},
+		w := &pb.Workload{Name: "survivor", Tenant: "aus-defence", Label: "UNCLASSIFIED", Scheme: "US", AllowedStorageCountries: []string{"*"},
 			Resources: &pb.Resources{MilliCpu: 1}, Replicas: 1}
 		if _, err := place.Place(c, &pb.PlaceRequest{RequestId: fmt.Sprintf("survivor-%d", seq), Workload: w}); err != nil {
 			t.Fatalf("%s: Place (an etcd write): %v", when, err)

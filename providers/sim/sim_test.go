@@ -344,7 +344,7 @@ func TestSameRequestIDTwoTenants(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// A second Kenyan tenant, which Konza serves too.
-	moi := router.Tenant{ID: "ke-moi", Name: "Kenya Ministry of Interior", Nation: "KEN", Sector: "civil", Ceiling: "CUI"}
+	moi := router.Tenant{ID: "ke-moi", Name: "Kenya Ministry of Interior", Nation: "KEN", Sector: "civil", Ceiling: "CUI", Ceilings: []router.SchemeCeiling{{Scheme: "KEN", Level: "CONFIDENTIAL"}}}
 	if err := d.store.PutTenant(ctx, &moi); err != nil {
 		t.Fatal(err)
 	}

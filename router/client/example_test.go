@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strings"
 	"time"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
@@ -74,15 +75,25 @@ func ExampleClient_Plan() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	fmt.Println("label:", plan.GetLabel().GetScheme(), plan.GetLabel().GetBanner())
 	fmt.Println("chosen:", plan.GetChosen())
 	for _, v := range plan.GetRegions() {
-		if v.GetRegion() == "aws/us-east-1" {
-			fmt.Println("aws/us-east-1:", v.GetReasons()[0].GetCode())
+		switch v.GetRegion() {
+		case "ke-gov/konza-1":
+			fmt.Println("ke-gov/konza-1 via", v.GetVia())
+		case "aws/us-east-1":
+			var codes []string
+			for _, r := range v.GetReasons() {
+				codes = append(codes, r.GetCode())
+			}
+			fmt.Println("aws/us-east-1:", strings.Join(codes, ", "))
 		}
 	}
 	// Output:
+	// label: KEN UNCLASSIFIED
 	// chosen: [ke-gov/konza-1]
-	// aws/us-east-1: residency
+	// ke-gov/konza-1 via KEN CONFIDENTIAL accreditation (Government of Kenya (ICT Authority))
+	// aws/us-east-1: no_equivalence, residency, jurisdiction
 }
 
 // List pages through placements by itself: the loop sees one placement

@@ -64,7 +64,13 @@ func TestRoundTrip(t *testing.T) {
 		back func(v *router.Violations) any
 	}{
 		{"workload", goodWorkload(), func(v *router.Violations) any {
-			return convert.WorkloadFromProto(convert.WorkloadToProto(goodWorkload()), v)
+			pw := convert.WorkloadToProto(goodWorkload())
+			if pw.GetScheme() != "US" {
+				t.Errorf("a US workload's scheme goes out as %q; want US", pw.GetScheme())
+			}
+			w := convert.WorkloadFromProto(pw, v)
+			w.Scheme = "" // as ValidateWorkload resolves US
+			return w
 		}},
 		{"region", goodRegion(), func(v *router.Violations) any {
 			return convert.RegionFromProto(convert.RegionToProto(router.RegionState{Region: goodRegion()}), v)

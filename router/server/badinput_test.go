@@ -499,7 +499,7 @@ func TestCheckLabel(t *testing.T) {
 	}{
 		{"known-good", "SECRET//REL TO USA, AUS, GBR", "SECRET//REL TO USA, AUS, GBR", ""},
 		{"lower case and padding", "  secret//rel to usa, gbr, aus ", "SECRET//REL TO USA, AUS, GBR", ""},
-		{"4096 bytes is not too long", "SECRET" + strings.Repeat(" ", 4090), "SECRET//NOFORN", ""},
+		{"4096 bytes is not too long", "SECRET//NOFORN" + strings.Repeat(" ", 4082), "SECRET//NOFORN", ""},
 		{"NOFORN with REL TO", "SECRET//NOFORN/REL TO USA, CAN", "", "NOFORN cannot be combined with REL TO"},
 		{"unknown country", "SECRET//REL TO USA, XYZ", "", `unknown country code "XYZ"`},
 		{"portion marking NF", "SECRET//NF", "", `"NF" is a portion marking; the banner form is NOFORN`},

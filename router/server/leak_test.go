@@ -63,7 +63,7 @@ func hiddenActivity(t *testing.T, e *env, round int) {
 	if _, err := e.place.Place(ctx(t), &pb.PlaceRequest{RequestId: fmt.Sprintf("ic-%d", round), Workload: ic}); err != nil {
 		t.Fatal(err)
 	}
-	fr := &pb.Workload{Name: "fr", Tenant: hidOther, Label: "UNCLASSIFIED", AllowedStorageCountries: []string{"FRA"},
+	fr := &pb.Workload{Name: "fr", Tenant: hidOther, Label: "UNCLASSIFIED", Scheme: "US", AllowedStorageCountries: []string{"FRA"},
 		Resources: &pb.Resources{MilliCpu: 100000, MemoryMib: 1024}, Replicas: 1}
 	if _, err := e.place.Place(ctx(t), &pb.PlaceRequest{RequestId: fmt.Sprintf("fr-%d", round), Workload: fr}); err != nil {
 		t.Fatal(err)

@@ -43,11 +43,12 @@ type placementService struct {
 }
 
 // defaultScheme is the scheme the workload's tenant reads bare level
-// words in. A tenant user acting for another tenant learns nothing of
-// that tenant's: it gets none (and is refused for the tenant anyway).
+// words in. A tenant user naming another tenant learns nothing of that
+// tenant's: its own tenant's scheme is used, and it is refused for the
+// other tenant (PERMISSION_DENIED) after validation.
 func (s *placementService) defaultScheme(ctx context.Context, tenant string) marking.Scheme {
-	if p := authz.FromContext(ctx); p != nil && p.Kind == authz.KindTenant && p.Tenant != tenant {
-		return ""
+	if p := authz.FromContext(ctx); p != nil && p.Kind == authz.KindTenant {
+		tenant = p.Tenant
 	}
 	t, err := s.store.GetTenant(tenant)
 	if err != nil {

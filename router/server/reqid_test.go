@@ -247,7 +247,7 @@ func TestRequestIDsPerTenant(t *testing.T) {
 // stream with INVALID_ARGUMENT on ack.tenant, changing nothing.
 func TestAgentAckPerTenant(t *testing.T) {
 	e := newEnv(t)
-	moi := &pb.Tenant{Id: "ke-moi", Name: "Kenya Ministry of Interior", Nation: "KEN", Sector: "civil", Ceiling: "CUI"}
+	moi := &pb.Tenant{Id: "ke-moi", Name: "Kenya Ministry of Interior", Nation: "KEN", Sector: "civil", Ceiling: "CUI", Ceilings: []*pb.SchemeCeiling{{Scheme: "KEN", Level: "CONFIDENTIAL"}}}
 	if _, err := e.catalog.PutTenant(ctx(t), &pb.PutTenantRequest{Tenant: moi}); err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func BenchmarkPlaceTransport(b *testing.B) {
 	cert := clientCert(b, m.ca, "spiffe://"+trustDomain+"/tenant/aus-defence/user/bench")
 	// Unclassified, anywhere: many regions qualify, so the commits do
 	// not queue behind one region's and the transport shows.
-	w := &pb.Workload{Name: "bench", Tenant: "aus-defence", Label: "UNCLASSIFIED", AllowedStorageCountries: []string{"*"},
+	w := &pb.Workload{Name: "bench", Tenant: "aus-defence", Label: "UNCLASSIFIED", Scheme: "US", AllowedStorageCountries: []string{"*"},
 		Resources: &pb.Resources{MilliCpu: 1}, Replicas: 1}
 	var seq atomic.Int64
 	run := func(b *testing.B, conn *grpc.ClientConn) {
