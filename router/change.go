@@ -2,6 +2,7 @@ package router
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -83,7 +84,49 @@ func SecurityChanges(old, new *Region) []string {
 	add(old.Personnel != new.Personnel, "personnel")
 	add(old.NetworkDomain != new.NetworkDomain, "network_domain")
 	add(!sameSet(old.Customers, new.Customers), "customers")
+	add(!sameAccreditations(old.Accreditations, new.Accreditations), "accreditations")
 	return out
+}
+
+// sameAccreditations reports whether two lists of scheme accreditations
+// hold the same security facts, in any order (illustrative flags and
+// notes aside).
+func sameAccreditations(a, b []SchemeAccreditation) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	key := func(x SchemeAccreditation) string {
+		c := slices.Clone(x.Caveats)
+		slices.Sort(c)
+		return strings.Join([]string{string(x.Scheme), x.MaxLevel, strings.Join(c, ","), x.Authority,
+			x.Expires.UTC().Format(time.RFC3339Nano), strconv.FormatBool(x.Revoked)}, "\x00")
+	}
+	ka, kb := make([]string, len(a)), make([]string, len(b))
+	for i := range a {
+		ka[i], kb[i] = key(a[i]), key(b[i])
+	}
+	slices.Sort(ka)
+	slices.Sort(kb)
+	return slices.Equal(ka, kb)
+}
+
+// lowersAccreditations reports whether new takes away anything old's
+// scheme accreditations held: one removed, revoked, or replaced by one
+// of the same scheme at a lower level or with fewer caveats.
+func lowersAccreditations(old, new []SchemeAccreditation) bool {
+	for _, o := range old {
+		if o.Revoked {
+			continue
+		}
+		held := slices.ContainsFunc(new, func(n SchemeAccreditation) bool {
+			return n.Scheme == o.Scheme && !n.Revoked && n.Level.Axis == o.Level.Axis && n.Level.Rank >= o.Level.Rank &&
+				subset(o.Caveats, n.Caveats) && !n.Expires.Before(o.Expires)
+		})
+		if !held {
+			return true
+		}
+	}
+	return false
 }
 
 // ClassifyChange says what kind of change a proposal is.
@@ -105,6 +148,12 @@ func ClassifyChange(old, new *Region) ChangeKind {
 		return ChangeRaise
 	case subset(nc, oc) && len(oc) > len(nc):
 		return ChangeLower
+	}
+	if !sameAccreditations(old.Accreditations, new.Accreditations) {
+		if lowersAccreditations(old.Accreditations, new.Accreditations) {
+			return ChangeLower
+		}
+		return ChangeRaise
 	}
 	return ChangeOther
 }

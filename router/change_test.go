@@ -3,8 +3,10 @@ package router
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 )
 
 func TestSecurityChanges(t *testing.T) {
@@ -42,5 +44,43 @@ func TestSecurityChanges(t *testing.T) {
 	}
 	if got := SecurityChanges(nil, base); len(got) != 1 || ClassifyChange(nil, base) != ChangeAdd {
 		t.Errorf("a new region: %v %s", got, ClassifyChange(nil, base))
+	}
+}
+
+// What a region is accredited for in other schemes changes with two
+// people too, and taking any of it away is a lowering.
+func TestSchemeAccreditationChanges(t *testing.T) {
+	exp := time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC)
+	base := Region{Provider: "aws", ID: "uk-1", Accreditations: []SchemeAccreditation{
+		{Scheme: "GBR", MaxLevel: "SECRET", Level: marking.Level{Name: "SECRET", Rank: 1}, Authority: "UK MOD", Expires: exp},
+	}}
+	withAcc := func(a ...SchemeAccreditation) *Region { r := base; r.Accreditations = a; return &r }
+	gbr := base.Accreditations[0]
+	official := SchemeAccreditation{Scheme: "GBR", MaxLevel: "OFFICIAL", Level: marking.Level{Name: "OFFICIAL"}, Authority: "UK MOD", Expires: exp}
+	nato := SchemeAccreditation{Scheme: "NATO", MaxLevel: "NATO SECRET", Level: marking.Level{Name: "NATO SECRET", Rank: 3}, Authority: "NATO", Expires: exp}
+	revoked := gbr
+	revoked.Revoked = true
+	noted := gbr
+	noted.Notes, noted.Illustrative = "see the accreditation letter", true
+	for _, tc := range []struct {
+		name   string
+		new    *Region
+		fields []string
+		kind   ChangeKind
+	}{
+		{"added", withAcc(gbr, nato), []string{"accreditations"}, ChangeRaise},
+		{"removed", withAcc(), []string{"accreditations"}, ChangeLower},
+		{"lowered", withAcc(official), []string{"accreditations"}, ChangeLower},
+		{"revoked", withAcc(revoked), []string{"accreditations"}, ChangeLower},
+		{"notes only", withAcc(noted), nil, ChangeOther},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := SecurityChanges(&base, tc.new); !slices.Equal(got, tc.fields) {
+				t.Errorf("SecurityChanges = %v; want %v", got, tc.fields)
+			}
+			if got := ClassifyChange(&base, tc.new); got != tc.kind {
+				t.Errorf("ClassifyChange = %s; want %s", got, tc.kind)
+			}
+		})
 	}
 }

@@ -55,7 +55,7 @@ func shared(t *testing.T, path string, a, b reflect.Value) {
 	t.Helper()
 	switch a.Kind() {
 	case reflect.Struct:
-		if a.Type().PkgPath() == "github.com/classroute/classroute/router/label" {
+		if p := a.Type().PkgPath(); p == "github.com/classroute/classroute/router/label" || p == "github.com/classroute/classroute/router/marking" {
 			return // labels are immutable values
 		}
 		for i := range a.NumField() {

@@ -23,6 +23,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/marking"
 	"github.com/classroute/classroute/router/label"
 )
 
@@ -103,6 +104,11 @@ func goldenRegion() router.Region {
 		Status:       router.StatusDraining,
 		Illustrative: true,
 		Notes:        "C2S; location approximate [U]",
+		Accreditations: []router.SchemeAccreditation{{
+			Scheme: "NATO", MaxLevel: "NATO SECRET", Caveats: []string{"ATOMAL"}, Authority: "NATO Office of Security",
+			Expires: time.Date(2027, 9, 30, 23, 59, 59, 0, time.UTC), Revoked: true, Illustrative: true, Notes: "illustrative",
+			Level: marking.Level{Name: "NATO SECRET", Rank: 3}, // set when the cache validates the record
+		}},
 	}
 }
 
@@ -128,6 +134,8 @@ func goldenTenant(tb testing.TB) router.Tenant {
 			{Name: "alice", Roles: []authz.Role{authz.RoleSubmitter, authz.RoleTenantAuditor}},
 		},
 		MaxPlacements: 500,
+		Scheme:        "US",
+		Ceilings:      []router.SchemeCeiling{{Scheme: "NATO", Level: "NATO SECRET"}},
 	}
 	if err := router.ValidateTenant(&t); err != nil {
 		tb.Fatalf("golden tenant: %v", err)
@@ -166,6 +174,7 @@ func goldenPlacement(tb testing.TB) router.Placement {
 	if err := router.ValidateWorkload(&w, "US"); err != nil {
 		tb.Fatalf("golden workload: %v", err)
 	}
+	w.Scheme = "US" // a stored record may name the US scheme; most leave it empty
 	return router.Placement{
 		ID:       "req-0001",
 		Tenant:   "us-army",
@@ -216,9 +225,12 @@ func goldenHealth() router.Health {
 }
 
 func goldenChange() router.Change {
+	r := goldenRegion()
+	r.Accreditations = []router.SchemeAccreditation{r.Accreditations[0]}
+	r.Accreditations[0].Level = marking.Level{} // a proposal's region is validated when approved, not when read
 	return router.Change{
 		ID:           "20261130T140509-0123456789abcdef",
-		Region:       goldenRegion(),
+		Region:       r,
 		Kind:         router.ChangeLower,
 		Fields:       []string{"accreditation.max_level", "accreditation.controls"},
 		Reason:       "ATO reduced after the annual review",
