@@ -23,8 +23,8 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
-	"github.com/classroute/classroute/router/marking"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // The stored format. Every kind of record the store writes into etcd has
