@@ -249,7 +249,7 @@ func TestExamples(t *testing.T) {
 			if got := p.eligibleKeys(); !slices.Equal(got, []string{"aws/eusc-de-east-1", "aws/uk-classified-1"}) {
 				t.Errorf("eligible %v", got)
 			}
-			p.eligibleVia(t, "aws/eusc-de-east-1", "NATO NATO RESTRICTED accreditation")
+			p.eligibleVia(t, "aws/eusc-de-east-1", "NATO RESTRICTED accreditation")
 			p.refused(t, "aws/ap-tsc-au-1", router.ReasonReleasability)
 			// Held as US CONFIDENTIAL: never on a CUI region, even one
 			// serving UK defence.

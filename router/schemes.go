@@ -88,9 +88,9 @@ func CoverRegion(l marking.Label, reg *Region, t equiv.Table, now time.Time) Cov
 func cover(l *marking.Label, accs []SchemeAccreditation, reg *Region, t equiv.Table, p marking.Parser, now time.Time) Coverage {
 	var reasons []Reason
 	explain := func(a *SchemeAccreditation) (string, bool) {
-		name := fmt.Sprintf("%s %s accreditation (%s)", a.Scheme, a.MaxLevel, a.Authority)
+		name := fmt.Sprintf("%s accreditation (%s)", equiv.LevelName(a.Scheme, a.MaxLevel), a.Authority)
 		r, code := holds(l, a, reg, t, p, now)
-		held := fmt.Sprintf("%s %s", a.Scheme, r.Level.Name)
+		held := equiv.LevelName(a.Scheme, r.Level.Name)
 		if r.Kind == equiv.Mapped {
 			held = r.Explain(*l, a.Scheme, now)
 		}
@@ -134,7 +134,7 @@ func cover(l *marking.Label, accs []SchemeAccreditation, reg *Region, t equiv.Ta
 			return Coverage{OK: true, Via: via}
 		}
 	} else if len(accs) == 0 {
-		reasons = append(reasons, Reason{ReasonNoEquivalence, fmt.Sprintf("the region holds no accreditation a %s label maps into", l.Scheme)})
+		reasons = append(reasons, Reason{ReasonNoEquivalence, fmt.Sprintf("the region holds no accreditation a label of scheme %s maps into", l.Scheme)})
 	}
 	return Coverage{Reasons: reasons}
 }

@@ -46,7 +46,7 @@ func TestCover(t *testing.T) {
 		{"3: AUS PROTECTED on a US region", marking.AUS, "[SEC=PROTECTED]", []SchemeAccreditation{usSecret}, false, "no US equivalent", ReasonNoEquivalence},
 		{"5: Kenyan CONFIDENTIAL on a Kenyan region", marking.KEN, "CONFIDENTIAL", []SchemeAccreditation{kenConf}, true, "KEN CONFIDENTIAL accreditation", ""},
 		{"5: Kenyan CONFIDENTIAL is never US CONFIDENTIAL", marking.KEN, "CONFIDENTIAL", []SchemeAccreditation{usConf}, false, "never US CONFIDENTIAL", ReasonNoEquivalence},
-		{"6: NATO RESTRICTED on a NATO region", marking.NATO, "NATO RESTRICTED", []SchemeAccreditation{natoSecret}, true, "NATO NATO SECRET accreditation", ""},
+		{"6: NATO RESTRICTED on a NATO region", marking.NATO, "NATO RESTRICTED", []SchemeAccreditation{natoSecret}, true, "NATO SECRET accreditation", ""},
 		{"6: NATO RESTRICTED on a US CONFIDENTIAL region", marking.NATO, "NATO RESTRICTED", []SchemeAccreditation{usConf}, true, "through NATO→US v1", ""},
 		{"6: NATO RESTRICTED never on a CUI region", marking.NATO, "NATO RESTRICTED", []SchemeAccreditation{usCUI}, false, "held as US CONFIDENTIAL", ReasonLevel},
 		{"7: OFFICIAL-SENSITIVE on a UK OFFICIAL region listing SENSITIVE", marking.GBR, "OFFICIAL-SENSITIVE", []SchemeAccreditation{gbrOfficial}, true, "GBR OFFICIAL accreditation", ""},

@@ -38,7 +38,7 @@ func TestSchemeScenarios(t *testing.T) {
 		{"scheme-kenya-confidential.yaml", "KEN", []string{"ke-gov/konza-1"}, nil,
 			[]refusal{{"azure/southafricanorth", "no_equivalence"}, {"azure/southafricanorth", "residency"}, {"aws/us-east-1", "no_equivalence"}}},
 		{"scheme-nato-restricted.yaml", "NATO", []string{"aws/eusc-de-east-1", "aws/uk-classified-1"},
-			map[string]string{"aws/eusc-de-east-1": "NATO NATO RESTRICTED accreditation"},
+			map[string]string{"aws/eusc-de-east-1": "NATO RESTRICTED accreditation"},
 			[]refusal{{"aws/ap-tsc-au-1", "releasability"}, {"azure/uksouth", "level"}}},
 		{"scheme-uk-official-sensitive.yaml", "GBR",
 			[]string{"aws/eu-west-2", "azure/uksouth", "azure/ukwest", "google/europe-west2", "oracle/uk-gov-london-1"}, nil,

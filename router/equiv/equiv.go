@@ -239,9 +239,9 @@ func (r Result) Explain(l marking.Label, to marking.Scheme, now time.Time) strin
 	case Same:
 		return fmt.Sprintf("%s label, %s accreditation", l.Scheme, to)
 	case Mapped:
-		return fmt.Sprintf("%s %s held as %s %s through %s", l.Scheme, l.Level.Name, to, r.Level.Name, r.Entry.Name())
+		return fmt.Sprintf("%s held as %s through %s", LevelName(l.Scheme, l.Level.Name), LevelName(to, r.Level.Name), r.Entry.Name())
 	case NoEntry:
-		return fmt.Sprintf("no equivalence entry %s→%s: a %s label is never read as %s", l.Scheme, to, l.Scheme, to)
+		return fmt.Sprintf("no equivalence entry %s→%s: a label of scheme %s is never read as %s", l.Scheme, to, l.Scheme, to)
 	case NotInForce:
 		e := r.Entry
 		switch {
@@ -253,7 +253,7 @@ func (r Result) Explain(l marking.Label, to marking.Scheme, now time.Time) strin
 			return fmt.Sprintf("equivalence %s is in force from %s", e.Name(), e.ValidFrom.Format(time.DateOnly))
 		}
 	case NoEquivalent:
-		msg := fmt.Sprintf("%s %s%s has no %s equivalent under %s", l.Scheme, l.Level.Name, withText(r.Row.WithCaveats), to, r.Entry.Name())
+		msg := fmt.Sprintf("%s%s has no %s equivalent under %s", LevelName(l.Scheme, l.Level.Name), withText(r.Row.WithCaveats), to, r.Entry.Name())
 		if r.Row.Note != "" {
 			msg += ": " + r.Row.Note
 		}
@@ -262,6 +262,15 @@ func (r Result) Explain(l marking.Label, to marking.Scheme, now time.Time) strin
 		return fmt.Sprintf("equivalence %s maps no %s %s", r.Entry.Name(), l.Scheme, l.Level.Name)
 	}
 	return "unknown"
+}
+
+// LevelName names a level with its scheme, once: "GBR SECRET",
+// "KEN CONFIDENTIAL", but "NATO RESTRICTED", not "NATO NATO RESTRICTED".
+func LevelName(s marking.Scheme, level string) string {
+	if strings.HasPrefix(level, string(s)+" ") {
+		return level
+	}
+	return string(s) + " " + level
 }
 
 // Map finds the level of scheme to at which label l must be held, at
