@@ -12,7 +12,7 @@ import (
 // Release is the version of this source tree, as CHANGELOG.md names it.
 // A binary built from a tagged module reports the module's version
 // instead; one built from a checkout reports Release.
-const Release = "v0.11.0"
+const Release = "v0.12.0"
 
 // Info is one binary's build.
 type Info struct {
