@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/classroute/classroute/router/equiv"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // benchCountry is a country regions are generated in: who operates them
@@ -197,6 +199,47 @@ func BenchmarkPlan(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if d := e.Plan(in); d.Err != nil {
+					b.Fatal(d.Err)
+				}
+			}
+		})
+	}
+}
+
+// benchForeignInput is benchInput with a UK SECRET label: every third
+// region also holds a GBR SECRET accreditation, and the others are
+// reached, or refused, through the default GBR→US entry.
+func benchForeignInput(b *testing.B, n int) Input {
+	in := benchInput(n)
+	tab, err := equiv.NewTable(equiv.Default())
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := benchWorkload()
+	w.Marking = marking.MustParse(marking.GBR, "UK SECRET")
+	w.Scheme, w.Label, w.Banner = marking.GBR, label.Label{}, w.Marking.String()
+	in.Workload, in.Equivalence = w, tab
+	in.Tenant = &Tenant{ID: "uk-mod", Nation: "GBR", Sector: "defense"}
+	for i := 0; i < len(in.Regions); i += 3 {
+		r := *in.Regions[i].Region
+		r.Accreditations = []SchemeAccreditation{{Scheme: marking.GBR, MaxLevel: "SECRET",
+			Level: marking.Level{Name: "SECRET", Rank: 1}, Authority: "UK MOD", Expires: testNow.AddDate(1, 0, 0)}}
+		r.Customers = append(slices.Clone(r.Customers), "GBR")
+		in.Regions[i].Region = &r
+	}
+	return in
+}
+
+// BenchmarkPlaceForeign is BenchmarkPlace for a label of another scheme:
+// every region's accreditations are read through the equivalence table.
+func BenchmarkPlaceForeign(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("regions=%d", n), func(b *testing.B) {
+			in := benchForeignInput(b, n)
+			e := NewEngine()
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := e.Place(in); d.Err != nil {
 					b.Fatal(d.Err)
 				}
 			}

@@ -63,6 +63,10 @@ type Mapping struct {
 	None bool `json:"none,omitempty" yaml:"none,omitempty"`
 	// Note says why (handling, fail-closed choices).
 	Note string `json:"note,omitempty" yaml:"note,omitempty"`
+
+	// to is To read in the entry's to-scheme by NewTable, with the zero
+	// Parser: Map reads it instead of parsing on every decision.
+	to marking.Level
 }
 
 // Key is an entry's (from, to) pair.
@@ -164,6 +168,13 @@ func NewTable(entries []Entry) (Table, error) {
 		e := entries[i]
 		if _, dup := t.entries[e.Key()]; dup {
 			return Table{}, fmt.Errorf("equivalence %s: given twice", e.Key())
+		}
+		e.Levels = slices.Clone(e.Levels) // the rows' parsed levels are the table's own
+		for j := range e.Levels {
+			m := &e.Levels[j]
+			if !m.None {
+				m.to, _ = marking.Parser{}.ParseLevel(e.To, m.To) // a bad row stays unparsed: Map parses it and refuses
+			}
 		}
 		t.entries[e.Key()] = &e
 	}
@@ -303,6 +314,9 @@ func (t Table) Map(p marking.Parser, l marking.Label, to marking.Scheme, now tim
 		return Result{Kind: Unlisted, Entry: e}
 	case row.None:
 		return Result{Kind: NoEquivalent, Entry: e, Row: row}
+	}
+	if row.to.Name != "" && len(p.Kenya.Levels) == 0 {
+		return Result{Kind: Mapped, Level: row.to, Entry: e, Row: row}
 	}
 	lv, err := p.ParseLevel(to, row.To)
 	if err != nil { // a validated entry maps to levels of its scheme
