@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -238,16 +239,24 @@ func mapsInto(w *want, reg *Region) bool {
 }
 
 func (schemeChecker) Explain(w *want, r *RegionState) Reason {
-	return Reason{ReasonNoEquivalence, coverageMessage(CoverRegion(*w.foreign, r.Region, w.equiv, w.now).Reasons)}
+	return coverageReason(ReasonNoEquivalence, w.foreign.Scheme, CoverRegion(*w.foreign, r.Region, w.equiv, w.now).Reasons)
 }
 
-// coverageMessage joins the reasons each accreditation gave.
-func coverageMessage(rs []Reason) string {
+// coverageReason joins the reasons each accreditation gave into one of
+// code, with the equivalence pairs they name.
+func coverageReason(code ReasonCode, scheme marking.Scheme, rs []Reason) Reason {
+	out := Reason{Code: code, Scheme: scheme}
 	msgs := make([]string, len(rs))
 	for i, r := range rs {
 		msgs[i] = r.Message
+		for _, e := range r.Equivalence {
+			if !slices.Contains(out.Equivalence, e) {
+				out.Equivalence = append(out.Equivalence, e)
+			}
+		}
 	}
-	return strings.Join(msgs, "; ")
+	out.Message = strings.Join(msgs, "; ")
+	return out
 }
 
 // levelChecker: the region is accredited to at least the label's level
@@ -279,9 +288,9 @@ func (levelChecker) Explain(w *want, r *RegionState) Reason {
 			}
 			held = append(held, x)
 		}
-		return Reason{code, coverageMessage(held)}
+		return coverageReason(code, w.foreign.Scheme, held)
 	}
-	return Reason{ReasonLevel, fmt.Sprintf("accredited to %s; label is %s", r.Region.Accreditation.MaxLevel, w.level)}
+	return Reason{Code: ReasonLevel, Message: fmt.Sprintf("accredited to %s; label is %s", r.Region.Accreditation.MaxLevel, w.level)}
 }
 
 // networkDomainChecker: the region's network domain can carry the level (rule 7).
@@ -294,7 +303,7 @@ func (networkDomainChecker) Check(w *want, r *RegionState) bool {
 }
 
 func (networkDomainChecker) Explain(w *want, r *RegionState) Reason {
-	return Reason{ReasonNetworkDomain, fmt.Sprintf("%s cannot carry %s", r.Region.NetworkDomain, w.level)}
+	return Reason{Code: ReasonNetworkDomain, Message: fmt.Sprintf("%s cannot carry %s", r.Region.NetworkDomain, w.level)}
 }
 
 // personnelChecker: the operators are screened for the label and, for
@@ -323,7 +332,7 @@ func (personnelChecker) Explain(w *want, r *RegionState) Reason {
 		parts = append(parts, fmt.Sprintf("operated by %s nationals; %s data requires US persons only",
 			list(r.Region.OperatorNationalities), w.exportWhy))
 	}
-	return Reason{ReasonPersonnel, strings.Join(parts, "; ")}
+	return Reason{Code: ReasonPersonnel, Message: strings.Join(parts, "; ")}
 }
 
 // healthChecker: the region is active, not draining, unhealthy or
@@ -338,7 +347,7 @@ func (healthChecker) Check(_ *want, r *RegionState) bool {
 
 func (healthChecker) Explain(_ *want, r *RegionState) Reason {
 	if r.Region.Status != StatusActive {
-		return Reason{ReasonHealth, fmt.Sprintf("region is %s", r.Region.Status)}
+		return Reason{Code: ReasonHealth, Message: fmt.Sprintf("region is %s", r.Region.Status)}
 	}
 	h := r.Health
 	msg := "region agent reports unhealthy"
@@ -348,7 +357,7 @@ func (healthChecker) Explain(_ *want, r *RegionState) Reason {
 	if !h.Since.IsZero() {
 		msg += " (since " + h.Since.UTC().Format(time.RFC3339) + ")"
 	}
-	return Reason{ReasonHealth, msg}
+	return Reason{Code: ReasonHealth, Message: msg}
 }
 
 // accreditationChecker: the accreditation is in force: not revoked, and
@@ -376,7 +385,7 @@ func (accreditationChecker) Explain(w *want, r *RegionState) Reason {
 	case !w.now.Before(a.Expires):
 		parts = append(parts, "accreditation expired "+a.Expires.UTC().Format(time.DateOnly))
 	}
-	return Reason{ReasonAccreditation, strings.Join(parts, "; ")}
+	return Reason{Code: ReasonAccreditation, Message: strings.Join(parts, "; ")}
 }
 
 // authorizationChecker: the region holds the DoD impact level and the
@@ -411,7 +420,7 @@ func (authorizationChecker) Explain(w *want, r *RegionState) Reason {
 	if a.FedRAMP < w.minFedRAMP {
 		parts = append(parts, fmt.Sprintf("FedRAMP %s; workload needs FedRAMP %s", a.FedRAMP, w.minFedRAMP))
 	}
-	return Reason{ReasonAuthorization, strings.Join(parts, "; ")}
+	return Reason{Code: ReasonAuthorization, Message: strings.Join(parts, "; ")}
 }
 
 // capacityChecker: one replica's resources fit the region's free capacity (rule 9).
@@ -423,7 +432,7 @@ func (capacityChecker) Check(w *want, r *RegionState) bool { return w.res.Fits(r
 
 func (capacityChecker) Explain(w *want, r *RegionState) Reason {
 	f := r.Free()
-	return Reason{ReasonCapacity, fmt.Sprintf("needs %s; free %s", formatResources(w.res), formatResources(f))}
+	return Reason{Code: ReasonCapacity, Message: fmt.Sprintf("needs %s; free %s", formatResources(w.res), formatResources(f))}
 }
 
 func formatResources(r Resources) string {
@@ -450,7 +459,7 @@ func (residencyChecker) Explain(w *want, r *RegionState) Reason {
 	if w.exportControlled && c != label.USA {
 		parts = append(parts, fmt.Sprintf("data would rest in %s; %s data must rest in USA", c, w.exportWhy))
 	}
-	return Reason{ReasonResidency, strings.Join(parts, "; ")}
+	return Reason{Code: ReasonResidency, Message: strings.Join(parts, "; ")}
 }
 
 // jurisdictionChecker: when the workload limits operator jurisdictions,
@@ -464,8 +473,9 @@ func (jurisdictionChecker) Check(w *want, r *RegionState) bool {
 }
 
 func (jurisdictionChecker) Explain(w *want, r *RegionState) Reason {
-	return Reason{ReasonJurisdiction, fmt.Sprintf("operator under %s jurisdiction; allowed: %s",
+	return Reason{Code: ReasonJurisdiction, Message: fmt.Sprintf("operator under %s jurisdiction; allowed: %s",
 		r.Region.OperatorJurisdiction, list(w.jurisdictions))}
+
 }
 
 // releasabilityChecker: every nationality operating the region is in the
@@ -493,11 +503,13 @@ func (releasabilityChecker) Check(w *want, r *RegionState) bool {
 func (releasabilityChecker) Explain(w *want, r *RegionState) Reason {
 	nats := r.Region.OperatorNationalities
 	if len(nats) == 0 {
-		return Reason{ReasonReleasability, fmt.Sprintf("operator nationalities not declared; label releasable to %s only",
+		return Reason{Code: ReasonReleasability, Message: fmt.Sprintf("operator nationalities not declared; label releasable to %s only",
 			nationList(w.nations))}
+
 	}
-	return Reason{ReasonReleasability, fmt.Sprintf("operated by %s nationals; label releasable to %s only",
+	return Reason{Code: ReasonReleasability, Message: fmt.Sprintf("operated by %s nationals; label releasable to %s only",
 		list(missing(nats, w.nations)), nationList(w.nations))}
+
 }
 
 // customerChecker: the tenant matches one of the region's customer
@@ -534,10 +546,10 @@ func (customerChecker) Explain(w *want, r *RegionState) Reason {
 		serves = "serves " + list(r.Region.Customers) + " tenants only"
 	}
 	if w.tenant == nil {
-		return Reason{ReasonCustomer, serves + "; the workload's tenant is unknown"}
+		return Reason{Code: ReasonCustomer, Message: serves + "; the workload's tenant is unknown"}
 	}
 	t := w.tenant
-	return Reason{ReasonCustomer, fmt.Sprintf("%s; tenant %s is %s/%s", serves, t.ID, t.Nation, t.Sector)}
+	return Reason{Code: ReasonCustomer, Message: fmt.Sprintf("%s; tenant %s is %s/%s", serves, t.ID, t.Nation, t.Sector)}
 }
 
 // policyChecker: the tenant's operator-set policy lets it use the
@@ -579,7 +591,7 @@ func (policyChecker) Explain(w *want, r *RegionState) Reason {
 	case containsKey(t.DeniedRegions, reg):
 		parts = append(parts, fmt.Sprintf("denied to tenant %s", t.ID))
 	}
-	return Reason{ReasonPolicy, strings.Join(parts, "; ")}
+	return Reason{Code: ReasonPolicy, Message: strings.Join(parts, "; ")}
 }
 
 // controlsChecker: the region is accredited for every control of the
@@ -600,7 +612,7 @@ func (controlsChecker) Check(w *want, r *RegionState) bool {
 }
 
 func (controlsChecker) Explain(w *want, r *RegionState) Reason {
-	return Reason{ReasonControls, "not accredited for " + list(missing(w.controls, r.Region.Accreditation.Controls))}
+	return Reason{Code: ReasonControls, Message: "not accredited for " + list(missing(w.controls, r.Region.Accreditation.Controls))}
 }
 
 // capabilityChecker: the region offers every capability and the storage
@@ -626,5 +638,5 @@ func (capabilityChecker) Explain(w *want, r *RegionState) Reason {
 	if w.tier != "" && !contains(r.Region.StorageTiers, w.tier) {
 		parts = append(parts, "no "+w.tier+" storage tier")
 	}
-	return Reason{ReasonCapability, strings.Join(parts, "; ")}
+	return Reason{Code: ReasonCapability, Message: strings.Join(parts, "; ")}
 }

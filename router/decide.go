@@ -255,7 +255,7 @@ func (e *Engine) Plan(in Input) Decision {
 		if r.Region == nil {
 			s.known++
 			s.first[len(e.checkers)]++
-			v.Reasons = []Reason{{ReasonHealth, "no region record"}}
+			v.Reasons = []Reason{{Code: ReasonHealth, Message: "no region record"}}
 			continue
 		}
 		if hidden(w, r) {

@@ -4,9 +4,11 @@
 package router
 
 import (
+	"slices"
 	"time"
 
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // ReasonCode names the rule a region failed. Codes are stable API: add, never rename.
@@ -40,6 +42,18 @@ const (
 type Reason struct {
 	Code    ReasonCode
 	Message string
+	// Scheme is the scheme of the label the rule read, when the label is
+	// not a US label (its reason reads the label into the region's
+	// accreditations).
+	Scheme marking.Scheme `json:",omitempty"`
+	// Equivalence names the equivalence entries the rule consulted, in
+	// force or not ("GBR→US v1"), or the pairs that have none ("AUS→GBR").
+	Equivalence []string `json:",omitempty"`
+}
+
+// Equal reports whether r and o say the same.
+func (r Reason) Equal(o Reason) bool {
+	return r.Code == o.Code && r.Message == o.Message && r.Scheme == o.Scheme && slices.Equal(r.Equivalence, o.Equivalence)
 }
 
 // RegionState is a region as a decision sees it: the record, what is

@@ -108,6 +108,6 @@ func keysOf(in *Input, idx []int) []string {
 func slicesEqualExplained(a, b []Explained) bool {
 	return slices.EqualFunc(a, b, func(x, y Explained) bool {
 		return x.Key == y.Key && x.Eligible == y.Eligible && x.Chosen == y.Chosen && x.Score == y.Score &&
-			slices.Equal(x.Reasons, y.Reasons)
+			slices.EqualFunc(x.Reasons, y.Reasons, Reason.Equal) && x.Via == y.Via
 	})
 }

@@ -41,11 +41,11 @@ func IsViolation(c ReasonCode) bool { return violationCodes[c] }
 // (IsViolation). No reasons means the replica may stay.
 func (e *Engine) Recheck(in Input, idx int) (reasons []Reason, violation bool) {
 	if err := checkInput(&in); err != nil {
-		return []Reason{{ReasonAccreditation, "cannot recheck: " + err.Error()}}, true
+		return []Reason{{Code: ReasonAccreditation, Message: "cannot recheck: " + err.Error()}}, true
 	}
 	r := &in.Regions[idx]
 	if r.Region == nil {
-		return []Reason{{ReasonHealth, "region record is gone"}}, true
+		return []Reason{{Code: ReasonHealth, Message: "region record is gone"}}, true
 	}
 	w := newWant(&in)
 	for _, c := range e.checkers {

@@ -417,7 +417,7 @@ func samePlacement(a, b *Placement) bool {
 	}
 	for i := range a.Issues {
 		x, y := a.Issues[i], b.Issues[i]
-		if x.Region != y.Region || x.Violation != y.Violation || x.Stranded != y.Stranded || !slices.Equal(x.Reasons, y.Reasons) {
+		if x.Region != y.Region || x.Violation != y.Violation || x.Stranded != y.Stranded || !slices.EqualFunc(x.Reasons, y.Reasons, Reason.Equal) {
 			return false
 		}
 	}

@@ -77,7 +77,7 @@ func TestReconcile(t *testing.T) {
 		return func(w *reconcileWorld) { w.region(key).Region.Status = StatusDraining }
 	}
 	stranded := Issue{Region: "aws/a", Stranded: true, Since: earlier,
-		Reasons: []Reason{{ReasonHealth, "region is draining"}, {ReasonStranded, "no"}}}
+		Reasons: []Reason{{Code: ReasonHealth, Message: "region is draining"}, {Code: ReasonStranded, Message: "no"}}}
 	tests := []struct {
 		name   string
 		mutate func(w *reconcileWorld)

@@ -90,6 +90,20 @@ func cover(l *marking.Label, accs []SchemeAccreditation, reg *Region, t equiv.Ta
 	explain := func(a *SchemeAccreditation) (string, bool) {
 		name := fmt.Sprintf("%s accreditation (%s)", equiv.LevelName(a.Scheme, a.MaxLevel), a.Authority)
 		r, code := holds(l, a, reg, t, p, now)
+		n := len(reasons)
+		defer func() {
+			// Every reason names the label's scheme and the pair it was read through.
+			for i := n; i < len(reasons); i++ {
+				reasons[i].Scheme = l.Scheme
+				if a.Scheme != l.Scheme {
+					pair := string(l.Scheme) + "→" + string(a.Scheme)
+					if r.Entry != nil {
+						pair = fmt.Sprintf("%s v%d", pair, r.Entry.Version)
+					}
+					reasons[i].Equivalence = []string{pair}
+				}
+			}
+		}()
 		held := equiv.LevelName(a.Scheme, r.Level.Name)
 		if r.Kind == equiv.Mapped {
 			held = r.Explain(*l, a.Scheme, now)
@@ -103,23 +117,23 @@ func cover(l *marking.Label, accs []SchemeAccreditation, reg *Region, t equiv.Ta
 			return via, true
 		case ReasonAccreditation:
 			if a.Revoked {
-				reasons = append(reasons, Reason{code, name + " is revoked"})
+				reasons = append(reasons, Reason{Code: code, Message: name + " is revoked"})
 			} else if !now.Before(a.Expires) {
-				reasons = append(reasons, Reason{code, fmt.Sprintf("%s expired on %s", name, a.Expires.Format(time.DateOnly))})
+				reasons = append(reasons, Reason{Code: code, Message: fmt.Sprintf("%s expired on %s", name, a.Expires.Format(time.DateOnly))})
 			} else {
-				reasons = append(reasons, Reason{code, fmt.Sprintf("%s: %q is not a level of %s", name, a.MaxLevel, a.Scheme)})
+				reasons = append(reasons, Reason{Code: code, Message: fmt.Sprintf("%s: %q is not a level of %s", name, a.MaxLevel, a.Scheme)})
 			}
 		case ReasonNoEquivalence:
-			reasons = append(reasons, Reason{code, r.Explain(*l, a.Scheme, now)})
+			reasons = append(reasons, Reason{Code: code, Message: r.Explain(*l, a.Scheme, now)})
 		case ReasonLevel:
-			reasons = append(reasons, Reason{code, fmt.Sprintf("%s; the region's %s holds at most %s", held, name, a.MaxLevel)})
+			reasons = append(reasons, Reason{Code: code, Message: fmt.Sprintf("%s; the region's %s holds at most %s", held, name, a.MaxLevel)})
 		case ReasonControls:
-			reasons = append(reasons, Reason{code, fmt.Sprintf("%s; the region's %s is not accredited for %s", held, name,
+			reasons = append(reasons, Reason{Code: code, Message: fmt.Sprintf("%s; the region's %s is not accredited for %s", held, name,
 				strings.Join(unmapped(l, a, r), ", "))})
 		case ReasonNetworkDomain:
-			reasons = append(reasons, Reason{code, fmt.Sprintf("%s; %s cannot carry it", held, reg.NetworkDomain)})
+			reasons = append(reasons, Reason{Code: code, Message: fmt.Sprintf("%s; %s cannot carry it", held, reg.NetworkDomain)})
 		case ReasonPersonnel:
-			reasons = append(reasons, Reason{code, fmt.Sprintf("%s; personnel %s, which requires %s", held, reg.Personnel, personnelFor(label.Level(r.Level.Rank)))})
+			reasons = append(reasons, Reason{Code: code, Message: fmt.Sprintf("%s; personnel %s, which requires %s", held, reg.Personnel, personnelFor(label.Level(r.Level.Rank)))})
 		}
 		return "", false
 	}
@@ -134,7 +148,7 @@ func cover(l *marking.Label, accs []SchemeAccreditation, reg *Region, t equiv.Ta
 			return Coverage{OK: true, Via: via}
 		}
 	} else if len(accs) == 0 {
-		reasons = append(reasons, Reason{ReasonNoEquivalence, fmt.Sprintf("the region holds no accreditation a label of scheme %s maps into", l.Scheme)})
+		reasons = append(reasons, Reason{Code: ReasonNoEquivalence, Message: fmt.Sprintf("the region holds no accreditation a label of scheme %s maps into", l.Scheme)})
 	}
 	return Coverage{Reasons: reasons}
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +97,27 @@ func TestCoverAccreditationInForce(t *testing.T) {
 	if err := (SchemeAccreditation{Scheme: marking.AUS, MaxLevel: "SECRET UE/EU SECRET"}).Validate(marking.Parser{}); err == nil ||
 		!strings.Contains(err.Error(), "not a level of AUS") || !strings.Contains(err.Error(), "authority: required") {
 		t.Errorf("Validate: %v", err)
+	}
+}
+
+// A refusal read through schemes names the label's scheme and every pair
+// it tried, with the version of the entries it found.
+func TestCoverRegionNamesPairs(t *testing.T) {
+	now := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	tab, err := equiv.NewTable(equiv.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &Region{Accreditation: Accreditation{MaxLevel: 0, Expires: now.AddDate(1, 0, 0)},
+		Accreditations: []SchemeAccreditation{{Scheme: marking.GBR, MaxLevel: "OFFICIAL", Authority: "x", Expires: now.AddDate(1, 0, 0)}}}
+	c := CoverRegion(marking.MustParse(marking.AUS, "[SEC=PROTECTED]"), reg, tab, now)
+	if c.OK || len(c.Reasons) != 2 {
+		t.Fatalf("CoverRegion = %+v; want two refusals", c)
+	}
+	for i, want := range []string{"AUS→GBR", "AUS→US v1"} {
+		r := c.Reasons[i]
+		if r.Code != ReasonNoEquivalence || r.Scheme != marking.AUS || !slices.Equal(r.Equivalence, []string{want}) {
+			t.Errorf("reason %d = %+v; want no_equivalence, AUS, %s", i, r, want)
+		}
 	}
 }

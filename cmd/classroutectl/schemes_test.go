@@ -32,6 +32,7 @@ func TestSchemeScenarios(t *testing.T) {
 		{"scheme-aus-protected.yaml", "AUS", []string{"aws/ap-tsc-au-1", "azure/australiacentral", "azure/australiacentral2"},
 			map[string]string{"azure/australiacentral": "AUS PROTECTED accreditation (Australian Department of Defence"},
 			[]refusal{{"azure/uksouth", "no_equivalence"}, {"aws/ap-southeast-2", "no_equivalence"}}},
+
 		{"scheme-aus-rel.yaml", "AUS", []string{"aws/ap-tsc-au-1", "aws/uk-classified-1"},
 			map[string]string{"aws/uk-classified-1": "through AUS→US v1"},
 			[]refusal{{"azure/usseceast", "customer"}}},
@@ -72,6 +73,15 @@ func TestSchemeScenarios(t *testing.T) {
 				v := verdicts[r.region]
 				if v == nil || v.GetEligible() || !slices.ContainsFunc(v.GetReasons(), func(x *pb.Reason) bool { return x.GetCode() == r.code }) {
 					t.Errorf("%s = %v; want refused for %s", r.region, v, r.code)
+				}
+			}
+			// A reason read through schemes names the label's scheme and
+			// the pairs it was read through.
+			for _, r := range tc.refused {
+				for _, x := range verdicts[r.region].GetReasons() {
+					if x.GetCode() == "no_equivalence" && (x.GetScheme() != tc.scheme || len(x.GetEquivalence()) == 0) {
+						t.Errorf("%s: reason %v; want scheme %s and the equivalence pairs", r.region, x, tc.scheme)
+					}
 				}
 			}
 			p := e.Place(spec, "--request-id", strings.TrimSuffix(tc.spec, ".yaml"))

@@ -461,7 +461,7 @@ func ReplicaStateFromProto(s pb.ReplicaState, field string, v *router.Violations
 func reasonsToProto(rs []router.Reason) []*pb.Reason {
 	var out []*pb.Reason
 	for _, r := range rs {
-		out = append(out, &pb.Reason{Code: string(r.Code), Message: r.Message})
+		out = append(out, &pb.Reason{Code: string(r.Code), Message: r.Message, Scheme: string(r.Scheme), Equivalence: r.Equivalence})
 	}
 	return out
 }

@@ -1828,11 +1828,17 @@ func (x *Workload) GetScheme() string {
 // Reason is one failed eligibility rule.
 type Reason struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Stable reason code: level, accreditation, authorization, controls,
-	// releasability, personnel, residency, jurisdiction, customer,
-	// network-domain, capability, capacity, health, spread.
-	Code          string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Stable reason code: no_equivalence, level, accreditation,
+	// authorization, controls, releasability, personnel, residency,
+	// jurisdiction, customer, policy, network-domain, capability, capacity,
+	// health, spread, stranded.
+	Code    string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The scheme of the label the rule read, when it is not a US label.
+	Scheme string `protobuf:"bytes,3,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// The equivalence entries the rule read the label through, or the
+	// pairs that have none: "GBR→US v1", "AUS→GBR".
+	Equivalence   []string `protobuf:"bytes,4,rep,name=equivalence,proto3" json:"equivalence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1879,6 +1885,20 @@ func (x *Reason) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *Reason) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *Reason) GetEquivalence() []string {
+	if x != nil {
+		return x.Equivalence
+	}
+	return nil
 }
 
 // RegionVerdict is the decision for one region.
@@ -2649,10 +2669,12 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\x10min_impact_level\x18\r \x01(\x05R\x0eminImpactLevel\x127\n" +
 	"\vmin_fedramp\x18\x0e \x01(\x0e2\x16.classroute.v1.FedRAMPR\n" +
 	"minFedramp\x12\x16\n" +
-	"\x06scheme\x18\x0f \x01(\tR\x06scheme\"6\n" +
+	"\x06scheme\x18\x0f \x01(\tR\x06scheme\"p\n" +
 	"\x06Reason\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xb4\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06scheme\x18\x03 \x01(\tR\x06scheme\x12 \n" +
+	"\vequivalence\x18\x04 \x03(\tR\vequivalence\"\xb4\x01\n" +
 	"\rRegionVerdict\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x1a\n" +
 	"\beligible\x18\x02 \x01(\bR\beligible\x12\x16\n" +
