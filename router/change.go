@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/marking"
 )
 
 // Accreditation changes need two people. What a region is accredited for
@@ -25,6 +28,8 @@ const (
 	ChangeLower  ChangeKind = "lower"  // a lower level, or fewer controls
 	ChangeRevoke ChangeKind = "revoke" // the accreditation revoked
 	ChangeOther  ChangeKind = "change" // other security facts changed
+	// ChangeWithdraw: an equivalence entry withdrawn.
+	ChangeWithdraw ChangeKind = "withdraw"
 )
 
 // Change states (Change.State).
@@ -34,18 +39,23 @@ const (
 	ChangeRejected = "rejected"
 )
 
-// Change is a proposed two-person region change: proposed by one
-// catalogue administrator, applied or rejected by another (router/state
-// stores it under changes/<id>; its json tags are that stored format).
+// Change is a proposed two-person change of a region or of an
+// equivalence entry: proposed by one catalogue administrator, applied or
+// rejected by another (router/state stores it under changes/<id>; its
+// json tags are that stored format). It carries either Region or
+// Equivalence.
 type Change struct {
-	ID     string     `json:"id"`
-	Region Region     `json:"region"`
-	Kind   ChangeKind `json:"kind"`
+	ID     string `json:"id"`
+	Region Region `json:"region,omitzero"`
+	// Equivalence is the whole entry proposed, at its next version
+	// (withdrawn: a withdrawal); nil for a region change.
+	Equivalence *equiv.Entry `json:"equivalence,omitempty"`
+	Kind        ChangeKind   `json:"kind"`
 	// Fields are the security-relevant fields it changes.
 	Fields []string `json:"fields"`
 	Reason string   `json:"reason,omitempty"`
-	// BaseRevision is the mod revision of the region record it replaces
-	// (0: a new region).
+	// BaseRevision is the mod revision of the region (or equivalence)
+	// record it replaces (0: a new one).
 	BaseRevision int64     `json:"base_revision"`
 	ProposedBy   string    `json:"proposed_by"`
 	ProposedAt   time.Time `json:"proposed_at"`
@@ -174,3 +184,111 @@ func subset(a, b []string) bool {
 	}
 	return true
 }
+
+// Subject names what a change changes: "region aws/us-east-1",
+// "equivalence GBR→US".
+func (c *Change) Subject() string {
+	if c.Equivalence != nil {
+		return "equivalence " + c.Equivalence.Key().String()
+	}
+	return "region " + c.Region.Key()
+}
+
+// EquivalenceChanges lists the fields that differ between an entry and
+// its proposed next version; old is nil for a new pair. None means the
+// proposal changes nothing.
+func EquivalenceChanges(old, new *equiv.Entry) []string {
+	if old == nil {
+		return []string{"equivalence (new)"}
+	}
+	var out []string
+	add := func(changed bool, field string) {
+		if changed {
+			out = append(out, field)
+		}
+	}
+	add(old.Agreement != new.Agreement, "equivalence.agreement")
+	add(!old.ValidFrom.Equal(new.ValidFrom), "equivalence.valid_from")
+	add(!old.ValidUntil.Equal(new.ValidUntil), "equivalence.valid_until")
+	add(old.Withdrawn != new.Withdrawn, "equivalence.withdrawn")
+	add(!slices.EqualFunc(old.Levels, new.Levels, sameMapping), "equivalence.levels")
+	add(old.Illustrative != new.Illustrative, "equivalence.illustrative")
+	add(old.Source != new.Source, "equivalence.source")
+	return out
+}
+
+func sameMapping(a, b equiv.Mapping) bool {
+	return a.From == b.From && a.To == b.To && a.None == b.None && a.Note == b.Note && sameSet(a.WithCaveats, b.WithCaveats)
+}
+
+// ClassifyEquivalenceChange says what kind of change a proposed entry
+// is: add (a new pair), withdraw, lower (a row that mapped now maps to a
+// lower or incomparable level, or to none, or is gone; or the validity
+// narrowed: labels that were held somewhere may no longer be), raise (a
+// withdrawn entry reinstated, a row added or mapped higher, the validity
+// widened), or change (the rest: the agreement, notes, sources).
+func ClassifyEquivalenceChange(p marking.Parser, old, new *equiv.Entry) ChangeKind {
+	switch {
+	case old == nil:
+		return ChangeAdd
+	case new.Withdrawn && !old.Withdrawn:
+		return ChangeWithdraw
+	case old.Withdrawn && !new.Withdrawn:
+		return ChangeRaise
+	}
+	rowKey := func(m *equiv.Mapping) string {
+		c := slices.Clone(m.WithCaveats)
+		slices.Sort(c)
+		return m.From + "|" + strings.Join(c, ",")
+	}
+	newRows := make(map[string]*equiv.Mapping, len(new.Levels))
+	for i := range new.Levels {
+		newRows[rowKey(&new.Levels[i])] = &new.Levels[i]
+	}
+	lower, raise := false, false
+	oldRows := make(map[string]bool, len(old.Levels))
+	for i := range old.Levels {
+		o := &old.Levels[i]
+		oldRows[rowKey(o)] = true
+		n := newRows[rowKey(o)]
+		switch {
+		case n == nil:
+			lower = lower || !o.None
+		case o.None && !n.None:
+			raise = true
+		case !o.None && n.None:
+			lower = true
+		case !o.None && o.To != n.To:
+			ol, oerr := p.ParseLevel(new.To, o.To)
+			nl, nerr := p.ParseLevel(new.To, n.To)
+			switch {
+			case oerr != nil || nerr != nil || ol.Axis != nl.Axis || nl.Rank < ol.Rank:
+				lower = true // incomparable: fail closed
+			case nl.Rank > ol.Rank:
+				raise = true
+			}
+		}
+	}
+	for k, n := range newRows {
+		if !oldRows[k] && !n.None {
+			raise = true
+		}
+	}
+	narrowed := later(new.ValidFrom, old.ValidFrom) || earlier(new.ValidUntil, old.ValidUntil)
+	widened := later(old.ValidFrom, new.ValidFrom) || earlier(old.ValidUntil, new.ValidUntil)
+	switch {
+	case lower || narrowed:
+		return ChangeLower
+	case raise || widened:
+		return ChangeRaise
+	}
+	return ChangeOther
+}
+
+// later reports whether a starts later than b, a zero start being the
+// earliest.
+func later(a, b time.Time) bool { return !a.IsZero() && (b.IsZero() || a.After(b)) }
+
+// earlier reports whether a ends earlier than b, a zero end being the
+// latest.
+func earlier(a, b time.Time) bool { return !a.IsZero() && (b.IsZero() || a.Before(b)) }
