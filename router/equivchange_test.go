@@ -31,7 +31,9 @@ func TestClassifyEquivalenceChange(t *testing.T) {
 		{"row removed", func(e *equiv.Entry) { e.Levels = e.Levels[1:] }, ChangeLower, []string{"equivalence.levels"}},
 		{"validity ends", func(e *equiv.Entry) { e.ValidUntil = day }, ChangeLower, []string{"equivalence.valid_until"}},
 		{"row mapped higher", func(e *equiv.Entry) { e.Levels[0].To = "TOP SECRET" }, ChangeRaise, []string{"equivalence.levels"}},
-		{"none now mapped", func(e *equiv.Entry) { e.Levels[2] = equiv.Mapping{From: "OFFICIAL", WithCaveats: []string{"SENSITIVE"}, To: "CONFIDENTIAL"} },
+		{"none now mapped", func(e *equiv.Entry) {
+			e.Levels[2] = equiv.Mapping{From: "OFFICIAL", WithCaveats: []string{"SENSITIVE"}, To: "CONFIDENTIAL"}
+		},
 			ChangeRaise, []string{"equivalence.levels"}},
 		{"row added", func(e *equiv.Entry) { e.Levels = append(e.Levels, equiv.Mapping{From: "OFFICIAL", To: "CUI"}) }, ChangeRaise, []string{"equivalence.levels"}},
 		{"agreement renamed", func(e *equiv.Entry) { e.Agreement = "GSA 2026" }, ChangeOther, []string{"equivalence.agreement"}},

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/equiv"
 )
 
 // How the cache follows etcd:
@@ -61,7 +62,7 @@ func (s *Store) load(ctx context.Context) (int64, []*mvccpb.KeyValue, error) {
 	tx := s.db.Txn(true)
 	defer func() { tx.Abort() }()
 	var legacy []*mvccpb.KeyValue
-	for _, table := range []string{tableProviders, tableRegions, tableTenants, tableUsage, tablePlacements, tableLive, tableHealth} {
+	for _, table := range []string{tableProviders, tableRegions, tableTenants, tableUsage, tablePlacements, tableLive, tableHealth, tableEquivalences} {
 		if _, err := tx.DeleteAll(table, indexID); err != nil {
 			return 0, nil, err
 		}
@@ -137,7 +138,9 @@ func (s *Store) load(ctx context.Context) (int64, []*mvccpb.KeyValue, error) {
 	if err := setRevisionTxn(tx, rev, buildView(tx)); err != nil {
 		return 0, nil, err
 	}
+	et := buildEquivTxn(tx)
 	tx.Commit()
+	s.equivTable.Store(et)
 	s.rev.advance(rev)
 	s.changes.reload() // a leading reconciler starts again from everything
 	s.loaded.Store(true)
@@ -423,7 +426,7 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 	// changeFeed): tenant ids and placement keys.
 	feed := s.changes.listening()
 	var tenants, placements map[string]struct{}
-	rebuild := false
+	rebuild, equivs := false, false
 	for _, ev := range evs {
 		var k kind
 		var id string
@@ -437,6 +440,7 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 					"key", string(ev.Kv.Key), "revision", ev.Kv.ModRevision)
 			}
 		}
+		equivs = equivs || k == kindEquivalence
 		if k == kindRegion {
 			if _, had := view.index[id]; had != present {
 				rebuild = true
@@ -469,12 +473,22 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 	if err := setRevisionTxn(tx, rev, view); err != nil {
 		return err
 	}
+	var et *equiv.Table
+	if equivs {
+		et = buildEquivTxn(tx)
+	}
 	tx.Commit()
+	if et != nil {
+		s.equivTable.Store(et)
+	}
 	s.rev.advance(rev)
 	switch {
 	case feed:
 		// Handed over: the view keeps no reference to touched.
 		s.changes.add(touched, tenants, placements)
+		if equivs {
+			s.changes.equivalence()
+		}
 	case s.changes.listening():
 		// A reconciler began listening during the batch, which
 		// collected nothing for it: it must start from everything.
@@ -545,13 +559,14 @@ func (s *Store) applyDelete(tx *memdb.Txn, kv *mvccpb.KeyValue) (kind, string) {
 }
 
 var tableOf = [...]string{
-	kindRegion:    tableRegions,
-	kindProvider:  tableProviders,
-	kindTenant:    tableTenants,
-	kindUsage:     tableUsage,
-	kindPlacement: tablePlacements,
-	kindLive:      tableLive,
-	kindHealth:    tableHealth,
+	kindRegion:      tableRegions,
+	kindProvider:    tableProviders,
+	kindTenant:      tableTenants,
+	kindUsage:       tableUsage,
+	kindPlacement:   tablePlacements,
+	kindLive:        tableLive,
+	kindHealth:      tableHealth,
+	kindEquivalence: tableEquivalences,
 }
 
 // requestProgress asks etcd to confirm the watch every progressEvery,

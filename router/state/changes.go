@@ -17,7 +17,8 @@ import (
 	"github.com/classroute/classroute/router/authz"
 )
 
-// Two-person region changes (see router.SecurityChanges). A proposal is
+// Two-person region changes (see router.SecurityChanges), and, through
+// the same proposals, equivalence changes (equivalence.go). A proposal is
 // a record under changes/<id> holding the whole proposed region and the
 // mod revision of the region it would replace. Approval by a different
 // principal writes the region in the same transaction that marks the
@@ -84,11 +85,16 @@ func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reaso
 		ProposedAt:   now,
 		State:        router.ChangePending,
 	}
+	return s.putProposal(ctx, c)
+}
+
+// putProposal stores a new proposal and its audit entry.
+func (s *Store) putProposal(ctx context.Context, c *router.Change) (*router.Change, error) {
 	cval, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
 	}
-	aop, err := s.auditOp(changeAudit(c, audit.OpChangeProposed, c.ProposedBy, now, s.Revision()))
+	aop, err := s.auditOp(changeAudit(c, audit.OpChangeProposed, c.ProposedBy, c.ProposedAt, s.Revision()))
 	if err != nil {
 		return nil, err
 	}
@@ -97,20 +103,21 @@ func (s *Store) ProposeRegionChange(ctx context.Context, r *router.Region, reaso
 			Then(clientv3.OpPut(s.keys.change(c.ID), string(cval)), aop).Commit()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("propose change of %s: %w", r.Key(), err)
+		return nil, fmt.Errorf("propose change of %s: %w", c.Subject(), err)
 	}
 	if !resp.Succeeded {
-		return nil, fmt.Errorf("propose change of %s: %w: id collision", r.Key(), router.ErrConflict)
+		return nil, fmt.Errorf("propose change of %s: %w: id collision", c.Subject(), router.ErrConflict)
 	}
 	c.Revision = resp.Header.Revision
 	return c, nil
 }
 
-// ApproveChange applies a pending proposal. The approver (the caller's
-// principal) must not be its proposer. It fails with
-// router.ErrChangeNotPending when the proposal was decided already, or
-// when its region changed since it was proposed (it is then marked
-// rejected as superseded: propose again).
+// ApproveChange applies a pending proposal, of a region or of an
+// equivalence entry. The approver (the caller's principal) must not be
+// its proposer. It fails with router.ErrChangeNotPending when the
+// proposal was decided already, or when its region (or equivalence
+// entry) changed since it was proposed (it is then marked rejected as
+// superseded: propose again).
 func (s *Store) ApproveChange(ctx context.Context, id string) (*router.Change, error) {
 	c, err := s.GetChange(ctx, id)
 	if err != nil {
@@ -133,6 +140,9 @@ func (s *Store) ApproveChange(ctx context.Context, id string) (*router.Change, e
 	now := s.clock().UTC()
 	done := *c
 	done.State, done.DecidedBy, done.DecidedAt = router.ChangeApplied, who, now
+	if c.Equivalence != nil {
+		return s.approveEquivalence(ctx, c, &done)
+	}
 	cval, err := json.Marshal(&done)
 	if err != nil {
 		return nil, err
@@ -301,6 +311,10 @@ func changeAudit(c *router.Change, op, who string, now time.Time, rev int64) aud
 	}
 	if c.Note != "" {
 		reasons = append(reasons, "note: "+c.Note)
+	}
+	if c.Equivalence != nil {
+		reasons = append(reasons, equivalenceAudit(c.Equivalence))
+		return audit.Entry{Time: now, Op: op, Actor: who, RequestID: c.ID, Reasons: reasons, Revision: rev}
 	}
 	a := &c.Region.Accreditation
 	reasons = append(reasons, fmt.Sprintf("accreditation: %s, IL%d, revoked %v, expires %s", a.MaxLevel, a.ImpactLevel, a.Revoked, a.Expires.Format(time.DateOnly)))

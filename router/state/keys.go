@@ -25,7 +25,10 @@ const DefaultPrefix = "/classroute/v1/"
 //	health/<provider>/<id>    router.Health (see health.go)
 //	election/...              the reconciler's leader election (not cached)
 //	seeded                    seedMarker: the default catalogue was loaded
-//	changes/<id>              router.Change: a two-person region change (see changes.go; not cached)
+//	changes/<id>              router.Change: a two-person region or equivalence change (see changes.go; not cached)
+//	equivalences/<from>/<to>  EquivalenceVersion: the current version of an equivalence entry (see equivalence.go)
+//	equivalence-history/<from>/<to>/<version>  EquivalenceVersion: every version applied (not cached)
+//	seeded-equivalences       seedMarker: the default equivalence entries were loaded
 //	secrets/resume-token-key  the resume token key, hex (see resumekey.go; not cached)
 //
 // Each kind's stored form is pinned by a golden record in
@@ -83,6 +86,7 @@ const (
 	kindPlacement
 	kindLive
 	kindHealth
+	kindEquivalence
 )
 
 // parse splits an etcd key of this prefix into its kind and id.
@@ -102,6 +106,7 @@ func (k keys) parse(key string) (kind, string) {
 		{tenantsDir, kindTenant},
 		{liveDir, kindLive},
 		{healthDir, kindHealth},
+		{equivalencesDir, kindEquivalence},
 	} {
 		if id, ok := strings.CutPrefix(rest, d.dir); ok && id != "" {
 			if d.kind == kindPlacement && !strings.Contains(id, "/") {

@@ -56,7 +56,9 @@ import (
 //     at once for a record or health change and at most every Interval
 //     for usage and agent reports;
 //   - with MoveEvery, the placements whose moves are held, one move per
-//     MoveEvery.
+//     MoveEvery;
+//   - an equivalence entry that changed (a new version, a withdrawal):
+//     every live placement, in a sweep as fast as a term's first.
 //
 // An accreditation expires without any write: the leader keeps each
 // region's expiry and wakes for the next one. A region with an agent (a
@@ -269,10 +271,12 @@ type changeFeed struct {
 type changes struct {
 	all                          bool
 	regions, tenants, placements map[string]struct{}
+	// equiv: an equivalence entry changed (equivalence.go).
+	equiv bool
 }
 
 func (c *changes) empty() bool {
-	return !c.all && len(c.regions) == 0 && len(c.tenants) == 0 && len(c.placements) == 0
+	return !c.all && !c.equiv && len(c.regions) == 0 && len(c.tenants) == 0 && len(c.placements) == 0
 }
 
 // listen starts collecting and returns the channel that says something
@@ -327,6 +331,19 @@ func (f *changeFeed) add(regions, tenants, placements map[string]struct{}) {
 	merge(&f.c.regions, regions)
 	merge(&f.c.tenants, tenants)
 	merge(&f.c.placements, placements)
+	f.mu.Unlock()
+	f.notify()
+}
+
+// equivalence records that an equivalence entry changed: any live
+// placement's label may now map otherwise.
+func (f *changeFeed) equivalence() {
+	f.mu.Lock()
+	if !f.on.Load() {
+		f.mu.Unlock()
+		return
+	}
+	f.c.equiv = true
 	f.mu.Unlock()
 	f.notify()
 }
@@ -660,6 +677,12 @@ func (r *reconciler) step(ctx context.Context) (bool, error) {
 		// again from everything.
 		r.begin()
 		snap = r.snap
+	} else if c.equiv {
+		// An equivalence entry changed: every live placement is looked
+		// at again, at once, as in a term's first sweep. (A placement
+		// does not say which schemes its regions were reached through,
+		// so all are; those the entry cannot affect are kept.)
+		r.sweep = sweep{active: true, fast: true, started: now}
 	}
 	// Agents first: a region marked unhealthy comes back as a change.
 	var look []string

@@ -20,6 +20,7 @@ var tableSchemas = []func() *memdb.TableSchema{
 	placementsTableSchema,
 	liveTableSchema,
 	healthTableSchema,
+	equivalencesTableSchema,
 }
 
 func newDB() *memdb.MemDB {

@@ -8,6 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/equiv"
 )
 
 // seedChunkOps keeps each seeding transaction under etcd's default limit
@@ -38,7 +39,22 @@ type seedMarker struct {
 // and the next start seeds again instead of leaving a partial catalogue
 // for good. Seed reports whether it loaded the catalogue. Regions get
 // empty usage records unless they have one.
+//
+// Seed loads the default equivalence entries (equiv.Default()) too, under
+// a marker of their own (see seedEquivalences): once, whether or not the
+// catalogue was loaded now, so that a store seeded before equivalences
+// were stored gets them as well, and no later start overwrites what
+// operators changed since.
 func (s *Store) Seed(ctx context.Context, providers []router.Provider, regions []router.Region, tenants []router.Tenant) (bool, error) {
+	erev, err := s.seedEquivalences(ctx, equiv.Default())
+	if err != nil {
+		return false, err
+	}
+	if erev > 0 {
+		if err := s.waitCommitted(ctx, erev); err != nil {
+			return false, fmt.Errorf("seed equivalences: %w", err)
+		}
+	}
 	known := make(map[string]bool)
 	var ops []clientv3.Op
 	for i := range providers {

@@ -34,6 +34,7 @@ import (
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
+	"github.com/classroute/classroute/router/equiv"
 )
 
 // Decider is what the store needs of the decision engine (router.Engine).
@@ -153,6 +154,8 @@ type Store struct {
 
 	leading atomic.Bool // this store's reconciler is the elected leader
 	changes changeFeed  // what the cache's changes touched, for the leading reconciler
+
+	equivTable atomic.Pointer[equiv.Table] // the cached equivalence entries' table (equivalence.go)
 
 	mu          sync.Mutex
 	watchCancel context.CancelFunc // cancels the current watch

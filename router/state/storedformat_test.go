@@ -23,6 +23,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/equiv"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
@@ -224,13 +225,47 @@ func goldenHealth() router.Health {
 	return router.Health{Healthy: true, Reason: "agent reports healthy again", Since: goldenTime, Agent: "agent-us-iso-east-1-a"}
 }
 
+// goldenEquivalence is an entry with every field set, GBR→US.
+func goldenEquivalence() equiv.Entry {
+	return equiv.Entry{
+		From:         marking.GBR,
+		To:           marking.US,
+		Version:      3,
+		Agreement:    "US–UK General Security Agreement",
+		ValidFrom:    goldenAt(-24 * time.Hour),
+		ValidUntil:   time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+		Withdrawn:    true,
+		Illustrative: true,
+		Source:       "https://www.gov.uk/government/publications/government-security-classifications",
+		Levels: []equiv.Mapping{
+			{From: "SECRET", To: "SECRET", Note: "by agreement"},
+			{From: "OFFICIAL", WithCaveats: []string{"SENSITIVE"}, None: true, Note: "not a tier"},
+		},
+	}
+}
+
+func goldenEquivalenceVersion() EquivalenceVersion {
+	return EquivalenceVersion{
+		Entry:      goldenEquivalence(),
+		Change:     "20261130T140509-0123456789abcdef",
+		ProposedBy: "spiffe://classroute.example/admin/alice",
+		ApprovedBy: "spiffe://classroute.example/admin/bob",
+		AppliedAt:  goldenAt(time.Hour),
+		Revision:   goldenCreateRev, // not stored: the decoder sets it from the record's mod revision
+	}
+}
+
+// goldenChange carries both a region and an equivalence entry, so that
+// every stored field is set; the store writes one or the other.
 func goldenChange() router.Change {
 	r := goldenRegion()
 	r.Accreditations = []router.SchemeAccreditation{r.Accreditations[0]}
 	r.Accreditations[0].Level = marking.Level{} // a proposal's region is validated when approved, not when read
+	eq := goldenEquivalence()
 	return router.Change{
 		ID:           "20261130T140509-0123456789abcdef",
 		Region:       r,
+		Equivalence:  &eq,
 		Kind:         router.ChangeLower,
 		Fields:       []string{"accreditation.max_level", "accreditation.controls"},
 		Reason:       "ATO reduced after the annual review",
@@ -375,6 +410,8 @@ func decodeCached(key string, val []byte) (any, error) {
 		return r.V, nil
 	case *healthRecord:
 		return *r.H, nil
+	case *equivRecord:
+		return *r.V, nil
 	}
 	return nil, fmt.Errorf("decodeRecord returned a %T", rec)
 }
@@ -394,7 +431,21 @@ func storedKinds(tb testing.TB) []storedKind {
 	change, usage, live, health := goldenChange(), goldenUsage(), goldenLive(), goldenHealth()
 	provider, marker, resume := goldenProvider(), goldenSeedMarker(), goldenResumeKey()
 	auditID := goldenAuditID()
+	eqv := goldenEquivalenceVersion()
+	eqKey := eqv.Key()
 	return []storedKind{
+		// equivalence.go (approval, seed)
+		{file: "equivalence.json", key: k.equivalence(eqKey), value: eqv, encode: marshal(eqv), decode: cached(k.equivalence(eqKey))},
+		// equivalence.go (approval, seed); read by GetEquivalence, not cached
+		{file: "equivalence-history.json", key: k.equivHistory(eqKey, eqv.Version), value: eqv, encode: marshal(eqv),
+			decode: func(val []byte) (any, error) {
+				var v EquivalenceVersion
+				if err := json.Unmarshal(val, &v); err != nil {
+					return nil, err
+				}
+				v.Revision = goldenCreateRev
+				return v, nil
+			}},
 		// regions.go, seed.go, changes.go
 		{file: "region.json", key: k.region(region.Key()), value: region, encode: marshal(region), decode: cached(k.region(region.Key()))},
 		// providers.go, seed.go
@@ -623,6 +674,9 @@ func TestStoredFormatKeys(t *testing.T) {
 		{"election", k.election(), "/classroute/v1/election/reconciler"},
 		{"seeded", k.seeded(), "/classroute/v1/seeded"},
 		{"change", k.change("20261130T140509-0123456789abcdef"), "/classroute/v1/changes/20261130T140509-0123456789abcdef"},
+		{"equivalence", k.equivalence(equiv.Key{From: marking.GBR, To: marking.US}), "/classroute/v1/equivalences/GBR/US"},
+		{"equivalence history", k.equivHistory(equiv.Key{From: marking.GBR, To: marking.US}, 3), "/classroute/v1/equivalence-history/GBR/US/0000000003"},
+		{"equivalences seeded", k.equivSeeded(), "/classroute/v1/seeded-equivalences"},
 		{"resume token key", k.prefix + resumeKeyName, "/classroute/v1/secrets/resume-token-key"},
 		{"audit index keys", strings.Join(k.auditIndexKeys(id, &entry, true), "\n"), strings.Join([]string{
 			"/classroute/v1/audit-index/t/us-army/" + wantID,
@@ -662,6 +716,9 @@ func TestStoredFormatKeys(t *testing.T) {
 		{key: "/classroute/v1/audit-chain/00000000000000000042", kind: kindOther},
 		{key: "/classroute/v1/changes/20261130T140509-0123456789abcdef", kind: kindOther},
 		{key: "/classroute/v1/seeded", kind: kindOther},
+		{key: "/classroute/v1/equivalences/GBR/US", kind: kindEquivalence, id: "GBR/US"},
+		{key: "/classroute/v1/equivalence-history/GBR/US/0000000003", kind: kindOther},
+		{key: "/classroute/v1/seeded-equivalences", kind: kindOther},
 		{key: "/other/v1/regions/aws/us-iso-east-1", kind: kindOther},
 	} {
 		if gk, gid := k.parse(c.key); gk != c.kind || gid != c.id {
@@ -697,8 +754,8 @@ func TestStoredFormatEnums(t *testing.T) {
 			[]string{"placed", "released", "stranded", "violation"}},
 		{"ReplicaState", values(router.ReplicaPending, router.ReplicaAccepted, router.ReplicaRunning, router.ReplicaFailed),
 			[]string{"pending", "accepted", "running", "failed"}},
-		{"ChangeKind", values(router.ChangeAdd, router.ChangeRaise, router.ChangeLower, router.ChangeRevoke, router.ChangeOther),
-			[]string{"add", "raise", "lower", "revoke", "change"}},
+		{"ChangeKind", values(router.ChangeAdd, router.ChangeRaise, router.ChangeLower, router.ChangeRevoke, router.ChangeOther, router.ChangeWithdraw),
+			[]string{"add", "raise", "lower", "revoke", "change", "withdraw"}},
 		{"change state", values(router.ChangePending, router.ChangeApplied, router.ChangeRejected),
 			[]string{"pending", "applied", "rejected"}},
 		{"authz.Role of a tenant member", values(authz.RoleSubmitter, authz.RoleTenantAuditor),
@@ -829,10 +886,26 @@ func unsetFields(path string, v reflect.Value) []string {
 		if v.Len() == 0 {
 			return []string{path}
 		}
+		// A field of the elements is set when it is set in one of
+		// them: elements may be alternatives that cannot all hold
+		// every field (an equivalence row maps to a level or says
+		// none).
 		var out []string
 		if k := v.Type().Elem().Kind(); k == reflect.Struct || k == reflect.Pointer || k == reflect.Slice {
+			unset := map[string]int{}
+			var order []string
 			for i := range v.Len() {
-				out = append(out, unsetFields(fmt.Sprintf("%s[%d]", path, i), v.Index(i))...)
+				for _, f := range unsetFields(path+"[]", v.Index(i)) {
+					if unset[f] == 0 {
+						order = append(order, f)
+					}
+					unset[f]++
+				}
+			}
+			for _, f := range order {
+				if unset[f] == v.Len() {
+					out = append(out, f)
+				}
 			}
 		}
 		return out

@@ -1,0 +1,279 @@
+package state_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/audit"
+	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/marking"
+	"github.com/classroute/classroute/router/state"
+)
+
+var gbrUS = equiv.Key{From: marking.GBR, To: marking.US}
+
+// defaultEntry returns the default entry of pair k.
+func defaultEntry(tb testing.TB, k equiv.Key) equiv.Entry {
+	tb.Helper()
+	for _, e := range equiv.Default() {
+		if e.Key() == k {
+			return e
+		}
+	}
+	tb.Fatalf("no default entry %s", k)
+	return equiv.Entry{}
+}
+
+// mapUKSecret maps a UK SECRET label into US through the store's table.
+func mapUKSecret(s interface{ Equivalence() equiv.Table }) equiv.Result {
+	return s.Equivalence().Map(marking.Parser{}, marking.MustParse(marking.GBR, "UK SECRET"), marking.US, time.Now())
+}
+
+func TestEquivalenceSeeded(t *testing.T) {
+	e := newEnv(t, nil)
+	if got := e.store.Equivalence().Entries(); len(got) != 0 {
+		t.Fatalf("an empty store has %d entries", len(got))
+	}
+	e.seed([]router.Provider{provider("aws")}, nil, []router.Tenant{army()})
+	want := equiv.Default()
+	if got := e.store.ListEquivalences(); len(got) != len(want) {
+		t.Fatalf("ListEquivalences: %d entries; want the %d defaults", len(got), len(want))
+	}
+	if got := e.store.Equivalence().Entries(); len(got) != len(want) {
+		t.Fatalf("Equivalence: %d entries; want %d", len(got), len(want))
+	}
+	if r := mapUKSecret(e.store); r.Kind != equiv.Mapped || r.Level.Name != "SECRET" {
+		t.Fatalf("UK SECRET into US: %+v; want mapped to SECRET", r)
+	}
+	cur, hist, err := e.store.GetEquivalence(context.Background(), gbrUS)
+	if err != nil || cur.Version != 1 || cur.Change != "" || len(hist) != 1 || hist[0].Version != 1 {
+		t.Fatalf("GetEquivalence: %+v, %d versions, %v; want v1, one version", cur, len(hist), err)
+	}
+	if _, _, err := e.store.GetEquivalence(context.Background(), equiv.Key{From: marking.US, To: marking.GBR}); !errors.Is(err, router.ErrNotFound) {
+		t.Fatalf("US→GBR: %v; want ErrNotFound (mappings are never inverted)", err)
+	}
+}
+
+// invalidField returns the error's violations as "field: description".
+func invalidField(err error) string {
+	var inv *router.InvalidError
+	if !errors.As(err, &inv) {
+		return ""
+	}
+	return inv.Error()
+}
+
+func TestTwoPersonEquivalenceChanges(t *testing.T) {
+	e := newEnv(t, nil)
+	e.seed([]router.Provider{provider("aws")}, nil, []router.Tenant{army()})
+	alice, bob := as("alice"), as("bob")
+	ctx := context.Background()
+
+	// Lowering: UK SECRET has no US equivalent any more.
+	low := defaultEntry(t, gbrUS)
+	low.Version = 0 // the next
+	low.Levels = slices.DeleteFunc(slices.Clone(low.Levels), func(m equiv.Mapping) bool { return m.From == "SECRET" })
+	low.Levels = append(low.Levels, equiv.Mapping{From: "SECRET", None: true, Note: "suspended"})
+	c, err := e.store.ProposeEquivalenceChange(alice, &low, "agreement under review")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kind != router.ChangeLower || c.State != router.ChangePending || c.Equivalence.Version != 2 ||
+		!slices.Equal(c.Fields, []string{"equivalence.levels"}) || c.BaseRevision == 0 {
+		t.Fatalf("proposal %+v", c)
+	}
+	if r := mapUKSecret(e.store); r.Kind != equiv.Mapped {
+		t.Fatal("the proposal changed the table")
+	}
+	if _, err := e.store.ApproveChange(alice, c.ID); !errors.Is(err, router.ErrPermissionDenied) {
+		t.Fatalf("self-approval: %v; want ErrPermissionDenied", err)
+	}
+	done, err := e.store.ApproveChange(bob, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.State != router.ChangeApplied || done.DecidedBy != "spiffe://test/admin/bob" {
+		t.Fatalf("approved %+v", done)
+	}
+	if r := mapUKSecret(e.store); r.Kind != equiv.NoEquivalent || r.Entry.Version != 2 {
+		t.Fatalf("after approval UK SECRET into US: %+v; want no equivalent under v2", r)
+	}
+	cur, hist, err := e.store.GetEquivalence(ctx, gbrUS)
+	if err != nil || cur.Version != 2 || cur.Change != c.ID || cur.ProposedBy != "spiffe://test/admin/alice" ||
+		cur.ApprovedBy != "spiffe://test/admin/bob" || len(hist) != 2 || hist[1].Version != 2 {
+		t.Fatalf("GetEquivalence: %+v, %d versions, %v", cur, len(hist), err)
+	}
+
+	// Withdrawn, by two people too.
+	wd := cur.Entry
+	wd.Version, wd.Withdrawn = 0, true
+	c2, err := e.store.ProposeEquivalenceChange(bob, &wd, "agreement lapsed")
+	if err != nil || c2.Kind != router.ChangeWithdraw {
+		t.Fatalf("withdrawal: %+v, %v", c2, err)
+	}
+	if _, err := e.store.ApproveChange(alice, c2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := mapUKSecret(e.store); r.Kind != equiv.NotInForce || !r.Entry.Withdrawn || r.Entry.Version != 3 {
+		t.Fatalf("after withdrawal: %+v; want not in force, v3", r)
+	}
+
+	// A new pair is an addition; a rejected one is never applied.
+	add := equiv.Entry{From: marking.KEN, To: marking.GBR, Agreement: "test agreement", Levels: []equiv.Mapping{{From: "SECRET", None: true}}}
+	c3, err := e.store.ProposeEquivalenceChange(alice, &add, "")
+	if err != nil || c3.Kind != router.ChangeAdd || c3.BaseRevision != 0 || c3.Equivalence.Version != 1 {
+		t.Fatalf("add: %+v, %v", c3, err)
+	}
+	if _, err := e.store.RejectChange(bob, c3.ID, "no such agreement"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.store.GetEquivalence(ctx, add.Key()); !errors.Is(err, router.ErrNotFound) {
+		t.Fatalf("rejected entry exists: %v", err)
+	}
+
+	// Both people are in the audit trail, with what the entry says.
+	entries, err := e.store.ListAudit(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, a := range entries {
+		if a.RequestID != c.ID && a.RequestID != c2.ID && a.RequestID != c3.ID {
+			continue
+		}
+		ops[a.Op]++
+		if a.Op == audit.OpChangeApproved && a.RequestID == c.ID &&
+			!slices.ContainsFunc(a.Reasons, func(r string) bool { return strings.HasPrefix(r, "equivalence: GBR→US v2") }) {
+			t.Errorf("approval's audit reasons %q name no entry", a.Reasons)
+		}
+	}
+	if ops[audit.OpChangeProposed] != 3 || ops[audit.OpChangeApproved] != 2 || ops[audit.OpChangeRejected] != 1 {
+		t.Fatalf("audit ops %v", ops)
+	}
+}
+
+func TestEquivalenceProposalRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	e.seed([]router.Provider{provider("aws")}, nil, []router.Tenant{army()})
+	alice := as("alice")
+	base := defaultEntry(t, gbrUS)
+	base.Version = 0
+	for _, tc := range []struct {
+		name   string
+		mutate func(*equiv.Entry)
+		want   string // in the message
+	}{
+		{"unknown level", func(x *equiv.Entry) { x.Levels = []equiv.Mapping{{From: "SECRET", To: "VERY SECRET"}} }, `levels[0].to: "VERY SECRET" is not a level of US`},
+		{"no agreement", func(x *equiv.Entry) { x.Agreement = " " }, "agreement: required"},
+		{"unknown scheme", func(x *equiv.Entry) { x.To = "XX" }, `to: unknown scheme "XX"`},
+		{"stale version", func(x *equiv.Entry) { x.Version = 1 }, "equivalence.version: 1; the next version of GBR→US is 2"},
+		{"no change", func(*equiv.Entry) {}, "equivalence: changes nothing of GBR→US v1"},
+		{"withdraw what is not there", func(x *equiv.Entry) {
+			x.From, x.To, x.Withdrawn = marking.KEN, marking.AUS, true
+			x.Levels = []equiv.Mapping{{From: "SECRET", None: true}}
+		},
+			"equivalence.withdrawn: there is no entry KEN→AUS to withdraw"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := base
+			x.Levels = slices.Clone(base.Levels)
+			tc.mutate(&x)
+			c, err := e.store.ProposeEquivalenceChange(alice, &x, "")
+			if msg := invalidField(err); !strings.Contains(msg, tc.want) {
+				t.Fatalf("got %+v, %v; want an invalid argument containing %q", c, err, tc.want)
+			}
+		})
+	}
+	if cs, err := e.store.ListChanges(context.Background(), "", 0); err != nil || len(cs) != 0 {
+		t.Fatalf("refused proposals stored: %d, %v", len(cs), err)
+	}
+	if cur, _, _ := e.store.GetEquivalence(context.Background(), gbrUS); cur.Version != 1 {
+		t.Fatalf("entry at v%d after refused proposals", cur.Version)
+	}
+}
+
+func TestEquivalenceProposalSuperseded(t *testing.T) {
+	e := newEnv(t, nil)
+	e.seed([]router.Provider{provider("aws")}, nil, []router.Tenant{army()})
+	alice, bob := as("alice"), as("bob")
+	a := defaultEntry(t, gbrUS)
+	a.Version, a.Agreement = 0, "agreement A"
+	b := a
+	b.Agreement = "agreement B"
+	ca, err := e.store.ProposeEquivalenceChange(alice, &a, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := e.store.ProposeEquivalenceChange(alice, &b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.Kind != router.ChangeOther {
+		t.Fatalf("an agreement renamed is %s; want change", ca.Kind)
+	}
+	if _, err := e.store.ApproveChange(bob, ca.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.ApproveChange(bob, cb.ID); !errors.Is(err, router.ErrChangeNotPending) || !strings.Contains(err.Error(), "superseded") {
+		t.Fatalf("stale approval: %v; want superseded", err)
+	}
+	got, err := e.store.GetChange(context.Background(), cb.ID)
+	if err != nil || got.State != router.ChangeRejected || !strings.HasPrefix(got.Note, "superseded") {
+		t.Fatalf("superseded proposal: %+v, %v", got, err)
+	}
+	if cur, _, _ := e.store.GetEquivalence(context.Background(), gbrUS); cur.Agreement != "agreement A" || cur.Version != 2 {
+		t.Fatalf("entry %q v%d; want agreement A v2", cur.Agreement, cur.Version)
+	}
+}
+
+// A later start seeds nothing: operators' changes stay. A store whose
+// catalogue was seeded before equivalences were stored gets the
+// defaults once.
+func TestEquivalenceSeedKeepsChanges(t *testing.T) {
+	e := newEnv(t, nil)
+	e.seed([]router.Provider{provider("aws")}, nil, []router.Tenant{army()})
+	alice, bob := as("alice"), as("bob")
+	ctx := context.Background()
+	wd := defaultEntry(t, gbrUS)
+	wd.Version, wd.Withdrawn = 0, true
+	c, err := e.store.ProposeEquivalenceChange(alice, &wd, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.ApproveChange(bob, c.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second daemon starts and seeds.
+	s2 := e.open(e.other)
+	if ok, err := s2.Seed(ctx, []router.Provider{provider("aws")}, nil, []router.Tenant{army()}); ok || err != nil {
+		t.Fatalf("second Seed: %v, %v; want false, nil", ok, err)
+	}
+	for _, s := range []*state.Store{e.store, s2} {
+		if r := mapUKSecret(s); r.Kind != equiv.NotInForce || r.Entry.Version != 2 {
+			t.Fatalf("after a restart: %+v; want the withdrawn v2", r)
+		}
+	}
+
+	// A store seeded before equivalences were stored.
+	if _, err := e.other.Delete(ctx, e.prefix+"equivalences/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.other.Delete(ctx, e.prefix+"seeded-equivalences"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s2.Seed(ctx, []router.Provider{provider("aws")}, nil, []router.Tenant{army()}); ok || err != nil {
+		t.Fatalf("Seed of an older store: %v, %v; want false (the catalogue was seeded), nil", ok, err)
+	}
+	waitFor(t, e.store, s2.Revision())
+	if got := len(e.store.ListEquivalences()); got != len(equiv.Default()) {
+		t.Fatalf("an older store got %d equivalence entries; want the %d defaults", got, len(equiv.Default()))
+	}
+}
