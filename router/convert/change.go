@@ -7,9 +7,14 @@ import (
 
 // ChangeToProto converts a two-person region change to the API.
 func ChangeToProto(c *router.Change) *pb.RegionChange {
+	var region *pb.Region
+	if c.Equivalence == nil {
+		region = RegionToProto(router.RegionState{Region: &c.Region})
+	}
 	return &pb.RegionChange{
 		Id:           c.ID,
-		Region:       RegionToProto(router.RegionState{Region: &c.Region}),
+		Region:       region,
+		Equivalence:  EquivalenceToProto(c.Equivalence),
 		Kind:         string(c.Kind),
 		Fields:       c.Fields,
 		Reason:       c.Reason,

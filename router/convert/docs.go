@@ -208,7 +208,7 @@ func EncodeDoc(w io.Writer, format string, v any) error {
 // propose -f read it), and the proposal's own facts (output only).
 type ChangeDoc struct {
 	ID           string     `json:"id" yaml:"id"`
-	Region       RegionDoc  `json:"region" yaml:"region"`
+	Region       RegionDoc  `json:"region,omitzero" yaml:"region,omitempty"`
 	Kind         string     `json:"kind" yaml:"kind"`
 	Fields       []string   `json:"fields,omitempty" yaml:"fields,omitempty"`
 	Reason       string     `json:"reason,omitempty" yaml:"reason,omitempty"`
@@ -219,15 +219,22 @@ type ChangeDoc struct {
 	DecidedBy    string     `json:"decided_by,omitempty" yaml:"decided_by,omitempty"`
 	DecidedAt    *time.Time `json:"decided_at,omitempty" yaml:"decided_at,omitempty"`
 	Note         string     `json:"note,omitempty" yaml:"note,omitempty"`
+
+	// Equivalence is the proposed entry of an equivalence change (then
+	// Region is empty).
+	Equivalence *EquivalenceDoc `json:"equivalence,omitempty" yaml:"equivalence,omitempty"`
 }
 
 // ChangeDocFromProto is the document of an API region change.
 func ChangeDocFromProto(c *pb.RegionChange) (ChangeDoc, error) {
-	r, err := RegionDocFromProto(c.GetRegion())
-	if err != nil {
-		return ChangeDoc{}, err
+	var r RegionDoc
+	if c.GetEquivalence() == nil {
+		var err error
+		if r, err = RegionDocFromProto(c.GetRegion()); err != nil {
+			return ChangeDoc{}, err
+		}
 	}
-	d := ChangeDoc{ID: c.GetId(), Region: r, Kind: c.GetKind(), Fields: c.GetFields(), Reason: c.GetReason(),
+	d := ChangeDoc{ID: c.GetId(), Equivalence: EquivalenceDocFromProto(c.GetEquivalence()), Region: r, Kind: c.GetKind(), Fields: c.GetFields(), Reason: c.GetReason(),
 		BaseRevision: c.GetBaseRevision(), State: c.GetState(), ProposedBy: c.GetProposedBy(), DecidedBy: c.GetDecidedBy(), Note: c.GetNote()}
 	if t := c.GetProposeTime(); t != nil {
 		at := t.AsTime().UTC()
@@ -244,6 +251,9 @@ func ChangeDocFromProto(c *pb.RegionChange) (ChangeDoc, error) {
 func (d ChangeDoc) Proto() *pb.RegionChange {
 	c := &pb.RegionChange{Id: d.ID, Region: d.Region.Proto(), Kind: d.Kind, Fields: d.Fields, Reason: d.Reason,
 		BaseRevision: d.BaseRevision, State: d.State, ProposedBy: d.ProposedBy, DecidedBy: d.DecidedBy, Note: d.Note}
+	if d.Equivalence != nil {
+		c.Region, c.Equivalence = nil, d.Equivalence.Proto()
+	}
 	if d.ProposedAt != nil {
 		c.ProposeTime = timeToProto(*d.ProposedAt)
 	}

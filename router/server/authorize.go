@@ -83,6 +83,11 @@ var policy = map[string]rule{
 	pb.ChangeService_RejectChange_FullMethodName:        {roles: admin},
 	pb.ChangeService_GetChange_FullMethodName:           {roles: changeReaders},
 	pb.ChangeService_ListChanges_FullMethodName:         {roles: changeReaders},
+	// Equivalence entries change by the same two-person proposals; they
+	// name agreements between schemes, not regions: anyone may read them.
+	pb.ChangeService_ProposeEquivalenceChange_FullMethodName: {roles: admin},
+	pb.EquivalenceService_ListEquivalences_FullMethodName:    {roles: anyRole},
+	pb.EquivalenceService_GetEquivalence_FullMethodName:      {roles: anyRole},
 
 	// The audit trail: a tenant auditor reads its tenant's entries only
 	// (auditScope), redacted; verifying the whole chain is the security

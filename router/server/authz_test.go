@@ -165,6 +165,19 @@ func TestMethodRoles(t *testing.T) {
 			_, err := pb.NewChangeServiceClient(e.conn).ListChanges(c, &pb.ListChangesRequest{})
 			return err
 		}},
+		{method: pb.ChangeService_ProposeEquivalenceChange_FullMethodName, allowed: admins2, admitted: true, call: func(t *testing.T, c context.Context, caller string) error {
+			_, err := pb.NewChangeServiceClient(e.conn).ProposeEquivalenceChange(c, &pb.ProposeEquivalenceChangeRequest{
+				Entry: &pb.EquivalenceEntry{From: "KEN", To: "GBR", Agreement: next("walk"), Levels: []*pb.EquivalenceMapping{{From: "SECRET", None: true}}}, Reason: "walk"})
+			return err
+		}},
+		{method: pb.EquivalenceService_ListEquivalences_FullMethodName, allowed: roleHolders, call: func(t *testing.T, c context.Context, caller string) error {
+			_, err := pb.NewEquivalenceServiceClient(e.conn).ListEquivalences(c, &pb.ListEquivalencesRequest{})
+			return err
+		}},
+		{method: pb.EquivalenceService_GetEquivalence_FullMethodName, allowed: roleHolders, call: func(t *testing.T, c context.Context, caller string) error {
+			_, err := pb.NewEquivalenceServiceClient(e.conn).GetEquivalence(c, &pb.GetEquivalenceRequest{From: "GBR", To: "US"})
+			return err
+		}},
 		{method: pb.AuditService_ListAudit_FullMethodName, allowed: auditReaders, call: func(t *testing.T, c context.Context, caller string) error {
 			_, err := pb.NewAuditServiceClient(e.conn).ListAudit(c, &pb.ListAuditRequest{})
 			return err

@@ -7,14 +7,16 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/convert"
+	"github.com/classroute/classroute/router/equiv"
 	"github.com/classroute/classroute/router/state"
 )
 
 // ChangeStore is what the change service calls of the store: two-person
-// region changes, proposed by one catalogue administrator and approved
-// or rejected by another.
+// region and equivalence changes, proposed by one catalogue
+// administrator and approved or rejected by another.
 type ChangeStore interface {
 	ProposeRegionChange(ctx context.Context, r *router.Region, reason string, opts ...state.WriteOption) (*router.Change, error)
+	ProposeEquivalenceChange(ctx context.Context, e *equiv.Entry, reason string) (*router.Change, error)
 	ApproveChange(ctx context.Context, id string) (*router.Change, error)
 	RejectChange(ctx context.Context, id, note string) (*router.Change, error)
 	GetChange(ctx context.Context, id string) (*router.Change, error)
@@ -50,6 +52,21 @@ func (s *changeService) ProposeRegionChange(ctx context.Context, req *pb.Propose
 	return &pb.ProposeRegionChangeResponse{Change: convert.ChangeToProto(c)}, nil
 }
 
+// ProposeEquivalenceChange records a two-person equivalence change.
+func (s *changeService) ProposeEquivalenceChange(ctx context.Context, req *pb.ProposeEquivalenceChangeRequest) (*pb.ProposeEquivalenceChangeResponse, error) {
+	var v router.Violations
+	e := convert.EquivalenceFromProto(req.GetEntry(), &v)
+	if err := v.Err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	c, err := s.store.ProposeEquivalenceChange(ctx, e, req.GetReason())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	s.log.InfoContext(ctx, "equivalence change proposed", "change", c.ID, "equivalence", e.Key().String(), "kind", c.Kind, "by", authz.FromContext(ctx))
+	return &pb.ProposeEquivalenceChangeResponse{Change: convert.ChangeToProto(c)}, nil
+}
+
 // ApproveChange applies a proposal approved by a second administrator.
 func (s *changeService) ApproveChange(ctx context.Context, req *pb.ApproveChangeRequest) (*pb.ApproveChangeResponse, error) {
 	if req.GetId() == "" {
@@ -59,7 +76,7 @@ func (s *changeService) ApproveChange(ctx context.Context, req *pb.ApproveChange
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	s.log.InfoContext(ctx, "region change approved", "change", c.ID, "region", c.Region.Key(), "kind", c.Kind, "by", authz.FromContext(ctx))
+	s.log.InfoContext(ctx, "change approved", "change", c.ID, "subject", c.Subject(), "kind", c.Kind, "by", authz.FromContext(ctx))
 	return &pb.ApproveChangeResponse{Change: convert.ChangeToProto(c)}, nil
 }
 

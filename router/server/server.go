@@ -65,6 +65,7 @@ type Server struct {
 	catalog   *catalogService
 	agents    *agentService
 	changes   *changeService
+	equivs    *equivalenceService
 	audit     *auditService
 }
 
@@ -82,6 +83,7 @@ func New(store *state.Store, log *slog.Logger, opts ...Option) *Server {
 	s.catalog = &catalogService{Server: s, store: store}
 	s.agents = &agentService{Server: s, store: store}
 	s.changes = &changeService{Server: s, store: store}
+	s.equivs = &equivalenceService{Server: s, store: store}
 	s.audit = &auditService{store: store, pub: s.auditPub, skew: s.auditSkew, log: s.log, srv: s}
 	return s
 }
@@ -92,6 +94,7 @@ func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterCatalogServiceServer(g, s.catalog)
 	pb.RegisterAgentServiceServer(g, s.agents)
 	pb.RegisterChangeServiceServer(g, s.changes)
+	pb.RegisterEquivalenceServiceServer(g, s.equivs)
 	pb.RegisterAuditServiceServer(g, s.audit)
 }
 

@@ -22,26 +22,32 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// RegionChange is a proposed change of a region.
+// RegionChange is a proposed change of a region, or of an equivalence
+// entry: it carries one of region and equivalence.
 type RegionChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The whole region as proposed.
 	Region *Region `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
-	// add, raise, lower, revoke or change.
+	// add, raise, lower, revoke or change; for an equivalence entry add,
+	// raise, lower (a row maps lower or to none, or is gone, or the
+	// validity narrowed), withdraw or change.
 	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	// The security-relevant fields it changes.
 	Fields []string `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty"`
 	Reason string   `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	// The region record's revision it replaces; 0 for a new region.
+	// The region (or equivalence) record's revision it replaces; 0 for
+	// a new one.
 	BaseRevision int64                  `protobuf:"varint,6,opt,name=base_revision,json=baseRevision,proto3" json:"base_revision,omitempty"`
 	ProposedBy   string                 `protobuf:"bytes,7,opt,name=proposed_by,json=proposedBy,proto3" json:"proposed_by,omitempty"`
 	ProposeTime  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=propose_time,json=proposeTime,proto3" json:"propose_time,omitempty"`
 	// pending, applied or rejected.
-	State         string                 `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
-	DecidedBy     string                 `protobuf:"bytes,10,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
-	DecideTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=decide_time,json=decideTime,proto3" json:"decide_time,omitempty"`
-	Note          string                 `protobuf:"bytes,12,opt,name=note,proto3" json:"note,omitempty"`
+	State      string                 `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
+	DecidedBy  string                 `protobuf:"bytes,10,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
+	DecideTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=decide_time,json=decideTime,proto3" json:"decide_time,omitempty"`
+	Note       string                 `protobuf:"bytes,12,opt,name=note,proto3" json:"note,omitempty"`
+	// The whole equivalence entry as proposed, at its next version.
+	Equivalence   *EquivalenceEntry `protobuf:"bytes,13,opt,name=equivalence,proto3" json:"equivalence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -160,6 +166,13 @@ func (x *RegionChange) GetNote() string {
 	return ""
 }
 
+func (x *RegionChange) GetEquivalence() *EquivalenceEntry {
+	if x != nil {
+		return x.Equivalence
+	}
+	return nil
+}
+
 type ProposeRegionChangeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Region        *Region                `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
@@ -256,6 +269,102 @@ func (x *ProposeRegionChangeResponse) GetChange() *RegionChange {
 	return nil
 }
 
+type ProposeEquivalenceChangeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entry         *EquivalenceEntry      `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeEquivalenceChangeRequest) Reset() {
+	*x = ProposeEquivalenceChangeRequest{}
+	mi := &file_classroute_v1_change_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeEquivalenceChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeEquivalenceChangeRequest) ProtoMessage() {}
+
+func (x *ProposeEquivalenceChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_change_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeEquivalenceChangeRequest.ProtoReflect.Descriptor instead.
+func (*ProposeEquivalenceChangeRequest) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ProposeEquivalenceChangeRequest) GetEntry() *EquivalenceEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *ProposeEquivalenceChangeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ProposeEquivalenceChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *RegionChange          `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeEquivalenceChangeResponse) Reset() {
+	*x = ProposeEquivalenceChangeResponse{}
+	mi := &file_classroute_v1_change_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeEquivalenceChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeEquivalenceChangeResponse) ProtoMessage() {}
+
+func (x *ProposeEquivalenceChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_change_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeEquivalenceChangeResponse.ProtoReflect.Descriptor instead.
+func (*ProposeEquivalenceChangeResponse) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ProposeEquivalenceChangeResponse) GetChange() *RegionChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
 type ApproveChangeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -265,7 +374,7 @@ type ApproveChangeRequest struct {
 
 func (x *ApproveChangeRequest) Reset() {
 	*x = ApproveChangeRequest{}
-	mi := &file_classroute_v1_change_proto_msgTypes[3]
+	mi := &file_classroute_v1_change_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +386,7 @@ func (x *ApproveChangeRequest) String() string {
 func (*ApproveChangeRequest) ProtoMessage() {}
 
 func (x *ApproveChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[3]
+	mi := &file_classroute_v1_change_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +399,7 @@ func (x *ApproveChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveChangeRequest.ProtoReflect.Descriptor instead.
 func (*ApproveChangeRequest) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{3}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ApproveChangeRequest) GetId() string {
@@ -309,7 +418,7 @@ type ApproveChangeResponse struct {
 
 func (x *ApproveChangeResponse) Reset() {
 	*x = ApproveChangeResponse{}
-	mi := &file_classroute_v1_change_proto_msgTypes[4]
+	mi := &file_classroute_v1_change_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -321,7 +430,7 @@ func (x *ApproveChangeResponse) String() string {
 func (*ApproveChangeResponse) ProtoMessage() {}
 
 func (x *ApproveChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[4]
+	mi := &file_classroute_v1_change_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -334,7 +443,7 @@ func (x *ApproveChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveChangeResponse.ProtoReflect.Descriptor instead.
 func (*ApproveChangeResponse) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{4}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ApproveChangeResponse) GetChange() *RegionChange {
@@ -354,7 +463,7 @@ type RejectChangeRequest struct {
 
 func (x *RejectChangeRequest) Reset() {
 	*x = RejectChangeRequest{}
-	mi := &file_classroute_v1_change_proto_msgTypes[5]
+	mi := &file_classroute_v1_change_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +475,7 @@ func (x *RejectChangeRequest) String() string {
 func (*RejectChangeRequest) ProtoMessage() {}
 
 func (x *RejectChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[5]
+	mi := &file_classroute_v1_change_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +488,7 @@ func (x *RejectChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectChangeRequest.ProtoReflect.Descriptor instead.
 func (*RejectChangeRequest) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{5}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RejectChangeRequest) GetId() string {
@@ -405,7 +514,7 @@ type RejectChangeResponse struct {
 
 func (x *RejectChangeResponse) Reset() {
 	*x = RejectChangeResponse{}
-	mi := &file_classroute_v1_change_proto_msgTypes[6]
+	mi := &file_classroute_v1_change_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +526,7 @@ func (x *RejectChangeResponse) String() string {
 func (*RejectChangeResponse) ProtoMessage() {}
 
 func (x *RejectChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[6]
+	mi := &file_classroute_v1_change_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +539,7 @@ func (x *RejectChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectChangeResponse.ProtoReflect.Descriptor instead.
 func (*RejectChangeResponse) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{6}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RejectChangeResponse) GetChange() *RegionChange {
@@ -449,7 +558,7 @@ type GetChangeRequest struct {
 
 func (x *GetChangeRequest) Reset() {
 	*x = GetChangeRequest{}
-	mi := &file_classroute_v1_change_proto_msgTypes[7]
+	mi := &file_classroute_v1_change_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +570,7 @@ func (x *GetChangeRequest) String() string {
 func (*GetChangeRequest) ProtoMessage() {}
 
 func (x *GetChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[7]
+	mi := &file_classroute_v1_change_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +583,7 @@ func (x *GetChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChangeRequest.ProtoReflect.Descriptor instead.
 func (*GetChangeRequest) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{7}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetChangeRequest) GetId() string {
@@ -493,7 +602,7 @@ type GetChangeResponse struct {
 
 func (x *GetChangeResponse) Reset() {
 	*x = GetChangeResponse{}
-	mi := &file_classroute_v1_change_proto_msgTypes[8]
+	mi := &file_classroute_v1_change_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +614,7 @@ func (x *GetChangeResponse) String() string {
 func (*GetChangeResponse) ProtoMessage() {}
 
 func (x *GetChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[8]
+	mi := &file_classroute_v1_change_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +627,7 @@ func (x *GetChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChangeResponse.ProtoReflect.Descriptor instead.
 func (*GetChangeResponse) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{8}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetChangeResponse) GetChange() *RegionChange {
@@ -538,7 +647,7 @@ type ListChangesRequest struct {
 
 func (x *ListChangesRequest) Reset() {
 	*x = ListChangesRequest{}
-	mi := &file_classroute_v1_change_proto_msgTypes[9]
+	mi := &file_classroute_v1_change_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +659,7 @@ func (x *ListChangesRequest) String() string {
 func (*ListChangesRequest) ProtoMessage() {}
 
 func (x *ListChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[9]
+	mi := &file_classroute_v1_change_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +672,7 @@ func (x *ListChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangesRequest.ProtoReflect.Descriptor instead.
 func (*ListChangesRequest) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{9}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListChangesRequest) GetState() string {
@@ -583,7 +692,7 @@ type ListChangesResponse struct {
 
 func (x *ListChangesResponse) Reset() {
 	*x = ListChangesResponse{}
-	mi := &file_classroute_v1_change_proto_msgTypes[10]
+	mi := &file_classroute_v1_change_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +704,7 @@ func (x *ListChangesResponse) String() string {
 func (*ListChangesResponse) ProtoMessage() {}
 
 func (x *ListChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[10]
+	mi := &file_classroute_v1_change_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +717,7 @@ func (x *ListChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangesResponse.ProtoReflect.Descriptor instead.
 func (*ListChangesResponse) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{10}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListChangesResponse) GetChanges() []*RegionChange {
@@ -622,7 +731,7 @@ var File_classroute_v1_change_proto protoreflect.FileDescriptor
 
 const file_classroute_v1_change_proto_rawDesc = "" +
 	"\n" +
-	"\x1aclassroute/v1/change.proto\x12\rclassroute.v1\x1a\x19classroute/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x03\n" +
+	"\x1aclassroute/v1/change.proto\x12\rclassroute.v1\x1a\x1fclassroute/v1/equivalence.proto\x1a\x19classroute/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x03\n" +
 	"\fRegionChange\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
 	"\x06region\x18\x02 \x01(\v2\x15.classroute.v1.RegionR\x06region\x12\x12\n" +
@@ -639,11 +748,17 @@ const file_classroute_v1_change_proto_rawDesc = "" +
 	" \x01(\tR\tdecidedBy\x12;\n" +
 	"\vdecide_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"decideTime\x12\x12\n" +
-	"\x04note\x18\f \x01(\tR\x04note\"c\n" +
+	"\x04note\x18\f \x01(\tR\x04note\x12A\n" +
+	"\vequivalence\x18\r \x01(\v2\x1f.classroute.v1.EquivalenceEntryR\vequivalence\"c\n" +
 	"\x1aProposeRegionChangeRequest\x12-\n" +
 	"\x06region\x18\x01 \x01(\v2\x15.classroute.v1.RegionR\x06region\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"R\n" +
 	"\x1bProposeRegionChangeResponse\x123\n" +
+	"\x06change\x18\x01 \x01(\v2\x1b.classroute.v1.RegionChangeR\x06change\"p\n" +
+	"\x1fProposeEquivalenceChangeRequest\x125\n" +
+	"\x05entry\x18\x01 \x01(\v2\x1f.classroute.v1.EquivalenceEntryR\x05entry\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"W\n" +
+	" ProposeEquivalenceChangeResponse\x123\n" +
 	"\x06change\x18\x01 \x01(\v2\x1b.classroute.v1.RegionChangeR\x06change\"&\n" +
 	"\x14ApproveChangeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"L\n" +
@@ -661,9 +776,10 @@ const file_classroute_v1_change_proto_rawDesc = "" +
 	"\x12ListChangesRequest\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\"L\n" +
 	"\x13ListChangesResponse\x125\n" +
-	"\achanges\x18\x01 \x03(\v2\x1b.classroute.v1.RegionChangeR\achanges2\xd8\x03\n" +
+	"\achanges\x18\x01 \x03(\v2\x1b.classroute.v1.RegionChangeR\achanges2\xd5\x04\n" +
 	"\rChangeService\x12l\n" +
-	"\x13ProposeRegionChange\x12).classroute.v1.ProposeRegionChangeRequest\x1a*.classroute.v1.ProposeRegionChangeResponse\x12Z\n" +
+	"\x13ProposeRegionChange\x12).classroute.v1.ProposeRegionChangeRequest\x1a*.classroute.v1.ProposeRegionChangeResponse\x12{\n" +
+	"\x18ProposeEquivalenceChange\x12..classroute.v1.ProposeEquivalenceChangeRequest\x1a/.classroute.v1.ProposeEquivalenceChangeResponse\x12Z\n" +
 	"\rApproveChange\x12#.classroute.v1.ApproveChangeRequest\x1a$.classroute.v1.ApproveChangeResponse\x12W\n" +
 	"\fRejectChange\x12\".classroute.v1.RejectChangeRequest\x1a#.classroute.v1.RejectChangeResponse\x12N\n" +
 	"\tGetChange\x12\x1f.classroute.v1.GetChangeRequest\x1a .classroute.v1.GetChangeResponse\x12T\n" +
@@ -681,47 +797,55 @@ func file_classroute_v1_change_proto_rawDescGZIP() []byte {
 	return file_classroute_v1_change_proto_rawDescData
 }
 
-var file_classroute_v1_change_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_classroute_v1_change_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_classroute_v1_change_proto_goTypes = []any{
-	(*RegionChange)(nil),                // 0: classroute.v1.RegionChange
-	(*ProposeRegionChangeRequest)(nil),  // 1: classroute.v1.ProposeRegionChangeRequest
-	(*ProposeRegionChangeResponse)(nil), // 2: classroute.v1.ProposeRegionChangeResponse
-	(*ApproveChangeRequest)(nil),        // 3: classroute.v1.ApproveChangeRequest
-	(*ApproveChangeResponse)(nil),       // 4: classroute.v1.ApproveChangeResponse
-	(*RejectChangeRequest)(nil),         // 5: classroute.v1.RejectChangeRequest
-	(*RejectChangeResponse)(nil),        // 6: classroute.v1.RejectChangeResponse
-	(*GetChangeRequest)(nil),            // 7: classroute.v1.GetChangeRequest
-	(*GetChangeResponse)(nil),           // 8: classroute.v1.GetChangeResponse
-	(*ListChangesRequest)(nil),          // 9: classroute.v1.ListChangesRequest
-	(*ListChangesResponse)(nil),         // 10: classroute.v1.ListChangesResponse
-	(*Region)(nil),                      // 11: classroute.v1.Region
-	(*timestamppb.Timestamp)(nil),       // 12: google.protobuf.Timestamp
+	(*RegionChange)(nil),                     // 0: classroute.v1.RegionChange
+	(*ProposeRegionChangeRequest)(nil),       // 1: classroute.v1.ProposeRegionChangeRequest
+	(*ProposeRegionChangeResponse)(nil),      // 2: classroute.v1.ProposeRegionChangeResponse
+	(*ProposeEquivalenceChangeRequest)(nil),  // 3: classroute.v1.ProposeEquivalenceChangeRequest
+	(*ProposeEquivalenceChangeResponse)(nil), // 4: classroute.v1.ProposeEquivalenceChangeResponse
+	(*ApproveChangeRequest)(nil),             // 5: classroute.v1.ApproveChangeRequest
+	(*ApproveChangeResponse)(nil),            // 6: classroute.v1.ApproveChangeResponse
+	(*RejectChangeRequest)(nil),              // 7: classroute.v1.RejectChangeRequest
+	(*RejectChangeResponse)(nil),             // 8: classroute.v1.RejectChangeResponse
+	(*GetChangeRequest)(nil),                 // 9: classroute.v1.GetChangeRequest
+	(*GetChangeResponse)(nil),                // 10: classroute.v1.GetChangeResponse
+	(*ListChangesRequest)(nil),               // 11: classroute.v1.ListChangesRequest
+	(*ListChangesResponse)(nil),              // 12: classroute.v1.ListChangesResponse
+	(*Region)(nil),                           // 13: classroute.v1.Region
+	(*timestamppb.Timestamp)(nil),            // 14: google.protobuf.Timestamp
+	(*EquivalenceEntry)(nil),                 // 15: classroute.v1.EquivalenceEntry
 }
 var file_classroute_v1_change_proto_depIdxs = []int32{
-	11, // 0: classroute.v1.RegionChange.region:type_name -> classroute.v1.Region
-	12, // 1: classroute.v1.RegionChange.propose_time:type_name -> google.protobuf.Timestamp
-	12, // 2: classroute.v1.RegionChange.decide_time:type_name -> google.protobuf.Timestamp
-	11, // 3: classroute.v1.ProposeRegionChangeRequest.region:type_name -> classroute.v1.Region
-	0,  // 4: classroute.v1.ProposeRegionChangeResponse.change:type_name -> classroute.v1.RegionChange
-	0,  // 5: classroute.v1.ApproveChangeResponse.change:type_name -> classroute.v1.RegionChange
-	0,  // 6: classroute.v1.RejectChangeResponse.change:type_name -> classroute.v1.RegionChange
-	0,  // 7: classroute.v1.GetChangeResponse.change:type_name -> classroute.v1.RegionChange
-	0,  // 8: classroute.v1.ListChangesResponse.changes:type_name -> classroute.v1.RegionChange
-	1,  // 9: classroute.v1.ChangeService.ProposeRegionChange:input_type -> classroute.v1.ProposeRegionChangeRequest
-	3,  // 10: classroute.v1.ChangeService.ApproveChange:input_type -> classroute.v1.ApproveChangeRequest
-	5,  // 11: classroute.v1.ChangeService.RejectChange:input_type -> classroute.v1.RejectChangeRequest
-	7,  // 12: classroute.v1.ChangeService.GetChange:input_type -> classroute.v1.GetChangeRequest
-	9,  // 13: classroute.v1.ChangeService.ListChanges:input_type -> classroute.v1.ListChangesRequest
-	2,  // 14: classroute.v1.ChangeService.ProposeRegionChange:output_type -> classroute.v1.ProposeRegionChangeResponse
-	4,  // 15: classroute.v1.ChangeService.ApproveChange:output_type -> classroute.v1.ApproveChangeResponse
-	6,  // 16: classroute.v1.ChangeService.RejectChange:output_type -> classroute.v1.RejectChangeResponse
-	8,  // 17: classroute.v1.ChangeService.GetChange:output_type -> classroute.v1.GetChangeResponse
-	10, // 18: classroute.v1.ChangeService.ListChanges:output_type -> classroute.v1.ListChangesResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 0: classroute.v1.RegionChange.region:type_name -> classroute.v1.Region
+	14, // 1: classroute.v1.RegionChange.propose_time:type_name -> google.protobuf.Timestamp
+	14, // 2: classroute.v1.RegionChange.decide_time:type_name -> google.protobuf.Timestamp
+	15, // 3: classroute.v1.RegionChange.equivalence:type_name -> classroute.v1.EquivalenceEntry
+	13, // 4: classroute.v1.ProposeRegionChangeRequest.region:type_name -> classroute.v1.Region
+	0,  // 5: classroute.v1.ProposeRegionChangeResponse.change:type_name -> classroute.v1.RegionChange
+	15, // 6: classroute.v1.ProposeEquivalenceChangeRequest.entry:type_name -> classroute.v1.EquivalenceEntry
+	0,  // 7: classroute.v1.ProposeEquivalenceChangeResponse.change:type_name -> classroute.v1.RegionChange
+	0,  // 8: classroute.v1.ApproveChangeResponse.change:type_name -> classroute.v1.RegionChange
+	0,  // 9: classroute.v1.RejectChangeResponse.change:type_name -> classroute.v1.RegionChange
+	0,  // 10: classroute.v1.GetChangeResponse.change:type_name -> classroute.v1.RegionChange
+	0,  // 11: classroute.v1.ListChangesResponse.changes:type_name -> classroute.v1.RegionChange
+	1,  // 12: classroute.v1.ChangeService.ProposeRegionChange:input_type -> classroute.v1.ProposeRegionChangeRequest
+	3,  // 13: classroute.v1.ChangeService.ProposeEquivalenceChange:input_type -> classroute.v1.ProposeEquivalenceChangeRequest
+	5,  // 14: classroute.v1.ChangeService.ApproveChange:input_type -> classroute.v1.ApproveChangeRequest
+	7,  // 15: classroute.v1.ChangeService.RejectChange:input_type -> classroute.v1.RejectChangeRequest
+	9,  // 16: classroute.v1.ChangeService.GetChange:input_type -> classroute.v1.GetChangeRequest
+	11, // 17: classroute.v1.ChangeService.ListChanges:input_type -> classroute.v1.ListChangesRequest
+	2,  // 18: classroute.v1.ChangeService.ProposeRegionChange:output_type -> classroute.v1.ProposeRegionChangeResponse
+	4,  // 19: classroute.v1.ChangeService.ProposeEquivalenceChange:output_type -> classroute.v1.ProposeEquivalenceChangeResponse
+	6,  // 20: classroute.v1.ChangeService.ApproveChange:output_type -> classroute.v1.ApproveChangeResponse
+	8,  // 21: classroute.v1.ChangeService.RejectChange:output_type -> classroute.v1.RejectChangeResponse
+	10, // 22: classroute.v1.ChangeService.GetChange:output_type -> classroute.v1.GetChangeResponse
+	12, // 23: classroute.v1.ChangeService.ListChanges:output_type -> classroute.v1.ListChangesResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_classroute_v1_change_proto_init() }
@@ -729,6 +853,7 @@ func file_classroute_v1_change_proto_init() {
 	if File_classroute_v1_change_proto != nil {
 		return
 	}
+	file_classroute_v1_equivalence_proto_init()
 	file_classroute_v1_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -736,7 +861,7 @@ func file_classroute_v1_change_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_classroute_v1_change_proto_rawDesc), len(file_classroute_v1_change_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

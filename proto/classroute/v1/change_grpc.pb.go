@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ChangeService_ProposeRegionChange_FullMethodName = "/classroute.v1.ChangeService/ProposeRegionChange"
-	ChangeService_ApproveChange_FullMethodName       = "/classroute.v1.ChangeService/ApproveChange"
-	ChangeService_RejectChange_FullMethodName        = "/classroute.v1.ChangeService/RejectChange"
-	ChangeService_GetChange_FullMethodName           = "/classroute.v1.ChangeService/GetChange"
-	ChangeService_ListChanges_FullMethodName         = "/classroute.v1.ChangeService/ListChanges"
+	ChangeService_ProposeRegionChange_FullMethodName      = "/classroute.v1.ChangeService/ProposeRegionChange"
+	ChangeService_ProposeEquivalenceChange_FullMethodName = "/classroute.v1.ChangeService/ProposeEquivalenceChange"
+	ChangeService_ApproveChange_FullMethodName            = "/classroute.v1.ChangeService/ApproveChange"
+	ChangeService_RejectChange_FullMethodName             = "/classroute.v1.ChangeService/RejectChange"
+	ChangeService_GetChange_FullMethodName                = "/classroute.v1.ChangeService/GetChange"
+	ChangeService_ListChanges_FullMethodName              = "/classroute.v1.ChangeService/ListChanges"
 )
 
 // ChangeServiceClient is the client API for ChangeService service.
@@ -37,12 +38,20 @@ const (
 // and an approval by a different one; both are recorded in the audit
 // trail. CatalogService.PutRegion refuses such changes with
 // FAILED_PRECONDITION (TWO_PERSON_REQUIRED) and applies only operational
-// ones (status, capacity, cost, capabilities, names).
+// ones (status, capacity, cost, capabilities, names). Equivalence
+// entries (EquivalenceService) change the same way: one queue of
+// proposals holds both.
 type ChangeServiceClient interface {
 	ProposeRegionChange(ctx context.Context, in *ProposeRegionChangeRequest, opts ...grpc.CallOption) (*ProposeRegionChangeResponse, error)
+	// ProposeEquivalenceChange proposes to add, change or withdraw
+	// (withdrawn: true) the entry of a pair: the whole entry as it should
+	// be, at the next version (version 0: the next). An invalid entry is
+	// INVALID_ARGUMENT naming its fields; nothing is stored.
+	ProposeEquivalenceChange(ctx context.Context, in *ProposeEquivalenceChangeRequest, opts ...grpc.CallOption) (*ProposeEquivalenceChangeResponse, error)
 	// ApproveChange applies a pending proposal. Its proposer may not
-	// (PERMISSION_DENIED). A proposal whose region changed since it was
-	// proposed is rejected as superseded (FAILED_PRECONDITION).
+	// (PERMISSION_DENIED). A proposal whose region (or equivalence entry)
+	// changed since it was proposed is rejected as superseded
+	// (FAILED_PRECONDITION).
 	ApproveChange(ctx context.Context, in *ApproveChangeRequest, opts ...grpc.CallOption) (*ApproveChangeResponse, error)
 	// RejectChange rejects a pending proposal (its proposer may withdraw it).
 	RejectChange(ctx context.Context, in *RejectChangeRequest, opts ...grpc.CallOption) (*RejectChangeResponse, error)
@@ -62,6 +71,16 @@ func (c *changeServiceClient) ProposeRegionChange(ctx context.Context, in *Propo
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ProposeRegionChangeResponse)
 	err := c.cc.Invoke(ctx, ChangeService_ProposeRegionChange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *changeServiceClient) ProposeEquivalenceChange(ctx context.Context, in *ProposeEquivalenceChangeRequest, opts ...grpc.CallOption) (*ProposeEquivalenceChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProposeEquivalenceChangeResponse)
+	err := c.cc.Invoke(ctx, ChangeService_ProposeEquivalenceChange_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -119,12 +138,20 @@ func (c *changeServiceClient) ListChanges(ctx context.Context, in *ListChangesRe
 // and an approval by a different one; both are recorded in the audit
 // trail. CatalogService.PutRegion refuses such changes with
 // FAILED_PRECONDITION (TWO_PERSON_REQUIRED) and applies only operational
-// ones (status, capacity, cost, capabilities, names).
+// ones (status, capacity, cost, capabilities, names). Equivalence
+// entries (EquivalenceService) change the same way: one queue of
+// proposals holds both.
 type ChangeServiceServer interface {
 	ProposeRegionChange(context.Context, *ProposeRegionChangeRequest) (*ProposeRegionChangeResponse, error)
+	// ProposeEquivalenceChange proposes to add, change or withdraw
+	// (withdrawn: true) the entry of a pair: the whole entry as it should
+	// be, at the next version (version 0: the next). An invalid entry is
+	// INVALID_ARGUMENT naming its fields; nothing is stored.
+	ProposeEquivalenceChange(context.Context, *ProposeEquivalenceChangeRequest) (*ProposeEquivalenceChangeResponse, error)
 	// ApproveChange applies a pending proposal. Its proposer may not
-	// (PERMISSION_DENIED). A proposal whose region changed since it was
-	// proposed is rejected as superseded (FAILED_PRECONDITION).
+	// (PERMISSION_DENIED). A proposal whose region (or equivalence entry)
+	// changed since it was proposed is rejected as superseded
+	// (FAILED_PRECONDITION).
 	ApproveChange(context.Context, *ApproveChangeRequest) (*ApproveChangeResponse, error)
 	// RejectChange rejects a pending proposal (its proposer may withdraw it).
 	RejectChange(context.Context, *RejectChangeRequest) (*RejectChangeResponse, error)
@@ -142,6 +169,9 @@ type UnimplementedChangeServiceServer struct{}
 
 func (UnimplementedChangeServiceServer) ProposeRegionChange(context.Context, *ProposeRegionChangeRequest) (*ProposeRegionChangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ProposeRegionChange not implemented")
+}
+func (UnimplementedChangeServiceServer) ProposeEquivalenceChange(context.Context, *ProposeEquivalenceChangeRequest) (*ProposeEquivalenceChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProposeEquivalenceChange not implemented")
 }
 func (UnimplementedChangeServiceServer) ApproveChange(context.Context, *ApproveChangeRequest) (*ApproveChangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApproveChange not implemented")
@@ -190,6 +220,24 @@ func _ChangeService_ProposeRegionChange_Handler(srv interface{}, ctx context.Con
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ChangeServiceServer).ProposeRegionChange(ctx, req.(*ProposeRegionChangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ChangeService_ProposeEquivalenceChange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProposeEquivalenceChangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChangeServiceServer).ProposeEquivalenceChange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChangeService_ProposeEquivalenceChange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChangeServiceServer).ProposeEquivalenceChange(ctx, req.(*ProposeEquivalenceChangeRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -276,6 +324,10 @@ var ChangeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ProposeRegionChange",
 			Handler:    _ChangeService_ProposeRegionChange_Handler,
+		},
+		{
+			MethodName: "ProposeEquivalenceChange",
+			Handler:    _ChangeService_ProposeEquivalenceChange_Handler,
 		},
 		{
 			MethodName: "ApproveChange",
