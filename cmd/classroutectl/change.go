@@ -18,7 +18,7 @@ func (c *cli) changeCmd() *cobra.Command {
 	var state, note string
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List two-person region changes",
+		Short: "List two-person region and equivalence changes",
 		Args:  args(0, ""),
 		RunE: c.action(func(cmd *cobra.Command, _ []string) error {
 			return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
@@ -38,9 +38,9 @@ func (c *cli) changeCmd() *cobra.Command {
 					return convert.EncodeDoc(c.stdout, c.output, docs)
 				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tREGION\tKIND\tSTATE\tPROPOSED BY\tDECIDED BY\tFIELDS")
+				fmt.Fprintln(tw, "ID\tSUBJECT\tKIND\tSTATE\tPROPOSED BY\tDECIDED BY\tFIELDS")
 				for _, ch := range resp.GetChanges() {
-					fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", ch.GetId(), ch.GetRegion().GetProvider(), ch.GetRegion().GetId(),
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.GetId(), changeSubject(ch),
 						ch.GetKind(), ch.GetState(), ch.GetProposedBy(), dash(ch.GetDecidedBy()), strings.Join(ch.GetFields(), ","))
 				}
 				return tw.Flush()
@@ -81,7 +81,16 @@ func (c *cli) changeCmd() *cobra.Command {
 			return r.GetChange(), err
 		})
 	reject.Flags().StringVar(&note, "note", "", "why, for the proposer and the audit trail")
-	return group("change", "List, approve and reject two-person region changes", list, get, approve, reject)
+	return group("change", "List, approve and reject two-person region and equivalence changes", list, get, approve, reject)
+}
+
+// changeSubject names what a change changes: a region key, or an
+// equivalence pair.
+func changeSubject(ch *pb.RegionChange) string {
+	if e := ch.GetEquivalence(); e != nil {
+		return "equivalence " + pairName(e)
+	}
+	return ch.GetRegion().GetProvider() + "/" + ch.GetRegion().GetId()
 }
 
 // propose sends a two-person region change.
@@ -112,7 +121,11 @@ func (c *cli) printChange(ch *pb.RegionChange) error {
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "change:\t%s\n", ch.GetId())
-	fmt.Fprintf(tw, "region:\t%s/%s\n", ch.GetRegion().GetProvider(), ch.GetRegion().GetId())
+	if e := ch.GetEquivalence(); e != nil {
+		fmt.Fprintf(tw, "equivalence:\t%s (%s)\n", pairName(e), rows(e))
+	} else {
+		fmt.Fprintf(tw, "region:\t%s/%s\n", ch.GetRegion().GetProvider(), ch.GetRegion().GetId())
+	}
 	fmt.Fprintf(tw, "kind:\t%s (%s)\n", ch.GetKind(), strings.Join(ch.GetFields(), ", "))
 	fmt.Fprintf(tw, "state:\t%s\n", ch.GetState())
 	if ch.GetReason() != "" {

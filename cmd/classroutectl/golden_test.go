@@ -32,6 +32,7 @@ func TestGolden(t *testing.T) {
 		{"help-region-drain", []string{"help", "region", "drain"}, 0},
 		{"help-region", []string{"region"}, 0},
 		{"help-tenant-put", []string{"tenant", "put", "-h"}, 0},
+		{"help-equivalence-propose", []string{"help", "equivalence", "propose"}, 0},
 		{"typo", []string{"regoins"}, 2},
 		{"typo-sub", []string{"region", "dran", "aws/x"}, 2},
 		{"unknown-flag", []string{"place", "--colour", "red"}, 2},
