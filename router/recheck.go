@@ -13,7 +13,8 @@ import (
 // should go instead while the other replicas stay (Replace).
 
 // violationCodes are the rules whose failure means the region no longer
-// covers the workload: its label, residency, export, customer or tenant policy rules.
+// covers the workload: its label (and its equivalence into the region's
+// scheme), residency, export, customer or tenant policy rules.
 // A replica there is a violation until it moves. The other rules
 // (health, capability) only mean the replica must move.
 var violationCodes = map[ReasonCode]bool{
@@ -28,6 +29,10 @@ var violationCodes = map[ReasonCode]bool{
 	ReasonCustomer:      true,
 	ReasonPolicy:        true,
 	ReasonControls:      true,
+	// A label no entry in force maps into the region's scheme any more
+	// (an equivalence entry lowered or withdrawn): as an accreditation
+	// lowered.
+	ReasonNoEquivalence: true,
 }
 
 // IsViolation reports whether a failure of the rule with this code means
