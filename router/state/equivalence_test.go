@@ -13,6 +13,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 	"github.com/classroute/classroute/router/state"
 )
@@ -276,4 +277,91 @@ func TestEquivalenceSeedKeepsChanges(t *testing.T) {
 	if got := len(e.store.ListEquivalences()); got != len(equiv.Default()) {
 		t.Fatalf("an older store got %d equivalence entries; want the %d defaults", got, len(equiv.Default()))
 	}
+}
+
+// A UK SECRET workload held on a US SECRET region through the GBR→US
+// entry is flagged and moved to a UK-accredited region once the entry is
+// withdrawn by two administrators: a change of an entry re-checks every
+// live placement, as a change of a region's accreditation does.
+func TestWithdrawnEquivalenceReroutes(t *testing.T) {
+	// Given a UK SECRET workload placed in aws/s1, the cheaper, through GBR→US,
+	s := givenUKSecretInUS(t)
+
+	// when alice proposes withdrawing GBR→US and bob approves,
+	wd := defaultEntry(t, gbrUS)
+	wd.Version, wd.Withdrawn = 0, true
+	c, err := s.store.ProposeEquivalenceChange(as("alice"), &wd, "agreement suspended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if p := s.placements()["w"].P; p.Moves != 0 || p.State != router.PlacementPlaced {
+		t.Fatalf("moved on a proposal: %+v", p)
+	}
+	if _, err := s.store.ApproveChange(as("bob"), c.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// then the placement is flagged and moves to the UK region.
+	s.thenPlacement("w", 10*time.Second, placementIn("ukc/london"))
+	s.thenAudit("the withdrawal flagged as a violation, then the move", map[string]int{audit.OpViolation: 1, audit.OpReroute: 1})
+	s.thenUsageExact("aws/s1", "ukc/london")
+}
+
+// givenUKSecretInUS is a scenario of a UK SECRET workload (uk-mod's,
+// "w") placed in aws/s1, a US SECRET region, through the GBR→US entry:
+// the cheaper of it and ukc/london, a region accredited UK SECRET; a
+// reconciler runs.
+func givenUKSecretInUS(t *testing.T) *scenario {
+	t.Helper()
+	expires := time.Now().AddDate(1, 0, 0).UTC().Truncate(time.Second)
+	us := cheaper(secretRegion("aws", "s1", big))
+	us.Customers = []string{"USA", "GBR"}
+	uk := secretRegion("ukc", "london", big)
+	uk.Country, uk.OperatorJurisdiction, uk.OperatorNationalities, uk.Customers = "GBR", "GBR", []string{"GBR"}, []string{"GBR"}
+	uk.Accreditation = router.Accreditation{MaxLevel: label.Unclassified, Expires: expires}
+	uk.Accreditations = []router.SchemeAccreditation{{Scheme: marking.GBR, MaxLevel: "SECRET", Authority: "UK MOD", Expires: expires}}
+	mod := router.Tenant{ID: "uk-mod", Name: "UK MOD", Nation: "GBR", Sector: "defense", Ceiling: "SECRET//REL TO USA, GBR",
+		Ceilings: []router.SchemeCeiling{{Scheme: marking.GBR, Level: "SECRET"}}}
+	w := &router.Workload{Name: "uk-secret", Tenant: "uk-mod", Banner: "SECRET", Scheme: marking.GBR,
+		AllowedCountries: []string{"USA", "GBR"}, Resources: unit, Replicas: 1}
+	if err := router.ValidateWorkload(w, marking.GBR); err != nil {
+		t.Fatal(err)
+	}
+	s := given(t).tenants(mod).regions(us, uk).
+		placedAs("w", w).
+		reconciling(state.ReconcilerConfig{Name: "a"})
+	if p := s.placements()["w"].P; !slices.Equal(p.Regions, []string{"aws/s1"}) {
+		t.Fatalf("placed in %v; want aws/s1, through GBR→US", p.Regions)
+	}
+	return s
+}
+
+// An entry that ends (valid_until) re-routes what rested on it when it
+// ends, with no write.
+func TestExpiredEquivalenceReroutes(t *testing.T) {
+	// Given a UK SECRET workload placed in aws/s1 through GBR→US,
+	s := givenUKSecretInUS(t)
+
+	// when GBR→US v2, valid for 1.5s more, is approved,
+	ending := defaultEntry(t, gbrUS)
+	ending.Version, ending.ValidUntil = 0, time.Now().Add(1500*time.Millisecond).UTC()
+	c, err := s.store.ProposeEquivalenceChange(as("alice"), &ending, "annex ends")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kind != router.ChangeLower {
+		t.Errorf("an entry given an end is %s; want lower", c.Kind)
+	}
+	if _, err := s.store.ApproveChange(as("bob"), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if p := s.placements()["w"].P; p.Moves != 0 {
+		t.Fatalf("moved while the entry was in force: %+v", p)
+	}
+
+	// then, once it ends, the placement is flagged and moves.
+	s.thenPlacement("w", 10*time.Second, placementIn("ukc/london"))
+	s.thenAudit("the end flagged as a violation, then the move", map[string]int{audit.OpViolation: 1, audit.OpReroute: 1})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
+	"github.com/classroute/classroute/router/equiv"
 )
 
 // The reconciler follows the live world. A placement that was right when
@@ -57,8 +58,10 @@ import (
 //     for usage and agent reports;
 //   - with MoveEvery, the placements whose moves are held, one move per
 //     MoveEvery;
-//   - an equivalence entry that changed (a new version, a withdrawal):
-//     every live placement, in a sweep as fast as a term's first.
+//   - an equivalence entry that changed (a new version, a withdrawal),
+//     or came into force or ended (the leader wakes for that, as for an
+//     accreditation's expiry): every live placement, in a sweep as fast
+//     as a term's first.
 //
 // An accreditation expires without any write: the leader keeps each
 // region's expiry and wakes for the next one. A region with an agent (a
@@ -402,6 +405,9 @@ type reconciler struct {
 	tenants map[string]*router.Tenant
 	// expiries: the accreditation expiry of each region still to come.
 	expiries map[string]time.Time
+	// equivAt: the next time an equivalence entry comes into force or
+	// ends (zero: none to come); see equivalenceDue.
+	equivAt time.Time
 
 	// The placements (by key "tenant/id") to look at: dirty now; watch:
 	// those that need looking after (issues, retiring copies, failed
@@ -663,6 +669,21 @@ func (r *reconciler) begin() {
 	}
 	r.sweep = sweep{active: true, fast: true, started: now}
 	r.healthAll = true // look at every region's agent
+	r.equivAt = nextEquivalenceBoundary(r.s.Equivalence(), now)
+}
+
+// nextEquivalenceBoundary is the first time after now at which an entry
+// of t comes into force or ends, with no write; zero if none.
+func nextEquivalenceBoundary(t equiv.Table, now time.Time) time.Time {
+	var next time.Time
+	for _, e := range t.Entries() {
+		for _, b := range [...]time.Time{e.ValidFrom, e.ValidUntil} {
+			if !e.Withdrawn && b.After(now) && (next.IsZero() || b.Before(next)) {
+				next = b
+			}
+		}
+	}
+	return next
 }
 
 // step takes what changed, works out which placements it affects and
@@ -677,12 +698,14 @@ func (r *reconciler) step(ctx context.Context) (bool, error) {
 		// again from everything.
 		r.begin()
 		snap = r.snap
-	} else if c.equiv {
-		// An equivalence entry changed: every live placement is looked
-		// at again, at once, as in a term's first sweep. (A placement
-		// does not say which schemes its regions were reached through,
-		// so all are; those the entry cannot affect are kept.)
+	} else if c.equiv || !r.equivAt.IsZero() && !now.Before(r.equivAt) {
+		// An equivalence entry changed, or came into force or ended:
+		// every live placement is looked at again, at once, as in a
+		// term's first sweep. (A placement does not say which schemes
+		// its regions were reached through, so all are; those the
+		// entry cannot affect are kept.)
 		r.sweep = sweep{active: true, fast: true, started: now}
+		r.equivAt = nextEquivalenceBoundary(r.s.Equivalence(), now)
 	}
 	// Agents first: a region marked unhealthy comes back as a change.
 	var look []string
@@ -1019,6 +1042,7 @@ func (r *reconciler) nextWake() time.Time {
 		at(t)
 	}
 	at(r.graceAt)
+	at(r.equivAt)
 	if len(r.held) > 0 {
 		at(r.lastMove.Add(r.cfg.MoveEvery))
 	}
