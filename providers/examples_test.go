@@ -198,13 +198,26 @@ func TestExamples(t *testing.T) {
 			if l := p.in.Workload.Marking; l.Scheme != marking.GBR || l.Level.Name != "SECRET" {
 				t.Errorf("label %v; want UK SECRET", l)
 			}
-			if got := p.eligibleKeys(); !slices.Equal(got, []string{"aws/ap-tsc-au-1", "aws/uk-classified-1"}) {
-				t.Errorf("eligible %v", got)
+			if got := p.eligibleKeys(); !slices.Equal(got, []string{"aws/uk-classified-1"}) {
+				t.Errorf("eligible %v; want aws/uk-classified-1 only", got)
 			}
 			p.eligibleVia(t, "aws/uk-classified-1", "GBR SECRET accreditation (UK Ministry of Defence)")
-			p.eligibleVia(t, "aws/ap-tsc-au-1", "through GBR→US v1")
+			// Through GBR→US, but releasable to UK nationals only.
+			p.refused(t, "aws/ap-tsc-au-1", router.ReasonReleasability)
 			p.refused(t, "azure/usseceast", router.ReasonCustomer)
 			p.refused(t, "azure/uksouth", router.ReasonLevel)
+			// A US-operated SECRET region serving UK defence: refused for
+			// UK SECRET, eligible through GBR→US for UK/US EYES ONLY.
+			q := p.withCustomers(t, "azure/usseceast", "GBR/defense")
+			q.refused(t, "azure/usseceast", router.ReasonReleasability)
+			w := *p.in.Workload
+			w.Banner, w.Scheme = "SECRET UK/US EYES ONLY", ""
+			if err := router.ValidateWorkload(&w, marking.GBR); err != nil {
+				t.Fatal(err)
+			}
+			q.in.Workload = &w
+			r := q.withCustomers(t, "azure/usseceast", "GBR/defense")
+			r.eligibleVia(t, "azure/usseceast", "US SECRET accreditation (US), through GBR→US v1")
 		},
 		"scheme-uk-eyes-only.yaml": func(t *testing.T, p *planned) {
 			if got := p.eligibleKeys(); !slices.Equal(got, []string{"aws/uk-classified-1"}) {

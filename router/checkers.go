@@ -39,6 +39,9 @@ type want struct {
 	controls  []string // label controls, each must be accredited
 	anyNation bool     // label carries no foreign-disclosure restriction
 	nations   []string // label releasability when !anyNation
+	// ownOnly: a classified label of another scheme whose marking names
+	// no releasability, so nations is its originator's alone.
+	ownOnly bool
 
 	personnel Personnel // least screening of the operators
 	// exportControlled: ITAR, EAR or CUI//SP-EXPT. The operators must be
@@ -139,6 +142,13 @@ func (w want) foreignWant(in *Input) want {
 	w.foreign, w.equiv = l, in.Equivalence
 	w.level, w.controls = label.Unclassified, nil
 	w.anyNation, w.nations = l.AnyNation, l.Nations
+	if l.AnyNation && l.NationalSecurity() {
+		// Classified information whose marking names no releasability
+		// is its originator's nationals' only, as US classified data
+		// without REL TO is US-only: an equivalence entry says how
+		// another scheme's region must protect it, not who may see it.
+		w.anyNation, w.nations, w.ownOnly = false, originNations(l), true
+	}
 	switch wl.ExportControl {
 	case ExportITAR:
 		w.exportControlled, w.exportWhy = true, "ITAR"
@@ -150,6 +160,16 @@ func (w want) foreignWant(in *Input) want {
 	}
 	w.minIL, w.minFedRAMP = wl.MinImpactLevel, wl.MinFedRAMP
 	return w
+}
+
+// originNations is the releasability of a classified label of another
+// scheme whose marking names none: its originating nation's nationals.
+var originNationsOf = map[marking.Scheme][]string{
+	marking.GBR: {"GBR"}, marking.AUS: {"AUS"}, marking.CAN: {"CAN"}, marking.NZL: {"NZL"}, marking.KEN: {"KEN"},
+}
+
+func originNations(l *marking.Label) []string {
+	return originNationsOf[l.Scheme] // nil (no nation at all) for any other: fail closed
 }
 
 // contains reports whether list holds s. Lists here are short; a linear
@@ -230,7 +250,7 @@ func (schemeChecker) Check(w *want, r *RegionState) bool {
 func mapsInto(w *want, reg *Region) bool {
 	for i := range reg.Accreditations {
 		a := &reg.Accreditations[i]
-		if !a.Revoked && w.now.Before(a.Expires) && w.equiv.Map(marking.Parser{}, *w.foreign, a.Scheme, w.now).OK() {
+		if w.tenant.KnowsAccreditation(a) && !a.Revoked && w.now.Before(a.Expires) && w.equiv.Map(marking.Parser{}, *w.foreign, a.Scheme, w.now).OK() {
 			return true
 		}
 	}
@@ -239,7 +259,7 @@ func mapsInto(w *want, reg *Region) bool {
 }
 
 func (schemeChecker) Explain(w *want, r *RegionState) Reason {
-	return coverageReason(ReasonNoEquivalence, w.foreign.Scheme, CoverRegion(*w.foreign, r.Region, w.equiv, w.now).Reasons)
+	return coverageReason(ReasonNoEquivalence, w.foreign.Scheme, CoverRegion(*w.foreign, r.Region, w.tenant, w.equiv, w.now).Reasons)
 }
 
 // coverageReason joins the reasons each accreditation gave into one of
@@ -270,7 +290,7 @@ func (levelChecker) Code() ReasonCode { return ReasonLevel }
 
 func (levelChecker) Check(w *want, r *RegionState) bool {
 	if w.foreign != nil {
-		return covers(w.foreign, r.Region, w.equiv, w.now) || !mapsInto(w, r.Region)
+		return covers(w.foreign, r.Region, w.tenant, w.equiv, w.now) || !mapsInto(w, r.Region)
 	}
 	return r.Region.Accreditation.MaxLevel >= w.level
 }
@@ -279,7 +299,7 @@ func (levelChecker) Explain(w *want, r *RegionState) Reason {
 	if w.foreign != nil {
 		var held []Reason
 		code := ReasonCode("")
-		for _, x := range CoverRegion(*w.foreign, r.Region, w.equiv, w.now).Reasons {
+		for _, x := range CoverRegion(*w.foreign, r.Region, w.tenant, w.equiv, w.now).Reasons {
 			if x.Code == ReasonNoEquivalence || x.Code == ReasonAccreditation {
 				continue
 			}
@@ -507,8 +527,12 @@ func (releasabilityChecker) Explain(w *want, r *RegionState) Reason {
 			nationList(w.nations))}
 
 	}
-	return Reason{Code: ReasonReleasability, Message: fmt.Sprintf("operated by %s nationals; label releasable to %s only",
-		list(missing(nats, w.nations)), nationList(w.nations))}
+	why := ""
+	if w.ownOnly {
+		why = fmt.Sprintf(" (a classified %s label naming no releasability is its own nationals' only)", w.foreign.Scheme)
+	}
+	return Reason{Code: ReasonReleasability, Message: fmt.Sprintf("operated by %s nationals; label releasable to %s only%s",
+		list(missing(nats, w.nations)), nationList(w.nations), why)}
 
 }
 

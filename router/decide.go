@@ -482,7 +482,7 @@ func (d *Decision) Explain(in *Input) []Explained {
 		}
 		out[i] = Explained{Key: key, Eligible: v.Eligible, Chosen: v.Chosen, Score: v.Score, Reasons: v.Reasons}
 		if v.Eligible && in.Workload.Foreign() {
-			out[i].Via = CoverRegion(in.Workload.Marking, in.Regions[v.Index].Region, in.Equivalence, in.Now).Via
+			out[i].Via = CoverRegion(in.Workload.Marking, in.Regions[v.Index].Region, in.Tenant, in.Equivalence, in.Now).Via
 		}
 	}
 	return out

@@ -401,6 +401,32 @@ func (t *Tenant) MayKnow(r *Region) bool {
 	return false
 }
 
+// KnowsAccreditation reports whether the tenant's users may learn of, and
+// its workloads be held under, a region's accreditation in another scheme
+// than the US: the tenant has a ceiling in that scheme, on its axis, at or
+// above its highest level. Decisions for the tenant read only those; its
+// users see only those. A nil tenant (no tenant: the customer rule
+// refuses every region) knows them all.
+func (t *Tenant) KnowsAccreditation(a *SchemeAccreditation) bool {
+	if t == nil {
+		return true
+	}
+	lv := a.Level
+	if lv.Name == "" { // not validated: read it (a level that does not read is known to no one)
+		var err error
+		if lv, err = (marking.Parser{}).ParseLevel(a.Scheme, a.MaxLevel); err != nil {
+			return false
+		}
+	}
+	for i := range t.Ceilings {
+		c := &t.Ceilings[i]
+		if c.Scheme == a.Scheme && c.Parsed.Name != "" && c.Parsed.Axis == lv.Axis && lv.Rank <= c.Parsed.Rank {
+			return true
+		}
+	}
+	return false
+}
+
 // WithinCeilingOf is WithinCeiling for w's label in whatever scheme it is
 // written: a label of another scheme than the US must be at or below the
 // tenant's ceiling in that scheme, on its axis (Ceilings).

@@ -430,14 +430,29 @@ func samePlacement(a, b *Placement) bool {
 }
 
 // SamePolicy reports whether tenants t and o place and recheck alike:
-// the same nation, sector, ceiling and region and provider rules. Their
-// names, members and placement caps may differ: none of those moves a
-// placement.
+// the same nation, sector, ceilings (in every scheme) and region and
+// provider rules. Their names, members, placement caps and default
+// scheme may differ: none of those moves a placement (a stored label
+// keeps the scheme it was read in).
 func (t *Tenant) SamePolicy(o *Tenant) bool {
 	if t == nil || o == nil {
 		return t == o
 	}
-	return t.Nation == o.Nation && t.Sector == o.Sector && t.Ceiling == o.Ceiling &&
+	return t.Nation == o.Nation && t.Sector == o.Sector && t.Ceiling == o.Ceiling && sameCeilings(t.Ceilings, o.Ceilings) &&
 		slices.Equal(t.AllowedRegions, o.AllowedRegions) && slices.Equal(t.DeniedRegions, o.DeniedRegions) &&
 		slices.Equal(t.AllowedProviders, o.AllowedProviders) && slices.Equal(t.DeniedProviders, o.DeniedProviders)
+}
+
+// sameCeilings reports whether two lists of scheme ceilings are the same
+// set.
+func sameCeilings(a, b []SchemeCeiling) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.ContainsFunc(b, func(y SchemeCeiling) bool { return x.Scheme == y.Scheme && x.Level == y.Level }) {
+			return false
+		}
+	}
+	return true
 }

@@ -81,8 +81,21 @@ func Cover(l marking.Label, accs []SchemeAccreditation, t equiv.Table, p marking
 // schemes, then its US accreditation, which holds a label only when the
 // region's network domain can carry, and its personnel are screened for,
 // the US level the label is held at.
-func CoverRegion(l marking.Label, reg *Region, t equiv.Table, now time.Time) Coverage {
-	return cover(&l, reg.Accreditations, reg, t, marking.Parser{}, now)
+//
+// Only the accreditations tenant may know of count (Tenant.KnowsAccreditation):
+// one above its ceiling in its scheme, or in a scheme it has none in,
+// neither holds its labels nor is named to it.
+func CoverRegion(l marking.Label, reg *Region, tenant *Tenant, t equiv.Table, now time.Time) Coverage {
+	accs := reg.Accreditations
+	if tenant != nil {
+		accs = make([]SchemeAccreditation, 0, len(reg.Accreditations))
+		for i := range reg.Accreditations {
+			if tenant.KnowsAccreditation(&reg.Accreditations[i]) {
+				accs = append(accs, reg.Accreditations[i])
+			}
+		}
+	}
+	return cover(&l, accs, reg, t, marking.Parser{}, now)
 }
 
 func cover(l *marking.Label, accs []SchemeAccreditation, reg *Region, t equiv.Table, p marking.Parser, now time.Time) Coverage {
@@ -155,9 +168,13 @@ func cover(l *marking.Label, accs []SchemeAccreditation, reg *Region, t equiv.Ta
 
 // covers is CoverRegion's verdict alone, for the checkers' fast path: it
 // does not format.
-func covers(l *marking.Label, reg *Region, t equiv.Table, now time.Time) bool {
+func covers(l *marking.Label, reg *Region, tenant *Tenant, t equiv.Table, now time.Time) bool {
 	for i := range reg.Accreditations {
-		if _, code := holds(l, &reg.Accreditations[i], reg, t, marking.Parser{}, now); code == "" {
+		a := &reg.Accreditations[i]
+		if !tenant.KnowsAccreditation(a) {
+			continue
+		}
+		if _, code := holds(l, a, reg, t, marking.Parser{}, now); code == "" {
 			return true
 		}
 	}

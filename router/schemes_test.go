@@ -109,8 +109,8 @@ func TestCoverRegionNamesPairs(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := &Region{Accreditation: Accreditation{MaxLevel: 0, Expires: now.AddDate(1, 0, 0)},
-		Accreditations: []SchemeAccreditation{{Scheme: marking.GBR, MaxLevel: "OFFICIAL", Authority: "x", Expires: now.AddDate(1, 0, 0)}}}
-	c := CoverRegion(marking.MustParse(marking.AUS, "[SEC=PROTECTED]"), reg, tab, now)
+		Accreditations: []SchemeAccreditation{{Scheme: marking.GBR, MaxLevel: "OFFICIAL", Level: marking.Level{Name: "OFFICIAL"}, Authority: "x", Expires: now.AddDate(1, 0, 0)}}}
+	c := CoverRegion(marking.MustParse(marking.AUS, "[SEC=PROTECTED]"), reg, nil, tab, now)
 	if c.OK || len(c.Reasons) != 2 {
 		t.Fatalf("CoverRegion = %+v; want two refusals", c)
 	}

@@ -24,9 +24,9 @@ func TestSchemeScenarios(t *testing.T) {
 		via      map[string]string // region → what its via says
 		refused  []refusal
 	}{
-		{"scheme-uk-secret.yaml", "GBR", []string{"aws/ap-tsc-au-1", "aws/uk-classified-1"},
-			map[string]string{"aws/uk-classified-1": "GBR SECRET accreditation", "aws/ap-tsc-au-1": "through GBR→US v1"},
-			[]refusal{{"azure/uksouth", "level"}, {"azure/usseceast", "customer"}}},
+		{"scheme-uk-secret.yaml", "GBR", []string{"aws/uk-classified-1"},
+			map[string]string{"aws/uk-classified-1": "GBR SECRET accreditation"},
+			[]refusal{{"azure/uksouth", "level"}, {"azure/usseceast", "customer"}, {"aws/ap-tsc-au-1", "releasability"}}},
 		{"scheme-uk-eyes-only.yaml", "GBR", []string{"aws/uk-classified-1"}, nil,
 			[]refusal{{"aws/ap-tsc-au-1", "releasability"}, {"azure/usseceast", "customer"}}},
 		{"scheme-aus-protected.yaml", "AUS", []string{"aws/ap-tsc-au-1", "azure/australiacentral", "azure/australiacentral2"},

@@ -550,3 +550,34 @@ func NationScheme(nation string) Scheme { return nationSchemes[nation] }
 func SyntaxScheme(marking string) Scheme {
 	return syntaxScheme(upperASCII(strings.TrimSpace(marking)))
 }
+
+// NationalSecurity reports whether l is classified in its scheme's
+// national-security sense, the information whose release abroad is the
+// originator's decision: US CONFIDENTIAL and above; UK SECRET and above;
+// Australian PROTECTED and above; Canada's classified axis; New
+// Zealand's national-security axis; every NATO level above NATO
+// UNCLASSIFIED and every EU level; a Kenyan level other than
+// UNCLASSIFIED. Not so: UK OFFICIAL (with SENSITIVE or not), Australian
+// OFFICIAL:Sensitive and below, Canada's Protected A/B/C, New Zealand's
+// IN-CONFIDENCE and SENSITIVE, US UNCLASSIFIED and CUI.
+func (l Label) NationalSecurity() bool {
+	switch l.Scheme {
+	case US:
+		return l.US != nil && l.US.Level >= label.Confidential
+	case GBR:
+		return l.Level.Name != "OFFICIAL"
+	case AUS:
+		return l.Level.Name == "PROTECTED" || l.Level.Name == "SECRET" || l.Level.Name == "TOP-SECRET"
+	case CAN:
+		return l.Level.Axis == "CLASSIFIED"
+	case NZL:
+		return l.Level.Axis == "NATIONAL SECURITY"
+	case NATO:
+		return l.Level.Name != "NATO UNCLASSIFIED"
+	case EU:
+		return true
+	case KEN:
+		return l.Level.Name != "UNCLASSIFIED"
+	}
+	return true // an unknown scheme: fail closed
+}

@@ -729,3 +729,24 @@ func TestLogValue(t *testing.T) {
 		t.Error("the log names a codeword")
 	}
 }
+
+func TestNationalSecurity(t *testing.T) {
+	for _, tc := range []struct {
+		scheme  marking.Scheme
+		marking string
+		want    bool
+	}{
+		{marking.US, "CUI", false}, {marking.US, "CONFIDENTIAL", true},
+		{marking.GBR, "OFFICIAL-SENSITIVE", false}, {marking.GBR, "SECRET", true},
+		{marking.AUS, "[SEC=OFFICIAL:Sensitive]", false}, {marking.AUS, "[SEC=PROTECTED]", true},
+		{marking.CAN, "PROTECTED B", false}, {marking.CAN, "CONFIDENTIAL", true},
+		{marking.NZL, "SENSITIVE", false}, {marking.NZL, "RESTRICTED", true},
+		{marking.NATO, "NATO UNCLASSIFIED", false}, {marking.NATO, "NATO RESTRICTED", true},
+		{marking.EU, "RESTREINT UE/EU RESTRICTED", true},
+		{marking.KEN, "UNCLASSIFIED", false}, {marking.KEN, "RESTRICTED", true},
+	} {
+		if got := marking.MustParse(tc.scheme, tc.marking).NationalSecurity(); got != tc.want {
+			t.Errorf("%s %q: NationalSecurity = %v; want %v", tc.scheme, tc.marking, got, tc.want)
+		}
+	}
+}

@@ -178,6 +178,27 @@ func (sc scope) mayKnow(r *router.Region) bool {
 	return !sc.confined() || sc.tenant.MayKnow(r)
 }
 
+// redactAccreditations leaves, of region reg's accreditations in other
+// schemes than the US, only those a confined caller's tenant may know of
+// (router.Tenant.KnowsAccreditation): one above its ceiling in its
+// scheme, or in a scheme it has no ceiling in, is not shown, nor counted.
+func (sc scope) redactAccreditations(out *pb.Region, reg *router.Region) {
+	if !sc.confined() {
+		return
+	}
+	if sc.tenant == nil {
+		out.Accreditations = nil
+		return
+	}
+	var kept []*pb.SchemeAccreditation
+	for i, a := range out.GetAccreditations() {
+		if i < len(reg.Accreditations) && sc.tenant.KnowsAccreditation(&reg.Accreditations[i]) {
+			kept = append(kept, a)
+		}
+	}
+	out.Accreditations = kept
+}
+
 // scopeOf returns the scope of ctx's caller. A tenant user is confined
 // to its tenant; an administrator, an auditor, an agent and the
 // development principal are not. With authentication configured, a call

@@ -103,6 +103,7 @@ func (s *catalogService) GetRegion(ctx context.Context, req *pb.GetRegionRequest
 	}
 	out := s.regionToProto(st)
 	out.Etag = sc.etag(st.Rev)
+	sc.redactAccreditations(out, st.Region)
 	return &pb.GetRegionResponse{Region: out}, nil
 }
 
@@ -129,6 +130,7 @@ func (s *catalogService) ListRegions(ctx context.Context, req *pb.ListRegionsReq
 		}
 		r := s.regionToProto(st)
 		r.Etag = sc.etag(st.Rev)
+		sc.redactAccreditations(r, st.Region)
 		out.Regions = append(out.Regions, r)
 	}
 	return out, nil

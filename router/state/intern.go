@@ -63,7 +63,10 @@ func (t *interned[V]) get(key string, make func(string) V) V {
 type interner struct {
 	strs   *interned[string]
 	lists  *interned[[]string]
-	labels *interned[parsedLabel]
+	labels *interned[parsedLabel] // US banners
+	// markings are the labels of other schemes, keyed by scheme and
+	// marking: a table of their own, so no US banner finds one.
+	markings *interned[parsedLabel]
 }
 
 type parsedLabel struct {
@@ -86,6 +89,8 @@ var intern = &interner{
 	strs:   newInterned[string](internMaxStrings),
 	lists:  newInterned[[]string](internMaxLists),
 	labels: newInterned[parsedLabel](internMaxLabels),
+
+	markings: newInterned[parsedLabel](internMaxLabels),
 }
 
 // str returns the interned copy of s.
@@ -137,7 +142,7 @@ func (in *interner) setLabel(w *router.Workload) bool {
 		return ok
 	}
 	scheme := w.Scheme
-	pl := in.labels.get(string(scheme)+"\x00"+w.Banner, func(string) parsedLabel {
+	pl := in.markings.get(string(scheme)+"\x00"+w.Banner, func(string) parsedLabel {
 		m, err := marking.Parse(scheme, w.Banner)
 		return parsedLabel{m: m, ok: err == nil}
 	})

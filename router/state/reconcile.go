@@ -453,6 +453,9 @@ type regionSeen struct {
 	agent               bool
 	expires             time.Time
 	revokedOrNoExpiries bool
+	// schemeExpiries are the expiries of its accreditations in other
+	// schemes in force: the reconciler wakes for each too.
+	schemeExpiries []time.Time
 }
 
 // sweep walks the live placements in key order, a batch at a time.
@@ -818,6 +821,7 @@ func (r *reconciler) changed(snap *reconcileSnap, c *changes, now time.Time) {
 			delete(r.expiries, key)
 			r.markHolders(snap, key)
 			grow, growNow = true, true
+			r.noteExpiry(key, r.seen[key], now) // the region's next expiry, if any
 		}
 	}
 	for id := range c.tenants {
@@ -866,10 +870,16 @@ func (r *reconciler) summarize(snap *reconcileSnap, key string) regionSeen {
 		return regionSeen{}
 	}
 	a := &st.Region.Accreditation
-	return regionSeen{
+	seen := regionSeen{
 		present: true, rev: st.Rev, healthRev: st.HealthRev, used: st.Used,
 		reported: st.Reported, agent: st.AgentLive, expires: a.Expires, revokedOrNoExpiries: a.Revoked || a.Expires.IsZero(),
 	}
+	for _, sa := range st.Region.Accreditations {
+		if !sa.Revoked && !sa.Expires.IsZero() {
+			seen.schemeExpiries = append(seen.schemeExpiries, sa.Expires)
+		}
+	}
+	return seen
 }
 
 // regionChanged compares region key with how it was last seen and says
@@ -902,13 +912,28 @@ func (r *reconciler) regionChanged(snap *reconcileSnap, key string, now time.Tim
 	return false, false, false, false
 }
 
-// noteExpiry keeps the time region key's accreditation expires, if it
-// is still to come: the reconciler wakes for it.
+// noteExpiry keeps the next time one of region key's accreditations (in
+// any scheme) expires, if one is still to come: the reconciler wakes for
+// it.
 func (r *reconciler) noteExpiry(key string, seen regionSeen, now time.Time) {
-	if seen.present && !seen.revokedOrNoExpiries && now.Before(seen.expires) {
-		r.expiries[key] = seen.expires
-	} else {
+	var next time.Time
+	consider := func(t time.Time) {
+		if now.Before(t) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if seen.present {
+		if !seen.revokedOrNoExpiries {
+			consider(seen.expires)
+		}
+		for _, t := range seen.schemeExpiries {
+			consider(t)
+		}
+	}
+	if next.IsZero() {
 		delete(r.expiries, key)
+	} else {
+		r.expiries[key] = next
 	}
 }
 
