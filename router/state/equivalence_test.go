@@ -323,7 +323,9 @@ func givenUKSecretInUS(t *testing.T) *scenario {
 	uk.Accreditations = []router.SchemeAccreditation{{Scheme: marking.GBR, MaxLevel: "SECRET", Authority: "UK MOD", Expires: expires}}
 	mod := router.Tenant{ID: "uk-mod", Name: "UK MOD", Nation: "GBR", Sector: "defense", Ceiling: "SECRET//REL TO USA, GBR",
 		Ceilings: []router.SchemeCeiling{{Scheme: marking.GBR, Level: "SECRET"}}}
-	w := &router.Workload{Name: "uk-secret", Tenant: "uk-mod", Banner: "SECRET", Scheme: marking.GBR,
+	// UK/US EYES ONLY: a UK SECRET naming no releasability is UK
+	// nationals' only, and aws/s1 is operated by US nationals.
+	w := &router.Workload{Name: "uk-secret", Tenant: "uk-mod", Banner: "SECRET UK/US EYES ONLY", Scheme: marking.GBR,
 		AllowedCountries: []string{"USA", "GBR"}, Resources: unit, Replicas: 1}
 	if err := router.ValidateWorkload(w, marking.GBR); err != nil {
 		t.Fatal(err)
