@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,4 +367,56 @@ func TestExpiredEquivalenceReroutes(t *testing.T) {
 	// then, once it ends, the placement is flagged and moves.
 	s.thenPlacement("w", 10*time.Second, placementIn("ukc/london"))
 	s.thenAudit("the end flagged as a violation, then the move", map[string]int{audit.OpViolation: 1, audit.OpReroute: 1})
+}
+
+// An entry withdrawn between a decision that read it and that decision's
+// commit fails the commit: the Place decides again, on the withdrawn
+// entry, and lands where the label is held in its own scheme. The commit
+// compares the records of every pair from the label's scheme.
+func TestEquivalenceWithdrawnBeforeCommit(t *testing.T) {
+	var once sync.Once
+	var s *scenario
+	withdrawn := make(chan error, 1)
+	hook := func(id string) {
+		if id != "race" {
+			return
+		}
+		once.Do(func() {
+			// A second administrator's withdrawal lands after the
+			// decision, before its commit.
+			wd := defaultEntry(t, gbrUS)
+			wd.Version, wd.Withdrawn = 0, true
+			c, err := s.store.ProposeEquivalenceChange(as("alice"), &wd, "agreement suspended")
+			if err == nil {
+				_, err = s.store.ApproveChange(as("bob"), c.ID)
+			}
+			withdrawn <- err
+		})
+	}
+	s = &scenario{env: newEnv(t, nil, state.WithBeforeCommit(hook)), t: t, catalog: make(map[string]router.Region)}
+	expires := time.Now().AddDate(1, 0, 0).UTC().Truncate(time.Second)
+	us := cheaper(secretRegion("aws", "s1", big))
+	us.Customers = []string{"USA", "GBR"}
+	uk := secretRegion("ukc", "london", big)
+	uk.Country, uk.OperatorJurisdiction, uk.OperatorNationalities, uk.Customers = "GBR", "GBR", []string{"GBR"}, []string{"GBR"}
+	uk.Accreditation = router.Accreditation{MaxLevel: label.Unclassified, Expires: expires}
+	uk.Accreditations = []router.SchemeAccreditation{{Scheme: marking.GBR, MaxLevel: "SECRET", Authority: "UK MOD", Expires: expires}}
+	mod := router.Tenant{ID: "uk-mod", Name: "UK MOD", Nation: "GBR", Sector: "defense", Ceiling: "SECRET//REL TO USA, GBR",
+		Ceilings: []router.SchemeCeiling{{Scheme: marking.GBR, Level: "SECRET"}}}
+	s.tenants(mod).regions(us, uk)
+	w := &router.Workload{Name: "uk-secret", Tenant: "uk-mod", Banner: "SECRET UK/US EYES ONLY", Scheme: marking.GBR,
+		AllowedCountries: []string{"USA", "GBR"}, Resources: unit, Replicas: 1}
+	if err := router.ValidateWorkload(w, marking.GBR); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.store.Place(context.Background(), "race", w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-withdrawn; err != nil {
+		t.Fatalf("the withdrawal: %v", err)
+	}
+	if !slices.Equal(p.Regions, []string{"ukc/london"}) {
+		t.Fatalf("placed in %v after GBR→US was withdrawn before the commit; want ukc/london", p.Regions)
+	}
 }

@@ -9,11 +9,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/equiv"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
@@ -29,13 +31,23 @@ type snapshot struct {
 	// live counts the tenant's live placements when its policy caps
 	// them (up to the cap), else 0.
 	live int
+	// equiv is the equivalence table a decision for a label of another
+	// scheme than the US reads, and equivGuards the records of every
+	// pair from that scheme at the revisions read: the commit compares
+	// them, so an entry withdrawn or lowered between the decision and the
+	// commit fails the commit, which decides again.
+	equiv       equiv.Table
+	equivGuards []guard
 }
 
-func (s *Store) snapshot(tenantID, requestID string) snapshot {
+func (s *Store) snapshot(tenantID, requestID string, scheme marking.Scheme) snapshot {
 	tx := s.db.Txn(false)
 	defer tx.Abort()
 	var snap snapshot
 	snap.rev, snap.regions = revisionTxn(tx)
+	if scheme != "" && scheme != marking.US {
+		snap.equiv, snap.equivGuards = s.equivalenceFrom(tx, scheme)
+	}
 	snap.tenant = tenantTxn(tx, tenantID)
 	if requestID != "" {
 		snap.existing = placementTxn(tx, placementKey(tenantID, requestID))
@@ -47,7 +59,36 @@ func (s *Store) snapshot(tenantID, requestID string) snapshot {
 }
 
 func (snap *snapshot) input(w *router.Workload, s *Store) router.Input {
-	return router.Input{Workload: w, Tenant: snap.tenant.Tenant, Regions: snap.regions.states, Now: s.clock(), Equivalence: s.Equivalence()}
+	// A US label reads no equivalence.
+	return router.Input{Workload: w, Tenant: snap.tenant.Tenant, Regions: snap.regions.states, Now: s.clock(), Equivalence: snap.equiv}
+}
+
+// equivalenceFrom returns the equivalence table as tx holds it and the
+// guards of every entry from scheme. The table built with the cache is
+// used when it agrees with tx on those entries (it is stored just after
+// the cache's commit: a reader may come between), else one is built
+// from tx.
+func (s *Store) equivalenceFrom(tx *memdb.Txn, scheme marking.Scheme) (equiv.Table, []guard) {
+	t := s.Equivalence()
+	var guards []guard
+	agrees := true
+	it, err := tx.Get(tableEquivalences, indexID)
+	if err == nil {
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			rec := raw.(*equivRecord)
+			if rec.V.From != scheme {
+				continue
+			}
+			guards = append(guards, guard{key: s.keys.equivalence(rec.V.Key()), rev: rec.V.Revision})
+			if e, ok := t.Entry(rec.V.Key()); !ok || e.Version != rec.V.Version {
+				agrees = false
+			}
+		}
+	}
+	if !agrees {
+		t = *buildEquivTxn(tx)
+	}
+	return t, guards
 }
 
 // overlayBufs recycles the region slices of overlaid decisions.
@@ -139,7 +180,7 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		if err := s.Ready(); err != nil {
 			return nil, err
 		}
-		snap := s.snapshot(w.Tenant, requestID)
+		snap := s.snapshot(w.Tenant, requestID, w.Scheme)
 		if snap.existing != nil {
 			return sameWorkload(snap.existing.P, want)
 		}
@@ -304,7 +345,7 @@ func (s *Store) placeWrite(ctx context.Context, requestID string, w *router.Work
 		val:       string(pval),
 		obj:       p,
 		deltas:    make([]delta, len(d.Chosen)),
-		guards:    []guard{{key: s.keys.tenant(w.Tenant), rev: snap.tenant.Rev}},
+		guards:    append([]guard{{key: s.keys.tenant(w.Tenant), rev: snap.tenant.Rev}}, snap.equivGuards...),
 		ops:       aops,
 		size:      len(pval) + asize,
 		join:      true,
@@ -421,7 +462,7 @@ func (s *Store) Plan(ctx context.Context, w *router.Workload) (Plan, error) {
 	if err := s.Ready(); err != nil {
 		return Plan{}, err
 	}
-	snap := s.snapshot(w.Tenant, "")
+	snap := s.snapshot(w.Tenant, "", w.Scheme)
 	if snap.tenant == nil {
 		return Plan{}, unknownTenant(w.Tenant)
 	}
