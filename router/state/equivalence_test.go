@@ -309,11 +309,12 @@ func TestWithdrawnEquivalenceReroutes(t *testing.T) {
 	s.thenUsageExact("aws/s1", "ukc/london")
 }
 
-// givenUKSecretInUS is a scenario of a UK SECRET workload (uk-mod's,
-// "w") placed in aws/s1, a US SECRET region, through the GBR→US entry:
-// the cheaper of it and ukc/london, a region accredited UK SECRET; a
-// reconciler runs.
-func givenUKSecretInUS(t *testing.T) *scenario {
+// ukSecretCatalogue is the UK MOD tenant, aws/s1 (a US SECRET region
+// serving it, the cheaper), ukc/london (accredited UK SECRET) and a UK
+// SECRET UK/US EYES ONLY workload that either may hold, aws/s1 through
+// the GBR→US entry. (UK/US EYES ONLY: a UK SECRET naming no releasability
+// is UK nationals' only, and aws/s1 is operated by US nationals.)
+func ukSecretCatalogue(t *testing.T) (router.Tenant, router.Region, router.Region, *router.Workload) {
 	t.Helper()
 	expires := time.Now().AddDate(1, 0, 0).UTC().Truncate(time.Second)
 	us := cheaper(secretRegion("aws", "s1", big))
@@ -324,13 +325,21 @@ func givenUKSecretInUS(t *testing.T) *scenario {
 	uk.Accreditations = []router.SchemeAccreditation{{Scheme: marking.GBR, MaxLevel: "SECRET", Authority: "UK MOD", Expires: expires}}
 	mod := router.Tenant{ID: "uk-mod", Name: "UK MOD", Nation: "GBR", Sector: "defense", Ceiling: "SECRET//REL TO USA, GBR",
 		Ceilings: []router.SchemeCeiling{{Scheme: marking.GBR, Level: "SECRET"}}}
-	// UK/US EYES ONLY: a UK SECRET naming no releasability is UK
-	// nationals' only, and aws/s1 is operated by US nationals.
 	w := &router.Workload{Name: "uk-secret", Tenant: "uk-mod", Banner: "SECRET UK/US EYES ONLY", Scheme: marking.GBR,
 		AllowedCountries: []string{"USA", "GBR"}, Resources: unit, Replicas: 1}
 	if err := router.ValidateWorkload(w, marking.GBR); err != nil {
 		t.Fatal(err)
 	}
+	return mod, us, uk, w
+}
+
+// givenUKSecretInUS is a scenario of a UK SECRET workload (uk-mod's,
+// "w") placed in aws/s1, a US SECRET region, through the GBR→US entry:
+// the cheaper of it and ukc/london, a region accredited UK SECRET; a
+// reconciler runs.
+func givenUKSecretInUS(t *testing.T) *scenario {
+	t.Helper()
+	mod, us, uk, w := ukSecretCatalogue(t)
 	s := given(t).tenants(mod).regions(us, uk).
 		placedAs("w", w).
 		reconciling(state.ReconcilerConfig{Name: "a"})
@@ -394,21 +403,8 @@ func TestEquivalenceWithdrawnBeforeCommit(t *testing.T) {
 		})
 	}
 	s = &scenario{env: newEnv(t, nil, state.WithBeforeCommit(hook)), t: t, catalog: make(map[string]router.Region)}
-	expires := time.Now().AddDate(1, 0, 0).UTC().Truncate(time.Second)
-	us := cheaper(secretRegion("aws", "s1", big))
-	us.Customers = []string{"USA", "GBR"}
-	uk := secretRegion("ukc", "london", big)
-	uk.Country, uk.OperatorJurisdiction, uk.OperatorNationalities, uk.Customers = "GBR", "GBR", []string{"GBR"}, []string{"GBR"}
-	uk.Accreditation = router.Accreditation{MaxLevel: label.Unclassified, Expires: expires}
-	uk.Accreditations = []router.SchemeAccreditation{{Scheme: marking.GBR, MaxLevel: "SECRET", Authority: "UK MOD", Expires: expires}}
-	mod := router.Tenant{ID: "uk-mod", Name: "UK MOD", Nation: "GBR", Sector: "defense", Ceiling: "SECRET//REL TO USA, GBR",
-		Ceilings: []router.SchemeCeiling{{Scheme: marking.GBR, Level: "SECRET"}}}
+	mod, us, uk, w := ukSecretCatalogue(t)
 	s.tenants(mod).regions(us, uk)
-	w := &router.Workload{Name: "uk-secret", Tenant: "uk-mod", Banner: "SECRET UK/US EYES ONLY", Scheme: marking.GBR,
-		AllowedCountries: []string{"USA", "GBR"}, Resources: unit, Replicas: 1}
-	if err := router.ValidateWorkload(w, marking.GBR); err != nil {
-		t.Fatal(err)
-	}
 	p, err := s.store.Place(context.Background(), "race", w)
 	if err != nil {
 		t.Fatal(err)
