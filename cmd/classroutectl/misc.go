@@ -29,7 +29,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 func (c *cli) labelCmd() *cobra.Command {
-	var schemeFlag string
+	var schemeFlag, kenyaFile string
 	check := &cobra.Command{
 		Use:   "check MARKING",
 		Short: "Parse a marking in its scheme; print its canonical form and structure",
@@ -57,6 +57,19 @@ GBR, "//NATO ..." NATO, any other "//" US): a bare level word such as
 			if len(a[0]) > router.MaxBannerLen {
 				return bad(fmt.Sprintf("longer than %d bytes", router.MaxBannerLen))
 			}
+			if kenyaFile != "" {
+				data, err := os.ReadFile(kenyaFile)
+				if err != nil {
+					return usageError{fmt.Sprintf("--kenya-levels: %v", err)}
+				}
+				k, err := marking.ParseKenyaLevels(data)
+				if err == nil {
+					err = marking.ConfigureKenya(k)
+				}
+				if err != nil {
+					return usageError{fmt.Sprintf("--kenya-levels %s: %v", kenyaFile, err)}
+				}
+			}
 			scheme := marking.Scheme(strings.ToUpper(schemeFlag))
 			if scheme != "" && !scheme.Valid() {
 				return usageError{fmt.Sprintf("--scheme: unknown scheme %q (schemes: US, GBR, AUS, NATO, CAN, NZL, EU, KEN)", schemeFlag)}
@@ -74,6 +87,7 @@ GBR, "//NATO ..." NATO, any other "//" US): a bare level word such as
 			return nil
 		}),
 	}
+	check.Flags().StringVar(&kenyaFile, "kenya-levels", "", "JSON file of the Kenyan scheme's levels, as given to classrouted --kenya-levels (default: the illustrative ones)")
 	check.Flags().StringVar(&schemeFlag, "scheme", "", "the scheme to read the marking in: US, GBR, AUS, NATO, CAN, NZL, EU or KEN (default: the one its syntax names)")
 	return group("label", "Work with security labels", check)
 }

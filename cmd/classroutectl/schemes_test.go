@@ -159,3 +159,28 @@ func writeSpec(t *testing.T, doc string) string {
 	}
 	return path
 }
+
+// Kenya's levels are configuration: a daemon given other levels reads
+// Kenyan markings in them (and label check with the same file does too);
+// with the default levels those markings are refused.
+func TestKenyaLevelsConfigured(t *testing.T) {
+	levels := writeSpec(t, `{"levels": ["UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SIRI", "SIRI KUU"], "illustrative": false, "source": "test"}`)
+	e := start(t, "--kenya-levels", levels)
+	spec := writeSpec(t, "name: memo\ntenant: ke-moh\nlabel: SIRI KUU\nallowed_storage_countries: [KEN]\nresources: {milli_cpu: 100, memory_mib: 128}\nreplicas: 1\n")
+	// Read as KEN SIRI KUU: above ke-moh's KEN ceiling (CONFIDENTIAL).
+	if r := e.Run("plan", "-f", spec); r.Code == 0 || !strings.Contains(r.Stderr, "above tenant ke-moh's KEN ceiling") {
+		t.Fatalf("plan of SIRI KUU with the configured levels: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := e.Run("label", "check", "SIRI KUU", "--scheme", "KEN", "--kenya-levels", levels); r.Code != 0 || !strings.Contains(r.Stdout, "level:     SIRI KUU") {
+		t.Fatalf("label check with the configured levels: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := e.Run("label", "check", "SIRI KUU", "--scheme", "KEN"); r.Code != 1 || !strings.Contains(r.Stderr, `unknown KEN level "SIRI KUU"`) {
+		t.Fatalf("label check with the default levels: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	// A Kenyan CONFIDENTIAL still goes to Konza only.
+	var plan pb.PlanResponse
+	e.OK(&plan, "plan", "-f", "examples/scheme-kenya-confidential.yaml")
+	if !slices.Equal(plan.GetChosen(), []string{"ke-gov/konza-1"}) {
+		t.Fatalf("chosen %v; want ke-gov/konza-1", plan.GetChosen())
+	}
+}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/classroute/classroute/providers"
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/marking"
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/etcdlocal"
 	"github.com/classroute/classroute/router/metrics"
@@ -52,6 +53,9 @@ type Config struct {
 	// EtcdQuotaBytes is the embedded member's backend quota (0: etcd's 2 GiB).
 	EtcdQuotaBytes  int64
 	Catalog         string
+	// KenyaLevels is a JSON file of scheme KEN's levels
+	// (marking.KenyaLevels), in place of the illustrative default.
+	KenyaLevels string
 	TLSCert, TLSKey string
 	// TLSClientCA verifies client certificates (mutual TLS): required
 	// with TLSCert. TrustDomain is the SPIFFE trust domain whose IDs
@@ -153,6 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.EtcdPeerAddr, "embedded-etcd-peer", "127.0.0.1:2380", "peer address of the embedded etcd member (loopback)")
 	fs.Int64Var(&c.EtcdQuotaBytes, "embedded-etcd-quota-bytes", 0, "backend quota of the embedded etcd member, as etcd's --quota-backend-bytes (0: etcd's default, 2 GiB, about 700,000 placements with their audit; at most 8 GiB)")
 	fs.StringVar(&c.Catalog, "catalog", "", "catalogue YAML loaded into an empty store (default: the built-in catalogue)")
+	fs.StringVar(&c.KenyaLevels, "kenya-levels", "", `JSON file of the Kenyan scheme's levels, low to high ({"levels": [...], "illustrative": false, "source": "..."}), in place of the illustrative default; every daemon of a cluster must be given the same`)
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); required to listen beyond loopback")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "CA certificate(s) (PEM) that sign client certificates; required with -tls-cert (mutual TLS)")
@@ -488,6 +493,21 @@ func main() {
 }
 
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	// Kenya's levels are configuration: set before any marking is read.
+	if cfg.KenyaLevels != "" {
+		data, err := os.ReadFile(cfg.KenyaLevels)
+		if err != nil {
+			return fmt.Errorf("-kenya-levels: %w", err)
+		}
+		k, err := marking.ParseKenyaLevels(data)
+		if err == nil {
+			err = marking.ConfigureKenya(k)
+		}
+		if err != nil {
+			return fmt.Errorf("-kenya-levels %s: %w", cfg.KenyaLevels, err)
+		}
+		log.Info("Kenyan scheme levels configured", "levels", strings.Join(k.Levels, " < "), "illustrative", k.Illustrative)
+	}
 	// The catalogue is checked before anything starts: a bad one is
 	// refused with the entry and field at fault.
 	cat, err := loadCatalog(cfg.Catalog)

@@ -166,3 +166,34 @@ func TestOnlyTheExactPairAnswers(t *testing.T) {
 		}
 	}
 }
+
+// Kenya's levels are configuration: the default entries keep only the
+// rows from Kenyan levels in use, and drop the KEN entry left with none.
+func TestDefaultFollowsKenyaLevels(t *testing.T) {
+	t.Cleanup(func() {
+		if err := marking.ConfigureKenya(marking.DefaultKenyaLevels()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	kenUS := func() (equiv.Entry, bool) {
+		for _, e := range equiv.Default() {
+			if e.From == marking.KEN && e.To == marking.US {
+				return e, true
+			}
+		}
+		return equiv.Entry{}, false
+	}
+	if err := marking.ConfigureKenya(marking.KenyaLevels{Levels: []string{"CONFIDENTIAL", "SIRI"}}); err != nil {
+		t.Fatal(err)
+	}
+	e, ok := kenUS()
+	if !ok || len(e.Levels) != 1 || e.Levels[0].From != "CONFIDENTIAL" || !e.Levels[0].None {
+		t.Errorf("KEN→US with levels CONFIDENTIAL, SIRI = %+v, %v; want the CONFIDENTIAL none row only", e, ok)
+	}
+	if err := marking.ConfigureKenya(marking.KenyaLevels{Levels: []string{"SIRI"}}); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := kenUS(); ok {
+		t.Errorf("KEN→US with levels SIRI = %+v; want no entry (no equivalence, as its rows said)", e)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // KenyaLevels configures scheme KEN, whose levels are configuration: no
@@ -108,11 +109,44 @@ func levelWord(s string) bool {
 	return true
 }
 
+// configuredKenya is the levels ConfigureKenya set: the zero Parser's,
+// in place of DefaultKenyaLevels.
+var configuredKenya atomic.Pointer[KenyaLevels]
+
+// ConfigureKenya makes k the levels of scheme KEN for the zero Parser,
+// and so for the whole process (the daemon's --kenya-levels): an
+// operator replaces the illustrative default with its authority's
+// levels. Call it at start-up, before any marking is read: labels
+// already read keep the levels they were read with.
+func ConfigureKenya(k KenyaLevels) error {
+	if err := k.Validate(); err != nil {
+		return err
+	}
+	k.Levels = slices.Clone(k.Levels)
+	configuredKenya.Store(&k)
+	return nil
+}
+
+// KenyaLevelsInUse returns the levels the zero Parser reads in scheme
+// KEN: those ConfigureKenya set, else DefaultKenyaLevels().
+func KenyaLevelsInUse() KenyaLevels {
+	if k := configuredKenya.Load(); k != nil {
+		c := *k
+		c.Levels = slices.Clone(k.Levels)
+		return c
+	}
+	return DefaultKenyaLevels()
+}
+
 // kenya returns the grammar of scheme KEN with p's levels.
 func (p Parser) kenya() ladderGrammar {
 	k := p.Kenya
 	if len(k.Levels) == 0 {
-		k = defaultKenya
+		if c := configuredKenya.Load(); c != nil {
+			k = *c
+		} else {
+			k = defaultKenya
+		}
 	}
 	return ladderGrammar{scheme: KEN, axes: []axis{{"", k.Levels}}}
 }
