@@ -32,9 +32,9 @@ import (
 
 	"github.com/classroute/classroute/providers"
 	"github.com/classroute/classroute/router"
-	"github.com/classroute/classroute/router/marking"
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/etcdlocal"
+	"github.com/classroute/classroute/router/marking"
 	"github.com/classroute/classroute/router/metrics"
 	"github.com/classroute/classroute/router/server"
 	"github.com/classroute/classroute/router/state"
@@ -51,11 +51,11 @@ type Config struct {
 	// EtcdClientAddr and EtcdPeerAddr are the embedded member's loopback addresses.
 	EtcdClientAddr, EtcdPeerAddr string
 	// EtcdQuotaBytes is the embedded member's backend quota (0: etcd's 2 GiB).
-	EtcdQuotaBytes  int64
-	Catalog         string
+	EtcdQuotaBytes int64
+	Catalog        string
 	// KenyaLevels is a JSON file of scheme KEN's levels
 	// (marking.KenyaLevels), in place of the illustrative default.
-	KenyaLevels string
+	KenyaLevels     string
 	TLSCert, TLSKey string
 	// TLSClientCA verifies client certificates (mutual TLS): required
 	// with TLSCert. TrustDomain is the SPIFFE trust domain whose IDs
