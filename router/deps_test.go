@@ -28,6 +28,7 @@ var importRules = []struct {
 			module + "router/audit", module + "router/authz", module + "router/client", module + "router/convert",
 			module + "router/devca", module + "router/etcd", module + "router/feed", module + "router/metrics",
 			module + "router/server", module + "router/spec", module + "router/state", module + "router/version"}},
+	{"router/flow", "dependencies and cross-domain edges: a pure decision below router (router/authz stands for router, which links it)", []string{"google.golang.org/grpc", "go.etcd.io", "github.com/hashicorp", "cloud.google.com", "github.com/aws", "github.com/Azure", "net", "os/exec", "crypto/tls", module + "proto/", module + "providers", module + "cmd/", module + "router/authz", module + "router/state", module + "router/server"}},
 	{"router/authz", "who a caller is and what it may do: pure",
 		[]string{"google.golang.org/grpc", "go.etcd.io", "github.com/hashicorp", "crypto/tls"}},
 	{"router/audit", "the trail's format and its proof: router/state stores it",

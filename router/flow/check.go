@@ -275,17 +275,20 @@ func (f *Flow) byRule(ts []transfer) attempt {
 // through is the attempt through edge e. It is no candidate unless e
 // carries every transfer between the sides in its direction.
 func (f *Flow) through(e *Edge, ts []transfer, now time.Time) (attempt, bool) {
-	if !e.Kind.Valid() || (e.Kind == Diode && e.Direction == Call) {
+	switch {
+	case !e.Kind.Valid(), e.Kind == Diode && e.Direction == Call:
 		return attempt{}, false // malformed: never covers (Validate refuses it)
+	case e.Kind == ConnectedService && f.Target.Kind != ServiceTarget:
+		return attempt{}, false // it reaches a service, not what else runs in its region
 	}
-	into := make([]bool, len(ts)) // the transfer goes From → To, into a connected service
+	var into [2]bool // the transfer takes the workload's data From → To, into a connected service
 	for i, t := range ts {
 		fwd := (e.Direction == Write || e.Direction == Call) && matches(e.From, t.src) && matches(e.To, t.dst)
 		back := (e.Direction == Read || e.Direction == Call) && matches(e.To, t.src) && matches(e.From, t.dst)
 		if !fwd && !back {
 			return attempt{}, false
 		}
-		into[i] = fwd
+		into[i] = fwd && t.toTarget
 	}
 	fail := func(s stage, code Code, detail string) (attempt, bool) {
 		return attempt{stage: s, code: code, edge: e, detail: detail}, true

@@ -62,11 +62,13 @@
 //     does not apply to the far side.
 //   - connected-service: a service reached across a boundary that is not
 //     a CDS (DOMAIN.md §7.2: Azure Government reaching the commercial
-//     model endpoints). Its To is the service's region. Data sent to
-//     the service (From → To) is held there under the edge's
-//     accreditation, so it needs only be in range, up to the ceiling,
-//     not dominated by the service's catalogue label; data coming back
-//     (To → From) must be in range and dominated by the receiving label.
+//     model endpoints). Its To is the service's region, and it covers
+//     only dependencies on a catalogue service, never on a placement
+//     that happens to run there. The workload's data sent to the service
+//     (From → To) is held there under the edge's accreditation, so it
+//     needs only be in range, up to the ceiling, not dominated by the
+//     service's catalogue label; any other transfer (the responses) must
+//     be in range and dominated by the label it reaches.
 //     The service's operators must meet the personnel rule for the
 //     workload's label: that is where an export-controlled prompt sent
 //     to a commercial endpoint is refused (personnel).
@@ -89,13 +91,16 @@
 //
 // A refused flow has one Code and a message naming the labels, the
 // direction, the sides and the edge that came closest, or its absence.
-// When edges were candidates (their endpoints and direction carry the
-// flow) the one that came closest decides the code, in this order from
-// farthest to closest: its kind cannot carry the flow (the label rule's
-// code), out_of_range, personnel, cds_expired (it would cover if it were
-// in force). With no candidate the code is the rule's: personnel,
-// write_down, read_up, incomparable, or no_edge when only the domain
-// crossing is missing.
+// The rule's own refusal is write_down, read_up or incomparable when a
+// transfer's labels fail (a call's requests are checked first), no_edge
+// when only the network crossing is missing, and personnel when only
+// the target's operators fail. An edge whose endpoints and direction
+// carry the flow is a candidate; the attempt that came closest decides
+// the code, from farthest to closest: the rule failing on labels or
+// networks; a candidate whose kind cannot carry the labels (the label
+// rule's code, naming the edge); out_of_range; personnel; cds_expired (it
+// would cover if it were in force). Ties go to the rule, then to the
+// least edge ID.
 //
 // # Not here
 //
