@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
@@ -68,6 +69,14 @@ type want struct {
 
 	res Resources // per replica
 	now time.Time
+
+	// deps are the workload's dependencies as the input resolves them;
+	// depLabel its label in its scheme and depExport its declared export
+	// control, as router/flow reads them; edges the edges (DependencyChecker).
+	deps      []wantDep
+	depLabel  marking.Label
+	depExport string
+	edges     []flow.Edge
 }
 
 // newWant derives the requirements of in.Workload, once per decision.
@@ -88,6 +97,9 @@ func newWant(in *Input) want {
 		tier:          wl.StorageTier,
 		res:           wl.Resources,
 		now:           in.Now,
+	}
+	if len(wl.Dependencies) > 0 {
+		w.deps, w.depLabel, w.depExport, w.edges = dependencies(in), workloadMarking(wl), exportName(wl.ExportControl), in.Edges
 	}
 	if wl.Foreign() {
 		return w.foreignWant(in)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
@@ -413,8 +414,8 @@ func TestNewWant(t *testing.T) {
 // every rule.
 func TestFirstFailureDirect(t *testing.T) {
 	e := NewEngine()
-	if len(e.checkers) != 15 {
-		t.Fatalf("%d checkers; firstFailureDirect knows 15", len(e.checkers))
+	if len(e.checkers) != 16 {
+		t.Fatalf("%d checkers; firstFailureDirect knows 16", len(e.checkers))
 	}
 	tab, err := equiv.NewTable(equiv.Default())
 	if err != nil {
@@ -463,6 +464,10 @@ func TestFirstFailureDirect(t *testing.T) {
 		if i%3 == 2 {
 			w.Marking = foreign[rng.Intn(len(foreign))]
 			w.Scheme, w.Label = w.Marking.Scheme, label.Label{}
+		}
+		if i%2 == 1 {
+			// A dependency on a service no catalogue holds.
+			w.Dependencies = []flow.Dependency{{Target: flow.ServiceNamed("nowhere"), Direction: flow.Read}}
 		}
 		in := Input{Workload: w, Tenant: tenants[i%len(tenants)], Regions: regions, Now: testNow, Equivalence: tab}
 		want := newWant(&in)

@@ -58,6 +58,9 @@ func WithSearchLimit(n int) Option {
 //     its ceiling; its allowed/denied regions and providers          (ReasonPolicy)
 //  13. controls       accredited for every control of the label       (ReasonControls)
 //  14. capability     every capability and the storage tier offered   (ReasonCapability)
+//  15. dependency     every declared dependency is a legal flow from
+//     the region to its target, by the rule or through an edge in
+//     force (router/flow)                                              (ReasonDependency)
 //
 // Place stops at a region's first failing rule; Plan runs them all and
 // reports every failure. No option removes or weakens a rule.
@@ -79,6 +82,7 @@ func NewEngine(opts ...Option) *Engine {
 			policyChecker{},
 			controlsChecker{},
 			capabilityChecker{},
+			dependencyChecker{},
 		},
 		searchLimit: DefaultSearchLimit,
 	}
@@ -231,6 +235,8 @@ func firstFailureDirect(w *want, r *RegionState) int {
 		return 13
 	case !(capabilityChecker{}).Check(w, r):
 		return 14
+	case !(dependencyChecker{}).Check(w, r):
+		return 15
 	}
 	return -1
 }
@@ -475,12 +481,19 @@ func (e *Engine) summary(first []int) string {
 // Place decision has no verdicts, so its explanation is empty.
 func (d *Decision) Explain(in *Input) []Explained {
 	out := make([]Explained, len(d.Verdicts))
+	var w want
+	if in.Workload != nil && len(in.Workload.Dependencies) > 0 {
+		w = newWant(in)
+	}
 	for i, v := range d.Verdicts {
 		var key string
 		if r := in.Regions[v.Index].Region; r != nil {
 			key = r.Key()
 		}
 		out[i] = Explained{Key: key, Eligible: v.Eligible, Chosen: v.Chosen, Score: v.Score, Reasons: v.Reasons}
+		if v.Eligible && len(w.deps) > 0 {
+			out[i].Flows = w.flowsVia(in.Regions[v.Index].Region)
+		}
 		if v.Eligible && in.Workload.Foreign() {
 			out[i].Via = CoverRegion(in.Workload.Marking, in.Regions[v.Index].Region, in.Tenant, in.Equivalence, in.Now).Via
 		}

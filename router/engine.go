@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/marking"
 )
 
@@ -36,6 +37,14 @@ const (
 	// accreditations is of, and no equivalence entry in force reads it
 	// into theirs (router/equiv): never a mapping by similar words.
 	ReasonNoEquivalence ReasonCode = "no_equivalence"
+	// ReasonDependency: a declared dependency is no legal flow from the
+	// region (router/flow); the reason's own code is the flow's
+	// (write_down, read_up, no_edge, cds_expired, out_of_range,
+	// personnel, incomparable) or no_target.
+	ReasonDependency ReasonCode = "dependency"
+	// ReasonNoTarget: a dependency names no live placement of the tenant
+	// or no catalogue service.
+	ReasonNoTarget ReasonCode = "no_target"
 )
 
 // Reason is one failed rule with a human explanation.
@@ -103,6 +112,21 @@ type Input struct {
 	// another. The zero table has no entries: a label is then eligible
 	// only on accreditations of its own scheme.
 	Equivalence equiv.Table
+	// Edges are the cross-domain and connected-service edges, in force
+	// or not; Services the catalogue services by name; Targets the
+	// workload's placement dependencies as the store holds them (absent:
+	// no such placement, or not live). A dependency on anything absent
+	// is refused on every region.
+	Edges    []flow.Edge
+	Services map[string]*flow.Service
+	Targets  map[flow.Target]DependencyTarget
+}
+
+// DependencyTarget is a placement a workload depends on: its label and
+// the regions its replicas run in.
+type DependencyTarget struct {
+	Label   marking.Label
+	Regions []*Region
 }
 
 // Verdict is the decision for one region.

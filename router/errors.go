@@ -73,6 +73,10 @@ type Explained struct {
 	// equivalence entry ("GBR SECRET accreditation (UK MOD)", "US SECRET
 	// accreditation (US), through GBR→US v1 (...)"); empty otherwise.
 	Via string
+	// Flows says, for an eligible region, how each declared dependency
+	// flows from it: "read service:x by the rule", "write
+	// placement:t/p through edge guard-1".
+	Flows []string
 }
 
 // RefusalError is a refusal with every region's verdict. It wraps

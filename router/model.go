@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
@@ -535,6 +536,10 @@ type Workload struct {
 	Replicas    int         `json:"replicas" yaml:"replicas"`
 	Spread      Spread      `json:"spread,omitempty" yaml:"spread,omitempty"`
 	Preferences Preferences `json:"preferences,omitempty" yaml:"preferences,omitempty"`
+	// Dependencies are what the workload reads, writes or calls: its
+	// tenant's own placements and catalogue services (router/flow). Each
+	// must be a legal flow from every replica (DependencyChecker).
+	Dependencies []flow.Dependency `json:"dependencies,omitempty" yaml:"dependencies,omitempty"`
 }
 
 // Foreign reports whether w's label is of another scheme than the US.

@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"github.com/classroute/classroute/router/flow"
 	"slices"
 	"strings"
 )
@@ -33,6 +34,17 @@ var violationCodes = map[ReasonCode]bool{
 	// (an equivalence entry lowered or withdrawn): as an accreditation
 	// lowered.
 	ReasonNoEquivalence: true,
+	// A dependency that is no legal flow any more (an edge withdrawn or
+	// expired, a target moved, re-labelled or released): the workload
+	// may not run where it cannot lawfully reach what it needs.
+	ReasonNoTarget:                    true,
+	ReasonCode(flow.CodeWriteDown):    true,
+	ReasonCode(flow.CodeReadUp):       true,
+	ReasonCode(flow.CodeIncomparable): true,
+	ReasonCode(flow.CodeNoEdge):       true,
+	ReasonCode(flow.CodeCDSExpired):   true,
+	ReasonCode(flow.CodeOutOfRange):   true,
+	ReasonCode(flow.CodeInvalid):      true,
 }
 
 // IsViolation reports whether a failure of the rule with this code means

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/flow"
 )
 
 // Reconciling a placement with the live world. A placement that was
@@ -106,6 +107,11 @@ type ReconcileInput struct {
 	// Equivalence is the equivalence table in force (Input.Equivalence):
 	// every re-check maps the placement's original label again through it.
 	Equivalence equiv.Table
+	// Edges, Services and Targets are Input's: the placement's
+	// dependencies are re-checked with them.
+	Edges    []flow.Edge
+	Services map[string]*flow.Service
+	Targets  map[flow.Target]DependencyTarget
 	// MaxMoves is the most replicas this call may move: AnyMoves for no
 	// bound, 0 while moves are paced (a replica that must move is held).
 	MaxMoves int
@@ -155,7 +161,8 @@ func Reconcile(e Rechecker, p *Placement, in ReconcileInput) Reconciliation {
 	}
 	now := in.Now
 	w := &p.Workload
-	rin := Input{Workload: w, Tenant: in.Tenant, Regions: in.Regions, Now: now, Equivalence: in.Equivalence}
+	rin := Input{Workload: w, Tenant: in.Tenant, Regions: in.Regions, Now: now, Equivalence: in.Equivalence,
+		Edges: in.Edges, Services: in.Services, Targets: in.Targets}
 	labelOK := w.Banner != "" && w.LabelString() == w.Banner
 	// A tenant whose ceiling was lowered below the workload's label may
 	// no longer hold it anywhere: every replica is a violation, and no

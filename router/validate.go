@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
@@ -22,6 +23,8 @@ import (
 const (
 	// MaxReplicas is the most replicas one workload may ask for.
 	MaxReplicas = 16
+	// MaxDependencies is the most dependencies one workload may declare.
+	MaxDependencies = 16
 	// maxDistanceKm bounds spread.min_distance_km: half the Earth's
 	// circumference is the farthest two points can be apart.
 	maxDistanceKm = 20040
@@ -351,6 +354,21 @@ func ValidateWorkload(w *Workload, defaultScheme marking.Scheme) error {
 	var v Violations
 	parseWorkloadLabel(&v, w, defaultScheme)
 
+	if len(w.Dependencies) > MaxDependencies {
+		v.Add("workload.dependencies", "%d dependencies; at most %d", len(w.Dependencies), MaxDependencies)
+	}
+	for i, d := range w.Dependencies {
+		f := fmt.Sprintf("workload.dependencies[%d]", i)
+		switch {
+		case d.Validate() != nil:
+			v.Add(f, "%v", d.Validate())
+		case d.Target.Kind == flow.PlacementTarget && d.Target.Tenant != w.Tenant:
+			// Another tenant's placements are not the workload's to know of.
+			v.Add(f, "%s: a workload may depend on its own tenant's placements only", d.Target)
+		case slices.ContainsFunc(w.Dependencies[:i], func(o flow.Dependency) bool { return o.Target == d.Target }):
+			v.Add(f, "%s listed twice", d.Target)
+		}
+	}
 	switch {
 	case w.Name == "":
 		v.Add("workload.name", "required")

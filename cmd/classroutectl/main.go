@@ -335,6 +335,7 @@ func printVerdicts(out io.Writer, verdicts []*pb.RegionVerdict) {
 		if via := v.GetVia(); via != "" {
 			why = append(why, "via "+via)
 		}
+		why = append(why, v.GetFlows()...)
 		for _, r := range v.GetReasons() {
 			why = append(why, r.GetCode()+": "+r.GetMessage())
 		}

@@ -9,6 +9,7 @@ import (
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/authz"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
@@ -149,6 +150,7 @@ func WorkloadFromProto(w *pb.Workload, v *router.Violations) *router.Workload {
 		Tenant:               w.GetTenant(),
 		Banner:               w.GetLabel(),
 		Scheme:               marking.Scheme(w.GetScheme()),
+		Dependencies:         dependenciesFromProto(w.GetDependencies(), v),
 		AllowedCountries:     w.GetAllowedStorageCountries(),
 		AllowedJurisdictions: w.GetAllowedJurisdictions(),
 		Capabilities:         w.GetCapabilities(),
@@ -194,6 +196,7 @@ func WorkloadToProto(w *router.Workload) *pb.Workload {
 		Tenant:                  w.Tenant,
 		Label:                   w.Banner,
 		Scheme:                  workloadScheme(w),
+		Dependencies:            dependenciesToProto(w.Dependencies),
 		AllowedStorageCountries: w.AllowedCountries,
 		AllowedJurisdictions:    w.AllowedJurisdictions,
 		ExportControl:           pb.ExportControl(w.ExportControl) + 1,
@@ -208,6 +211,27 @@ func WorkloadToProto(w *router.Workload) *pb.Workload {
 	}
 	if w.Preferences.Near != nil {
 		out.Preferences.Near = locationToProto(*w.Preferences.Near)
+	}
+	return out
+}
+
+func dependenciesFromProto(in []string, v *router.Violations) []flow.Dependency {
+	var out []flow.Dependency
+	for i, s := range in {
+		d, err := flow.ParseDependency(s)
+		if err != nil {
+			v.Add(fmt.Sprintf("workload.dependencies[%d]", i), "%v", err)
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func dependenciesToProto(in []flow.Dependency) []string {
+	var out []string
+	for _, d := range in {
+		out = append(out, d.String())
 	}
 	return out
 }
@@ -481,7 +505,7 @@ func placementLabel(w *router.Workload) *pb.Label {
 func VerdictsToProto(ex []router.Explained) []*pb.RegionVerdict {
 	out := make([]*pb.RegionVerdict, len(ex))
 	for i, e := range ex {
-		rv := &pb.RegionVerdict{Region: e.Key, Eligible: e.Eligible, Chosen: e.Chosen, Score: e.Score, Via: e.Via}
+		rv := &pb.RegionVerdict{Region: e.Key, Eligible: e.Eligible, Chosen: e.Chosen, Score: e.Score, Via: e.Via, Flows: e.Flows}
 		rv.Reasons = reasonsToProto(e.Reasons)
 		out[i] = rv
 	}

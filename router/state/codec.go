@@ -102,6 +102,7 @@ func cloneWorkload(w *router.Workload) router.Workload {
 	c.AllowedJurisdictions = slices.Clone(w.AllowedJurisdictions)
 	c.Capabilities = slices.Clone(w.Capabilities)
 	c.Preferences.Providers = slices.Clone(w.Preferences.Providers)
+	c.Dependencies = slices.Clone(w.Dependencies)
 	if w.Preferences.Near != nil {
 		near := *w.Preferences.Near
 		c.Preferences.Near = &near

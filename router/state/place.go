@@ -16,6 +16,7 @@ import (
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
@@ -38,16 +39,23 @@ type snapshot struct {
 	// commit fails the commit, which decides again.
 	equiv       equiv.Table
 	equivGuards []guard
+	// targets are the workload's placement dependencies as tx holds
+	// them, and targetGuards their records at the revisions read: a
+	// target that moves or is released between the decision and the
+	// commit fails the commit.
+	targets      map[flow.Target]router.DependencyTarget
+	targetGuards []guard
 }
 
-func (s *Store) snapshot(tenantID, requestID string, scheme marking.Scheme) snapshot {
+func (s *Store) snapshot(tenantID, requestID string, w *router.Workload) snapshot {
 	tx := s.db.Txn(false)
 	defer tx.Abort()
 	var snap snapshot
 	snap.rev, snap.regions = revisionTxn(tx)
-	if scheme != "" && scheme != marking.US {
-		snap.equiv, snap.equivGuards = s.equivalenceFrom(tx, scheme)
+	if w.Foreign() {
+		snap.equiv, snap.equivGuards = s.equivalenceFrom(tx, w.Scheme)
 	}
+	snap.targetsOf(tx, w, s.keys)
 	snap.tenant = tenantTxn(tx, tenantID)
 	if requestID != "" {
 		snap.existing = placementTxn(tx, placementKey(tenantID, requestID))
@@ -60,7 +68,43 @@ func (s *Store) snapshot(tenantID, requestID string, scheme marking.Scheme) snap
 
 func (snap *snapshot) input(w *router.Workload, s *Store) router.Input {
 	// A US label reads no equivalence.
-	return router.Input{Workload: w, Tenant: snap.tenant.Tenant, Regions: snap.regions.states, Now: s.clock(), Equivalence: snap.equiv}
+	return router.Input{Workload: w, Tenant: snap.tenant.Tenant, Regions: snap.regions.states, Now: s.clock(), Equivalence: snap.equiv,
+		Targets: snap.targets}
+}
+
+// targetsOf reads the placements w depends on: each live one's label
+// and regions, and a guard on its record (a missing one is guarded too:
+// one created meanwhile is decided on again).
+func (snap *snapshot) targetsOf(tx *memdb.Txn, w *router.Workload, k keys) {
+	for _, d := range w.Dependencies {
+		if d.Target.Kind != flow.PlacementTarget {
+			continue
+		}
+		key := placementKey(d.Target.Tenant, d.Target.ID)
+		rec := placementTxn(tx, key)
+		if rec == nil || !rec.P.State.Live() {
+			continue
+		}
+		t := router.DependencyTarget{Label: markingOf(&rec.P.Workload)}
+		for _, k := range rec.P.Regions {
+			if st, ok := snap.regions.state(k); ok {
+				t.Regions = append(t.Regions, st.Region)
+			}
+		}
+		if snap.targets == nil {
+			snap.targets = map[flow.Target]router.DependencyTarget{}
+		}
+		snap.targets[d.Target] = t
+		snap.targetGuards = append(snap.targetGuards, guard{key: k.placement(key), rev: rec.Rev})
+	}
+}
+
+// markingOf is a stored workload's label in its scheme.
+func markingOf(w *router.Workload) marking.Label {
+	if w.Foreign() {
+		return w.Marking
+	}
+	return marking.FromUS(w.Label)
 }
 
 // equivalenceFrom returns the equivalence table as tx holds it and the
@@ -180,7 +224,7 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 		if err := s.Ready(); err != nil {
 			return nil, err
 		}
-		snap := s.snapshot(w.Tenant, requestID, w.Scheme)
+		snap := s.snapshot(w.Tenant, requestID, w)
 		if snap.existing != nil {
 			return sameWorkload(snap.existing.P, want)
 		}
@@ -345,7 +389,7 @@ func (s *Store) placeWrite(ctx context.Context, requestID string, w *router.Work
 		val:       string(pval),
 		obj:       p,
 		deltas:    make([]delta, len(d.Chosen)),
-		guards:    append([]guard{{key: s.keys.tenant(w.Tenant), rev: snap.tenant.Rev}}, snap.equivGuards...),
+		guards:    append(append([]guard{{key: s.keys.tenant(w.Tenant), rev: snap.tenant.Rev}}, snap.equivGuards...), snap.targetGuards...),
 		ops:       aops,
 		size:      len(pval) + asize,
 		join:      true,
@@ -462,7 +506,7 @@ func (s *Store) Plan(ctx context.Context, w *router.Workload) (Plan, error) {
 	if err := s.Ready(); err != nil {
 		return Plan{}, err
 	}
-	snap := s.snapshot(w.Tenant, "", w.Scheme)
+	snap := s.snapshot(w.Tenant, "", w)
 	if snap.tenant == nil {
 		return Plan{}, unknownTenant(w.Tenant)
 	}

@@ -391,9 +391,12 @@ func (r *reconciler) look(ctx context.Context, key string, ref dirtyRef) {
 			return
 		}
 		now := s.clock()
+		var deps snapshot // the placement's dependencies, as this snapshot holds them
+		deps.regions = snap.view
+		deps.targetsOf(snap.tx, &p.Workload, s.keys)
 		res := router.Reconcile(s.engine, p, router.ReconcileInput{
 			Tenant: tenant, Regions: r.states, Index: snap.view.index, Now: now, MaxMoves: moves,
-			Equivalence: s.Equivalence(),
+			Equivalence: s.Equivalence(), Targets: deps.targets,
 		})
 		r.note(key, p, &res)
 		if res.Keep() {

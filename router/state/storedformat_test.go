@@ -25,6 +25,7 @@ import (
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/equiv"
 	"github.com/classroute/classroute/router/label"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/marking"
 )
 
@@ -156,6 +157,7 @@ func goldenPlacement(tb testing.TB) router.Placement {
 		Name:                 "sigint-ingest",
 		Tenant:               "us-army",
 		Banner:               "SECRET//REL TO USA, GBR",
+		Dependencies:         []flow.Dependency{{Target: flow.Placement("us-army", "req-0000"), Direction: flow.Read}, {Target: flow.ServiceNamed("aoai-gov"), Direction: flow.Call}},
 		AllowedCountries:     []string{"USA", "GBR"},
 		AllowedJurisdictions: []string{"USA"},
 		ExportControl:        router.ExportITAR,

@@ -1685,7 +1685,15 @@ type Workload struct {
 	// AUS, "UK ..." GBR, "//NATO ..." NATO, any other "//" US) or, for a
 	// bare level word, the tenant's scheme; a bare word with neither is
 	// refused naming the schemes that have it. Returned resolved.
-	Scheme        string `protobuf:"bytes,15,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	Scheme string `protobuf:"bytes,15,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// What the workload reads, writes or calls, each "<read|write|call>
+	// <target>", the target "placement:<tenant>/<id>" (the tenant's own
+	// placements only) or "service:<name>" (a catalogue service): each must
+	// be a legal flow from every replica (Bell–LaPadula within a network,
+	// else an accredited edge in force), or the region is refused
+	// (reasons write_down, read_up, no_edge, cds_expired, out_of_range,
+	// personnel, incomparable, no_target). At most 16.
+	Dependencies  []string `protobuf:"bytes,16,rep,name=dependencies,proto3" json:"dependencies,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1825,6 +1833,13 @@ func (x *Workload) GetScheme() string {
 	return ""
 }
 
+func (x *Workload) GetDependencies() []string {
+	if x != nil {
+		return x.Dependencies
+	}
+	return nil
+}
+
 // Reason is one failed eligibility rule.
 type Reason struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1913,7 +1928,10 @@ type RegionVerdict struct {
 	// the accreditation that holds the label and the equivalence entry it
 	// was reached through, e.g. "US SECRET accreditation (US), through
 	// GBR→US v1 (US–UK security agreement ...)".
-	Via           string `protobuf:"bytes,6,opt,name=via,proto3" json:"via,omitempty"`
+	Via string `protobuf:"bytes,6,opt,name=via,proto3" json:"via,omitempty"`
+	// For an eligible region, how each dependency flows from it: "read
+	// service:x by the rule", "write placement:t/p through edge guard-1".
+	Flows         []string `protobuf:"bytes,7,rep,name=flows,proto3" json:"flows,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1988,6 +2006,13 @@ func (x *RegionVerdict) GetVia() string {
 		return x.Via
 	}
 	return ""
+}
+
+func (x *RegionVerdict) GetFlows() []string {
+	if x != nil {
+		return x.Flows
+	}
+	return nil
 }
 
 // Assignment is one replica's region.
@@ -2651,7 +2676,7 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\tproviders\x18\x01 \x03(\tR\tproviders\x12\x1f\n" +
 	"\vcost_weight\x18\x02 \x01(\x01R\n" +
 	"costWeight\x12+\n" +
-	"\x04near\x18\x03 \x01(\v2\x17.classroute.v1.LocationR\x04near\"\x85\x05\n" +
+	"\x04near\x18\x03 \x01(\v2\x17.classroute.v1.LocationR\x04near\"\xa9\x05\n" +
 	"\bWorkload\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x14\n" +
@@ -2669,19 +2694,21 @@ const file_classroute_v1_types_proto_rawDesc = "" +
 	"\x10min_impact_level\x18\r \x01(\x05R\x0eminImpactLevel\x127\n" +
 	"\vmin_fedramp\x18\x0e \x01(\x0e2\x16.classroute.v1.FedRAMPR\n" +
 	"minFedramp\x12\x16\n" +
-	"\x06scheme\x18\x0f \x01(\tR\x06scheme\"p\n" +
+	"\x06scheme\x18\x0f \x01(\tR\x06scheme\x12\"\n" +
+	"\fdependencies\x18\x10 \x03(\tR\fdependencies\"p\n" +
 	"\x06Reason\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
 	"\x06scheme\x18\x03 \x01(\tR\x06scheme\x12 \n" +
-	"\vequivalence\x18\x04 \x03(\tR\vequivalence\"\xb4\x01\n" +
+	"\vequivalence\x18\x04 \x03(\tR\vequivalence\"\xca\x01\n" +
 	"\rRegionVerdict\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x1a\n" +
 	"\beligible\x18\x02 \x01(\bR\beligible\x12\x16\n" +
 	"\x06chosen\x18\x03 \x01(\bR\x06chosen\x12\x14\n" +
 	"\x05score\x18\x04 \x01(\x01R\x05score\x12/\n" +
 	"\areasons\x18\x05 \x03(\v2\x15.classroute.v1.ReasonR\areasons\x12\x10\n" +
-	"\x03via\x18\x06 \x01(\tR\x03via\"\xcb\x01\n" +
+	"\x03via\x18\x06 \x01(\tR\x03via\x12\x14\n" +
+	"\x05flows\x18\a \x03(\tR\x05flows\"\xcb\x01\n" +
 	"\n" +
 	"Assignment\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x14\n" +
