@@ -24,8 +24,8 @@ import (
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/equiv"
-	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/flow"
+	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
 
