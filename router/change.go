@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/marking"
 )
 
@@ -42,15 +43,21 @@ const (
 // Change is a proposed two-person change of a region or of an
 // equivalence entry: proposed by one catalogue administrator, applied or
 // rejected by another (router/state stores it under changes/<id>; its
-// json tags are that stored format). It carries either Region or
-// Equivalence.
+// json tags are that stored format). It carries one of Region,
+// Equivalence, Edge or Service.
 type Change struct {
 	ID     string `json:"id"`
 	Region Region `json:"region,omitzero"`
 	// Equivalence is the whole entry proposed, at its next version
 	// (withdrawn: a withdrawal); nil for a region change.
 	Equivalence *equiv.Entry `json:"equivalence,omitempty"`
-	Kind        ChangeKind   `json:"kind"`
+	// Edge and Service are the whole cross-domain edge or catalogue
+	// service proposed (router/flow); Withdraw says the proposal removes
+	// it. A revocation is an edge proposed with Revoked set.
+	Edge     *flow.Edge    `json:"edge,omitempty"`
+	Service  *flow.Service `json:"service,omitempty"`
+	Withdraw bool          `json:"withdraw,omitempty"`
+	Kind     ChangeKind    `json:"kind"`
 	// Fields are the security-relevant fields it changes.
 	Fields []string `json:"fields"`
 	Reason string   `json:"reason,omitempty"`
@@ -188,10 +195,88 @@ func subset(a, b []string) bool {
 // Subject names what a change changes: "region aws/us-east-1",
 // "equivalence GBR→US".
 func (c *Change) Subject() string {
-	if c.Equivalence != nil {
+	switch {
+	case c.Equivalence != nil:
 		return "equivalence " + c.Equivalence.Key().String()
+	case c.Edge != nil:
+		return "edge " + c.Edge.ID
+	case c.Service != nil:
+		return "service " + c.Service.Name
 	}
 	return "region " + c.Region.Key()
+}
+
+// EdgeChanges lists the fields that differ between an edge and its
+// proposed replacement; old is nil for a new edge, new nil for a
+// withdrawal. None means the proposal changes nothing.
+func EdgeChanges(old, new *flow.Edge) []string {
+	switch {
+	case old == nil:
+		return []string{"edge (new)"}
+	case new == nil:
+		return []string{"edge (withdrawn)"}
+	}
+	var out []string
+	add := func(changed bool, field string) {
+		if changed {
+			out = append(out, field)
+		}
+	}
+	add(old.Kind != new.Kind, "edge.kind")
+	add(old.From != new.From, "edge.from")
+	add(old.To != new.To, "edge.to")
+	add(old.Direction != new.Direction, "edge.direction")
+	add(old.Range.Scheme != new.Range.Scheme || old.Range.LowMarking != new.Range.LowMarking ||
+		old.Range.HighMarking != new.Range.HighMarking, "edge.range")
+	add(old.Authority != new.Authority, "edge.authority")
+	add(!old.Expires.Equal(new.Expires), "edge.expires")
+	add(old.Revoked != new.Revoked, "edge.revoked")
+	add(old.Illustrative != new.Illustrative, "edge.illustrative")
+	add(old.Notes != new.Notes, "edge.notes")
+	return out
+}
+
+// ClassifyEdgeChange says what kind of change a proposed edge is: add,
+// withdraw (removed), revoke (revoked), raise (a revocation lifted) or
+// change.
+func ClassifyEdgeChange(old, new *flow.Edge) ChangeKind {
+	switch {
+	case old == nil:
+		return ChangeAdd
+	case new == nil:
+		return ChangeWithdraw
+	case new.Revoked && !old.Revoked:
+		return ChangeRevoke
+	case old.Revoked && !new.Revoked:
+		return ChangeRaise
+	}
+	return ChangeOther
+}
+
+// ServiceChanges lists the fields that differ between a catalogue
+// service and its proposed replacement; old is nil for a new service,
+// new nil for a withdrawal. None means the proposal changes nothing.
+func ServiceChanges(old, new *flow.Service) []string {
+	switch {
+	case old == nil:
+		return []string{"service (new)"}
+	case new == nil:
+		return []string{"service (withdrawn)"}
+	}
+	var out []string
+	add := func(changed bool, field string) {
+		if changed {
+			out = append(out, field)
+		}
+	}
+	add(old.Scheme != new.Scheme || old.Marking != new.Marking, "service.label")
+	add(old.Region != new.Region, "service.region")
+	add(old.NetworkDomain != new.NetworkDomain, "service.network_domain")
+	add(!sameSet(old.OperatorNationalities, new.OperatorNationalities), "service.operator_nationalities")
+	add(old.Personnel != new.Personnel, "service.personnel")
+	add(old.Illustrative != new.Illustrative, "service.illustrative")
+	add(old.Notes != new.Notes, "service.notes")
+	return out
 }
 
 // EquivalenceChanges lists the fields that differ between an entry and

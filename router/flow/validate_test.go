@@ -190,3 +190,20 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+func TestDefaultsAreIllustrativeAndValid(t *testing.T) {
+	edges, services := flow.Defaults()
+	if len(edges) == 0 || len(services) < 2 {
+		t.Fatalf("%d edges, %d services; want the §7.2 model endpoints", len(edges), len(services))
+	}
+	for _, e := range edges {
+		if !e.Illustrative {
+			t.Errorf("edge %s is not marked illustrative", e.ID)
+		}
+	}
+	for _, s := range services {
+		if !s.Illustrative {
+			t.Errorf("service %s is not marked illustrative", s.Name)
+		}
+	}
+}
