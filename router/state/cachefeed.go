@@ -62,7 +62,7 @@ func (s *Store) load(ctx context.Context) (int64, []*mvccpb.KeyValue, error) {
 	tx := s.db.Txn(true)
 	defer func() { tx.Abort() }()
 	var legacy []*mvccpb.KeyValue
-	for _, table := range []string{tableProviders, tableRegions, tableTenants, tableUsage, tablePlacements, tableLive, tableHealth, tableEquivalences} {
+	for _, table := range []string{tableProviders, tableRegions, tableTenants, tableUsage, tablePlacements, tableLive, tableHealth, tableEquivalences, tableEdges, tableServices} {
 		if _, err := tx.DeleteAll(table, indexID); err != nil {
 			return 0, nil, err
 		}
@@ -138,9 +138,10 @@ func (s *Store) load(ctx context.Context) (int64, []*mvccpb.KeyValue, error) {
 	if err := setRevisionTxn(tx, rev, buildView(tx)); err != nil {
 		return 0, nil, err
 	}
-	et := buildEquivTxn(tx)
+	et, fd := buildEquivTxn(tx), buildFlowsTxn(tx)
 	tx.Commit()
 	s.equivTable.Store(et)
+	s.flows.Store(fd)
 	s.rev.advance(rev)
 	s.changes.reload() // a leading reconciler starts again from everything
 	s.loaded.Store(true)
@@ -426,7 +427,7 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 	// changeFeed): tenant ids and placement keys.
 	feed := s.changes.listening()
 	var tenants, placements map[string]struct{}
-	rebuild, equivs := false, false
+	rebuild, equivs, flows := false, false, false
 	for _, ev := range evs {
 		var k kind
 		var id string
@@ -441,6 +442,7 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 			}
 		}
 		equivs = equivs || k == kindEquivalence
+		flows = flows || k == kindEdge || k == kindService
 		if k == kindRegion {
 			if _, had := view.index[id]; had != present {
 				rebuild = true
@@ -477,16 +479,23 @@ func (s *Store) applyEvents(evs []*clientv3.Event, progressRev int64) error {
 	if equivs {
 		et = buildEquivTxn(tx)
 	}
+	var fd *flowData
+	if flows {
+		fd = buildFlowsTxn(tx)
+	}
 	tx.Commit()
 	if et != nil {
 		s.equivTable.Store(et)
+	}
+	if fd != nil {
+		s.flows.Store(fd)
 	}
 	s.rev.advance(rev)
 	switch {
 	case feed:
 		// Handed over: the view keeps no reference to touched.
 		s.changes.add(touched, tenants, placements)
-		if equivs {
+		if equivs || flows {
 			s.changes.equivalence()
 		}
 	case s.changes.listening():
@@ -567,6 +576,8 @@ var tableOf = [...]string{
 	kindLive:        tableLive,
 	kindHealth:      tableHealth,
 	kindEquivalence: tableEquivalences,
+	kindEdge:        tableEdges,
+	kindService:     tableServices,
 }
 
 // requestProgress asks etcd to confirm the watch every progressEvery,

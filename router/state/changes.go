@@ -18,7 +18,8 @@ import (
 )
 
 // Two-person region changes (see router.SecurityChanges), and, through
-// the same proposals, equivalence changes (equivalence.go). A proposal is
+// the same proposals, equivalence changes (equivalence.go) and edge and
+// service changes (flows.go). A proposal is
 // a record under changes/<id> holding the whole proposed region and the
 // mod revision of the region it would replace. Approval by a different
 // principal writes the region in the same transaction that marks the
@@ -142,6 +143,9 @@ func (s *Store) ApproveChange(ctx context.Context, id string) (*router.Change, e
 	done.State, done.DecidedBy, done.DecidedAt = router.ChangeApplied, who, now
 	if c.Equivalence != nil {
 		return s.approveEquivalence(ctx, c, &done)
+	}
+	if c.Edge != nil || c.Service != nil {
+		return s.approveFlow(ctx, c, &done)
 	}
 	cval, err := json.Marshal(&done)
 	if err != nil {
@@ -314,6 +318,10 @@ func changeAudit(c *router.Change, op, who string, now time.Time, rev int64) aud
 	}
 	if c.Equivalence != nil {
 		reasons = append(reasons, equivalenceAudit(c.Equivalence))
+		return audit.Entry{Time: now, Op: op, Actor: who, RequestID: c.ID, Reasons: reasons, Revision: rev}
+	}
+	if c.Edge != nil || c.Service != nil {
+		reasons = append(reasons, flowAudit(c))
 		return audit.Entry{Time: now, Op: op, Actor: who, RequestID: c.ID, Reasons: reasons, Revision: rev}
 	}
 	a := &c.Region.Accreditation

@@ -63,6 +63,10 @@ func decodeRecord(k kind, id string, val []byte, rev, createRev int64) (any, err
 		return &usageRecord{Key: id, Used: u.Used, Placements: u.Placements, Rev: rev}, nil
 	case kindEquivalence:
 		return decodeEquivalence(id, val, rev)
+	case kindEdge:
+		return decodeEdge(id, val, rev)
+	case kindService:
+		return decodeService(id, val, rev)
 	case kindPlacement:
 		p, err := decodePlacement(val)
 		if err != nil {

@@ -29,6 +29,9 @@ const DefaultPrefix = "/classroute/v1/"
 //	equivalences/<from>/<to>  EquivalenceVersion: the current version of an equivalence entry (see equivalence.go)
 //	equivalence-history/<from>/<to>/<version>  EquivalenceVersion: every version applied (not cached)
 //	seeded-equivalences       seedMarker: the default equivalence entries were loaded
+//	edges/<id>                EdgeVersion: a cross-domain or connected-service edge (see flows.go)
+//	services/<name>           ServiceVersion: a catalogue service (see flows.go)
+//	seeded-edges              seedMarker: the default edges and services were loaded
 //	secrets/resume-token-key  the resume token key, hex (see resumekey.go; not cached)
 //
 // Each kind's stored form is pinned by a golden record in
@@ -87,6 +90,8 @@ const (
 	kindLive
 	kindHealth
 	kindEquivalence
+	kindEdge
+	kindService
 )
 
 // parse splits an etcd key of this prefix into its kind and id.
@@ -107,6 +112,8 @@ func (k keys) parse(key string) (kind, string) {
 		{liveDir, kindLive},
 		{healthDir, kindHealth},
 		{equivalencesDir, kindEquivalence},
+		{edgesDir, kindEdge},
+		{servicesDir, kindService},
 	} {
 		if id, ok := strings.CutPrefix(rest, d.dir); ok && id != "" {
 			if d.kind == kindPlacement && !strings.Contains(id, "/") {

@@ -60,8 +60,9 @@ import (
 //     MoveEvery;
 //   - an equivalence entry that changed (a new version, a withdrawal),
 //     or came into force or ended (the leader wakes for that, as for an
-//     accreditation's expiry): every live placement, in a sweep as fast
-//     as a term's first.
+//     accreditation's expiry), and likewise an edge or a catalogue
+//     service applied, revoked or withdrawn, or an edge that expired:
+//     every live placement, in a sweep as fast as a term's first.
 //
 // An accreditation expires without any write: the leader keeps each
 // region's expiry and wakes for the next one. A region with an agent (a
@@ -274,7 +275,8 @@ type changeFeed struct {
 type changes struct {
 	all                          bool
 	regions, tenants, placements map[string]struct{}
-	// equiv: an equivalence entry changed (equivalence.go).
+	// equiv: an equivalence entry, an edge or a service changed
+	// (equivalence.go, flows.go).
 	equiv bool
 }
 
@@ -338,8 +340,9 @@ func (f *changeFeed) add(regions, tenants, placements map[string]struct{}) {
 	f.notify()
 }
 
-// equivalence records that an equivalence entry changed: any live
-// placement's label may now map otherwise.
+// equivalence records that an equivalence entry, an edge or a service
+// changed: any live placement's label may now map otherwise, or its
+// dependencies flow otherwise.
 func (f *changeFeed) equivalence() {
 	f.mu.Lock()
 	if !f.on.Load() {
@@ -408,6 +411,9 @@ type reconciler struct {
 	// equivAt: the next time an equivalence entry comes into force or
 	// ends (zero: none to come); see equivalenceDue.
 	equivAt time.Time
+	// edgeAt: the next expiry of an edge not revoked (zero: none to
+	// come).
+	edgeAt time.Time
 
 	// The placements (by key "tenant/id") to look at: dirty now; watch:
 	// those that need looking after (issues, retiring copies, failed
@@ -673,6 +679,7 @@ func (r *reconciler) begin() {
 	r.sweep = sweep{active: true, fast: true, started: now}
 	r.healthAll = true // look at every region's agent
 	r.equivAt = nextEquivalenceBoundary(r.s.Equivalence(), now)
+	r.edgeAt = nextEdgeExpiry(r.s.Edges(), now)
 }
 
 // nextEquivalenceBoundary is the first time after now at which an entry
@@ -701,14 +708,17 @@ func (r *reconciler) step(ctx context.Context) (bool, error) {
 		// again from everything.
 		r.begin()
 		snap = r.snap
-	} else if c.equiv || !r.equivAt.IsZero() && !now.Before(r.equivAt) {
+	} else if c.equiv || !r.equivAt.IsZero() && !now.Before(r.equivAt) || !r.edgeAt.IsZero() && !now.Before(r.edgeAt) {
 		// An equivalence entry changed, or came into force or ended:
 		// every live placement is looked at again, at once, as in a
 		// term's first sweep. (A placement does not say which schemes
 		// its regions were reached through, so all are; those the
 		// entry cannot affect are kept.)
+		// Likewise for an edge or a service applied, revoked or
+		// withdrawn, or an edge that expired.
 		r.sweep = sweep{active: true, fast: true, started: now}
 		r.equivAt = nextEquivalenceBoundary(r.s.Equivalence(), now)
+		r.edgeAt = nextEdgeExpiry(r.s.Edges(), now)
 	}
 	// Agents first: a region marked unhealthy comes back as a change.
 	var look []string
@@ -1068,6 +1078,7 @@ func (r *reconciler) nextWake() time.Time {
 	}
 	at(r.graceAt)
 	at(r.equivAt)
+	at(r.edgeAt)
 	if len(r.held) > 0 {
 		at(r.lastMove.Add(r.cfg.MoveEvery))
 	}

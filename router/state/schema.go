@@ -21,6 +21,8 @@ var tableSchemas = []func() *memdb.TableSchema{
 	liveTableSchema,
 	healthTableSchema,
 	equivalencesTableSchema,
+	edgesTableSchema,
+	servicesTableSchema,
 }
 
 func newDB() *memdb.MemDB {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/flow"
 )
 
 // seedChunkOps keeps each seeding transaction under etcd's default limit
@@ -44,7 +45,8 @@ type seedMarker struct {
 // a marker of their own (see seedEquivalences): once, whether or not the
 // catalogue was loaded now, so that a store seeded before equivalences
 // were stored gets them as well, and no later start overwrites what
-// operators changed since.
+// operators changed since. So are the default edges and services
+// (flow.Defaults(), under seeded-edges; see seedFlows).
 func (s *Store) Seed(ctx context.Context, providers []router.Provider, regions []router.Region, tenants []router.Tenant) (bool, error) {
 	erev, err := s.seedEquivalences(ctx, equiv.Default())
 	if err != nil {
@@ -53,6 +55,16 @@ func (s *Store) Seed(ctx context.Context, providers []router.Provider, regions [
 	if erev > 0 {
 		if err := s.waitCommitted(ctx, erev); err != nil {
 			return false, fmt.Errorf("seed equivalences: %w", err)
+		}
+	}
+	edges, services := flow.Defaults()
+	frev, err := s.seedFlows(ctx, edges, services)
+	if err != nil {
+		return false, err
+	}
+	if frev > 0 {
+		if err := s.waitCommitted(ctx, frev); err != nil {
+			return false, fmt.Errorf("seed edges: %w", err)
 		}
 	}
 	known := make(map[string]bool)

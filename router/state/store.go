@@ -156,6 +156,7 @@ type Store struct {
 	changes changeFeed  // what the cache's changes touched, for the leading reconciler
 
 	equivTable atomic.Pointer[equiv.Table] // the cached equivalence entries' table (equivalence.go)
+	flows      atomic.Pointer[flowData]    // the cached edges and services (flows.go)
 
 	mu          sync.Mutex
 	watchCancel context.CancelFunc // cancels the current watch

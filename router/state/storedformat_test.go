@@ -257,17 +257,80 @@ func goldenEquivalenceVersion() EquivalenceVersion {
 	}
 }
 
-// goldenChange carries both a region and an equivalence entry, so that
-// every stored field is set; the store writes one or the other.
+// goldenEdge is an edge with every stored field set, as proposed (its
+// range's parsed bounds unset).
+func goldenEdge() flow.Edge {
+	return flow.Edge{
+		ID:        "sipr-guard-1",
+		Kind:      flow.Guard,
+		From:      "siprnet",
+		To:        "internet",
+		Direction: flow.Write,
+		Range:     flow.Range{Scheme: marking.US, LowMarking: "UNCLASSIFIED", HighMarking: "SECRET"},
+		Authority: "NCDSMO",
+		Expires:   time.Date(2028, 6, 30, 0, 0, 0, 0, time.UTC),
+		Revoked:   true, Illustrative: true,
+		Notes: "DOMAIN.md §7.5: a guard for write-downs",
+	}
+}
+
+// goldenService is a service with every stored field set, as proposed.
+func goldenService() flow.Service {
+	return flow.Service{
+		Name:                  "azure-openai-gov",
+		Scheme:                marking.US,
+		Marking:               "UNCLASSIFIED", // its scheme is not in its syntax: the scheme key is read
+		Region:                "azure/usgovvirginia",
+		NetworkDomain:         "internet",
+		OperatorNationalities: []string{"USA"},
+		Personnel:             flow.PersonnelScreenedUSPersons,
+		Illustrative:          true,
+		Notes:                 "DOMAIN.md §7.2",
+	}
+}
+
+func goldenApplied() AppliedBy {
+	return AppliedBy{
+		Change:     "20261130T140509-0123456789abcdef",
+		ProposedBy: "spiffe://classroute.example/admin/alice",
+		ApprovedBy: "spiffe://classroute.example/admin/bob",
+		AppliedAt:  goldenAt(time.Hour),
+	}
+}
+
+// goldenEdgeVersion is as the cache decodes it: validated, the range's
+// bounds parsed.
+func goldenEdgeVersion(tb testing.TB) EdgeVersion {
+	e := goldenEdge()
+	if err := e.Validate(marking.Parser{}); err != nil {
+		tb.Fatal(err)
+	}
+	return EdgeVersion{Edge: e, AppliedBy: goldenApplied(), Revision: goldenCreateRev}
+}
+
+func goldenServiceVersion(tb testing.TB) ServiceVersion {
+	sv := goldenService()
+	if err := sv.Validate(marking.Parser{}); err != nil {
+		tb.Fatal(err)
+	}
+	return ServiceVersion{Service: sv, AppliedBy: goldenApplied(), Revision: goldenCreateRev}
+}
+
+// goldenChange carries a region, an equivalence entry, an edge and a
+// service, so that every stored field is set; the store writes one of
+// them.
 func goldenChange() router.Change {
 	r := goldenRegion()
 	r.Accreditations = []router.SchemeAccreditation{r.Accreditations[0]}
 	r.Accreditations[0].Level = marking.Level{} // a proposal's region is validated when approved, not when read
-	eq := goldenEquivalence()
+	eq, edge, sv := goldenEquivalence(), goldenEdge(), goldenService()
 	return router.Change{
 		ID:           "20261130T140509-0123456789abcdef",
 		Region:       r,
 		Equivalence:  &eq,
+		Edge:         &edge,
+		Service:      &sv,
+		Withdraw:     true,
 		Kind:         router.ChangeLower,
 		Fields:       []string{"accreditation.max_level", "accreditation.controls"},
 		Reason:       "ATO reduced after the annual review",
@@ -414,6 +477,10 @@ func decodeCached(key string, val []byte) (any, error) {
 		return *r.H, nil
 	case *equivRecord:
 		return *r.V, nil
+	case *edgeRecord:
+		return *r.V, nil
+	case *serviceRecord:
+		return *r.V, nil
 	}
 	return nil, fmt.Errorf("decodeRecord returned a %T", rec)
 }
@@ -435,7 +502,11 @@ func storedKinds(tb testing.TB) []storedKind {
 	auditID := goldenAuditID()
 	eqv := goldenEquivalenceVersion()
 	eqKey := eqv.Key()
+	edge, service := goldenEdgeVersion(tb), goldenServiceVersion(tb)
 	return []storedKind{
+		// flows.go (approval, seed)
+		{file: "edge.json", key: k.edge(edge.ID), value: edge, encode: marshal(edge), decode: cached(k.edge(edge.ID))},
+		{file: "service.json", key: k.service(service.Name), value: service, encode: marshal(service), decode: cached(k.service(service.Name))},
 		// equivalence.go (approval, seed)
 		{file: "equivalence.json", key: k.equivalence(eqKey), value: eqv, encode: marshal(eqv), decode: cached(k.equivalence(eqKey))},
 		// equivalence.go (approval, seed); read by GetEquivalence, not cached
@@ -679,6 +750,9 @@ func TestStoredFormatKeys(t *testing.T) {
 		{"equivalence", k.equivalence(equiv.Key{From: marking.GBR, To: marking.US}), "/classroute/v1/equivalences/GBR/US"},
 		{"equivalence history", k.equivHistory(equiv.Key{From: marking.GBR, To: marking.US}, 3), "/classroute/v1/equivalence-history/GBR/US/0000000003"},
 		{"equivalences seeded", k.equivSeeded(), "/classroute/v1/seeded-equivalences"},
+		{"edge", k.edge("sipr-guard-1"), "/classroute/v1/edges/sipr-guard-1"},
+		{"service", k.service("azure-openai-gov"), "/classroute/v1/services/azure-openai-gov"},
+		{"edges seeded", k.flowsSeeded(), "/classroute/v1/seeded-edges"},
 		{"resume token key", k.prefix + resumeKeyName, "/classroute/v1/secrets/resume-token-key"},
 		{"audit index keys", strings.Join(k.auditIndexKeys(id, &entry, true), "\n"), strings.Join([]string{
 			"/classroute/v1/audit-index/t/us-army/" + wantID,
@@ -721,6 +795,9 @@ func TestStoredFormatKeys(t *testing.T) {
 		{key: "/classroute/v1/equivalences/GBR/US", kind: kindEquivalence, id: "GBR/US"},
 		{key: "/classroute/v1/equivalence-history/GBR/US/0000000003", kind: kindOther},
 		{key: "/classroute/v1/seeded-equivalences", kind: kindOther},
+		{key: "/classroute/v1/edges/sipr-guard-1", kind: kindEdge, id: "sipr-guard-1"},
+		{key: "/classroute/v1/services/azure-openai-gov", kind: kindService, id: "azure-openai-gov"},
+		{key: "/classroute/v1/seeded-edges", kind: kindOther},
 		{key: "/other/v1/regions/aws/us-iso-east-1", kind: kindOther},
 	} {
 		if gk, gid := k.parse(c.key); gk != c.kind || gid != c.id {
