@@ -8,13 +8,16 @@ import (
 // ChangeToProto converts a two-person region change to the API.
 func ChangeToProto(c *router.Change) *pb.RegionChange {
 	var region *pb.Region
-	if c.Equivalence == nil {
+	if c.Equivalence == nil && c.Edge == nil && c.Service == nil {
 		region = RegionToProto(router.RegionState{Region: &c.Region})
 	}
 	return &pb.RegionChange{
 		Id:           c.ID,
 		Region:       region,
 		Equivalence:  EquivalenceToProto(c.Equivalence),
+		Edge:         EdgeToProto(c.Edge),
+		Service:      ServiceToProto(c.Service),
+		Withdraw:     c.Withdraw,
 		Kind:         string(c.Kind),
 		Fields:       c.Fields,
 		Reason:       c.Reason,

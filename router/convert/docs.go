@@ -223,18 +223,25 @@ type ChangeDoc struct {
 	// Equivalence is the proposed entry of an equivalence change (then
 	// Region is empty).
 	Equivalence *EquivalenceDoc `json:"equivalence,omitempty" yaml:"equivalence,omitempty"`
+	// Edge and Service are the proposed edge or catalogue service of an
+	// edge or service change (then Region is empty); Withdraw says the
+	// proposal removes it.
+	Edge     *EdgeDoc    `json:"edge,omitempty" yaml:"edge,omitempty"`
+	Service  *ServiceDoc `json:"service,omitempty" yaml:"service,omitempty"`
+	Withdraw bool        `json:"withdraw,omitempty" yaml:"withdraw,omitempty"`
 }
 
 // ChangeDocFromProto is the document of an API region change.
 func ChangeDocFromProto(c *pb.RegionChange) (ChangeDoc, error) {
 	var r RegionDoc
-	if c.GetEquivalence() == nil {
+	if c.GetEquivalence() == nil && c.GetEdge() == nil && c.GetService() == nil {
 		var err error
 		if r, err = RegionDocFromProto(c.GetRegion()); err != nil {
 			return ChangeDoc{}, err
 		}
 	}
-	d := ChangeDoc{ID: c.GetId(), Equivalence: EquivalenceDocFromProto(c.GetEquivalence()), Region: r, Kind: c.GetKind(), Fields: c.GetFields(), Reason: c.GetReason(),
+	d := ChangeDoc{ID: c.GetId(), Equivalence: EquivalenceDocFromProto(c.GetEquivalence()), Region: r,
+		Edge: EdgeDocFromProto(c.GetEdge()), Service: ServiceDocFromProto(c.GetService()), Withdraw: c.GetWithdraw(), Kind: c.GetKind(), Fields: c.GetFields(), Reason: c.GetReason(),
 		BaseRevision: c.GetBaseRevision(), State: c.GetState(), ProposedBy: c.GetProposedBy(), DecidedBy: c.GetDecidedBy(), Note: c.GetNote()}
 	if t := c.GetProposeTime(); t != nil {
 		at := t.AsTime().UTC()
@@ -254,6 +261,13 @@ func (d ChangeDoc) Proto() *pb.RegionChange {
 	if d.Equivalence != nil {
 		c.Region, c.Equivalence = nil, d.Equivalence.Proto()
 	}
+	if d.Edge != nil {
+		c.Region, c.Edge = nil, EdgeToProto(&d.Edge.Edge)
+	}
+	if d.Service != nil {
+		c.Region, c.Service = nil, ServiceToProto(&d.Service.Service)
+	}
+	c.Withdraw = d.Withdraw
 	if d.ProposedAt != nil {
 		c.ProposeTime = timeToProto(*d.ProposedAt)
 	}

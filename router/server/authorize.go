@@ -88,6 +88,15 @@ var policy = map[string]rule{
 	pb.ChangeService_ProposeEquivalenceChange_FullMethodName: {roles: admin},
 	pb.EquivalenceService_ListEquivalences_FullMethodName:    {roles: anyRole},
 	pb.EquivalenceService_GetEquivalence_FullMethodName:      {roles: anyRole},
+	// Cross-domain edges and catalogue services change the same way;
+	// they say where classified data may cross between networks, so
+	// only those who read the change queue read them.
+	pb.ChangeService_ProposeEdgeChange_FullMethodName:    {roles: admin},
+	pb.ChangeService_ProposeServiceChange_FullMethodName: {roles: admin},
+	pb.EdgeService_ListEdges_FullMethodName:              {roles: changeReaders},
+	pb.EdgeService_GetEdge_FullMethodName:                {roles: changeReaders},
+	pb.EdgeService_ListServices_FullMethodName:           {roles: changeReaders},
+	pb.EdgeService_GetService_FullMethodName:             {roles: changeReaders},
 
 	// The audit trail: a tenant auditor reads its tenant's entries only
 	// (auditScope), redacted; verifying the whole chain is the security

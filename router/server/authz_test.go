@@ -170,6 +170,30 @@ func TestMethodRoles(t *testing.T) {
 				Entry: &pb.EquivalenceEntry{From: "KEN", To: "GBR", Agreement: next("walk"), Levels: []*pb.EquivalenceMapping{{From: "SECRET", None: true}}}, Reason: "walk"})
 			return err
 		}},
+		{method: pb.ChangeService_ProposeEdgeChange_FullMethodName, allowed: admins2, admitted: true, call: func(t *testing.T, c context.Context, caller string) error {
+			_, err := pb.NewChangeServiceClient(e.conn).ProposeEdgeChange(c, &pb.ProposeEdgeChangeRequest{Edge: &pb.Edge{Id: "aoai-gov-to-commercial"}, Withdraw: true, Reason: "walk"})
+			return err
+		}},
+		{method: pb.ChangeService_ProposeServiceChange_FullMethodName, allowed: admins2, admitted: true, call: func(t *testing.T, c context.Context, caller string) error {
+			_, err := pb.NewChangeServiceClient(e.conn).ProposeServiceChange(c, &pb.ProposeServiceChangeRequest{Service: &pb.CatalogueService{Name: "azure-openai-gov"}, Withdraw: true, Reason: "walk"})
+			return err
+		}},
+		{method: pb.EdgeService_ListEdges_FullMethodName, allowed: changeReaders, call: func(t *testing.T, c context.Context, caller string) error {
+			_, err := pb.NewEdgeServiceClient(e.conn).ListEdges(c, &pb.ListEdgesRequest{})
+			return err
+		}},
+		{method: pb.EdgeService_GetEdge_FullMethodName, allowed: changeReaders, call: func(t *testing.T, c context.Context, caller string) error {
+			_, err := pb.NewEdgeServiceClient(e.conn).GetEdge(c, &pb.GetEdgeRequest{Id: "aoai-gov-to-commercial"})
+			return err
+		}},
+		{method: pb.EdgeService_ListServices_FullMethodName, allowed: changeReaders, call: func(t *testing.T, c context.Context, caller string) error {
+			_, err := pb.NewEdgeServiceClient(e.conn).ListServices(c, &pb.ListServicesRequest{})
+			return err
+		}},
+		{method: pb.EdgeService_GetService_FullMethodName, allowed: changeReaders, call: func(t *testing.T, c context.Context, caller string) error {
+			_, err := pb.NewEdgeServiceClient(e.conn).GetService(c, &pb.GetServiceRequest{Name: "azure-openai-gov"})
+			return err
+		}},
 		{method: pb.EquivalenceService_ListEquivalences_FullMethodName, allowed: roleHolders, call: func(t *testing.T, c context.Context, caller string) error {
 			_, err := pb.NewEquivalenceServiceClient(e.conn).ListEquivalences(c, &pb.ListEquivalencesRequest{})
 			return err

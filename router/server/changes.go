@@ -8,15 +8,18 @@ import (
 	"github.com/classroute/classroute/router/authz"
 	"github.com/classroute/classroute/router/convert"
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/state"
 )
 
 // ChangeStore is what the change service calls of the store: two-person
-// region and equivalence changes, proposed by one catalogue
+// region, equivalence, edge and service changes, proposed by one catalogue
 // administrator and approved or rejected by another.
 type ChangeStore interface {
 	ProposeRegionChange(ctx context.Context, r *router.Region, reason string, opts ...state.WriteOption) (*router.Change, error)
 	ProposeEquivalenceChange(ctx context.Context, e *equiv.Entry, reason string) (*router.Change, error)
+	ProposeEdgeChange(ctx context.Context, e *flow.Edge, withdraw bool, reason string) (*router.Change, error)
+	ProposeServiceChange(ctx context.Context, sv *flow.Service, withdraw bool, reason string) (*router.Change, error)
 	ApproveChange(ctx context.Context, id string) (*router.Change, error)
 	RejectChange(ctx context.Context, id, note string) (*router.Change, error)
 	GetChange(ctx context.Context, id string) (*router.Change, error)

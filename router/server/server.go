@@ -66,6 +66,7 @@ type Server struct {
 	agents    *agentService
 	changes   *changeService
 	equivs    *equivalenceService
+	edges     *edgeService
 	audit     *auditService
 }
 
@@ -84,6 +85,7 @@ func New(store *state.Store, log *slog.Logger, opts ...Option) *Server {
 	s.agents = &agentService{Server: s, store: store}
 	s.changes = &changeService{Server: s, store: store}
 	s.equivs = &equivalenceService{Server: s, store: store}
+	s.edges = &edgeService{Server: s, store: store}
 	s.audit = &auditService{store: store, pub: s.auditPub, skew: s.auditSkew, log: s.log, srv: s}
 	return s
 }
@@ -95,6 +97,7 @@ func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterAgentServiceServer(g, s.agents)
 	pb.RegisterChangeServiceServer(g, s.changes)
 	pb.RegisterEquivalenceServiceServer(g, s.equivs)
+	pb.RegisterEdgeServiceServer(g, s.edges)
 	pb.RegisterAuditServiceServer(g, s.audit)
 }
 

@@ -22,8 +22,9 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// RegionChange is a proposed change of a region, or of an equivalence
-// entry: it carries one of region and equivalence.
+// RegionChange is a proposed change of a region, of an equivalence
+// entry, of an edge or of a catalogue service: it carries one of region,
+// equivalence, edge and service.
 type RegionChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -47,7 +48,12 @@ type RegionChange struct {
 	DecideTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=decide_time,json=decideTime,proto3" json:"decide_time,omitempty"`
 	Note       string                 `protobuf:"bytes,12,opt,name=note,proto3" json:"note,omitempty"`
 	// The whole equivalence entry as proposed, at its next version.
-	Equivalence   *EquivalenceEntry `protobuf:"bytes,13,opt,name=equivalence,proto3" json:"equivalence,omitempty"`
+	Equivalence *EquivalenceEntry `protobuf:"bytes,13,opt,name=equivalence,proto3" json:"equivalence,omitempty"`
+	// The whole edge or service as proposed (withdraw: the one removed).
+	Edge    *Edge             `protobuf:"bytes,14,opt,name=edge,proto3" json:"edge,omitempty"`
+	Service *CatalogueService `protobuf:"bytes,15,opt,name=service,proto3" json:"service,omitempty"`
+	// The proposal removes the edge or service.
+	Withdraw      bool `protobuf:"varint,16,opt,name=withdraw,proto3" json:"withdraw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -171,6 +177,27 @@ func (x *RegionChange) GetEquivalence() *EquivalenceEntry {
 		return x.Equivalence
 	}
 	return nil
+}
+
+func (x *RegionChange) GetEdge() *Edge {
+	if x != nil {
+		return x.Edge
+	}
+	return nil
+}
+
+func (x *RegionChange) GetService() *CatalogueService {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+func (x *RegionChange) GetWithdraw() bool {
+	if x != nil {
+		return x.Withdraw
+	}
+	return false
 }
 
 type ProposeRegionChangeRequest struct {
@@ -365,6 +392,216 @@ func (x *ProposeEquivalenceChangeResponse) GetChange() *RegionChange {
 	return nil
 }
 
+type ProposeEdgeChangeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Edge  *Edge                  `protobuf:"bytes,1,opt,name=edge,proto3" json:"edge,omitempty"`
+	// Remove the edge of edge.id (only the id is read).
+	Withdraw      bool   `protobuf:"varint,2,opt,name=withdraw,proto3" json:"withdraw,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeEdgeChangeRequest) Reset() {
+	*x = ProposeEdgeChangeRequest{}
+	mi := &file_classroute_v1_change_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeEdgeChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeEdgeChangeRequest) ProtoMessage() {}
+
+func (x *ProposeEdgeChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_change_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeEdgeChangeRequest.ProtoReflect.Descriptor instead.
+func (*ProposeEdgeChangeRequest) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ProposeEdgeChangeRequest) GetEdge() *Edge {
+	if x != nil {
+		return x.Edge
+	}
+	return nil
+}
+
+func (x *ProposeEdgeChangeRequest) GetWithdraw() bool {
+	if x != nil {
+		return x.Withdraw
+	}
+	return false
+}
+
+func (x *ProposeEdgeChangeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ProposeEdgeChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *RegionChange          `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeEdgeChangeResponse) Reset() {
+	*x = ProposeEdgeChangeResponse{}
+	mi := &file_classroute_v1_change_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeEdgeChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeEdgeChangeResponse) ProtoMessage() {}
+
+func (x *ProposeEdgeChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_change_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeEdgeChangeResponse.ProtoReflect.Descriptor instead.
+func (*ProposeEdgeChangeResponse) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ProposeEdgeChangeResponse) GetChange() *RegionChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+type ProposeServiceChangeRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service *CatalogueService      `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// Remove the service of service.name (only the name is read).
+	Withdraw      bool   `protobuf:"varint,2,opt,name=withdraw,proto3" json:"withdraw,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeServiceChangeRequest) Reset() {
+	*x = ProposeServiceChangeRequest{}
+	mi := &file_classroute_v1_change_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeServiceChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeServiceChangeRequest) ProtoMessage() {}
+
+func (x *ProposeServiceChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_change_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeServiceChangeRequest.ProtoReflect.Descriptor instead.
+func (*ProposeServiceChangeRequest) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ProposeServiceChangeRequest) GetService() *CatalogueService {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+func (x *ProposeServiceChangeRequest) GetWithdraw() bool {
+	if x != nil {
+		return x.Withdraw
+	}
+	return false
+}
+
+func (x *ProposeServiceChangeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ProposeServiceChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *RegionChange          `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeServiceChangeResponse) Reset() {
+	*x = ProposeServiceChangeResponse{}
+	mi := &file_classroute_v1_change_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeServiceChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeServiceChangeResponse) ProtoMessage() {}
+
+func (x *ProposeServiceChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_classroute_v1_change_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeServiceChangeResponse.ProtoReflect.Descriptor instead.
+func (*ProposeServiceChangeResponse) Descriptor() ([]byte, []int) {
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ProposeServiceChangeResponse) GetChange() *RegionChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
 type ApproveChangeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -374,7 +611,7 @@ type ApproveChangeRequest struct {
 
 func (x *ApproveChangeRequest) Reset() {
 	*x = ApproveChangeRequest{}
-	mi := &file_classroute_v1_change_proto_msgTypes[5]
+	mi := &file_classroute_v1_change_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -386,7 +623,7 @@ func (x *ApproveChangeRequest) String() string {
 func (*ApproveChangeRequest) ProtoMessage() {}
 
 func (x *ApproveChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[5]
+	mi := &file_classroute_v1_change_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -399,7 +636,7 @@ func (x *ApproveChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveChangeRequest.ProtoReflect.Descriptor instead.
 func (*ApproveChangeRequest) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{5}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ApproveChangeRequest) GetId() string {
@@ -418,7 +655,7 @@ type ApproveChangeResponse struct {
 
 func (x *ApproveChangeResponse) Reset() {
 	*x = ApproveChangeResponse{}
-	mi := &file_classroute_v1_change_proto_msgTypes[6]
+	mi := &file_classroute_v1_change_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +667,7 @@ func (x *ApproveChangeResponse) String() string {
 func (*ApproveChangeResponse) ProtoMessage() {}
 
 func (x *ApproveChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[6]
+	mi := &file_classroute_v1_change_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +680,7 @@ func (x *ApproveChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveChangeResponse.ProtoReflect.Descriptor instead.
 func (*ApproveChangeResponse) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{6}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ApproveChangeResponse) GetChange() *RegionChange {
@@ -463,7 +700,7 @@ type RejectChangeRequest struct {
 
 func (x *RejectChangeRequest) Reset() {
 	*x = RejectChangeRequest{}
-	mi := &file_classroute_v1_change_proto_msgTypes[7]
+	mi := &file_classroute_v1_change_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +712,7 @@ func (x *RejectChangeRequest) String() string {
 func (*RejectChangeRequest) ProtoMessage() {}
 
 func (x *RejectChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[7]
+	mi := &file_classroute_v1_change_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +725,7 @@ func (x *RejectChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectChangeRequest.ProtoReflect.Descriptor instead.
 func (*RejectChangeRequest) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{7}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RejectChangeRequest) GetId() string {
@@ -514,7 +751,7 @@ type RejectChangeResponse struct {
 
 func (x *RejectChangeResponse) Reset() {
 	*x = RejectChangeResponse{}
-	mi := &file_classroute_v1_change_proto_msgTypes[8]
+	mi := &file_classroute_v1_change_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +763,7 @@ func (x *RejectChangeResponse) String() string {
 func (*RejectChangeResponse) ProtoMessage() {}
 
 func (x *RejectChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[8]
+	mi := &file_classroute_v1_change_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +776,7 @@ func (x *RejectChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectChangeResponse.ProtoReflect.Descriptor instead.
 func (*RejectChangeResponse) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{8}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RejectChangeResponse) GetChange() *RegionChange {
@@ -558,7 +795,7 @@ type GetChangeRequest struct {
 
 func (x *GetChangeRequest) Reset() {
 	*x = GetChangeRequest{}
-	mi := &file_classroute_v1_change_proto_msgTypes[9]
+	mi := &file_classroute_v1_change_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +807,7 @@ func (x *GetChangeRequest) String() string {
 func (*GetChangeRequest) ProtoMessage() {}
 
 func (x *GetChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[9]
+	mi := &file_classroute_v1_change_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +820,7 @@ func (x *GetChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChangeRequest.ProtoReflect.Descriptor instead.
 func (*GetChangeRequest) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{9}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetChangeRequest) GetId() string {
@@ -602,7 +839,7 @@ type GetChangeResponse struct {
 
 func (x *GetChangeResponse) Reset() {
 	*x = GetChangeResponse{}
-	mi := &file_classroute_v1_change_proto_msgTypes[10]
+	mi := &file_classroute_v1_change_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +851,7 @@ func (x *GetChangeResponse) String() string {
 func (*GetChangeResponse) ProtoMessage() {}
 
 func (x *GetChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[10]
+	mi := &file_classroute_v1_change_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +864,7 @@ func (x *GetChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChangeResponse.ProtoReflect.Descriptor instead.
 func (*GetChangeResponse) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{10}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetChangeResponse) GetChange() *RegionChange {
@@ -647,7 +884,7 @@ type ListChangesRequest struct {
 
 func (x *ListChangesRequest) Reset() {
 	*x = ListChangesRequest{}
-	mi := &file_classroute_v1_change_proto_msgTypes[11]
+	mi := &file_classroute_v1_change_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +896,7 @@ func (x *ListChangesRequest) String() string {
 func (*ListChangesRequest) ProtoMessage() {}
 
 func (x *ListChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[11]
+	mi := &file_classroute_v1_change_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +909,7 @@ func (x *ListChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangesRequest.ProtoReflect.Descriptor instead.
 func (*ListChangesRequest) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{11}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListChangesRequest) GetState() string {
@@ -692,7 +929,7 @@ type ListChangesResponse struct {
 
 func (x *ListChangesResponse) Reset() {
 	*x = ListChangesResponse{}
-	mi := &file_classroute_v1_change_proto_msgTypes[12]
+	mi := &file_classroute_v1_change_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +941,7 @@ func (x *ListChangesResponse) String() string {
 func (*ListChangesResponse) ProtoMessage() {}
 
 func (x *ListChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_classroute_v1_change_proto_msgTypes[12]
+	mi := &file_classroute_v1_change_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +954,7 @@ func (x *ListChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangesResponse.ProtoReflect.Descriptor instead.
 func (*ListChangesResponse) Descriptor() ([]byte, []int) {
-	return file_classroute_v1_change_proto_rawDescGZIP(), []int{12}
+	return file_classroute_v1_change_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListChangesResponse) GetChanges() []*RegionChange {
@@ -731,7 +968,7 @@ var File_classroute_v1_change_proto protoreflect.FileDescriptor
 
 const file_classroute_v1_change_proto_rawDesc = "" +
 	"\n" +
-	"\x1aclassroute/v1/change.proto\x12\rclassroute.v1\x1a\x1fclassroute/v1/equivalence.proto\x1a\x19classroute/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x03\n" +
+	"\x1aclassroute/v1/change.proto\x12\rclassroute.v1\x1a\x18classroute/v1/edge.proto\x1a\x1fclassroute/v1/equivalence.proto\x1a\x19classroute/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x04\n" +
 	"\fRegionChange\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
 	"\x06region\x18\x02 \x01(\v2\x15.classroute.v1.RegionR\x06region\x12\x12\n" +
@@ -749,7 +986,10 @@ const file_classroute_v1_change_proto_rawDesc = "" +
 	"\vdecide_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"decideTime\x12\x12\n" +
 	"\x04note\x18\f \x01(\tR\x04note\x12A\n" +
-	"\vequivalence\x18\r \x01(\v2\x1f.classroute.v1.EquivalenceEntryR\vequivalence\"c\n" +
+	"\vequivalence\x18\r \x01(\v2\x1f.classroute.v1.EquivalenceEntryR\vequivalence\x12'\n" +
+	"\x04edge\x18\x0e \x01(\v2\x13.classroute.v1.EdgeR\x04edge\x129\n" +
+	"\aservice\x18\x0f \x01(\v2\x1f.classroute.v1.CatalogueServiceR\aservice\x12\x1a\n" +
+	"\bwithdraw\x18\x10 \x01(\bR\bwithdraw\"c\n" +
 	"\x1aProposeRegionChangeRequest\x12-\n" +
 	"\x06region\x18\x01 \x01(\v2\x15.classroute.v1.RegionR\x06region\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"R\n" +
@@ -759,6 +999,18 @@ const file_classroute_v1_change_proto_rawDesc = "" +
 	"\x05entry\x18\x01 \x01(\v2\x1f.classroute.v1.EquivalenceEntryR\x05entry\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"W\n" +
 	" ProposeEquivalenceChangeResponse\x123\n" +
+	"\x06change\x18\x01 \x01(\v2\x1b.classroute.v1.RegionChangeR\x06change\"w\n" +
+	"\x18ProposeEdgeChangeRequest\x12'\n" +
+	"\x04edge\x18\x01 \x01(\v2\x13.classroute.v1.EdgeR\x04edge\x12\x1a\n" +
+	"\bwithdraw\x18\x02 \x01(\bR\bwithdraw\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"P\n" +
+	"\x19ProposeEdgeChangeResponse\x123\n" +
+	"\x06change\x18\x01 \x01(\v2\x1b.classroute.v1.RegionChangeR\x06change\"\x8c\x01\n" +
+	"\x1bProposeServiceChangeRequest\x129\n" +
+	"\aservice\x18\x01 \x01(\v2\x1f.classroute.v1.CatalogueServiceR\aservice\x12\x1a\n" +
+	"\bwithdraw\x18\x02 \x01(\bR\bwithdraw\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"S\n" +
+	"\x1cProposeServiceChangeResponse\x123\n" +
 	"\x06change\x18\x01 \x01(\v2\x1b.classroute.v1.RegionChangeR\x06change\"&\n" +
 	"\x14ApproveChangeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"L\n" +
@@ -776,10 +1028,12 @@ const file_classroute_v1_change_proto_rawDesc = "" +
 	"\x12ListChangesRequest\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\"L\n" +
 	"\x13ListChangesResponse\x125\n" +
-	"\achanges\x18\x01 \x03(\v2\x1b.classroute.v1.RegionChangeR\achanges2\xd5\x04\n" +
+	"\achanges\x18\x01 \x03(\v2\x1b.classroute.v1.RegionChangeR\achanges2\xae\x06\n" +
 	"\rChangeService\x12l\n" +
 	"\x13ProposeRegionChange\x12).classroute.v1.ProposeRegionChangeRequest\x1a*.classroute.v1.ProposeRegionChangeResponse\x12{\n" +
-	"\x18ProposeEquivalenceChange\x12..classroute.v1.ProposeEquivalenceChangeRequest\x1a/.classroute.v1.ProposeEquivalenceChangeResponse\x12Z\n" +
+	"\x18ProposeEquivalenceChange\x12..classroute.v1.ProposeEquivalenceChangeRequest\x1a/.classroute.v1.ProposeEquivalenceChangeResponse\x12f\n" +
+	"\x11ProposeEdgeChange\x12'.classroute.v1.ProposeEdgeChangeRequest\x1a(.classroute.v1.ProposeEdgeChangeResponse\x12o\n" +
+	"\x14ProposeServiceChange\x12*.classroute.v1.ProposeServiceChangeRequest\x1a+.classroute.v1.ProposeServiceChangeResponse\x12Z\n" +
 	"\rApproveChange\x12#.classroute.v1.ApproveChangeRequest\x1a$.classroute.v1.ApproveChangeResponse\x12W\n" +
 	"\fRejectChange\x12\".classroute.v1.RejectChangeRequest\x1a#.classroute.v1.RejectChangeResponse\x12N\n" +
 	"\tGetChange\x12\x1f.classroute.v1.GetChangeRequest\x1a .classroute.v1.GetChangeResponse\x12T\n" +
@@ -797,55 +1051,71 @@ func file_classroute_v1_change_proto_rawDescGZIP() []byte {
 	return file_classroute_v1_change_proto_rawDescData
 }
 
-var file_classroute_v1_change_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_classroute_v1_change_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_classroute_v1_change_proto_goTypes = []any{
 	(*RegionChange)(nil),                     // 0: classroute.v1.RegionChange
 	(*ProposeRegionChangeRequest)(nil),       // 1: classroute.v1.ProposeRegionChangeRequest
 	(*ProposeRegionChangeResponse)(nil),      // 2: classroute.v1.ProposeRegionChangeResponse
 	(*ProposeEquivalenceChangeRequest)(nil),  // 3: classroute.v1.ProposeEquivalenceChangeRequest
 	(*ProposeEquivalenceChangeResponse)(nil), // 4: classroute.v1.ProposeEquivalenceChangeResponse
-	(*ApproveChangeRequest)(nil),             // 5: classroute.v1.ApproveChangeRequest
-	(*ApproveChangeResponse)(nil),            // 6: classroute.v1.ApproveChangeResponse
-	(*RejectChangeRequest)(nil),              // 7: classroute.v1.RejectChangeRequest
-	(*RejectChangeResponse)(nil),             // 8: classroute.v1.RejectChangeResponse
-	(*GetChangeRequest)(nil),                 // 9: classroute.v1.GetChangeRequest
-	(*GetChangeResponse)(nil),                // 10: classroute.v1.GetChangeResponse
-	(*ListChangesRequest)(nil),               // 11: classroute.v1.ListChangesRequest
-	(*ListChangesResponse)(nil),              // 12: classroute.v1.ListChangesResponse
-	(*Region)(nil),                           // 13: classroute.v1.Region
-	(*timestamppb.Timestamp)(nil),            // 14: google.protobuf.Timestamp
-	(*EquivalenceEntry)(nil),                 // 15: classroute.v1.EquivalenceEntry
+	(*ProposeEdgeChangeRequest)(nil),         // 5: classroute.v1.ProposeEdgeChangeRequest
+	(*ProposeEdgeChangeResponse)(nil),        // 6: classroute.v1.ProposeEdgeChangeResponse
+	(*ProposeServiceChangeRequest)(nil),      // 7: classroute.v1.ProposeServiceChangeRequest
+	(*ProposeServiceChangeResponse)(nil),     // 8: classroute.v1.ProposeServiceChangeResponse
+	(*ApproveChangeRequest)(nil),             // 9: classroute.v1.ApproveChangeRequest
+	(*ApproveChangeResponse)(nil),            // 10: classroute.v1.ApproveChangeResponse
+	(*RejectChangeRequest)(nil),              // 11: classroute.v1.RejectChangeRequest
+	(*RejectChangeResponse)(nil),             // 12: classroute.v1.RejectChangeResponse
+	(*GetChangeRequest)(nil),                 // 13: classroute.v1.GetChangeRequest
+	(*GetChangeResponse)(nil),                // 14: classroute.v1.GetChangeResponse
+	(*ListChangesRequest)(nil),               // 15: classroute.v1.ListChangesRequest
+	(*ListChangesResponse)(nil),              // 16: classroute.v1.ListChangesResponse
+	(*Region)(nil),                           // 17: classroute.v1.Region
+	(*timestamppb.Timestamp)(nil),            // 18: google.protobuf.Timestamp
+	(*EquivalenceEntry)(nil),                 // 19: classroute.v1.EquivalenceEntry
+	(*Edge)(nil),                             // 20: classroute.v1.Edge
+	(*CatalogueService)(nil),                 // 21: classroute.v1.CatalogueService
 }
 var file_classroute_v1_change_proto_depIdxs = []int32{
-	13, // 0: classroute.v1.RegionChange.region:type_name -> classroute.v1.Region
-	14, // 1: classroute.v1.RegionChange.propose_time:type_name -> google.protobuf.Timestamp
-	14, // 2: classroute.v1.RegionChange.decide_time:type_name -> google.protobuf.Timestamp
-	15, // 3: classroute.v1.RegionChange.equivalence:type_name -> classroute.v1.EquivalenceEntry
-	13, // 4: classroute.v1.ProposeRegionChangeRequest.region:type_name -> classroute.v1.Region
-	0,  // 5: classroute.v1.ProposeRegionChangeResponse.change:type_name -> classroute.v1.RegionChange
-	15, // 6: classroute.v1.ProposeEquivalenceChangeRequest.entry:type_name -> classroute.v1.EquivalenceEntry
-	0,  // 7: classroute.v1.ProposeEquivalenceChangeResponse.change:type_name -> classroute.v1.RegionChange
-	0,  // 8: classroute.v1.ApproveChangeResponse.change:type_name -> classroute.v1.RegionChange
-	0,  // 9: classroute.v1.RejectChangeResponse.change:type_name -> classroute.v1.RegionChange
-	0,  // 10: classroute.v1.GetChangeResponse.change:type_name -> classroute.v1.RegionChange
-	0,  // 11: classroute.v1.ListChangesResponse.changes:type_name -> classroute.v1.RegionChange
-	1,  // 12: classroute.v1.ChangeService.ProposeRegionChange:input_type -> classroute.v1.ProposeRegionChangeRequest
-	3,  // 13: classroute.v1.ChangeService.ProposeEquivalenceChange:input_type -> classroute.v1.ProposeEquivalenceChangeRequest
-	5,  // 14: classroute.v1.ChangeService.ApproveChange:input_type -> classroute.v1.ApproveChangeRequest
-	7,  // 15: classroute.v1.ChangeService.RejectChange:input_type -> classroute.v1.RejectChangeRequest
-	9,  // 16: classroute.v1.ChangeService.GetChange:input_type -> classroute.v1.GetChangeRequest
-	11, // 17: classroute.v1.ChangeService.ListChanges:input_type -> classroute.v1.ListChangesRequest
-	2,  // 18: classroute.v1.ChangeService.ProposeRegionChange:output_type -> classroute.v1.ProposeRegionChangeResponse
-	4,  // 19: classroute.v1.ChangeService.ProposeEquivalenceChange:output_type -> classroute.v1.ProposeEquivalenceChangeResponse
-	6,  // 20: classroute.v1.ChangeService.ApproveChange:output_type -> classroute.v1.ApproveChangeResponse
-	8,  // 21: classroute.v1.ChangeService.RejectChange:output_type -> classroute.v1.RejectChangeResponse
-	10, // 22: classroute.v1.ChangeService.GetChange:output_type -> classroute.v1.GetChangeResponse
-	12, // 23: classroute.v1.ChangeService.ListChanges:output_type -> classroute.v1.ListChangesResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	17, // 0: classroute.v1.RegionChange.region:type_name -> classroute.v1.Region
+	18, // 1: classroute.v1.RegionChange.propose_time:type_name -> google.protobuf.Timestamp
+	18, // 2: classroute.v1.RegionChange.decide_time:type_name -> google.protobuf.Timestamp
+	19, // 3: classroute.v1.RegionChange.equivalence:type_name -> classroute.v1.EquivalenceEntry
+	20, // 4: classroute.v1.RegionChange.edge:type_name -> classroute.v1.Edge
+	21, // 5: classroute.v1.RegionChange.service:type_name -> classroute.v1.CatalogueService
+	17, // 6: classroute.v1.ProposeRegionChangeRequest.region:type_name -> classroute.v1.Region
+	0,  // 7: classroute.v1.ProposeRegionChangeResponse.change:type_name -> classroute.v1.RegionChange
+	19, // 8: classroute.v1.ProposeEquivalenceChangeRequest.entry:type_name -> classroute.v1.EquivalenceEntry
+	0,  // 9: classroute.v1.ProposeEquivalenceChangeResponse.change:type_name -> classroute.v1.RegionChange
+	20, // 10: classroute.v1.ProposeEdgeChangeRequest.edge:type_name -> classroute.v1.Edge
+	0,  // 11: classroute.v1.ProposeEdgeChangeResponse.change:type_name -> classroute.v1.RegionChange
+	21, // 12: classroute.v1.ProposeServiceChangeRequest.service:type_name -> classroute.v1.CatalogueService
+	0,  // 13: classroute.v1.ProposeServiceChangeResponse.change:type_name -> classroute.v1.RegionChange
+	0,  // 14: classroute.v1.ApproveChangeResponse.change:type_name -> classroute.v1.RegionChange
+	0,  // 15: classroute.v1.RejectChangeResponse.change:type_name -> classroute.v1.RegionChange
+	0,  // 16: classroute.v1.GetChangeResponse.change:type_name -> classroute.v1.RegionChange
+	0,  // 17: classroute.v1.ListChangesResponse.changes:type_name -> classroute.v1.RegionChange
+	1,  // 18: classroute.v1.ChangeService.ProposeRegionChange:input_type -> classroute.v1.ProposeRegionChangeRequest
+	3,  // 19: classroute.v1.ChangeService.ProposeEquivalenceChange:input_type -> classroute.v1.ProposeEquivalenceChangeRequest
+	5,  // 20: classroute.v1.ChangeService.ProposeEdgeChange:input_type -> classroute.v1.ProposeEdgeChangeRequest
+	7,  // 21: classroute.v1.ChangeService.ProposeServiceChange:input_type -> classroute.v1.ProposeServiceChangeRequest
+	9,  // 22: classroute.v1.ChangeService.ApproveChange:input_type -> classroute.v1.ApproveChangeRequest
+	11, // 23: classroute.v1.ChangeService.RejectChange:input_type -> classroute.v1.RejectChangeRequest
+	13, // 24: classroute.v1.ChangeService.GetChange:input_type -> classroute.v1.GetChangeRequest
+	15, // 25: classroute.v1.ChangeService.ListChanges:input_type -> classroute.v1.ListChangesRequest
+	2,  // 26: classroute.v1.ChangeService.ProposeRegionChange:output_type -> classroute.v1.ProposeRegionChangeResponse
+	4,  // 27: classroute.v1.ChangeService.ProposeEquivalenceChange:output_type -> classroute.v1.ProposeEquivalenceChangeResponse
+	6,  // 28: classroute.v1.ChangeService.ProposeEdgeChange:output_type -> classroute.v1.ProposeEdgeChangeResponse
+	8,  // 29: classroute.v1.ChangeService.ProposeServiceChange:output_type -> classroute.v1.ProposeServiceChangeResponse
+	10, // 30: classroute.v1.ChangeService.ApproveChange:output_type -> classroute.v1.ApproveChangeResponse
+	12, // 31: classroute.v1.ChangeService.RejectChange:output_type -> classroute.v1.RejectChangeResponse
+	14, // 32: classroute.v1.ChangeService.GetChange:output_type -> classroute.v1.GetChangeResponse
+	16, // 33: classroute.v1.ChangeService.ListChanges:output_type -> classroute.v1.ListChangesResponse
+	26, // [26:34] is the sub-list for method output_type
+	18, // [18:26] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_classroute_v1_change_proto_init() }
@@ -853,6 +1123,7 @@ func file_classroute_v1_change_proto_init() {
 	if File_classroute_v1_change_proto != nil {
 		return
 	}
+	file_classroute_v1_edge_proto_init()
 	file_classroute_v1_equivalence_proto_init()
 	file_classroute_v1_types_proto_init()
 	type x struct{}
@@ -861,7 +1132,7 @@ func file_classroute_v1_change_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_classroute_v1_change_proto_rawDesc), len(file_classroute_v1_change_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

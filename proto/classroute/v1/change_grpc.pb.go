@@ -21,6 +21,8 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	ChangeService_ProposeRegionChange_FullMethodName      = "/classroute.v1.ChangeService/ProposeRegionChange"
 	ChangeService_ProposeEquivalenceChange_FullMethodName = "/classroute.v1.ChangeService/ProposeEquivalenceChange"
+	ChangeService_ProposeEdgeChange_FullMethodName        = "/classroute.v1.ChangeService/ProposeEdgeChange"
+	ChangeService_ProposeServiceChange_FullMethodName     = "/classroute.v1.ChangeService/ProposeServiceChange"
 	ChangeService_ApproveChange_FullMethodName            = "/classroute.v1.ChangeService/ApproveChange"
 	ChangeService_RejectChange_FullMethodName             = "/classroute.v1.ChangeService/RejectChange"
 	ChangeService_GetChange_FullMethodName                = "/classroute.v1.ChangeService/GetChange"
@@ -39,8 +41,9 @@ const (
 // trail. CatalogService.PutRegion refuses such changes with
 // FAILED_PRECONDITION (TWO_PERSON_REQUIRED) and applies only operational
 // ones (status, capacity, cost, capabilities, names). Equivalence
-// entries (EquivalenceService) change the same way: one queue of
-// proposals holds both.
+// entries (EquivalenceService), cross-domain edges and catalogue
+// services (EdgeService) change the same way: one queue of proposals
+// holds them all.
 type ChangeServiceClient interface {
 	ProposeRegionChange(ctx context.Context, in *ProposeRegionChangeRequest, opts ...grpc.CallOption) (*ProposeRegionChangeResponse, error)
 	// ProposeEquivalenceChange proposes to add, change or withdraw
@@ -48,6 +51,13 @@ type ChangeServiceClient interface {
 	// be, at the next version (version 0: the next). An invalid entry is
 	// INVALID_ARGUMENT naming its fields; nothing is stored.
 	ProposeEquivalenceChange(ctx context.Context, in *ProposeEquivalenceChangeRequest, opts ...grpc.CallOption) (*ProposeEquivalenceChangeResponse, error)
+	// ProposeEdgeChange proposes to add or change an edge (the whole edge
+	// as it should be; revoked: true revokes it) or, with withdraw, to
+	// remove the edge of edge.id. An invalid edge is INVALID_ARGUMENT
+	// naming its fields; nothing is stored.
+	ProposeEdgeChange(ctx context.Context, in *ProposeEdgeChangeRequest, opts ...grpc.CallOption) (*ProposeEdgeChangeResponse, error)
+	// ProposeServiceChange does the same for a catalogue service.
+	ProposeServiceChange(ctx context.Context, in *ProposeServiceChangeRequest, opts ...grpc.CallOption) (*ProposeServiceChangeResponse, error)
 	// ApproveChange applies a pending proposal. Its proposer may not
 	// (PERMISSION_DENIED). A proposal whose region (or equivalence entry)
 	// changed since it was proposed is rejected as superseded
@@ -81,6 +91,26 @@ func (c *changeServiceClient) ProposeEquivalenceChange(ctx context.Context, in *
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ProposeEquivalenceChangeResponse)
 	err := c.cc.Invoke(ctx, ChangeService_ProposeEquivalenceChange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *changeServiceClient) ProposeEdgeChange(ctx context.Context, in *ProposeEdgeChangeRequest, opts ...grpc.CallOption) (*ProposeEdgeChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProposeEdgeChangeResponse)
+	err := c.cc.Invoke(ctx, ChangeService_ProposeEdgeChange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *changeServiceClient) ProposeServiceChange(ctx context.Context, in *ProposeServiceChangeRequest, opts ...grpc.CallOption) (*ProposeServiceChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProposeServiceChangeResponse)
+	err := c.cc.Invoke(ctx, ChangeService_ProposeServiceChange_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -139,8 +169,9 @@ func (c *changeServiceClient) ListChanges(ctx context.Context, in *ListChangesRe
 // trail. CatalogService.PutRegion refuses such changes with
 // FAILED_PRECONDITION (TWO_PERSON_REQUIRED) and applies only operational
 // ones (status, capacity, cost, capabilities, names). Equivalence
-// entries (EquivalenceService) change the same way: one queue of
-// proposals holds both.
+// entries (EquivalenceService), cross-domain edges and catalogue
+// services (EdgeService) change the same way: one queue of proposals
+// holds them all.
 type ChangeServiceServer interface {
 	ProposeRegionChange(context.Context, *ProposeRegionChangeRequest) (*ProposeRegionChangeResponse, error)
 	// ProposeEquivalenceChange proposes to add, change or withdraw
@@ -148,6 +179,13 @@ type ChangeServiceServer interface {
 	// be, at the next version (version 0: the next). An invalid entry is
 	// INVALID_ARGUMENT naming its fields; nothing is stored.
 	ProposeEquivalenceChange(context.Context, *ProposeEquivalenceChangeRequest) (*ProposeEquivalenceChangeResponse, error)
+	// ProposeEdgeChange proposes to add or change an edge (the whole edge
+	// as it should be; revoked: true revokes it) or, with withdraw, to
+	// remove the edge of edge.id. An invalid edge is INVALID_ARGUMENT
+	// naming its fields; nothing is stored.
+	ProposeEdgeChange(context.Context, *ProposeEdgeChangeRequest) (*ProposeEdgeChangeResponse, error)
+	// ProposeServiceChange does the same for a catalogue service.
+	ProposeServiceChange(context.Context, *ProposeServiceChangeRequest) (*ProposeServiceChangeResponse, error)
 	// ApproveChange applies a pending proposal. Its proposer may not
 	// (PERMISSION_DENIED). A proposal whose region (or equivalence entry)
 	// changed since it was proposed is rejected as superseded
@@ -172,6 +210,12 @@ func (UnimplementedChangeServiceServer) ProposeRegionChange(context.Context, *Pr
 }
 func (UnimplementedChangeServiceServer) ProposeEquivalenceChange(context.Context, *ProposeEquivalenceChangeRequest) (*ProposeEquivalenceChangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ProposeEquivalenceChange not implemented")
+}
+func (UnimplementedChangeServiceServer) ProposeEdgeChange(context.Context, *ProposeEdgeChangeRequest) (*ProposeEdgeChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProposeEdgeChange not implemented")
+}
+func (UnimplementedChangeServiceServer) ProposeServiceChange(context.Context, *ProposeServiceChangeRequest) (*ProposeServiceChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProposeServiceChange not implemented")
 }
 func (UnimplementedChangeServiceServer) ApproveChange(context.Context, *ApproveChangeRequest) (*ApproveChangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApproveChange not implemented")
@@ -238,6 +282,42 @@ func _ChangeService_ProposeEquivalenceChange_Handler(srv interface{}, ctx contex
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ChangeServiceServer).ProposeEquivalenceChange(ctx, req.(*ProposeEquivalenceChangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ChangeService_ProposeEdgeChange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProposeEdgeChangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChangeServiceServer).ProposeEdgeChange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChangeService_ProposeEdgeChange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChangeServiceServer).ProposeEdgeChange(ctx, req.(*ProposeEdgeChangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ChangeService_ProposeServiceChange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProposeServiceChangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChangeServiceServer).ProposeServiceChange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChangeService_ProposeServiceChange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChangeServiceServer).ProposeServiceChange(ctx, req.(*ProposeServiceChangeRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -328,6 +408,14 @@ var ChangeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ProposeEquivalenceChange",
 			Handler:    _ChangeService_ProposeEquivalenceChange_Handler,
+		},
+		{
+			MethodName: "ProposeEdgeChange",
+			Handler:    _ChangeService_ProposeEdgeChange_Handler,
+		},
+		{
+			MethodName: "ProposeServiceChange",
+			Handler:    _ChangeService_ProposeServiceChange_Handler,
 		},
 		{
 			MethodName: "ApproveChange",
