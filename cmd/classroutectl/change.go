@@ -18,7 +18,7 @@ func (c *cli) changeCmd() *cobra.Command {
 	var state, note string
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List two-person region and equivalence changes",
+		Short: "List two-person region, equivalence, edge and service changes",
 		Args:  args(0, ""),
 		RunE: c.action(func(cmd *cobra.Command, _ []string) error {
 			return c.call(func(ctx context.Context, cc *grpc.ClientConn) error {
@@ -81,7 +81,7 @@ func (c *cli) changeCmd() *cobra.Command {
 			return r.GetChange(), err
 		})
 	reject.Flags().StringVar(&note, "note", "", "why, for the proposer and the audit trail")
-	return group("change", "List, approve and reject two-person region and equivalence changes", list, get, approve, reject)
+	return group("change", "List, approve and reject two-person region, equivalence, edge and service changes", list, get, approve, reject)
 }
 
 // changeSubject names what a change changes: a region key, or an
@@ -89,6 +89,12 @@ func (c *cli) changeCmd() *cobra.Command {
 func changeSubject(ch *pb.RegionChange) string {
 	if e := ch.GetEquivalence(); e != nil {
 		return "equivalence " + pairName(e)
+	}
+	if e := ch.GetEdge(); e != nil {
+		return "edge " + e.GetId()
+	}
+	if s := ch.GetService(); s != nil {
+		return "service " + s.GetName()
 	}
 	return ch.GetRegion().GetProvider() + "/" + ch.GetRegion().GetId()
 }
@@ -121,9 +127,18 @@ func (c *cli) printChange(ch *pb.RegionChange) error {
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "change:\t%s\n", ch.GetId())
-	if e := ch.GetEquivalence(); e != nil {
+	switch {
+	case ch.GetEquivalence() != nil:
+		e := ch.GetEquivalence()
 		fmt.Fprintf(tw, "equivalence:\t%s (%s)\n", pairName(e), rows(e))
-	} else {
+	case ch.GetEdge() != nil:
+		e := ch.GetEdge()
+		fmt.Fprintf(tw, "edge:\t%s: %s %s → %s %s, %s, expires %s%s\n", e.GetId(), e.GetKind(), e.GetFrom(), e.GetTo(),
+			e.GetDirection(), edgeRange(e), date(e.GetExpireTime()), withdrawn(ch))
+	case ch.GetService() != nil:
+		s := ch.GetService()
+		fmt.Fprintf(tw, "service:\t%s: %s in %s%s\n", s.GetName(), s.GetLabel(), s.GetRegion(), withdrawn(ch))
+	default:
 		fmt.Fprintf(tw, "region:\t%s/%s\n", ch.GetRegion().GetProvider(), ch.GetRegion().GetId())
 	}
 	fmt.Fprintf(tw, "kind:\t%s (%s)\n", ch.GetKind(), strings.Join(ch.GetFields(), ", "))
@@ -139,4 +154,11 @@ func (c *cli) printChange(ch *pb.RegionChange) error {
 		fmt.Fprintf(tw, "note:\t%s\n", ch.GetNote())
 	}
 	return tw.Flush()
+}
+
+func withdrawn(ch *pb.RegionChange) string {
+	if ch.GetWithdraw() {
+		return " (withdrawn)"
+	}
+	return ""
 }

@@ -133,7 +133,7 @@ and its details are printed), 2 on a usage error.`,
 		cmd.GroupID = "place"
 		root.AddCommand(cmd)
 	}
-	for _, cmd := range []*cobra.Command{c.regionCmd(), c.providerCmd(), c.tenantCmd(), c.equivalenceCmd(), c.changeCmd()} {
+	for _, cmd := range []*cobra.Command{c.regionCmd(), c.providerCmd(), c.tenantCmd(), c.equivalenceCmd(), c.edgeCmd(), c.serviceCmd(), c.changeCmd()} {
 		cmd.GroupID = "catalog"
 		root.AddCommand(cmd)
 	}
