@@ -123,6 +123,7 @@ func serviceTxn(tx *memdb.Txn, name string) *serviceRecord {
 type flowData struct {
 	edges    []flow.Edge
 	services []flow.Service
+	byName   map[string]*flow.Service // into services
 }
 
 // buildFlowsTxn builds the edges and services of the cache, by id and
@@ -138,6 +139,10 @@ func buildFlowsTxn(tx *memdb.Txn) *flowData {
 		for raw := it.Next(); raw != nil; raw = it.Next() {
 			d.services = append(d.services, raw.(*serviceRecord).V.Service)
 		}
+	}
+	d.byName = make(map[string]*flow.Service, len(d.services))
+	for i := range d.services {
+		d.byName[d.services[i].Name] = &d.services[i]
 	}
 	return d
 }
@@ -193,6 +198,16 @@ func (s *Store) Edges() []flow.Edge {
 func (s *Store) Services() []flow.Service {
 	if d := s.flows.Load(); d != nil {
 		return d.services
+	}
+	return nil
+}
+
+// ServicesByName returns the services Services returns, by name (as
+// router.Input takes them). It is built with them: callers must not
+// modify it.
+func (s *Store) ServicesByName() map[string]*flow.Service {
+	if d := s.flows.Load(); d != nil {
+		return d.byName
 	}
 	return nil
 }

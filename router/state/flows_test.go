@@ -58,6 +58,9 @@ func TestFlowsSeeded(t *testing.T) {
 	if err != nil || !ev.Illustrative || ev.Change != "" || ev.Range.High.Scheme == "" {
 		t.Fatalf("GetEdge: %+v, %v; want the seeded, illustrative edge with its range parsed", ev, err)
 	}
+	if sv := e.store.ServicesByName()["azure-openai-gov"]; sv == nil || sv.Region != "azure/usgovvirginia" {
+		t.Fatalf("ServicesByName: %+v", sv)
+	}
 	if _, err := e.store.GetService("no-such"); !errors.Is(err, router.ErrNotFound) {
 		t.Fatalf("GetService of none: %v; want ErrNotFound", err)
 	}
