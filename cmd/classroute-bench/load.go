@@ -406,7 +406,14 @@ func putRate(ctx context.Context, cli *clientv3.Client, prefix string, n, conc, 
 	if e := firstErr.Load(); e != nil {
 		return nil, fmt.Errorf("etcd put: %w", *e)
 	}
+	// etcd updates the size in use when its backend commits a batch
+	// (every 100ms by default), not on each put: a status read at once
+	// may not hold the puts yet.
 	after, err := dbStatus(ctx, cli)
+	for deadline := time.Now().Add(2 * time.Second); err == nil && after.DbSizeInUse == before.DbSizeInUse && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		after, err = dbStatus(ctx, cli)
+	}
 	if err != nil {
 		return nil, err
 	}
