@@ -13,6 +13,7 @@ import (
 
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
@@ -108,6 +109,9 @@ func (p *planned) eligibleKeys() []string {
 	return keys
 }
 
+// refusedExamples are the examples whose plan must be a refusal.
+var refusedExamples = map[string]bool{"flow-expt-model-commercial.yaml": true}
+
 // TestExamples loads every examples/*.yaml, validates it, and plans it
 // against the default catalogue: each seed scenario must come out as its
 // comment says.
@@ -120,6 +124,11 @@ func TestExamples(t *testing.T) {
 	table, err := equiv.NewTable(equiv.Default())
 	if err != nil {
 		t.Fatal(err)
+	}
+	edges, svcs := flow.Defaults()
+	services := map[string]*flow.Service{}
+	for i := range svcs {
+		services[svcs[i].Name] = &svcs[i]
 	}
 	regions := make([]router.RegionState, len(cat.Regions))
 	for i := range cat.Regions {
@@ -277,6 +286,25 @@ func TestExamples(t *testing.T) {
 			p.refused(t, "aws/us-east-1", router.ReasonNoEquivalence)
 			p.refused(t, "aws/eusc-de-east-1", router.ReasonNoEquivalence)
 		},
+		// DOMAIN.md §7.2 and §7.5: the seed's model endpoints.
+		"flow-expt-model-commercial.yaml": func(t *testing.T, p *planned) {
+			if got := p.eligibleKeys(); len(got) != 0 {
+				t.Errorf("eligible %v; want none: export-controlled prompts never reach the commercial endpoint", got)
+			}
+			p.refused(t, "azure/usgovvirginia", "personnel")
+			p.refused(t, "aws/us-gov-west-1", "write_down")
+		},
+		"flow-expt-model-gov.yaml": func(t *testing.T, p *planned) {
+			got := p.eligibleKeys()
+			if !slices.Contains(got, "azure/usgovvirginia") {
+				t.Errorf("eligible %v; want azure/usgovvirginia among them", got)
+			}
+			for _, k := range got {
+				if !slices.ContainsFunc(p.verdicts[k].Flows, func(f string) bool { return f == "call service:azure-openai-gov by the rule" }) {
+					t.Errorf("%s: flows %v", k, p.verdicts[k].Flows)
+				}
+			}
+		},
 		"foreign-military-nld.yaml": func(t *testing.T, p *planned) {
 			if got := p.chosenKeys(); !slices.Equal(got, []string{"aws/eusc-de-east-1"}) {
 				t.Errorf("chose %v; want aws/eusc-de-east-1", got)
@@ -301,9 +329,13 @@ func TestExamples(t *testing.T) {
 			if !ok {
 				t.Fatalf("tenant %s is not in the default catalogue", w.Tenant)
 			}
-			p := &planned{in: router.Input{Workload: w, Tenant: tenant, Regions: regions, Now: exampleNow, Equivalence: table}}
+			p := &planned{in: router.Input{Workload: w, Tenant: tenant, Regions: regions, Now: exampleNow, Equivalence: table,
+				Edges: edges, Services: services}}
 			p.d = router.NewEngine().Plan(p.in)
-			if p.d.Err != nil {
+			switch {
+			case refusedExamples[name] && p.d.Err == nil:
+				t.Fatalf("plan chose %v; want it refused", p.d.Chosen)
+			case !refusedExamples[name] && p.d.Err != nil:
 				t.Fatalf("plan: %v", p.d.Err)
 			}
 			p.verdicts = map[string]router.Explained{}

@@ -80,3 +80,38 @@ func TestPlacementDependencies(t *testing.T) {
 		t.Errorf("a dependency on another tenant's placement: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
+
+// The seed (DOMAIN.md §7.2), end to end with the default edges and
+// services: an export-controlled analytic may call the Azure OpenAI
+// deployment inside Azure Government, never the commercial endpoint
+// (its staff are not screened US persons, even through the edge).
+func TestModelEndpointDependencies(t *testing.T) {
+	e := start(t)
+	var plan pb.PlanResponse
+	e.OK(&plan, "plan", "-f", "examples/flow-expt-model-gov.yaml")
+	if !slices.Contains(plan.GetChosen(), "azure/usgovvirginia") && len(plan.GetChosen()) != 1 {
+		t.Fatalf("in-boundary endpoint: chosen %v", plan.GetChosen())
+	}
+	p := e.Place("examples/flow-expt-model-gov.yaml", "--request-id", "aoai-gov")
+	if len(p.GetAssignments()) != 1 {
+		t.Fatalf("placed %v", p)
+	}
+	e.OK(&plan, "plan", "-f", "examples/flow-expt-model-commercial.yaml")
+	if len(plan.GetChosen()) != 0 {
+		t.Fatalf("commercial endpoint: chosen %v; want refused", plan.GetChosen())
+	}
+	var personnel *pb.RegionVerdict
+	for _, v := range plan.GetRegions() {
+		if v.GetRegion() == "azure/usgovvirginia" {
+			personnel = v
+		}
+	}
+	if personnel == nil || !slices.ContainsFunc(personnel.GetReasons(), func(r *pb.Reason) bool {
+		return r.GetCode() == "personnel" && strings.Contains(r.GetMessage(), "aoai-gov-to-commercial")
+	}) {
+		t.Fatalf("azure/usgovvirginia: %v; want refused for personnel through the edge", personnel)
+	}
+	if r := e.Run("place", "-f", "examples/flow-expt-model-commercial.yaml"); r.Code == 0 {
+		t.Fatalf("place on the commercial endpoint: exit 0\n%s", r.Stdout)
+	}
+}

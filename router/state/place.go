@@ -45,6 +45,10 @@ type snapshot struct {
 	// commit fails the commit.
 	targets      map[flow.Target]router.DependencyTarget
 	targetGuards []guard
+	// edges and services are those of the workload's dependencies, read
+	// from the same transaction (flowsOf).
+	edges    []flow.Edge
+	services map[string]*flow.Service
 }
 
 func (s *Store) snapshot(tenantID, requestID string, w *router.Workload) snapshot {
@@ -56,6 +60,9 @@ func (s *Store) snapshot(tenantID, requestID string, w *router.Workload) snapsho
 		snap.equiv, snap.equivGuards = s.equivalenceFrom(tx, w.Scheme)
 	}
 	snap.targetsOf(tx, w, s.keys)
+	if len(w.Dependencies) > 0 {
+		snap.flowsOf(tx, w, s)
+	}
 	snap.tenant = tenantTxn(tx, tenantID)
 	if requestID != "" {
 		snap.existing = placementTxn(tx, placementKey(tenantID, requestID))
@@ -69,7 +76,7 @@ func (s *Store) snapshot(tenantID, requestID string, w *router.Workload) snapsho
 func (snap *snapshot) input(w *router.Workload, s *Store) router.Input {
 	// A US label reads no equivalence.
 	return router.Input{Workload: w, Tenant: snap.tenant.Tenant, Regions: snap.regions.states, Now: s.clock(), Equivalence: snap.equiv,
-		Targets: snap.targets}
+		Targets: snap.targets, Edges: snap.edges, Services: snap.services}
 }
 
 // targetsOf reads the placements w depends on: each live one's label
@@ -96,6 +103,37 @@ func (snap *snapshot) targetsOf(tx *memdb.Txn, w *router.Workload, k keys) {
 		}
 		snap.targets[d.Target] = t
 		snap.targetGuards = append(snap.targetGuards, guard{key: k.placement(key), rev: rec.Rev})
+	}
+}
+
+// flowsOf reads the edges and services a decision for w reads, from tx,
+// and guards their records at the revisions read (every edge: any may
+// carry a flow; the services w names, and their absence), so that one
+// revoked, withdrawn or changed between the decision and the commit
+// fails the commit, which decides again.
+func (snap *snapshot) flowsOf(tx *memdb.Txn, w *router.Workload, s *Store) {
+	if it, err := tx.Get(tableEdges, indexID); err == nil {
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			rec := raw.(*edgeRecord)
+			snap.edges = append(snap.edges, rec.V.Edge)
+			snap.targetGuards = append(snap.targetGuards, guard{key: s.keys.edge(rec.ID), rev: rec.V.Revision})
+		}
+	}
+	for _, d := range w.Dependencies {
+		if d.Target.Kind != flow.ServiceTarget {
+			continue
+		}
+		raw, err := tx.First(tableServices, indexID, d.Target.Name)
+		if err != nil || raw == nil {
+			continue // none: refused (no_target); one created meanwhile is for a later decision
+		}
+		rec := raw.(*serviceRecord)
+		if snap.services == nil {
+			snap.services = map[string]*flow.Service{}
+		}
+		svc := rec.V.Service
+		snap.services[rec.Name] = &svc
+		snap.targetGuards = append(snap.targetGuards, guard{key: s.keys.service(rec.Name), rev: rec.V.Revision})
 	}
 }
 

@@ -396,7 +396,7 @@ func (r *reconciler) look(ctx context.Context, key string, ref dirtyRef) {
 		deps.targetsOf(snap.tx, &p.Workload, s.keys)
 		res := router.Reconcile(s.engine, p, router.ReconcileInput{
 			Tenant: tenant, Regions: r.states, Index: snap.view.index, Now: now, MaxMoves: moves,
-			Equivalence: s.Equivalence(), Targets: deps.targets,
+			Equivalence: s.Equivalence(), Targets: deps.targets, Edges: s.Edges(), Services: s.ServicesByName(),
 		})
 		r.note(key, p, &res)
 		if res.Keep() {
