@@ -14,6 +14,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/audit"
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 	"github.com/classroute/classroute/router/state"
@@ -414,5 +415,68 @@ func TestEquivalenceWithdrawnBeforeCommit(t *testing.T) {
 	}
 	if !slices.Equal(p.Regions, []string{"ukc/london"}) {
 		t.Fatalf("placed in %v after GBR→US was withdrawn before the commit; want ukc/london", p.Regions)
+	}
+}
+
+// A service removed between a decision that read it and that decision's
+// commit fails the commit: the Place decides again and, with nothing to
+// call, is refused (no_target). The commit compares the service's record.
+// (The record is deleted straight from etcd, as another daemon's
+// approved withdrawal would.)
+func TestServiceWithdrawnBeforeCommit(t *testing.T) {
+	var once sync.Once
+	var s *scenario
+	withdrawn := make(chan error, 1)
+	hook := func(id string) {
+		if id != "llm" {
+			return
+		}
+		once.Do(func() {
+			_, err := s.other.Delete(context.Background(), s.prefix+"services/azure-openai-commercial")
+			withdrawn <- err
+		})
+	}
+	s = &scenario{env: newEnv(t, nil, state.WithBeforeCommit(hook)), t: t, catalog: make(map[string]router.Region)}
+	c1 := commercialRegion("aws", "c1")
+	c1.Accreditation.ImpactLevel = 2 // the Army's unclassified data needs IL2
+	s.regions(c1)
+	if _, err := s.store.GetService("azure-openai-commercial"); err != nil {
+		// Not seeded here: add the default by two administrators.
+		_, svcs := flow.Defaults()
+		i := slices.IndexFunc(svcs, func(x flow.Service) bool { return x.Name == "azure-openai-commercial" })
+		c, err := s.store.ProposeServiceChange(as("alice"), &svcs[i], false, "the seed's endpoint")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.store.ApproveChange(as("bob"), c.ID); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for _, err := s.store.GetService("azure-openai-commercial"); err != nil; _, err = s.store.GetService("azure-openai-commercial") {
+			if time.Now().After(deadline) {
+				t.Fatalf("service not cached: %v", err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	w := &router.Workload{Name: "chat", Tenant: "us-army", Banner: "UNCLASSIFIED", AllowedCountries: []string{"*"}, Resources: unit, Replicas: 1,
+		Dependencies: []flow.Dependency{{Target: flow.ServiceNamed("azure-openai-commercial"), Direction: flow.Call}}}
+	if err := router.ValidateWorkload(w, marking.US); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.store.Place(context.Background(), "llm", w)
+	select {
+	case werr := <-withdrawn:
+		if werr != nil {
+			t.Fatalf("the withdrawal: %v", werr)
+		}
+	default:
+		t.Fatalf("no commit was attempted (Place: %v, %v): the test proves nothing", p, err)
+	}
+	if err == nil {
+		t.Fatalf("placed in %v after the service it calls was withdrawn before the commit; want refused", p.Regions)
+	}
+	if !strings.Contains(err.Error(), "dependency") {
+		t.Errorf("refusal %v; want it to name the dependency rule", err)
 	}
 }
