@@ -191,22 +191,38 @@ func (s *Store) ApproveChange(ctx context.Context, id string) (*router.Change, e
 		done.Revision = resp.Header.Revision
 		return &done, s.waitCommitted(ctx, resp.Header.Revision)
 	}
-	// Why not: decided meanwhile, the region changed, or the provider is gone.
+	// Why not: decided meanwhile, the provider is gone, or the region changed.
+	return nil, s.refusedApproval(ctx, c, resp, "region "+r.Key(), func() error {
+		if kvs := resp.Responses[2].GetResponseRange().GetKvs(); len(kvs) == 0 {
+			return router.Violations{{Field: "region.provider", Description: fmt.Sprintf("unknown provider %q: put the provider first", r.Provider)}}.Err()
+		}
+		return nil
+	})
+}
+
+// refusedApproval says why an approval's transaction did not apply,
+// from its Else reads (the change's record, then its subject's): the
+// change was decided meanwhile; or check's error (nil: none); or its
+// subject changed since the proposal, and the proposal is recorded
+// rejected as superseded.
+func (s *Store) refusedApproval(ctx context.Context, c *router.Change, resp *clientv3.TxnResponse, subject string, check func() error) error {
 	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 0 || kvs[0].ModRevision != c.Revision {
-		return nil, fmt.Errorf("change %s was decided meanwhile: %w", id, router.ErrChangeNotPending)
+		return fmt.Errorf("change %s was decided meanwhile: %w", c.ID, router.ErrChangeNotPending)
 	}
-	if kvs := resp.Responses[2].GetResponseRange().GetKvs(); len(kvs) == 0 {
-		return nil, router.Violations{{Field: "region.provider", Description: fmt.Sprintf("unknown provider %q: put the provider first", r.Provider)}}.Err()
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
 	}
 	var cur int64
 	if kvs := resp.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
 		cur = kvs[0].ModRevision
 	}
-	note := fmt.Sprintf("superseded: region %s changed since the proposal (revision %d, now %d); propose again", r.Key(), c.BaseRevision, cur)
+	note := fmt.Sprintf("superseded: %s changed since the proposal (revision %d, now %d); propose again", subject, c.BaseRevision, cur)
 	if _, err := s.decideChange(ctx, c, router.ChangeRejected, "system", note); err != nil {
-		return nil, err
+		return err
 	}
-	return nil, fmt.Errorf("change %s %s: %w", id, note, router.ErrChangeNotPending)
+	return fmt.Errorf("change %s %s: %w", c.ID, note, router.ErrChangeNotPending)
 }
 
 // RejectChange rejects a pending proposal: any catalogue administrator,

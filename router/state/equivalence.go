@@ -307,18 +307,7 @@ func (s *Store) approveEquivalence(ctx context.Context, c, done *router.Change) 
 		done.Revision = resp.Header.Revision
 		return done, s.waitCommitted(ctx, resp.Header.Revision)
 	}
-	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 0 || kvs[0].ModRevision != c.Revision {
-		return nil, fmt.Errorf("change %s was decided meanwhile: %w", id, router.ErrChangeNotPending)
-	}
-	var cur int64
-	if kvs := resp.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
-		cur = kvs[0].ModRevision
-	}
-	note := fmt.Sprintf("superseded: equivalence %s changed since the proposal (revision %d, now %d); propose again", e.Key(), c.BaseRevision, cur)
-	if _, err := s.decideChange(ctx, c, router.ChangeRejected, "system", note); err != nil {
-		return nil, err
-	}
-	return nil, fmt.Errorf("change %s %s: %w", id, note, router.ErrChangeNotPending)
+	return nil, s.refusedApproval(ctx, c, resp, "equivalence "+e.Key().String(), nil)
 }
 
 // equivalenceAudit is what the audit entry of an equivalence change

@@ -423,18 +423,7 @@ func (s *Store) approveFlow(ctx context.Context, c, done *router.Change) (*route
 		done.Revision = resp.Header.Revision
 		return done, s.waitCommitted(ctx, resp.Header.Revision)
 	}
-	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 0 || kvs[0].ModRevision != c.Revision {
-		return nil, fmt.Errorf("change %s was decided meanwhile: %w", id, router.ErrChangeNotPending)
-	}
-	var cur int64
-	if kvs := resp.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
-		cur = kvs[0].ModRevision
-	}
-	note := fmt.Sprintf("superseded: %s changed since the proposal (revision %d, now %d); propose again", c.Subject(), c.BaseRevision, cur)
-	if _, err := s.decideChange(ctx, c, router.ChangeRejected, "system", note); err != nil {
-		return nil, err
-	}
-	return nil, fmt.Errorf("change %s %s: %w", id, note, router.ErrChangeNotPending)
+	return nil, s.refusedApproval(ctx, c, resp, c.Subject(), nil)
 }
 
 // flowAudit is what the audit entry of an edge or service change says
