@@ -25,6 +25,18 @@ type checker interface {
 	Explain(w *want, r *RegionState) Reason
 }
 
+// reasonsOf is every reason c gives for refusing r: one, or one per
+// code for a rule that checks several things with codes of their own
+// (dependencyChecker).
+func reasonsOf(c checker, w *want, r *RegionState) []Reason {
+	if m, ok := c.(interface {
+		ExplainAll(w *want, r *RegionState) []Reason
+	}); ok {
+		return m.ExplainAll(w, r)
+	}
+	return []Reason{c.Explain(w, r)}
+}
+
 // want is what a workload requires of a region, derived once per decision
 // from the workload, its label and its tenant, so that the checkers only
 // compare. Its slices alias the input; nothing here is modified.
@@ -76,6 +88,7 @@ type want struct {
 	deps      []wantDep
 	depLabel  marking.Label
 	depExport string
+	depEquiv  equiv.Table
 	edges     []flow.Edge
 }
 
@@ -100,9 +113,12 @@ func newWant(in *Input) want {
 	}
 	if len(wl.Dependencies) > 0 {
 		w.deps, w.depLabel, w.depExport, w.edges = dependencies(in), workloadMarking(wl), exportName(wl.ExportControl), in.Edges
+		w.depEquiv = in.Equivalence
 	}
 	if wl.Foreign() {
-		return w.foreignWant(in)
+		w = w.foreignWant(in)
+		w.reachDeps()
+		return w
 	}
 	switch {
 	case wl.ExportControl == ExportITAR:
@@ -140,6 +156,7 @@ func newWant(in *Input) want {
 	if l.Level >= label.TopSecret || w.sci {
 		w.personnel = PersonnelClearedTopSecret
 	}
+	w.reachDeps()
 	return w
 }
 

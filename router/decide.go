@@ -275,7 +275,7 @@ func (e *Engine) Plan(in Input) Decision {
 				if first < 0 {
 					first = j
 				}
-				v.Reasons = append(v.Reasons, c.Explain(w, r))
+				v.Reasons = append(v.Reasons, reasonsOf(c, w, r)...)
 			}
 		}
 		if first >= 0 {

@@ -6,16 +6,22 @@ import (
 	"strings"
 
 	"github.com/classroute/classroute/router/flow"
+	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
 
 // wantDep is one declared dependency as a decision reads it: the target's
 // label and the sides it runs on, or why there is no target.
 type wantDep struct {
-	dep     flow.Dependency
-	label   marking.Label // the target's
-	sides   []flow.Side   // where the target runs
-	missing string        // non-empty: no such target, and why
+	dep       flow.Dependency
+	label     marking.Label // the target's
+	sides     []flow.Side   // where the target runs
+	countries []string      // each side's region's country, "" when unknown
+	missing   string        // non-empty: no such target, and why
+	// reach: why the workload's label and residency rules forbid its
+	// data going where the target runs, or the target's data coming to
+	// the workload, wherever the workload runs (reachDeps).
+	reach []Reason
 }
 
 // dependencies resolves the workload's dependencies in the input: a
@@ -37,6 +43,7 @@ func dependencies(in *Input) []wantDep {
 			}
 			wd.label = svc.Label
 			wd.sides = []flow.Side{{Region: svc.Region, Domain: svc.NetworkDomain, Operators: svc.OperatorNationalities, Personnel: svc.Personnel}}
+			wd.countries = []string{regionCountry(in, svc.Region)}
 		case flow.PlacementTarget:
 			t, ok := in.Targets[d.Target]
 			if !ok || len(t.Regions) == 0 {
@@ -46,6 +53,7 @@ func dependencies(in *Input) []wantDep {
 			wd.label = t.Label
 			for _, r := range t.Regions {
 				wd.sides = append(wd.sides, regionSide(r))
+				wd.countries = append(wd.countries, r.Country)
 			}
 		default:
 			wd.missing = fmt.Sprintf("%s: not a placement or a service", d.Target)
@@ -53,6 +61,80 @@ func dependencies(in *Input) []wantDep {
 		out[i] = wd
 	}
 	return out
+}
+
+// regionCountry is the country of the region keyed key in the input's
+// catalogue, "" when it is not there.
+func regionCountry(in *Input, key string) string {
+	for i := range in.Regions {
+		if r := in.Regions[i].Region; r != nil && r.Key() == key {
+			return r.Country
+		}
+	}
+	return ""
+}
+
+// reachDeps decides, once per decision, what the workload's own rules
+// say about each dependency wherever the workload runs (DOMAIN.md §7.5
+// scenario 5):
+//
+//   - residency: a write or a call sends the workload's data to where the
+//     target runs, so each of those regions' countries must be one its
+//     data may rest in (and the USA for export-controlled data), as for
+//     a region of its own; an unknown region is refused.
+//   - no_equivalence: a label of another scheme than the target's has a
+//     level in it only through an equivalence entry in force: the
+//     workload's label into the target's scheme when its data goes
+//     there, the target's into the workload's when the target's data
+//     comes back. Even with one, router/flow compares no labels of two
+//     schemes (incomparable): the entry says how to hold a label, not
+//     whether one scheme's caveats cover another's.
+func (w *want) reachDeps() {
+	for i := range w.deps {
+		d := &w.deps[i]
+		if d.missing != "" {
+			continue
+		}
+		sends := d.dep.Direction == flow.Write || d.dep.Direction == flow.Call
+		receives := d.dep.Direction == flow.Read || d.dep.Direction == flow.Call
+		if sends {
+			var msgs []string
+			for j, c := range d.countries {
+				var why []string
+				if c == "" {
+					msgs = append(msgs, fmt.Sprintf("%s: the data would reach %s, a region not in the catalogue", d.dep, d.sides[j].Region))
+					continue
+				}
+				if !w.anyCountry && !contains(w.countries, c) {
+					why = append(why, "allowed: "+list(w.countries))
+				}
+				if w.exportControlled && c != label.USA {
+					why = append(why, w.exportWhy+" data must rest in USA")
+				}
+				if len(why) > 0 {
+					msgs = append(msgs, fmt.Sprintf("%s: the data would reach %s in %s; %s", d.dep, d.sides[j].Region, c, strings.Join(why, "; ")))
+				}
+			}
+			if len(msgs) > 0 {
+				d.reach = append(d.reach, Reason{Code: ReasonResidency, Message: strings.Join(msgs, "; ")})
+			}
+		}
+		if d.label.Scheme == w.depLabel.Scheme {
+			continue
+		}
+		if sends {
+			if res := w.depEquiv.Map(marking.Parser{}, w.depLabel, d.label.Scheme, w.now); !res.OK() {
+				d.reach = append(d.reach, Reason{Code: ReasonNoEquivalence, Scheme: w.depLabel.Scheme,
+					Message: fmt.Sprintf("%s: the data goes to a %s label: %s", d.dep, d.label.Scheme, res.Explain(w.depLabel, d.label.Scheme, w.now))})
+			}
+		}
+		if receives {
+			if res := w.depEquiv.Map(marking.Parser{}, d.label, w.depLabel.Scheme, w.now); !res.OK() {
+				d.reach = append(d.reach, Reason{Code: ReasonNoEquivalence, Scheme: d.label.Scheme,
+					Message: fmt.Sprintf("%s: the target's %s data comes back: %s", d.dep, d.label.Scheme, res.Explain(d.label, w.depLabel.Scheme, w.now))})
+			}
+		}
+	}
 }
 
 // regionSide is a region as a flow sees it.
@@ -98,36 +180,69 @@ func (dependencyChecker) Code() ReasonCode { return ReasonDependency }
 
 func (dependencyChecker) Check(w *want, r *RegionState) bool {
 	for i := range w.deps {
-		if w.deps[i].missing != "" || !w.flows(i, r.Region).OK() {
+		d := &w.deps[i]
+		if d.missing != "" || len(d.reach) > 0 || !w.flows(i, r.Region).OK() {
 			return false
 		}
 	}
 	return true
 }
 
-// Explain gives the first refused dependency's code (no_target, or the
-// flow's: write_down, read_up, no_edge, cds_expired, out_of_range,
-// personnel, incomparable), and every refused dependency's words.
-func (dependencyChecker) Explain(w *want, r *RegionState) Reason {
-	var code ReasonCode
-	var msgs []string
+// Explain joins ExplainAll into one reason of the first code.
+func (c dependencyChecker) Explain(w *want, r *RegionState) Reason {
+	all := c.ExplainAll(w, r)
+	if len(all) == 0 {
+		return Reason{Code: ReasonDependency}
+	}
+	msgs := make([]string, len(all))
+	for i, x := range all {
+		msgs[i] = x.Message
+	}
+	return Reason{Code: all[0].Code, Message: strings.Join(msgs, "; ")}
+}
+
+// ExplainAll gives one reason per code, in the order first met: no_target
+// for a dependency on nothing; residency and no_equivalence for where the
+// workload's rules forbid its data to go (reachDeps); and the flow's
+// codes (write_down, read_up, no_edge, cds_expired, out_of_range,
+// personnel, incomparable) for each refused dependency, in words naming
+// it. A dependency refused for no_equivalence is not refused again as
+// incomparable: the missing entry is the reason.
+func (dependencyChecker) ExplainAll(w *want, r *RegionState) []Reason {
+	var out []Reason
+	add := func(x Reason) {
+		for i := range out {
+			if out[i].Code == x.Code {
+				out[i].Message += "; " + x.Message
+				for _, e := range x.Equivalence {
+					if !slices.Contains(out[i].Equivalence, e) {
+						out[i].Equivalence = append(out[i].Equivalence, e)
+					}
+				}
+				return
+			}
+		}
+		out = append(out, x)
+	}
 	for i := range w.deps {
 		d := &w.deps[i]
 		if d.missing != "" {
-			if code == "" {
-				code = ReasonNoTarget
-			}
-			msgs = append(msgs, d.missing)
+			add(Reason{Code: ReasonNoTarget, Message: d.missing})
 			continue
 		}
+		noEquiv := false
+		for _, x := range d.reach {
+			add(x)
+			noEquiv = noEquiv || x.Code == ReasonNoEquivalence
+		}
 		for _, res := range w.flows(i, r.Region).Refused() {
-			if code == "" {
-				code = ReasonCode(res.Code)
+			if noEquiv && res.Code == flow.CodeIncomparable {
+				continue
 			}
-			msgs = append(msgs, fmt.Sprintf("%s: %s", d.dep, res.Message))
+			add(Reason{Code: ReasonCode(res.Code), Message: fmt.Sprintf("%s: %s", d.dep, res.Message)})
 		}
 	}
-	return Reason{Code: code, Message: strings.Join(msgs, "; ")}
+	return out
 }
 
 // flowsVia says, for an eligible region, how each dependency flows:

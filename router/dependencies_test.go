@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/classroute/classroute/router/equiv"
 	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
@@ -23,13 +24,24 @@ func TestDependencyChecker(t *testing.T) {
 	gov.Accreditation = Accreditation{MaxLevel: label.CUI, Controls: []string{"SP-EXPT"}, ImpactLevel: 5, FedRAMP: FedRAMPHigh, Expires: testNow.AddDate(1, 0, 0)}
 	gov.Customers, gov.Capabilities, gov.StorageTiers = []string{"*"}, nil, nil
 	secret := baseRegion() // a US SECRET region on SIPRNet
+	// Where the commercial endpoint runs: in the catalogue, or the data
+	// sent there would rest nowhere known (residency).
+	eastus := baseRegion()
+	eastus.Provider, eastus.ID, eastus.Country, eastus.NetworkDomain = "azure", "eastus", "USA", DomainInternet
+	eastus.Accreditation = Accreditation{MaxLevel: label.Unclassified, Expires: testNow.AddDate(1, 0, 0)}
 
 	expt := label.MustParse("CUI//SP-EXPT")
 	service := func(name, region string, l label.Label, personnel flow.Personnel) *flow.Service {
 		return &flow.Service{Name: name, Label: marking.FromUS(l), Region: region, NetworkDomain: "internet",
 			OperatorNationalities: []string{"USA"}, Personnel: personnel}
 	}
+	uksouth := baseRegion()
+	uksouth.Provider, uksouth.ID, uksouth.Country, uksouth.NetworkDomain = "azure", "uksouth", "GBR", DomainInternet
+	uksouth.Accreditation = Accreditation{MaxLevel: label.Unclassified, Expires: testNow.AddDate(1, 0, 0)}
 	services := map[string]*flow.Service{
+		"uk-api":          service("uk-api", "azure/uksouth", expt, flow.Personnel(PersonnelScreenedUSPersons)),
+		"uk-open":         service("uk-open", "azure/uksouth", label.MustParse("UNCLASSIFIED"), flow.Personnel(PersonnelNone)),
+		"lost":            service("lost", "azure/atlantis", expt, flow.Personnel(PersonnelScreenedUSPersons)),
 		"aoai-gov":        service("aoai-gov", "azure/usgovvirginia", expt, flow.Personnel(PersonnelScreenedUSPersons)),
 		"aoai-commercial": service("aoai-commercial", "azure/eastus", label.MustParse("UNCLASSIFIED"), flow.Personnel(PersonnelNone)),
 	}
@@ -71,18 +83,27 @@ func TestDependencyChecker(t *testing.T) {
 		{"reading a SECRET placement from CUI", analytic(expt, "read placement:us-army/p1"), gov, nil,
 			map[flow.Target]DependencyTarget{flow.Placement("us-army", "p1"): {Label: marking.FromUS(label.MustParse("SECRET//NOFORN")), Regions: []*Region{secret}}},
 			"read_up", "placement:us-army/p1"},
+		// The workload's data goes where the service runs: its own
+		// residency rules hold there (DOMAIN.md §7.5 scenario 5).
+		{"export-controlled prompts to a service in GBR", analytic(expt, "call service:uk-api"), gov, nil, nil, ReasonResidency,
+			"azure/uksouth in GBR; allowed: USA; CUI//SP-EXPT data must rest in USA"},
+		{"a service in no catalogued region", analytic(expt, "write service:lost"), gov, nil, nil, ReasonResidency, "a region not in the catalogue"},
+		// Reading brings nothing of the workload's there.
+		{"reading a service in GBR is no residency matter", analytic(label.MustParse("UNCLASSIFIED"), "read service:uk-open"), gov, nil, nil, "",
+			"read service:uk-open by the rule"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.w.Tenant = "us-army"
-			in := Input{Workload: tc.w, Tenant: baseTenant(), Regions: []RegionState{{Region: tc.region}}, Now: testNow,
+			in := Input{Workload: tc.w, Tenant: baseTenant(), Regions: []RegionState{{Region: tc.region}, {Region: eastus}, {Region: uksouth}}, Now: testNow,
 				Edges: tc.edges, Services: services, Targets: tc.targets}
 			in.Tenant.ID = "us-army"
 			d := NewEngine().Plan(in)
 			ex := d.Explain(&in)
-			if len(ex) != 1 {
-				t.Fatalf("explained %d regions", len(ex))
+			i := slices.IndexFunc(ex, func(v Explained) bool { return v.Key == tc.region.Key() })
+			if i < 0 {
+				t.Fatalf("no verdict for %s in %+v", tc.region.Key(), ex)
 			}
-			v := ex[0]
+			v := ex[i]
 			if tc.code == "" {
 				if !v.Eligible || !slices.ContainsFunc(v.Flows, func(s string) bool { return strings.Contains(s, tc.want) }) {
 					t.Fatalf("verdict %+v; want eligible with flows saying %q", v, tc.want)
@@ -93,5 +114,66 @@ func TestDependencyChecker(t *testing.T) {
 				t.Fatalf("verdict %+v; want refused %s saying %q", v, tc.code, tc.want)
 			}
 		})
+	}
+}
+
+// DOMAIN.md §7.5 scenario 5: an AUS PROTECTED workload calling a service
+// in uksouth is refused no_equivalence (no AUS→GBR entry: its requests
+// have no level in the service's scheme) and residency (they would leave
+// Australia), not incomparable; wherever it runs. Recheck calls both a
+// violation: a placement whose dependency is no legal flow any more is
+// flagged, not only moved.
+func TestDependencyAcrossSchemes(t *testing.T) {
+	tab, err := equiv.NewTable(equiv.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	au := baseRegion()
+	au.Provider, au.ID, au.Country, au.OperatorJurisdiction, au.NetworkDomain = "azure", "australiacentral", "AUS", "AUS", DomainInternet
+	au.OperatorNationalities, au.Personnel = []string{"AUS"}, PersonnelClearedSecret
+	au.Accreditation = Accreditation{MaxLevel: label.Unclassified, Expires: testNow.AddDate(1, 0, 0)}
+	au.Accreditations = []SchemeAccreditation{{Scheme: marking.AUS, MaxLevel: "PROTECTED", Authority: "ASD", Expires: testNow.AddDate(1, 0, 0)}}
+	au.Customers, au.Capabilities, au.StorageTiers = []string{"*"}, nil, nil
+	uk := baseRegion()
+	uk.Provider, uk.ID, uk.Country, uk.NetworkDomain = "azure", "uksouth", "GBR", DomainInternet
+	uk.Accreditation = Accreditation{MaxLevel: label.Unclassified, Expires: testNow.AddDate(1, 0, 0)}
+	svc := &flow.Service{Name: "uk-records", Label: marking.MustParse(marking.GBR, "OFFICIAL-SENSITIVE"), Region: "azure/uksouth",
+		NetworkDomain: "internet", OperatorNationalities: []string{"GBR"}, Personnel: flow.Personnel(PersonnelClearedSecret)}
+
+	w := baseWorkload()
+	w.Tenant, w.Marking = "au-dod", marking.MustParse(marking.AUS, "PROTECTED")
+	w.Scheme, w.Label, w.Banner = w.Marking.Scheme, label.Label{}, "PROTECTED"
+	w.AllowedCountries, w.AllowedJurisdictions, w.Capabilities, w.StorageTier = []string{"AUS"}, nil, nil, ""
+	w.Dependencies = []flow.Dependency{{Target: flow.ServiceNamed("uk-records"), Direction: flow.Call}}
+	top, err := marking.Parser{}.ParseLevel(marking.AUS, "SECRET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := &Tenant{ID: "au-dod", Nation: "AUS", Sector: "defense",
+		Ceilings: []SchemeCeiling{{Scheme: marking.AUS, Level: "SECRET", Parsed: top}}}
+	in := Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: au}, {Region: uk}}, Now: testNow,
+		Equivalence: tab, Services: map[string]*flow.Service{"uk-records": svc}}
+	d := NewEngine().Plan(in)
+	if d.Err == nil {
+		t.Fatalf("chosen %v; want refused", d.Chosen)
+	}
+	for _, v := range d.Explain(&in) {
+		if v.Key != "azure/australiacentral" {
+			continue
+		}
+		codes := map[ReasonCode]string{}
+		for _, r := range v.Reasons {
+			codes[r.Code] += r.Message
+		}
+		if len(v.Reasons) != 2 || !strings.Contains(codes[ReasonNoEquivalence], "no equivalence entry AUS→GBR") ||
+			!strings.Contains(codes[ReasonResidency], "azure/uksouth in GBR; allowed: AUS") {
+			t.Errorf("australiacentral refused for %+v; want no_equivalence and residency only", v.Reasons)
+		}
+	}
+
+	// Placed there yesterday, when the service ran in Australia.
+	reasons, violation := NewEngine().Recheck(in, 0)
+	if !violation || len(reasons) != 2 {
+		t.Errorf("recheck: %+v violation %v; want both reasons, a violation", reasons, violation)
 	}
 }

@@ -69,8 +69,12 @@ func (e *Engine) Recheck(in Input, idx int) (reasons []Reason, violation bool) {
 		if c.Code() == ReasonCapacity || c.Check(&w, r) {
 			continue
 		}
-		reasons = append(reasons, c.Explain(&w, r))
-		violation = violation || IsViolation(c.Code())
+		for _, x := range reasonsOf(c, &w, r) {
+			reasons = append(reasons, x)
+			// The reason's own code: a rule checking several things
+			// (dependency) says which failed.
+			violation = violation || IsViolation(x.Code)
+		}
 	}
 	return reasons, violation
 }

@@ -439,7 +439,11 @@ func TestServiceWithdrawnBeforeCommit(t *testing.T) {
 	s = &scenario{env: newEnv(t, nil, state.WithBeforeCommit(hook)), t: t, catalog: make(map[string]router.Region)}
 	c1 := commercialRegion("aws", "c1")
 	c1.Accreditation.ImpactLevel = 2 // the Army's unclassified data needs IL2
-	s.regions(c1)
+	// Where the service runs must be in the catalogue too: the prompts
+	// rest there (residency).
+	eastus := commercialRegion("azure", "eastus")
+	eastus.Accreditation.ImpactLevel = 2
+	s.regions(c1, eastus)
 	if _, err := s.store.GetService("azure-openai-commercial"); err != nil {
 		// Not seeded here: add the default by two administrators.
 		_, svcs := flow.Defaults()
