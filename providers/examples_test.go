@@ -70,6 +70,16 @@ func (p *planned) eligibleVia(tb testing.TB, key, via string) {
 	}
 }
 
+// eligibleFlow checks that region key is eligible, with a dependency
+// flowing as flow says.
+func (p *planned) eligibleFlow(tb testing.TB, key, flow string) {
+	tb.Helper()
+	v, ok := p.verdicts[key]
+	if !ok || !v.Eligible || !slices.Contains(v.Flows, flow) {
+		tb.Errorf("%s = %+v; want eligible with flow %q", key, v, flow)
+	}
+}
+
 // withCustomers plans p's workload again with region key serving customers.
 func (p *planned) withCustomers(tb testing.TB, key string, customers ...string) *planned {
 	tb.Helper()
@@ -110,7 +120,70 @@ func (p *planned) eligibleKeys() []string {
 }
 
 // refusedExamples are the examples whose plan must be a refusal.
-var refusedExamples = map[string]bool{"flow-expt-model-commercial.yaml": true}
+var refusedExamples = map[string]bool{
+	"flow-expt-model-commercial.yaml": true, "flow-ts-calls-secret-api.yaml": true,
+	"flow-aus-calls-uk-service.yaml": true, "flow-ts-reads-over-lapsed-diode.yaml": true,
+}
+
+// loadCatalogueExamples strictly decodes and validates the edges
+// (edge-*.yaml) and services (service-*.yaml) of examples/catalogue,
+// which the flow examples depend on (DOMAIN.md §7.5).
+func loadCatalogueExamples(tb testing.TB) ([]flow.Edge, []flow.Service) {
+	tb.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "examples", "catalogue", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("no catalogue examples: %v", err)
+	}
+	var edges []flow.Edge
+	var svcs []flow.Service
+	for _, path := range files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		switch name := filepath.Base(path); {
+		case strings.HasPrefix(name, "edge-"):
+			var e flow.Edge
+			if err := dec.Decode(&e); err != nil {
+				tb.Fatalf("%s: %v", path, err)
+			}
+			if err := e.Validate(marking.Parser{}); err != nil {
+				tb.Fatalf("%s: %v", path, err)
+			}
+			edges = append(edges, e)
+		case strings.HasPrefix(name, "service-"):
+			var s flow.Service
+			if err := dec.Decode(&s); err != nil {
+				tb.Fatalf("%s: %v", path, err)
+			}
+			if err := s.Validate(marking.Parser{}); err != nil {
+				tb.Fatalf("%s: %v", path, err)
+			}
+			svcs = append(svcs, s)
+		default:
+			tb.Fatalf("%s: neither edge-*.yaml nor service-*.yaml", path)
+		}
+	}
+	return edges, svcs
+}
+
+// without is p planned again without the edge id.
+func (p *planned) without(tb testing.TB, id string) *planned {
+	tb.Helper()
+	q := &planned{in: p.in}
+	q.in.Edges = slices.DeleteFunc(slices.Clone(p.in.Edges), func(e flow.Edge) bool { return e.ID == id })
+	if len(q.in.Edges) == len(p.in.Edges) {
+		tb.Fatalf("no edge %s", id)
+	}
+	q.d = router.NewEngine().Plan(q.in)
+	q.verdicts = map[string]router.Explained{}
+	for _, e := range q.d.Explain(&q.in) {
+		q.verdicts[e.Key] = e
+	}
+	return q
+}
 
 // TestExamples loads every examples/*.yaml, validates it, and plans it
 // against the default catalogue: each seed scenario must come out as its
@@ -126,6 +199,8 @@ func TestExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	edges, svcs := flow.Defaults()
+	moreEdges, moreSvcs := loadCatalogueExamples(t)
+	edges, svcs = append(edges, moreEdges...), append(svcs, moreSvcs...)
 	services := map[string]*flow.Service{}
 	for i := range svcs {
 		services[svcs[i].Name] = &svcs[i]
@@ -304,6 +379,47 @@ func TestExamples(t *testing.T) {
 					t.Errorf("%s: flows %v", k, p.verdicts[k].Flows)
 				}
 			}
+		},
+		// DOMAIN.md §7.5 with the records of examples/catalogue.
+		"flow-secret-reads-open-store.yaml": func(t *testing.T, p *planned) {
+			sipr := []string{"aws/us-isob-east-1", "aws/us-isob-west-1", "azure/usseceast", "azure/ussecwest"}
+			if got := p.eligibleKeys(); !slices.Equal(got, sipr) {
+				t.Errorf("eligible %v; want the SIPRNet regions %v", got, sipr)
+			}
+			for _, k := range sipr {
+				p.eligibleFlow(t, k, "read service:weather-store through edge diode-internet-siprnet")
+			}
+			p.refused(t, "oracle/us-nsr-east-1", "no_edge")
+			p.without(t, "diode-internet-siprnet").refused(t, "aws/us-isob-east-1", "no_edge")
+		},
+		"flow-secret-writes-release-bucket.yaml": func(t *testing.T, p *planned) {
+			p.eligibleFlow(t, "azure/usseceast", "write service:release-bucket through edge guard-siprnet-internet")
+			q := p.without(t, "guard-siprnet-internet")
+			if q.d.Err == nil {
+				t.Fatalf("without the guard: chose %v; want refused", q.d.Chosen)
+			}
+			q.refused(t, "azure/usseceast", "write_down")
+			q.refused(t, "oracle/us-nsr-east-1", "write_down")
+		},
+		"flow-ts-calls-secret-api.yaml": func(t *testing.T, p *planned) {
+			for _, k := range []string{"aws/us-iso-east-1", "azure/usnateast", "google/gdc-airgapped-us"} {
+				p.refused(t, k, "write_down")
+			}
+		},
+		"flow-aus-calls-uk-service.yaml": func(t *testing.T, p *planned) {
+			for _, k := range []string{"azure/australiacentral", "azure/australiacentral2"} {
+				p.refused(t, k, router.ReasonNoEquivalence)
+				p.refused(t, k, router.ReasonResidency)
+				if slices.ContainsFunc(p.verdicts[k].Reasons, func(r router.Reason) bool { return r.Code == "incomparable" }) {
+					t.Errorf("%s: %v; the missing entry is the reason, not incomparable", k, p.verdicts[k].Reasons)
+				}
+			}
+		},
+		"flow-ts-reads-over-lapsed-diode.yaml": func(t *testing.T, p *planned) {
+			for _, k := range []string{"aws/us-iso-east-1", "aws/us-iso-west-1", "azure/usnateast", "azure/usnatwest"} {
+				p.refused(t, k, "cds_expired")
+			}
+			p.refused(t, "google/gdc-airgapped-us", "no_edge")
 		},
 		"foreign-military-nld.yaml": func(t *testing.T, p *planned) {
 			if got := p.chosenKeys(); !slices.Equal(got, []string{"aws/eusc-de-east-1"}) {

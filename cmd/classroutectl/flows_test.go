@@ -1,9 +1,11 @@
 package main_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 )
@@ -113,5 +115,151 @@ func TestModelEndpointDependencies(t *testing.T) {
 	}
 	if r := e.Run("place", "-f", "examples/flow-expt-model-commercial.yaml"); r.Code == 0 {
 		t.Fatalf("place on the commercial endpoint: exit 0\n%s", r.Stdout)
+	}
+}
+
+// catalogued adds an example edge or service (examples/catalogue) as
+// two catalogue administrators do: alice proposes, bob approves.
+func (e *env) catalogued(kind, file string) {
+	e.t.Helper()
+	ch := e.Change(kind, "propose", "-f", "examples/catalogue/"+file, "--reason", "DOMAIN.md §7.5", "--as", "alice")
+	if done := e.Change("change", "approve", ch.GetId(), "--as", "bob"); done.GetState() != "applied" {
+		e.t.Fatalf("%s %s: %v", kind, file, done)
+	}
+}
+
+// refusedFor reports whether the plan's verdict for region key refuses it
+// with code, its message holding want.
+func refusedFor(plan *pb.PlanResponse, key, code, want string) bool {
+	for _, v := range plan.GetRegions() {
+		if v.GetRegion() == key {
+			return !v.GetEligible() && slices.ContainsFunc(v.GetReasons(), func(r *pb.Reason) bool {
+				return r.GetCode() == code && strings.Contains(r.GetMessage(), want)
+			})
+		}
+	}
+	return false
+}
+
+// DOMAIN.md §7.5, every scenario end to end through the built daemon and
+// CLI, with the example edges and services added by two administrators
+// (scenario 3, the seed's, is TestModelEndpointDependencies).
+func TestFlowScenarios(t *testing.T) {
+	e := start(t)
+	for _, f := range []string{"service-weather-store.yaml", "service-release-bucket.yaml", "service-secret-api.yaml", "service-uk-records.yaml"} {
+		e.catalogued("service", f)
+	}
+	e.catalogued("edge", "edge-diode-internet-siprnet.yaml")
+	e.catalogued("edge", "edge-diode-internet-jwics-lapsed.yaml")
+	regions := e.Regions()
+	var plan pb.PlanResponse
+
+	// 1. SECRET reads an UNCLASSIFIED store over the diode: placed on SIPRNet.
+	e.OK(&plan, "plan", "-f", "examples/flow-secret-reads-open-store.yaml")
+	if len(plan.GetChosen()) != 1 || regions[plan.GetChosen()[0]].GetNetworkDomain() != pb.NetworkDomain_NETWORK_DOMAIN_SIPRNET {
+		t.Fatalf("1: chosen %v (%s); want one SIPRNet region", plan.GetChosen(), plan.GetRefusal())
+	}
+	if r := e.Run("plan", "-f", "examples/flow-secret-reads-open-store.yaml"); !strings.Contains(r.Stdout, "read service:weather-store through edge diode-internet-siprnet") {
+		t.Errorf("1: text plan does not show the diode:\n%s%s", r.Stdout, r.Stderr)
+	}
+	if p := e.Place("examples/flow-secret-reads-open-store.yaml", "--request-id", "s1"); regions[p.GetAssignments()[0].GetRegion()].GetNetworkDomain() != pb.NetworkDomain_NETWORK_DOMAIN_SIPRNET {
+		t.Fatalf("1: placed %v", p.GetAssignments())
+	}
+
+	// 2. A write down, refused; then allowed by the guard two
+	// administrators add.
+	e.OK(&plan, "plan", "-f", "examples/flow-secret-writes-release-bucket.yaml")
+	if len(plan.GetChosen()) != 0 || !refusedFor(&plan, "azure/usseceast", "write_down", "write service:release-bucket") {
+		t.Fatalf("2: chosen %v; want refused write_down", plan.GetChosen())
+	}
+	if r := e.Run("place", "-f", "examples/flow-secret-writes-release-bucket.yaml"); r.Code == 0 || !strings.Contains(r.Stderr, "write_down") {
+		t.Fatalf("2: place exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	e.catalogued("edge", "edge-guard-siprnet-internet.yaml")
+	p := e.Place("examples/flow-secret-writes-release-bucket.yaml", "--request-id", "s2")
+	if regions[p.GetAssignments()[0].GetRegion()].GetNetworkDomain() != pb.NetworkDomain_NETWORK_DOMAIN_SIPRNET {
+		t.Fatalf("2: placed %v", p.GetAssignments())
+	}
+	e.OK(&plan, "plan", "-f", "examples/flow-secret-writes-release-bucket.yaml")
+	for _, v := range plan.GetRegions() {
+		if v.GetEligible() && !slices.Contains(v.GetFlows(), "write service:release-bucket through edge guard-siprnet-internet") {
+			t.Errorf("2: %s eligible with flows %v", v.GetRegion(), v.GetFlows())
+		}
+	}
+
+	// 4. TOP SECRET//SI calls a SECRET API: refused write_down.
+	e.OK(&plan, "plan", "-f", "examples/flow-ts-calls-secret-api.yaml")
+	if len(plan.GetChosen()) != 0 || !refusedFor(&plan, "azure/usnateast", "write_down", "call service:secret-targeting-api") {
+		t.Fatalf("4: chosen %v; want refused write_down:\n%v", plan.GetChosen(), plan.GetRegions())
+	}
+
+	// 5. AUS PROTECTED calls a uksouth service: no_equivalence, residency.
+	e.OK(&plan, "plan", "-f", "examples/flow-aus-calls-uk-service.yaml")
+	if len(plan.GetChosen()) != 0 || !refusedFor(&plan, "azure/australiacentral", "no_equivalence", "no equivalence entry AUS→GBR") ||
+		!refusedFor(&plan, "azure/australiacentral", "residency", "azure/uksouth in GBR; allowed: AUS") {
+		t.Fatalf("5: chosen %v; want refused no_equivalence and residency:\n%v", plan.GetChosen(), plan.GetRegions())
+	}
+
+	// 6. A lapsed diode: cds_expired, no fallback.
+	e.OK(&plan, "plan", "-f", "examples/flow-ts-reads-over-lapsed-diode.yaml")
+	if len(plan.GetChosen()) != 0 || !refusedFor(&plan, "aws/us-iso-east-1", "cds_expired", "diode-internet-jwics") {
+		t.Fatalf("6: chosen %v; want refused cds_expired:\n%v", plan.GetChosen(), plan.GetRegions())
+	}
+}
+
+// An edge withdrawn under live placements (issue 13 part 4): the moment
+// the second administrator approves the revocation, every placement
+// reading through it is flagged a violation with the reason (within a
+// second), and stranded, since no other path exists; nothing falls back
+// to a weaker region, and the audit trail records it.
+func TestEdgeWithdrawnUnderLivePlacements(t *testing.T) {
+	e := start(t)
+	e.catalogued("service", "service-weather-store.yaml")
+	e.catalogued("edge", "edge-diode-internet-siprnet.yaml")
+	var ids []string
+	for i := range 3 {
+		id := fmt.Sprintf("reader-%d", i)
+		p := e.Place("examples/flow-secret-reads-open-store.yaml", "--request-id", id)
+		ids = append(ids, p.GetId())
+	}
+	rv := e.Change("edge", "revoke", "diode-internet-siprnet", "--reason", "CDS authorisation suspended", "--as", "alice")
+	e.Change("change", "approve", rv.GetId(), "--as", "bob")
+	approved := time.Now()
+	for _, id := range ids {
+		var issue *pb.ReplicaIssue
+		for issue == nil {
+			if time.Since(approved) > time.Second {
+				t.Fatalf("%s not flagged within a second of the revocation: %v", id, e.get(id))
+			}
+			for _, x := range e.get(id).GetIssues() {
+				if x.GetViolation() {
+					issue = x
+				}
+			}
+			if issue == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if !slices.ContainsFunc(issue.GetReasons(), func(r *pb.Reason) bool {
+			return r.GetCode() == "cds_expired" && strings.Contains(r.GetMessage(), "diode-internet-siprnet")
+		}) {
+			t.Errorf("%s: violation %v; want the reason cds_expired naming the edge", id, issue.GetReasons())
+		}
+	}
+	t.Logf("3 placements flagged %v after the approval", time.Since(approved))
+	// No fallback: every replica stays where it was, flagged, and nothing
+	// can be placed anew.
+	for _, id := range ids {
+		for _, a := range e.get(id).GetAssignments() {
+			if d := e.Regions()[a.GetRegion()].GetNetworkDomain(); d != pb.NetworkDomain_NETWORK_DOMAIN_SIPRNET {
+				t.Errorf("%s moved to %s (%s)", id, a.GetRegion(), d)
+			}
+		}
+	}
+	if r := e.Run("place", "-f", "examples/flow-secret-reads-open-store.yaml"); r.Code == 0 || !strings.Contains(r.Stderr, "cds_expired") {
+		t.Errorf("place after the revocation: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := e.Run("audit", "list", "--workload", "weather-fusion", "-o", "json"); r.Code != 0 || !strings.Contains(r.Stdout, "cds_expired") {
+		t.Errorf("audit of weather-fusion: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }

@@ -266,8 +266,11 @@ func TestKinds(t *testing.T) {
 	}
 }
 
-// TestScenarios are DOMAIN.md §7.5's scenarios (1–4 and 6; 5 is the
-// region's equivalence, not a flow's).
+// TestScenarios are DOMAIN.md §7.5's scenarios 1–4 and 6. Scenario 5 (an
+// AUS PROTECTED caller of a uksouth service) is the workload's own
+// residency and equivalence, which router's dependency rule applies
+// (router.TestDependencyAcrossSchemes); here its labels are only
+// incomparable.
 func TestScenarios(t *testing.T) {
 	U, S := us(t, "UNCLASSIFIED"), us(t, "SECRET")
 	diode := edge(t, "diode-inet-sipr", flow.Diode, flow.DomainSIPRNet, flow.DomainInternet, flow.Read, U, U)
