@@ -323,3 +323,45 @@ func TestInvalidEdgeRecordNotCached(t *testing.T) {
 		t.Fatalf("invalid record cached: %v", err)
 	}
 }
+
+// A placement's dependants are re-checked the moment it changes, with
+// no sweep: released, its reader is flagged a violation (no_target) at
+// once, and no other placement is looked at.
+func TestDependantsRecheckedWhenTargetChanges(t *testing.T) {
+	reader := secretWorkload(t, "reader")
+	reader.Dependencies = []flow.Dependency{{Target: flow.Placement("us-army", "store"), Direction: flow.Read}}
+	s := given(t).
+		regions(secretRegion("aws", "s1", big), secretRegion("azure", "s2", big)).
+		countingRechecks().
+		placed("store", "w1", "w2").
+		placedAs("reader", reader).
+		reconciling(state.ReconcilerConfig{Name: "a", Interval: time.Hour, Audit: state.AuditChainConfig{Disabled: true}, AuditIndexDisabled: true}).
+		leading()
+	eventually(t, 10*time.Second, func() (bool, string) {
+		return s.rechecked() >= 4, fmt.Sprintf("%d rechecked by the first sweep", s.rechecked())
+	})
+	before := map[string]int{}
+	for _, name := range []string{"reader", "w1", "w2"} {
+		before[name] = s.counter.of(name)
+	}
+	if _, err := s.store.Release(context.Background(), "us-army", "store"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() (bool, string) {
+		p, err := s.store.GetPlacement("us-army", "reader")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, is := range p.Issues {
+			if is.Violation && slices.ContainsFunc(is.Reasons, func(r router.Reason) bool { return r.Code == router.ReasonNoTarget }) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("reader's issues %+v; want a violation for no_target", p.Issues)
+	})
+	settled(t, &s.counter.rechecks)
+	if s.counter.of("reader") == before["reader"] || s.counter.of("w1") != before["w1"] || s.counter.of("w2") != before["w2"] {
+		t.Errorf("rechecked: reader %d, w1 %d, w2 %d times (before: %v); want the reader only",
+			s.counter.of("reader"), s.counter.of("w1"), s.counter.of("w2"), before)
+	}
+}

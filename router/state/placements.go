@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/classroute/classroute/router"
+	"github.com/classroute/classroute/router/flow"
 )
 
 const (
@@ -34,6 +35,11 @@ const (
 	// indexTenantLive: a tenant's live placements, which its cap
 	// (Tenant.MaxPlacements) counts.
 	indexTenantLive = "tenant-live"
+	// indexDependsOn: the live placements that depend on a placement,
+	// by its key (router.Workload.Dependencies naming placements): what
+	// the reconciler re-checks at once when that placement moves, changes
+	// or goes. Placements without such dependencies are not in it.
+	indexDependsOn = "depends-on"
 	// indexReleasedTenant and indexReleasedRegion: the released
 	// placements by tenant and by region, in key order.
 	indexReleasedTenant = "released-tenant"
@@ -102,6 +108,11 @@ func placementsTableSchema() *memdb.TableSchema {
 					return p.P.Tenant
 				}),
 			},
+			indexDependsOn: {
+				Name:         indexDependsOn,
+				AllowMissing: true,
+				Indexer:      manyIndex[*placementRecord](dependsOnIndex),
+			},
 			indexReleasedTenant: {
 				Name:         indexReleasedTenant,
 				AllowMissing: true,
@@ -142,6 +153,21 @@ func holdsIndex(p *placementRecord) []string {
 		return nil
 	}
 	return placementRegions(p.P)
+}
+
+// dependsOnIndex lists the keys of the placements a live placement
+// depends on.
+func dependsOnIndex(p *placementRecord) []string {
+	if !p.P.State.Live() {
+		return nil
+	}
+	var keys []string
+	for _, d := range p.P.Workload.Dependencies {
+		if d.Target.Kind == flow.PlacementTarget {
+			keys = append(keys, placementKey(d.Target.Tenant, d.Target.ID))
+		}
+	}
+	return keys
 }
 
 // placementTxn returns the placement of key "tenant/id" (placementKey).

@@ -48,6 +48,10 @@ import (
 //     after (issues, retiring copies, a failed replica) or holds a region
 //     whose accreditation has expired (a Place that committed as it
 //     expired);
+//   - a placement record that changed or went (moved, acknowledged,
+//     released, purged): the live placements that depend on it
+//     (router.Workload.Dependencies; the depends-on index), whose flows
+//     it may have left illegal;
 //   - a region whose agent came or went: the watched placements there
 //     (a retiring copy's release rests on whether its replacement's
 //     region has an agent);
@@ -504,6 +508,18 @@ type dirtyRef struct {
 }
 
 // mark marks rec's placement dirty; rec was read by the current snapshot.
+// markDependants marks the live placements that depend on the placement
+// key.
+func (r *reconciler) markDependants(snap *reconcileSnap, key string) {
+	it, err := snap.tx.Get(tablePlacements, indexDependsOn, key)
+	if err != nil {
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		r.mark(raw.(*placementRecord))
+	}
+}
+
 func (r *reconciler) mark(rec *placementRecord) {
 	r.dirty[keyOf(rec.P)] = dirtyRef{rec: rec, gen: r.snap.gen}
 }
@@ -850,6 +866,11 @@ func (r *reconciler) changed(snap *reconcileSnap, c *changes, now time.Time) {
 		}
 	}
 	for key := range c.placements {
+		// Its dependants, whatever became of it: a target that moved,
+		// changed or went may leave their flows illegal (no_target, or
+		// a flow's code), which is a violation at once, not at the
+		// next sweep.
+		r.markDependants(snap, key)
 		rec := placementTxn(snap.tx, key)
 		if rec == nil || !rec.P.State.Live() {
 			r.forget(key)

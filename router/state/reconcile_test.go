@@ -608,11 +608,26 @@ func (e *env) writePlacements(counts map[string]int) {
 type countingEngine struct {
 	*router.Engine
 	rechecks atomic.Int64
+	mu       sync.Mutex
+	byName   map[string]int // rechecks by workload name
 }
 
 func (c *countingEngine) Recheck(in router.Input, idx int) ([]router.Reason, bool) {
 	c.rechecks.Add(1)
+	c.mu.Lock()
+	if c.byName == nil {
+		c.byName = map[string]int{}
+	}
+	c.byName[in.Workload.Name]++
+	c.mu.Unlock()
 	return c.Engine.Recheck(in, idx)
+}
+
+// of is how many replicas of workloads named name were rechecked.
+func (c *countingEngine) of(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byName[name]
 }
 
 // openCounting opens the env's store anew on a counting engine (the
