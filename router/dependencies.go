@@ -22,6 +22,16 @@ type wantDep struct {
 	// data going where the target runs, or the target's data coming to
 	// the workload, wherever the workload runs (reachDeps).
 	reach []Reason
+	// svc and svcRegion: the service target and the region it runs in
+	// (nil when not in the catalogue).
+	svc       *flow.Service
+	svcRegion *RegionState
+}
+
+// noService is what a caller learns of a service it may not know of: no
+// more than of one that does not exist.
+func noService(t flow.Target) string {
+	return fmt.Sprintf("%s: no such service in the catalogue", t)
 }
 
 // dependencies resolves the workload's dependencies in the input: a
@@ -38,12 +48,17 @@ func dependencies(in *Input) []wantDep {
 		case flow.ServiceTarget:
 			svc := in.Services[d.Target.Name]
 			if svc == nil {
-				wd.missing = fmt.Sprintf("%s: no such service in the catalogue", d.Target)
+				wd.missing = noService(d.Target)
 				break
 			}
 			wd.label = svc.Label
 			wd.sides = []flow.Side{{Region: svc.Region, Domain: svc.NetworkDomain, Operators: svc.OperatorNationalities, Personnel: svc.Personnel}}
-			wd.countries = []string{regionCountry(in, svc.Region)}
+			wd.svc = svc
+			wd.svcRegion = regionState(in, svc.Region)
+			wd.countries = []string{""}
+			if wd.svcRegion != nil {
+				wd.countries[0] = wd.svcRegion.Region.Country
+			}
 		case flow.PlacementTarget:
 			t, ok := in.Targets[d.Target]
 			if !ok || len(t.Regions) == 0 {
@@ -63,15 +78,46 @@ func dependencies(in *Input) []wantDep {
 	return out
 }
 
-// regionCountry is the country of the region keyed key in the input's
-// catalogue, "" when it is not there.
-func regionCountry(in *Input, key string) string {
+// regionState is the region keyed key in the input's catalogue, nil when
+// it is not there.
+func regionState(in *Input, key string) *RegionState {
 	for i := range in.Regions {
 		if r := in.Regions[i].Region; r != nil && r.Key() == key {
-			return r.Country
+			return &in.Regions[i]
 		}
 	}
-	return ""
+	return nil
+}
+
+// knowsService reports whether the tenant may know of the service: it
+// runs in a catalogue region the tenant may know of (hidden: not above
+// its ceiling, serving it), and its label is within the tenant's ceiling
+// in the label's scheme where the tenant has one there (a tenant with no
+// ceiling in a scheme cannot place in it, and learns of such a service
+// only what its visible region tells). Otherwise naming it is as
+// naming nothing (no_target), so that no caller learns, by probing names,
+// which services above its ceiling or in regions it may not see exist.
+func (w *want) knowsService(d *wantDep) bool {
+	t := w.tenant
+	if t == nil {
+		return true
+	}
+	if d.svcRegion == nil || hidden(w, d.svcRegion) {
+		return false
+	}
+	l := &d.svc.Label
+	if l.Scheme == marking.US {
+		// As hidden: a tenant with no US ceiling has no US region hidden
+		// (and may place nothing; the server refuses it).
+		return l.US != nil && (t.Ceiling == "" || t.CeilingLabel.Dominates(*l.US))
+	}
+	for i := range t.Ceilings {
+		c := &t.Ceilings[i]
+		if c.Scheme == l.Scheme && c.Parsed.Name != "" && c.Parsed.Axis == l.Level.Axis {
+			return l.Level.Rank <= c.Parsed.Rank
+		}
+	}
+	return true
 }
 
 // reachDeps decides, once per decision, what the workload's own rules
@@ -92,6 +138,9 @@ func regionCountry(in *Input, key string) string {
 func (w *want) reachDeps() {
 	for i := range w.deps {
 		d := &w.deps[i]
+		if d.missing == "" && d.svc != nil && !w.knowsService(d) {
+			d.missing, d.sides, d.countries = noService(d.dep.Target), nil, nil
+		}
 		if d.missing != "" {
 			continue
 		}

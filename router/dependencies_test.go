@@ -1,6 +1,7 @@
 package router
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -87,7 +88,9 @@ func TestDependencyChecker(t *testing.T) {
 		// residency rules hold there (DOMAIN.md §7.5 scenario 5).
 		{"export-controlled prompts to a service in GBR", analytic(expt, "call service:uk-api"), gov, nil, nil, ReasonResidency,
 			"azure/uksouth in GBR; allowed: USA; CUI//SP-EXPT data must rest in USA"},
-		{"a service in no catalogued region", analytic(expt, "write service:lost"), gov, nil, nil, ReasonResidency, "a region not in the catalogue"},
+		// A service in a region the caller may not know of is no
+		// service to it: the same words as for none.
+		{"a service in no catalogued region", analytic(expt, "write service:lost"), gov, nil, nil, ReasonNoTarget, "service:lost: no such service in the catalogue"},
 		// Reading brings nothing of the workload's there.
 		{"reading a service in GBR is no residency matter", analytic(label.MustParse("UNCLASSIFIED"), "read service:uk-open"), gov, nil, nil, "",
 			"read service:uk-open by the rule"},
@@ -137,6 +140,7 @@ func TestDependencyAcrossSchemes(t *testing.T) {
 	uk := baseRegion()
 	uk.Provider, uk.ID, uk.Country, uk.NetworkDomain = "azure", "uksouth", "GBR", DomainInternet
 	uk.Accreditation = Accreditation{MaxLevel: label.Unclassified, Expires: testNow.AddDate(1, 0, 0)}
+	uk.Customers = []string{"*"}
 	svc := &flow.Service{Name: "uk-records", Label: marking.MustParse(marking.GBR, "OFFICIAL-SENSITIVE"), Region: "azure/uksouth",
 		NetworkDomain: "internet", OperatorNationalities: []string{"GBR"}, Personnel: flow.Personnel(PersonnelClearedSecret)}
 
@@ -175,5 +179,60 @@ func TestDependencyAcrossSchemes(t *testing.T) {
 	reasons, violation := NewEngine().Recheck(in, 0)
 	if !violation || len(reasons) != 2 {
 		t.Errorf("recheck: %+v violation %v; want both reasons, a violation", reasons, violation)
+	}
+}
+
+// A caller learns nothing, by naming services, of those it may not know
+// of: a service above its ceiling, or in a region above its ceiling or
+// serving other tenants, is refused in the very words of one that does
+// not exist (no_target), and the plan says nothing more of it.
+func TestDependencyHiddenServices(t *testing.T) {
+	open := baseRegion()
+	open.Provider, open.ID, open.NetworkDomain = "aws", "us-gov-west-1", DomainInternet
+	open.Accreditation = Accreditation{MaxLevel: label.CUI, ImpactLevel: 5, FedRAMP: FedRAMPHigh, Expires: testNow.AddDate(1, 0, 0)}
+	open.OperatorNationalities, open.Personnel, open.Customers = []string{"USA"}, PersonnelScreenedUSPersons, []string{"*"}
+	open.Capabilities, open.StorageTiers = nil, nil
+	secret := baseRegion() // SIPRNet, SECRET
+	secret.Customers = []string{"*"}
+	ukOnly := baseRegion()
+	ukOnly.Provider, ukOnly.ID, ukOnly.Customers = "aws", "uk-only", []string{"GBR/*"}
+	ukOnly.Accreditation.MaxLevel = label.CUI
+	svc := func(name string, r *Region, l string) *flow.Service {
+		return &flow.Service{Name: name, Label: marking.FromUS(label.MustParse(l)), Region: r.Key(), NetworkDomain: r.NetworkDomain.String(),
+			OperatorNationalities: []string{"USA"}, Personnel: flow.Personnel(PersonnelClearedSecret)}
+	}
+	services := map[string]*flow.Service{
+		"cui-store":    svc("cui-store", open, "CUI"),
+		"secret-store": svc("secret-store", secret, "SECRET"), // in a region above the ceiling
+		"ts-on-open":   svc("ts-on-open", open, "TOP SECRET"), // a label above the ceiling
+		"uk-store":     svc("uk-store", ukOnly, "CUI"),        // in a region serving others
+	}
+	tenant := baseTenant()
+	tenant.Ceiling, tenant.CeilingLabel = "CUI", label.MustParse("CUI")
+	for _, name := range []string{"secret-store", "ts-on-open", "uk-store", "nowhere"} {
+		w := baseWorkload()
+		w.Label, w.Banner, w.Capabilities, w.StorageTier, w.AllowedJurisdictions = label.MustParse("CUI"), "CUI", nil, "", nil
+		w.Dependencies = []flow.Dependency{{Target: flow.ServiceNamed(name), Direction: flow.Read}}
+		in := Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: open}, {Region: secret}, {Region: ukOnly}}, Now: testNow,
+			Services: services}
+		d := NewEngine().Plan(in)
+		var v *Explained
+		for _, x := range d.Explain(&in) {
+			if x.Key == open.Key() {
+				v = &x
+			}
+		}
+		want := []Reason{{Code: ReasonNoTarget, Message: "service:" + name + ": no such service in the catalogue"}}
+		if v == nil || v.Eligible || !reflect.DeepEqual(v.Reasons, want) {
+			t.Errorf("%s: %+v; want only %v", name, v, want)
+		}
+	}
+	// The one it may know of is read.
+	w := baseWorkload()
+	w.Label, w.Banner, w.Capabilities, w.StorageTier, w.AllowedJurisdictions = label.MustParse("CUI"), "CUI", nil, "", nil
+	w.Dependencies = []flow.Dependency{{Target: flow.ServiceNamed("cui-store"), Direction: flow.Read}}
+	in := Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: open}}, Now: testNow, Services: services}
+	if d := NewEngine().Plan(in); d.Err != nil {
+		t.Errorf("reading the CUI store: %v", d.Err)
 	}
 }
