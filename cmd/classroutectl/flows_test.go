@@ -2,6 +2,9 @@ package main_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -223,30 +226,9 @@ func TestEdgeWithdrawnUnderLivePlacements(t *testing.T) {
 		ids = append(ids, p.GetId())
 	}
 	rv := e.Change("edge", "revoke", "diode-internet-siprnet", "--reason", "CDS authorisation suspended", "--as", "alice")
-	e.Change("change", "approve", rv.GetId(), "--as", "bob")
-	approved := time.Now()
-	for _, id := range ids {
-		var issue *pb.ReplicaIssue
-		for issue == nil {
-			if time.Since(approved) > time.Second {
-				t.Fatalf("%s not flagged within a second of the revocation: %v", id, e.get(id))
-			}
-			for _, x := range e.get(id).GetIssues() {
-				if x.GetViolation() {
-					issue = x
-				}
-			}
-			if issue == nil {
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-		if !slices.ContainsFunc(issue.GetReasons(), func(r *pb.Reason) bool {
-			return r.GetCode() == "cds_expired" && strings.Contains(r.GetMessage(), "diode-internet-siprnet")
-		}) {
-			t.Errorf("%s: violation %v; want the reason cds_expired naming the edge", id, issue.GetReasons())
-		}
-	}
-	t.Logf("3 placements flagged %v after the approval", time.Since(approved))
+	done := e.Change("change", "approve", rv.GetId(), "--as", "bob")
+	// From the approval, as the daemon timed it.
+	e.flaggedWithin(ids, done.GetDecideTime().AsTime(), time.Second, "diode-internet-siprnet")
 	// No fallback: every replica stays where it was, flagged, and nothing
 	// can be placed anew.
 	for _, id := range ids {
@@ -262,4 +244,73 @@ func TestEdgeWithdrawnUnderLivePlacements(t *testing.T) {
 	if r := e.Run("audit", "list", "--workload", "weather-fusion", "-o", "json"); r.Code != 0 || !strings.Contains(r.Stdout, "cds_expired") {
 		t.Errorf("audit of weather-fusion: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
+}
+
+// flaggedWithin waits until each placement is flagged a violation with
+// the reason cds_expired naming the edge, and fails the test if the
+// daemon flagged it (the issue's since, the reconciler's clock) more than
+// d after since. The wait itself is longer: the CLI polling is not
+// what is measured.
+func (e *env) flaggedWithin(ids []string, since time.Time, d time.Duration, edge string) {
+	e.t.Helper()
+	for _, id := range ids {
+		var issue *pb.ReplicaIssue
+		for issue == nil {
+			if time.Since(since) > d+15*time.Second {
+				e.t.Fatalf("%s not flagged: %v", id, e.get(id))
+			}
+			for _, x := range e.get(id).GetIssues() {
+				if x.GetViolation() {
+					issue = x
+				}
+			}
+			if issue == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if !slices.ContainsFunc(issue.GetReasons(), func(r *pb.Reason) bool {
+			return r.GetCode() == "cds_expired" && strings.Contains(r.GetMessage(), edge)
+		}) {
+			e.t.Errorf("%s: violation %v; want the reason cds_expired naming %s", id, issue.GetReasons(), edge)
+		}
+		if at := issue.GetSince().AsTime(); at.Sub(since) > d || at.Before(since.Add(-time.Second)) {
+			e.t.Errorf("%s flagged at %v, %v after %v; want within %v", id, at, at.Sub(since), since, d)
+		} else {
+			e.t.Logf("%s flagged %v after %v", id, at.Sub(since), since)
+		}
+	}
+}
+
+// An edge whose accreditation ends under live placements, with no write
+// at all: the reconciler wakes for the expiry and flags its dependants
+// within a second of it.
+func TestEdgeExpiresUnderLivePlacements(t *testing.T) {
+	e := start(t)
+	e.catalogued("service", "service-weather-store.yaml")
+	data, err := os.ReadFile(filepath.Join(e.Root, "examples", "catalogue", "edge-diode-internet-siprnet.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expires := time.Now().Add(6 * time.Second).UTC().Truncate(time.Second)
+	short := filepath.Join(t.TempDir(), "diode.yaml")
+	doc := regexp.MustCompile(`(?m)^expires: .*$`).ReplaceAllString(string(data), "expires: "+expires.Format(time.RFC3339))
+	if err := os.WriteFile(short, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ch := e.Change("edge", "propose", "-f", short, "--reason", "a short accreditation", "--as", "alice")
+	e.Change("change", "approve", ch.GetId(), "--as", "bob")
+	var ids []string
+	for i := range 2 {
+		ids = append(ids, e.Place("examples/flow-secret-reads-open-store.yaml", "--request-id", fmt.Sprintf("r%d", i)).GetId())
+	}
+	if time.Now().After(expires) {
+		t.Fatalf("placed after the edge expired (%v): the machine is too slow for this test's 6s", expires)
+	}
+	for _, id := range ids {
+		if is := e.get(id).GetIssues(); len(is) != 0 {
+			t.Fatalf("%s has issues before the expiry: %v", id, is)
+		}
+	}
+	time.Sleep(time.Until(expires))
+	e.flaggedWithin(ids, expires, time.Second, "diode-internet-siprnet")
 }
