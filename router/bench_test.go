@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/classroute/classroute/router/equiv"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
@@ -236,6 +237,73 @@ func BenchmarkPlaceForeign(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("regions=%d", n), func(b *testing.B) {
 			in := benchForeignInput(b, n)
+			e := NewEngine()
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := e.Place(in); d.Err != nil {
+					b.Fatal(d.Err)
+				}
+			}
+		})
+	}
+}
+
+// benchDependenciesInput is benchInput with three dependencies, as an
+// analytic of the seed has: it reads an UNCLASSIFIED feed on the
+// internet over a diode, writes to a SECRET placement of the tenant's
+// with two replicas on SIPRNet, and calls a SECRET API there. Among the
+// edges are 60 more that carry none of its flows, as an estate's
+// catalogue would hold.
+func benchDependenciesInput(b *testing.B, n int) Input {
+	in := benchInput(n)
+	var open, sipr []*Region
+	for _, rs := range in.Regions {
+		r := rs.Region
+		switch {
+		case r.NetworkDomain == DomainInternet && r.Accreditation.MaxLevel == label.Unclassified && r.Country == "USA":
+			open = append(open, r)
+		case r.NetworkDomain == DomainSIPRNet && r.Country == "USA":
+			sipr = append(sipr, r)
+		}
+	}
+	if len(open) == 0 || len(sipr) < 3 {
+		b.Skipf("regions=%d: %d open and %d SIPRNet US regions: too few for the shape", n, len(open), len(sipr))
+	}
+	us := func(s string) marking.Label { return marking.FromUS(label.MustParse(s)) }
+	w := benchWorkload()
+	w.Tenant = "us-navy"
+	w.Dependencies = []flow.Dependency{
+		{Target: flow.ServiceNamed("feed"), Direction: flow.Read},
+		{Target: flow.Placement("us-navy", "store"), Direction: flow.Write},
+		{Target: flow.ServiceNamed("api"), Direction: flow.Call},
+	}
+	in.Workload = w
+	in.Services = map[string]*flow.Service{
+		"feed": {Name: "feed", Label: us("UNCLASSIFIED"), Region: open[0].Key(), NetworkDomain: "internet", OperatorNationalities: []string{"USA"}},
+		"api": {Name: "api", Label: marking.FromUS(w.Label), Region: sipr[0].Key(), NetworkDomain: "siprnet",
+			OperatorNationalities: []string{"USA"}, Personnel: flow.PersonnelClearedSecret},
+	}
+	in.Targets = map[flow.Target]DependencyTarget{
+		flow.Placement("us-navy", "store"): {Label: us("SECRET//REL TO USA, AUS, GBR"), Regions: sipr[1:3]},
+	}
+	in.Edges = []flow.Edge{{ID: "diode", Kind: flow.Diode, From: "internet", To: "siprnet", Direction: flow.Write,
+		Range: flow.NewRange(us("UNCLASSIFIED"), us("UNCLASSIFIED")), Authority: "bench", Expires: testNow.AddDate(1, 0, 0)}}
+	for i := range 60 {
+		a, z := in.Regions[i%n].Region, in.Regions[(i*7+1)%n].Region
+		in.Edges = append(in.Edges, flow.Edge{ID: fmt.Sprintf("e%d", i), Kind: flow.Access, From: a.Key(), To: z.Key(), Direction: flow.Call,
+			Range: flow.NewRange(us("UNCLASSIFIED"), us("CUI")), Authority: "bench", Expires: testNow.AddDate(1, 0, 0)})
+	}
+	return in
+}
+
+// BenchmarkPlaceDependencies is BenchmarkPlace for a workload with three
+// dependencies (benchDependenciesInput): each region's flows are decided
+// against every replica of each target and every edge. Compare with
+// BenchmarkPlace at the same size.
+func BenchmarkPlaceDependencies(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("regions=%d", n), func(b *testing.B) {
+			in := benchDependenciesInput(b, n)
 			e := NewEngine()
 			b.ReportAllocs()
 			for b.Loop() {

@@ -84,12 +84,20 @@ type want struct {
 
 	// deps are the workload's dependencies as the input resolves them;
 	// depLabel its label in its scheme and depExport its declared export
-	// control, as router/flow reads them; edges the edges (DependencyChecker).
+	// control, as router/flow reads them; edges decides flows through the
+	// input's edges (dependencyChecker).
 	deps      []wantDep
 	depLabel  marking.Label
 	depExport string
 	depEquiv  equiv.Table
-	edges     []flow.Edge
+	edges     *flow.Checker
+	// edgeEnds are the regions edges name as endpoints; depMemo[i]
+	// caches, per network domain, whether dependency i is legal from a
+	// region that is on it, not air-gapped and named by no edge: from
+	// such a region a flow's outcome depends on its domain alone
+	// (dependencyChecker.Check; 0 unknown, 1 legal, 2 not).
+	edgeEnds map[string]map[string]bool // provider → id → named
+	depMemo  [][numDomains]uint8
 }
 
 // newWant derives the requirements of in.Workload, once per decision.
@@ -112,8 +120,22 @@ func newWant(in *Input) want {
 		now:           in.Now,
 	}
 	if len(wl.Dependencies) > 0 {
-		w.deps, w.depLabel, w.depExport, w.edges = dependencies(in), workloadMarking(wl), exportName(wl.ExportControl), in.Edges
+		w.deps, w.depLabel, w.depExport, w.edges = dependencies(in), workloadMarking(wl), exportName(wl.ExportControl), flow.NewChecker(in.Edges, in.Now)
 		w.depEquiv = in.Equivalence
+		w.depMemo = make([][numDomains]uint8, len(w.deps))
+		for i := range in.Edges {
+			for _, end := range [...]string{in.Edges[i].From, in.Edges[i].To} {
+				if prov, id, ok := strings.Cut(end, "/"); ok {
+					if w.edgeEnds == nil {
+						w.edgeEnds = map[string]map[string]bool{}
+					}
+					if w.edgeEnds[prov] == nil {
+						w.edgeEnds[prov] = map[string]bool{}
+					}
+					w.edgeEnds[prov][id] = true
+				}
+			}
+		}
 	}
 	if wl.Foreign() {
 		w = w.foreignWant(in)

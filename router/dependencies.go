@@ -216,7 +216,15 @@ func (w *want) flows(i int, r *Region) flow.Results {
 	d := &w.deps[i]
 	f := flow.Flow{Direction: d.dep.Direction, Label: w.depLabel, ExportControl: w.depExport,
 		From: regionSide(r), Target: d.dep.Target, TargetLabel: d.label}
-	return flow.CheckAll(f, []flow.Side{f.From}, d.sides, w.edges, w.now)
+	return w.edges.CheckAll(f, []flow.Side{f.From}, d.sides)
+}
+
+// flowLegal is flows(i, r).OK(), without words (Check's fast path).
+func (w *want) flowLegal(i int, r *Region) bool {
+	d := &w.deps[i]
+	f := flow.Flow{Direction: d.dep.Direction, Label: w.depLabel, ExportControl: w.depExport,
+		From: regionSide(r), Target: d.dep.Target, TargetLabel: d.label}
+	return w.edges.Legal(f, []flow.Side{f.From}, d.sides)
 }
 
 // dependencyChecker: every declared dependency is a legal flow from the
@@ -228,13 +236,43 @@ type dependencyChecker struct{}
 func (dependencyChecker) Code() ReasonCode { return ReasonDependency }
 
 func (dependencyChecker) Check(w *want, r *RegionState) bool {
+	if len(w.deps) == 0 {
+		return true
+	}
+	byDomain := w.byDomain(r.Region)
 	for i := range w.deps {
 		d := &w.deps[i]
-		if d.missing != "" || len(d.reach) > 0 || !w.flows(i, r.Region).OK() {
+		if d.missing != "" || len(d.reach) > 0 || !w.legal(i, r.Region, byDomain) {
 			return false
 		}
 	}
 	return true
+}
+
+// byDomain reports whether a flow's outcome from r depends on its
+// network domain alone: r is not air-gapped (a network of its own) and
+// no edge names it (edge endpoints and sameNetwork are what read a
+// region's key; the personnel rule reads the target's side).
+func (w *want) byDomain(r *Region) bool {
+	return r.NetworkDomain != DomainAirGapped && int(r.NetworkDomain) < numDomains && !w.edgeEnds[r.Provider][r.ID]
+}
+
+// legal reports whether dependency i is a legal flow from region r to
+// every side of its target: once per network domain for the regions
+// whose outcome depends on their domain alone (byDomain; want.depMemo),
+// and for each of the others.
+func (w *want) legal(i int, r *Region, byDomain bool) bool {
+	if !byDomain {
+		return w.flowLegal(i, r)
+	}
+	m := &w.depMemo[i][r.NetworkDomain]
+	if *m == 0 {
+		*m = 2
+		if w.flowLegal(i, r) {
+			*m = 1
+		}
+	}
+	return *m == 1
 }
 
 // Explain joins ExplainAll into one reason of the first code.

@@ -53,7 +53,10 @@ const (
 	DomainAirGapped                      // an air-gapped national network; its ceiling is the region's accreditation
 )
 
-var domainNames = [...]string{"internet", "niprnet", "siprnet", "jwics", "air-gapped"}
+// numDomains is how many network domains there are.
+const numDomains = int(DomainAirGapped) + 1
+
+var domainNames = [numDomains]string{"internet", "niprnet", "siprnet", "jwics", "air-gapped"}
 
 func (d NetworkDomain) String() string { return enumString(domainNames[:], int(d), "NetworkDomain") }
 

@@ -117,7 +117,7 @@ func (rs Results) Refused() []Result {
 // decision does not depend on the order the store lists them in. See
 // the package documentation for the rule.
 func Check(f Flow, edges []Edge, now time.Time) Result {
-	return check(f, edges, byID(edges), now)
+	return NewChecker(edges, now).check(f, true)
 }
 
 // CheckAll checks f from every workload side to every target side (the
@@ -125,16 +125,93 @@ func Check(f Flow, edges []Edge, now time.Time) Result {
 // be OK: Results.OK. No sides on either part gives no results, which is
 // not OK.
 func CheckAll(f Flow, workload, target []Side, edges []Edge, now time.Time) Results {
-	order := byID(edges)
+	return NewChecker(edges, now).CheckAll(f, workload, target)
+}
+
+// Checker decides many flows against one set of edges at one time: what
+// a decision does for every region and dependency. It orders the edges
+// once. It does not modify them; they must not change while it is used.
+type Checker struct {
+	edges []Edge
+	order []int // indexes of edges by ID
+	// byEnd lists, for each endpoint (a domain name or a region key), the
+	// positions in order of the edges that name it as From or To,
+	// ascending. An edge carries a flow only if it names the workload's
+	// side, by region or by domain (matches), so only those are tried.
+	byEnd map[string][]int
+	now   time.Time
+}
+
+// NewChecker returns a Checker of edges at now.
+func NewChecker(edges []Edge, now time.Time) *Checker {
+	c := &Checker{edges: edges, order: byID(edges), now: now}
+	if len(edges) > 0 {
+		c.byEnd = make(map[string][]int)
+		for pos, i := range c.order {
+			e := &edges[i]
+			c.byEnd[e.From] = append(c.byEnd[e.From], pos)
+			if e.To != e.From {
+				c.byEnd[e.To] = append(c.byEnd[e.To], pos)
+			}
+		}
+	}
+	return c
+}
+
+// candidates calls try with the index of each edge that names side s as
+// an endpoint, in ID order, until try returns true.
+func (c *Checker) candidates(s Side, try func(i int) bool) {
+	a := c.byEnd[s.Region]
+	var b []int
+	if s.Domain != DomainAirGapped && s.Domain != s.Region {
+		b = c.byEnd[s.Domain]
+	}
+	for len(a) > 0 || len(b) > 0 {
+		var pos int
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0] < b[0]:
+			pos, a = a[0], a[1:]
+		case len(a) == 0 || b[0] < a[0]:
+			pos, b = b[0], b[1:]
+		default: // the same edge under both
+			pos, a, b = a[0], a[1:], b[1:]
+		}
+		if try(c.order[pos]) {
+			return
+		}
+	}
+}
+
+// CheckAll is the package's CheckAll with c's edges and time.
+func (c *Checker) CheckAll(f Flow, workload, target []Side) Results {
 	rs := make(Results, 0, len(workload)*len(target))
 	for _, w := range workload {
 		for _, t := range target {
 			g := f
 			g.From, g.To = w, t
-			rs = append(rs, check(g, edges, order, now))
+			rs = append(rs, c.check(g, true))
 		}
 	}
 	return rs
+}
+
+// Legal reports whether CheckAll would be OK, without its words: it
+// formats nothing and allocates nothing, for the many regions of a
+// Place. The decision is CheckAll's (the tests compare them).
+func (c *Checker) Legal(f Flow, workload, target []Side) bool {
+	if len(workload) == 0 || len(target) == 0 {
+		return false
+	}
+	for _, w := range workload {
+		for _, t := range target {
+			g := f
+			g.From, g.To = w, t
+			if !c.check(g, false).OK {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // byID returns the indexes of edges ordered by ID.
@@ -176,45 +253,58 @@ type transfer struct {
 	call               bool // part of a call, for messages
 }
 
-// transfers are the data movements of f: a write's, then a read's.
-func (f *Flow) transfers() []transfer {
+// transfers are the data movements of f: a write's, then a read's, in
+// buf (no allocation).
+func (f *Flow) transfers(buf *[2]transfer) []transfer {
 	w := transfer{src: f.From, dst: f.To, srcLabel: f.Label, dstLabel: f.TargetLabel, toTarget: true, call: f.Direction == Call}
 	r := transfer{src: f.To, dst: f.From, srcLabel: f.TargetLabel, dstLabel: f.Label, call: f.Direction == Call}
 	switch f.Direction {
 	case Read:
-		return []transfer{r}
+		buf[0] = r
+		return buf[:1]
 	case Write:
-		return []transfer{w}
+		buf[0] = w
+		return buf[:1]
 	case Call:
-		return []transfer{w, r}
+		buf[0], buf[1] = w, r
+		return buf[:2]
 	}
 	return nil
 }
 
-func check(f Flow, edges []Edge, order []int, now time.Time) Result {
+// check decides f. With explain false it decides the same, but says
+// nothing: no message, no code, no edge (Legal).
+func (c *Checker) check(f Flow, explain bool) Result {
 	res := Result{From: f.From.Region, To: f.To.Region}
 	if err := f.validate(); err != nil {
-		res.Code, res.Message = CodeInvalid, "invalid flow: "+err.Error()
+		res.Code = CodeInvalid
+		if explain {
+			res.Message = "invalid flow: " + err.Error()
+		}
 		return res
 	}
-	ts := f.transfers()
-	best := f.byRule(ts)
+	var buf [2]transfer
+	ts := f.transfers(&buf)
+	best := f.byRule(ts, explain)
 	if best.stage == passed {
 		res.OK = true
 		return res
 	}
-	for _, i := range order {
-		a, candidate := f.through(&edges[i], ts, now)
-		if !candidate {
-			continue
-		}
-		if a.stage == passed {
-			res.OK, res.Edge = true, edges[i].ID
-			return res
-		}
-		if a.stage > best.stage {
+	c.candidates(f.From, func(i int) bool {
+		e := &c.edges[i]
+		a, candidate := f.through(e, ts, c.now, explain)
+		switch {
+		case !candidate:
+		case a.stage == passed:
+			res.OK, res.Edge = true, e.ID
+			return true
+		case a.stage > best.stage:
 			best = a
 		}
+		return false
+	})
+	if res.OK || !explain {
+		return res
 	}
 	res.Code = best.code
 	if best.edge != nil {
@@ -254,9 +344,9 @@ func (f *Flow) validate() error {
 
 // byRule is the attempt without an edge: one network, every transfer
 // landing on a label that dominates its data, and the personnel rule.
-func (f *Flow) byRule(ts []transfer) attempt {
+func (f *Flow) byRule(ts []transfer, explain bool) attempt {
 	for _, t := range ts {
-		if code, why := dominance(t); code != "" {
+		if code, why := dominance(t, explain); code != "" {
 			return attempt{stage: failedRule, code: code, detail: why + "; no edge covers it"}
 		}
 	}
@@ -264,17 +354,19 @@ func (f *Flow) byRule(ts []transfer) attempt {
 		return attempt{stage: failedRule, code: CodeNoEdge,
 			detail: "no edge: the sides share no network, and no edge carries the flow between them"}
 	}
-	if f.sends() {
-		if why := f.staff(); why != "" {
-			return attempt{stage: failedPersonnel, code: CodePersonnel, detail: why}
+	if f.sends() && !f.staffOK() {
+		a := attempt{stage: failedPersonnel, code: CodePersonnel}
+		if explain {
+			a.detail = f.staff()
 		}
+		return a
 	}
 	return attempt{stage: passed}
 }
 
 // through is the attempt through edge e. It is no candidate unless e
 // carries every transfer between the sides in its direction.
-func (f *Flow) through(e *Edge, ts []transfer, now time.Time) (attempt, bool) {
+func (f *Flow) through(e *Edge, ts []transfer, now time.Time, explain bool) (attempt, bool) {
 	switch {
 	case !e.Kind.Valid(), e.Kind == Diode && e.Direction == Call:
 		return attempt{}, false // malformed: never covers (Validate refuses it)
@@ -290,50 +382,57 @@ func (f *Flow) through(e *Edge, ts []transfer, now time.Time) (attempt, bool) {
 		}
 		into[i] = fwd && t.toTarget
 	}
-	fail := func(s stage, code Code, detail string) (attempt, bool) {
-		return attempt{stage: s, code: code, edge: e, detail: detail}, true
-	}
+	fail := func(s stage, code Code) attempt { return attempt{stage: s, code: code, edge: e} }
 	// The kind's label rule.
 	for i, t := range ts {
 		if e.Kind == Guard || (e.Kind == ConnectedService && into[i]) {
 			continue
 		}
-		if code, why := dominance(t); code != "" {
-			return fail(failedKind, code, fmt.Sprintf("%s; %s %s, and no other edge covers it", why, e.Name(), kindLimit(e.Kind)))
+		if code, why := dominance(t, explain); code != "" {
+			a := fail(failedKind, code)
+			if explain {
+				a.detail = fmt.Sprintf("%s; %s %s, and no other edge covers it", why, e.Name(), kindLimit(e.Kind))
+			}
+			return a, true
 		}
 	}
 	// The range: the data of each transfer, and for a guard the label it
 	// reaches too.
 	for _, t := range ts {
-		for _, l := range rangeChecked(e.Kind, t) {
-			if !e.Range.Covers(l) {
-				return fail(failedRange, CodeOutOfRange, fmt.Sprintf("%s is approved for %s, not %s", e.Name(), e.Range, labelText(l)))
+		for j, l := range [2]*marking.Label{&t.srcLabel, &t.dstLabel} {
+			if j == 1 && e.Kind != Guard {
+				break
+			}
+			if !e.Range.Covers(*l) {
+				a := fail(failedRange, CodeOutOfRange)
+				if explain {
+					a.detail = fmt.Sprintf("%s is approved for %s, not %s", e.Name(), e.Range, labelText(*l))
+				}
+				return a, true
 			}
 		}
 	}
 	// The personnel rule, where the workload's data reaches the target
 	// undowngraded.
-	if e.Kind != Guard && f.sends() {
-		if why := f.staff(); why != "" {
-			return fail(failedPersonnel, CodePersonnel, "through "+e.Name()+": "+why)
+	if e.Kind != Guard && f.sends() && !f.staffOK() {
+		a := fail(failedPersonnel, CodePersonnel)
+		if explain {
+			a.detail = "through " + e.Name() + ": " + f.staff()
 		}
+		return a, true
 	}
 	if !e.InForce(now) {
-		state := "expired on " + e.Expires.UTC().Format(time.DateOnly)
-		if e.Revoked {
-			state = "was revoked"
+		a := fail(failedInForce, CodeCDSExpired)
+		if explain {
+			state := "expired on " + e.Expires.UTC().Format(time.DateOnly)
+			if e.Revoked {
+				state = "was revoked"
+			}
+			a.detail = fmt.Sprintf("%s would carry it but %s, and no other edge covers it", e.Name(), state)
 		}
-		return fail(failedInForce, CodeCDSExpired, fmt.Sprintf("%s would carry it but %s, and no other edge covers it", e.Name(), state))
+		return a, true
 	}
 	return attempt{stage: passed, edge: e}, true
-}
-
-// rangeChecked are the labels of t that e's range must cover.
-func rangeChecked(k Kind, t transfer) []marking.Label {
-	if k == Guard {
-		return []marking.Label{t.srcLabel, t.dstLabel}
-	}
-	return []marking.Label{t.srcLabel}
 }
 
 // kindLimit says what an edge of kind k cannot do, for messages.
@@ -350,8 +449,19 @@ func kindLimit(k Kind) string {
 // dominance is the Bell–LaPadula check of one transfer: the label it
 // reaches must dominate the label it leaves. It returns the code and the
 // reason when not.
-func dominance(t transfer) (Code, string) {
+func dominance(t transfer, explain bool) (Code, string) {
 	src, dst := t.srcLabel, t.dstLabel
+	if !explain {
+		switch {
+		case src.Scheme != dst.Scheme:
+			return CodeIncomparable, ""
+		case dst.Dominates(src):
+			return "", ""
+		case t.toTarget:
+			return CodeWriteDown, ""
+		}
+		return CodeReadUp, ""
+	}
 	switch {
 	case src.Scheme != dst.Scheme:
 		return CodeIncomparable, fmt.Sprintf("incomparable: labels of schemes %s and %s are never compared", dst.Scheme, src.Scheme)
@@ -369,6 +479,10 @@ func dominance(t transfer) (Code, string) {
 
 // sends reports whether the workload's data goes to the target.
 func (f *Flow) sends() bool { return f.Direction == Write || f.Direction == Call }
+
+// staffOK reports whether staff finds nothing, cheaply: most flows meet
+// the personnel rule, and their words are needed only when not.
+func (f *Flow) staffOK() bool { return f.staff() == "" }
 
 // staff is the personnel rule for the workload's data reaching the
 // target's operators: "" when they meet it, else why not.

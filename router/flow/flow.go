@@ -117,7 +117,6 @@ package flow
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -440,15 +439,30 @@ const (
 	maxNameLen = 128
 )
 
-var (
-	idRE        = regexp.MustCompile(`^[a-z0-9-]+$`)
-	requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
-)
+// validID: ^[a-z0-9-]+$, at most maxIDLen.
+func validID(s string) bool {
+	if s == "" || len(s) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
-func validID(s string) bool { return s != "" && len(s) <= maxIDLen && idRE.MatchString(s) }
-
+// validRequestID: ^[A-Za-z0-9._:-]+$, at most maxNameLen.
 func validRequestID(s string) bool {
-	return s != "" && len(s) <= maxNameLen && requestIDRE.MatchString(s)
+	if s == "" || len(s) > maxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func validRegionKey(s string) bool {

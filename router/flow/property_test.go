@@ -116,6 +116,10 @@ func TestPropertyEdgesMonotone(t *testing.T) {
 		es := g.edges(f, g.r.IntN(4))
 		base := flow.Check(f, es, now)
 		seen[codeOf(base)]++
+		// The fast path decides the same, without words.
+		if legal := flow.NewChecker(es, now).Legal(f, []flow.Side{f.From}, []flow.Side{f.To}); legal != base.OK {
+			t.Fatalf("case %d: Legal %v, Check %+v", i, legal, base)
+		}
 		if base.OK && base.Edge != "" {
 			seen["ok through an edge"]++
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/classroute/classroute/router"
 	"github.com/classroute/classroute/router/etcdlocal"
 	"github.com/classroute/classroute/router/etcdtest"
+	"github.com/classroute/classroute/router/flow"
 	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/state"
 )
@@ -151,6 +152,39 @@ func BenchmarkPlace(b *testing.B) {
 			if w.Label.Level != label.Secret {
 				b.Fatal("workload label not parsed")
 			}
+			run(b, conc, "placements/s", func(i int64) error {
+				_, err := s.Place(ctx, fmt.Sprintf("req-%d", i), w)
+				return err
+			})
+		})
+	}
+}
+
+// BenchmarkPlaceDependencies is BenchmarkPlace for a workload that
+// writes to a placement of its tenant's: each decision resolves the
+// target and checks the flow from every region, and each commit guards
+// the target's revision. Compare with BenchmarkPlace in the same run.
+func BenchmarkPlaceDependencies(b *testing.B) {
+	m := benchEtcd(b)
+	for _, conc := range benchConcurrency {
+		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
+			cli := etcdtest.Client(b, m.Endpoints()...)
+			prefix := fmt.Sprintf("/bench/place-deps-%d/", benchSeq.Add(1))
+			ctx := context.Background()
+			s, err := state.Open(ctx, cli, router.NewEngine(), state.WithPrefix(prefix))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ps, rs := benchCatalogue()
+			if ok, err := s.Seed(ctx, ps, rs, []router.Tenant{army()}); err != nil || !ok {
+				b.Fatalf("Seed = %v, %v", ok, err)
+			}
+			if _, err := s.Place(ctx, "store", secretWorkload(b, "store")); err != nil {
+				b.Fatal(err)
+			}
+			w := secretWorkload(b, "bench")
+			w.Dependencies = []flow.Dependency{{Target: flow.Placement("us-army", "store"), Direction: flow.Write}}
 			run(b, conc, "placements/s", func(i int64) error {
 				_, err := s.Place(ctx, fmt.Sprintf("req-%d", i), w)
 				return err
