@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 )
 
@@ -225,10 +227,29 @@ func TestEdgeWithdrawnUnderLivePlacements(t *testing.T) {
 		p := e.Place("examples/flow-secret-reads-open-store.yaml", "--request-id", id)
 		ids = append(ids, p.GetId())
 	}
+	var list pb.ListResponse
+	e.OK(&list, "list")
+	w := e.watch("-o", "json", fmt.Sprintf("--after=%d", list.GetRevision()), "--tenant", "us-dod")
 	rv := e.Change("edge", "revoke", "diode-internet-siprnet", "--reason", "CDS authorisation suspended", "--as", "alice")
 	done := e.Change("change", "approve", rv.GetId(), "--as", "bob")
 	// From the approval, as the daemon timed it.
 	e.flaggedWithin(ids, done.GetDecideTime().AsTime(), time.Second, "diode-internet-siprnet")
+	// Watch shows each flagged, with the reason.
+	flagged := map[string]bool{}
+	for len(flagged) < len(ids) {
+		var resp pb.WatchResponse
+		if err := protojson.Unmarshal([]byte(w.next(30*time.Second)), &resp); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range resp.GetEvents() {
+			p := ev.GetPlacement()
+			if p.GetState() == pb.PlacementState_PLACEMENT_STATE_VIOLATION && slices.ContainsFunc(p.GetIssues(), func(x *pb.ReplicaIssue) bool {
+				return x.GetViolation() && slices.ContainsFunc(x.GetReasons(), func(r *pb.Reason) bool { return r.GetCode() == "cds_expired" })
+			}) {
+				flagged[p.GetId()] = true
+			}
+		}
+	}
 	// No fallback: every replica stays where it was, flagged, and nothing
 	// can be placed anew.
 	for _, id := range ids {
