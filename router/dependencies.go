@@ -332,6 +332,35 @@ func (dependencyChecker) ExplainAll(w *want, r *RegionState) []Reason {
 	return out
 }
 
+// FlowEdges returns the IDs of the edges through which the workload's
+// dependencies flow from the regions in.Regions[i], i in chosen (as
+// Decision.Chosen), sorted, each once. A decision to place there holds
+// while those edges are unchanged: adding an edge never makes a legal
+// flow illegal, and a flow needs only the one edge that carries it (the
+// least ID of those that do), so a commit compares these and no others.
+func FlowEdges(in *Input, chosen []int) []string {
+	if len(in.Workload.Dependencies) == 0 || len(in.Edges) == 0 {
+		return nil
+	}
+	w := newWant(in)
+	var ids []string
+	for _, idx := range chosen {
+		r := in.Regions[idx].Region
+		for i := range w.deps {
+			if w.deps[i].missing != "" {
+				continue
+			}
+			for _, res := range w.flows(i, r) {
+				if res.Edge != "" && !slices.Contains(ids, res.Edge) {
+					ids = append(ids, res.Edge)
+				}
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // flowsVia says, for an eligible region, how each dependency flows:
 // "read service:x through edge d1", or "… within the rule".
 func (w *want) flowsVia(r *Region) []string {

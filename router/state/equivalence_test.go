@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -482,5 +483,92 @@ func TestServiceWithdrawnBeforeCommit(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "dependency") {
 		t.Errorf("refusal %v; want it to name the dependency rule", err)
+	}
+}
+
+// An edge a decision's flows go through, revoked between the decision
+// and its commit, fails the commit: decided again, the Place is refused
+// (cds_expired). An edge the decision did not use, changed meanwhile,
+// does not hold the commit up (router.FlowEdges): without the first
+// guard the SECRET reader is placed over a revoked diode.
+func TestEdgeRevokedBeforeCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		touch   string // the edge the hook revokes
+		refused bool
+	}{
+		{"the diode it reads through", "diode-inet-sipr", true},
+		{"an edge it does not use", "guard-sipr-inet", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var once sync.Once
+			var s *scenario
+			touched := make(chan error, 1)
+			hook := func(id string) {
+				if id != "reader" {
+					return
+				}
+				once.Do(func() {
+					cur, err := s.store.GetEdge(tc.touch)
+					if err != nil {
+						touched <- err
+						return
+					}
+					v := *cur
+					v.Revoked = true
+					data, err := json.Marshal(v)
+					if err == nil {
+						_, err = s.other.Put(context.Background(), s.prefix+"edges/"+tc.touch, string(data))
+					}
+					touched <- err
+				})
+			}
+			s = &scenario{env: newEnv(t, nil, state.WithBeforeCommit(hook)), t: t, catalog: make(map[string]router.Region)}
+			s.regions(secretRegion("aws", "s1", big), commercialRegion("aws", "c1"))
+			alice, bob := as("alice"), as("bob")
+			apply := func(c *router.Change, err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.store.ApproveChange(bob, c.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			apply(s.store.ProposeServiceChange(alice, &flow.Service{Name: "feed", Scheme: marking.US, Marking: "UNCLASSIFIED", Region: "aws/c1", NetworkDomain: "internet",
+				OperatorNationalities: []string{"USA"}, Personnel: flow.PersonnelNone}, false, ""))
+			diode := flow.Edge{ID: "diode-inet-sipr", Kind: flow.Diode, From: "internet", To: "siprnet", Direction: flow.Write,
+				Range:     flow.Range{Scheme: marking.US, LowMarking: "UNCLASSIFIED", HighMarking: "UNCLASSIFIED"},
+				Authority: "DISA", Expires: time.Now().AddDate(1, 0, 0).UTC().Truncate(time.Second)}
+			apply(s.store.ProposeEdgeChange(alice, &diode, false, ""))
+			guard := sipGuard()
+			guard.ID = "guard-sipr-inet"
+			apply(s.store.ProposeEdgeChange(alice, &guard, false, ""))
+			eventually(t, 5*time.Second, func() (bool, string) {
+				_, e1 := s.store.GetEdge("diode-inet-sipr")
+				_, e2 := s.store.GetEdge("guard-sipr-inet")
+				_, e3 := s.store.GetService("feed")
+				return e1 == nil && e2 == nil && e3 == nil, "edges and service not cached"
+			})
+			w := secretWorkload(t, "reader")
+			w.Dependencies = []flow.Dependency{{Target: flow.ServiceNamed("feed"), Direction: flow.Read}}
+			p, err := s.store.Place(context.Background(), "reader", w)
+			select {
+			case terr := <-touched:
+				if terr != nil {
+					t.Fatalf("the revocation: %v", terr)
+				}
+			default:
+				t.Fatalf("no commit was attempted (Place: %v, %v): the test proves nothing", p, err)
+			}
+			switch {
+			case tc.refused && err == nil:
+				t.Fatalf("placed in %v after the edge it reads through was revoked before the commit; want refused", p.Regions)
+			case tc.refused && !strings.Contains(err.Error(), "dependency"):
+				t.Errorf("refusal %v; want it to name the dependency rule", err)
+			case !tc.refused && err != nil:
+				t.Fatalf("refused (%v) for an edge the decision did not use", err)
+			}
+		})
 	}
 }

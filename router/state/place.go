@@ -46,9 +46,12 @@ type snapshot struct {
 	targets      map[flow.Target]router.DependencyTarget
 	targetGuards []guard
 	// edges and services are those of the workload's dependencies, read
-	// from the same transaction (flowsOf).
-	edges    []flow.Edge
-	services map[string]*flow.Service
+	// from the same transaction (flowsOf), and edgeGuards each edge's
+	// record at the revision read, by ID: the commit compares those the
+	// chosen regions' flows go through (router.FlowEdges).
+	edges      []flow.Edge
+	services   map[string]*flow.Service
+	edgeGuards map[string]guard
 }
 
 func (s *Store) snapshot(tenantID, requestID string, w *router.Workload) snapshot {
@@ -107,16 +110,19 @@ func (snap *snapshot) targetsOf(tx *memdb.Txn, w *router.Workload, k keys) {
 }
 
 // flowsOf reads the edges and services a decision for w reads, from tx,
-// and guards their records at the revisions read (every edge: any may
-// carry a flow; the services w names, and their absence), so that one
-// revoked, withdrawn or changed between the decision and the commit
-// fails the commit, which decides again.
+// and guards their records at the revisions read (the services w names;
+// the edges by ID, for placeWrite to pick those the decision used), so
+// that one revoked, withdrawn or changed between the decision and the
+// commit fails the commit, which decides again.
 func (snap *snapshot) flowsOf(tx *memdb.Txn, w *router.Workload, s *Store) {
 	if it, err := tx.Get(tableEdges, indexID); err == nil {
 		for raw := it.Next(); raw != nil; raw = it.Next() {
 			rec := raw.(*edgeRecord)
 			snap.edges = append(snap.edges, rec.V.Edge)
-			snap.targetGuards = append(snap.targetGuards, guard{key: s.keys.edge(rec.ID), rev: rec.V.Revision})
+			if snap.edgeGuards == nil {
+				snap.edgeGuards = map[string]guard{}
+			}
+			snap.edgeGuards[rec.ID] = guard{key: s.keys.edge(rec.ID), rev: rec.V.Revision}
 		}
 	}
 	for _, d := range w.Dependencies {
@@ -305,7 +311,7 @@ func (s *Store) Place(ctx context.Context, requestID string, w *router.Workload)
 			}
 			return nil, s.refuse(ctx, requestID, &in, snap.rev, d.Err)
 		}
-		wr, err := s.placeWrite(ctx, requestID, w, &snap, d)
+		wr, err := s.placeWrite(ctx, requestID, w, &snap, &in, d)
 		if err != nil {
 			return nil, err
 		}
@@ -388,7 +394,7 @@ func (s *Store) decide(in *router.Input, view *regionView) (d router.Decision, w
 // placeWrite is the committer's write of a decided placement: the
 // placement record (its request id unused), the chosen regions' usage,
 // the records the decision read, and the audit entry.
-func (s *Store) placeWrite(ctx context.Context, requestID string, w *router.Workload, snap *snapshot, d router.Decision) (*write, error) {
+func (s *Store) placeWrite(ctx context.Context, requestID string, w *router.Workload, snap *snapshot, in *router.Input, d router.Decision) (*write, error) {
 	chosen := make([]string, len(d.Chosen))
 	for i, idx := range d.Chosen {
 		chosen[i] = snap.regions.keys[idx]
@@ -432,6 +438,11 @@ func (s *Store) placeWrite(ctx context.Context, requestID string, w *router.Work
 		size:      len(pval) + asize,
 		join:      true,
 		requestID: requestID,
+	}
+	for _, id := range router.FlowEdges(in, d.Chosen) {
+		if g, ok := snap.edgeGuards[id]; ok {
+			wr.guards = append(wr.guards, g)
+		}
 	}
 	for i, idx := range d.Chosen {
 		rs := &snap.regions.states[idx]
