@@ -13,11 +13,16 @@ import (
 // wantDep is one declared dependency as a decision reads it: the target's
 // label and the sides it runs on, or why there is no target.
 type wantDep struct {
-	dep       flow.Dependency
-	label     marking.Label // the target's
-	sides     []flow.Side   // where the target runs
-	countries []string      // each side's region's country, "" when unknown
-	missing   string        // non-empty: no such target, and why
+	dep           flow.Dependency
+	label         marking.Label // the target's
+	sides         []flow.Side   // where the target runs
+	countries     []string      // each side's region's country, "" when unknown
+	jurisdictions []string      // each side's region's operator jurisdiction
+	missing       string        // non-empty: no such target, and why
+	// target: a placement target's rules for its own data (nil for a
+	// service), which a read or a call brings to the workload's region
+	// (receives).
+	target *DependencyTarget
 	// reach: why the workload's label and residency rules forbid its
 	// data going where the target runs, or the target's data coming to
 	// the workload, wherever the workload runs (reachDeps).
@@ -52,23 +57,33 @@ func dependencies(in *Input) []wantDep {
 				break
 			}
 			wd.label = svc.Label
-			wd.sides = []flow.Side{{Region: svc.Region, Domain: svc.NetworkDomain, Operators: svc.OperatorNationalities, Personnel: svc.Personnel}}
 			wd.svc = svc
 			wd.svcRegion = regionState(in, svc.Region)
-			wd.countries = []string{""}
-			if wd.svcRegion != nil {
-				wd.countries[0] = wd.svcRegion.Region.Country
-			}
-		case flow.PlacementTarget:
-			t, ok := in.Targets[d.Target]
-			if !ok || len(t.Regions) == 0 {
-				wd.missing = fmt.Sprintf("%s: no live placement of the tenant", d.Target)
+			if wd.svcRegion == nil {
+				wd.missing = noService(d.Target) // runs nowhere the caller may know of
 				break
 			}
-			wd.label = t.Label
+			// The region's network, not the record's word for it: a
+			// service record is not trusted to say where its region is.
+			reg := wd.svcRegion.Region
+			wd.sides = []flow.Side{{Region: svc.Region, Domain: reg.NetworkDomain.String(), Operators: svc.OperatorNationalities, Personnel: svc.Personnel}}
+			wd.countries, wd.jurisdictions = []string{reg.Country}, []string{reg.OperatorJurisdiction}
+		case flow.PlacementTarget:
+			t, ok := in.Targets[d.Target]
+			switch {
+			case !ok || len(t.Regions) == 0 && len(t.Gone) == 0:
+				wd.missing = fmt.Sprintf("%s: no live placement of the tenant", d.Target)
+			case len(t.Gone) > 0:
+				wd.missing = fmt.Sprintf("%s: runs in %s, not in the catalogue: where its data rests is unknown", d.Target, strings.Join(t.Gone, ", "))
+			}
+			if wd.missing != "" {
+				break
+			}
+			wd.label, wd.target = t.Label, &t
 			for _, r := range t.Regions {
 				wd.sides = append(wd.sides, regionSide(r))
 				wd.countries = append(wd.countries, r.Country)
+				wd.jurisdictions = append(wd.jurisdictions, r.OperatorJurisdiction)
 			}
 		default:
 			wd.missing = fmt.Sprintf("%s: not a placement or a service", d.Target)
@@ -92,9 +107,8 @@ func regionState(in *Input, key string) *RegionState {
 // knowsService reports whether the tenant may know of the service: it
 // runs in a catalogue region the tenant may know of (hidden: not above
 // its ceiling, serving it), and its label is within the tenant's ceiling
-// in the label's scheme where the tenant has one there (a tenant with no
-// ceiling in a scheme cannot place in it, and learns of such a service
-// only what its visible region tells). Otherwise naming it is as
+// in the label's scheme, on its axis (a tenant with no ceiling there
+// knows of no such service). Otherwise naming it is as
 // naming nothing (no_target), so that no caller learns, by probing names,
 // which services above its ceiling or in regions it may not see exist.
 func (w *want) knowsService(d *wantDep) bool {
@@ -107,17 +121,15 @@ func (w *want) knowsService(d *wantDep) bool {
 	}
 	l := &d.svc.Label
 	if l.Scheme == marking.US {
-		// As hidden: a tenant with no US ceiling has no US region hidden
-		// (and may place nothing; the server refuses it).
-		return l.US != nil && (t.Ceiling == "" || t.CeilingLabel.Dominates(*l.US))
+		return l.US != nil && t.Ceiling != "" && t.CeilingLabel.Dominates(*l.US)
 	}
 	for i := range t.Ceilings {
 		c := &t.Ceilings[i]
-		if c.Scheme == l.Scheme && c.Parsed.Name != "" && c.Parsed.Axis == l.Level.Axis {
-			return l.Level.Rank <= c.Parsed.Rank
+		if c.Scheme == l.Scheme && c.Parsed.Name != "" && c.Parsed.Axis == l.Level.Axis && l.Level.Rank <= c.Parsed.Rank {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // reachDeps decides, once per decision, what the workload's own rules
@@ -166,6 +178,16 @@ func (w *want) reachDeps() {
 			}
 			if len(msgs) > 0 {
 				d.reach = append(d.reach, Reason{Code: ReasonResidency, Message: strings.Join(msgs, "; ")})
+			}
+			msgs = nil
+			for j, jur := range d.jurisdictions {
+				if len(w.jurisdictions) > 0 && !contains(w.jurisdictions, jur) {
+					msgs = append(msgs, fmt.Sprintf("%s: the data would reach %s, operated under %s jurisdiction; allowed: %s",
+						d.dep, d.sides[j].Region, jur, list(w.jurisdictions)))
+				}
+			}
+			if len(msgs) > 0 {
+				d.reach = append(d.reach, Reason{Code: ReasonJurisdiction, Message: strings.Join(msgs, "; ")})
 			}
 		}
 		if d.label.Scheme == w.depLabel.Scheme {
@@ -242,11 +264,59 @@ func (dependencyChecker) Check(w *want, r *RegionState) bool {
 	byDomain := w.byDomain(r.Region)
 	for i := range w.deps {
 		d := &w.deps[i]
-		if d.missing != "" || len(d.reach) > 0 || !w.legal(i, r.Region, byDomain) {
+		if d.missing != "" || len(d.reach) > 0 || !d.receivable(r.Region) || !w.legal(i, r.Region, byDomain) {
 			return false
 		}
 	}
 	return true
+}
+
+// receives reports whether the dependency brings the target's data to
+// the workload (read, call).
+func (d *wantDep) receives() bool {
+	return d.dep.Direction == flow.Read || d.dep.Direction == flow.Call
+}
+
+// receivable reports whether a placement target's own rules let its data
+// come to region r (a read or a call brings it there): r's country one
+// the target's data may rest in, its operators under a jurisdiction the
+// target allows, and for export-controlled data the USA, run by screened
+// US persons only. A service carries no rules but its label, which the
+// flow rule reads.
+func (d *wantDep) receivable(r *Region) bool {
+	t := d.target
+	if t == nil || !d.receives() {
+		return true
+	}
+	anyCountry := len(t.Countries) == 1 && t.Countries[0] == "*"
+	return (anyCountry || contains(t.Countries, r.Country)) &&
+		(len(t.Jurisdictions) == 0 || contains(t.Jurisdictions, r.OperatorJurisdiction)) &&
+		(t.Export == "" || r.Country == label.USA && usOnly(r.OperatorNationalities) && r.Personnel >= PersonnelScreenedUSPersons)
+}
+
+// receiveReasons says why receivable is false.
+func (d *wantDep) receiveReasons(r *Region) []Reason {
+	t := d.target
+	var out []Reason
+	anyCountry := len(t.Countries) == 1 && t.Countries[0] == "*"
+	if !anyCountry && !contains(t.Countries, r.Country) {
+		out = append(out, Reason{Code: ReasonResidency, Message: fmt.Sprintf("%s: the target's data would come to %s; it may rest in %s only",
+			d.dep, r.Country, list(t.Countries))})
+	}
+	if len(t.Jurisdictions) > 0 && !contains(t.Jurisdictions, r.OperatorJurisdiction) {
+		out = append(out, Reason{Code: ReasonJurisdiction, Message: fmt.Sprintf("%s: the target's data would come to operators under %s jurisdiction; it allows %s only",
+			d.dep, r.OperatorJurisdiction, list(t.Jurisdictions))})
+	}
+	if t.Export != "" {
+		if r.Country != label.USA {
+			out = append(out, Reason{Code: ReasonResidency, Message: fmt.Sprintf("%s: the target's %s data would come to %s; it must rest in USA", d.dep, t.Export, r.Country)})
+		}
+		if !usOnly(r.OperatorNationalities) || r.Personnel < PersonnelScreenedUSPersons {
+			out = append(out, Reason{Code: ReasonPersonnel, Message: fmt.Sprintf("%s: the target's %s data would come to operators %s (%s); it requires screened US persons only",
+				d.dep, t.Export, strings.Join(r.OperatorNationalities, ", "), r.Personnel)})
+		}
+	}
+	return out
 }
 
 // byDomain reports whether a flow's outcome from r depends on its
@@ -322,12 +392,22 @@ func (dependencyChecker) ExplainAll(w *want, r *RegionState) []Reason {
 			add(x)
 			noEquiv = noEquiv || x.Code == ReasonNoEquivalence
 		}
+		if !d.receivable(r.Region) {
+			for _, x := range d.receiveReasons(r.Region) {
+				add(x)
+			}
+		}
 		for _, res := range w.flows(i, r.Region).Refused() {
 			if noEquiv && res.Code == flow.CodeIncomparable {
 				continue
 			}
 			add(Reason{Code: ReasonCode(res.Code), Message: fmt.Sprintf("%s: %s", d.dep, res.Message)})
 		}
+	}
+	if len(out) == 0 {
+		// Check refused what no reason explains: still refused, and a
+		// violation on recheck (fail closed).
+		out = append(out, Reason{Code: ReasonDependency, Message: "a dependency is no legal flow from this region"})
 	}
 	return out
 }

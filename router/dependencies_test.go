@@ -100,6 +100,7 @@ func TestDependencyChecker(t *testing.T) {
 			in := Input{Workload: tc.w, Tenant: baseTenant(), Regions: []RegionState{{Region: tc.region}, {Region: eastus}, {Region: uksouth}}, Now: testNow,
 				Edges: tc.edges, Services: services, Targets: tc.targets}
 			in.Tenant.ID = "us-army"
+			in.Tenant.Ceiling, in.Tenant.CeilingLabel = "CUI//SP-EXPT", expt // it may know of these services
 			d := NewEngine().Plan(in)
 			ex := d.Explain(&in)
 			i := slices.IndexFunc(ex, func(v Explained) bool { return v.Key == tc.region.Key() })
@@ -153,8 +154,13 @@ func TestDependencyAcrossSchemes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ukSecret, err := marking.Parser{}.ParseLevel(marking.GBR, "SECRET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleared for UK SECRET (AUKUS): it may know of the UK service.
 	tenant := &Tenant{ID: "au-dod", Nation: "AUS", Sector: "defense",
-		Ceilings: []SchemeCeiling{{Scheme: marking.AUS, Level: "SECRET", Parsed: top}}}
+		Ceilings: []SchemeCeiling{{Scheme: marking.AUS, Level: "SECRET", Parsed: top}, {Scheme: marking.GBR, Level: "SECRET", Parsed: ukSecret}}}
 	in := Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: au}, {Region: uk}}, Now: testNow,
 		Equivalence: tab, Services: map[string]*flow.Service{"uk-records": svc}}
 	d := NewEngine().Plan(in)
@@ -234,5 +240,151 @@ func TestDependencyHiddenServices(t *testing.T) {
 	in := Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: open}}, Now: testNow, Services: services}
 	if d := NewEngine().Plan(in); d.Err != nil {
 		t.Errorf("reading the CUI store: %v", d.Err)
+	}
+}
+
+// Each side's own rules go with its data (review of issue 13): a reader
+// of an ITAR placement brings ITAR data to its region, so that region
+// must be in the USA, run by screened US persons only, within the
+// target's countries and jurisdictions; a writer's data reaches the
+// target's operators, so their jurisdiction must be one the writer
+// allows; and a service's network is its region's, whatever its record
+// says. Each case is one region and one dependency.
+func TestDependencyRulesGoWithTheData(t *testing.T) {
+	unclass := label.MustParse("UNCLASSIFIED")
+	region := func(key, country, jur string, ops []string, p Personnel, dom NetworkDomain, lvl label.Level) *Region {
+		r := baseRegion()
+		prov, id, _ := strings.Cut(key, "/")
+		r.Provider, r.ID, r.Country, r.OperatorJurisdiction, r.OperatorNationalities, r.Personnel, r.NetworkDomain = prov, id, country, jur, ops, p, dom
+		r.Accreditation = Accreditation{MaxLevel: lvl, ImpactLevel: 5, Expires: testNow.AddDate(1, 0, 0)}
+		r.Customers, r.Capabilities, r.StorageTiers = []string{"*"}, nil, nil
+		return r
+	}
+	usGov := region("aws/us-gov", "USA", "USA", []string{"USA"}, PersonnelScreenedUSPersons, DomainInternet, label.CUI)
+	ukCloud := region("aws/uk-cloud", "GBR", "GBR", []string{"GBR"}, PersonnelNone, DomainInternet, label.Unclassified)
+	usOpen := region("aws/us-open", "USA", "USA", []string{"USA", "IND"}, PersonnelNone, DomainInternet, label.Unclassified)
+	chnRun := region("aws/us-chn", "USA", "CHN", []string{"USA"}, PersonnelNone, DomainInternet, label.Unclassified)
+	sipr := region("aws/sipr", "USA", "USA", []string{"USA"}, PersonnelClearedSecret, DomainSIPRNet, label.Secret)
+	inet := region("azure/eastus", "USA", "USA", []string{"USA"}, PersonnelNone, DomainInternet, label.Unclassified)
+
+	itar := &Workload{Name: "itar-store", Tenant: "us-army", Label: unclass, Banner: "UNCLASSIFIED", AllowedCountries: []string{"USA"}, ExportControl: ExportITAR}
+	usOnlyStore := &Workload{Name: "us-store", Tenant: "us-army", Label: unclass, Banner: "UNCLASSIFIED", AllowedCountries: []string{"USA"}}
+	targets := map[flow.Target]DependencyTarget{
+		flow.Placement("us-army", "itar-store"): DependencyTargetOf(itar, []*Region{usGov}),
+		flow.Placement("us-army", "us-store"):   DependencyTargetOf(usOnlyStore, []*Region{chnRun}),
+	}
+	services := map[string]*flow.Service{
+		// Its record says SIPRNet; its region is on the internet.
+		"mislabelled": {Name: "mislabelled", Label: marking.FromUS(label.MustParse("SECRET//NOFORN")), Region: "azure/eastus", NetworkDomain: "siprnet",
+			OperatorNationalities: []string{"USA"}, Personnel: flow.PersonnelClearedSecret},
+	}
+	for _, tc := range []struct {
+		name   string
+		label  string
+		allow  []string
+		jur    []string
+		dep    string
+		region *Region
+		code   ReasonCode // "" eligible
+		want   string
+	}{
+		{"an ITAR store read from a UK region", "UNCLASSIFIED", []string{"GBR", "USA"}, nil, "read placement:us-army/itar-store", ukCloud,
+			ReasonResidency, "the target's ITAR data would come to GBR; it must rest in USA"},
+		{"an ITAR store read from a US region with foreign staff", "UNCLASSIFIED", []string{"USA"}, nil, "read placement:us-army/itar-store", usOpen,
+			ReasonPersonnel, "requires screened US persons only"},
+		{"an ITAR store read from Azure Government", "UNCLASSIFIED", []string{"USA"}, nil, "read placement:us-army/itar-store", usGov, "", ""},
+		{"a USA-only store read from GBR", "UNCLASSIFIED", []string{"GBR"}, nil, "read placement:us-army/us-store", ukCloud,
+			ReasonResidency, "it may rest in USA only"},
+		{"writing to a store run under CHN jurisdiction", "UNCLASSIFIED", []string{"USA"}, []string{"USA"}, "write placement:us-army/us-store", usOpen,
+			ReasonJurisdiction, "operated under CHN jurisdiction; allowed: USA"},
+		{"a service on the internet, whatever its record says", "SECRET//NOFORN", []string{"USA"}, nil, "write service:mislabelled", sipr,
+			"no_edge", "on azure/eastus (internet)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &Workload{Name: "dependant", Tenant: "us-army", Label: label.MustParse(tc.label), Banner: tc.label, AllowedCountries: tc.allow,
+				AllowedJurisdictions: tc.jur, Resources: Resources{MilliCPU: 1}, Replicas: 1}
+			dep, err := flow.ParseDependency(tc.dep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Dependencies = []flow.Dependency{dep}
+			tenant := baseTenant()
+			tenant.Ceiling, tenant.CeilingLabel = "SECRET//NOFORN", label.MustParse("SECRET//NOFORN")
+			in := Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: tc.region}, {Region: inet}}, Now: testNow,
+				Services: services, Targets: targets}
+			var v *Explained
+			d := NewEngine().Plan(in)
+			for _, x := range d.Explain(&in) {
+				if x.Key == tc.region.Key() {
+					v = &x
+				}
+			}
+			if v == nil {
+				t.Fatal("no verdict")
+			}
+			if tc.code == "" {
+				if !v.Eligible {
+					t.Fatalf("refused %+v; want eligible", v.Reasons)
+				}
+				return
+			}
+			if v.Eligible || !slices.ContainsFunc(v.Reasons, func(r Reason) bool { return r.Code == tc.code && strings.Contains(r.Message, tc.want) }) {
+				t.Fatalf("%+v; want refused %s saying %q", v, tc.code, tc.want)
+			}
+			// The same on Place's path, which says nothing.
+			if d := NewEngine().Place(Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: tc.region}}, Now: testNow,
+				Services: services, Targets: targets}); d.Err == nil {
+				t.Errorf("Place chose %v", d.Chosen)
+			}
+		})
+	}
+}
+
+// A tenant knows of no service in a scheme, or on an axis, where it has
+// no ceiling (review of issue 13): naming one is naming nothing.
+func TestDependencyNoCeilingNoService(t *testing.T) {
+	open := baseRegion()
+	open.Provider, open.ID, open.NetworkDomain, open.Customers = "aws", "open", DomainInternet, []string{"*"}
+	open.Accreditation = Accreditation{MaxLevel: label.Unclassified, ImpactLevel: 2, Expires: testNow.AddDate(1, 0, 0)}
+	open.Capabilities, open.StorageTiers = nil, nil
+	svc := func(name string, l marking.Label) *flow.Service {
+		return &flow.Service{Name: name, Label: l, Region: open.Key(), NetworkDomain: "internet", OperatorNationalities: []string{"USA"}}
+	}
+	services := map[string]*flow.Service{
+		"au-ts":    svc("au-ts", marking.MustParse(marking.AUS, "[SEC=TOP-SECRET]")),
+		"us-ts":    svc("us-ts", marking.FromUS(label.MustParse("TOP SECRET//SI//NOFORN"))),
+		"can-prot": svc("can-prot", marking.MustParse(marking.CAN, "PROTECTED B")),
+	}
+	canSecret, err := marking.Parser{}.ParseLevel(marking.CAN, "SECRET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	usCUI := baseTenant()
+	usCUI.Ceiling, usCUI.CeilingLabel = "CUI", label.MustParse("CUI")
+	noUS := &Tenant{ID: "us-army", Nation: "AUS", Sector: "defense"} // no US ceiling
+	canOther := baseTenant()
+	canOther.Ceiling, canOther.CeilingLabel = "CUI", label.MustParse("CUI")
+	canOther.Ceilings = []SchemeCeiling{{Scheme: marking.CAN, Level: "SECRET", Parsed: canSecret}} // the other axis
+	for _, tc := range []struct {
+		name   string
+		tenant *Tenant
+		svc    string
+	}{
+		{"an AUS service, no AUS ceiling", usCUI, "au-ts"},
+		{"a US service, no US ceiling", noUS, "us-ts"},
+		{"a CAN PROTECTED service, a ceiling on the other axis", canOther, "can-prot"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := baseWorkload()
+			w.Label, w.Banner, w.Capabilities, w.StorageTier, w.AllowedJurisdictions = label.MustParse("UNCLASSIFIED"), "UNCLASSIFIED", nil, "", nil
+			w.Dependencies = []flow.Dependency{{Target: flow.ServiceNamed(tc.svc), Direction: flow.Read}}
+			in := Input{Workload: w, Tenant: tc.tenant, Regions: []RegionState{{Region: open}}, Now: testNow, Services: services}
+			d := NewEngine().Plan(in)
+			ex := d.Explain(&in)
+			want := []Reason{{Code: ReasonNoTarget, Message: "service:" + tc.svc + ": no such service in the catalogue"}}
+			if len(ex) != 1 || !reflect.DeepEqual(ex[0].Reasons, want) {
+				t.Errorf("%+v; want only %v", ex, want)
+			}
+		})
 	}
 }

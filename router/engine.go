@@ -9,6 +9,7 @@ import (
 
 	"github.com/classroute/classroute/router/equiv"
 	"github.com/classroute/classroute/router/flow"
+	"github.com/classroute/classroute/router/label"
 	"github.com/classroute/classroute/router/marking"
 )
 
@@ -122,11 +123,43 @@ type Input struct {
 	Targets  map[flow.Target]DependencyTarget
 }
 
-// DependencyTarget is a placement a workload depends on: its label and
-// the regions its replicas run in.
+// DependencyTarget is a placement a workload depends on: its label, the
+// regions its replicas run in, and the rules its own data keeps wherever
+// it goes (its workload's): a read or a call brings that data to the
+// dependant's region.
 type DependencyTarget struct {
 	Label   marking.Label
 	Regions []*Region
+	// Gone are the keys of regions the target runs in that are not in
+	// the catalogue: the dependency is refused (nothing is known of
+	// where its data rests).
+	Gone []string
+	// Countries (AllowedCountries: "*" alone is any), Jurisdictions
+	// (empty: any) and Export ("ITAR", "EAR", "CUI//SP-EXPT", or "") of
+	// the target's workload.
+	Countries     []string
+	Jurisdictions []string
+	Export        string
+}
+
+// DependencyTargetOf is the DependencyTarget of a placed workload in
+// regions (Gone left to the caller).
+func DependencyTargetOf(w *Workload, regions []*Region) DependencyTarget {
+	t := DependencyTarget{Regions: regions, Countries: w.AllowedCountries, Jurisdictions: w.AllowedJurisdictions}
+	if w.Foreign() {
+		t.Label = w.Marking
+	} else {
+		t.Label = marking.FromUS(w.Label)
+	}
+	switch {
+	case w.ExportControl == ExportITAR:
+		t.Export = "ITAR"
+	case w.ExportControl == ExportEAR:
+		t.Export = "EAR"
+	case !w.Foreign() && w.Label.ExportControlled():
+		t.Export = "CUI//" + label.ExportCategory
+	}
+	return t
 }
 
 // Verdict is the decision for one region.

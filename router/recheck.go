@@ -38,6 +38,7 @@ var violationCodes = map[ReasonCode]bool{
 	// expired, a target moved, re-labelled or released): the workload
 	// may not run where it cannot lawfully reach what it needs.
 	ReasonNoTarget:                    true,
+	ReasonDependency:                  true, // one no reason explains: fail closed
 	ReasonCode(flow.CodeWriteDown):    true,
 	ReasonCode(flow.CodeReadUp):       true,
 	ReasonCode(flow.CodeIncomparable): true,

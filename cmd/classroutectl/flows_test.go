@@ -335,3 +335,48 @@ func TestEdgeExpiresUnderLivePlacements(t *testing.T) {
 	time.Sleep(time.Until(expires))
 	e.flaggedWithin(ids, expires, time.Second, "diode-internet-siprnet")
 }
+
+// A dependant moves where another region still satisfies all its flows
+// (make-before-break): readers on SIPRNet, with a diode to SIPRNet and a
+// second diode into one region only; the first revoked, each reader not
+// already there moves into that region, its old copy retiring; none is
+// left flagged where it cannot read.
+func TestDependantMovesWhereFlowsStillHold(t *testing.T) {
+	e := start(t)
+	e.catalogued("service", "service-weather-store.yaml")
+	e.catalogued("edge", "edge-diode-internet-siprnet.yaml")
+	data, err := os.ReadFile(filepath.Join(e.Root, "examples", "catalogue", "edge-diode-internet-siprnet.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const into = "aws/us-isob-east-1"
+	doc := strings.Replace(strings.Replace(string(data), "id: diode-internet-siprnet", "id: diode-internet-isob-east", 1), "to: siprnet", "to: "+into, 1)
+	one := filepath.Join(t.TempDir(), "diode.yaml")
+	if err := os.WriteFile(one, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ch := e.Change("edge", "propose", "-f", one, "--reason", "a diode into one region", "--as", "alice")
+	e.Change("change", "approve", ch.GetId(), "--as", "bob")
+	p := e.Place("examples/flow-secret-reads-open-store.yaml", "--request-id", "mover")
+	from := p.GetAssignments()[0].GetRegion()
+	if from == into {
+		t.Fatalf("placed in %s already: the test needs it elsewhere", into)
+	}
+	rv := e.Change("edge", "revoke", "diode-internet-siprnet", "--reason", "suspended", "--as", "alice")
+	e.Change("change", "approve", rv.GetId(), "--as", "bob")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := e.get("mover")
+		moved := len(got.GetAssignments()) == 1 && got.GetAssignments()[0].GetRegion() == into
+		retiring := slices.ContainsFunc(got.GetRetiring(), func(r *pb.RetiringCopy) bool {
+			return r.GetRegion() == from && r.GetMovedTo() == into && slices.ContainsFunc(r.GetReasons(), func(x *pb.Reason) bool { return x.GetCode() == "cds_expired" })
+		})
+		if moved && retiring {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not moved from %s to %s with its old copy retiring for cds_expired: %v", from, into, got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -365,3 +365,49 @@ func TestDependantsRecheckedWhenTargetChanges(t *testing.T) {
 			s.counter.of("reader"), s.counter.of("w1"), s.counter.of("w2"), before)
 	}
 }
+
+// A region that changes re-checks, at once, the dependants of what runs
+// there (placements holding it, and services in it), wherever those
+// dependants run: a writer allowed the USA only, writing to a store whose
+// region moves to GBR, is flagged (residency) with no sweep. Without it
+// the writer waited for the safety-net sweep (10 minutes by default).
+func TestDependantsRecheckedWhenTargetRegionChanges(t *testing.T) {
+	store := secretWorkload(t, "store")
+	store.AllowedCountries = []string{"USA", "GBR"}
+	writer := secretWorkload(t, "writer")
+	writer.Dependencies = []flow.Dependency{{Target: flow.Placement("us-army", "store"), Direction: flow.Write}}
+	// The store goes to s1, and fills it: the writer goes to s2.
+	s1, s2 := secretRegion("aws", "s1", unit), secretRegion("azure", "s2", big)
+	s1.Cost, s2.Cost = 0.1, 1
+	s := given(t).regions(s1, s2).countingRechecks().placedAs("store", store)
+	if p, err := s.store.GetPlacement("us-army", "store"); err != nil || p.Regions[0] != "aws/s1" {
+		t.Fatalf("store in %v, %v; want aws/s1", p, err)
+	}
+	if p, err := s.placedAs("writer", writer).store.GetPlacement("us-army", "writer"); err != nil || p.Regions[0] != "azure/s2" {
+		t.Fatalf("writer in %v, %v; want azure/s2", p, err)
+	}
+	s.
+		reconciling(state.ReconcilerConfig{Name: "a", Interval: time.Hour, SweepEvery: time.Hour, Audit: state.AuditChainConfig{Disabled: true}, AuditIndexDisabled: true}).
+		leading()
+	eventually(t, 10*time.Second, func() (bool, string) {
+		return s.counter.of("writer") >= 1 && s.counter.of("store") >= 1, "the term's first sweep"
+	})
+	settled(t, &s.counter.rechecks)
+	before := s.counter.of("writer")
+	s.whenRegion("aws/s1", func(r *router.Region) { r.Country = "GBR" }) // the store may stay
+	eventually(t, 5*time.Second, func() (bool, string) {
+		p, err := s.store.GetPlacement("us-army", "writer")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, is := range p.Issues {
+			if is.Violation && slices.ContainsFunc(is.Reasons, func(r router.Reason) bool { return r.Code == router.ReasonResidency }) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("writer's issues %+v (rechecked %d times, %d before); want a violation for residency", p.Issues, s.counter.of("writer"), before)
+	})
+	if p, err := s.store.GetPlacement("us-army", "store"); err != nil || p.Regions[0] != "aws/s1" || len(p.Issues) != 0 {
+		t.Errorf("store %v, %v; want it left in aws/s1 (the region change is the writer's only)", p, err)
+	}
+}

@@ -95,12 +95,17 @@ func (snap *snapshot) targetsOf(tx *memdb.Txn, w *router.Workload, k keys) {
 		if rec == nil || !rec.P.State.Live() {
 			continue
 		}
-		t := router.DependencyTarget{Label: markingOf(&rec.P.Workload)}
+		var regions []*router.Region
+		var gone []string
 		for _, k := range rec.P.Regions {
-			if st, ok := snap.regions.state(k); ok {
-				t.Regions = append(t.Regions, st.Region)
+			if st, ok := snap.regions.state(k); ok && st.Region != nil {
+				regions = append(regions, st.Region)
+			} else {
+				gone = append(gone, k) // refused: where its data rests is unknown
 			}
 		}
+		t := router.DependencyTargetOf(&rec.P.Workload, regions)
+		t.Gone = gone
 		if snap.targets == nil {
 			snap.targets = map[flow.Target]router.DependencyTarget{}
 		}
@@ -141,14 +146,6 @@ func (snap *snapshot) flowsOf(tx *memdb.Txn, w *router.Workload, s *Store) {
 		snap.services[rec.Name] = &svc
 		snap.targetGuards = append(snap.targetGuards, guard{key: s.keys.service(rec.Name), rev: rec.V.Revision})
 	}
-}
-
-// markingOf is a stored workload's label in its scheme.
-func markingOf(w *router.Workload) marking.Label {
-	if w.Foreign() {
-		return w.Marking
-	}
-	return marking.FromUS(w.Label)
 }
 
 // equivalenceFrom returns the equivalence table as tx holds it and the

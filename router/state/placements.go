@@ -36,9 +36,10 @@ const (
 	// (Tenant.MaxPlacements) counts.
 	indexTenantLive = "tenant-live"
 	// indexDependsOn: the live placements that depend on a placement,
-	// by its key (router.Workload.Dependencies naming placements): what
-	// the reconciler re-checks at once when that placement moves, changes
-	// or goes. Placements without such dependencies are not in it.
+	// by its key, or on a service, by serviceTargetKey (the targets of
+	// router.Workload.Dependencies): what the reconciler re-checks at once
+	// when that placement moves, changes or goes, or the region either
+	// runs in changes. Placements without dependencies are not in it.
 	indexDependsOn = "depends-on"
 	// indexReleasedTenant and indexReleasedRegion: the released
 	// placements by tenant and by region, in key order.
@@ -155,20 +156,27 @@ func holdsIndex(p *placementRecord) []string {
 	return placementRegions(p.P)
 }
 
-// dependsOnIndex lists the keys of the placements a live placement
-// depends on.
+// dependsOnIndex lists what a live placement depends on: placement keys
+// ("tenant/id") and service target keys ("service:name"; no placement
+// key is one, having no '/').
 func dependsOnIndex(p *placementRecord) []string {
 	if !p.P.State.Live() {
 		return nil
 	}
 	var keys []string
 	for _, d := range p.P.Workload.Dependencies {
-		if d.Target.Kind == flow.PlacementTarget {
+		switch d.Target.Kind {
+		case flow.PlacementTarget:
 			keys = append(keys, placementKey(d.Target.Tenant, d.Target.ID))
+		case flow.ServiceTarget:
+			keys = append(keys, serviceTargetKey(d.Target.Name))
 		}
 	}
 	return keys
 }
+
+// serviceTargetKey is the depends-on index key of the service name.
+func serviceTargetKey(name string) string { return "service:" + name }
 
 // placementTxn returns the placement of key "tenant/id" (placementKey).
 func placementTxn(tx *memdb.Txn, key string) *placementRecord {

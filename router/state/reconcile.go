@@ -507,9 +507,8 @@ type dirtyRef struct {
 	gen uint64
 }
 
-// mark marks rec's placement dirty; rec was read by the current snapshot.
 // markDependants marks the live placements that depend on the placement
-// key.
+// key, or on the service serviceTargetKey(name).
 func (r *reconciler) markDependants(snap *reconcileSnap, key string) {
 	it, err := snap.tx.Get(tablePlacements, indexDependsOn, key)
 	if err != nil {
@@ -520,6 +519,7 @@ func (r *reconciler) markDependants(snap *reconcileSnap, key string) {
 	}
 }
 
+// mark marks rec's placement dirty; rec was read by the current snapshot.
 func (r *reconciler) mark(rec *placementRecord) {
 	r.dirty[keyOf(rec.P)] = dirtyRef{rec: rec, gen: r.snap.gen}
 }
@@ -1004,8 +1004,22 @@ func (r *reconciler) markHolders(snap *reconcileSnap, key string) {
 		r.s.log.Warn("state: reconcile: placements of a region", "region", key, "err", err)
 		return
 	}
+	var holders []string
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		r.mark(raw.(*placementRecord))
+		rec := raw.(*placementRecord)
+		r.mark(rec)
+		holders = append(holders, keyOf(rec.P))
+	}
+	// Their dependants, and those of the services that run there: a
+	// region that changed may leave the flows to it illegal (its
+	// country, its operators, its network).
+	for _, k := range holders {
+		r.markDependants(snap, k)
+	}
+	for name, svc := range r.s.ServicesByName() {
+		if svc.Region == key {
+			r.markDependants(snap, serviceTargetKey(name))
+		}
 	}
 }
 
