@@ -335,7 +335,19 @@ func (s *Store) ProposeServiceChange(ctx context.Context, sv *flow.Service, with
 	if rec := serviceTxn(tx, ns.Name); rec != nil {
 		old, base = &rec.V.Service, rec.V.Revision
 	}
+	_, view := revisionTxn(tx)
 	tx.Abort()
+	if !withdraw {
+		// Where it runs must be a catalogue region, on the network the
+		// record says (decisions read the region's network regardless).
+		st, ok := view.state(ns.Region)
+		switch {
+		case !ok || st.Region == nil:
+			return nil, router.Violations{{Field: "service.region", Description: fmt.Sprintf("%s is not a region of the catalogue", ns.Region)}}.Err()
+		case st.Region.NetworkDomain.String() != ns.NetworkDomain:
+			return nil, router.Violations{{Field: "service.network_domain", Description: fmt.Sprintf("%s is on %s, not %s", ns.Region, st.Region.NetworkDomain, ns.NetworkDomain)}}.Err()
+		}
+	}
 	var proposed *flow.Service
 	kind := router.ChangeOther
 	switch {

@@ -87,7 +87,7 @@ func TestFlowsSeeded(t *testing.T) {
 
 func TestTwoPersonEdgeChanges(t *testing.T) {
 	e := newEnv(t, nil)
-	e.seed([]router.Provider{provider("aws")}, nil, []router.Tenant{army()})
+	e.seed([]router.Provider{provider("aws")}, []router.Region{secretRegion("aws", "us-iso-east-1", big)}, []router.Tenant{army()})
 	alice, bob := as("alice"), as("bob")
 	ctx := context.Background()
 
@@ -195,7 +195,7 @@ func TestTwoPersonEdgeChanges(t *testing.T) {
 
 func TestEdgeProposalRefused(t *testing.T) {
 	e := newEnv(t, nil)
-	e.seed([]router.Provider{provider("aws")}, nil, []router.Tenant{army()})
+	e.seed([]router.Provider{provider("aws")}, []router.Region{secretRegion("aws", "s1", big)}, []router.Tenant{army()})
 	alice := as("alice")
 	seeded, _ := e.store.GetEdge("aoai-gov-to-commercial")
 	for _, tc := range []struct {
@@ -226,6 +226,17 @@ func TestEdgeProposalRefused(t *testing.T) {
 	bad := flow.Service{Name: "x", Marking: "SECRET", Region: "nowhere", NetworkDomain: "siprnet", OperatorNationalities: []string{"USA"}}
 	if _, err := e.store.ProposeServiceChange(alice, &bad, false, ""); !strings.Contains(invalidField(err), "region: ") {
 		t.Fatalf("bad service: %v; want INVALID_ARGUMENT naming region", err)
+	}
+	// A service is proposed only in a catalogue region, on its network.
+	for _, tc := range []struct{ region, domain, want string }{
+		{"aws/s9", "siprnet", "service.region: aws/s9 is not a region of the catalogue"},
+		{"aws/s1", "internet", "service.network_domain: aws/s1 is on siprnet, not internet"},
+	} {
+		sv := flow.Service{Name: "x", Scheme: marking.US, Marking: "SECRET", Region: tc.region, NetworkDomain: tc.domain, OperatorNationalities: []string{"USA"},
+			Personnel: flow.PersonnelClearedSecret}
+		if _, err := e.store.ProposeServiceChange(alice, &sv, false, ""); !strings.Contains(invalidField(err), tc.want) {
+			t.Errorf("service in %s on %s: %v; want INVALID_ARGUMENT %q", tc.region, tc.domain, err, tc.want)
+		}
 	}
 	if cs, err := e.store.ListChanges(context.Background(), "", 0); err != nil || len(cs) != 0 {
 		t.Fatalf("refused proposals stored: %d, %v", len(cs), err)
