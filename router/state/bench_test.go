@@ -133,31 +133,13 @@ func cpuTime() time.Duration {
 }
 
 func BenchmarkPlace(b *testing.B) {
-	m := benchEtcd(b)
-	for _, conc := range benchConcurrency {
-		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			cli := etcdtest.Client(b, m.Endpoints()...)
-			prefix := fmt.Sprintf("/bench/place-%d/", benchSeq.Add(1))
-			ctx := context.Background()
-			s, err := state.Open(ctx, cli, router.NewEngine(), state.WithPrefix(prefix))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			ps, rs := benchCatalogue()
-			if ok, err := s.Seed(ctx, ps, rs, []router.Tenant{army()}); err != nil || !ok {
-				b.Fatalf("Seed = %v, %v", ok, err)
-			}
-			w := secretWorkload(b, "bench")
-			if w.Label.Level != label.Secret {
-				b.Fatal("workload label not parsed")
-			}
-			run(b, conc, "placements/s", func(i int64) error {
-				_, err := s.Place(ctx, fmt.Sprintf("req-%d", i), w)
-				return err
-			})
-		})
-	}
+	benchPlace(b, "place", func(b *testing.B, _ *state.Store) *router.Workload {
+		w := secretWorkload(b, "bench")
+		if w.Label.Level != label.Secret {
+			b.Fatal("workload label not parsed")
+		}
+		return w
+	})
 }
 
 // BenchmarkPlaceDependencies is BenchmarkPlace for a workload that
@@ -165,11 +147,25 @@ func BenchmarkPlace(b *testing.B) {
 // target and checks the flow from every region, and each commit guards
 // the target's revision. Compare with BenchmarkPlace in the same run.
 func BenchmarkPlaceDependencies(b *testing.B) {
+	benchPlace(b, "place-deps", func(b *testing.B, s *state.Store) *router.Workload {
+		if _, err := s.Place(context.Background(), "store", secretWorkload(b, "store")); err != nil {
+			b.Fatal(err)
+		}
+		w := secretWorkload(b, "bench")
+		w.Dependencies = []flow.Dependency{{Target: flow.Placement("us-army", "store"), Direction: flow.Write}}
+		return w
+	})
+}
+
+// benchPlace runs Place at each concurrency on a store of its own under
+// a fresh prefix, seeded with the bench catalogue, for the workload
+// workload returns (given the store, before the clock starts).
+func benchPlace(b *testing.B, name string, workload func(*testing.B, *state.Store) *router.Workload) {
 	m := benchEtcd(b)
 	for _, conc := range benchConcurrency {
 		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
 			cli := etcdtest.Client(b, m.Endpoints()...)
-			prefix := fmt.Sprintf("/bench/place-deps-%d/", benchSeq.Add(1))
+			prefix := fmt.Sprintf("/bench/%s-%d/", name, benchSeq.Add(1))
 			ctx := context.Background()
 			s, err := state.Open(ctx, cli, router.NewEngine(), state.WithPrefix(prefix))
 			if err != nil {
@@ -180,11 +176,7 @@ func BenchmarkPlaceDependencies(b *testing.B) {
 			if ok, err := s.Seed(ctx, ps, rs, []router.Tenant{army()}); err != nil || !ok {
 				b.Fatalf("Seed = %v, %v", ok, err)
 			}
-			if _, err := s.Place(ctx, "store", secretWorkload(b, "store")); err != nil {
-				b.Fatal(err)
-			}
-			w := secretWorkload(b, "bench")
-			w.Dependencies = []flow.Dependency{{Target: flow.Placement("us-army", "store"), Direction: flow.Write}}
+			w := workload(b, s)
 			run(b, conc, "placements/s", func(i int64) error {
 				_, err := s.Place(ctx, fmt.Sprintf("req-%d", i), w)
 				return err

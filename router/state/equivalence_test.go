@@ -525,16 +525,7 @@ func TestEdgeRevokedBeforeCommit(t *testing.T) {
 			}
 			s = &scenario{env: newEnv(t, nil, state.WithBeforeCommit(hook)), t: t, catalog: make(map[string]router.Region)}
 			s.regions(secretRegion("aws", "s1", big), commercialRegion("aws", "c1"))
-			alice, bob := as("alice"), as("bob")
-			apply := func(c *router.Change, err error) {
-				t.Helper()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := s.store.ApproveChange(bob, c.ID); err != nil {
-					t.Fatal(err)
-				}
-			}
+			alice, apply := as("alice"), approving(t, s.store)
 			apply(s.store.ProposeServiceChange(alice, &flow.Service{Name: "feed", Scheme: marking.US, Marking: "UNCLASSIFIED", Region: "aws/c1", NetworkDomain: "internet",
 				OperatorNationalities: []string{"USA"}, Personnel: flow.PersonnelNone}, false, ""))
 			diode := flow.Edge{ID: "diode-inet-sipr", Kind: flow.Diode, From: "internet", To: "siprnet", Direction: flow.Write,

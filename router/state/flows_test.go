@@ -285,16 +285,7 @@ func TestEdgeChangesRecheckPlacements(t *testing.T) {
 	eventually(t, 10*time.Second, func() (bool, string) {
 		return s.rechecked() >= 3, fmt.Sprintf("%d rechecked by the first sweep", s.rechecked())
 	})
-	alice, bob := as("alice"), as("bob")
-	apply := func(c *router.Change, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.store.ApproveChange(bob, c.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	alice, apply := as("alice"), approving(t, s.store)
 	s.thenRechecksOnly(0, "a proposal", func() {
 		g := sipGuard()
 		if _, err := s.store.ProposeEdgeChange(alice, &g, false, ""); err != nil {
@@ -420,5 +411,19 @@ func TestDependantsRecheckedWhenTargetRegionChanges(t *testing.T) {
 	})
 	if p, err := s.store.GetPlacement("us-army", "store"); err != nil || p.Regions[0] != "aws/s1" || len(p.Issues) != 0 {
 		t.Errorf("store %v, %v; want it left in aws/s1 (the region change is the writer's only)", p, err)
+	}
+}
+
+// approving returns what has a second administrator, bob, approve a
+// proposal as it is made.
+func approving(tb testing.TB, s *state.Store) func(*router.Change, error) {
+	return func(c *router.Change, err error) {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := s.ApproveChange(as("bob"), c.ID); err != nil {
+			tb.Fatal(err)
+		}
 	}
 }
