@@ -33,6 +33,17 @@ type wantDep struct {
 	svcRegion *RegionState
 }
 
+// serviceRules are the rules a service's data keeps wherever a read or a
+// call brings it: its label's export control, if any (a service names no
+// countries or jurisdictions of its own).
+func serviceRules(svc *flow.Service) *DependencyTarget {
+	t := &DependencyTarget{Label: svc.Label, Countries: []string{"*"}}
+	if l := svc.Label.US; l != nil && l.ExportControlled() {
+		t.Export = "CUI//" + label.ExportCategory
+	}
+	return t
+}
+
 // noService is what a caller learns of a service it may not know of: no
 // more than of one that does not exist.
 func noService(t flow.Target) string {
@@ -63,11 +74,22 @@ func dependencies(in *Input) []wantDep {
 				wd.missing = noService(d.Target) // runs nowhere the caller may know of
 				break
 			}
-			// The region's network, not the record's word for it: a
-			// service record is not trusted to say where its region is.
+			// The region's network, not the record's word for it, and
+			// the region's operators beside the service's own staff
+			// (whoever runs the region reaches what runs in it): a
+			// service record is not trusted to say where it runs or who
+			// can reach it.
 			reg := wd.svcRegion.Region
-			wd.sides = []flow.Side{{Region: svc.Region, Domain: reg.NetworkDomain.String(), Operators: svc.OperatorNationalities, Personnel: svc.Personnel}}
+			ops := slices.Clone(svc.OperatorNationalities)
+			for _, n := range reg.OperatorNationalities {
+				if !slices.Contains(ops, n) {
+					ops = append(ops, n)
+				}
+			}
+			wd.sides = []flow.Side{{Region: svc.Region, Domain: reg.NetworkDomain.String(), Operators: ops,
+				Personnel: min(svc.Personnel, flow.Personnel(reg.Personnel))}}
 			wd.countries, wd.jurisdictions = []string{reg.Country}, []string{reg.OperatorJurisdiction}
+			wd.target = serviceRules(svc)
 		case flow.PlacementTarget:
 			t, ok := in.Targets[d.Target]
 			switch {
@@ -102,6 +124,20 @@ func regionState(in *Input, key string) *RegionState {
 		}
 	}
 	return nil
+}
+
+// targetHidden reports whether a placement target runs in a region the
+// tenant may not know of (hidden).
+func (w *want) targetHidden(d *wantDep) bool {
+	if d.target == nil || w.tenant == nil {
+		return false
+	}
+	for _, r := range d.target.Regions {
+		if hidden(w, &RegionState{Region: r}) {
+			return true
+		}
+	}
+	return false
 }
 
 // knowsService reports whether the tenant may know of the service: it
@@ -153,8 +189,27 @@ func (w *want) reachDeps() {
 		if d.missing == "" && d.svc != nil && !w.knowsService(d) {
 			d.missing, d.sides, d.countries = noService(d.dep.Target), nil, nil
 		}
+		if d.missing == "" && d.svc == nil && w.targetHidden(d) {
+			// The tenant's own placement, in a region it may no longer
+			// know of (raised above its ceiling, serving others only):
+			// refused, and nothing said of that region.
+			d.missing, d.sides, d.countries = fmt.Sprintf("%s: runs in a region no longer available to the tenant", d.dep.Target), nil, nil
+		}
 		if d.missing != "" {
 			continue
+		}
+		if d.svc != nil {
+			// A service's label must be held where it runs, as a
+			// workload's: a region whose accreditation lapsed, was
+			// lowered or revoked holds no service above it.
+			if c := CoverRegion(d.svc.Label, d.svcRegion.Region, nil, w.depEquiv, w.now); !c.OK {
+				msgs := make([]string, len(c.Reasons))
+				for j, x := range c.Reasons {
+					msgs[j] = x.Message
+				}
+				d.reach = append(d.reach, Reason{Code: ReasonAccreditation, Message: fmt.Sprintf("%s: its region %s does not hold its label %s: %s",
+					d.dep, d.svc.Region, d.svc.Label, strings.Join(msgs, "; "))})
+			}
 		}
 		sends := d.dep.Direction == flow.Write || d.dep.Direction == flow.Call
 		receives := d.dep.Direction == flow.Read || d.dep.Direction == flow.Call
@@ -277,12 +332,12 @@ func (d *wantDep) receives() bool {
 	return d.dep.Direction == flow.Read || d.dep.Direction == flow.Call
 }
 
-// receivable reports whether a placement target's own rules let its data
-// come to region r (a read or a call brings it there): r's country one
-// the target's data may rest in, its operators under a jurisdiction the
+// receivable reports whether a target's own rules let its data come to
+// region r (a read or a call brings it there): r's country one the
+// target's data may rest in, its operators under a jurisdiction the
 // target allows, and for export-controlled data the USA, run by screened
-// US persons only. A service carries no rules but its label, which the
-// flow rule reads.
+// US persons only. A placement's rules are its workload's; a service's,
+// its label's export control (serviceRules).
 func (d *wantDep) receivable(r *Region) bool {
 	t := d.target
 	if t == nil || !d.receives() {

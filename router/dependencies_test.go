@@ -100,7 +100,8 @@ func TestDependencyChecker(t *testing.T) {
 			in := Input{Workload: tc.w, Tenant: baseTenant(), Regions: []RegionState{{Region: tc.region}, {Region: eastus}, {Region: uksouth}}, Now: testNow,
 				Edges: tc.edges, Services: services, Targets: tc.targets}
 			in.Tenant.ID = "us-army"
-			in.Tenant.Ceiling, in.Tenant.CeilingLabel = "CUI//SP-EXPT", expt // it may know of these services
+			ceiling := label.MustParse("SECRET//SP-EXPT//NOFORN") // it may know of these services and regions
+			in.Tenant.Ceiling, in.Tenant.CeilingLabel = ceiling.String(), ceiling
 			d := NewEngine().Plan(in)
 			ex := d.Explain(&in)
 			i := slices.IndexFunc(ex, func(v Explained) bool { return v.Key == tc.region.Key() })
@@ -141,6 +142,8 @@ func TestDependencyAcrossSchemes(t *testing.T) {
 	uk := baseRegion()
 	uk.Provider, uk.ID, uk.Country, uk.NetworkDomain = "azure", "uksouth", "GBR", DomainInternet
 	uk.Accreditation = Accreditation{MaxLevel: label.Unclassified, Expires: testNow.AddDate(1, 0, 0)}
+	uk.Accreditations = []SchemeAccreditation{{Scheme: marking.GBR, MaxLevel: "OFFICIAL", Caveats: []string{"SENSITIVE"}, Authority: "UK department",
+		Expires: testNow.AddDate(1, 0, 0)}} // it holds the service's label
 	uk.Customers = []string{"*"}
 	svc := &flow.Service{Name: "uk-records", Label: marking.MustParse(marking.GBR, "OFFICIAL-SENSITIVE"), Region: "azure/uksouth",
 		NetworkDomain: "internet", OperatorNationalities: []string{"GBR"}, Personnel: flow.Personnel(PersonnelClearedSecret)}
@@ -273,11 +276,27 @@ func TestDependencyRulesGoWithTheData(t *testing.T) {
 		flow.Placement("us-army", "itar-store"): DependencyTargetOf(itar, []*Region{usGov}),
 		flow.Placement("us-army", "us-store"):   DependencyTargetOf(usOnlyStore, []*Region{chnRun}),
 	}
+	lapsed := region("aws/lapsed", "USA", "USA", []string{"USA"}, PersonnelClearedSecret, DomainSIPRNet, label.Secret)
+	lapsed.Accreditation.Expires = testNow.AddDate(0, 0, -1)
+	mixed := region("aws/mixed", "USA", "USA", []string{"USA", "IND"}, PersonnelNone, DomainInternet, label.CUI)
+	mixed.Accreditation.Controls = []string{"SP-EXPT"}
+	expt := marking.FromUS(label.MustParse("CUI//SP-EXPT"))
 	services := map[string]*flow.Service{
 		// Its record says SIPRNet; its region is on the internet.
 		"mislabelled": {Name: "mislabelled", Label: marking.FromUS(label.MustParse("SECRET//NOFORN")), Region: "azure/eastus", NetworkDomain: "siprnet",
 			OperatorNationalities: []string{"USA"}, Personnel: flow.PersonnelClearedSecret},
+		// Its record says screened US staff; its region is run by others too.
+		"staffed": {Name: "staffed", Label: marking.FromUS(unclass), Region: "aws/us-open", NetworkDomain: "internet",
+			OperatorNationalities: []string{"USA"}, Personnel: flow.PersonnelScreenedUSPersons},
+		// In a region whose accreditation lapsed yesterday.
+		"unheld": {Name: "unheld", Label: marking.FromUS(label.MustParse("SECRET//NOFORN")), Region: "aws/lapsed", NetworkDomain: "siprnet",
+			OperatorNationalities: []string{"USA"}, Personnel: flow.PersonnelClearedSecret},
+		// Export-controlled, read through a guard into an open region.
+		"expt": {Name: "expt", Label: expt, Region: "aws/us-gov", NetworkDomain: "internet",
+			OperatorNationalities: []string{"USA"}, Personnel: flow.PersonnelScreenedUSPersons},
 	}
+	guard := flow.Edge{ID: "g1", Kind: flow.Guard, From: "aws/us-gov", To: "aws/mixed", Direction: flow.Write,
+		Range: flow.NewRange(marking.FromUS(unclass), expt), Authority: "test", Expires: testNow.AddDate(1, 0, 0)}
 	for _, tc := range []struct {
 		name   string
 		label  string
@@ -287,31 +306,38 @@ func TestDependencyRulesGoWithTheData(t *testing.T) {
 		region *Region
 		code   ReasonCode // "" eligible
 		want   string
+		exp    ExportControl
 	}{
 		{"an ITAR store read from a UK region", "UNCLASSIFIED", []string{"GBR", "USA"}, nil, "read placement:us-army/itar-store", ukCloud,
-			ReasonResidency, "the target's ITAR data would come to GBR; it must rest in USA"},
+			ReasonResidency, "the target's ITAR data would come to GBR; it must rest in USA", 0},
 		{"an ITAR store read from a US region with foreign staff", "UNCLASSIFIED", []string{"USA"}, nil, "read placement:us-army/itar-store", usOpen,
-			ReasonPersonnel, "requires screened US persons only"},
-		{"an ITAR store read from Azure Government", "UNCLASSIFIED", []string{"USA"}, nil, "read placement:us-army/itar-store", usGov, "", ""},
+			ReasonPersonnel, "requires screened US persons only", 0},
+		{"an ITAR store read from Azure Government", "UNCLASSIFIED", []string{"USA"}, nil, "read placement:us-army/itar-store", usGov, "", "", 0},
 		{"a USA-only store read from GBR", "UNCLASSIFIED", []string{"GBR"}, nil, "read placement:us-army/us-store", ukCloud,
-			ReasonResidency, "it may rest in USA only"},
+			ReasonResidency, "it may rest in USA only", 0},
 		{"writing to a store run under CHN jurisdiction", "UNCLASSIFIED", []string{"USA"}, []string{"USA"}, "write placement:us-army/us-store", usOpen,
-			ReasonJurisdiction, "operated under CHN jurisdiction; allowed: USA"},
+			ReasonJurisdiction, "operated under CHN jurisdiction; allowed: USA", 0},
 		{"a service on the internet, whatever its record says", "SECRET//NOFORN", []string{"USA"}, nil, "write service:mislabelled", sipr,
-			"no_edge", "on azure/eastus (internet)"},
+			"no_edge", "on azure/eastus (internet)", 0},
+		{"ITAR prompts to a service whose region's staff are not all US", "UNCLASSIFIED", []string{"USA"}, nil, "call service:staffed", usGov,
+			"personnel", "operated by USA, IND nationals", ExportITAR},
+		{"a SECRET service in a region whose accreditation lapsed", "SECRET//NOFORN", []string{"USA"}, nil, "write service:unheld", sipr,
+			ReasonAccreditation, "its region aws/lapsed does not hold its label", 0},
+		{"an export-controlled service read through a guard into an open region", "UNCLASSIFIED", []string{"USA"}, nil, "read service:expt", mixed,
+			ReasonPersonnel, "the target's CUI//SP-EXPT data would come to operators USA, IND", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := &Workload{Name: "dependant", Tenant: "us-army", Label: label.MustParse(tc.label), Banner: tc.label, AllowedCountries: tc.allow,
-				AllowedJurisdictions: tc.jur, Resources: Resources{MilliCPU: 1}, Replicas: 1}
+				AllowedJurisdictions: tc.jur, ExportControl: tc.exp, Resources: Resources{MilliCPU: 1}, Replicas: 1}
 			dep, err := flow.ParseDependency(tc.dep)
 			if err != nil {
 				t.Fatal(err)
 			}
 			w.Dependencies = []flow.Dependency{dep}
 			tenant := baseTenant()
-			tenant.Ceiling, tenant.CeilingLabel = "SECRET//NOFORN", label.MustParse("SECRET//NOFORN")
-			in := Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: tc.region}, {Region: inet}}, Now: testNow,
-				Services: services, Targets: targets}
+			tenant.Ceiling, tenant.CeilingLabel = "SECRET//SP-EXPT//NOFORN", label.MustParse("SECRET//SP-EXPT//NOFORN")
+			in := Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: tc.region}, {Region: inet}, {Region: usOpen}, {Region: lapsed}, {Region: usGov}}, Now: testNow,
+				Services: services, Targets: targets, Edges: []flow.Edge{guard}}
 			var v *Explained
 			d := NewEngine().Plan(in)
 			for _, x := range d.Explain(&in) {
@@ -333,7 +359,7 @@ func TestDependencyRulesGoWithTheData(t *testing.T) {
 			}
 			// The same on Place's path, which says nothing.
 			if d := NewEngine().Place(Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: tc.region}}, Now: testNow,
-				Services: services, Targets: targets}); d.Err == nil {
+				Services: services, Targets: targets, Edges: []flow.Edge{guard}}); d.Err == nil {
 				t.Errorf("Place chose %v", d.Chosen)
 			}
 		})
@@ -387,4 +413,35 @@ func TestDependencyNoCeilingNoService(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A dependant whose target placement now runs in a region the tenant may
+// not know of (raised above its ceiling) is refused, and told nothing of
+// that region: not its key, country, operators or network.
+func TestDependencyTargetInHiddenRegion(t *testing.T) {
+	raised := baseRegion()
+	raised.ID, raised.Country, raised.OperatorJurisdiction, raised.NetworkDomain = "raised", "GBR", "GBR", DomainJWICS
+	raised.Accreditation.MaxLevel = label.TopSecret
+	here := baseRegion()
+	here.Capabilities, here.StorageTiers = nil, nil
+	w := baseWorkload()
+	w.Label, w.Banner, w.Capabilities, w.StorageTier = label.MustParse("SECRET//NOFORN"), "SECRET//NOFORN", nil, ""
+	w.Dependencies = []flow.Dependency{{Target: flow.Placement("us-army", "store"), Direction: flow.Write}}
+	store := &Workload{Name: "store", Tenant: "us-army", Label: w.Label, Banner: w.Banner, AllowedCountries: []string{"*"}}
+	tenant := baseTenant()
+	tenant.Ceiling, tenant.CeilingLabel = "SECRET//NOFORN", label.MustParse("SECRET//NOFORN")
+	in := Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: here}, {Region: raised}}, Now: testNow,
+		Targets: map[flow.Target]DependencyTarget{flow.Placement("us-army", "store"): DependencyTargetOf(store, []*Region{raised})}}
+	d := NewEngine().Plan(in)
+	for _, v := range d.Explain(&in) {
+		if v.Key != here.Key() {
+			continue
+		}
+		want := []Reason{{Code: ReasonNoTarget, Message: "placement:us-army/store: runs in a region no longer available to the tenant"}}
+		if !reflect.DeepEqual(v.Reasons, want) {
+			t.Errorf("%+v; want only %v", v.Reasons, want)
+		}
+		return
+	}
+	t.Fatal("no verdict")
 }

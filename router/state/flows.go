@@ -347,6 +347,13 @@ func (s *Store) ProposeServiceChange(ctx context.Context, sv *flow.Service, with
 		case st.Region.NetworkDomain.String() != ns.NetworkDomain:
 			return nil, router.Violations{{Field: "service.network_domain", Description: fmt.Sprintf("%s is on %s, not %s", ns.Region, st.Region.NetworkDomain, ns.NetworkDomain)}}.Err()
 		}
+		if c := router.CoverRegion(ns.Label, st.Region, nil, s.Equivalence(), s.clock()); !c.OK {
+			msgs := make([]string, len(c.Reasons))
+			for i, x := range c.Reasons {
+				msgs[i] = x.Message
+			}
+			return nil, router.Violations{{Field: "service.label", Description: fmt.Sprintf("%s does not hold %s: %s", ns.Region, ns.Label, strings.Join(msgs, "; "))}}.Err()
+		}
 	}
 	var proposed *flow.Service
 	kind := router.ChangeOther

@@ -228,11 +228,12 @@ func TestEdgeProposalRefused(t *testing.T) {
 		t.Fatalf("bad service: %v; want INVALID_ARGUMENT naming region", err)
 	}
 	// A service is proposed only in a catalogue region, on its network.
-	for _, tc := range []struct{ region, domain, want string }{
-		{"aws/s9", "siprnet", "service.region: aws/s9 is not a region of the catalogue"},
-		{"aws/s1", "internet", "service.network_domain: aws/s1 is on siprnet, not internet"},
+	for _, tc := range []struct{ label, region, domain, want string }{
+		{"SECRET", "aws/s9", "siprnet", "service.region: aws/s9 is not a region of the catalogue"},
+		{"SECRET", "aws/s1", "internet", "service.network_domain: aws/s1 is on siprnet, not internet"},
+		{"TOP SECRET", "aws/s1", "siprnet", "service.label: aws/s1 does not hold TOP SECRET"},
 	} {
-		sv := flow.Service{Name: "x", Scheme: marking.US, Marking: "SECRET", Region: tc.region, NetworkDomain: tc.domain, OperatorNationalities: []string{"USA"},
+		sv := flow.Service{Name: "x", Scheme: marking.US, Marking: tc.label, Region: tc.region, NetworkDomain: tc.domain, OperatorNationalities: []string{"USA"},
 			Personnel: flow.PersonnelClearedSecret}
 		if _, err := e.store.ProposeServiceChange(alice, &sv, false, ""); !strings.Contains(invalidField(err), tc.want) {
 			t.Errorf("service in %s on %s: %v; want INVALID_ARGUMENT %q", tc.region, tc.domain, err, tc.want)
@@ -425,5 +426,67 @@ func approving(tb testing.TB, s *state.Store) func(*router.Change, error) {
 		if _, err := s.ApproveChange(as("bob"), c.ID); err != nil {
 			tb.Fatal(err)
 		}
+	}
+}
+
+// A target's retiring copy keeps running until its replacement is
+// confirmed, so flows reach it too: a store moving out of a region that
+// became British keeps a copy there while its new region's agent has not
+// confirmed, and a writer allowed the USA only is refused meanwhile.
+func TestDependencyReachesRetiringCopies(t *testing.T) {
+	store := secretWorkload(t, "store")
+	store.AllowedCountries = []string{"USA", "GBR"}
+	s1, s2 := secretRegion("aws", "s1", big), secretRegion("azure", "s2", big)
+	s1.Cost, s2.Cost = 0.1, 1
+	s := given(t).regions(s1, s2).placedAs("store", store)
+	if p, err := s.store.GetPlacement("us-army", "store"); err != nil || p.Regions[0] != "aws/s1" {
+		t.Fatalf("store in %v, %v; want aws/s1", p, err)
+	}
+	// s2's agent confirms nothing: a copy moved there stays unconfirmed.
+	s.agentIn("azure/s2").
+		reconciling(state.ReconcilerConfig{Name: "a", Interval: time.Hour, Audit: state.AuditChainConfig{Disabled: true}, AuditIndexDisabled: true}).
+		leading()
+	s.whenRegion("aws/s1", func(r *router.Region) { r.Country, r.Status = "GBR", router.StatusDraining })
+	eventually(t, 10*time.Second, func() (bool, string) {
+		p, err := s.store.GetPlacement("us-army", "store")
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(p.Regions) == 1 && p.Regions[0] == "azure/s2" && len(p.Retiring) == 1 && p.Retiring[0].Region == "aws/s1",
+			fmt.Sprintf("store in %v retiring %v; want moved to azure/s2, its copy in aws/s1 retiring", p.Regions, p.Retiring)
+	})
+	writer := secretWorkload(t, "writer")
+	writer.Dependencies = []flow.Dependency{{Target: flow.Placement("us-army", "store"), Direction: flow.Write}}
+	p, err := s.store.Place(context.Background(), "writer", writer)
+	if err == nil {
+		t.Fatalf("writer placed in %v while its writes would reach the store's copy in GBR", p.Regions)
+	}
+	if !strings.Contains(err.Error(), "dependency") {
+		t.Errorf("refusal %v; want the dependency rule", err)
+	}
+}
+
+// A placement with dependencies is re-checked once it is committed: what
+// its flows rest on may have changed between its decision and its
+// commit, and a change the reconciler handled before the commit did not
+// see it. One without dependencies is not looked at.
+func TestNewDependantRechecked(t *testing.T) {
+	s := given(t).
+		regions(secretRegion("aws", "s1", big), secretRegion("azure", "s2", big)).
+		countingRechecks().
+		placed("store").
+		reconciling(state.ReconcilerConfig{Name: "a", Interval: time.Hour, SweepEvery: time.Hour, Audit: state.AuditChainConfig{Disabled: true}, AuditIndexDisabled: true}).
+		leading()
+	eventually(t, 10*time.Second, func() (bool, string) { return s.counter.of("store") >= 1, "the term's first sweep" })
+	settled(t, &s.counter.rechecks)
+	writer := secretWorkload(t, "writer")
+	writer.Dependencies = []flow.Dependency{{Target: flow.Placement("us-army", "store"), Direction: flow.Write}}
+	s.placedAs("writer", writer).placed("plain")
+	eventually(t, 5*time.Second, func() (bool, string) {
+		return s.counter.of("writer") >= 1, fmt.Sprintf("writer rechecked %d times", s.counter.of("writer"))
+	})
+	settled(t, &s.counter.rechecks)
+	if n := s.counter.of("plain"); n != 0 {
+		t.Errorf("a placement without dependencies rechecked %d times on its commit", n)
 	}
 }

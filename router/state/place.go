@@ -97,7 +97,15 @@ func (snap *snapshot) targetsOf(tx *memdb.Txn, w *router.Workload, k keys) {
 		}
 		var regions []*router.Region
 		var gone []string
-		for _, k := range rec.P.Regions {
+		keys := slices.Clone(rec.P.Regions)
+		for _, rc := range rec.P.Retiring {
+			// A retiring copy keeps running until its replacement is
+			// confirmed: flows reach it too.
+			if !slices.Contains(keys, rc.Region) {
+				keys = append(keys, rc.Region)
+			}
+		}
+		for _, k := range keys {
 			if st, ok := snap.regions.state(k); ok && st.Region != nil {
 				regions = append(regions, st.Region)
 			} else {

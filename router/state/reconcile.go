@@ -876,7 +876,12 @@ func (r *reconciler) changed(snap *reconcileSnap, c *changes, now time.Time) {
 			r.forget(key)
 			continue
 		}
-		if _, watched := r.watch[key]; watched || needsLooking(rec.P) || r.expiredIn(rec.P, now) {
+		// A placement with dependencies is looked at whenever its record
+		// changes, a new one included: what its flows rest on may have
+		// changed between its decision and its commit (a target's
+		// region, an edge's expiry), and a change this reconciler
+		// handled before the commit did not see it.
+		if _, watched := r.watch[key]; watched || needsLooking(rec.P) || r.expiredIn(rec.P, now) || len(rec.P.Workload.Dependencies) > 0 {
 			r.mark(rec)
 		}
 	}
