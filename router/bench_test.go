@@ -278,6 +278,10 @@ func benchDependenciesInput(b *testing.B, n int) Input {
 		{Target: flow.ServiceNamed("api"), Direction: flow.Call},
 	}
 	in.Workload = w
+	// A tenant knows of services within its ceiling only.
+	t := *in.Tenant
+	t.Ceiling, t.CeilingLabel = "SECRET//REL TO USA, AUS, GBR", label.MustParse("SECRET//REL TO USA, AUS, GBR")
+	in.Tenant = &t
 	in.Services = map[string]*flow.Service{
 		"feed": {Name: "feed", Label: us("UNCLASSIFIED"), Region: open[0].Key(), NetworkDomain: "internet", OperatorNationalities: []string{"USA"}},
 		"api": {Name: "api", Label: marking.FromUS(w.Label), Region: sipr[0].Key(), NetworkDomain: "siprnet",
