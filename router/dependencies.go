@@ -202,7 +202,9 @@ func (w *want) reachDeps() {
 			// A service's label must be held where it runs, as a
 			// workload's: a region whose accreditation lapsed, was
 			// lowered or revoked holds no service above it.
-			if c := CoverRegion(d.svc.Label, d.svcRegion.Region, nil, w.depEquiv, w.now); !c.OK {
+			// Read through the accreditations the tenant may know of
+			// only: the reason lists them.
+			if c := CoverRegion(d.svc.Label, d.svcRegion.Region, w.tenant, w.depEquiv, w.now); !c.OK {
 				msgs := make([]string, len(c.Reasons))
 				for j, x := range c.Reasons {
 					msgs[j] = x.Message

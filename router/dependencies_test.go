@@ -445,3 +445,39 @@ func TestDependencyTargetInHiddenRegion(t *testing.T) {
 	}
 	t.Fatal("no verdict")
 }
+
+// A refusal for a service whose region no longer holds its label names
+// only the accreditations the tenant may know of: not a GBR TOP SECRET
+// one above a tenant with no GBR ceiling (third review of issue 13).
+func TestDependencyServiceRegionReasonRedacted(t *testing.T) {
+	lapsed := baseRegion()
+	lapsed.ID, lapsed.NetworkDomain, lapsed.Customers = "lapsed", DomainInternet, []string{"*"}
+	lapsed.Accreditation = Accreditation{MaxLevel: label.CUI, Expires: testNow.AddDate(0, 0, -1)}
+	lapsed.Accreditations = []SchemeAccreditation{{Scheme: marking.GBR, MaxLevel: "TOP SECRET", Authority: "UK MOD", Expires: testNow.AddDate(1, 0, 0)}}
+	here := baseRegion()
+	here.NetworkDomain, here.Customers, here.Capabilities, here.StorageTiers = DomainInternet, []string{"*"}, nil, nil
+	here.Accreditation = Accreditation{MaxLevel: label.CUI, ImpactLevel: 5, Expires: testNow.AddDate(1, 0, 0)}
+	w := baseWorkload()
+	w.Label, w.Banner, w.Capabilities, w.StorageTier = label.MustParse("CUI"), "CUI", nil, ""
+	w.Dependencies = []flow.Dependency{{Target: flow.ServiceNamed("store"), Direction: flow.Read}}
+	tenant := baseTenant()
+	tenant.Ceiling, tenant.CeilingLabel = "CUI", label.MustParse("CUI")
+	in := Input{Workload: w, Tenant: tenant, Regions: []RegionState{{Region: here}, {Region: lapsed}}, Now: testNow,
+		Services: map[string]*flow.Service{"store": {Name: "store", Label: marking.FromUS(label.MustParse("CUI")), Region: lapsed.Key(),
+			NetworkDomain: "internet", OperatorNationalities: []string{"USA"}}}}
+	d := NewEngine().Plan(in)
+	for _, v := range d.Explain(&in) {
+		if v.Key != here.Key() {
+			continue
+		}
+		i := slices.IndexFunc(v.Reasons, func(r Reason) bool { return r.Code == ReasonAccreditation })
+		if i < 0 {
+			t.Fatalf("%+v; want refused for the service's region's accreditation", v.Reasons)
+		}
+		if msg := v.Reasons[i].Message; strings.Contains(msg, "GBR") || strings.Contains(msg, "UK MOD") {
+			t.Errorf("reason %q names an accreditation the tenant may not know of", msg)
+		}
+		return
+	}
+	t.Fatal("no verdict")
+}

@@ -406,7 +406,7 @@ func (f *Flow) through(e *Edge, ts []transfer, now time.Time, explain bool) (att
 			if !e.Range.Covers(*l) {
 				a := fail(failedRange, CodeOutOfRange)
 				if explain {
-					a.detail = fmt.Sprintf("%s is approved for %s, not %s", e.Name(), e.Range, labelText(*l))
+					a.detail = fmt.Sprintf("%s is not approved for %s", e.Name(), labelText(*l))
 				}
 				return a, true
 			}
@@ -424,9 +424,9 @@ func (f *Flow) through(e *Edge, ts []transfer, now time.Time, explain bool) (att
 	if !e.InForce(now) {
 		a := fail(failedInForce, CodeCDSExpired)
 		if explain {
-			state := "expired on " + e.Expires.UTC().Format(time.DateOnly)
+			state := "its accreditation has expired"
 			if e.Revoked {
-				state = "was revoked"
+				state = "it was revoked"
 			}
 			a.detail = fmt.Sprintf("%s would carry it but %s, and no other edge covers it", e.Name(), state)
 		}

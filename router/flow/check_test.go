@@ -324,7 +324,7 @@ func TestScenarios(t *testing.T) {
 			}(),
 			[]flow.Edge{govPath}, "personnel", "aoai-gov-to-commercial",
 			"CUI//SP-EXPT on azure/usgovvirginia (internet) calls service:azure-openai-commercial (UNCLASSIFIED) on azure/eastus (internet): " +
-				"through connected-service aoai-gov-to-commercial (NCDSMO): personnel: personnel none; CUI//SP-EXPT data requires screened-us-persons"},
+				"through connected-service aoai-gov-to-commercial: personnel: personnel none; CUI//SP-EXPT data requires screened-us-persons"},
 		{"3: the commercial endpoint with no path declared",
 			func() flow.Flow {
 				tg, tl, to := svc(commercial)
@@ -346,7 +346,7 @@ func TestScenarios(t *testing.T) {
 			flow.Flow{Direction: flow.Write, Label: S, From: siprA, Target: flow.Placement("dod-ops", "bucket-1"), TargetLabel: U, To: inet},
 			[]flow.Edge{expired(guard)}, "cds_expired", "guard-sipr-inet",
 			"SECRET//NOFORN on aws/us-isob-east-1 (siprnet) writes to placement:dod-ops/bucket-1 (UNCLASSIFIED) on aws/us-east-1 (internet): " +
-				"guard guard-sipr-inet (NCDSMO) would carry it but expired on 2026-11-03, and no other edge covers it"},
+				"guard guard-sipr-inet would carry it but its accreditation has expired, and no other edge covers it"},
 		{"6: a revoked edge too",
 			flow.Flow{Direction: flow.Write, Label: S, From: siprA, Target: flow.Placement("dod-ops", "bucket-1"), TargetLabel: U, To: inet},
 			[]flow.Edge{revoked(guard)}, "cds_expired", "guard-sipr-inet", ""},
@@ -386,12 +386,12 @@ func TestMessages(t *testing.T) {
 			flow.Flow{Direction: flow.Write, Label: S, From: siprA, Target: flow.ServiceNamed("s"), TargetLabel: U, To: inet},
 			[]flow.Edge{edge(t, "g", flow.Guard, "siprnet", "internet", flow.Write, U, C)},
 			"SECRET//NOFORN on aws/us-isob-east-1 (siprnet) writes to service:s (UNCLASSIFIED) on aws/us-east-1 (internet): " +
-				"guard g (NCDSMO) is approved for UNCLASSIFIED to CONFIDENTIAL//NOFORN, not SECRET//NOFORN"},
+				"guard g is not approved for SECRET//NOFORN"},
 		{"a diode asked to write down",
 			flow.Flow{Direction: flow.Write, Label: S, From: siprA, Target: flow.ServiceNamed("s"), TargetLabel: U, To: inet},
 			[]flow.Edge{edge(t, "d", flow.Diode, "siprnet", "internet", flow.Write, U, S)},
 			"SECRET//NOFORN on aws/us-isob-east-1 (siprnet) writes to service:s (UNCLASSIFIED) on aws/us-east-1 (internet): " +
-				"write down: SECRET//NOFORN goes to UNCLASSIFIED, which does not dominate it; diode d (NCDSMO) changes no label, and no other edge covers it"},
+				"write down: SECRET//NOFORN goes to UNCLASSIFIED, which does not dominate it; diode d changes no label, and no other edge covers it"},
 		{"releasability",
 			flow.Flow{Direction: flow.Write, Label: us(t, "SECRET//REL TO USA, GBR"), From: siprA, Target: flow.ServiceNamed("s"), TargetLabel: us(t, "SECRET//REL TO USA, GBR"),
 				To: flow.Side{Region: "aws/ap-tsc-au-1", Domain: flow.DomainSIPRNet, Operators: []string{"AUS", "USA"}, Personnel: flow.PersonnelClearedTopSecret}}, nil,

@@ -159,8 +159,13 @@ type Edge struct {
 // expired.
 func (e *Edge) InForce(now time.Time) bool { return !e.Revoked && now.Before(e.Expires) }
 
-// Name is how messages cite e: "guard sipr-guard-1 (NCDSMO)".
-func (e *Edge) Name() string { return fmt.Sprintf("%s %s (%s)", e.Kind, e.ID, e.Authority) }
+// Name is how messages cite e: "guard sipr-guard-1".
+//
+// Refusals read by a tenant's users name an edge this way and no more:
+// its authority, its approved range and its expiry are for catalogue
+// administrators and security auditors (who may read edges), not for
+// every submitter whose flow came near it.
+func (e *Edge) Name() string { return fmt.Sprintf("%s %s", e.Kind, e.ID) }
 
 // Validate checks every field, naming each one wrong, and sets the
 // range's parsed bounds (reading its markings with p).

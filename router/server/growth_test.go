@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/classroute/classroute/proto/classroute/v1"
 	"github.com/classroute/classroute/router"
@@ -110,15 +111,34 @@ func TestPlaceReleaseLoopKeepsOnlyTheTrail(t *testing.T) {
 
 	before := e.sizeByDir(t)
 	n := 0
+	// As a client does, each call is retried with the same request id
+	// while the daemon says it is briefly unavailable (its etcd watch
+	// re-established on a loaded machine): Place and Release are
+	// idempotent by request id.
+	retry := func(call func() error) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			err := call()
+			if err == nil {
+				return
+			}
+			if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	loop := func(d time.Duration) {
 		for end := time.Now().Add(d); time.Now().Before(end); n++ {
 			id := fmt.Sprintf("r%07d-%s", n, strings.Repeat("x", 110))
-			if _, err := e.place.Place(as(t, asDutch), &pb.PlaceRequest{RequestId: id, Workload: w}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.place.Release(as(t, asDutch), &pb.ReleaseRequest{Id: id}); err != nil {
-				t.Fatal(err)
-			}
+			retry(func() error {
+				_, err := e.place.Place(as(t, asDutch), &pb.PlaceRequest{RequestId: id, Workload: w})
+				return err
+			})
+			retry(func() error {
+				_, err := e.place.Release(as(t, asDutch), &pb.ReleaseRequest{Id: id})
+				return err
+			})
 		}
 	}
 	// Spend the burst first: the sustained rate is what counts.

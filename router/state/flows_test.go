@@ -461,8 +461,13 @@ func TestDependencyReachesRetiringCopies(t *testing.T) {
 	if err == nil {
 		t.Fatalf("writer placed in %v while its writes would reach the store's copy in GBR", p.Regions)
 	}
-	if !strings.Contains(err.Error(), "dependency") {
-		t.Errorf("refusal %v; want the dependency rule", err)
+	var refusal *router.RefusalError
+	if !errors.As(err, &refusal) || !slices.ContainsFunc(refusal.Regions, func(v router.Explained) bool {
+		return slices.ContainsFunc(v.Reasons, func(r router.Reason) bool {
+			return r.Code == router.ReasonResidency && strings.Contains(r.Message, "aws/s1 in GBR")
+		})
+	}) {
+		t.Errorf("refusal %v; want residency for the writes reaching aws/s1 in GBR", err)
 	}
 }
 

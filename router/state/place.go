@@ -61,6 +61,12 @@ func (s *Store) snapshot(tenantID, requestID string, w *router.Workload) snapsho
 	snap.rev, snap.regions = revisionTxn(tx)
 	if w.Foreign() {
 		snap.equiv, snap.equivGuards = s.equivalenceFrom(tx, w.Scheme)
+	} else if len(w.Dependencies) > 0 {
+		// A dependency on a target of another scheme reads entries
+		// between the schemes, as the reconciler's re-check does: the
+		// whole table, unguarded (an entry changing re-checks every
+		// placement, this one once committed).
+		snap.equiv = s.Equivalence()
 	}
 	snap.targetsOf(tx, w, s.keys)
 	if len(w.Dependencies) > 0 {
@@ -82,9 +88,9 @@ func (snap *snapshot) input(w *router.Workload, s *Store) router.Input {
 		Targets: snap.targets, Edges: snap.edges, Services: snap.services}
 }
 
-// targetsOf reads the placements w depends on: each live one's label
-// and regions, and a guard on its record (a missing one is guarded too:
-// one created meanwhile is decided on again).
+// targetsOf reads the placements w depends on: each live one's label,
+// rules and regions (its retiring copies' too), and a guard on its
+// record. A missing one refuses the decision (no_target).
 func (snap *snapshot) targetsOf(tx *memdb.Txn, w *router.Workload, k keys) {
 	for _, d := range w.Dependencies {
 		if d.Target.Kind != flow.PlacementTarget {
