@@ -563,3 +563,71 @@ func TestEdgeRevokedBeforeCommit(t *testing.T) {
 		})
 	}
 }
+
+// The region a dependency's target runs in, changed between the decision
+// and its commit (now British, where the writer's data may not go),
+// fails the commit: decided again, the writer is refused (residency).
+// Without the guard on the target's region record it was committed, and
+// only the re-check after the commit flagged it.
+func TestTargetRegionChangedBeforeCommit(t *testing.T) {
+	var once sync.Once
+	var s *scenario
+	changed := make(chan error, 1)
+	hook := func(id string) {
+		if id != "writer" {
+			return
+		}
+		once.Do(func() {
+			ctx := context.Background()
+			key := s.prefix + "regions/aws/s1"
+			resp, err := s.other.Get(ctx, key)
+			if err == nil && len(resp.Kvs) != 1 {
+				err = errors.New("no region record")
+			}
+			var r map[string]any
+			if err == nil {
+				err = json.Unmarshal(resp.Kvs[0].Value, &r)
+			}
+			if err == nil {
+				r["country"] = "GBR"
+				var data []byte
+				if data, err = json.Marshal(r); err == nil {
+					_, err = s.other.Put(ctx, key, string(data))
+				}
+			}
+			changed <- err
+		})
+	}
+	s = &scenario{env: newEnv(t, nil, state.WithBeforeCommit(hook)), t: t, catalog: make(map[string]router.Region)}
+	// The store fills s1; the writer goes to s2.
+	s1, s2 := secretRegion("aws", "s1", unit), secretRegion("azure", "s2", big)
+	s1.Cost, s2.Cost = 0.1, 1
+	s.regions(s1, s2)
+	store := secretWorkload(t, "store")
+	store.AllowedCountries = []string{"USA", "GBR"}
+	if p := s.place("store", store); p.Regions[0] != "aws/s1" {
+		t.Fatalf("store in %v; want aws/s1", p.Regions)
+	}
+	writer := secretWorkload(t, "writer")
+	writer.Dependencies = []flow.Dependency{{Target: flow.Placement("us-army", "store"), Direction: flow.Write}}
+	p, err := s.store.Place(context.Background(), "writer", writer)
+	select {
+	case cerr := <-changed:
+		if cerr != nil {
+			t.Fatalf("the region change: %v", cerr)
+		}
+	default:
+		t.Fatalf("no commit was attempted (Place: %v, %v): the test proves nothing", p, err)
+	}
+	var refusal *router.RefusalError
+	if err == nil {
+		t.Fatalf("writer placed in %v after its target's region became British before the commit", p.Regions)
+	}
+	if !errors.As(err, &refusal) || !slices.ContainsFunc(refusal.Regions, func(v router.Explained) bool {
+		return slices.ContainsFunc(v.Reasons, func(r router.Reason) bool {
+			return r.Code == router.ReasonResidency && strings.Contains(r.Message, "aws/s1 in GBR")
+		})
+	}) {
+		t.Errorf("refusal %v; want residency for the writes reaching aws/s1 in GBR", err)
+	}
+}

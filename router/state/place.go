@@ -89,8 +89,9 @@ func (snap *snapshot) input(w *router.Workload, s *Store) router.Input {
 }
 
 // targetsOf reads the placements w depends on: each live one's label,
-// rules and regions (its retiring copies' too), and a guard on its
-// record. A missing one refuses the decision (no_target).
+// rules and regions (its retiring copies' too), and guards on its record
+// and its regions' records. A missing one refuses the decision
+// (no_target).
 func (snap *snapshot) targetsOf(tx *memdb.Txn, w *router.Workload, k keys) {
 	for _, d := range w.Dependencies {
 		if d.Target.Kind != flow.PlacementTarget {
@@ -111,11 +112,15 @@ func (snap *snapshot) targetsOf(tx *memdb.Txn, w *router.Workload, k keys) {
 				keys = append(keys, rc.Region)
 			}
 		}
-		for _, k := range keys {
-			if st, ok := snap.regions.state(k); ok && st.Region != nil {
+		for _, key := range keys {
+			if st, ok := snap.regions.state(key); ok && st.Region != nil {
 				regions = append(regions, st.Region)
+				// Its country, operators and network decide the
+				// flows: a region record changed before the commit
+				// fails it.
+				snap.targetGuards = append(snap.targetGuards, guard{key: k.region(key), rev: st.Rev})
 			} else {
-				gone = append(gone, k) // refused: where its data rests is unknown
+				gone = append(gone, key) // refused: where its data rests is unknown
 			}
 		}
 		t := router.DependencyTargetOf(&rec.P.Workload, regions)
@@ -159,6 +164,9 @@ func (snap *snapshot) flowsOf(tx *memdb.Txn, w *router.Workload, s *Store) {
 		svc := rec.V.Service
 		snap.services[rec.Name] = &svc
 		snap.targetGuards = append(snap.targetGuards, guard{key: s.keys.service(rec.Name), rev: rec.V.Revision})
+		if st, ok := snap.regions.state(svc.Region); ok && st.Region != nil {
+			snap.targetGuards = append(snap.targetGuards, guard{key: s.keys.region(svc.Region), rev: st.Rev}) // as a target's
+		}
 	}
 }
 
