@@ -119,7 +119,7 @@ func dependencies(in *Input) []wantDep {
 // it is not there.
 func regionState(in *Input, key string) *RegionState {
 	for i := range in.Regions {
-		if r := in.Regions[i].Region; r != nil && r.Key() == key {
+		if r := in.Regions[i].Region; r != nil && hasKey(r, key) {
 			return &in.Regions[i]
 		}
 	}

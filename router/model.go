@@ -472,13 +472,18 @@ func (t *Tenant) WithinCeiling(l label.Label) error {
 
 // containsKey reports whether keys holds r's key, without building it.
 func containsKey(keys []string, r *Region) bool {
-	n := len(r.Provider)
 	for _, k := range keys {
-		if len(k) == n+1+len(r.ID) && k[n] == '/' && k[:n] == r.Provider && k[n+1:] == r.ID {
+		if hasKey(r, k) {
 			return true
 		}
 	}
 	return false
+}
+
+// hasKey reports whether k is r's key, without building it.
+func hasKey(r *Region, k string) bool {
+	n := len(r.Provider)
+	return len(k) == n+1+len(r.ID) && k[n] == '/' && k[:n] == r.Provider && k[n+1:] == r.ID
 }
 
 // Spread says how the replicas of a workload must be separated.
